@@ -1,0 +1,1 @@
+"""gridmap's thin outer layers: the FastAPI service and the ``gridmap`` CLI."""

@@ -1,0 +1,1 @@
+"""Folium rendering of gridmap data: GeoDataFrames in, maps and HTML out."""
