@@ -290,7 +290,7 @@ def parse_timestamps(raw: pd.Series, *, tz: str = "Asia/Shanghai") -> tuple[pd.S
         problem[naive_index[parsed.notna() & local.isna()]] = f"time does not exist in {tz}"
         result[naive_index] = local.dt.tz_convert("UTC")
     problem[result.isna() & problem.isna()] = "unparseable time"
-    return result, problem
+    return result, problem.astype(object).where(problem.notna(), None)
 
 
 def _coordinates(
@@ -336,7 +336,7 @@ def _coordinates(
         reason[outside & looks_swapped] = "outside the district (lon/lat swapped?)"
     # Unusable numbers are not kept as coordinates: a store would write them as points.
     usable = reason.isna()
-    return lon.where(usable), lat.where(usable), reason
+    return lon.where(usable), lat.where(usable), reason.astype(object).where(~usable, None)
 
 
 def flag_fallback_points(
