@@ -1,0 +1,671 @@
+"""Cells around buildings, grid polygons that tile each community, and coverage checks.
+
+A *cell* is the part of a community closest to one building (momepy's morphological tessellation,
+or its enclosed tessellation when streets are given). Cells are built once per import and cached;
+a grid's polygon is the union of its buildings' cells, so re-partitioning never re-tessellates.
+
+Guarantees of :func:`building_cells`, which the rest of the module relies on:
+
+* every building gets one cell that contains its representative point (momepy drops tiny or
+  overlapping footprints and sometimes splits a cell; those are repaired here);
+* cells of the whole district form one valid polygonal coverage (``shapely.coverage_is_valid``):
+  no overlaps, shared edges identical, so unions and simplifications stay gap-free;
+* within a community the cells cover the community's limit (its polygon, or a buffer around its
+  buildings) without gaps, and never reach into another community's limit.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> buildings = gpd.GeoDataFrame(
+...     {"community": ["a", "a", "a"]},
+...     geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10), shapely.box(40, 0, 50, 10)],
+...     crs=4549,
+... )
+>>> cells = building_cells(buildings, buffer_m=20)
+>>> bool(shapely.coverage_is_valid(cells.values))
+True
+>>> grids = grid_polygons(cells, pd.Series(["g1", "g1", "g2"]), community=buildings["community"])
+>>> grids["n_buildings"].tolist()
+[2, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import momepy
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.errors import GEOSException
+
+from geo.errors import GridmapError, InputError
+
+# Gaps narrower than this (m) are floating-point slivers between momepy's clipped cells.
+SLIVER_M = 0.01
+# A building momepy dropped gets at most this much room (m) around its footprint when repaired.
+CARVE_M = 1.0
+
+
+class CoverageError(GridmapError):
+    """The cells could not be made into a valid coverage (a bug: please report the data)."""
+
+    status = 500
+    exit_code = 6
+
+
+@dataclass
+class _Pieces:
+    """Polygons with the building (position, -1 for none) and community they belong to."""
+
+    geometry: np.ndarray
+    owner: np.ndarray
+    community: np.ndarray
+
+    def take(self, mask: np.ndarray) -> _Pieces:
+        return _Pieces(self.geometry[mask], self.owner[mask], self.community[mask])
+
+    def exploded(self) -> _Pieces:
+        """One polygon per row, empty ones dropped (cleaning and differences make multi-parts)."""
+        parts, index = shapely.get_parts(self.geometry, return_index=True)
+        keep = ~shapely.is_empty(parts) & (shapely.area(parts) > 0)
+        return _Pieces(parts[keep], self.owner[index][keep], self.community[index][keep])
+
+    @staticmethod
+    def concat(pieces: Iterable[_Pieces]) -> _Pieces:
+        pieces = list(pieces)
+        return _Pieces(
+            np.concatenate([p.geometry for p in pieces]),
+            np.concatenate([p.owner for p in pieces]),
+            np.concatenate([p.community for p in pieces]),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# cells
+
+
+def building_cells(
+    buildings: gpd.GeoDataFrame,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    roads: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    buffer_m: float = 50.0,
+    segment_m: float = 2.0,
+) -> gpd.GeoSeries:
+    """One tessellation cell per building, tiling each community without gaps or overlaps.
+
+    Parameters
+    ----------
+    buildings : GeoDataFrame
+        Footprints in a metric CRS, with a ``community`` column (missing means one community).
+    communities : GeoDataFrame, optional
+        ``community`` and polygon geometry. Each community's cells fill its polygon. Communities
+        of buildings without a polygon, and all of them when this is None, are limited by a buffer
+        of ``buffer_m`` around their buildings, split between neighbours by proximity.
+    roads : GeoDataFrame or GeoSeries, optional
+        Street lines used as enclosures: cells do not cross them.
+    buffer_m : float
+        Reach of a community's cells beyond its outermost buildings, in metres.
+    segment_m : float
+        Spacing (m) of the footprint points momepy tessellates around; smaller is finer and slower.
+
+    Returns
+    -------
+    GeoSeries
+        Aligned to ``buildings.index``; every cell contains its building's representative point.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> b = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(12, 0, 22, 10)],
+    ...                      crs=4549)
+    >>> cells = building_cells(b, buffer_m=10)
+    >>> bool(cells.contains(b.representative_point()).all())
+    True
+    """
+    _check_metric(buildings)
+    if buildings.empty:
+        return gpd.GeoSeries([], index=buildings.index, crs=buildings.crs)
+    footprints = shapely.make_valid(buildings.geometry.values)
+    points = shapely.point_on_surface(footprints)
+    community = _community_of(buildings)
+    limits = community_limits(
+        buildings, communities=communities, buffer_m=buffer_m, segment_m=segment_m
+    )
+    road_lines = None if roads is None else gpd.GeoSeries(_lines(roads, buildings.crs))
+
+    pieces = _Pieces.concat(
+        _tessellate_community(
+            footprints,
+            np.flatnonzero(community == name),
+            limit,
+            name,
+            road_lines,
+            segment_m,
+        )
+        for name, limit in limits.items()
+    ).exploded()
+    pieces = _anchor_every_building(pieces, footprints, points, community)
+    cells = _merge_orphans(pieces, points, len(buildings))
+    return gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
+
+
+def community_limits(
+    buildings: gpd.GeoDataFrame,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    buffer_m: float = 50.0,
+    segment_m: float = 2.0,
+) -> gpd.GeoSeries:
+    """The area each community's cells may fill: disjoint polygons indexed by community name.
+
+    A community with a polygon in ``communities`` gets that polygon (where polygons overlap, the
+    first in name order keeps the overlap). The others get the buffer of ``buffer_m`` around their
+    buildings, split between neighbouring communities along a coarse tessellation of all buildings
+    and kept out of the given polygons.
+    """
+    community = _community_of(buildings)
+    names = sorted(set(community))
+    limits: dict[str, shapely.Geometry] = {}
+    taken = shapely.Polygon()
+    if communities is not None:
+        polygons = _community_polygons(communities, buildings.crs)
+        for name in sorted(polygons.index):
+            limits[name] = shapely.difference(polygons[name], taken)
+            taken = shapely.union(taken, limits[name])
+    open_names = [name for name in names if name not in limits]
+    if open_names:
+        mask = np.isin(community, open_names)
+        territory = _territories(
+            buildings.geometry.values[mask], community[mask], buffer_m, segment_m
+        )
+        for name in open_names:
+            limits[name] = shapely.difference(territory[name], taken)
+    limits = {name: geometry for name, geometry in limits.items() if not geometry.is_empty}
+    return gpd.GeoSeries(limits, crs=buildings.crs, name="geometry").rename_axis("community")
+
+
+def _territories(
+    footprints: np.ndarray, community: np.ndarray, buffer_m: float, segment_m: float
+) -> dict[str, shapely.Geometry]:
+    """Buffers around each community's buildings, split where they meet by a coarse tessellation."""
+    frame = gpd.GeoSeries(footprints)
+    buffers = {
+        name: shapely.union_all(shapely.buffer(footprints[community == name], buffer_m))
+        for name in np.unique(community)
+    }
+    if len(buffers) == 1:
+        return buffers
+    # A coarse tessellation is enough to decide which community owns the space between them.
+    coarse = _morphological(frame, shapely.union_all(list(buffers.values())), 4 * segment_m)
+    coarse_geometry = shapely.coverage_clean(coarse.geometry.values, gap_width=SLIVER_M)
+    owner = community[coarse.index.to_numpy()]
+    return {
+        name: shapely.intersection(
+            shapely.coverage_union_all(coarse_geometry[owner == name]), buffer
+        )
+        for name, buffer in buffers.items()
+    }
+
+
+def _tessellate_community(
+    footprints: np.ndarray,
+    positions: np.ndarray,
+    limit: shapely.Geometry,
+    name: str,
+    roads: gpd.GeoSeries | None,
+    segment_m: float,
+) -> _Pieces:
+    """momepy's cells of one community, plus the gaps they leave inside the limit (owner -1)."""
+    if len(positions) == 0:
+        # A community polygon without buildings: its area stays unowned and is reported as such.
+        return _Pieces(np.array([limit]), np.array([-1]), np.array([name], dtype=object))
+    frame = gpd.GeoSeries(footprints[positions], index=positions)
+    if roads is not None:
+        cells = _enclosed(frame, limit, roads, segment_m)
+    else:
+        cells = _morphological(frame, limit, segment_m)
+    geometry = shapely.intersection(shapely.make_valid(cells.geometry.values), limit)
+    owner = np.where(cells.index.to_numpy() >= 0, cells.index.to_numpy(), -1)
+    gap = shapely.difference(limit, shapely.union_all(geometry))
+    geometry = np.append(geometry, gap)
+    owner = np.append(owner, -1)
+    return _Pieces(geometry, owner, np.full(len(geometry), name, dtype=object))
+
+
+def _morphological(
+    frame: gpd.GeoSeries, limit: shapely.Geometry, segment_m: float
+) -> gpd.GeoDataFrame:
+    try:
+        return momepy.morphological_tessellation(
+            frame, clip=limit, segment=segment_m, simplify=False
+        )
+    except (ValueError, GEOSException):
+        # momepy fails when every footprint collapses under its shrink: fall back to points.
+        return _point_voronoi(frame, limit)
+
+
+def _enclosed(
+    frame: gpd.GeoSeries, limit: shapely.Geometry, roads: gpd.GeoSeries, segment_m: float
+) -> gpd.GeoDataFrame:
+    local = roads[roads.intersects(limit)]
+    if local.empty:
+        return _morphological(frame, limit, segment_m)
+    enclosures = momepy.enclosures(local, limit=gpd.GeoSeries([limit], crs=roads.crs))
+    try:
+        return momepy.enclosed_tessellation(
+            frame, enclosures.geometry, segment=segment_m, simplify=False, n_jobs=1
+        )
+    except (ValueError, GEOSException):
+        return _point_voronoi(frame, limit)
+
+
+def _point_voronoi(frame: gpd.GeoSeries, limit: shapely.Geometry) -> gpd.GeoDataFrame:
+    points = shapely.point_on_surface(frame.values)
+    unique, first = np.unique(shapely.to_wkb(points), return_index=True)
+    del unique
+    cells = shapely.voronoi_polygons(
+        shapely.multipoints(points[np.sort(first)]), extend_to=limit, ordered=True
+    )
+    geometry = shapely.intersection(shapely.get_parts(cells), limit)
+    return gpd.GeoDataFrame(geometry=geometry, index=frame.index[np.sort(first)])
+
+
+# --------------------------------------------------------------------------------------------
+# repairs
+
+
+def _anchor_every_building(
+    pieces: _Pieces,
+    footprints: np.ndarray,
+    points: np.ndarray,
+    community: np.ndarray,
+    *,
+    rounds: int = 4,
+) -> _Pieces:
+    """Clean the pieces into an exact coverage where each building owns the piece at its point."""
+    voronoi = None
+    for attempt in range(rounds):
+        missing = _unanchored(pieces, points)
+        if attempt > 0 and len(missing) == 0:
+            return pieces
+        if len(missing):
+            if voronoi is None:
+                voronoi = _point_cells(points)
+            pieces = _carve(pieces, missing, footprints, points, community, voronoi)
+        pieces = _clean(pieces)
+    if len(_unanchored(pieces, points)):
+        raise CoverageError(
+            f"{len(_unanchored(pieces, points))} buildings could not get a cell around their point"
+        )
+    return pieces
+
+
+def _unanchored(pieces: _Pieces, points: np.ndarray) -> np.ndarray:
+    """Positions of buildings whose point lies in no piece of their own (duplicates excluded)."""
+    point_index, piece_index = shapely.STRtree(pieces.geometry).query(points, predicate="within")
+    anchored = np.zeros(len(points), dtype=bool)
+    anchored[point_index[pieces.owner[piece_index] == point_index]] = True
+    # Two buildings with the same point cannot both hold it: only the first is required to.
+    _, first = np.unique(shapely.to_wkb(points), return_index=True)
+    required = np.zeros(len(points), dtype=bool)
+    required[first] = True
+    return np.flatnonzero(~anchored & required)
+
+
+def _point_cells(points: np.ndarray) -> np.ndarray:
+    """The Voronoi cell of each building's point (empty for repeated points)."""
+    wkb = shapely.to_wkb(points)
+    _, first, inverse = np.unique(wkb, return_index=True, return_inverse=True)
+    order = np.sort(first)
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(points[order]), ordered=True)
+    )
+    by_first = dict(zip(order, cells, strict=True))
+    result = np.array([by_first[first[k]] for k in inverse], dtype=object)
+    result[np.setdiff1d(np.arange(len(points)), first)] = shapely.Polygon()
+    return result
+
+
+def _carve(
+    pieces: _Pieces,
+    missing: np.ndarray,
+    footprints: np.ndarray,
+    points: np.ndarray,
+    community: np.ndarray,
+    voronoi: np.ndarray,
+) -> _Pieces:
+    """Give each building in ``missing`` the part of the pieces at its point nearest to it.
+
+    The new piece is the building's point-Voronoi cell, so no other building loses its own point,
+    limited to its footprint plus ``CARVE_M`` and to the pieces already at that spot (or to the
+    uncovered space when no piece is there, e.g. a building outside its community polygon).
+    """
+    tree = shapely.STRtree(pieces.geometry)
+    carved = []
+    for position in missing:
+        reach = shapely.intersection(
+            voronoi[position], shapely.buffer(footprints[position], CARVE_M)
+        )
+        here = tree.query(points[position], predicate="intersects")
+        if len(here):
+            piece = shapely.intersection(reach, shapely.union_all(pieces.geometry[here]))
+        else:
+            nearby = tree.query(reach, predicate="intersects")
+            piece = shapely.difference(reach, shapely.union_all(pieces.geometry[nearby]))
+        carved.append(piece)
+    carved = np.array(carved, dtype=object)
+    cut = shapely.union_all(carved)
+    touched = shapely.intersects(pieces.geometry, cut)
+    geometry = pieces.geometry.copy()
+    geometry[touched] = shapely.difference(geometry[touched], cut)
+    return _Pieces.concat(
+        # A stray building's piece belongs to its own community, even inside another's limit.
+        [
+            _Pieces(geometry, pieces.owner, pieces.community),
+            _Pieces(carved, missing, community[missing]),
+        ]
+    ).exploded()
+
+
+def _clean(pieces: _Pieces) -> _Pieces:
+    """Snap the pieces into an exact coverage (identical shared edges, no overlaps)."""
+    pieces = pieces.exploded()
+    geometry = shapely.coverage_clean(pieces.geometry, gap_width=SLIVER_M)
+    return _Pieces(geometry, pieces.owner, pieces.community).exploded()
+
+
+def _merge_orphans(pieces: _Pieces, points: np.ndarray, n: int) -> np.ndarray:
+    """Union each building's anchor piece with the unowned pieces next to it, per community.
+
+    An unowned piece (a gap, an empty enclosure, a split-off part of a cell) joins the
+    neighbouring cell of the same community it shares the longest border with; pieces with no
+    such neighbour join the nearest cell of their community.
+    """
+    point_index, piece_index = shapely.STRtree(pieces.geometry).query(points, predicate="within")
+    own = pieces.owner[piece_index] == point_index
+    group = np.full(len(pieces.geometry), -1)
+    group[piece_index[own]] = point_index[own]
+    orphans = np.flatnonzero(group < 0)
+    if len(orphans):
+        _adopt(pieces, group, orphans)
+    cells = np.full(n, shapely.Polygon(), dtype=object)
+    order = np.argsort(group, kind="stable")
+    keys, starts = np.unique(group[order], return_index=True)
+    for key, members in zip(keys, np.split(order, starts[1:]), strict=True):
+        if key < 0:
+            continue
+        parts = pieces.geometry[members]
+        cells[key] = parts[0] if len(parts) == 1 else shapely.coverage_union_all(parts)
+    return cells
+
+
+def _adopt(pieces: _Pieces, group: np.ndarray, orphans: np.ndarray) -> None:
+    """Set ``group`` of each orphan piece to the building it joins (in place)."""
+    tree = shapely.STRtree(pieces.geometry)
+    left, right = tree.query(pieces.geometry[orphans], predicate="intersects")
+    left = orphans[left]
+    keep = (left != right) & (pieces.community[left] == pieces.community[right])
+    left, right = left[keep], right[keep]
+    shared = shapely.length(
+        shapely.intersection(
+            shapely.boundary(pieces.geometry[left]), shapely.boundary(pieces.geometry[right])
+        )
+    )
+    left, right, shared = left[shared > 0], right[shared > 0], shared[shared > 0]
+    while True:
+        candidate = (group[left] < 0) & (group[right] >= 0)
+        if not candidate.any():
+            break
+        frame = pd.DataFrame(
+            {"orphan": left[candidate], "to": group[right[candidate]], "shared": shared[candidate]}
+        )
+        best = frame.groupby(["orphan", "to"])["shared"].sum().reset_index()
+        best = best.sort_values(["orphan", "shared", "to"], ascending=[True, False, True])
+        best = best.drop_duplicates("orphan")
+        group[best["orphan"].to_numpy()] = best["to"].to_numpy()
+    for orphan in np.flatnonzero(group < 0):
+        same = np.flatnonzero((group >= 0) & (pieces.community == pieces.community[orphan]))
+        if len(same):
+            nearest = same[
+                np.argmin(shapely.distance(pieces.geometry[same], pieces.geometry[orphan]))
+            ]
+            group[orphan] = group[nearest]
+
+
+# --------------------------------------------------------------------------------------------
+# outlines and grids
+
+
+def community_outlines(buildings: gpd.GeoDataFrame, cells: gpd.GeoSeries) -> gpd.GeoDataFrame:
+    """The outline of each community: the union of its buildings' cells.
+
+    Returns a GeoDataFrame with ``community`` and geometry, one row per community.
+    """
+    community = pd.Series(_community_of(buildings), index=buildings.index)
+    frame = gpd.GeoDataFrame(
+        {"community": community}, geometry=cells.reindex(buildings.index), crs=cells.crs
+    )
+    return _union_by(frame, "community").reset_index()
+
+
+def grid_polygons(
+    cells: gpd.GeoSeries,
+    labels: pd.Series,
+    *,
+    community: pd.Series | None = None,
+) -> gpd.GeoDataFrame:
+    """One polygon per grid: the union of its buildings' cells.
+
+    Parameters
+    ----------
+    cells : GeoSeries
+        From :func:`building_cells`, aligned to the buildings.
+    labels : Series
+        Grid key of each building (aligned to ``cells``; missing = building in no grid).
+    community : Series, optional
+        Community of each building; a grid spanning two communities is an ``InputError``.
+
+    Returns
+    -------
+    GeoDataFrame
+        Indexed by grid key (``grid``), columns ``community`` (if given), ``n_buildings``,
+        ``area_m2`` and geometry. A grid in two pieces stays a MultiPolygon.
+    """
+    labels = pd.Series(labels, index=cells.index) if not isinstance(labels, pd.Series) else labels
+    frame = gpd.GeoDataFrame({"grid": labels.reindex(cells.index)}, geometry=cells, crs=cells.crs)
+    if community is not None:
+        frame["community"] = community.reindex(cells.index).astype(object)
+    frame = frame[frame["grid"].notna()]
+    grids = _union_by(frame, "grid")
+    grids.insert(0, "n_buildings", frame.groupby("grid", sort=False).size().reindex(grids.index))
+    if community is not None:
+        spread = frame.groupby("grid", sort=False)["community"].nunique()
+        mixed = spread[spread > 1].index.tolist()
+        if mixed:
+            raise InputError(
+                f"grids {_sample(mixed)} hold buildings of more than one community; "
+                "a grid must belong to exactly one community"
+            )
+        grids.insert(0, "community", frame.groupby("grid", sort=False)["community"].first())
+    grids["area_m2"] = grids.geometry.area
+    return grids
+
+
+def update_grid_polygons(
+    previous: gpd.GeoDataFrame,
+    cells: gpd.GeoSeries,
+    labels: pd.Series,
+    changed_keys: Iterable,
+    *,
+    community: pd.Series | None = None,
+) -> gpd.GeoDataFrame:
+    """``previous`` with only the grids in ``changed_keys`` recomputed (or dropped if now empty).
+
+    Examples
+    --------
+    After moving one building from grid ``a`` to grid ``b``, only ``a`` and ``b`` are unioned
+    again: ``update_grid_polygons(grids, cells, labels, {"a", "b"})``.
+    """
+    changed = set(changed_keys)
+    keep = previous[~previous.index.isin(changed)]
+    still = labels[labels.isin(changed)]
+    if still.empty:
+        return keep
+    fresh = grid_polygons(
+        cells.loc[still.index],
+        still,
+        community=None if community is None else community.loc[still.index],
+    )
+    return pd.concat(
+        [keep, fresh[keep.columns.intersection(fresh.columns, sort=False)]]
+    ).rename_axis("grid")
+
+
+def simplified(grids: gpd.GeoDataFrame, *, tolerance_m: float = 2.0) -> gpd.GeoDataFrame:
+    """A lighter copy of ``grids`` for display; edges shared by two grids stay shared.
+
+    The whole layer is simplified at once when it is a valid coverage (community boundaries stay
+    shared too); otherwise each community is simplified with its outline kept as it is.
+    """
+    result = grids.copy()
+    geometry = grids.geometry.values
+    if shapely.coverage_is_valid(geometry):
+        result.geometry = shapely.coverage_simplify(geometry, tolerance_m)
+        return result
+    groups = grids["community"] if "community" in grids else pd.Series("", index=grids.index)
+    simple = np.empty(len(grids), dtype=object)
+    for _, members in groups.groupby(groups, sort=False).indices.items():
+        simple[members] = shapely.coverage_simplify(
+            geometry[members], tolerance_m, simplify_boundary=False
+        )
+    result.geometry = simple
+    return result
+
+
+def coverage_report(
+    grids: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    *,
+    labels: pd.Series,
+    community_outlines: gpd.GeoDataFrame,
+) -> pd.DataFrame:
+    """Check each community's grids: a valid coverage, no overlap, no gap, buildings inside.
+
+    Parameters
+    ----------
+    grids : GeoDataFrame
+        From :func:`grid_polygons` (index = grid key, ``community`` column).
+    buildings : GeoDataFrame
+        The footprints.
+    labels : Series
+        Grid key of each building.
+    community_outlines : GeoDataFrame
+        ``community`` and geometry: the given community polygons, or :func:`community_outlines`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by community: ``n_grids``, ``coverage_is_valid``, ``overlap_m2`` (area covered by
+        two grids), ``gap_m2`` (area inside the outline, holes filled, that no grid of any
+        community covers), ``n_outside`` and ``outside`` (buildings whose representative point is
+        not inside their own grid).
+    """
+    points = buildings.representative_point()
+    key = labels.reindex(buildings.index)
+    has_grid = key.notna() & key.isin(grids.index)
+    own = grids.geometry.reindex(key[has_grid]).values
+    inside = pd.Series(False, index=buildings.index)
+    inside[has_grid] = shapely.within(points[has_grid].values, own)
+    building_community = pd.Series(_community_of(buildings), index=buildings.index)
+    everything = shapely.union_all(grids.geometry.values)
+    outlines = community_outlines.set_index("community").geometry
+    rows = {}
+    for name, members in grids.groupby("community", sort=True):
+        geometry = members.geometry.values
+        union = shapely.union_all(geometry)
+        outline = outlines.get(name, union)
+        filled = shapely.union_all(
+            shapely.polygons(shapely.get_exterior_ring(shapely.get_parts(outline)))
+        )
+        outside = buildings.index[(building_community == name) & ~inside].tolist()
+        rows[name] = {
+            "n_grids": len(members),
+            "coverage_is_valid": bool(shapely.coverage_is_valid(geometry)),
+            "overlap_m2": float(shapely.area(geometry).sum() - shapely.area(union)),
+            "gap_m2": float(shapely.area(shapely.difference(filled, everything))),
+            "n_outside": len(outside),
+            "outside": outside,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("community")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _union_by(frame: gpd.GeoDataFrame, column: str) -> gpd.GeoDataFrame:
+    """Coverage-union the geometries of ``frame`` per value of ``column`` (first-seen order)."""
+    geometry = frame.geometry.values
+    groups = frame.groupby(column, sort=False).indices
+    unions = [
+        geometry[members[0]] if len(members) == 1 else shapely.coverage_union_all(geometry[members])
+        for members in groups.values()
+    ]
+    return gpd.GeoDataFrame(
+        geometry=unions, index=pd.Index(list(groups), name=column), crs=frame.crs
+    )
+
+
+def _community_of(buildings: gpd.GeoDataFrame) -> np.ndarray:
+    if "community" not in buildings:
+        return np.full(len(buildings), "", dtype=object)
+    return (
+        buildings["community"]
+        .astype(object)
+        .where(buildings["community"].notna(), "")
+        .astype(str)
+        .to_numpy(dtype=object)
+    )
+
+
+def _community_polygons(communities: gpd.GeoDataFrame, crs) -> gpd.GeoSeries:
+    if "community" not in communities:
+        raise InputError("the community polygons have no 'community' column")
+    communities = (
+        communities.to_crs(crs) if communities.crs is not None and crs is not None else communities
+    )
+    geometry = shapely.make_valid(communities.geometry.values)
+    polygons = shapely.get_parts(geometry)
+    name = (
+        communities["community"]
+        .astype(str)
+        .to_numpy()[shapely.get_parts(geometry, return_index=True)[1]]
+    )
+    polygonal = np.isin(shapely.get_type_id(polygons), [3, 6])
+    frame = gpd.GeoDataFrame({"community": name[polygonal]}, geometry=polygons[polygonal], crs=crs)
+    return frame.dissolve("community").geometry
+
+
+def _lines(roads: gpd.GeoDataFrame | gpd.GeoSeries, crs) -> np.ndarray:
+    series = roads.geometry if isinstance(roads, gpd.GeoDataFrame) else roads
+    if series.crs is not None and crs is not None:
+        series = series.to_crs(crs)
+    parts = shapely.get_parts(series.values)
+    return parts[np.isin(shapely.get_type_id(parts), [1, 2])]
+
+
+def _check_metric(buildings: gpd.GeoDataFrame) -> None:
+    if buildings.crs is not None and buildings.crs.is_geographic:
+        raise InputError(
+            "the buildings are in longitude/latitude; cells need a metric CRS",
+            hint="reproject first, e.g. buildings.to_crs(buildings.estimate_utm_crs())",
+        )
+
+
+def _sample(values: list, limit: int = 5) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
