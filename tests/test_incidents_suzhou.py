@@ -312,7 +312,7 @@ def test_repeat_hotspots_on_the_generated_cases(imported):
     # every case DBSCAN calls a core has 3+ cases (itself included) within 30 m and 90 days
     labels = hotspot_labels(points)
     xy = np.column_stack([points.geometry.x, points.geometry.y])
-    days = points["reported_at"].astype("int64").to_numpy() / 86400e9
+    days = ((points["reported_at"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(days=1)).to_numpy()
     core = _brute_force_core(xy, days)
     assert (labels.to_numpy()[core] >= 0).all()
     assert hotspots["n_cases"].sum() == int((labels >= 0).sum())

@@ -248,7 +248,9 @@ def hotspot_labels(
     if len(points) < min_cases:
         return labels
     xy = np.column_stack([points.geometry.x, points.geometry.y])
-    days = pd.to_datetime(points["reported_at"], utc=True).astype("int64").to_numpy() / 86400e9
+    # in days since 1970, whatever the datetime resolution (pandas 3 infers s/ms/us/ns)
+    times = pd.to_datetime(points["reported_at"], utc=True)
+    days = ((times - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(days=1)).to_numpy()
     pairs = cKDTree(xy).query_pairs(r=radius, output_type="ndarray")
     pairs = pairs[np.abs(days[pairs[:, 0]] - days[pairs[:, 1]]) <= window_days]
     n = len(points)
