@@ -1,0 +1,110 @@
+"""Escaping for text from data on its way into an HTML page.
+
+Data strings (names, addresses, incident descriptions) are untrusted. The maps keep them out of
+generated JavaScript entirely: they travel in a JSON block that :func:`json_for_html` makes safe
+inside ``<script type="application/json">``, and the page's script shows them with
+``textContent``. :func:`escape_html` covers the few places text lands in HTML markup.
+
+Examples
+--------
+>>> json_for_html({"d": "</script><b>&"})
+'{"d":"\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e\\\\u0026"}'
+>>> escape_html('<img src=x onerror="1">')
+'&lt;img src=x onerror=&quot;1&quot;&gt;'
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+__all__ = ["css_string", "escape_html", "json_for_html"]
+
+# Characters that could end the <script> element, open a comment or an entity, or (before
+# ES2019) end a JavaScript string; escaped as JSON \u sequences, which JSON.parse reads back.
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_JSON_TABLE = str.maketrans(_JSON_ESCAPES)
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/Infinity: a missing number is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_for_html(value: Any) -> str:
+    """JSON text that is safe inside an HTML ``<script>`` element and parses back to ``value``.
+
+    ``<``, ``>``, ``&``, U+2028 and U+2029 occur only inside JSON strings, so replacing them by
+    their ``\\u`` escapes keeps the JSON equal while no ``</script>``, ``<!--`` or entity can
+    appear in the page source. NaN and infinities become ``null``.
+
+    Parameters
+    ----------
+    value : Any
+        Plain JSON-able data (dict, list, str, int, float, bool, None).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> json_for_html(["a\\u2028b", float("nan")])
+    '["a\\\\u2028b",null]'
+    """
+    text = json.dumps(
+        _clean(value),
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+        default=_unsupported,
+    )
+    return text.translate(_JSON_TABLE)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    return _finite(value)
+
+
+def _unsupported(value: Any) -> Any:
+    raise TypeError(f"cannot put a {type(value).__name__} into map data")
+
+
+def escape_html(text: Any) -> str:
+    """``text`` escaped for HTML element content and quoted attribute values.
+
+    Examples
+    --------
+    >>> escape_html("a & b")
+    'a &amp; b'
+    """
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def css_string(text: str) -> str:
+    """``text`` as a double-quoted CSS string with every non-alphanumeric character escaped.
+
+    Examples
+    --------
+    >>> css_string('容"')
+    '"\\\\5bb9 \\\\22 "'
+    """
+    return (
+        '"'
+        + "".join(ch if ch.isascii() and ch.isalnum() else f"\\{ord(ch):x} " for ch in text)
+        + '"'
+    )

@@ -1,0 +1,288 @@
+"""Turn the GeoDataFrames of geo/ into the small, safe JSON a map page embeds.
+
+Every function returns plain lists aligned with its input rows; geometries are simplified in a
+metric CRS, reprojected to WGS84 (or GCJ-02 over Amap tiles), rounded to 6 decimals and encoded
+by :mod:`maps.encode`. Only the columns a popup shows are kept; phone numbers only on request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.errors import InputError
+
+from .encode import encode_points, encode_polygons
+from .i18n import INCIDENT_CLASSES
+
+__all__ = [
+    "MapInputError",
+    "grid_colours",
+    "prepare_buildings",
+    "prepare_communities",
+    "prepare_grids",
+    "prepare_incidents",
+    "to_display",
+]
+
+#: Incident statuses that count as closed (everything else is open).
+CLOSED_STATUSES = frozenset({"closed", "结案", "cancelled", "rejected"})
+#: Columns that may hold a worker's phone number (kept out unless contacts are asked for).
+PHONE_COLUMNS = ("worker_phone", "phone", "mobile", "telephone", "电话", "联系电话")
+
+
+class MapInputError(InputError):
+    """A layer given to a map lacks a column or a CRS the map needs."""
+
+
+def _require(frame: gpd.GeoDataFrame, columns: tuple[str, ...], layer: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MapInputError(f"the {layer} layer has no column {', '.join(map(repr, missing))}")
+    if frame.crs is None:
+        raise MapInputError(f"the {layer} layer has no CRS; set one before mapping it")
+
+
+def _text(series: pd.Series | None, n: int) -> list[str | None]:
+    if series is None:
+        return [None] * n
+    values = series.astype(object).where(series.notna(), None)
+    return [None if v is None else str(v) for v in values]
+
+
+def _int(series: pd.Series | None, n: int) -> list[int | None]:
+    if series is None:
+        return [None] * n
+    values = pd.to_numeric(series, errors="coerce")
+    return [None if pd.isna(v) else int(v) for v in values]
+
+
+def _metric(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return frame if frame.crs.is_projected else frame.to_crs(frame.estimate_utm_crs())
+
+
+def to_display(geoms: gpd.GeoSeries, *, crs: str = "wgs84") -> gpd.GeoSeries:
+    """``geoms`` in WGS84 lon/lat, or shifted to GCJ-02 for display over Amap tiles.
+
+    Parameters
+    ----------
+    geoms : GeoSeries
+        Any CRS.
+    crs : {"wgs84", "gcj02"}
+        The display datum.
+
+    Examples
+    --------
+    >>> from shapely import Point
+    >>> g = to_display(gpd.GeoSeries([Point(116.481499, 39.990475)], crs=4326), crs="gcj02")
+    >>> round(g.x[0], 6), round(g.y[0], 6)
+    (116.487586, 39.991754)
+    """
+    wgs = geoms.to_crs(4326)
+    if crs == "wgs84":
+        return wgs
+    from geo.crs import from_wgs84  # only Amap maps need it
+
+    def shift(coords: np.ndarray) -> np.ndarray:
+        lon, lat = from_wgs84(coords[:, 0], coords[:, 1], crs=crs)
+        return np.column_stack([lon, lat])
+
+    return gpd.GeoSeries(shapely.transform(wgs.values, shift), index=wgs.index, crs=4326)
+
+
+def grid_colours(grids: gpd.GeoDataFrame) -> pd.Series:
+    """A colour index per grid such that grids sharing an edge or a corner differ.
+
+    Greedy colouring of the adjacency graph in smallest-last order, which uses at most 6
+    colours on a planar map.
+
+    Returns
+    -------
+    Series of int, aligned to ``grids.index``.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> row = gpd.GeoDataFrame(geometry=[box(i, 0, i + 1, 1) for i in range(3)], crs=3857)
+    >>> grid_colours(row).tolist()
+    [0, 1, 0]
+    """
+    n = len(grids)
+    left, right = grids.sindex.query(grids.geometry, predicate="intersects")
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((a, b) for a, b in zip(left, right, strict=True) if a < b)
+    colours = nx.greedy_color(graph, strategy="smallest_last")
+    return pd.Series([colours[i] for i in range(n)], index=grids.index, dtype="int64")
+
+
+def _simplified_grids(grids: gpd.GeoDataFrame, tolerance: float) -> gpd.GeoSeries:
+    metric = _metric(grids)
+    if tolerance <= 0:
+        return metric.geometry
+    out = metric.geometry.copy()
+    # One coverage per community: shared edges stay shared after simplification.
+    for _, part in metric.groupby("community", sort=False, dropna=False):
+        out.loc[part.index] = shapely.coverage_simplify(part.geometry.values, tolerance)
+    return out
+
+
+def _polygons_only(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    # Overlay results may carry stray lines or points; the map draws areas.
+    keep = geoms.geom_type.isin(["Polygon", "MultiPolygon"]) & ~geoms.is_empty
+    if keep.all():
+        return geoms
+    parts = geoms.copy()
+    for i in geoms.index[~keep]:
+        polys = [
+            p for p in shapely.get_parts(geoms[i]) if p.geom_type == "Polygon" and not p.is_empty
+        ]
+        parts[i] = shapely.multipolygons(polys) if polys else None
+    return parts
+
+
+def prepare_grids(
+    grids: gpd.GeoDataFrame,
+    *,
+    incidents: gpd.GeoDataFrame | None = None,
+    crs: str = "wgs84",
+    include_contacts: bool = False,
+    tolerance: float = 1.0,
+) -> dict[str, Any]:
+    """Columns and encoded outlines of the grids, with colour index and label points.
+
+    Open and overdue incident counts come from the ``open_incidents``/``overdue_incidents``
+    columns, else are counted from ``incidents`` by ``grid_code``.
+    """
+    _require(grids, ("grid_code", "community", "geometry"), "grids")
+    grids = grids[grids.geometry.notna() & ~grids.geometry.is_empty]
+    n = len(grids)
+    metric_geoms = _polygons_only(_simplified_grids(grids, tolerance))
+    metric_frame = gpd.GeoDataFrame(geometry=metric_geoms, crs=metric_geoms.crs)
+    colours = grid_colours(metric_frame)
+    labels = to_display(metric_geoms.representative_point(), crs=crs)
+    shown = to_display(metric_geoms, crs=crs)
+    codes = grids["grid_code"].astype(str)
+    open_counts, overdue_counts = _incident_counts(grids, incidents, codes)
+    data: dict[str, Any] = {
+        "geom": encode_polygons(shown),
+        "label": encode_points(labels.x.to_numpy(), labels.y.to_numpy()),
+        "code": codes.tolist(),
+        "community": _text(grids["community"], n),
+        "worker": _text(grids.get("worker"), n),
+        "n_buildings": _int(grids.get("n_buildings"), n),
+        "households": _int(grids.get("households"), n),
+        "status": _text(grids.get("status"), n),
+        "reason": _text(grids.get("reason"), n),
+        "open": open_counts,
+        "overdue": overdue_counts,
+        "color": colours.tolist(),
+    }
+    if include_contacts:
+        phone = next((c for c in PHONE_COLUMNS if c in grids.columns), None)
+        if phone is not None:
+            data["phone"] = _text(grids[phone], n)
+    return data
+
+
+def _incident_counts(
+    grids: gpd.GeoDataFrame, incidents: gpd.GeoDataFrame | None, codes: pd.Series
+) -> tuple[list[int | None], list[int | None]]:
+    n = len(grids)
+    if "open_incidents" in grids.columns or incidents is None or "grid_code" not in incidents:
+        return _int(grids.get("open_incidents"), n), _int(grids.get("overdue_incidents"), n)
+    status = incidents.get("status", pd.Series("", index=incidents.index)).astype(str)
+    is_open = ~status.str.lower().isin(CLOSED_STATUSES)
+    overdue = incidents.get("overdue", pd.Series(False, index=incidents.index)).fillna(False)
+    by_grid = (
+        pd.DataFrame(
+            {
+                "grid": incidents["grid_code"].astype(str),
+                "open": is_open,
+                "overdue": is_open & overdue.astype(bool),
+            }
+        )
+        .groupby("grid")[["open", "overdue"]]
+        .sum()
+    )
+    counts = by_grid.reindex(codes.to_numpy()).fillna(0).astype(int)
+    return counts["open"].tolist(), counts["overdue"].tolist()
+
+
+def prepare_buildings(
+    buildings: gpd.GeoDataFrame, *, crs: str = "wgs84", tolerance: float = 0.3
+) -> dict[str, Any]:
+    """Columns and encoded footprints of the buildings (no resident data)."""
+    _require(buildings, ("geometry",), "buildings")
+    buildings = buildings[buildings.geometry.notna() & ~buildings.geometry.is_empty]
+    n = len(buildings)
+    geoms = _metric(buildings).geometry
+    if tolerance > 0:
+        geoms = geoms.simplify(tolerance, preserve_topology=True)
+    data: dict[str, Any] = {"geom": encode_polygons(to_display(_polygons_only(geoms), crs=crs))}
+    for column in ("building_id", "community", "grid_code", "name", "address"):
+        if column in buildings.columns:
+            data[column] = _text(buildings[column], n)
+    if "households" in buildings.columns:
+        data["households"] = _int(buildings["households"], n)
+    return data
+
+
+def prepare_communities(communities: gpd.GeoDataFrame, *, crs: str = "wgs84") -> dict[str, Any]:
+    """Names and encoded outlines of the communities."""
+    _require(communities, ("community", "geometry"), "communities")
+    communities = communities[communities.geometry.notna() & ~communities.geometry.is_empty]
+    return {
+        "geom": encode_polygons(to_display(_polygons_only(communities.geometry), crs=crs)),
+        "name": _text(communities["community"], len(communities)),
+    }
+
+
+def _times(series: pd.Series | None, n: int) -> list[str | None]:
+    if series is None:
+        return [None] * n
+    stamps = pd.to_datetime(series, errors="coerce")
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("Asia/Shanghai")
+    return [None if pd.isna(s) else s.strftime("%Y-%m-%d %H:%M") for s in stamps]
+
+
+def prepare_incidents(
+    incidents: gpd.GeoDataFrame, *, crs: str = "wgs84"
+) -> tuple[dict[str, Any], list[list[float]]]:
+    """Incident columns and ``[lat, lon, row]`` marker rows (unlocated incidents left out)."""
+    _require(incidents, ("geometry",), "incidents")
+    located = incidents[incidents.geometry.notna() & ~incidents.geometry.is_empty]
+    located = located[located.geometry.geom_type == "Point"]
+    n = len(located)
+    points = to_display(located.geometry, crs=crs)
+    lat = np.round(points.y.to_numpy(), 6)
+    lon = np.round(points.x.to_numpy(), 6)
+    classes = _text(located.get("class_code"), n)
+    classes = [c.zfill(2) if c is not None and c.isdigit() else c for c in classes]
+    overdue = located.get("overdue")
+    data = {
+        "id": _text(located.get("incident_id"), n),
+        "cat": _text(located.get("category_code"), n),
+        "cat_name": _text(located.get("category_name"), n),
+        "cls": classes,
+        "status": _text(located.get("status"), n),
+        "reported": _times(located.get("reported_at"), n),
+        "deadline": _times(located.get("deadline"), n),
+        "overdue": [False] * n if overdue is None else overdue.fillna(False).astype(bool).tolist(),
+        "desc": _text(located.get("description"), n),
+        "address": _text(located.get("address"), n),
+        "grid": _text(located.get("grid_code"), n),
+    }
+    rows = [[float(a), float(b), i] for i, (a, b) in enumerate(zip(lat, lon, strict=True))]
+    return data, rows
+
+
+def known_classes() -> list[str]:
+    """The incident class codes that have their own icon."""
+    return list(INCIDENT_CLASSES)

@@ -1,0 +1,36 @@
+"""Rendering a map to HTML: as folium does online, or as one self-contained file offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import folium
+
+from .offline import OfflineAssetError, inline_assets
+
+__all__ = ["render_html", "save_map"]
+
+
+def render_html(m: folium.Map, *, offline: bool = False) -> str:
+    """The page of ``m``; with ``offline=True`` every script, style and icon is inlined.
+
+    Raises
+    ------
+    OfflineAssetError
+        Offline, if the map has a tile basemap (build it with ``offline=True``), the vendored
+        assets are missing, or any script or stylesheet would still come from the network.
+    """
+    if offline and any(isinstance(child, folium.TileLayer) for child in m._children.values()):
+        raise OfflineAssetError(
+            "this map has a tile basemap, which needs the network",
+            hint="build it with offline=True (or basemap='none')",
+        )
+    html = m.get_root().render()
+    return inline_assets(html) if offline else html
+
+
+def save_map(m: folium.Map, path: str | Path, *, offline: bool = False) -> Path:
+    """Write ``m`` to ``path`` (UTF-8 HTML) and return the path; see :func:`render_html`."""
+    path = Path(path)
+    path.write_text(render_html(m, offline=offline), encoding="utf-8")
+    return path
