@@ -264,3 +264,77 @@ def test_fallback_flag_is_exactly_the_frequent_coordinates(cells, min_repeats):
     counts = pd.Series(cells).map(pd.Series(cells).value_counts())
     expected = counts >= max(min_repeats, 0.05 * len(cells))
     assert flags.tolist() == expected.tolist()
+
+
+MAPPING = IncidentMapping(
+    id_col="id", lon_col="x", lat_col="y", category_col="c", time_col="t", description_col="d"
+)
+
+
+def test_empty_feeds_give_an_empty_table(tmp_path):
+    (tmp_path / "empty.csv").write_text("id,x,y,c,t,d\n")
+    (tmp_path / "empty.json").write_text("[]")
+    for name in ("empty.csv", "empty.json"):
+        df = read_incident_feed(tmp_path / name, mapping=MAPPING, source="s")
+        assert list(df.columns) == FEED_COLUMNS
+        assert summarise_import(df)["read"] == 0
+        assert df["lon"].dtype == "float64"
+
+
+def test_geojson_non_points_null_geometry_and_json_values(tmp_path):
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[120.6, 31.3], [120.61, 31.3], [120.61, 31.31], [120.6, 31.3]]],
+            },
+            "properties": {"id": "p1", "c": "私搭乱建", "t": "2026-01-01 10:00", "d": "x"},
+        },
+        {"type": "Feature", "geometry": None, "properties": {"id": "p2", "t": None, "d": None}},
+        {
+            "type": "Feature",
+            "geometry": None,  # coordinates only in the properties
+            "properties": {"id": "p3", "x": "120.62", "y": "31.32", "d": {"楼层": 3}},
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [120.6, 31.3]},
+            "properties": {"id": 4, "c": 6001, "t": 1642744020, "d": 12},
+        },
+    ]
+    path = tmp_path / "mixed.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    df = read_incident_feed(path, mapping=MAPPING, source="s")
+    assert df["unlocated_reason"].tolist() == [
+        "geometry is a Polygon, not a point",
+        "no coordinates",
+        None,
+        None,
+    ]
+    assert df["located"].tolist() == [False, False, True, True]
+    assert df.loc[2, ["lon", "lat"]].tolist() == [120.62, 31.32]
+    # JSON values that are not strings are kept as their JSON text
+    assert df["description"].tolist() == ["x", None, '{"楼层": 3}', "12"]
+    assert df["source_id"].tolist() == ["p1", "p2", "p3", "4"]
+    assert df["category_code"].tolist() == ["06001", "10099", "10099", "06001"]
+    assert df["time_problem"].tolist() == [None, "missing time", "missing time", None]
+
+
+def test_bounds_mark_points_outside_the_district(tmp_path):
+    path = tmp_path / "b.csv"
+    pd.DataFrame(
+        {
+            "id": ["in", "far", "swapped", "nan"],
+            "x": ["120.62", "116.4", "31.31", "nan"],
+            "y": ["31.31", "39.9", "120.62", "31.3"],
+        }
+    ).to_csv(path, index=False)
+    mapping = IncidentMapping(id_col="id", lon_col="x", lat_col="y")
+    df = read_incident_feed(path, mapping=mapping, source="s", bounds=(120.5, 31.2, 120.7, 31.4))
+    assert df["unlocated_reason"].tolist() == [
+        None,
+        "outside the district",
+        "coordinates out of range (lon/lat swapped?)",
+        "not numbers",
+    ]

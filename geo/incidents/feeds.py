@@ -143,7 +143,7 @@ def read_incident_feed(
     out["duplicate"] = out["source_id"].duplicated()
     catalogue = load_catalogue() if catalogue is None else catalogue
     categories = match_category(
-        _column(records, mapping.category_col),
+        _text(_column(records, mapping.category_col)),
         catalogue,
         legacy=load_legacy_map(),
         extra=mapping.category_map,
@@ -154,8 +154,8 @@ def read_incident_feed(
     out["reported_at"], out["time_problem"] = parse_timestamps(
         _column(records, mapping.time_col), tz=mapping.tz
     )
-    out["description"] = _column(records, mapping.description_col)
-    out["address"] = _column(records, mapping.address_col)
+    out["description"] = _text(_column(records, mapping.description_col))
+    out["address"] = _text(_column(records, mapping.address_col))
     lon, lat, reason = _coordinates(records, mapping, bounds=bounds)
     usable = reason.isna()
     fallback = pd.Series(False, index=records.index)
@@ -215,14 +215,26 @@ def _geojson_records(data: dict, path: Path) -> pd.DataFrame:
 
 
 def _column(records: pd.DataFrame, name: str | None) -> pd.Series:
-    if name is None:
-        return pd.Series(None, index=records.index, dtype=object)
+    if name is None or (records.empty and name not in records.columns):
+        return pd.Series([None] * len(records), index=records.index, dtype=object)
     if name not in records.columns:
         raise FeedError(
             f"the feed has no column {name!r}",
             hint=f"columns: {', '.join(map(str, records.columns[:30]))}",
         )
     return records[name].astype(object).where(records[name].notna(), None)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Text as given; a JSON number or object becomes its JSON text (``{"a": 1}``, ``6001``)."""
+
+    def one(value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    # built as a list: Series.map would infer pandas' str dtype and turn None into NaN
+    return pd.Series([one(v) for v in values], index=values.index, dtype=object)
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -311,8 +323,8 @@ def _coordinates(
         raw_lon = raw_lat = pd.Series(None, index=index, dtype=object)
     if "__geometry_problem" in records.columns:
         reason = reason.fillna(records["__geometry_problem"].where(raw_lon.isna(), None))
-    lon = pd.to_numeric(raw_lon, errors="coerce")
-    lat = pd.to_numeric(raw_lat, errors="coerce")
+    lon = pd.to_numeric(raw_lon, errors="coerce").astype("float64")
+    lat = pd.to_numeric(raw_lat, errors="coerce").astype("float64")
     missing = _blank(raw_lon) | _blank(raw_lat)
     not_numbers = ~missing & (lon.isna() | lat.isna() | ~np.isfinite(lon) | ~np.isfinite(lat))
     reason[missing & reason.isna()] = "no coordinates"
