@@ -123,7 +123,9 @@ def incident_stats(
     chosen = incidents.loc[_window(incidents, "reported_at", since, until)]
     if until is not None:
         events = events.loc[_window(events, "at", None, until)]
-    now = pd.Timestamp(now if now is not None else until if until is not None else "now")
+    now = pd.Timestamp(
+        now if now is not None else until if until is not None else pd.Timestamp.now("UTC")
+    )
     now = now if now.tzinfo is not None else now.tz_localize("UTC")
     timeline = case_timeline(chosen, events, catalogue=catalogue, calendar=calendar)
     frame = timeline.assign(
