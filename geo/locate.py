@@ -1,0 +1,673 @@
+"""Points to building, grid, community and worker: one point or ten million.
+
+:class:`GridIndex` is built once per plan from the buildings and the plan's grid polygons (both in
+the district's metric CRS) and answers, for every point: the footprint that contains it
+(``building_id``), the grid that contains it (``grid_code``; the nearest grid when none does), its
+``community`` and ``worker``, the distance to the nearest building and to that grid, and a
+``status``: ``in_building``, ``in_grid`` or ``outside``.
+
+Boundary rule
+-------------
+A point on a polygon's edge or vertex lies in that polygon (shapely ``intersects``, not
+``contains``). A point on an edge or vertex shared by several grids belongs to exactly one: the
+one with the lowest ``grid_code`` (string order). The same rule picks the lowest ``building_id``
+where footprints touch or overlap, and the lowest ``grid_code`` among grids at equal distance
+from an outside point.
+
+Speed
+-----
+Small batches go through shapely's STRtree (``query`` with ``intersects``, ``query_nearest``).
+Large batches use a cell table built on first use: the district is cut into square cells; a cell
+inside one polygon answers at once, a cell crossing edges keeps its candidate polygons (tested
+with ``shapely.intersects_xy``) and the polygon edges that can be nearest to any point in it
+(distances in numpy). Both paths give the same answers; the tests hold them to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from geo.crs import MISSING, NOT_A_NUMBER, check_lonlat, from_wgs84, parse_crs_name, to_wgs84
+from geo.errors import CoordinateError, CRSError, InputError
+
+__all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
+
+STATUSES = ("in_building", "in_grid", "outside", "invalid")
+COLUMNS = [
+    "building_id",
+    "grid_code",
+    "community",
+    "worker",
+    "distance_m",
+    "grid_distance_m",
+    "status",
+]
+# Below this many points the STRtree path is faster than building the cell tables.
+_CELL_THRESHOLD = 20_000
+# Points per internal block of the cell path: bounds the candidate-pair arrays to ~100 MB.
+_BLOCK = 100_000
+_WGS84 = pyproj.CRS.from_epsg(4326)
+
+
+def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge of every ring as ``(n, 4)`` x0, y0, x1, y1, and the polygon it belongs to."""
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    same_ring = coord_of[:-1] == coord_of[1:]
+    ends = np.hstack([coords[:-1], coords[1:]])[same_ring]
+    return ends, part_of[ring_of[coord_of[:-1][same_ring]]]
+
+
+def _blocks(counts: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expand per-point runs ``starts[i] .. starts[i] + counts[i]`` of a CSR table.
+
+    Returns the owner of every pair, its position in the table, and where each owner's run
+    begins in the output (for ``np.minimum.reduceat``).
+    """
+    offsets = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(counts.size), counts)
+    position = np.repeat(starts - offsets, counts)
+    position += np.arange(position.size)
+    return owner, position, offsets
+
+
+def _edge_table(ends: np.ndarray) -> np.ndarray:
+    """Per edge: start x, y, direction dx, dy and 1 / length^2 (0 for a zero-length edge)."""
+    dx, dy = ends[:, 2] - ends[:, 0], ends[:, 3] - ends[:, 1]
+    length2 = dx * dx + dy * dy
+    inverse = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+    return np.column_stack([ends[:, 0], ends[:, 1], dx, dy, inverse])
+
+
+def _point_segment_distance(px: np.ndarray, py: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    # In-place arithmetic: this runs on tens of millions of (point, edge) pairs per second.
+    dx, dy = edges[:, 2], edges[:, 3]
+    qx, qy = px - edges[:, 0], py - edges[:, 1]
+    t = qx * dx
+    t += qy * dy
+    t *= edges[:, 4]
+    np.clip(t, 0.0, 1.0, out=t)
+    qx -= dx * t
+    qy -= dy * t
+    return np.hypot(qx, qy, out=qx)
+
+
+@dataclass
+class _Layer:
+    """Polygons in priority order (index 0 wins ties) with exact point lookups."""
+
+    geoms: np.ndarray
+    extent: tuple[float, float, float, float] | None = None  # where the cell table reaches
+    tree: shapely.STRtree = field(init=False)
+    cells: _Cells | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.geoms)
+        self.tree = shapely.STRtree(self.geoms)
+
+    def lookup_tree(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Covering polygon (else the nearest) and distance, through the STRtree."""
+        points = shapely.points(x, y)
+        n, none = len(points), len(self.geoms)
+        cover = np.full(n, none, dtype=np.int64)
+        hit_point, hit_geom = self.tree.query(points, predicate="intersects")
+        np.minimum.at(cover, hit_point, hit_geom)
+        found = cover < none
+        distance = np.zeros(n)
+        rest = np.flatnonzero(~found)
+        if rest.size:
+            # all_matches keeps every polygon at the same distance: the lowest index wins.
+            (near_point, near_geom), near_distance = self.tree.query_nearest(
+                points[rest], return_distance=True, all_matches=True
+            )
+            nearest = np.full(rest.size, none, dtype=np.int64)
+            np.minimum.at(nearest, near_point, near_geom)
+            cover[rest] = nearest
+            distance[rest[near_point]] = near_distance
+        return cover, distance
+
+    def lookup(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, distance)``: distance 0 where a polygon covers the point."""
+        if x.size < _CELL_THRESHOLD:
+            return self.lookup_tree(x, y)
+        if self.cells is None:
+            self.cells = _Cells.build(self)
+        index = np.empty(x.size, dtype=np.int64)
+        distance = np.empty(x.size)
+        for start in range(0, x.size, _BLOCK):
+            part = slice(start, start + _BLOCK)
+            index[part], distance[part] = self.cells.lookup(self, x[part], y[part])
+        return index, distance
+
+
+@dataclass
+class _Cells:
+    """A square-cell table over the layer's extent (see the module docstring)."""
+
+    origin: tuple[float, float]
+    size: float
+    shape: tuple[int, int]
+    full: np.ndarray  # polygon covering the whole cell, else -1
+    cover_start: np.ndarray  # CSR of candidate polygons for cells crossing edges
+    cover_count: np.ndarray
+    cover_geom: np.ndarray
+    edge_start: np.ndarray  # CSR of edges that can be nearest to a point in the cell
+    edge_count: np.ndarray
+    edge_table: np.ndarray  # see _edge_table
+    edge_geom: np.ndarray
+
+    @classmethod
+    def build(cls, layer: _Layer, *, cells: int = 300_000) -> _Cells:
+        minx, miny, maxx, maxy = layer.extent or shapely.total_bounds(layer.geoms)
+        area = max((maxx - minx) * (maxy - miny), 1.0)
+        # Smaller cells mean fewer candidate edges per point but a longer build.
+        size = max(math.sqrt(area / cells), 0.5)
+        nx, ny = int((maxx - minx) // size) + 1, int((maxy - miny) // size) + 1
+        ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
+        x0 = minx + ix.ravel() * size
+        y0 = miny + iy.ravel() * size
+        boxes = shapely.box(x0, y0, x0 + size, y0 + size)
+        n_cells = boxes.size
+
+        cell, geom = layer.tree.query(boxes, predicate="intersects")
+        count = np.bincount(cell, minlength=n_cells)
+        single = count[cell] == 1
+        inside = shapely.covers(layer.geoms[geom[single]], boxes[cell[single]])
+        full = np.full(n_cells, -1, dtype=np.int64)
+        full[cell[single][inside]] = geom[single][inside]
+        mixed = (count > 0) & (full < 0)
+        keep = mixed[cell]
+        cover_start, cover_count, cover_geom = _csr(cell[keep], geom[keep], n_cells)
+        # Each cell's candidates in ascending order, so the lowest index can win by reduceat.
+        cover_geom = cover_geom[
+            np.lexsort((cover_geom, np.repeat(np.arange(n_cells), cover_count)))
+        ]
+
+        # A point p in a cell with centre c (half-diagonal r) outside every polygon has its
+        # nearest edge within d(c) + r of p, hence within d(c) + 2r of c: those edges suffice.
+        ends, edge_geom = _segments(layer.geoms)
+        table = _edge_table(ends)
+        need = np.flatnonzero(full < 0)
+        centres = shapely.points(x0[need] + size / 2, y0[need] + size / 2)
+        (near_cell, _), near_distance = layer.tree.query_nearest(centres, return_distance=True)
+        reach = np.zeros(need.size)
+        reach[near_cell] = near_distance + size * math.sqrt(2.0)
+        lines = shapely.linestrings(ends.reshape(-1, 2, 2))
+        edge_cell, edge = shapely.STRtree(lines).query(centres, predicate="dwithin", distance=reach)
+        edge_start, edge_count, edge_index = _csr(need[edge_cell], edge, n_cells)
+        return cls(
+            origin=(minx, miny),
+            size=size,
+            shape=(ny, nx),
+            full=full,
+            cover_start=cover_start,
+            cover_count=cover_count,
+            cover_geom=cover_geom,
+            edge_start=edge_start,
+            edge_count=edge_count,
+            edge_table=table[edge_index],
+            edge_geom=edge_geom[edge_index],
+        )
+
+    def lookup(self, layer: _Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ny, nx = self.shape
+        none = len(layer.geoms)
+        ix = np.floor((x - self.origin[0]) / self.size)
+        iy = np.floor((y - self.origin[1]) / self.size)
+        in_table = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        cell = np.where(in_table, iy * nx + ix, 0).astype(np.int64)
+        index = np.where(in_table, self.full[cell], -1)
+        distance = np.zeros(x.size)
+
+        # Cells crossing edges: exact tests against their few candidate polygons.
+        todo = np.flatnonzero(in_table & (self.cover_count[cell] > 0))
+        if todo.size:
+            c = cell[todo]
+            owner, position, offsets = _blocks(self.cover_count[c], self.cover_start[c])
+            geom = self.cover_geom[position]
+            counts = self.cover_count[c]
+            hit = shapely.intersects_xy(
+                layer.geoms[geom], np.repeat(x[todo], counts), np.repeat(y[todo], counts)
+            )
+            best = np.minimum.reduceat(np.where(hit, geom, none), offsets)
+            index[todo] = np.where(best < none, best, -1)
+
+        # Points in no polygon: the nearest edge among the cell's candidates.
+        todo = np.flatnonzero(in_table & (index < 0) & (self.edge_count[cell] > 0))
+        if todo.size:
+            c = cell[todo]
+            counts = self.edge_count[c]
+            owner, position, offsets = _blocks(counts, self.edge_start[c])
+            edges = np.take(self.edge_table, position, axis=0)
+            d = _point_segment_distance(
+                np.repeat(x[todo], counts), np.repeat(y[todo], counts), edges
+            )
+            nearest = np.minimum.reduceat(d, offsets)
+            geom = np.where(d <= nearest[owner], self.edge_geom[position], none)
+            index[todo] = np.minimum.reduceat(geom, offsets)
+            distance[todo] = nearest
+
+        # Outside the table (or not finite): the STRtree answers.
+        rest = np.flatnonzero(~in_table | ((index < 0) & (self.edge_count[cell] == 0)))
+        if rest.size:
+            index[rest], distance[rest] = layer.lookup_tree(x[rest], y[rest])
+        return index, distance
+
+
+def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    order = np.argsort(owner, kind="stable")
+    count = np.bincount(owner, minlength=n)
+    start = np.cumsum(count) - count
+    return start, count, value[order]
+
+
+@dataclass
+class GridIndex:
+    """Buildings and grids of one plan, ready to locate points.
+
+    Build it with :meth:`build` once per plan and reuse it.
+
+    Examples
+    --------
+    >>> index = GridIndex.build(buildings, grids)  # doctest: +SKIP
+    >>> index.locate_point(521_345.0, 3_463_210.0)["status"]  # doctest: +SKIP
+    'in_grid'
+    """
+
+    crs: pyproj.CRS
+    building_ids: np.ndarray
+    grid_codes: np.ndarray
+    communities: np.ndarray
+    workers: np.ndarray
+    buildings: _Layer
+    grids: _Layer
+    bounds_wgs84: tuple[float, float, float, float]
+    _communities: np.ndarray = field(init=False, repr=False)
+    _community_codes: np.ndarray = field(init=False, repr=False)
+    _workers: np.ndarray = field(init=False, repr=False)
+    _worker_codes: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Categorical codes per grid: a million located rows cost a few integer arrays.
+        self._community_codes, self._communities = pd.factorize(self.communities, sort=True)
+        codes, self._workers = pd.factorize(self.workers, sort=True, use_na_sentinel=True)
+        self._worker_codes = codes
+
+    @classmethod
+    def build(
+        cls,
+        buildings: gpd.GeoDataFrame,
+        grids: gpd.GeoDataFrame,
+        *,
+        crs: str | int | pyproj.CRS | None = None,
+    ) -> GridIndex:
+        """Index ``buildings`` (``building_id``, geometry) and ``grids`` (``grid_code``,
+        ``community``, ``worker``, polygons) for locating points.
+
+        Parameters
+        ----------
+        buildings, grids : geopandas.GeoDataFrame
+            In the same metric CRS.
+        crs : optional
+            The CRS the frames must be in (default: theirs).
+
+        Raises
+        ------
+        InputError
+            A required column is missing or a frame is empty.
+        CRSError
+            The frames' CRS differ, are missing, are not metric, or differ from ``crs``.
+        """
+        for name, frame, columns in (
+            ("buildings", buildings, ("building_id",)),
+            ("grids", grids, ("grid_code", "community")),
+        ):
+            missing = [column for column in columns if column not in frame.columns]
+            if missing:
+                raise InputError(f"{name} lack the column(s) {', '.join(missing)}")
+            if frame.empty:
+                raise InputError(f"no {name} to locate points in")
+        if buildings.crs is None or grids.crs is None:
+            raise CRSError("buildings and grids must carry a coordinate system")
+        if buildings.crs != grids.crs:
+            raise CRSError(f"buildings are in {buildings.crs.name} but grids in {grids.crs.name}")
+        if crs is not None:
+            wanted = parse_crs_name(crs)
+            if isinstance(wanted, str) or wanted != buildings.crs:
+                raise CRSError(f"buildings and grids are in {buildings.crs.name}, not {crs}")
+        if not buildings.crs.is_projected:
+            raise CRSError(
+                f"buildings are in {buildings.crs.name}; locate works in a metric CRS",
+                hint="reproject with geo.crs.metric_crs_for",
+            )
+        for name, frame, column in (
+            ("buildings", buildings, "building_id"),
+            ("grids", grids, "grid_code"),
+        ):
+            repeated = frame[column][frame[column].duplicated()]
+            if frame[column].isna().any() or not repeated.empty:
+                raise InputError(
+                    f"{name} need a unique, non-empty {column}",
+                    hint=f"repeated: {', '.join(map(str, repeated.unique()[:5]))}",
+                )
+        # Priority order: the lowest building_id / grid_code wins a shared boundary.
+        buildings = buildings.sort_values("building_id", key=lambda s: s.astype(str))
+        grids = grids.sort_values("grid_code", key=lambda s: s.astype(str))
+        workers = grids["worker"] if "worker" in grids.columns else pd.Series(None, grids.index)
+        west, south, east, north = grids.to_crs(_WGS84).total_bounds
+        # One extent for both cell tables: both layers' box plus 100 m; the STRtree answers beyond.
+        minx, miny, maxx, maxy = np.vstack([buildings.total_bounds, grids.total_bounds]).T
+        margin = 100.0
+        extent = (
+            minx.min() - margin,
+            miny.min() - margin,
+            maxx.max() + margin,
+            maxy.max() + margin,
+        )
+        return cls(
+            crs=buildings.crs,
+            building_ids=buildings["building_id"].to_numpy(dtype=object),
+            grid_codes=grids["grid_code"].to_numpy(dtype=object),
+            communities=grids["community"].to_numpy(dtype=object),
+            workers=workers.astype(object).where(workers.notna(), None).to_numpy(dtype=object),
+            buildings=_Layer(np.asarray(buildings.geometry.array, dtype=object), extent),
+            grids=_Layer(np.asarray(grids.geometry.array, dtype=object), extent),
+            bounds_wgs84=(float(west), float(south), float(east), float(north)),
+        )
+
+    def _frame(self, x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> pd.DataFrame:
+        """The located columns for every row; rows not ``valid`` get missing values."""
+        n = valid.size
+        building = np.full(n, -1, dtype=np.int64)
+        grid = np.full(n, -1, dtype=np.int64)
+        distance = np.full(n, np.nan)
+        grid_distance = np.full(n, np.nan)
+        if valid.any():
+            # The two layers share no geometry, so two threads may query them at once
+            # (numpy and shapely release the GIL).
+            with ThreadPoolExecutor(2) as pool:
+                found_building = pool.submit(self.buildings.lookup, x, y)
+                grid[valid], grid_distance[valid] = self.grids.lookup(x, y)
+                building[valid], distance[valid] = found_building.result()
+        inside = distance == 0
+        status = np.where(valid, np.where(inside, 0, np.where(grid_distance == 0, 1, 2)), 3)
+        grid_ok = grid >= 0
+
+        def codes(table: np.ndarray) -> np.ndarray:
+            return np.where(grid_ok, table[grid], -1)
+
+        return pd.DataFrame(
+            {
+                "building_id": pd.Categorical.from_codes(
+                    np.where(inside, building, -1), categories=self.building_ids
+                ),
+                "grid_code": pd.Categorical.from_codes(
+                    codes(np.arange(len(self.grid_codes))), categories=self.grid_codes
+                ),
+                "community": pd.Categorical.from_codes(
+                    codes(self._community_codes), categories=self._communities
+                ),
+                "worker": pd.Categorical.from_codes(
+                    codes(self._worker_codes), categories=self._workers
+                ),
+                "distance_m": distance,
+                "grid_distance_m": grid_distance,
+                "status": pd.Categorical.from_codes(status, categories=STATUSES),
+            }
+        )
+
+    def locate(self, x, y) -> pd.DataFrame:
+        """Locate points given in the index CRS (metres).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per point: ``building_id`` (None outside footprints), ``grid_code``,
+            ``community``, ``worker``, ``distance_m``, ``grid_distance_m``, ``status``.
+
+        Raises
+        ------
+        CoordinateError
+            A coordinate is not finite, or x and y differ in length.
+        """
+        x = np.atleast_1d(np.asarray(x, dtype="float64"))
+        y = np.atleast_1d(np.asarray(y, dtype="float64"))
+        if x.shape != y.shape or x.ndim != 1:
+            raise CoordinateError(
+                f"x and y must be two flat arrays of one length, not {x.shape}, {y.shape}"
+            )
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise CoordinateError(
+                "coordinates must be finite numbers", hint="use locate_lonlat to keep invalid rows"
+            )
+        return self._frame(x, y, np.ones(x.size, dtype=bool))
+
+    def locate_point(self, x: float, y: float) -> dict:
+        """Locate one point in the index CRS: a plain dict of the :meth:`locate` columns.
+
+        The fast path for one point (tens of microseconds: no DataFrame, no cell table).
+        """
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise CoordinateError(f"x={x}, y={y} are not finite numbers")
+        point = shapely.Point(x, y)
+        result = {}
+        for layer, key in ((self.buildings, "b"), (self.grids, "g")):
+            hits = layer.tree.query(point, predicate="intersects")
+            if hits.size:
+                result[key] = (int(hits.min()), 0.0)
+            else:
+                near, distance = layer.tree.query_nearest(
+                    point, return_distance=True, all_matches=True
+                )
+                result[key] = (int(near.min()), float(distance[0]))
+        (building, distance), (grid, grid_distance) = result["b"], result["g"]
+        inside = distance == 0.0
+        return {
+            "building_id": self.building_ids[building] if inside else None,
+            "grid_code": self.grid_codes[grid],
+            "community": self.communities[grid],
+            "worker": self.workers[grid],
+            "distance_m": distance,
+            "grid_distance_m": grid_distance,
+            "status": "in_building"
+            if inside
+            else ("in_grid" if grid_distance == 0.0 else "outside"),
+        }
+
+    def locate_lonlat(
+        self, lon, lat, *, crs: str | int | pyproj.CRS = "wgs84", max_distance_km: float = 50.0
+    ) -> pd.DataFrame:
+        """Locate points given in ``crs`` (see :func:`geo.crs.parse_crs_name`).
+
+        Coordinates that cannot be right (missing, not numbers, out of range, lat/lon swapped,
+        more than ``max_distance_km`` from the district) get ``status`` ``"invalid"`` and a
+        ``reason``; nothing is dropped. Valid rows have ``reason`` ``""``.
+        """
+        source = parse_crs_name(crs)
+        raw_x, raw_y = _numbers(lon), _numbers(lat)
+        geographic = isinstance(source, str) or source.is_geographic
+        check = {"district_bounds": self.bounds_wgs84, "max_distance_km": max_distance_km}
+        if geographic:
+            ok, reason = check_lonlat(lon, lat, **check)
+            wlon, wlat = np.full(ok.size, np.nan), np.full(ok.size, np.nan)
+            wlon[ok], wlat[ok] = to_wgs84(raw_x[ok], raw_y[ok], crs=source)
+        else:
+            # Metres have no range to check until they are degrees; unreadable text says so.
+            wlon, wlat = to_wgs84(raw_x, raw_y, crs=source)
+            ok, reason = check_lonlat(wlon, wlat, **check)
+            _, text_reason = check_lonlat(lon, lat)
+            unreadable = np.isin(text_reason, [MISSING, NOT_A_NUMBER])
+            reason = np.where(unreadable, text_reason, reason)
+            ok &= ~unreadable
+        x, y = from_wgs84(wlon[ok], wlat[ok], crs=self.crs)
+        frame = self._frame(x, y, ok)
+        frame["reason"] = reason
+        return frame
+
+
+def _numbers(values) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind in "fiub":
+        return array.astype("float64").ravel()
+    numbers = pd.to_numeric(pd.Series(array.ravel(), dtype=object), errors="coerce")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def locate_csv(
+    index: GridIndex,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    lon_col: str = "lon",
+    lat_col: str = "lat",
+    crs: str | int | pyproj.CRS = "wgs84",
+    chunksize: int = 200_000,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Add the locate columns and ``reason`` to every row of a CSV, chunk by chunk.
+
+    Rows whose coordinates cannot be read keep their values and get ``status`` ``"invalid"``;
+    nothing is dropped. Memory stays bounded by ``chunksize`` whatever the file's length.
+    Values are read and written as text, so the input columns come out unchanged.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called with the number of rows done after every chunk.
+
+    Returns
+    -------
+    dict
+        Row count per status.
+
+    Raises
+    ------
+    InputError
+        The file lacks ``lon_col`` or ``lat_col``.
+    """
+    parse_crs_name(crs)
+    counts = dict.fromkeys(STATUSES, 0)
+    done = 0
+    reader = pd.read_csv(input_path, chunksize=chunksize, dtype=str, keep_default_na=False)
+    output = Path(output_path)
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        for number, chunk in enumerate(reader):
+            missing = [c for c in (lon_col, lat_col) if c not in chunk.columns]
+            if missing:
+                raise InputError(
+                    f"{input_path} has no column(s) {', '.join(missing)}",
+                    hint=f"its columns are {', '.join(chunk.columns)}",
+                )
+            located = index.locate_lonlat(
+                chunk[lon_col].to_numpy(), chunk[lat_col].to_numpy(), crs=crs
+            )
+            located.index = chunk.index
+            out = chunk.drop(columns=[c for c in located.columns if c in chunk.columns])
+            out = pd.concat([out, located], axis=1)
+            out.to_csv(handle, header=number == 0, index=False)
+            for status, n in located["status"].value_counts().items():
+                counts[status] += int(n)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    return counts
+
+
+_NOT_WORD = re.compile(r"[\s\W_]+", re.UNICODE)
+_ADDRESS_FIELDS = (
+    "name",
+    "address",
+    "addr_street",
+    "addr_housenumber",
+    "addr_city",
+    "addr_district",
+)
+
+
+def _normalise(text: str) -> str:
+    # NFKC folds full-width letters and digits (１２３, Ａ) to ASCII; spaces and punctuation go.
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd.DataFrame:
+    """Rank buildings by how well their name and address fields match ``text``.
+
+    Matching ignores spaces, punctuation, case and full-width forms (NFKC). A field that
+    contains the whole query scores 1.0 (less when the field is much longer); otherwise the
+    score is :class:`difflib.SequenceMatcher`'s ratio (the standard library suffices for a
+    district's few thousand buildings).
+
+    Parameters
+    ----------
+    buildings : DataFrame
+        With ``building_id`` and any of ``name``, ``address``, ``addr_street``,
+        ``addr_housenumber``.
+    text : str
+        What the caller typed.
+    limit : int, default 5
+        Most candidates to return.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``building_id``, ``name``, ``address``, ``score`` (0-1), best first; empty when nothing
+        scores above 0.4.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"building_id": ["a", "b"], "name": ["外滩 18 号", "和平饭店"]})
+    >>> find_by_address(frame, "外滩１８号")["building_id"].tolist()
+    ['a']
+    """
+    query = _normalise(str(text))
+    if not query:
+        raise InputError("give an address or a building name to search for")
+    if "building_id" not in buildings.columns:
+        raise InputError("buildings lack the column building_id")
+    fields = [c for c in _ADDRESS_FIELDS if c in buildings.columns]
+    if not fields:
+        raise InputError(f"buildings have none of the fields {', '.join(_ADDRESS_FIELDS)}")
+    values = buildings[fields].astype("string").fillna("")
+    if "address" in values.columns:
+        address = values["address"]
+    else:
+        address = (
+            values.get("addr_street", "") + " " + values.get("addr_housenumber", "")
+        ).str.strip()
+    name = values["name"] if "name" in values.columns else pd.Series("", index=values.index)
+    candidates = {"name": name, "address": address, "joined": address + name}
+    scores = np.zeros(len(buildings))
+    for series in candidates.values():
+        for position, value in enumerate(series.map(_normalise)):
+            if value:
+                scores[position] = max(scores[position], _score(query, value))
+    order = np.argsort(-scores, kind="stable")[:limit]
+    order = order[scores[order] > 0.4]
+    return pd.DataFrame(
+        {
+            "building_id": buildings["building_id"].to_numpy()[order],
+            "name": name.to_numpy()[order],
+            "address": address.to_numpy()[order],
+            "score": scores[order].round(3),
+        }
+    )
+
+
+def _score(query: str, value: str) -> float:
+    if query in value:
+        return 0.8 + 0.2 * len(query) / len(value)
+    return difflib.SequenceMatcher(None, query, value, autojunk=False).ratio() * 0.8
