@@ -156,15 +156,12 @@ def _component_count(adj: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Connected pieces of many tiny graphs at once.
 
     ``adj`` is ``(c, w, w)`` boolean, ``valid`` ``(c, w)`` marks real nodes. Reachability comes
-    from repeated squaring of ``adj | I``; a piece of ``s`` nodes contributes ``s * 1/s``.
+    from Warshall's closure of ``adj | I``; a piece of ``s`` nodes contributes ``s * 1/s``.
     """
     w = adj.shape[-1]
-    reach = (adj & valid[:, :, None] & valid[:, None, :]) | (
-        np.eye(w, dtype=bool) & valid[:, :, None]
-    )
-    r = reach.astype(np.float32)
-    for _ in range(max(1, math.ceil(math.log2(max(w, 2))))):
-        r = np.minimum(r @ r, 1.0)
+    r = (adj & valid[:, :, None] & valid[:, None, :]) | (np.eye(w, dtype=bool) & valid[:, :, None])
+    for k in range(w):  # Warshall's transitive closure, all graphs at once
+        r |= r[:, :, k, None] & r[:, None, k, :]
     size = r.sum(axis=2)
     return np.rint(np.where(valid, 1.0 / np.maximum(size, 1.0), 0.0).sum(axis=1)).astype(np.int64)
 
@@ -401,10 +398,16 @@ class _State:
         hh = np.bincount(lab[ok], self.households[ok], g) if self.households is not None else None
         return n, sx, sy, q, hh
 
-    def members(self, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(g, width)`` member positions (``-1`` padding) and the slot of every building."""
+    def members(self, width: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(g, width)`` member positions (``-1`` padding) and the slot of every building.
+
+        With ``only`` (a mask of grids) the other rows stay empty, which keeps late rounds cheap.
+        """
         g = len(self.bounds)
-        ok = np.flatnonzero(self.grid >= 0)
+        ok = self.grid >= 0
+        if only is not None:
+            ok[ok] = only[self.grid[ok]]
+        ok = np.flatnonzero(ok)
         order = ok[np.argsort(self.grid[ok], kind="stable")]
         lab = self.grid[order]
         first = np.searchsorted(lab, np.arange(g))
@@ -426,28 +429,54 @@ def _excess(hh: np.ndarray | None, cap: float | None) -> np.ndarray | float:
     return np.maximum(hh - cap, 0.0)
 
 
-def _candidates(state: _State, dirty: np.ndarray | None) -> pd.DataFrame:
-    """Moves ``u -> grid b`` (v = -1) and swaps ``u <-> v`` between neighbouring grids."""
+def _candidates(state: _State, dirty: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Moves ``u -> grid b`` (``v = -1``) and swaps ``u <-> v`` between neighbouring grids.
+
+    ``u`` must touch grid ``b`` and, for a swap, ``v`` (in ``b``) must touch ``u``'s grid ``a``.
+    With ``dirty``, only pairs of grids of which one changed last round are listed.
+    """
     e = state.edges
     lab = state.grid
     la, lb = lab[e[:, 0]], lab[e[:, 1]]
     cross = (la != lb) & (la >= 0) & (lb >= 0)
-    u = np.concatenate([e[cross, 0], e[cross, 1]])
-    b = np.concatenate([lb[cross], la[cross]])
-    touch = pd.DataFrame({"u": u, "a": lab[u], "b": b}).drop_duplicates()
     if dirty is not None:
-        touch = touch[dirty[touch["a"].to_numpy()] | dirty[touch["b"].to_numpy()]]
-    moves = touch.assign(v=-1)
-    side = touch[touch["a"] < touch["b"]]
-    other = touch.rename(columns={"u": "v", "a": "b", "b": "a"})
-    swaps = side.merge(other, on=["a", "b"])
-    return pd.concat([moves, swaps[["u", "a", "b", "v"]]], ignore_index=True)
+        cross[cross] = dirty[la[cross]] | dirty[lb[cross]]
+    g = np.int64(len(state.bounds))
+    key = np.concatenate([e[cross, 0] * g + lb[cross], e[cross, 1] * g + la[cross]])
+    key = np.sort(key)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
+    u, b = key // g, key % g
+    a = lab[u]
+    # swaps: join rows (u in a, touching b) with rows (v in b, touching a) on the grid pair
+    pair = np.where(a < b, a * g + b, b * g + a)
+    side, other = np.flatnonzero(a < b), np.flatnonzero(a > b)
+    other = other[np.argsort(pair[other], kind="stable")]
+    lo = np.searchsorted(pair[other], pair[side], side="left")
+    hi = np.searchsorted(pair[other], pair[side], side="right")
+    count = hi - lo
+    s_idx = np.repeat(side, count)
+    o_idx = other[
+        np.repeat(lo, count)
+        + np.arange(int(count.sum()))
+        - np.repeat(np.cumsum(count) - count, count)
+    ]
+    none = np.full(len(u), -1, dtype=np.int64)
+    return {
+        "u": np.concatenate([u, u[s_idx]]),
+        "a": np.concatenate([a, a[s_idx]]),
+        "b": np.concatenate([b, b[s_idx]]),
+        "v": np.concatenate([none, u[o_idx]]),
+    }
 
 
-def _evaluate(state: _State, cand: pd.DataFrame, stats, width: int):
-    """Deltas (pieces, households excess, spread) of every candidate, or None if none survive."""
+def _select(cand: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[keep] for name, values in cand.items()}
+
+
+def _evaluate(state: _State, cand: dict[str, np.ndarray], stats):
+    """Size check and the deltas of households above the cap and of spread for each candidate."""
     n, sx, sy, q, hh = stats
-    u, a, b, v = (cand[c].to_numpy() for c in ("u", "a", "b", "v"))
+    u, a, b, v = cand["u"], cand["a"], cand["b"], cand["v"]
     swap = v >= 0
     lo, hi = state.bounds[:, 0], state.bounds[:, 1]
     size_ok = swap | ((n[a] > lo[a]) & (n[b] < hi[b]))
@@ -468,25 +497,24 @@ def _evaluate(state: _State, cand: pd.DataFrame, stats, width: int):
     return size_ok, d_sse, d_ex
 
 
-def _pieces_after(state: _State, cand: pd.DataFrame, table: np.ndarray, slot: np.ndarray, adj):
+def _pieces_after(
+    state: _State, cand: dict[str, np.ndarray], table: np.ndarray, slot: np.ndarray, adj
+):
     """Pieces of grids ``a`` and ``b`` after each candidate."""
-    u, a, b, v = (cand[c].to_numpy() for c in ("u", "a", "b", "v"))
+    u, a, b, v = cand["u"], cand["a"], cand["b"], cand["v"]
     swap = v >= 0
-    mem_a = table[a].copy()
     rows = np.arange(len(u))
+    mem_a = table[a]
     mem_a[rows, slot[u]] = np.where(swap, v, -1)
-    mem_b = table[b].copy()
+    mem_b = table[b]
     free_slot = (mem_b >= 0).sum(axis=1)
     put = np.where(swap, slot[np.maximum(v, 0)], np.minimum(free_slot, table.shape[1] - 1))
     mem_b[rows, put] = u
     out = []
     for mem, grid, changed, newcomer in ((mem_a, a, slot[u], v), (mem_b, b, put, u)):
-        sub = adj[grid].copy()
-        has = newcomer >= 0
-        link = state.edge_set.contains(np.repeat(newcomer, mem.shape[1]), mem.ravel()).reshape(
-            mem.shape
-        )
-        link &= has[:, None]
+        sub = adj[grid]
+        link = state.edge_set.contains(np.repeat(newcomer, mem.shape[1]), mem.ravel())
+        link = link.reshape(mem.shape)
         sub[rows, changed, :] = link
         sub[rows, :, changed] = link
         out.append(_component_count(sub, mem >= 0))
@@ -494,12 +522,15 @@ def _pieces_after(state: _State, cand: pd.DataFrame, table: np.ndarray, slot: np
 
 
 def _grid_adjacency(state: _State, table: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``(g, w, w)`` adjacency inside every grid listed in ``table`` (by slot)."""
     g, w = table.shape
     adj = np.zeros((g, w, w), dtype=bool)
     e = state.edges
-    la, lb = state.grid[e[:, 0]], state.grid[e[:, 1]]
-    inner = (la == lb) & (la >= 0)
-    gi, si, sj = la[inner], slot[e[inner, 0]], slot[e[inner, 1]]
+    inner = (slot[e[:, 0]] >= 0) & (slot[e[:, 1]] >= 0)
+    la, lb = state.grid[e[inner, 0]], state.grid[e[inner, 1]]
+    inner[inner] = la == lb
+    la = state.grid[e[inner, 0]]
+    gi, si, sj = la, slot[e[inner, 0]], slot[e[inner, 1]]
     adj[gi, si, sj] = True
     adj[gi, sj, si] = True
     return adj
@@ -507,40 +538,43 @@ def _grid_adjacency(state: _State, table: np.ndarray, slot: np.ndarray) -> np.nd
 
 def _improve_round(state: _State, dirty: np.ndarray | None) -> np.ndarray | None:
     """One round of moves; returns the grids to look at next round, or None when done."""
-    stats = state.stats()
     cand = _candidates(state, dirty)
-    if cand.empty:
+    if len(cand["u"]) == 0:
         return None
+    stats = state.stats()
+    size_ok, d_sse, d_ex = _evaluate(state, cand, stats)
     width = int(state.bounds[:, 1].max()) + 1
-    table, slot = state.members(width)
+    a, b = cand["a"], cand["b"]
+    involved = np.zeros(len(state.bounds), dtype=bool)
+    involved[a] = True
+    involved[b] = True
+    table, slot = state.members(width, involved)
     adj = _grid_adjacency(state, table, slot)
-    pieces = _component_count(adj, table >= 0)
-    size_ok, d_sse, d_ex = _evaluate(state, cand, stats, width)
-    a, b = cand["a"].to_numpy(), cand["b"].to_numpy()
+    pieces = np.zeros(len(state.bounds), dtype=np.int64)
+    pieces[involved] = _component_count(adj[involved], table[involved] >= 0)
     scale = 1e-9 * (1.0 + np.abs(stats[3][a]) + np.abs(stats[3][b]))
     hopeful = size_ok & ((d_sse < -scale) | (d_ex < 0) | (pieces[a] > 1) | (pieces[b] > 1))
-    cand, d_sse, d_ex, scale = cand[hopeful], d_sse[hopeful], d_ex[hopeful], scale[hopeful]
-    if cand.empty:
+    cand, d_sse, d_ex, scale = _select(cand, hopeful), d_sse[hopeful], d_ex[hopeful], scale[hopeful]
+    if len(cand["u"]) == 0:
         return None
     pa, pb = _pieces_after(state, cand, table, slot, adj)
-    a, b = cand["a"].to_numpy(), cand["b"].to_numpy()
+    a, b = cand["a"], cand["b"]
     d_pieces = pa + pb - pieces[a] - pieces[b]
     better = (d_pieces < 0) | ((d_pieces == 0) & ((d_ex < 0) | ((d_ex == 0) & (d_sse < -scale))))
     if not better.any():
         return None
-    cand = cand[better].reset_index(drop=True)
-    rank = np.empty(len(cand), dtype=np.int64)
-    u_all = cand["u"].to_numpy()
-    rank[np.lexsort((u_all, d_sse[better], d_ex[better], d_pieces[better]))] = np.arange(len(cand))
-    a, b = cand["a"].to_numpy(), cand["b"].to_numpy()
+    cand = _select(cand, better)
+    a, b, u, v = cand["a"], cand["b"], cand["u"], cand["v"]
+    # each grid takes part in at most one change per round: the best one touching it
+    rank = np.empty(len(u), dtype=np.int64)
+    rank[np.lexsort((v, u, d_sse[better], d_ex[better], d_pieces[better]))] = np.arange(len(u))
     best = np.full(len(state.bounds), np.iinfo(np.int64).max)
     np.minimum.at(best, a, rank)
     np.minimum.at(best, b, rank)
     take = (best[a] == rank) & (best[b] == rank)
-    u, v = cand["u"].to_numpy()[take], cand["v"].to_numpy()[take]
-    state.grid[u] = b[take]
-    sw = v >= 0
-    state.grid[v[sw]] = a[take][sw]
+    state.grid[u[take]] = b[take]
+    swapped = take & (v >= 0)
+    state.grid[v[swapped]] = a[swapped]
     dirty = np.zeros(len(state.bounds), dtype=bool)
     dirty[a] = True
     dirty[b] = True
@@ -584,13 +618,15 @@ def _repair(state: _State) -> None:
         e = state.edges
         la, lb = state.grid[e[:, 0]], state.grid[e[:, 1]]
         cross = (la != lb) & (la >= 0) & (lb >= 0)
-        pairs = pd.DataFrame(
-            {
-                "a": np.concatenate([la[cross], lb[cross]]),
-                "b": np.concatenate([lb[cross], la[cross]]),
-            }
-        ).drop_duplicates()
-        neighbours = pairs.sort_values(["a", "b"]).groupby("a")["b"].apply(list).to_dict()
+        g_count = np.int64(len(state.bounds))
+        pair = np.concatenate([la[cross] * g_count + lb[cross], lb[cross] * g_count + la[cross]])
+        pair = np.unique(pair)
+        start = np.searchsorted(pair, broken * g_count)
+        stop = np.searchsorted(pair, (broken + 1) * g_count)
+        neighbours = {
+            g: (pair[i:j] % g_count).tolist()
+            for g, i, j in zip(broken.tolist(), start, stop, strict=True)
+        }
         touched: set[int] = set()
         for g in broken.tolist():
             for h in neighbours.get(g, []):
