@@ -14,10 +14,12 @@ class GridmapError(Exception):
     status = 400
     exit_code = 2
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, zh: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: the same message in Chinese, shown first where the user reads zh-CN
+        self.zh = zh
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"

@@ -1,0 +1,157 @@
+"""``gridmap import``, ``gridmap export`` and ``gridmap settings``: the district and its file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli.common import (
+    DbOption,
+    console,
+    new_project_file,
+    out,
+    progress_bar,
+    say,
+    store_for,
+    table,
+)
+from geo import project
+from geo.errors import InputError
+
+settings_app = typer.Typer(
+    help="项目设置 project settings (division_code, ...)", no_args_is_help=True
+)
+
+KNOWN_SETTINGS = {
+    "division_code": "9 位街道（乡镇）区划代码 county + street division code, e.g. 320581104",
+    "min_size": "网格最少建筑数 fewest buildings per grid (default 4)",
+    "max_size": "网格最多建筑数 most buildings per grid (default 5)",
+    "max_households": "网格户数上限 households cap per grid (optional)",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_command)
+    app.command("export")(export_command)
+    app.add_typer(settings_app, name="settings")
+
+
+def import_command(
+    buildings: Annotated[
+        Path,
+        typer.Argument(
+            help="建筑轮廓文件 footprints: GeoJSON, Shapefile (.shp/.zip), GeoPackage, FlatGeobuf, OSM PBF/.osm"
+        ),
+    ],
+    db: DbOption = project.DEFAULT_DB,
+    layer: Annotated[str | None, typer.Option(help="图层名 layer (GeoPackage, OSM)")] = None,
+    id_field: Annotated[str | None, typer.Option(help="建筑编号字段 id field")] = None,
+    community_field: Annotated[str | None, typer.Option(help="社区字段 community field")] = None,
+    households_field: Annotated[str | None, typer.Option(help="户数字段 households field")] = None,
+    communities: Annotated[
+        Path | None, typer.Option(help="社区边界文件 community polygons")
+    ] = None,
+    communities_field: Annotated[
+        str | None, typer.Option(help="社区边界文件的名称字段 name field of --communities")
+    ] = None,
+    roads: Annotated[
+        Path | None, typer.Option(help="道路文件（切分街区）roads, to cut street blocks")
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="仅用于无坐标系的文件 only for files without a CRS, e.g. EPSG:4326"),
+    ] = None,
+    attribution: Annotated[
+        str | None, typer.Option(help="数据来源署名 attribution to keep with the data")
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="替换项目中已有的建筑（删除其方案）replace the district's buildings and plans"
+        ),
+    ] = False,
+) -> None:
+    """导入建筑轮廓 Import building footprints into the project file."""
+    with new_project_file(db) as store, progress_bar() as update:
+        summary = project.import_buildings(
+            store,
+            buildings,
+            layer=layer,
+            crs=crs,
+            id_field=id_field,
+            community_field=community_field,
+            households_field=households_field,
+            communities_path=communities,
+            communities_field=communities_field,
+            roads_path=roads,
+            attribution=attribution,
+            replace=replace,
+            progress=update,
+        )
+    for warning in summary.warnings:
+        console.print(f"{say('注意', 'Note')}: {warning}", style="yellow", markup=False)
+    report = summary.read
+    console.print(
+        table(
+            say("导入完成", "Import done"),
+            [
+                (say("读取要素", "features read"), report.read),
+                (say("修复几何", "repaired"), report.repaired),
+                (say("丢弃：空几何", "dropped: empty"), report.dropped_empty),
+                (say("丢弃：非面要素", "dropped: not polygons"), report.dropped_non_polygon),
+                (say("建筑", "buildings"), summary.buildings),
+                (say("社区", "communities"), summary.communities),
+                (say("社区来源", "communities from"), summary.community_method),
+                (say("源坐标系", "source CRS"), report.source_crs),
+                (say("工作坐标系", "working CRS"), summary.working_crs),
+            ],
+        )
+    )
+
+
+def export_command(
+    output: Annotated[Path, typer.Argument(help="输出文件 .geojson .gpkg .shp .fgb .csv")],
+    db: DbOption = project.DEFAULT_DB,
+    layer: Annotated[
+        str, typer.Option(help="buildings | communities | grids | incidents")
+    ] = "buildings",
+    crs: Annotated[str, typer.Option(help="输出坐标系 output CRS")] = "EPSG:4326",
+    include_contacts: Annotated[
+        bool, typer.Option(help="包含工作人员电话 include workers' phone numbers")
+    ] = False,
+) -> None:
+    """导出图层 Export a layer (WGS84 by default)."""
+    store = store_for(db)
+    count = project.export_layer(
+        store, output, layer=layer, crs=crs, include_contacts=include_contacts
+    )
+    console.print(
+        say(f"已导出 {count} 个要素到 {output}", f"exported {count} features to {output}")
+    )
+
+
+@settings_app.command("set")
+def settings_set(
+    key: Annotated[str, typer.Argument(help=", ".join(KNOWN_SETTINGS))],
+    value: Annotated[str, typer.Argument()],
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """设置 Set a project setting."""
+    if key not in KNOWN_SETTINGS:
+        raise InputError(
+            f"unknown setting {key!r}; known: {', '.join(KNOWN_SETTINGS)}",
+            zh=f"未知设置 {key}；可用：{', '.join(KNOWN_SETTINGS)}",
+        )
+    store = store_for(db)
+    project.set_setting(store, key, value)
+    console.print(f"{key} = {project.get_settings(store)[key]}")
+
+
+@settings_app.command("show")
+def settings_show(db: DbOption = project.DEFAULT_DB) -> None:
+    """显示设置 Show the project settings."""
+    store = store_for(db)
+    values = project.get_settings(store)
+    out.print_json(data=values)

@@ -1,0 +1,250 @@
+"""``gridmap partition``, ``gridmap workers ...`` and ``gridmap plan ...``: the grids and their people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.cli.common import DbOption, console, print_json, progress_bar, say, store_for, table
+from geo import plans, project
+from geo.workers import read_roster
+
+workers_app = typer.Typer(
+    help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
+)
+plan_app = typer.Typer(
+    help="网格方案 plan versions: list, show, publish, diff", no_args_is_help=True
+)
+
+AuthorOption = Annotated[
+    str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("partition")(partition_command)
+    app.add_typer(workers_app, name="workers")
+    app.add_typer(plan_app, name="plan")
+
+
+def partition_command(
+    db: DbOption = project.DEFAULT_DB,
+    min_size: Annotated[
+        int | None, typer.Option("--min", min=1, help="每格最少建筑 fewest buildings per grid (4)")
+    ] = None,
+    max_size: Annotated[
+        int | None, typer.Option("--max", min=1, help="每格最多建筑 most buildings per grid (5)")
+    ] = None,
+    max_households: Annotated[
+        int | None, typer.Option(min=1, help="每格户数上限 households cap")
+    ] = None,
+    community: Annotated[
+        list[str] | None, typer.Option(help="只重划这些社区 re-partition only these communities")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="随机种子 seed (same seed, same grids)")] = 0,
+    publish: Annotated[
+        bool | None,
+        typer.Option("--publish/--draft", help="发布或仅保存草稿 publish, or keep a draft"),
+    ] = None,
+    author: AuthorOption = "",
+) -> None:
+    """划分网格 Group each community's buildings into grids of 4 to 5 (a new plan version)."""
+    store = store_for(db)
+    with progress_bar() as update:
+        outcome = plans.partition_project(
+            store,
+            min_size=min_size,
+            max_size=max_size,
+            max_households=max_households,
+            communities=community,
+            seed=seed,
+            author=author,
+            publish=publish,
+            progress=update,
+        )
+    if outcome.division_code_is_default:
+        console.print(
+            say(
+                f"注意：未设置区划代码，暂用 {project.DEFAULT_DIVISION_CODE}（常熟市碧溪街道）；"
+                "请运行 gridmap settings set division_code <9位代码>",
+                f"Note: division_code is not set; using {project.DEFAULT_DIVISION_CODE} (Bixi, Changshu) "
+                "for the codes. Set yours: gridmap settings set division_code <9 digits>",
+            ),
+            style="yellow",
+            markup=False,
+        )
+    s = outcome.summary
+    console.print(
+        table(
+            say(f"网格方案 {outcome.plan_id}", f"Plan {outcome.plan_id}"),
+            [
+                (say("建筑", "buildings"), s["buildings"]),
+                (say("网格", "grids"), s["grids"]),
+                (say("规模达标比例", "share in range"), f"{s['share_in_range']:.1%}"),
+                (say("连片比例", "contiguous share"), f"{s['share_contiguous']:.1%}"),
+                (say("平均直径", "mean diameter"), f"{s['mean_diameter_m']:.0f} m"),
+                (say("P95 直径", "p95 diameter"), f"{s['p95_diameter_m']:.0f} m"),
+                (say("最大直径", "max diameter"), f"{s['max_diameter_m']:.0f} m"),
+                (
+                    say("状态", "status"),
+                    say("已发布", "published") if outcome.published else say("草稿", "draft"),
+                ),
+            ],
+        )
+    )
+    flagged = s.get("flagged_communities", [])
+    if flagged:
+        rows = Table(title=say("需要关注的社区", "Flagged communities"), title_justify="left")
+        rows.add_column(say("社区", "community"))
+        rows.add_column(say("原因", "reason"))
+        for item in flagged:
+            rows.add_row(
+                item["community"], item["reason_zh"] if say("zh", "en") == "zh" else item["reason"]
+            )
+        console.print(rows)
+    if not outcome.published:
+        console.print(
+            say(
+                f"发布：gridmap plan publish {outcome.plan_id}",
+                f"publish: gridmap plan publish {outcome.plan_id}",
+            )
+        )
+
+
+@workers_app.command("import")
+def workers_import(
+    roster_csv: Annotated[
+        Path,
+        typer.Argument(help="花名册 CSV：工号,姓名,手机,社区 (worker id, name, phone, community)"),
+    ],
+    db: DbOption = project.DEFAULT_DB,
+    author: AuthorOption = "",
+) -> None:
+    """导入网格员花名册 Import the grid workers' roster (replaces the current one)."""
+    store = store_for(db)
+    communities = store.read_layer("communities", columns=["community"])["community"]
+    roster = read_roster(roster_csv, communities=communities)
+    count = plans.import_roster(store, roster, author=author)
+    console.print(say(f"已导入 {count} 名网格员", f"imported {count} workers"))
+
+
+@workers_app.command("assign")
+def workers_assign(
+    db: DbOption = project.DEFAULT_DB,
+    plan: Annotated[
+        int | None, typer.Option(help="方案编号（默认已发布方案）plan id (default: published)")
+    ] = None,
+    author: AuthorOption = "",
+) -> None:
+    """为空缺网格指定网格员 Give every grid without a worker one from its community, fairly."""
+    store = store_for(db)
+    assigned, missing = plans.fill_workers(store, plan, author=author)
+    console.print(say(f"新指定 {assigned} 个网格", f"assigned {assigned} grids"))
+    if missing.empty:
+        console.print(say("所有网格均已有网格员", "every grid has a worker"))
+        return
+    rows = Table(
+        title=say(f"{len(missing)} 个网格仍无网格员", f"{len(missing)} grids without a worker"),
+        title_justify="left",
+    )
+    rows.add_column(say("网格编码", "grid code"))
+    rows.add_column(say("社区", "community"))
+    rows.add_column(say("原因", "reason"))
+    for code, row in missing.head(50).iterrows():
+        rows.add_row(str(code), str(row["community"]), str(row["reason"]))
+    console.print(rows)
+
+
+@workers_app.command("list")
+def workers_list(
+    db: DbOption = project.DEFAULT_DB,
+    include_contacts: Annotated[bool, typer.Option(help="显示电话 show phone numbers")] = False,
+) -> None:
+    """列出网格员及其网格数 List workers and how many grids each holds."""
+    store = store_for(db)
+    team = plans.roster(store)
+    grids = plans.published_grids(store)
+    team["grids"] = team["worker_id"].map(grids["worker_id"].value_counts()).fillna(0).astype(int)
+    if not include_contacts:
+        team = team.drop(columns="phone")
+    print_json(team.to_dict("records"))
+
+
+@plan_app.command("list")
+def plan_list(db: DbOption = project.DEFAULT_DB) -> None:
+    """列出方案 List the plan versions."""
+    store = store_for(db)
+    table_ = plans.list_plans(store)
+    rows = Table(title=say("网格方案", "Plans"), title_justify="left")
+    for column in (
+        "plan_id",
+        "status",
+        "parent_id",
+        "grids",
+        "flagged",
+        "revision",
+        "author",
+        "created_at",
+        "note",
+    ):
+        rows.add_column(column)
+    for record in table_.to_dict("records"):
+        rows.add_row(
+            *(
+                str(record.get(c, ""))
+                for c in (
+                    "plan_id",
+                    "status",
+                    "parent_id",
+                    "grids",
+                    "flagged",
+                    "revision",
+                    "author",
+                    "created_at",
+                    "note",
+                )
+            )
+        )
+    console.print(rows)
+
+
+@plan_app.command("show")
+def plan_show(
+    plan_id: Annotated[int | None, typer.Argument(help="方案编号（默认已发布方案）")] = None,
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """显示方案的网格 Show a plan's grids and its violations (JSON)."""
+    store = store_for(db)
+    plan = plans.load_plan(store, plan_id)
+    grids = plan.grids.drop(columns="geometry")
+    print_json(
+        {
+            "plan_id": plan.plan_id,
+            "status": plan.status,
+            "revision": plan.revision,
+            "parent_id": plan.parent_id,
+            "grids": grids.reset_index(names="grid_code").to_dict("records"),
+            "violations": plans.violations(plan).to_dict("records"),
+        }
+    )
+
+
+@plan_app.command("publish")
+def plan_publish(
+    plan_id: Annotated[int, typer.Argument(help="方案编号 plan id")],
+    db: DbOption = project.DEFAULT_DB,
+    override: Annotated[
+        str | None, typer.Option(help="带违规发布的理由 reason to publish despite violations")
+    ] = None,
+    author: AuthorOption = "",
+) -> None:
+    """发布方案 Publish a plan: its grids become the district's grids."""
+    store = store_for(db)
+    result = plans.publish_plan(store, plan_id, author=author, override_reason=override)
+    console.print(
+        say(f"方案 {plan_id} 已发布", f"plan {plan_id} published")
+        + (f" ({result['violations']} violations accepted)" if result["violations"] else "")
+    )

@@ -1,0 +1,411 @@
+"""Reading building footprints: any format GDAL reads, checked, repaired and put in a metric CRS.
+
+The functions here never touch the project file; :mod:`geo.project` stores what they return.
+
+Examples
+--------
+>>> from geo.io import read_buildings
+>>> buildings, report = read_buildings("../shared/data/kunming_buildings.geojson",
+...                                    community_field="community")  # doctest: +SKIP
+>>> report.read, report.kept
+(140, 140)
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import shapely
+
+from geo.crs import metric_crs_for
+from geo.errors import CoordinateError, CRSError, InputError, NotFound
+
+#: ids looked for, in order, when no --id-field is given
+ID_FIELD_GUESSES = (
+    "building_id",
+    "id",
+    "osm_id",
+    "osm_way_id",
+    "osm_index",
+    "fid",
+    "编号",
+    "建筑编号",
+)
+NAME_FIELD_GUESSES = ("name", "名称", "建筑名称")
+ADDRESS_FIELD_GUESSES = ("address", "addr", "地址", "门牌地址")
+OSM_SUFFIXES = (".osm", ".pbf")
+
+# columns gridmap owns in the buildings layer; a source field of the same name is kept as src_<name>
+STANDARD_COLUMNS = ("building_id", "community", "households", "name", "address", "grid_code")
+
+
+@dataclass
+class ReadReport:
+    """What happened to the features of one file."""
+
+    source: str
+    source_crs: str
+    read: int = 0
+    kept: int = 0
+    repaired: int = 0
+    dropped_empty: int = 0
+    dropped_non_polygon: int = 0
+    from_osm: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_features(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+) -> tuple[gpd.GeoDataFrame, bool]:
+    """Read a vector file through pyogrio; return the frame and whether it came from OSM.
+
+    GeoJSON, Shapefile (also ``.zip``), GeoPackage (``layer``), FlatGeobuf and OSM PBF / XML
+    (buildings from GDAL's ``multipolygons`` layer) are supported. ``crs`` is only for files
+    that carry none; a file with its own CRS and a different ``crs`` is refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFound(f"no such file: {path}", zh=f"文件不存在：{path}")
+    from_osm = path.suffix.lower() in OSM_SUFFIXES
+    if from_osm and layer is None:
+        layer = "multipolygons"
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except pyogrio.errors.DataSourceError as error:
+        raise InputError(
+            f"{path.name} is not a readable vector file ({_first_line(error)})",
+            zh=f"{path.name} 不是可读取的矢量文件",
+        ) from None
+    if layer is not None and layer not in layers:
+        raise InputError(
+            f"{path.name} has no layer {layer!r}; its layers are: {', '.join(layers)}",
+            zh=f"{path.name} 中没有图层 {layer}；现有图层：{', '.join(layers)}",
+        )
+    if layer is None and len(layers) > 1:
+        raise InputError(
+            f"{path.name} holds several layers ({', '.join(layers)}); choose one with --layer",
+            zh=f"{path.name} 含多个图层（{', '.join(layers)}），请用 --layer 指定",
+        )
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
+        raise InputError(
+            f"cannot read {path.name}: {_first_line(error)}", zh=f"无法读取 {path.name}"
+        ) from None
+    if crs is not None:
+        given = parse_crs(crs)
+        if frame.crs is not None and not frame.crs.equals(given):
+            raise CRSError(
+                f"{path.name} already declares {frame.crs.to_string()}; --crs is only for files "
+                "without a CRS",
+                zh=f"{path.name} 已声明坐标系 {frame.crs.to_string()}，--crs 仅用于无坐标系的文件",
+            )
+        frame = frame.set_crs(given, allow_override=True)
+    if frame.crs is None:
+        raise CRSError(
+            f"{path.name} carries no coordinate system; give it with --crs (e.g. --crs EPSG:4326 "
+            "for longitude/latitude, --crs EPSG:4549 for CGCS2000 Gauss-Kruger 120E)",
+            zh=f"{path.name} 没有坐标系信息，请用 --crs 指定（如 EPSG:4326、EPSG:4549）",
+        )
+    from_osm = from_osm or any(str(c).lower().startswith("osm") for c in frame.columns)
+    return frame, from_osm
+
+
+def parse_crs(text: str) -> pyproj.CRS:
+    """A CRS from what a user types (``EPSG:4549``, ``4326``, ``cgcs2000``, a WKT or PROJ string)."""
+    aliases = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490"}
+    value = aliases.get(text.strip().lower(), text.strip())
+    if value.isdigit():
+        value = f"EPSG:{value}"
+    try:
+        return pyproj.CRS.from_user_input(value)
+    except pyproj.exceptions.CRSError:
+        raise CRSError(
+            f"unknown coordinate system {text!r} (try EPSG:4326, EPSG:4490 or EPSG:4549)",
+            zh=f"无法识别的坐标系 {text}",
+        ) from None
+
+
+def polygonal_parts(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, pd.Series, pd.Series]:
+    """Repair footprints and keep their polygonal parts.
+
+    Returns the repaired geometries (Polygon or MultiPolygon, aligned to the input; None where
+    nothing polygonal is left), and two boolean Series: which were repaired, which were empty.
+    A MultiPolygon stays one building.
+    """
+    values = np.asarray(geometries.values, dtype=object)
+    empty = shapely.is_missing(values) | shapely.is_empty(values)
+    invalid = ~empty & ~shapely.is_valid(values)
+    repaired = values.copy()
+    repaired[invalid] = shapely.make_valid(values[invalid])
+    # make_valid may return a GeometryCollection of polygons and stray lines: keep the polygons
+    collections = shapely.get_type_id(repaired) == 7
+    for i in np.flatnonzero(collections):
+        parts = [p for p in shapely.get_parts(repaired[i]) if shapely.get_type_id(p) in (3, 6)]
+        repaired[i] = shapely.union_all(parts) if parts else None
+    polygonal = np.isin(shapely.get_type_id(repaired), [3, 6])
+    repaired[~polygonal] = None
+    index = geometries.index
+    return (
+        gpd.GeoSeries(repaired, index=index, crs=geometries.crs),
+        pd.Series(invalid, index=index),
+        pd.Series(empty, index=index),
+    )
+
+
+def check_coordinates(frame: gpd.GeoDataFrame, *, name: str) -> None:
+    """Refuse coordinates that cannot be right for the frame's CRS (range, swapped lat/lon)."""
+    geometries = frame.geometry[~frame.geometry.is_empty & ~frame.geometry.isna()]
+    if geometries.empty:
+        return
+    minx, miny, maxx, maxy = geometries.total_bounds
+    crs = frame.crs
+    if crs.is_geographic:
+        if (abs(miny) > 90 or abs(maxy) > 90) and max(abs(minx), abs(maxx)) <= 90:
+            raise CoordinateError(
+                f"{name}: latitude and longitude look swapped (y runs {miny:.4f}..{maxy:.4f}, beyond "
+                "±90): write longitude first (x = lon, y = lat)",
+                zh=f"{name}：经纬度顺序似乎颠倒（y 超出 ±90），应为经度在前、纬度在后",
+            )
+        if max(abs(minx), abs(maxx)) > 180 or max(abs(miny), abs(maxy)) > 90:
+            raise CoordinateError(
+                f"{name}: coordinates {minx:.1f}..{maxx:.1f}, {miny:.1f}..{maxy:.1f} are out of the "
+                f"range of {crs.to_string()} (longitude ±180, latitude ±90); are they metres in a "
+                "projected CRS? then give the right --crs",
+                zh=f"{name}：坐标超出经纬度范围，可能是投影坐标（米），请用 --crs 指定正确坐标系",
+            )
+        if minx >= 15 and maxx <= 56 and miny >= 70 and maxy <= 140:
+            raise CoordinateError(
+                f"{name}: latitude and longitude look swapped (x {minx:.2f}..{maxx:.2f} reads like "
+                "latitudes in China, y like longitudes)",
+                zh=f"{name}：经纬度顺序似乎颠倒",
+            )
+        return
+    area = crs.area_of_use
+    if area is None:
+        return
+    to_lonlat = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
+    lon, lat = to_lonlat.transform(np.array([minx, maxx]), np.array([miny, maxy]))
+    margin = 2.0
+    inside = (
+        np.isfinite(lon).all()
+        and np.isfinite(lat).all()
+        and area.west - margin <= lon.min()
+        and lon.max() <= area.east + margin
+        and area.south - margin <= lat.min()
+        and lat.max() <= area.north + margin
+    )
+    if not inside:
+        raise CoordinateError(
+            f"{name}: coordinates ({minx:.0f}..{maxx:.0f}, {miny:.0f}..{maxy:.0f}) lie outside the "
+            f"area of {crs.name} ({area.name}); is the coordinate system right? (x/y swapped, or "
+            "another zone?)",
+            zh=f"{name}：坐标不在 {crs.name} 的适用范围内，请检查坐标系或 x/y 顺序",
+        )
+
+
+def pick_field(
+    frame: pd.DataFrame, requested: str | None, guesses: tuple[str, ...], *, what: str
+) -> str | None:
+    """The column for ``what``: the requested one (which must exist) or the first guess present."""
+    columns = [str(c) for c in frame.columns if c != frame.geometry.name]
+    if requested is not None:
+        if requested not in columns:
+            raise InputError(
+                f"no field {requested!r} for {what}; the file's fields are: {', '.join(columns) or '(none)'}",
+                zh=f"找不到字段 {requested}；文件中的字段：{', '.join(columns) or '（无）'}",
+            )
+        return requested
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[g.lower()] for g in guesses if g.lower() in lowered), None)
+
+
+def normalise_text(value: object) -> str | None:
+    """NFKC-normalised, trimmed text (full-width digits and letters become ASCII); None if blank."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    return text or None
+
+
+def read_buildings(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+    id_field: str | None = None,
+    community_field: str | None = None,
+    households_field: str | None = None,
+    working_crs: pyproj.CRS | None = None,
+) -> tuple[gpd.GeoDataFrame, ReadReport]:
+    """Footprints from a file as gridmap's buildings, in the district's metric CRS.
+
+    Returns a GeoDataFrame with ``building_id`` (text, unique), ``community`` (text or missing),
+    ``households`` (nullable integer), ``name``, ``address`` and the source's other fields, and a
+    :class:`ReadReport`. Refuses (with a message naming the problem) a file without CRS, out of
+    range or swapped coordinates, duplicate ids, unknown field names and an empty result.
+    """
+    path = Path(path)
+    raw, from_osm = read_features(path, layer=layer, crs=crs)
+    report = ReadReport(
+        source=str(path), source_crs=raw.crs.to_string(), read=len(raw), from_osm=from_osm
+    )
+    if id_field is None and {"osm_id", "osm_way_id"} <= set(raw.columns):
+        # GDAL's multipolygons layer: closed ways carry osm_way_id, relations osm_id
+        raw["osm_id"] = ("w" + raw["osm_way_id"].astype("string")).fillna(
+            "r" + raw["osm_id"].astype("string")
+        )
+    id_column = pick_field(raw, id_field, ID_FIELD_GUESSES, what="building ids")
+    community_column = pick_field(raw, community_field, (), what="communities")
+    households_column = pick_field(raw, households_field, (), what="households")
+    name_column = pick_field(raw, None, NAME_FIELD_GUESSES, what="names")
+    address_column = pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses")
+
+    geometry, repaired, empty = polygonal_parts(raw.geometry)
+    report.repaired = int((repaired & geometry.notna()).sum())
+    report.dropped_empty = int(empty.sum())
+    report.dropped_non_polygon = int((geometry.isna() & ~empty).sum())
+    keep = ~geometry.isna()
+    frame = gpd.GeoDataFrame(raw.drop(columns=raw.geometry.name), geometry=geometry, crs=raw.crs)[
+        keep
+    ]
+    if frame.empty:
+        raise InputError(
+            f"{path.name}: no building footprints left ({report.read} features read, "
+            f"{report.dropped_empty} empty, {report.dropped_non_polygon} not polygons)",
+            zh=f"{path.name}：没有可用的建筑轮廓（读取 {report.read} 个要素，均为空或非面要素）",
+        )
+    check_coordinates(frame, name=path.name)
+
+    buildings = _standard_columns(
+        frame,
+        id_column=id_column,
+        community_column=community_column,
+        households_column=households_column,
+        name_column=name_column,
+        address_column=address_column,
+    )
+    _refuse_duplicate_ids(buildings, path.name, id_column)
+    if working_crs is None:
+        lon, lat = _centre_lonlat(buildings)
+        working_crs = metric_crs_for(lon, lat)
+    report.kept = len(buildings)
+    return buildings.to_crs(working_crs), report
+
+
+def _standard_columns(
+    frame: gpd.GeoDataFrame,
+    *,
+    id_column: str | None,
+    community_column: str | None,
+    households_column: str | None,
+    name_column: str | None,
+    address_column: str | None,
+) -> gpd.GeoDataFrame:
+    source = frame.drop(columns=frame.geometry.name)
+    renamed = {c: f"src_{c}" for c in source.columns if c in STANDARD_COLUMNS}
+    if id_column is None:
+        ids = pd.Series([f"B{i:06d}" for i in range(1, len(frame) + 1)], index=frame.index)
+    else:
+        ids = source[id_column].map(normalise_text)
+        missing = ids.isna()
+        if missing.any():
+            raise InputError(
+                f"{int(missing.sum())} features have no value in the id field {id_column!r}",
+                zh=f"{int(missing.sum())} 个要素的编号字段 {id_column} 为空",
+            )
+        ids = ids.astype(str).str.removesuffix(".0")
+    standard = pd.DataFrame(index=frame.index)
+    standard["building_id"] = ids.astype(str)
+    standard["community"] = (
+        source[community_column].map(normalise_text)
+        if community_column
+        else pd.Series(None, index=frame.index, dtype=object)
+    )
+    standard["households"] = (
+        _households(source[households_column])
+        if households_column
+        else pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    )
+    standard["name"] = source[name_column].map(normalise_text) if name_column else None
+    standard["address"] = source[address_column].map(normalise_text) if address_column else None
+    extra = source.rename(columns=renamed)
+    return gpd.GeoDataFrame(
+        pd.concat(
+            [standard, extra.drop(columns=[c for c in extra.columns if c in standard.columns])],
+            axis=1,
+        ),
+        geometry=frame.geometry,
+        crs=frame.crs,
+    ).reset_index(drop=True)
+
+
+def _households(values: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & (numbers.isna() | (numbers < 0) | (numbers % 1 != 0))
+    if bad.any():
+        examples = ", ".join(map(repr, values[bad].head(3).tolist()))
+        raise InputError(
+            f"households must be whole numbers >= 0; {int(bad.sum())} values are not (e.g. {examples})",
+            zh=f"户数必须是非负整数；有 {int(bad.sum())} 个值不符合",
+        )
+    return numbers.astype("Int64")
+
+
+def _refuse_duplicate_ids(buildings: pd.DataFrame, name: str, id_column: str | None) -> None:
+    duplicated = buildings["building_id"][buildings["building_id"].duplicated(keep=False)]
+    if not duplicated.empty:
+        examples = ", ".join(sorted(set(duplicated))[:5])
+        raise InputError(
+            f"{name}: {duplicated.nunique()} ids occur more than once in {id_column!r} (e.g. {examples}); "
+            "ids must be unique (choose another field with --id-field)",
+            zh=f"{name}：编号字段 {id_column} 中有 {duplicated.nunique()} 个重复编号（如 {examples}）",
+        )
+
+
+def _centre_lonlat(frame: gpd.GeoDataFrame) -> tuple[float, float]:
+    minx, miny, maxx, maxy = frame.total_bounds
+    to_lonlat = pyproj.Transformer.from_crs(frame.crs, 4326, always_xy=True)
+    lon, lat = to_lonlat.transform((minx + maxx) / 2, (miny + maxy) / 2)
+    return float(lon), float(lat)
+
+
+def read_lines(
+    path: str | Path, *, crs: pyproj.CRS, source_crs: str | None = None
+) -> gpd.GeoDataFrame:
+    """A roads file as lines in ``crs`` (the ``kind`` column is kept)."""
+    frame, _ = read_features(path, crs=source_crs)
+    check_coordinates(frame, name=Path(path).name)
+    lines = frame[frame.geometry.geom_type.isin(["LineString", "MultiLineString"])]
+    if lines.empty:
+        raise InputError(f"{Path(path).name} holds no lines", zh=f"{Path(path).name} 中没有线要素")
+    return lines.to_crs(crs)
+
+
+def read_polygons(
+    path: str | Path, *, crs: pyproj.CRS, source_crs: str | None = None
+) -> gpd.GeoDataFrame:
+    """A polygon file (community outlines) in ``crs``, repaired."""
+    frame, _ = read_features(path, crs=source_crs)
+    check_coordinates(frame, name=Path(path).name)
+    geometry, _, _ = polygonal_parts(frame.geometry)
+    frame = frame.set_geometry(geometry)[geometry.notna()]
+    if frame.empty:
+        raise InputError(
+            f"{Path(path).name} holds no polygons", zh=f"{Path(path).name} 中没有面要素"
+        )
+    return frame.to_crs(crs)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,681 @@
+"""Plans: versions of the district's grids, from a partition or a planner's edits.
+
+A plan is a full assignment of buildings to grid codes plus grid facts (community, worker, lock,
+size, households, diameter, status) and a polygon per grid, stored in the project file:
+
+* ``plans``: one row per version (draft / published / archived), parent, author, note, revision;
+* ``assignments``: plan, building, grid code;
+* ``plan_grids`` (a layer): plan, grid code, facts, polygon (union of the buildings' cells);
+* ``grid_codes``: every code ever issued and the buildings it first named (never reused);
+* ``grids`` (a layer): a copy of the published plan's grids, the layer QGIS and exports read.
+
+Examples
+--------
+>>> from geo.store import open_store  # doctest: +SKIP
+>>> plan_id = partition_project(open_store("gridmap.gpkg")).plan_id  # doctest: +SKIP
+>>> load_plan(store, plan_id).grids[["community", "n_buildings"]].head()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from geo import boundaries, codes, partition
+from geo.adjacency import building_adjacency
+from geo.errors import Conflict, InputError, NotFound
+from geo.store import Store, assignments, grid_codes, now_iso, plans, workers
+from geo.workers import assign_workers
+
+Progress = Callable[[str, int, int], None]
+
+#: the facts a grid carries in ``plan_grids`` and ``grids``, in this order
+GRID_COLUMNS = (
+    "grid_code",
+    "community",
+    "worker_id",
+    "worker",
+    "locked",
+    "n_buildings",
+    "households",
+    "area_m2",
+    "diameter_m",
+    "contiguous",
+    "status",
+    "reason",
+    "reason_zh",
+)
+
+
+@dataclass
+class Plan:
+    """One version of the district's grids."""
+
+    plan_id: int
+    status: str
+    revision: int
+    parent_id: int | None
+    author: str
+    note: str
+    created_at: str
+    min_size: int
+    max_size: int
+    max_households: int | None
+    labels: pd.Series  # building_id -> grid_code
+    grids: gpd.GeoDataFrame  # indexed by grid_code: GRID_COLUMNS[1:] + geometry
+
+
+@dataclass
+class PartitionOutcome:
+    """What ``gridmap partition`` reports."""
+
+    plan_id: int
+    published: bool
+    summary: dict
+    grids: pd.DataFrame
+    division_code_is_default: bool
+
+
+@dataclass
+class District:
+    """The project's buildings (indexed by ``building_id``), their cells and the settings."""
+
+    buildings: gpd.GeoDataFrame
+    cells: gpd.GeoSeries
+    community_numbers: dict[str, int]
+    division_code: str
+    division_code_is_default: bool
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def load_district(store: Store, *, conn: Connection | None = None) -> District:
+    """Buildings, cells and numbering settings of the project."""
+    from geo.project import division_code  # the project module imports this one
+
+    buildings = store.read_layer("buildings", conn=conn).set_index("building_id", drop=False)
+    buildings.index.name = None
+    cells = store.read_layer("cells", conn=conn).set_index("building_id").geometry
+    cells = cells.reindex(buildings.index)
+    communities = store.read_layer("communities", columns=["community", "number"], conn=conn)
+    code, is_default = division_code(store)
+    return District(
+        buildings=buildings,
+        cells=gpd.GeoSeries(cells.values, index=buildings.index, crs=buildings.crs),
+        community_numbers=dict(
+            zip(communities["community"], communities["number"].astype(int), strict=True)
+        ),
+        division_code=code,
+        division_code_is_default=is_default,
+    )
+
+
+def published_plan_id(store: Store, *, conn: Connection | None = None) -> int | None:
+    with store.reading(conn) as c:
+        return c.execute(
+            sa.select(sa.func.max(plans.c.plan_id)).where(plans.c.status == "published")
+        ).scalar()
+
+
+def plan_row(store: Store, plan_id: int, *, conn: Connection | None = None) -> dict[str, Any]:
+    with store.reading(conn) as c:
+        row = c.execute(sa.select(plans).where(plans.c.plan_id == plan_id)).mappings().first()
+    if row is None:
+        raise NotFound(
+            f"no plan {plan_id}; 'gridmap plan list' shows the plans", zh=f"没有方案 {plan_id}"
+        )
+    return dict(row)
+
+
+def list_plans(store: Store) -> pd.DataFrame:
+    """Every plan with its number of grids and flagged grids."""
+    table = store.read_table(plans)
+    if table.empty or not store.has_layer("plan_grids"):
+        return table
+    grids = store.read_layer("plan_grids", columns=["plan_id", "status"])
+    counts = grids.groupby("plan_id").agg(
+        grids=("status", "size"), flagged=("status", lambda s: int((s != "ok").sum()))
+    )
+    return table.merge(counts, left_on="plan_id", right_index=True, how="left")
+
+
+def load_plan(store: Store, plan_id: int | None = None, *, conn: Connection | None = None) -> Plan:
+    """A plan (the published one when ``plan_id`` is None)."""
+    if plan_id is None:
+        plan_id = published_plan_id(store, conn=conn)
+        if plan_id is None:
+            raise NotFound(
+                "no published plan yet; run 'gridmap partition' first",
+                zh="尚无已发布的网格方案，请先运行 gridmap partition",
+            )
+    row = plan_row(store, plan_id, conn=conn)
+    table = store.read_table(assignments, where={"plan_id": plan_id}, conn=conn)
+    labels = table.set_index("building_id")["grid_code"]
+    grids = store.read_layer("plan_grids", where={"plan_id": plan_id}, conn=conn)
+    grids = grids.drop(columns="plan_id").set_index("grid_code")
+    return Plan(
+        plan_id=plan_id,
+        status=row["status"],
+        revision=row["revision"],
+        parent_id=row["parent_id"],
+        author=row["author"],
+        note=row["note"],
+        created_at=row["created_at"],
+        min_size=row["min_size"],
+        max_size=row["max_size"],
+        max_households=row["max_households"],
+        labels=labels,
+        grids=grids,
+    )
+
+
+def worker_names(store: Store, *, conn: Connection | None = None) -> pd.Series:
+    table = store.read_table(workers, conn=conn)
+    return table.set_index("worker_id")["name"] if not table.empty else pd.Series(dtype=object)
+
+
+# -- building grids ------------------------------------------------------------------------------
+
+
+def grid_facts(
+    district: District,
+    labels: pd.Series,
+    *,
+    min_size: int,
+    max_size: int,
+    max_households: int | None,
+    adjacency: Any = None,
+) -> pd.DataFrame:
+    """The facts of every grid of a labelling (building_id -> key), indexed by key."""
+    report = partition.grid_report(
+        district.buildings,
+        labels.reindex(district.buildings.index),
+        adjacency=adjacency,
+        min_size=min_size,
+        max_size=max_size,
+        max_households=max_households,
+    )
+    return report.set_index("grid_key")
+
+
+def coded_grids(
+    district: District,
+    labels: pd.Series,
+    facts: pd.DataFrame,
+    *,
+    previous: dict[frozenset, str],
+    used: set[str],
+    current_workers: dict[str, str],
+    locked: set[str],
+    roster: pd.DataFrame,
+    names: pd.Series,
+) -> tuple[pd.Series, gpd.GeoDataFrame]:
+    """Polygons, stable codes and workers for a labelling by key; returns codes per building too."""
+    polygons = boundaries.grid_polygons(
+        district.cells, labels, community=district.buildings["community"]
+    )
+    members = {key: frozenset(ids) for key, ids in labels.groupby(labels).groups.items()}
+    grid_code = codes.assign_grid_codes(
+        polygons,
+        members,
+        division_code=district.division_code,
+        community_numbers=district.community_numbers,
+        previous=previous,
+        used=used,
+    )
+    grids = polygons.join(facts.drop(columns=["community", "n_buildings"], errors="ignore"))
+    grids["grid_code"] = grid_code
+    grids = grids.set_index("grid_code", drop=False)
+    carried = {code: worker for code, worker in current_workers.items() if code in grids.index}
+    worker_id = (
+        assign_workers(grids, roster, current=carried)
+        if not roster.empty
+        else pd.Series(carried, dtype=object).reindex(grids.index)
+    )
+    grids["worker_id"] = worker_id.reindex(grids.index).astype(object)
+    grids["worker"] = grids["worker_id"].map(names).astype(object)
+    grids["locked"] = grids.index.isin(list(locked))
+    grids.index.name = None
+    return labels.map(grid_code), grids
+
+
+def _frame_for_layer(grids: gpd.GeoDataFrame, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    frame = grids.reset_index(drop=True)
+    frame["locked"] = frame["locked"].astype("boolean")
+    frame["contiguous"] = frame["contiguous"].astype("boolean")
+    frame["households"] = pd.array(frame["households"], dtype="Int64")
+    for column in ("worker_id", "worker", "reason", "reason_zh"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    columns = list(GRID_COLUMNS)
+    if plan_id is not None:
+        frame.insert(0, "plan_id", plan_id)
+        columns = ["plan_id", *columns]
+    return gpd.GeoDataFrame(frame[columns], geometry=frame.geometry.values, crs=grids.crs)
+
+
+def save_plan(
+    store: Store,
+    conn: Connection,
+    *,
+    labels: pd.Series,
+    grids: gpd.GeoDataFrame,
+    parent_id: int | None,
+    author: str,
+    note: str,
+    min_size: int,
+    max_size: int,
+    max_households: int | None,
+) -> int:
+    """Write a new draft plan (assignments, grid layer rows, newly issued codes)."""
+    plan_id = conn.execute(
+        sa.insert(plans).values(
+            parent_id=parent_id,
+            status="draft",
+            author=author,
+            note=note,
+            created_at=now_iso(),
+            revision=0,
+            min_size=min_size,
+            max_size=max_size,
+            max_households=max_households,
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        sa.insert(assignments),
+        [{"plan_id": plan_id, "building_id": b, "grid_code": c} for b, c in labels.items()],
+    )
+    store.write_layer(
+        conn,
+        "plan_grids",
+        _frame_for_layer(grids, plan_id),
+        mode="append",
+        description="the grids of every plan version",
+    )
+    record_codes(conn, labels, plan_id=plan_id, communities=grids["community"])
+    return int(plan_id)
+
+
+def record_codes(
+    conn: Connection, labels: pd.Series, *, plan_id: int, communities: pd.Series
+) -> None:
+    """Register codes issued for the first time, with the buildings they named."""
+    issued = set(conn.execute(sa.select(grid_codes.c.grid_code)).scalars())
+    rows = []
+    for code, ids in labels.groupby(labels).groups.items():
+        if code not in issued:
+            rows.append(
+                {
+                    "grid_code": code,
+                    "community": str(communities[code]),
+                    "members": json.dumps(sorted(map(str, ids)), ensure_ascii=False),
+                    "first_plan_id": plan_id,
+                    "issued_at": now_iso(),
+                }
+            )
+    if rows:
+        conn.execute(sa.insert(grid_codes), rows)
+
+
+def issued_codes(store: Store, *, conn: Connection | None = None) -> set[str]:
+    with store.reading(conn) as c:
+        return set(c.execute(sa.select(grid_codes.c.grid_code)).scalars())
+
+
+def roster(store: Store, *, conn: Connection | None = None) -> pd.DataFrame:
+    return store.read_table(workers, conn=conn)
+
+
+# -- partition ------------------------------------------------------------------------------------
+
+
+def partition_project(
+    store: Store,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    max_households: int | None = None,
+    communities: Iterable[str] | None = None,
+    seed: int = 0,
+    author: str = "",
+    note: str = "",
+    publish: bool | None = None,
+    progress: Progress | None = None,
+) -> PartitionOutcome:
+    """Partition the project's buildings into a new plan.
+
+    Without ``communities`` the whole district is partitioned; with them, the published plan is
+    copied and only those communities are partitioned again. Locked grids of the parent plan are
+    kept either way. The plan is published when ``publish`` is True, or when it is None and no
+    plan has been published yet (the first partition of a district).
+    """
+    from geo.project import get_settings
+
+    step = progress or (lambda *_: None)
+    settings = get_settings(store)
+    min_size = int(min_size or settings["min_size"])
+    max_size = int(max_size or settings["max_size"])
+    if max_households is None:
+        max_households = settings.get("max_households")
+    district = load_district(store)
+    buildings = district.buildings
+    parent_id = published_plan_id(store)
+    parent = load_plan(store, parent_id) if parent_id is not None else None
+    chosen = _chosen_communities(buildings, communities)
+    if chosen is not None and parent is None:
+        raise InputError(
+            "--community re-partitions communities of the published plan, and there is none yet; "
+            "partition the whole district first",
+            zh="尚无已发布方案，请先对整个区域运行 gridmap partition",
+        )
+    in_scope = (
+        buildings["community"].isin(chosen)
+        if chosen is not None
+        else pd.Series(True, index=buildings.index)
+    )
+    locked_codes = (
+        set(parent.grids.index[parent.grids["locked"].fillna(False).astype(bool)])
+        if parent
+        else set()
+    )
+    locked = None
+    if parent is not None and locked_codes:
+        parent_labels = parent.labels.reindex(buildings.index)
+        locked = parent_labels[parent_labels.isin(locked_codes) & in_scope]
+
+    step("partition", 0, 1)
+    adjacency = building_adjacency(buildings, min_size=min_size)
+    scope = buildings[in_scope]
+    result = partition.partition_buildings(
+        scope,
+        min_size=min_size,
+        max_size=max_size,
+        max_households=max_households,
+        seed=seed,
+        locked=locked,
+        adjacency=adjacency[in_scope.to_numpy()][:, in_scope.to_numpy()],
+        progress=lambda done, total: step("partition", done, total),
+    )
+    labels = result.labels.astype(str)
+    if parent is not None and chosen is not None:
+        kept = parent.labels.reindex(buildings.index)[~in_scope]
+        labels = pd.concat([kept, labels]).reindex(buildings.index)
+    facts = grid_facts(
+        district,
+        labels,
+        min_size=min_size,
+        max_size=max_size,
+        max_households=max_households,
+        adjacency=adjacency,
+    )
+    step("boundaries", 0, 1)
+    previous = _previous_members(parent)
+    by_building, grids = coded_grids(
+        district,
+        labels,
+        facts,
+        previous=previous,
+        used=issued_codes(store),
+        current_workers=_current_workers(parent),
+        locked=set(),
+        roster=roster(store),
+        names=worker_names(store),
+    )
+    grids["locked"] = grids.index.isin(list(locked_codes))
+    step("boundaries", 1, 1)
+    should_publish = publish if publish is not None else parent is None
+    flagged = int((grids["status"] != "ok").sum())
+    with store.transaction() as conn:
+        plan_id = save_plan(
+            store,
+            conn,
+            labels=by_building,
+            grids=grids,
+            parent_id=parent_id,
+            author=author,
+            note=note
+            or (
+                "automatic partition" if chosen is None else f"re-partition of {', '.join(chosen)}"
+            ),
+            min_size=min_size,
+            max_size=max_size,
+            max_households=max_households,
+        )
+        store.log(
+            conn,
+            "partition",
+            actor=author,
+            plan_id=plan_id,
+            seed=seed,
+            communities=chosen,
+            flagged=flagged,
+        )
+        if should_publish:
+            reason = (
+                f"automatic partition: {flagged} grids flagged with their reasons"
+                if flagged
+                else None
+            )
+            _publish(store, conn, plan_id, author=author, override_reason=reason)
+    summary = partition.partition_summary(
+        grids.reset_index(drop=True), min_size=min_size, max_size=max_size
+    )
+    return PartitionOutcome(
+        plan_id=plan_id,
+        published=bool(should_publish),
+        summary=summary,
+        grids=grids,
+        division_code_is_default=district.division_code_is_default,
+    )
+
+
+def _chosen_communities(
+    buildings: pd.DataFrame, communities: Iterable[str] | None
+) -> list[str] | None:
+    if not communities:
+        return None
+    chosen = list(dict.fromkeys(communities))
+    unknown = sorted(set(chosen) - set(buildings["community"]))
+    if unknown:
+        raise InputError(
+            f"unknown communities: {', '.join(unknown)}; the district has: "
+            f"{', '.join(sorted(buildings['community'].unique())[:30])}",
+            zh=f"未知社区：{', '.join(unknown)}",
+        )
+    return chosen
+
+
+def _previous_members(parent: Plan | None) -> dict[frozenset, str]:
+    if parent is None:
+        return {}
+    return {
+        frozenset(ids): code for code, ids in parent.labels.groupby(parent.labels).groups.items()
+    }
+
+
+def _current_workers(parent: Plan | None) -> dict[str, str]:
+    if parent is None:
+        return {}
+    workers_of = parent.grids["worker_id"].dropna()
+    return {str(k): str(v) for k, v in workers_of.items()}
+
+
+# -- publishing --------------------------------------------------------------------------------
+
+
+def violations(plan: Plan) -> pd.DataFrame:
+    """Every rule the plan's grids break: size, contiguity, households, a grid without worker."""
+    grids = plan.grids
+    rows = []
+    for code, grid in grids.iterrows():
+        if grid["status"] != "ok":
+            rows.append(
+                {
+                    "grid_code": code,
+                    "rule": grid["status"],
+                    "reason": grid["reason"],
+                    "reason_zh": grid["reason_zh"],
+                }
+            )
+        if pd.isna(grid.get("worker_id")):
+            rows.append(
+                {
+                    "grid_code": code,
+                    "rule": "no_worker",
+                    "reason": "no responsible worker assigned",
+                    "reason_zh": "未指定网格员",
+                }
+            )
+    return pd.DataFrame(rows, columns=["grid_code", "rule", "reason", "reason_zh"])
+
+
+def publish_plan(
+    store: Store, plan_id: int, *, author: str = "", override_reason: str | None = None
+) -> dict:
+    """Publish a plan: it becomes the district's grids (the ``grids`` layer).
+
+    A plan with violations is published only with an ``override_reason``, which is recorded.
+    """
+    plan = load_plan(store, plan_id)
+    if plan.status == "published":
+        raise Conflict(f"plan {plan_id} is already published", zh=f"方案 {plan_id} 已发布")
+    broken = violations(plan)
+    if not broken.empty and not (override_reason or "").strip():
+        counts = broken["rule"].value_counts().to_dict()
+        raise Conflict(
+            f"plan {plan_id} breaks {len(broken)} rules ({counts}); publish with an override reason "
+            "(--override 'why') to accept them",
+            zh=f"方案 {plan_id} 有 {len(broken)} 处违规，如需发布请用 --override 说明理由",
+        )
+    with store.transaction() as conn:
+        _publish(store, conn, plan_id, author=author, override_reason=override_reason)
+    return {"plan_id": plan_id, "violations": len(broken), "override_reason": override_reason}
+
+
+def _publish(
+    store: Store, conn: Connection, plan_id: int, *, author: str, override_reason: str | None
+) -> None:
+    conn.execute(sa.update(plans).where(plans.c.status == "published").values(status="archived"))
+    conn.execute(
+        sa.update(plans)
+        .where(plans.c.plan_id == plan_id)
+        .values(status="published", published_at=now_iso(), override_reason=override_reason)
+    )
+    write_published_grids(store, conn, plan_id)
+    store.set_setting(conn, "published_plan", plan_id)
+    store.log(conn, "publish", actor=author, plan_id=plan_id, override_reason=override_reason)
+
+
+def write_published_grids(store: Store, conn: Connection, plan_id: int) -> None:
+    """Copy a plan's grids into the ``grids`` layer that QGIS, exports and the API read."""
+    grids = store.read_layer("plan_grids", where={"plan_id": plan_id}, conn=conn)
+    store.write_layer(
+        conn, "grids", grids.reset_index(drop=True), description="the published grids (网格)"
+    )
+
+
+def published_grids(store: Store) -> gpd.GeoDataFrame:
+    """The ``grids`` layer (empty frame with the columns when nothing is published)."""
+    if not store.has_layer("grids"):
+        raise NotFound(
+            "no grids yet; run 'gridmap partition' first", zh="尚无网格，请先运行 gridmap partition"
+        )
+    return store.read_layer("grids")
+
+
+def building_codes(plan: Plan, building_ids: Iterable[str]) -> np.ndarray:
+    return plan.labels.reindex(list(building_ids)).to_numpy()
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+
+def import_roster(store: Store, frame: pd.DataFrame, *, author: str = "") -> int:
+    """Replace the workers table with a checked roster (see :func:`geo.workers.read_roster`)."""
+    with store.transaction() as conn:
+        conn.execute(sa.delete(workers))
+        rows = frame[["worker_id", "name", "phone", "community"]].to_dict("records")
+        if rows:
+            conn.execute(sa.insert(workers), rows)
+        store.log(conn, "workers import", actor=author, workers=len(rows))
+    return len(frame)
+
+
+def fill_workers(
+    store: Store, plan_id: int | None = None, *, author: str = ""
+) -> tuple[int, pd.DataFrame]:
+    """Give every grid without a worker one from its community, fairly; report the rest.
+
+    Returns the number of grids newly assigned and the grids still without a worker (with the
+    reason). Workers who left the roster or moved community lose their grids first.
+    """
+    from geo.workers import unassigned_grids
+
+    plan = load_plan(store, plan_id)
+    team = roster(store)
+    current = plan.grids["worker_id"].dropna()
+    chosen = assign_workers(plan.grids.assign(grid_code=plan.grids.index), team, current=current)
+    changed = chosen[chosen.ne(plan.grids["worker_id"].reindex(chosen.index)) & chosen.notna()]
+    lost = plan.grids.index[plan.grids["worker_id"].notna() & chosen.isna()]
+    names = worker_names(store)
+    update = pd.DataFrame(
+        {
+            "worker_id": pd.concat([changed, pd.Series(None, index=lost, dtype=object)]),
+        }
+    )
+    update["worker"] = update["worker_id"].map(names)
+    update["grid_code"] = update.index
+    update["plan_id"] = plan.plan_id
+    with store.transaction() as conn:
+        store.update_rows(conn, "plan_grids", update, key=["plan_id", "grid_code"])
+        if plan.status == "published" and store.has_layer("grids", conn):
+            store.update_rows(conn, "grids", update, key=["plan_id", "grid_code"])
+        store.log(conn, "workers assign", actor=author, plan_id=plan.plan_id, assigned=len(changed))
+    missing = unassigned_grids(plan.grids, chosen, team)
+    return len(changed), missing
+
+
+# -- diff ----------------------------------------------------------------------------------------------
+
+
+def diff_plans(before: Plan, after: Plan) -> dict[str, Any]:
+    """What changed from ``before`` to ``after``.
+
+    Returns a dict with ``buildings_moved`` (building_id, from, to), ``grids_added``,
+    ``grids_removed`` and ``grids_changed`` (same code, other buildings, worker or lock).
+    """
+    ids = before.labels.index.union(after.labels.index)
+    old = before.labels.reindex(ids)
+    new = after.labels.reindex(ids)
+    moved = old.ne(new)
+    buildings_moved = pd.DataFrame(
+        {"building_id": ids[moved], "from": old[moved].to_numpy(), "to": new[moved].to_numpy()}
+    )
+    old_codes, new_codes = set(before.grids.index), set(after.grids.index)
+    members_old = {c: frozenset(g) for c, g in before.labels.groupby(before.labels).groups.items()}
+    members_new = {c: frozenset(g) for c, g in after.labels.groupby(after.labels).groups.items()}
+    changed = []
+    for code in sorted(old_codes & new_codes):
+        a, b = before.grids.loc[code], after.grids.loc[code]
+        if (
+            members_old.get(code) != members_new.get(code)
+            or str(a.get("worker_id")) != str(b.get("worker_id"))
+            or bool(a.get("locked")) != bool(b.get("locked"))
+        ):
+            changed.append(code)
+    return {
+        "before": before.plan_id,
+        "after": after.plan_id,
+        "buildings_moved": buildings_moved.to_dict("records"),
+        "grids_added": sorted(new_codes - old_codes),
+        "grids_removed": sorted(old_codes - new_codes),
+        "grids_changed": changed,
+    }

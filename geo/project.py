@@ -1,0 +1,278 @@
+"""Whole-district operations on the project file: import buildings, export layers, settings.
+
+These are what ``gridmap import`` / ``gridmap export`` and the API call; each write is one
+transaction of the :class:`~geo.store.Store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyproj
+
+from geo import boundaries, io
+from geo.communities import assign_communities
+from geo.errors import Conflict, InputError, NotFound
+from geo.store import DEFAULT_PATH, Store, assignments, plans
+
+DEFAULT_DB = DEFAULT_PATH
+#: Bixi New District (碧溪新区), Changshu: used, with a warning, until a project sets its own
+DEFAULT_DIVISION_CODE = "320581104"
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "division_code": None,
+    "min_size": 4,
+    "max_size": 5,
+    "max_households": None,
+}
+
+OSM_ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
+EXPORT_DRIVERS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".fgb": "FlatGeobuf",
+    ".csv": "CSV",
+}
+EXPORTABLE_LAYERS = ("buildings", "communities", "grids", "incidents")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ImportSummary:
+    """What ``gridmap import`` did, for its closing table."""
+
+    read: io.ReadReport
+    buildings: int
+    communities: int
+    community_method: str
+    working_crs: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def working_crs(store: Store) -> pyproj.CRS:
+    """The district's metric CRS, chosen at import."""
+    epsg = store.get_setting("working_crs")
+    if epsg is None:
+        raise NotFound(
+            "the project holds no buildings yet; run 'gridmap import' first",
+            zh="项目中还没有建筑，请先运行 gridmap import",
+        )
+    return pyproj.CRS.from_user_input(epsg)
+
+
+def get_settings(store: Store) -> dict[str, Any]:
+    """The project's settings, defaults filled in."""
+    return {**DEFAULT_SETTINGS, **store.all_settings()}
+
+
+def division_code(store: Store) -> tuple[str, bool]:
+    """The 9-digit division code, and whether it is the default (the caller warns)."""
+    code = store.get_setting("division_code")
+    return (code, False) if code else (DEFAULT_DIVISION_CODE, True)
+
+
+def set_setting(store: Store, key: str, value: str) -> None:
+    """Check and store one setting."""
+    parsed: Any
+    if key == "division_code":
+        parsed = value.strip()
+        if len(parsed) != 9 or not parsed.isdigit():
+            raise InputError(
+                f"division_code must be 9 digits (6-digit county code + 3-digit street code, e.g. "
+                f"320581104), not {value!r}",
+                zh=f"区划代码应为 9 位数字（6 位县级代码 + 3 位街道代码，如 320581104），而不是 {value}",
+            )
+    elif key in ("min_size", "max_size", "max_households"):
+        if not value.strip().isdigit() or int(value) < 1:
+            raise InputError(
+                f"{key} must be a whole number >= 1, not {value!r}", zh=f"{key} 必须是正整数"
+            )
+        parsed = int(value)
+    else:
+        parsed = value
+    proposed = {**get_settings(store), key: parsed}
+    if proposed["min_size"] > proposed["max_size"]:
+        raise InputError(
+            f"min_size {proposed['min_size']} would be above max_size {proposed['max_size']}",
+            zh="最少建筑数不能大于最多建筑数",
+        )
+    with store.transaction() as conn:
+        store.set_setting(conn, key, parsed)
+        store.log(conn, "settings", key=key, value=parsed)
+
+
+def import_buildings(
+    store: Store,
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+    id_field: str | None = None,
+    community_field: str | None = None,
+    households_field: str | None = None,
+    communities_path: str | Path | None = None,
+    communities_field: str | None = None,
+    roads_path: str | Path | None = None,
+    attribution: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Read, check and store a district's footprints, communities and cells in one transaction."""
+    step = progress or (lambda *_: None)
+    existing = store.count("buildings")
+    if existing and not replace:
+        raise Conflict(
+            f"the project already holds {existing} buildings; give --replace to start the district "
+            "over (its plans, grids and incidents' grid assignments are removed), or use another --db",
+            zh=f"项目中已有 {existing} 栋建筑；如需重新导入请加 --replace，或用 --db 指定新文件",
+        )
+    step("read", 0, 1)
+    buildings, report = io.read_buildings(
+        path,
+        layer=layer,
+        crs=crs,
+        id_field=id_field,
+        community_field=community_field,
+        households_field=households_field,
+    )
+    step("read", 1, 1)
+    metric = buildings.crs
+    polygons = io.read_polygons(communities_path, crs=metric) if communities_path else None
+    roads = io.read_lines(roads_path, crs=metric) if roads_path else None
+    step("communities", 0, 1)
+    found = assign_communities(
+        buildings, communities=polygons, communities_field=communities_field, roads=roads
+    )
+    buildings["community"] = found.community
+    step("communities", 1, 1)
+    step("cells", 0, 1)
+    cells = boundaries.building_cells(buildings, communities=found.outlines, roads=roads)
+    step("cells", 1, 1)
+    outlines = (
+        found.outlines
+        if found.outlines is not None
+        else boundaries.community_outlines(buildings, cells)
+    )
+    communities = _community_table(buildings, outlines)
+    from_osm = report.from_osm or (attribution is None and "openstreetmap" in str(path).lower())
+    credit = attribution or (OSM_ATTRIBUTION if from_osm else "")
+
+    step("write", 0, 1)
+    with store.transaction() as conn:
+        if replace:
+            _clear_district(store, conn)
+        store.write_layer(
+            conn,
+            "buildings",
+            buildings,
+            description="building footprints (one residents' group each)",
+        )
+        store.write_layer(conn, "communities", communities, description="communities (社区)")
+        cell_frame = gpd.GeoDataFrame(
+            {"building_id": buildings["building_id"], "community": buildings["community"]},
+            geometry=cells.values,
+            crs=metric,
+        )
+        store.write_layer(
+            conn, "cells", cell_frame, description="one tessellation cell per building"
+        )
+        store.set_setting(conn, "working_crs", metric.to_string())
+        store.set_setting(conn, "source_crs", report.source_crs)
+        store.set_setting(conn, "source_file", str(path))
+        store.set_setting(conn, "attribution", credit)
+        store.log(conn, "import", source=str(path), buildings=len(buildings), method=found.method)
+    step("write", 1, 1)
+    return ImportSummary(
+        read=report,
+        buildings=len(buildings),
+        communities=len(communities),
+        community_method=found.method,
+        working_crs=metric.to_string(),
+        warnings=[*report.warnings, *found.warnings],
+    )
+
+
+def _community_table(buildings: gpd.GeoDataFrame, outlines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One row per community: number (by reading order), name, counts, outline."""
+    outlines = outlines.to_crs(buildings.crs).dissolve("community", as_index=False)[
+        ["community", "geometry"]
+    ]
+    stats = buildings.groupby("community").agg(
+        n_buildings=("building_id", "size"), households=("households", "sum")
+    )
+    table = outlines.merge(stats, left_on="community", right_index=True, how="inner")
+    centres = table.geometry.representative_point()
+    order = sorted(
+        range(len(table)), key=lambda i: (-round(centres.iloc[i].y / 200), centres.iloc[i].x)
+    )
+    number = pd.Series(range(1, len(table) + 1), index=table.index[order])
+    table["number"] = number.reindex(table.index).astype("int64")
+    return table.sort_values("number").reset_index(drop=True)[
+        ["community", "number", "n_buildings", "households", "geometry"]
+    ]
+
+
+def _clear_district(store: Store, conn: Any) -> None:
+    for layer in ("grids", "plan_grids"):
+        if store.has_layer(layer, conn):
+            store.drop_layer(conn, layer)
+    conn.execute(assignments.delete())
+    conn.execute(plans.delete())
+
+
+def read_buildings_with_grids(store: Store, *, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """The buildings layer with each building's ``grid_code`` in the published (or given) plan."""
+    buildings = store.read_layer("buildings")
+    if plan_id is None:
+        plan_id = store.get_setting("published_plan")
+    if plan_id is None:
+        buildings["grid_code"] = pd.Series(pd.NA, index=buildings.index, dtype="string")
+        return buildings
+    table = store.read_table(assignments, where={"plan_id": plan_id})
+    codes = table.set_index("building_id")["grid_code"]
+    buildings["grid_code"] = buildings["building_id"].map(codes).astype("string")
+    return buildings
+
+
+def export_layer(
+    store: Store,
+    out: str | Path,
+    *,
+    layer: str = "buildings",
+    crs: str = "EPSG:4326",
+    include_contacts: bool = False,
+) -> int:
+    """Write a layer of the project to a file chosen by its extension; return the feature count."""
+    out = Path(out)
+    driver = EXPORT_DRIVERS.get(out.suffix.lower())
+    if driver is None:
+        raise InputError(
+            f"cannot tell the format of {out.name}; use one of {', '.join(EXPORT_DRIVERS)}",
+            zh=f"无法识别输出格式 {out.name}，可用：{', '.join(EXPORT_DRIVERS)}",
+        )
+    if layer not in EXPORTABLE_LAYERS:
+        raise InputError(
+            f"unknown layer {layer!r}; choose one of {', '.join(EXPORTABLE_LAYERS)}",
+            zh=f"未知图层 {layer}",
+        )
+    frame = read_buildings_with_grids(store) if layer == "buildings" else store.read_layer(layer)
+    if not include_contacts:
+        frame = frame.drop(columns=[c for c in frame.columns if c in ("phone", "worker_phone")])
+    target = io.parse_crs(crs)
+    frame = frame.to_crs(target)
+    credit = store.get_setting("attribution", "")
+    if credit:
+        frame["attribution"] = credit
+    options: dict[str, Any] = {}
+    if driver == "CSV":
+        options["layer_options"] = {"GEOMETRY": "AS_WKT"}
+    if out.exists():
+        out.unlink()
+    frame.to_file(out, driver=driver, engine="pyogrio", **options)
+    return len(frame)

@@ -1,0 +1,562 @@
+"""The project file: one GeoPackage per district, behind one small interface.
+
+Every write goes through :meth:`Store.transaction`, one SQLite transaction in WAL mode: an import
+or an edit that fails, or is killed half-way, leaves the file exactly as it was, and readers never
+wait on a writer. Spatial layers (``buildings``, ``communities``, ``cells``, ``grids``,
+``plan_grids``, ``incidents``) are GeoPackage feature tables that QGIS opens; the other tables
+(plans, assignments, edits, workers, settings, tokens, audit log) are registered as GeoPackage
+attribute tables in the same file.
+
+Callers use :func:`open_store` with a path or a URL, so that a PostgreSQL + PostGIS backend can
+be selected by a ``postgresql://`` URL later without touching them.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely, tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "district.gpkg"
+>>> store = open_store(path, create=True)
+>>> gdf = gpd.GeoDataFrame({"community": ["碧溪"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
+>>> with store.transaction() as conn:
+...     store.write_layer(conn, "communities", gdf)
+>>> store.read_layer("communities").community.tolist()
+['碧溪']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+import sqlalchemy as sa
+from sqlalchemy import Connection, event
+
+from geo import gpkg
+from geo.errors import NotFound, StoreError
+
+DEFAULT_PATH = Path("gridmap.gpkg")
+
+metadata = sa.MetaData()
+
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("plan_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("parent_id", sa.Integer, nullable=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.Text, nullable=False),  # draft | published | archived
+    sa.Column("author", sa.Text, nullable=False, server_default=""),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("published_at", sa.Text, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("min_size", sa.Integer, nullable=False, server_default="4"),
+    sa.Column("max_size", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("max_households", sa.Integer, nullable=True),
+    sa.Column("override_reason", sa.Text, nullable=True),
+)
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("plan_id", sa.Integer, primary_key=True),
+    sa.Column("building_id", sa.Text, primary_key=True),
+    sa.Column("grid_code", sa.Text, nullable=False, index=True),
+)
+
+edits = sa.Table(
+    "edits",
+    metadata,
+    sa.Column("edit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.Integer, nullable=False, index=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("op", sa.Text, nullable=False),
+    sa.Column("args", sa.Text, nullable=False),  # JSON
+    sa.Column("inverse", sa.Text, nullable=False, server_default="{}"),  # JSON, what undo applies
+    sa.Column("author", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("undone", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+grid_codes = sa.Table(
+    "grid_codes",
+    metadata,
+    sa.Column("grid_code", sa.Text, primary_key=True),
+    sa.Column("community", sa.Text, nullable=False, index=True),
+    sa.Column("members", sa.Text, nullable=False),  # sorted building ids, JSON: what the code named
+    sa.Column("first_plan_id", sa.Integer, nullable=True),
+    sa.Column("issued_at", sa.Text, nullable=False),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("worker_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("phone", sa.Text, nullable=True),  # personal data: never exported unless asked
+    sa.Column("community", sa.Text, nullable=False),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Text, nullable=False, index=True),
+    sa.Column("from_status", sa.Text, nullable=True),
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text, nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False, server_default=""),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),  # JSON
+)
+
+_TYPE_OF_DTYPE = {"b": "BOOLEAN", "i": "INTEGER", "u": "INTEGER", "f": "REAL", "M": "DATETIME"}
+
+
+def now_iso() -> str:
+    """The current time as stored in the project file (UTC, ISO 8601)."""
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
+    """Open the project file at ``url`` (a path, ``sqlite:///...``; ``postgresql://`` later).
+
+    Parameters
+    ----------
+    url
+        Path of the GeoPackage, or a URL. ``None`` means ``./gridmap.gpkg``.
+    create
+        Create the file when it does not exist (else :class:`~geo.errors.NotFound`).
+    """
+    text_url = str(url if url is not None else DEFAULT_PATH)
+    if text_url.startswith(("postgresql:", "postgres:")):
+        raise StoreError(
+            "the PostgreSQL + PostGIS backend is not available in this version; use a GeoPackage path",
+            zh="此版本尚不支持 PostgreSQL/PostGIS，请使用 GeoPackage 文件路径",
+        )
+    path = Path(text_url.removeprefix("sqlite:///"))
+    if not path.exists() and not create:
+        raise NotFound(
+            f"no project file at {path}; run 'gridmap import' or 'gridmap demo' first, or give --db",
+            zh=f"找不到项目文件 {path}：请先运行 gridmap import 或 gridmap demo，或用 --db 指定",
+        )
+    return GeoPackageStore(path)
+
+
+class Store:
+    """What callers may do with a project file. See :class:`GeoPackageStore`."""
+
+    def transaction(self) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read_layer(self, name: str, **kwargs: Any) -> gpd.GeoDataFrame:  # pragma: no cover
+        raise NotImplementedError
+
+    def write_layer(
+        self, conn: Connection, name: str, frame: gpd.GeoDataFrame, **kwargs: Any
+    ) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class GeoPackageStore(Store):
+    """A district's project file as a GeoPackage (SQLite, WAL mode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not self.path.exists()
+        self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+        # pysqlite's own transaction handling would start transactions lazily and let DDL
+        # auto-commit; take control so that one `with store.transaction()` is one transaction.
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            with self.transaction() as conn:
+                if not is_new:
+                    self._check_is_gridmap(conn)
+                gpkg.initialise(conn)
+                metadata.create_all(conn)
+                for table in metadata.sorted_tables:
+                    gpkg.register_attributes(conn, table.name)
+            if is_new:
+                # GDAL checks the GeoPackage application id in the file header itself, not
+                # through SQLite: move it from the write-ahead log into the main file now
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sa.exc.DatabaseError as error:
+            raise StoreError(
+                f"{self.path} is not a GeoPackage/SQLite file ({error.orig})",
+                zh=f"{self.path} 不是 GeoPackage/SQLite 文件",
+            ) from None
+
+    def _check_is_gridmap(self, conn: Connection) -> None:
+        application_id = conn.exec_driver_sql("PRAGMA application_id").scalar()
+        has_tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        if has_tables and application_id != gpkg.APPLICATION_ID:
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a GeoPackage",
+                zh=f"{self.path} 是 SQLite 文件，但不是 GeoPackage",
+            )
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One SQLite transaction: everything inside is written, or nothing is."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+
+    @contextmanager
+    def reading(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A connection for reads: ``conn`` when given (inside a transaction), else a new one."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as new:
+            yield new
+
+    # -- layers ---------------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        """The spatial layers in the file."""
+        with self.reading() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT table_name FROM gpkg_contents WHERE data_type = 'features' ORDER BY table_name"
+            )
+            return [row[0] for row in rows]
+
+    def has_layer(self, name: str, conn: Connection | None = None) -> bool:
+        with self.reading(conn) as c:
+            return bool(
+                c.execute(
+                    sa.text("SELECT count(*) FROM gpkg_geometry_columns WHERE table_name = :t"),
+                    {"t": name},
+                ).scalar()
+            )
+
+    def layer_crs(self, name: str, conn: Connection | None = None) -> pyproj.CRS:
+        with self.reading(conn) as c:
+            srs_id = c.execute(
+                sa.text("SELECT srs_id FROM gpkg_geometry_columns WHERE table_name = :t"),
+                {"t": name},
+            ).scalar()
+        if srs_id is None:
+            raise NotFound(
+                f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
+            )
+        return pyproj.CRS.from_epsg(srs_id)
+
+    def count(
+        self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
+    ) -> int:
+        """Rows of a layer or table (0 when it does not exist)."""
+        with self.reading(conn) as c:
+            if not _table_exists(c, name):
+                return 0
+            clause, params = _where(where)
+            return int(
+                c.execute(sa.text(f'SELECT count(*) FROM "{name}"{clause}'), params).scalar()
+            )
+
+    def write_layer(
+        self,
+        conn: Connection,
+        name: str,
+        frame: gpd.GeoDataFrame,
+        *,
+        mode: str = "replace",
+        description: str = "",
+    ) -> None:
+        """Write a GeoDataFrame as a feature layer inside the transaction ``conn``.
+
+        ``mode="replace"`` drops and recreates the layer from the frame's columns;
+        ``mode="append"`` adds rows to an existing layer (created if missing).
+        """
+        if frame.crs is None:
+            raise ValueError(f"layer {name!r}: a GeoDataFrame without CRS cannot be stored")
+        exists = _table_exists(conn, name)
+        if mode == "append" and exists:
+            stored = self.layer_crs(name, conn)
+            if not stored.equals(frame.crs):
+                frame = frame.to_crs(stored)
+        srs_id = gpkg.ensure_srs(conn, frame.crs)
+        attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        geometries = _uniform_polygons(np.asarray(frame.geometry.values, dtype=object))
+        if mode == "replace" or not exists:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+            columns = ", ".join(f'"{c}" {_sql_type(attributes[c])}' for c in attributes.columns)
+            conn.exec_driver_sql(
+                f'CREATE TABLE "{name}" (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB'
+                + (f", {columns}" if columns else "")
+                + ")"
+            )
+            gpkg.register_features(
+                conn,
+                name,
+                geometry_type=gpkg.geometry_type_name(geometries),
+                srs_id=srs_id,
+                bounds=None,
+                description=description,
+            )
+        self._insert_rows(conn, name, attributes, gpkg.encode_geometries(geometries, srs_id=srs_id))
+        self._refresh_extent(conn, name)
+
+    def _insert_rows(
+        self, conn: Connection, name: str, attributes: pd.DataFrame, blobs: list[bytes | None]
+    ) -> None:
+        columns = ["geom", *attributes.columns]
+        placeholders = ", ".join("?" for _ in columns)
+        names = ", ".join(f'"{c}"' for c in columns)
+        values = [_python_values(attributes[c]) for c in attributes.columns]
+        rows = list(zip(blobs, *values, strict=True))
+        if rows:
+            conn.exec_driver_sql(f'INSERT INTO "{name}" ({names}) VALUES ({placeholders})', rows)
+
+    def _refresh_extent(self, conn: Connection, name: str) -> None:
+        # the envelope sits in each blob's header, but decoding every row is cheap enough here
+        # and keeps the extent honest after deletes too
+        blobs = [row[0] for row in conn.exec_driver_sql(f'SELECT geom FROM "{name}"')]
+        geometries = gpkg.decode_geometries(blobs)
+        present = geometries[~shapely.is_missing(geometries) & ~shapely.is_empty(geometries)]
+        bounds = shapely.total_bounds(present).tolist() if len(present) else None
+        gpkg.update_extent(conn, name, bounds)
+
+    def read_layer(
+        self,
+        name: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        columns: list[str] | None = None,
+        conn: Connection | None = None,
+    ) -> gpd.GeoDataFrame:
+        """A feature layer as a GeoDataFrame (index: the layer's ``fid``)."""
+        with self.reading(conn) as c:
+            if not self.has_layer(name, c):
+                raise NotFound(
+                    f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
+                )
+            crs = self.layer_crs(name, c)
+            types = _declared_types(c, name)
+            wanted = [col for col in types if col not in ("fid", "geom")]
+            if columns is not None:
+                unknown = sorted(set(columns) - set(wanted))
+                if unknown:
+                    raise NotFound(f"layer {name!r} has no column {unknown}")
+                wanted = list(columns)
+            clause, params = _where(where)
+            select = ", ".join(['"fid"', '"geom"', *(f'"{col}"' for col in wanted)])
+            result = c.execute(
+                sa.text(f'SELECT {select} FROM "{name}"{clause} ORDER BY fid'), params
+            )
+            frame = pd.DataFrame(result.fetchall(), columns=["fid", "geom", *wanted])
+        geometry = gpkg.decode_geometries(frame.pop("geom").tolist())
+        frame = _restore_types(frame.set_index("fid"), types)
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+
+    def delete_rows(self, conn: Connection, name: str, where: Mapping[str, Any]) -> int:
+        """Delete the rows of a layer or table matching ``where`` (column = value, or IN a list)."""
+        if not _table_exists(conn, name):
+            return 0
+        clause, params = _where(where)
+        deleted = conn.execute(sa.text(f'DELETE FROM "{name}"{clause}'), params).rowcount
+        if self.has_layer(name, conn):
+            self._refresh_extent(conn, name)
+        return deleted
+
+    def update_rows(
+        self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
+    ) -> int:
+        """Set the non-key columns of ``rows`` on the rows of ``name`` matching the ``key`` columns."""
+        values = [c for c in rows.columns if c not in key]
+        assignments_sql = ", ".join(f'"{c}" = ?' for c in values)
+        match = " AND ".join(f'"{c}" = ?' for c in key)
+        data = [_python_values(rows[c]) for c in [*values, *key]]
+        params = list(zip(*data, strict=True))
+        if not params:
+            return 0
+        conn.exec_driver_sql(f'UPDATE "{name}" SET {assignments_sql} WHERE {match}', params)
+        return len(params)
+
+    def drop_layer(self, conn: Connection, name: str) -> None:
+        gpkg.unregister(conn, name)
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+    # -- plain tables ---------------------------------------------------------------------------
+    def read_table(
+        self,
+        table: sa.Table | str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> pd.DataFrame:
+        """A non-spatial table as a DataFrame."""
+        name = table if isinstance(table, str) else table.name
+        with self.reading(conn) as c:
+            clause, params = _where(where)
+            result = c.execute(sa.text(f'SELECT * FROM "{name}"{clause}'), params)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    # -- settings -------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any:
+        with self.reading(conn) as c:
+            value = c.execute(sa.select(settings.c.value).where(settings.c.key == key)).scalar()
+        return default if value is None else json.loads(value)
+
+    def all_settings(self) -> dict[str, Any]:
+        table = self.read_table(settings)
+        return {row.key: json.loads(row.value) for row in table.itertuples()}
+
+    def set_setting(self, conn: Connection, key: str, value: Any) -> None:
+        conn.execute(sa.delete(settings).where(settings.c.key == key))
+        conn.execute(
+            sa.insert(settings).values(key=key, value=json.dumps(value, ensure_ascii=False))
+        )
+
+    def log(self, conn: Connection, action: str, *, actor: str = "", **details: Any) -> None:
+        """Append a line to the audit log (inside the caller's transaction)."""
+        conn.execute(
+            sa.insert(audit_log).values(
+                at=now_iso(),
+                actor=actor,
+                action=action,
+                details=json.dumps(details, ensure_ascii=False, default=str),
+            )
+        )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite must not open transactions behind our back: we issue BEGIN IMMEDIATE ourselves
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait on a writer
+    cursor.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL is still crash-safe
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def _table_exists(conn: Connection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = :n"),
+            {"n": name},
+        ).scalar()
+    )
+
+
+def _declared_types(conn: Connection, name: str) -> dict[str, str]:
+    rows = conn.exec_driver_sql(f'PRAGMA table_info("{name}")').fetchall()
+    return {row[1]: (row[2] or "").upper() for row in rows}
+
+
+def _where(where: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    if not where:
+        return "", {}
+    parts, params = [], {}
+    for i, (column, value) in enumerate(where.items()):
+        if isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Index | pd.Series):
+            names = []
+            for j, item in enumerate(value):
+                params[f"w{i}_{j}"] = _python_scalar(item)
+                names.append(f":w{i}_{j}")
+            parts.append(f'"{column}" IN ({", ".join(names) or "NULL"})')
+        elif value is None:
+            parts.append(f'"{column}" IS NULL')
+        else:
+            params[f"w{i}"] = _python_scalar(value)
+            parts.append(f'"{column}" = :w{i}')
+    return " WHERE " + " AND ".join(parts), params
+
+
+def _sql_type(series: pd.Series) -> str:
+    if isinstance(series.dtype, pd.BooleanDtype):
+        return "BOOLEAN"
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return "DATETIME"
+    return _TYPE_OF_DTYPE.get(series.dtype.kind, "TEXT")
+
+
+def _python_scalar(value: Any) -> Any:
+    if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return _iso(value)
+    return value
+
+
+def _python_values(series: pd.Series) -> list[Any]:
+    if series.dtype.kind == "M" or isinstance(series.dtype, pd.DatetimeTZDtype):
+        return [None if pd.isna(v) else _iso(v) for v in series]
+    if series.dtype.kind in "iufb" and not series.isna().any():
+        return series.to_numpy().tolist()
+    return [_python_scalar(v) for v in series.astype(object)]
+
+
+def _iso(value: pd.Timestamp) -> str:
+    stamp = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _restore_types(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    for column in frame.columns:
+        kind = types.get(column, "")
+        if kind == "BOOLEAN":
+            frame[column] = frame[column].astype("boolean")
+        elif kind == "INTEGER":
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+        elif kind == "REAL":
+            frame[column] = pd.to_numeric(frame[column]).astype("float64")
+        elif kind == "DATETIME":
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
+
+
+def _uniform_polygons(geometries: np.ndarray) -> np.ndarray:
+    """Promote Polygons to MultiPolygons where a column mixes both (one GeoPackage type)."""
+    type_ids = shapely.get_type_id(geometries)
+    if (type_ids == 6).any() and (type_ids == 3).any():
+        polygons = type_ids == 3
+        geometries = geometries.copy()
+        geometries[polygons] = [shapely.MultiPolygon([g]) for g in geometries[polygons]]
+    return geometries
