@@ -25,6 +25,7 @@ __all__ = [
     "inline_assets",
     "plugin_css",
     "plugin_js",
+    "vendored_file",
 ]
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -84,22 +85,23 @@ def plugin_css(plugin: str) -> list[tuple[str, str]]:
     return [(f"{plugin}:{file}", _url(package, file)) for file in sheets]
 
 
-@cache
-def _url_to_file() -> dict[str, Path]:
-    mapping = {}
-    for package, scripts, sheets in PLUGINS.values():
-        for file in (*scripts, *sheets):
-            mapping[_url(package, file)] = VENDOR_DIR / package / file
-    return mapping
+def _url_to_file() -> dict[str, str]:
+    return {
+        _url(package, file): f"{package}/{file}"
+        for package, scripts, sheets in PLUGINS.values()
+        for file in (*scripts, *sheets)
+    }
 
 
-def _vendored(url: str) -> Path:
-    path = _url_to_file().get(url)
-    if path is None:
+def vendored_file(url: str) -> Path:
+    """The vendored copy of a pinned CDN ``url`` (also used by the browser tests)."""
+    relative = _url_to_file().get(url)
+    if relative is None:
         raise OfflineAssetError(f"no vendored copy of {url} for an offline map")
+    path = VENDOR_DIR / relative
     if not path.exists():
         raise OfflineAssetError(
-            f"vendored map assets are missing ({path.relative_to(ASSETS_DIR.parent.parent)})",
+            f"vendored map assets are missing ({path})",
             hint=f"run `{VENDOR_COMMAND}` (make vendor) once, with npm available",
         )
     return path
@@ -147,13 +149,13 @@ def inline_assets(html: str) -> str:
     html = _SCRIPT_LINK.sub(
         lambda m: (
             "<script>"
-            + _safe_in_element(_vendored(m.group(1)).read_text("utf-8"), "script")
+            + _safe_in_element(vendored_file(m.group(1)).read_text("utf-8"), "script")
             + "</script>"
         ),
         html,
     )
     html = _CSS_LINK.sub(
-        lambda m: "<style>" + _inline_css(_vendored(m.group(1))) + "</style>", html
+        lambda m: "<style>" + _inline_css(vendored_file(m.group(1))) + "</style>", html
     )
     check_offline(html)
     return html

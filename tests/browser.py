@@ -11,7 +11,7 @@ Playwright's own browser download does not work here, so this drives ``/usr/bin/
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,7 @@ def open_page(
     path_or_url: str | Path,
     *,
     block_network: bool = False,
+    route: Callable[[Route], None] | None = None,
     browser: Browser | None = None,
     viewport: tuple[int, int] = (1280, 800),
     wait_until: str = "load",
@@ -80,6 +81,8 @@ def open_page(
     ----------
     block_network : bool
         Abort every request except the page itself (an offline intranet without internet).
+    route : callable, optional
+        Handles every request other than the page itself instead (fulfil, abort or continue).
     browser : Browser, optional
         Reuse a browser from :func:`launch`; otherwise one is started and closed here.
     """
@@ -120,13 +123,15 @@ def open_page(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    if block_network:
+    if block_network or route is not None:
 
-        def only_the_page(route: Route) -> None:
-            if route.request.url == url:
-                route.continue_()
+        def only_the_page(request_route: Route) -> None:
+            if request_route.request.url == url:
+                request_route.continue_()
+            elif route is not None:
+                route(request_route)
             else:
-                route.abort()
+                request_route.abort()
 
         context.route("**/*", only_the_page)
     try:

@@ -87,6 +87,7 @@
     this.renderer = L.canvas({ padding: 0.5 });
     this.gridLayers = [];
     this.buildingLayers = [];
+    this.incidentMarkers = [];
     this.stats = { grids: 0, buildings: 0, communities: 0, incidents: 0, choropleth: 0 };
   }
 
@@ -368,6 +369,7 @@
     marker.bindPopup(function () {
       return self.incidentPopup(i);
     });
+    this.incidentMarkers[i] = marker;
     this.stats.incidents++;
     return marker;
   };
@@ -404,6 +406,22 @@
     if (group && !this.map.hasLayer(group)) this.map.addLayer(group);
     this.map.fitBounds(layer.getBounds(), { maxZoom: 18 });
     layer.openPopup();
+  };
+
+  // Open an incident's popup, zooming into its cluster first (search results, tests).
+  GridMap.prototype.openIncident = function (i, done) {
+    var marker = this.incidentMarkers[i];
+    if (!marker) return;
+    var cluster = marker.__parent ? marker.__parent._group : null;
+    if (cluster && cluster.zoomToShowLayer) {
+      cluster.zoomToShowLayer(marker, function () {
+        marker.openPopup();
+        if (done) done();
+      });
+    } else {
+      marker.openPopup();
+      if (done) done();
+    }
   };
 
   GridMap.prototype.addSearch = function () {

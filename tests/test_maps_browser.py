@@ -1,0 +1,221 @@
+"""Exported maps in Debian's chromium (Playwright): they load, draw offline, show text as text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from browser import launch, open_page
+from playwright.sync_api import Route
+from test_maps_layers import XSS_STRINGS, make_layers
+
+import maps
+from maps import offline
+
+pytestmark = pytest.mark.browser
+
+READY = "window.__gridmapReady === true"
+VIEW = "Object.values(window.gridmap.maps)[0]"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launch() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def suzhou(shared_data) -> dict[str, gpd.GeoDataFrame]:
+    buildings = gpd.read_file(shared_data / "suzhou_gusu_buildings.geojson")
+    return make_layers(buildings, n_incidents=400)
+
+
+@pytest.fixture(scope="module")
+def kunming(shared_data) -> dict[str, gpd.GeoDataFrame]:
+    buildings = gpd.read_file(shared_data / "kunming_buildings.geojson")
+    return make_layers(buildings, n_incidents=60, untrusted=XSS_STRINGS)
+
+
+def export(layers, path: Path, *, offline_file: bool = True, **options) -> Path:
+    m = maps.district_map(
+        layers["grids"],
+        layers["buildings"],
+        layers["communities"],
+        layers["incidents"],
+        offline=offline_file,
+        **options,
+    )
+    return maps.save_map(m, path, offline=offline_file)
+
+
+@pytest.fixture(scope="module")
+def kunming_offline(kunming, tmp_path_factory) -> Path:
+    return export(kunming, tmp_path_factory.mktemp("maps") / "kunming.html")
+
+
+def popup_text(page) -> str:
+    """The text of the open popup (once the previous one has faded out)."""
+    page.wait_for_function("document.querySelectorAll('.leaflet-popup-content').length === 1")
+    return page.inner_text(".leaflet-popup-content")
+
+
+def test_online_map_loads_its_pinned_assets_without_errors(suzhou, browser, tmp_path):
+    """The CDN links are exactly the vendored versions: served from them, the page runs clean."""
+    path = export(suzhou, tmp_path / "online.html", offline_file=False)
+    served, tiles = [], []
+    pinned = json.loads((offline.ASSETS_DIR / "package.json").read_text())["dependencies"]
+
+    def cdn_from_vendor(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(offline.CDN):
+            # https://cdn.jsdelivr.net/npm/<package>@<version>/<file> -> vendor/<package>/<file>
+            package_version, _, file = url[len(offline.CDN) + 1 :].partition("/")
+            package, _, version = package_version.rpartition("@")
+            assert version == pinned[package]
+            served.append(url)
+            route.fulfill(path=offline.VENDOR_DIR / package / file)
+        else:
+            tiles.append(url)
+            route.abort()
+
+    with open_page(path, route=cdn_from_vendor, browser=browser) as opened:
+        opened.page.wait_for_function(READY)
+        stats = opened.page.evaluate("window.__gridmapStats")
+        assert opened.errors == []
+        assert {url for url in served if url.endswith((".js", ".css"))} == {
+            url
+            for plugin in offline.PLUGINS
+            for _, url in offline.plugin_js(plugin) + offline.plugin_css(plugin)
+        }
+        assert tiles
+        assert all(url.startswith("https://tile.openstreetmap.org/") for url in tiles)
+        assert stats["grids"] == len(suzhou["grids"])
+        assert stats["buildings"] == len(suzhou["buildings"])
+        assert stats["incidents"] == suzhou["incidents"]["geometry"].notna().sum()
+
+
+def test_offline_map_draws_with_every_request_blocked(suzhou, browser, tmp_path):
+    path = export(suzhou, tmp_path / "offline.html")
+    with open_page(path, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert opened.errors == []
+        assert opened.network_requests() == []
+        stats = page.evaluate("window.__gridmapStats")
+        assert stats["grids"] == len(suzhou["grids"])
+        assert stats["communities"] == len(suzhou["communities"])
+        assert stats["incidents"] == len(suzhou["incidents"])
+        on_map = page.evaluate(f"{VIEW}.gridLayers.filter(l => l._map).length")
+        assert on_map == len(suzhou["grids"])
+        # Incidents: clusters and single markers drawn as DOM icons.
+        assert page.locator(".marker-cluster, .gm-inc").count() > 0
+        # The canvas holds painted pixels (grids and buildings are drawn on it).
+        painted = page.evaluate(
+            """() => { const c = document.querySelector('.leaflet-overlay-pane canvas');
+                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+        )
+        assert painted > 10_000
+
+
+def test_untrusted_text_is_shown_as_text_and_runs_nothing(kunming, kunming_offline, browser):
+    with open_page(kunming_offline, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        for i, text in enumerate(XSS_STRINGS):
+            page.evaluate(f"new Promise(done => {VIEW}.openIncident({i}, done))")
+            shown = popup_text(page)
+            assert text in shown  # description (and address) shown literally
+            assert (
+                page.locator(".leaflet-popup-content img, .leaflet-popup-content script").count()
+                == 0
+            )
+            page.evaluate(f"void {VIEW}.map.closePopup()")
+            page.evaluate(f"void {VIEW}.gridLayers[{i}].openPopup()")
+            assert text in popup_text(page)  # a worker name holding the same text
+            page.evaluate(f"void {VIEW}.buildingLayers[{i}].openPopup()")
+            assert text in popup_text(page)  # a building name
+        page.fill(".gm-search input", XSS_STRINGS[0])
+        page.press(".gm-search input", "Enter")
+        page.wait_for_timeout(300)  # an injected onerror would have fired by now
+        assert page.evaluate("[window.__x, window.__y, window.__t]") == [None, None, None]
+        assert opened.dialogs == []
+        assert opened.errors == []
+
+
+def test_clicking_a_grid_opens_its_facts(kunming, kunming_offline, browser):
+    grids = kunming["grids"]
+    row = grids[grids["worker"].notna() & ~grids["worker"].isin(XSS_STRINGS)].iloc[0]
+    i = int(grids.index.get_loc(row.name))
+    with open_page(kunming_offline, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        # Leave only the grids to click on.
+        page.evaluate(
+            f"""() => {{ const v = {VIEW};
+                v.map.removeLayer(v.groups.buildings);
+                v.map.eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup) v.map.removeLayer(l); }});
+                v.map.fitBounds(v.gridLayers[{i}].getBounds(), {{animate: false}}); }}"""
+        )
+        page.wait_for_timeout(200)
+        # Click on the grid's label point (inside the grid, shipped in the data block).
+        point = page.evaluate(
+            f"""() => {{ const v = {VIEW}; const c = v.map.getContainer().getBoundingClientRect();
+                const enc = v.data.grids.label.c; let x = 0, y = 0;
+                for (let k = 0; k <= 2 * {i}; k += 2) {{ x += enc[k]; y += enc[k + 1]; }}
+                const p = v.map.latLngToContainerPoint([y / 1e6, x / 1e6]);
+                return [c.left + p.x, c.top + p.y]; }}"""
+        )
+        page.mouse.click(*point)
+        text = popup_text(page)
+        assert row["grid_code"] in text
+        assert row["community"] in text
+        assert row["worker"] in text
+        assert f"{int(row['n_buildings'])}" in text
+        assert f"{int(row['households'])}" in text
+        assert "138" not in text  # no phone without include_contacts
+
+
+def test_incident_popup_has_category_status_and_times(kunming, browser, tmp_path):
+    path = export(kunming, tmp_path / "en.html", lang="en")
+    incident = kunming["incidents"].iloc[10]
+    with open_page(path, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.evaluate(f"new Promise(done => {VIEW}.openIncident(10, done))")
+        text = popup_text(page)
+        assert incident["incident_id"] in text
+        assert incident["category_code"] in text
+        assert incident["category_name"] in text
+        assert "Status" in text
+        assert "Reported" in text
+        assert "Deadline" in text
+        assert incident["reported_at"].strftime("%Y-%m-%d %H:%M") in text
+        assert incident["description"] in text
+
+
+def test_search_by_grid_code_opens_the_grid(kunming, kunming_offline, browser):
+    code = kunming["grids"]["grid_code"].iloc[7]
+    with open_page(kunming_offline, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.fill(".gm-search input", code)
+        page.press(".gm-search input", "Enter")
+        assert code in popup_text(page)
+        page.fill(".gm-search input", "no such place")
+        page.press(".gm-search input", "Enter")
+        assert page.inner_text(".gm-search-results") == maps.i18n.strings("zh")["search_none"]
+
+
+def test_layer_control_toggles_the_grids(kunming_offline, browser):
+    with open_page(kunming_offline, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.hover(".leaflet-control-layers")
+        names = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+        assert [n.strip() for n in names][:3] == ["社区边界", "网格", "网格编码"]
+        assert page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.groups.grids)")
+        page.locator(".leaflet-control-layers-overlays input").nth(1).uncheck()
+        assert not page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.groups.grids)")
