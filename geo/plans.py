@@ -32,6 +32,8 @@ from sqlalchemy import Connection
 from geo import boundaries, codes, partition
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
+from geo.incidents.store import reassign_open_cases
+from geo.locate import GridIndex
 from geo.store import Store, assignments, grid_codes, now_iso, plans, workers
 from geo.workers import assign_workers
 
@@ -235,6 +237,7 @@ def coded_grids(
     grids = polygons.join(facts.drop(columns=["community", "n_buildings"], errors="ignore"))
     grids["grid_code"] = grid_code
     grids = grids.set_index("grid_code", drop=False)
+    grids.index.name = None
     carried = {code: worker for code, worker in current_workers.items() if code in grids.index}
     worker_id = (
         assign_workers(grids, roster, current=carried)
@@ -244,7 +247,6 @@ def coded_grids(
     grids["worker_id"] = worker_id.reindex(grids.index).astype(object)
     grids["worker"] = grids["worker_id"].map(names).astype(object)
     grids["locked"] = grids.index.isin(list(locked))
-    grids.index.name = None
     return labels.map(grid_code), grids
 
 
@@ -571,6 +573,7 @@ def _publish(
     )
     write_published_grids(store, conn, plan_id)
     store.set_setting(conn, "published_plan", plan_id)
+    reassign_open_cases(store, conn, actor=author)
     store.log(conn, "publish", actor=author, plan_id=plan_id, override_reason=override_reason)
 
 
@@ -679,3 +682,14 @@ def diff_plans(before: Plan, after: Plan) -> dict[str, Any]:
         "grids_removed": sorted(old_codes - new_codes),
         "grids_changed": changed,
     }
+
+
+# -- locate ----------------------------------------------------------------------------------------------
+
+
+def grid_index(store: Store, plan_id: int | None = None) -> GridIndex:
+    """A :class:`~geo.locate.GridIndex` over a plan's buildings and grids (published by default)."""
+    plan = load_plan(store, plan_id)
+    buildings = store.read_layer("buildings", columns=["building_id", "community"])
+    grids = plan.grids.reset_index(names="grid_code")
+    return GridIndex.build(buildings, grids[["grid_code", "community", "worker", "geometry"]])

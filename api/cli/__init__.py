@@ -9,7 +9,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from api.cli import district, editing, grids, service
+from api.cli import cases, district, editing, grids, maps, service
 from api.cli.common import console, error_line
 from geo.errors import GridmapError
 
@@ -48,7 +48,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (district, grids, editing, service):
+for module in (district, grids, editing, cases, maps, service):
     module.register(app)
 
 

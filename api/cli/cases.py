@@ -1,0 +1,267 @@
+"""``gridmap locate`` and ``gridmap incidents ...``: coordinates and cases to grids and workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from api.cli.common import DbOption, console, out, print_json, progress_bar, say, store_for, table
+from geo import plans, project
+from geo.errors import InputError
+from geo.incidents import store as cases
+from geo.locate import find_by_address, locate_csv
+
+incidents_app = typer.Typer(
+    help="事件 incidents: import feeds, workflow, statistics", no_args_is_help=True
+)
+categories_app = typer.Typer(help="事件分类 the category catalogue", no_args_is_help=True)
+incidents_app.add_typer(categories_app, name="categories")
+
+AuthorOption = Annotated[
+    str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
+]
+CrsOption = Annotated[str, typer.Option("--crs", help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("locate")(locate_command)
+    app.add_typer(incidents_app, name="incidents")
+
+
+def locate_command(
+    lon: Annotated[str | None, typer.Argument(help="经度 longitude (or x)")] = None,
+    lat: Annotated[str | None, typer.Argument(help="纬度 latitude (or y)")] = None,
+    db: DbOption = project.DEFAULT_DB,
+    crs: CrsOption = "wgs84",
+    input_csv: Annotated[
+        Path | None, typer.Option("--input", help="批量：输入 CSV batch input")
+    ] = None,
+    output_csv: Annotated[
+        Path | None, typer.Option("--output", help="批量：输出 CSV batch output")
+    ] = None,
+    lon_col: Annotated[str, typer.Option(help="经度列 longitude column")] = "lon",
+    lat_col: Annotated[str, typer.Option(help="纬度列 latitude column")] = "lat",
+    address: Annotated[
+        str | None, typer.Option(help="按地址或名称查找 find by address or name")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=50, help="地址候选数 address candidates")] = 5,
+) -> None:
+    """定位 Locate a coordinate (or a CSV of them, or an address) to building, grid, community, worker."""
+    store = store_for(db)
+    index = plans.grid_index(store)
+    if address is not None:
+        buildings = store.read_layer("buildings")
+        found = find_by_address(buildings, address, limit=limit)
+        if found.empty:
+            print_json([])
+            return
+        points = buildings.set_index("building_id").loc[found["building_id"]].representative_point()
+        located = index.locate(points.x.to_numpy(), points.y.to_numpy())
+        result = pd.concat(
+            [
+                found.reset_index(drop=True),
+                located.drop(columns="building_id").reset_index(drop=True),
+            ],
+            axis=1,
+        )
+        print_json(result.to_dict("records"))
+        return
+    if input_csv is not None:
+        if output_csv is None:
+            raise InputError(
+                "--input needs --output (the CSV to write)", zh="--input 需要同时给出 --output"
+            )
+        with progress_bar() as update:
+            counts = locate_csv(
+                index,
+                input_csv,
+                output_csv,
+                lon_col=lon_col,
+                lat_col=lat_col,
+                crs=crs,
+                progress=lambda rows: update("locate", rows, max(rows, 1)),
+            )
+        console.print(
+            say(f"已写入 {output_csv}", f"written {output_csv}") + f" {counts}", markup=False
+        )
+        return
+    if lon is None or lat is None:
+        raise InputError(
+            "give LON LAT, or --input CSV --output CSV, or --address TEXT",
+            zh="请给出 经度 纬度，或 --input/--output，或 --address",
+        )
+    row = index.locate_lonlat([lon], [lat], crs=crs).iloc[0].to_dict()
+    if row["status"] == "invalid":
+        raise InputError(
+            f"cannot locate ({lon}, {lat}): {row['reason']}",
+            zh=f"无法定位 ({lon}, {lat})：{row['reason']}",
+        )
+    row.pop("reason", None)
+    print_json(row)
+
+
+@incidents_app.command("import")
+def incidents_import(
+    feed: Annotated[Path, typer.Argument(help="CSV / GeoJSON / JSON")],
+    db: DbOption = project.DEFAULT_DB,
+    source: Annotated[str, typer.Option(help="来源 12345 | 数字城管 | ...")] = "12345",
+    mapping: Annotated[
+        Path | None, typer.Option(help="保存的列映射 saved column mapping (JSON)")
+    ] = None,
+    id_col: Annotated[str | None, typer.Option()] = None,
+    lon_col: Annotated[str | None, typer.Option()] = None,
+    lat_col: Annotated[str | None, typer.Option()] = None,
+    crs: Annotated[
+        str | None, typer.Option(help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n")
+    ] = None,
+    category_col: Annotated[str | None, typer.Option()] = None,
+    time_col: Annotated[str | None, typer.Option()] = None,
+    description_col: Annotated[str | None, typer.Option()] = None,
+    address_col: Annotated[str | None, typer.Option()] = None,
+    tz: Annotated[str | None, typer.Option(help="无时区时间的时区 zone of naive times")] = None,
+    author: AuthorOption = "",
+) -> None:
+    """导入事件 Import cases; the same file twice changes nothing."""
+    store = store_for(db)
+    columns = cases.mapping_from_options(
+        mapping,
+        id_col=id_col,
+        lon_col=lon_col,
+        lat_col=lat_col,
+        crs=crs,
+        category_col=category_col,
+        time_col=time_col,
+        description_col=description_col,
+        address_col=address_col,
+        tz=tz,
+    )
+    summary = cases.import_incidents(store, feed, mapping=columns, source=source, author=author)
+    console.print(
+        table(
+            say("事件导入", "Incident import"),
+            [
+                (say("读取", "read"), summary["read"]),
+                (say("已定位", "located"), summary["located"]),
+                (say("未定位", "unlocated"), summary["unlocated"]),
+                (
+                    say("未知类别（归入其他）", "unknown category (其他)"),
+                    summary["unknown_category"],
+                ),
+                (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
+                (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
+                (say("新增", "added"), summary["added"]),
+                (say("已存在", "already present"), summary["already_present"]),
+            ],
+        )
+    )
+    reasons = summary.get("unlocated_reasons") or {}
+    for reason, count in reasons.items():
+        console.print(f"  {say('未定位原因', 'unlocated')}: {reason}: {count}", markup=False)
+
+
+@incidents_app.command("update")
+def incidents_update(
+    incident_id: Annotated[str, typer.Argument(help="案件编号 (source:id)")],
+    status: Annotated[
+        str, typer.Option(help="registered | dispatched | handled | verified | closed | rejected")
+    ],
+    db: DbOption = project.DEFAULT_DB,
+    note: Annotated[str, typer.Option(help="备注")] = "",
+    author: AuthorOption = "",
+) -> None:
+    """推进案件流程 Move a case one step along 上报→立案→派遣→处置→核查→结案."""
+    store = store_for(db)
+    record = cases.update_incident(store, incident_id, status=status, actor=author, note=note)
+    print_json({k: v for k, v in record.items() if k != "events"})
+
+
+@incidents_app.command("list")
+def incidents_list(
+    db: DbOption = project.DEFAULT_DB,
+    grid: Annotated[str | None, typer.Option()] = None,
+    community: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """列出事件 List cases (JSON)."""
+    store = store_for(db)
+    found = cases.list_incidents(store, grid=grid, community=community, status=status)
+    print_json(found.drop(columns="geometry").head(limit).to_dict("records"))
+
+
+@incidents_app.command("stats")
+def incidents_stats(
+    db: DbOption = project.DEFAULT_DB,
+    by: Annotated[str, typer.Option(help="grid | community | worker")] = "grid",
+    since: Annotated[str | None, typer.Option(help="起 e.g. 2026-08-01")] = None,
+    until: Annotated[str | None, typer.Option(help="止 e.g. 2026-11-01")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """事件统计 Statistics per grid, community or worker."""
+    store = store_for(db)
+    stats = cases.incident_statistics(store, by=by, since=_time(since), until=_time(until))
+    if output_format == "csv":
+        out.print(stats.to_csv(), end="", markup=False, highlight=False)
+    elif output_format == "json":
+        print_json(stats.reset_index().to_dict("records"))
+    elif output_format == "table":
+        rows = Table(title=say("事件统计", "Incident statistics"), title_justify="left")
+        shown = [
+            "reported",
+            "registered",
+            "closed",
+            "overdue",
+            "registration_rate",
+            "closure_rate",
+            "on_time_rate",
+            "median_handling_hours",
+        ]
+        rows.add_column(by)
+        for column in shown:
+            rows.add_column(column, justify="right")
+        for key, row in stats.iterrows():
+            rows.add_row(str(key), *(_cell(row[c]) for c in shown))
+        out.print(rows)
+    else:
+        raise InputError(
+            f"--format must be table, csv or json, not {output_format!r}",
+            zh="--format 只能是 table、csv 或 json",
+        )
+
+
+@categories_app.command("load")
+def categories_load(
+    catalogue_csv: Annotated[
+        Path,
+        typer.Argument(help="分类 CSV (code,class_code,name_zh,name_en,aliases,time_limit,...)"),
+    ],
+    db: DbOption = project.DEFAULT_DB,
+    author: AuthorOption = "",
+) -> None:
+    """载入本地事件分类 Load the city's own category catalogue."""
+    store = store_for(db)
+    count = cases.load_project_catalogue(store, catalogue_csv, author=author)
+    console.print(say(f"已载入 {count} 个分类", f"loaded {count} categories"))
+
+
+def _time(text: str | None) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise InputError(
+            f"cannot read the time {text!r} (e.g. 2026-08-01 or 2026-08-01 08:00)",
+            zh=f"无法识别时间 {text}",
+        ) from None
+    return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:.2f}"
+    return str(value)

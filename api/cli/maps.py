@@ -1,0 +1,180 @@
+"""``gridmap map`` and ``gridmap demo``: HTML maps of a project, and the demo district end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli.cases import _time
+from api.cli.common import DbOption, console, progress_bar, say, store_for, table
+from geo import plans, project
+from geo.demo import demo_district
+from geo.errors import Conflict, InputError
+from geo.incidents import store as cases
+from geo.incidents.feeds import IncidentMapping
+from geo.store import open_store
+from geo.workers import read_roster
+from maps.project import MapRequest, plan_diff_map, project_map
+from maps.render import save_map
+
+BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("map")(map_command)
+    app.command("demo")(demo_command)
+
+
+def map_command(
+    output: Annotated[Path, typer.Argument(help="输出 HTML 文件 output .html")],
+    db: DbOption = project.DEFAULT_DB,
+    community: Annotated[str | None, typer.Option(help="只画一个社区 one community")] = None,
+    grid: Annotated[str | None, typer.Option(help="只画一个网格 one grid (code)")] = None,
+    since: Annotated[str | None, typer.Option(help="事件起 incidents since")] = None,
+    until: Annotated[str | None, typer.Option(help="事件止 incidents until")] = None,
+    basemap: Annotated[str, typer.Option(help=" | ".join(BASEMAPS))] = "osm",
+    lang: Annotated[str, typer.Option(help="zh | en")] = "zh",
+    offline: Annotated[
+        bool, typer.Option(help="离线单文件，无底图 one self-contained file, no tiles")
+    ] = False,
+    include_contacts: Annotated[
+        bool, typer.Option(help="显示网格员电话 show workers' phones")
+    ] = False,
+    plan: Annotated[int | None, typer.Option(help="方案编号（默认已发布）plan id")] = None,
+    diff_against: Annotated[
+        int | None, typer.Option(help="与此方案对比 highlight changes against this plan")
+    ] = None,
+) -> None:
+    """生成网格地图 Write an HTML map of the district, a community or a grid."""
+    if basemap not in BASEMAPS:
+        raise InputError(
+            f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}",
+            zh=f"未知底图 {basemap}",
+        )
+    if lang not in ("zh", "en"):
+        raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise InputError(
+            f"the map is an HTML file: {output.name} should end in .html",
+            zh="地图输出文件应以 .html 结尾",
+        )
+    store = store_for(db)
+    if diff_against is not None:
+        after = plan if plan is not None else plans.published_plan_id(store)
+        m = plan_diff_map(
+            store,
+            diff_against,
+            after,
+            lang=lang,
+            basemap="none" if offline else basemap,
+            offline=offline,
+        )
+    else:
+        request = MapRequest(
+            community=community,
+            grid=grid,
+            since=_time(since),
+            until=_time(until),
+            basemap=basemap,
+            lang=lang,
+            offline=offline,
+            include_contacts=include_contacts,
+            plan_id=plan,
+            tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
+        )
+        m = project_map(store, request)
+    save_map(m, output, offline=offline)
+    console.print(say(f"地图已写入 {output}", f"map written to {output}"))
+
+
+DEMO_MAPPING = IncidentMapping(
+    id_col="编号",
+    lon_col="经度",
+    lat_col="纬度",
+    category_col="类别",
+    time_col="上报时间",
+    description_col="问题描述",
+    address_col="地址",
+)
+
+
+def demo_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="输出目录 output folder")] = Path("demo"),
+    seed: Annotated[int, typer.Option(min=0, help="随机种子 seed")] = 2026,
+) -> None:
+    """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
+    db = out_dir / "gridmap.gpkg"
+    if db.exists():
+        if open_store(db).get_setting("demo") is not True:
+            raise Conflict(
+                f"{db} holds a project that is not the demo; choose another --out",
+                zh=f"{db} 不是演示项目，请换一个 --out 目录",
+            )
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    inputs = out_dir / "input"
+    if inputs.exists():
+        shutil.rmtree(inputs)
+    inputs.mkdir(parents=True)
+    district = demo_district(seed=seed)
+    district.buildings.to_crs(4326).to_file(inputs / "buildings.geojson")
+    district.communities.to_crs(4326).to_file(inputs / "communities.geojson")
+    district.roads.to_crs(4326).to_file(inputs / "roads.geojson")
+    district.workers.to_csv(inputs / "workers.csv", index=False, encoding="utf-8-sig")
+    district.incidents.to_csv(inputs / "incidents.csv", index=False, encoding="utf-8-sig")
+
+    store = open_store(db, create=True)
+    with progress_bar() as update:
+        imported = project.import_buildings(
+            store,
+            inputs / "buildings.geojson",
+            id_field="building_id",
+            households_field="households",
+            communities_path=inputs / "communities.geojson",
+            communities_field="community",
+            roads_path=inputs / "roads.geojson",
+            progress=update,
+        )
+        with store.transaction() as conn:
+            store.set_setting(conn, "demo", True)
+            store.set_setting(conn, "division_code", "320581104")
+        roster = read_roster(inputs / "workers.csv", communities=district.communities["community"])
+        plans.import_roster(store, roster, author="demo")
+        outcome = plans.partition_project(store, author="demo", progress=update)
+    summary = cases.import_incidents(
+        store, inputs / "incidents.csv", mapping=DEMO_MAPPING, source="12345", author="demo"
+    )
+    map_path = save_map(project_map(store, MapRequest()), out_dir / "map.html")
+    offline_path = save_map(
+        project_map(store, MapRequest(offline=True)), out_dir / "map-offline.html", offline=True
+    )
+    s = outcome.summary
+    console.print(
+        table(
+            say("碧溪新区演示", "Bixi demo district"),
+            [
+                (say("建筑", "buildings"), imported.buildings),
+                (say("社区", "communities"), imported.communities),
+                (say("网格", "grids"), s["grids"]),
+                (say("规模达标比例", "share in range"), f"{s['share_in_range']:.1%}"),
+                (say("连片比例", "contiguous share"), f"{s['share_contiguous']:.1%}"),
+                (say("网格员", "workers"), len(roster)),
+                (
+                    say("事件（已定位）", "incidents (located)"),
+                    f"{summary['added']} ({summary['located']})",
+                ),
+            ],
+        )
+    )
+    console.print(say("项目文件", "project file") + f": {db.resolve()}", markup=False)
+    console.print(say("地图", "map") + f": {map_path.resolve()}", markup=False)
+    console.print(say("离线地图", "offline map") + f": {offline_path.resolve()}", markup=False)
+    console.print(
+        say("用浏览器打开地图，例如", "open the map in a browser, e.g.") + f": xdg-open {map_path}",
+        markup=False,
+    )
+    print(map_path.resolve())

@@ -1,0 +1,408 @@
+"""Incidents in the project file: import (idempotent), assignment, workflow steps, statistics.
+
+The ``incidents`` layer holds one WGS84 point per case (no geometry when unlocated) with its
+category, status, times, description (untrusted text, stored as given) and its grid, community
+and worker from the published plan; ``incident_events`` holds every workflow step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from geo.errors import InputError, NotFound
+from geo.incidents.assign import assign_to_grids
+from geo.incidents.catalogue import load_catalogue
+from geo.incidents.feeds import FEED_COLUMNS, IncidentMapping, read_incident_feed, summarise_import
+from geo.incidents.stats import incident_stats
+from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
+from geo.store import Store, incident_events, now_iso
+
+LAYER = "incidents"
+#: columns of the incidents layer, in order
+COLUMNS = (
+    "incident_id",
+    "source",
+    "source_id",
+    "category_code",
+    "category_name",
+    "class_code",
+    "category_known",
+    "category_raw",
+    "status",
+    "reported_at",
+    "registered_at",
+    "closed_at",
+    "deadline",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "located",
+    "unlocated_reason",
+    "fallback_point",
+    "grid_code",
+    "community",
+    "worker_id",
+    "worker",
+    "imported_at",
+)
+TIMES = ("reported_at", "registered_at", "closed_at", "deadline")
+
+
+def catalogue(store: Store) -> pd.DataFrame:
+    """The project's category catalogue: its own (``gridmap incidents categories load``) or the national one."""
+    own = store.get_setting("catalogue_csv")
+    if own:
+        path = Path(own)
+        if path.exists():
+            return load_catalogue(path)
+    return load_catalogue()
+
+
+def load_project_catalogue(store: Store, path: str | Path, *, author: str = "") -> int:
+    """Check a city's catalogue CSV and make it the project's (its path is recorded)."""
+    table = load_catalogue(path)
+    with store.transaction() as conn:
+        store.set_setting(conn, "catalogue_csv", str(Path(path).resolve()))
+        store.log(conn, "catalogue load", actor=author, path=str(path), categories=len(table))
+    return len(table)
+
+
+def import_incidents(
+    store: Store,
+    path: str | Path,
+    *,
+    mapping: IncidentMapping,
+    source: str,
+    author: str = "",
+) -> dict[str, Any]:
+    """Read a feed and add its new cases; re-importing the same file changes nothing.
+
+    Returns the feed's counts (read, located, unlocated, unknown_category, fallback_point, ...)
+    plus ``added`` and ``already_present``.
+    """
+    cat = catalogue(store)
+    feed = read_incident_feed(
+        path, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
+    )
+    summary = summarise_import(feed)
+    added = add_cases(store, feed, catalogue_table=cat, author=author)
+    return {
+        **summary,
+        "added": added,
+        "already_present": int(len(feed) - added - feed["duplicate"].sum()),
+    }
+
+
+def add_cases(
+    store: Store,
+    feed: pd.DataFrame,
+    *,
+    catalogue_table: pd.DataFrame | None = None,
+    author: str = "",
+) -> int:
+    """Store normalised feed rows (:data:`FEED_COLUMNS`) not stored yet; return how many were added."""
+    missing = [c for c in FEED_COLUMNS if c not in feed.columns]
+    if missing:
+        raise InputError(f"incident rows lack the columns {', '.join(missing)}")
+    cat = catalogue_table if catalogue_table is not None else catalogue(store)
+    feed = feed[~feed["duplicate"].astype(bool)].copy()
+    feed["incident_id"] = feed["source"].astype(str) + ":" + feed["source_id"].astype(str)
+    present = set(list_ids(store))
+    fresh = feed[~feed["incident_id"].isin(present)].copy()
+    if fresh.empty:
+        return 0
+    cases = _cases(store, fresh, cat)
+    with store.transaction() as conn:
+        store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
+        conn.execute(
+            sa.insert(incident_events),
+            [
+                {
+                    "incident_id": i,
+                    "from_status": None,
+                    "to_status": "reported",
+                    "actor": author,
+                    "at": t,
+                    "note": "imported",
+                }
+                for i, t in zip(cases["incident_id"], _iso_times(cases["reported_at"]), strict=True)
+            ],
+        )
+        store.log(conn, "incidents import", actor=author, added=len(cases))
+    return len(cases)
+
+
+def list_ids(store: Store) -> list[str]:
+    if not store.has_layer(LAYER):
+        return []
+    with store.reading() as conn:
+        return [row[0] for row in conn.exec_driver_sql(f'SELECT incident_id FROM "{LAYER}"')]
+
+
+def _cases(store: Store, feed: pd.DataFrame, cat: pd.DataFrame) -> gpd.GeoDataFrame:
+    names = cat.set_index("code")
+    cases = pd.DataFrame({c: feed[c] for c in FEED_COLUMNS if c in feed.columns})
+    cases.insert(0, "incident_id", feed["incident_id"])
+    cases["category_name"] = feed["category_code"].map(names["name_zh"])
+    cases["class_code"] = feed["category_code"].map(names["class_code"]).astype(str)
+    cases["status"] = "reported"
+    cases["registered_at"] = pd.NaT
+    cases["closed_at"] = pd.NaT
+    for column in ("registered_at", "closed_at"):
+        cases[column] = pd.to_datetime(cases[column], utc=True)
+    cases["reported_at"] = pd.to_datetime(cases["reported_at"], utc=True)
+    has_time = cases["reported_at"].notna()
+    cases["deadline"] = pd.Series(pd.NaT, index=cases.index, dtype="datetime64[ns, UTC]")
+    if has_time.any():
+        cases.loc[has_time, "deadline"] = deadlines(cases[has_time], cat)
+    assigned = _assignment(store, cases)
+    for column in ("grid_code", "community", "worker_id", "worker"):
+        cases[column] = assigned[column]
+    cases["imported_at"] = now_iso()
+    for column in (
+        "description",
+        "address",
+        "category_raw",
+        "unlocated_reason",
+        "grid_code",
+        "community",
+        "worker_id",
+        "worker",
+    ):
+        cases[column] = cases[column].astype(object).where(cases[column].notna(), None)
+    for column in ("located", "fallback_point", "category_known"):
+        cases[column] = cases[column].astype("boolean")
+    located = cases["located"].fillna(False).to_numpy(bool)
+    geometry = gpd.points_from_xy(cases["lon"], cases["lat"])
+    geometry = np.where(located, np.asarray(geometry, dtype=object), None)
+    return gpd.GeoDataFrame(cases[list(COLUMNS)], geometry=list(geometry), crs=4326)
+
+
+def _assignment(store: Store, cases: pd.DataFrame) -> pd.DataFrame:
+    """Grid, community and worker of each case from the published grids (None without)."""
+    empty = pd.DataFrame(
+        None,
+        index=cases.index,
+        columns=["grid_code", "community", "worker_id", "worker"],
+        dtype=object,
+    )
+    if not store.has_layer("grids"):
+        return empty
+    grids = store.read_layer("grids", columns=["grid_code", "community", "worker_id", "worker"])
+    if grids.empty:
+        return empty
+    found = assign_to_grids(cases, grids.assign(worker=grids["worker_id"]))
+    workers = grids.set_index("grid_code")["worker"]
+    found = found.rename(columns={"worker": "worker_id"})
+    found["worker"] = found["grid_code"].map(workers)
+    return found.astype(object).where(found.notna(), None)
+
+
+def reassign_open_cases(store: Store, conn: Any, *, actor: str = "") -> int:
+    """After a plan is published: give open cases the grid and worker of the new grids, logged."""
+    if not store.has_layer(LAYER, conn):
+        return 0
+    cases = store.read_layer(LAYER, conn=conn)
+    open_cases = cases[
+        cases["status"].isin(OPEN_STATUSES) & cases["located"].fillna(False).astype(bool)
+    ]
+    if open_cases.empty:
+        return 0
+    grids = store.read_layer(
+        "grids", columns=["grid_code", "community", "worker_id", "worker"], conn=conn
+    )
+    found = assign_to_grids(open_cases, grids.assign(worker=grids["worker_id"])).rename(
+        columns={"worker": "worker_id"}
+    )
+    found["worker"] = found["grid_code"].map(grids.set_index("grid_code")["worker"])
+    before = open_cases[["grid_code", "worker_id"]].astype(object)
+    changed = (before["grid_code"].astype(str) != found["grid_code"].astype(str)) | (
+        before["worker_id"].astype(str) != found["worker_id"].astype(str)
+    )
+    if not changed.any():
+        return 0
+    update = found[changed].astype(object).where(found[changed].notna(), None)
+    update["incident_id"] = open_cases.loc[changed, "incident_id"]
+    store.update_rows(
+        conn,
+        LAYER,
+        update[["grid_code", "community", "worker_id", "worker", "incident_id"]],
+        key=["incident_id"],
+    )
+    moves = [
+        {"incident_id": i, "from": b, "to": a}
+        for i, b, a in zip(
+            update["incident_id"],
+            before.loc[changed, "grid_code"],
+            update["grid_code"],
+            strict=True,
+        )
+    ]
+    store.log(conn, "incidents reassigned", actor=actor, count=len(moves), moves=moves[:500])
+    return len(moves)
+
+
+def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
+    if not store.has_layer(LAYER):
+        raise NotFound(f"no incident {incident_id!r}", zh=f"没有案件 {incident_id}")
+    found = store.read_layer(LAYER, where={"incident_id": incident_id})
+    if found.empty:
+        raise NotFound(f"no incident {incident_id!r}", zh=f"没有案件 {incident_id}")
+    record = found.drop(columns="geometry").iloc[0].to_dict()
+    record["overdue"] = bool(is_overdue(found, now=pd.Timestamp.now("UTC")).iloc[0])
+    record["events"] = store.read_table(
+        incident_events, where={"incident_id": incident_id}
+    ).to_dict("records")
+    return record
+
+
+def update_incident(
+    store: Store, incident_id: str, *, status: str, actor: str = "", note: str = ""
+) -> dict[str, Any]:
+    """One step of the case loop (上报→立案→派遣→处置→核查→结案, 退回); illegal steps are refused."""
+    if status not in STATUSES:
+        raise InputError(
+            f"unknown status {status!r}; statuses: {', '.join(STATUSES)}", zh=f"未知状态 {status}"
+        )
+    with store.transaction() as conn:
+        found = (
+            store.read_layer(LAYER, where={"incident_id": incident_id}, conn=conn)
+            if store.has_layer(LAYER, conn)
+            else None
+        )
+        if found is None or found.empty:
+            raise NotFound(f"no incident {incident_id!r}", zh=f"没有案件 {incident_id}")
+        current = str(found["status"].iloc[0])
+        transition(current, status)
+        at = pd.Timestamp.now("UTC")
+        values: dict[str, Any] = {"status": status, "incident_id": incident_id}
+        if status == "registered" and pd.isna(found["registered_at"].iloc[0]):
+            values["registered_at"] = at
+            limits = found.assign(registered_at=at)
+            values["deadline"] = deadlines(limits, catalogue(store)).iloc[0]
+        if status in ("closed", "rejected"):
+            values["closed_at"] = at
+        store.update_rows(conn, LAYER, pd.DataFrame([values]), key=["incident_id"])
+        conn.execute(
+            sa.insert(incident_events).values(
+                incident_id=incident_id,
+                from_status=current,
+                to_status=status,
+                actor=actor,
+                at=at.isoformat(),
+                note=note,
+            )
+        )
+    return get_incident(store, incident_id)
+
+
+def list_incidents(
+    store: Store,
+    *,
+    grid: str | None = None,
+    community: str | None = None,
+    worker: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> gpd.GeoDataFrame:
+    """The cases matching every given filter, with ``overdue`` computed now."""
+    if not store.has_layer(LAYER):
+        return gpd.GeoDataFrame({c: [] for c in (*COLUMNS, "overdue")}, geometry=[], crs=4326)
+    where = {
+        k: v
+        for k, v in {
+            "grid_code": grid,
+            "community": community,
+            "worker_id": worker,
+            "status": status,
+        }.items()
+        if v
+    }
+    cases = store.read_layer(LAYER, where=where or None)
+    if category:
+        cases = cases[(cases["category_code"] == category) | (cases["class_code"] == category)]
+    if since is not None:
+        cases = cases[cases["reported_at"] >= _utc(since)]
+    if until is not None:
+        cases = cases[cases["reported_at"] < _utc(until)]
+    if bbox is not None:
+        minx, miny, maxx, maxy = bbox
+        cases = cases.cx[minx:maxx, miny:maxy]
+    cases = cases.copy()
+    cases["overdue"] = is_overdue(cases, now=pd.Timestamp.now("UTC")).astype(bool)
+    return cases
+
+
+def incidents_for_map(
+    store: Store, *, since: Any = None, until: Any = None
+) -> gpd.GeoDataFrame | None:
+    """Located, non-fallback cases for a map (None when the project has none)."""
+    if not store.has_layer(LAYER):
+        return None
+    cases = list_incidents(store, since=since, until=until)
+    cases = cases[
+        cases["located"].fillna(False).astype(bool)
+        & ~cases["fallback_point"].fillna(False).astype(bool)
+    ]
+    return cases if not cases.empty else None
+
+
+def events_table(store: Store) -> pd.DataFrame:
+    events = store.read_table(incident_events)
+    events["at"] = pd.to_datetime(events["at"], utc=True, format="ISO8601")
+    return events
+
+
+def incident_statistics(
+    store: Store, *, by: str = "grid", since: Any = None, until: Any = None
+) -> pd.DataFrame:
+    """Per grid, community or worker: counts, 立案率, 结案率, 按期结案率, overdue, handling time."""
+    if by not in ("grid", "community", "worker"):
+        raise InputError(
+            f"--by must be grid, community or worker, not {by!r}",
+            zh="--by 只能是 grid、community 或 worker",
+        )
+    cases = list_incidents(store)
+    return incident_stats(
+        cases, events_table(store), by=by, since=since, until=until, catalogue=catalogue(store)
+    )
+
+
+def _district_bounds(store: Store) -> tuple[float, float, float, float] | None:
+    """The district's WGS84 box with a margin of about 5 km, for refusing far-away points."""
+    if not store.has_layer("buildings"):
+        return None
+    buildings = store.read_layer("buildings", columns=["building_id"])
+    minx, miny, maxx, maxy = buildings.to_crs(4326).total_bounds
+    return (minx - 0.05, miny - 0.05, maxx + 0.05, maxy + 0.05)
+
+
+def _iso_times(values: pd.Series) -> list[str | None]:
+    return [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in values]
+
+
+def mapping_from_options(mapping_file: str | Path | None, **columns: Any) -> IncidentMapping:
+    """A column mapping from a saved file, with any column given on the command line on top."""
+    base = IncidentMapping.from_file(mapping_file) if mapping_file else IncidentMapping()
+    given = {k: v for k, v in columns.items() if v is not None}
+    return IncidentMapping(**{**base.to_dict(), **given}) if given else base
+
+
+def _utc(moment: Any) -> pd.Timestamp:
+    """A time bound as UTC; naive times are taken as Asia/Shanghai (the users' clock)."""
+    stamp = pd.Timestamp(moment)
+    return (
+        stamp.tz_localize("Asia/Shanghai").tz_convert("UTC")
+        if stamp.tzinfo is None
+        else stamp.tz_convert("UTC")
+    )
