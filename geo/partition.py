@@ -308,6 +308,14 @@ def _cut_runs(
     sizes = np.arange(int(lo.min()), int(hi.max()) + 1)
     k_sorted = k_c[order]
     active_end = np.concatenate([[0], np.cumsum(n_sorted + 1)])
+    # cost[s][a]: spread of the run of s points starting at slot a (inf where it leaves the chunk)
+    cost = {}
+    for s in sizes.tolist():
+        a = np.arange(total - s)
+        d = cum[a + s] - cum[a]
+        c = chunk_of_slot[a]
+        ok = (local[a] + s <= n_sorted[c]) & (s >= lo[c]) & (s <= hi[c])
+        cost[s] = np.where(ok, d[:, 2] - (d[:, 0] ** 2 + d[:, 1] ** 2) / s, np.inf)
     dp = np.where(local == 0, 0.0, np.inf)
     choices = []
     for j in range(1, int(k_sorted.max()) + 1):
@@ -315,15 +323,12 @@ def _cut_runs(
         new = np.full(total, np.inf)
         pick = np.zeros(total, dtype=np.int8)
         for s in sizes.tolist():
-            b = np.arange(s, end)
-            a = b - s
-            ok = (local[b] >= s) & (s >= lo[chunk_of_slot[b]]) & (s <= hi[chunk_of_slot[b]])
-            b, a = b[ok], a[ok]
-            d = cum[b] - cum[a]
-            cost = dp[a] + d[:, 2] - (d[:, 0] ** 2 + d[:, 1] ** 2) / s
-            better = cost < new[b]
-            new[b[better]] = cost[better]
-            pick[b[better]] = s
+            if end <= s:
+                continue
+            trial = dp[: end - s] + cost[s][: end - s]
+            better = trial < new[s:end]
+            new[s:end] = np.where(better, trial, new[s:end])
+            pick[s:end] = np.where(better, s, pick[s:end])
         dp = new
         choices.append(pick)
     # backtrack all chunks together
@@ -363,7 +368,7 @@ def _initial_grids(
     idx = np.flatnonzero(free)
     if len(idx) == 0:
         return grid, np.empty((0, 2), dtype=np.int64)
-    uid, ucode = np.unique(unit[idx], return_inverse=True)
+    ucode, uid = pd.factorize(unit[idx], sort=True)
     order = idx[np.lexsort((hilbert[idx], ucode))]
     sizes = np.bincount(ucode, minlength=len(uid))
     _, n_c, k_c, bounds = _plan_chunks(sizes, min_size, max_size)
@@ -386,17 +391,45 @@ class _State:
     cap: float | None
     edges: np.ndarray
     edge_set: _EdgeSet
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    def _sums(self, nodes: np.ndarray, sign: float = 1.0) -> list[np.ndarray | None]:
+        g = len(self.bounds)
+        lab, xy = self.grid[nodes], self.xy[nodes]
+        hh = self.households
+        return [
+            sign * np.bincount(lab, minlength=g).astype(np.float64),
+            sign * np.bincount(lab, xy[:, 0], g),
+            sign * np.bincount(lab, xy[:, 1], g),
+            sign * np.bincount(lab, (xy**2).sum(axis=1), g),
+            sign * np.bincount(lab, hh[nodes], g) if hh is not None else None,
+        ]
 
     def stats(self) -> tuple[np.ndarray, ...]:
-        g = len(self.bounds)
-        lab = self.grid
-        ok = lab >= 0
-        n = np.bincount(lab[ok], minlength=g).astype(np.float64)
-        sx = np.bincount(lab[ok], self.xy[ok, 0], g)
-        sy = np.bincount(lab[ok], self.xy[ok, 1], g)
-        q = np.bincount(lab[ok], (self.xy[ok] ** 2).sum(axis=1), g)
-        hh = np.bincount(lab[ok], self.households[ok], g) if self.households is not None else None
-        return n, sx, sy, q, hh
+        """Per grid: count, sum of x, sum of y, sum of squared norms, households (cached)."""
+        if getattr(self, "_stats", None) is None:
+            self._stats = self._sums(np.flatnonzero(self.grid >= 0))
+        return tuple(self._stats)
+
+    def move(self, nodes: np.ndarray, to: np.ndarray) -> None:
+        """Give ``nodes`` the grids ``to``, keeping the cached sums current."""
+        self.stats()
+        gone = self._sums(nodes, -1.0)
+        self.grid[nodes] = to
+        came = self._sums(nodes)
+        self._stats = [
+            None if s is None else s + d + c
+            for s, d, c in zip(self._stats, gone, came, strict=True)
+        ]
+
+    def incident(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Directed edges ``(src, dst)`` leaving ``nodes``."""
+        start, stop = self.indptr[nodes], self.indptr[nodes + 1]
+        count = stop - start
+        src = np.repeat(nodes, count)
+        offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        return src, self.indices[np.repeat(start, count) + offset]
 
     def members(self, width: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(g, width)`` member positions (``-1`` padding) and the slot of every building.
@@ -435,14 +468,18 @@ def _candidates(state: _State, dirty: np.ndarray | None) -> dict[str, np.ndarray
     ``u`` must touch grid ``b`` and, for a swap, ``v`` (in ``b``) must touch ``u``'s grid ``a``.
     With ``dirty``, only pairs of grids of which one changed last round are listed.
     """
-    e = state.edges
     lab = state.grid
-    la, lb = lab[e[:, 0]], lab[e[:, 1]]
+    if dirty is None:
+        src = np.concatenate([state.edges[:, 0], state.edges[:, 1]])
+        dst = np.concatenate([state.edges[:, 1], state.edges[:, 0]])
+    else:
+        # every edge touching a changed grid, in both directions
+        src, dst = state.incident(np.flatnonzero((lab >= 0) & dirty[lab]))
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+    la, lb = lab[src], lab[dst]
     cross = (la != lb) & (la >= 0) & (lb >= 0)
-    if dirty is not None:
-        cross[cross] = dirty[la[cross]] | dirty[lb[cross]]
     g = np.int64(len(state.bounds))
-    key = np.concatenate([e[cross, 0] * g + lb[cross], e[cross, 1] * g + la[cross]])
+    key = src[cross] * g + lb[cross]
     key = np.sort(key)
     key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     u, b = key // g, key % g
@@ -525,14 +562,10 @@ def _grid_adjacency(state: _State, table: np.ndarray, slot: np.ndarray) -> np.nd
     """``(g, w, w)`` adjacency inside every grid listed in ``table`` (by slot)."""
     g, w = table.shape
     adj = np.zeros((g, w, w), dtype=bool)
-    e = state.edges
-    inner = (slot[e[:, 0]] >= 0) & (slot[e[:, 1]] >= 0)
-    la, lb = state.grid[e[inner, 0]], state.grid[e[inner, 1]]
-    inner[inner] = la == lb
-    la = state.grid[e[inner, 0]]
-    gi, si, sj = la, slot[e[inner, 0]], slot[e[inner, 1]]
-    adj[gi, si, sj] = True
-    adj[gi, sj, si] = True
+    src, dst = state.incident(np.flatnonzero(slot >= 0))
+    inner = (slot[dst] >= 0) & (state.grid[src] == state.grid[dst])
+    src, dst = src[inner], dst[inner]
+    adj[state.grid[src], slot[src], slot[dst]] = True
     return adj
 
 
@@ -572,9 +605,8 @@ def _improve_round(state: _State, dirty: np.ndarray | None) -> np.ndarray | None
     np.minimum.at(best, a, rank)
     np.minimum.at(best, b, rank)
     take = (best[a] == rank) & (best[b] == rank)
-    state.grid[u[take]] = b[take]
     swapped = take & (v >= 0)
-    state.grid[v[swapped]] = a[swapped]
+    state.move(np.concatenate([u[take], v[swapped]]), np.concatenate([b[take], a[swapped]]))
     dirty = np.zeros(len(state.bounds), dtype=bool)
     dirty[a] = True
     dirty[b] = True
@@ -620,7 +652,8 @@ def _repair(state: _State) -> None:
         cross = (la != lb) & (la >= 0) & (lb >= 0)
         g_count = np.int64(len(state.bounds))
         pair = np.concatenate([la[cross] * g_count + lb[cross], lb[cross] * g_count + la[cross]])
-        pair = np.unique(pair)
+        pair = np.sort(pair)
+        pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])] if len(pair) else pair
         start = np.searchsorted(pair, broken * g_count)
         stop = np.searchsorted(pair, (broken + 1) * g_count)
         neighbours = {
@@ -658,8 +691,7 @@ def _resplit(state: _State, g: int, h: int, table: np.ndarray, pieces: np.ndarra
     best = np.lexsort((spread, split_pieces))[0]
     if split_pieces[best] >= pieces[g] + pieces[h]:
         return False
-    state.grid[nodes[masks[best]]] = g
-    state.grid[nodes[~masks[best]]] = h
+    state.move(nodes, np.where(masks[best], g, h))
     return True
 
 
@@ -974,6 +1006,8 @@ def partition_buildings(
     grid, bounds = _initial_grids(local_xy, unit, free, hilbert, min_size, max_size)
     tick(2, steps)
     edges = edge_list(adjacency)
+    csr = sparse.csr_array(adjacency)
+    csr.sort_indices()
     state = _State(
         xy=local_xy,
         grid=grid,
@@ -982,6 +1016,8 @@ def partition_buildings(
         cap=float(max_households) if max_households is not None else None,
         edges=edges,
         edge_set=_EdgeSet(edges, len(xy)),
+        indptr=csr.indptr.astype(np.int64),
+        indices=csr.indices.astype(np.int64),
     )
     if len(bounds):
         _improve(state)

@@ -240,16 +240,25 @@ def test_grid_report_refuses_a_grid_across_communities(kunming, kunming_result):
         grid_report(kunming, labels)
 
 
-def test_partition_with_roads_keeps_the_rules(shared_data):
+def test_grids_cross_fewer_major_roads_when_roads_are_given(shared_data):
     buildings = gpd.read_file(shared_data / "shanghai_bund_buildings.geojson")
     crs = buildings.estimate_utm_crs()
     buildings = buildings.to_crs(crs)
     c = buildings.geometry.centroid
-    buildings["community"] = np.floor(c.x / 600).astype(int).astype(str) + np.floor(c.y / 600).astype(int).astype(str)
+    buildings["community"] = (
+        np.floor(c.x / 600).astype(int).astype(str) + "_" + np.floor(c.y / 600).astype(int).astype(str)
+    )
     roads = gpd.read_file(shared_data / "shanghai_bund_roads.geojson").to_crs(crs)
-    result = partition_buildings(buildings, roads=roads)
-    check_invariants(buildings, result)
-    assert result.summary["share_in_range"] > 0.98
+    major = roads.loc[roads["kind"] == "major_road"].geometry.union_all()
+
+    def crossing(labels: pd.Series) -> int:
+        hulls = c.groupby(labels.to_numpy()).agg(lambda p: shapely.convex_hull(shapely.multipoints(p.array)))
+        return int(shapely.intersects(np.asarray(hulls.to_numpy()), major).sum())
+
+    plain = partition_buildings(buildings)
+    cut = partition_buildings(buildings, roads=roads)
+    check_invariants(buildings, cut)
+    assert crossing(cut.labels) < crossing(plain.labels)
 
 
 # --------------------------------------------------------------------------- errors
