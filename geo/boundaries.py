@@ -104,7 +104,8 @@ def building_cells(
     communities : GeoDataFrame, optional
         ``community`` and polygon geometry. Each community's cells fill its polygon. Communities
         of buildings without a polygon, and all of them when this is None, are limited by a buffer
-        of ``buffer_m`` around their buildings, split between neighbours by proximity.
+        of ``buffer_m`` around their buildings (holes filled), split between neighbours by
+        proximity.
     roads : GeoDataFrame or GeoSeries, optional
         Street lines used as enclosures: cells do not cross them.
     buffer_m : float
@@ -130,7 +131,7 @@ def building_cells(
     if buildings.empty:
         return gpd.GeoSeries([], index=buildings.index, crs=buildings.crs)
     footprints = shapely.make_valid(buildings.geometry.values)
-    points = shapely.point_on_surface(footprints)
+    points = _anchors(footprints)
     community = _community_of(buildings)
     limits = community_limits(
         buildings, communities=communities, buffer_m=buffer_m, segment_m=segment_m
@@ -191,24 +192,30 @@ def community_limits(
 def _territories(
     footprints: np.ndarray, community: np.ndarray, buffer_m: float, segment_m: float
 ) -> dict[str, shapely.Geometry]:
-    """Buffers around each community's buildings, split where they meet by a coarse tessellation."""
-    frame = gpd.GeoSeries(footprints)
-    buffers = {
-        name: shapely.union_all(shapely.buffer(footprints[community == name], buffer_m))
-        for name in np.unique(community)
-    }
-    if len(buffers) == 1:
-        return buffers
+    """The buffer around all buildings, split between communities by a coarse tessellation.
+
+    Each community gets the space nearer to its buildings than to any other community's, within
+    ``buffer_m`` of some building; so neighbouring limits meet without overlap or gap.
+    """
+    names = np.unique(community)
+    # Holes in the buffer (a park ringed by buildings) belong to the community around them.
+    reach = _filled(shapely.union_all(shapely.buffer(footprints, buffer_m)))
+    if len(names) == 1:
+        return {names[0]: reach}
     # A coarse tessellation is enough to decide which community owns the space between them.
-    coarse = _morphological(frame, shapely.union_all(list(buffers.values())), 4 * segment_m)
-    coarse_geometry = shapely.coverage_clean(coarse.geometry.values, gap_width=SLIVER_M)
+    coarse = _morphological(gpd.GeoSeries(footprints), reach, 4 * segment_m)
+    geometry = shapely.coverage_clean(
+        shapely.make_valid(coarse.geometry.values), gap_width=SLIVER_M
+    )
     owner = community[coarse.index.to_numpy()]
-    return {
-        name: shapely.intersection(
-            shapely.coverage_union_all(coarse_geometry[owner == name]), buffer
-        )
-        for name, buffer in buffers.items()
-    }
+    territory = {name: shapely.coverage_union_all(geometry[owner == name]) for name in names}
+    # Communities whose buildings all collapsed in the coarse pass still get their own buffer.
+    for name in names:
+        if territory[name].is_empty:
+            territory[name] = shapely.union_all(
+                shapely.buffer(footprints[community == name], buffer_m)
+            )
+    return territory
 
 
 def _tessellate_community(
@@ -264,14 +271,30 @@ def _enclosed(
 
 
 def _point_voronoi(frame: gpd.GeoSeries, limit: shapely.Geometry) -> gpd.GeoDataFrame:
-    points = shapely.point_on_surface(frame.values)
-    unique, first = np.unique(shapely.to_wkb(points), return_index=True)
-    del unique
-    cells = shapely.voronoi_polygons(
-        shapely.multipoints(points[np.sort(first)]), extend_to=limit, ordered=True
-    )
-    geometry = shapely.intersection(shapely.get_parts(cells), limit)
-    return gpd.GeoDataFrame(geometry=geometry, index=frame.index[np.sort(first)])
+    cells = _voronoi_cells(shapely.point_on_surface(frame.values), extend_to=limit)
+    keep = ~shapely.is_empty(cells)
+    geometry = shapely.intersection(cells[keep], limit)
+    return gpd.GeoDataFrame(geometry=geometry, index=frame.index[keep])
+
+
+def _voronoi_cells(points: np.ndarray, *, extend_to: shapely.Geometry | None = None) -> np.ndarray:
+    """The Voronoi cell of each point (empty for a repeated point), aligned to ``points``.
+
+    Cells are matched back to their points through a spatial index: GEOS's ``ordered`` option
+    fails on some near-degenerate inputs.
+    """
+    result = np.full(len(points), shapely.Polygon(), dtype=object)
+    _, first = np.unique(shapely.to_wkb(points), return_index=True)
+    sites = shapely.multipoints(points[first])
+    # Far enough to hold every footprint around the points (cells are clipped later anyway).
+    frame = extend_to if extend_to is not None else shapely.buffer(shapely.envelope(sites), 1000.0)
+    if len(first) == 1:
+        result[first] = shapely.envelope(shapely.union(frame, sites))
+        return result
+    cells = shapely.get_parts(shapely.voronoi_polygons(sites, extend_to=frame))
+    point_index, cell_index = shapely.STRtree(cells).query(points[first], predicate="within")
+    result[first[point_index]] = cells[cell_index]
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +317,7 @@ def _anchor_every_building(
             return pieces
         if len(missing):
             if voronoi is None:
-                voronoi = _point_cells(points)
+                voronoi = _voronoi_cells(points)
             pieces = _carve(pieces, missing, footprints, points, community, voronoi)
         pieces = _clean(pieces)
     if len(_unanchored(pieces, points)):
@@ -305,29 +328,11 @@ def _anchor_every_building(
 
 
 def _unanchored(pieces: _Pieces, points: np.ndarray) -> np.ndarray:
-    """Positions of buildings whose point lies in no piece of their own (duplicates excluded)."""
+    """Positions of buildings whose point lies in no piece of their own."""
     point_index, piece_index = shapely.STRtree(pieces.geometry).query(points, predicate="within")
     anchored = np.zeros(len(points), dtype=bool)
     anchored[point_index[pieces.owner[piece_index] == point_index]] = True
-    # Two buildings with the same point cannot both hold it: only the first is required to.
-    _, first = np.unique(shapely.to_wkb(points), return_index=True)
-    required = np.zeros(len(points), dtype=bool)
-    required[first] = True
-    return np.flatnonzero(~anchored & required)
-
-
-def _point_cells(points: np.ndarray) -> np.ndarray:
-    """The Voronoi cell of each building's point (empty for repeated points)."""
-    wkb = shapely.to_wkb(points)
-    _, first, inverse = np.unique(wkb, return_index=True, return_inverse=True)
-    order = np.sort(first)
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(points[order]), ordered=True)
-    )
-    by_first = dict(zip(order, cells, strict=True))
-    result = np.array([by_first[first[k]] for k in inverse], dtype=object)
-    result[np.setdiff1d(np.arange(len(points)), first)] = shapely.Polygon()
-    return result
+    return np.flatnonzero(~anchored)
 
 
 def _carve(
@@ -617,6 +622,27 @@ def _union_by(frame: gpd.GeoDataFrame, column: str) -> gpd.GeoDataFrame:
     ]
     return gpd.GeoDataFrame(
         geometry=unions, index=pd.Index(list(groups), name=column), crs=frame.crs
+    )
+
+
+def _anchors(footprints: np.ndarray) -> np.ndarray:
+    """Each building's representative point; repeats (duplicate footprints) nudged apart.
+
+    Two identical OSM footprints share one point, which only one cell can hold; the other gets a
+    point a centimetre east so that it still gets a cell of its own.
+    """
+    points = shapely.point_on_surface(footprints)
+    repeat = pd.Series(shapely.to_wkb(points)).groupby(shapely.to_wkb(points)).cumcount().to_numpy()
+    if repeat.any():
+        xy = shapely.get_coordinates(points[repeat > 0])
+        points[repeat > 0] = shapely.points(xy[:, 0] + 0.01 * repeat[repeat > 0], xy[:, 1])
+    return points
+
+
+def _filled(geometry: shapely.Geometry) -> shapely.Geometry:
+    """``geometry`` without its holes."""
+    return shapely.union_all(
+        shapely.polygons(shapely.get_exterior_ring(shapely.get_parts(geometry)))
     )
 
 
