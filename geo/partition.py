@@ -55,6 +55,10 @@ __all__ = [
 _CHUNK_GRIDS = 64
 #: most rounds of the vectorised improvement
 _MAX_ROUNDS = 60
+#: splits per grid pair checked for contiguity when the pair is contiguous already
+_TOP_SPLITS = 6
+#: weight of one household above the cap against one square metre of spread
+_EXCESS_WEIGHT = 1e9
 _STATUSES = ("ok", "undersized", "oversized", "non_contiguous", "households_over_cap")
 
 
@@ -638,61 +642,168 @@ def _splits(m: int, lo: int, hi: int) -> np.ndarray:
     return np.array(rows, dtype=bool).reshape(-1, m)
 
 
-def _repair(state: _State) -> None:
-    """Re-split each still-broken grid together with one neighbour, exhaustively."""
+def _grid_pairs(state: _State, dirty: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbouring grids ``(a, b)`` with ``a < b`` and equal size bounds (one of them dirty)."""
+    lab = state.grid
+    if dirty is None:
+        src, dst = state.edges[:, 0], state.edges[:, 1]
+    else:
+        src, dst = state.incident(np.flatnonzero((lab >= 0) & dirty[lab]))
+    la, lb = lab[src], lab[dst]
+    ok = (la >= 0) & (lb >= 0) & (la != lb)
+    g = np.int64(len(state.bounds))
+    key = np.sort(np.minimum(la[ok], lb[ok]) * g + np.maximum(la[ok], lb[ok]))
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
+    a, b = key // g, key % g
+    same = (state.bounds[a] == state.bounds[b]).all(axis=1)
+    return a[same], b[same]
+
+
+def _split_scores(state: _State, nodes: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Households excess (scaled) plus spread of every split ``masks`` of every node set."""
+    pts = state.xy[nodes]
+    pts = pts - pts.mean(axis=1, keepdims=True)
+    q = (pts**2).sum(axis=-1)
+    weight = masks.astype(np.float64)
+    n1 = weight.sum(axis=-1)
+    n2 = nodes.shape[1] - n1
+    if masks.ndim == 2:  # the same masks for every node set
+        s1 = np.einsum("sm,pmd->psd", weight, pts)
+        q1 = q @ weight.T
+    else:
+        s1 = np.einsum("psm,pmd->psd", weight, pts)
+        q1 = np.einsum("psm,pm->ps", weight, q)
+    s2 = pts.sum(axis=1)[:, None, :] - s1
+    q2 = q.sum(axis=1)[:, None] - q1
+    score = q1 - (s1**2).sum(-1) / n1 + q2 - (s2**2).sum(-1) / n2
+    if state.households is not None and state.cap is not None:
+        h = state.households[nodes]
+        h1 = h @ weight.T if masks.ndim == 2 else np.einsum("psm,pm->ps", weight, h)
+        h2 = h.sum(axis=1)[:, None] - h1
+        # households above the cap outrank any spread (a lexicographic order folded into one key)
+        score = score + _EXCESS_WEIGHT * (_excess(h1, state.cap) + _excess(h2, state.cap))
+    return score
+
+
+def _best_splits(state: _State, nodes: np.ndarray, current: np.ndarray, pieces_now: np.ndarray):
+    """For pairs of grids with the same member count: the best split and whether it is better."""
+    m = nodes.shape[1]
+    lo, hi = state.bounds[state.grid[nodes[0, 0]]]
+    masks = _splits(m, int(lo), int(hi))
+    now = _split_scores(state, nodes, current[:, None, :])[:, 0]
+    scores = _split_scores(state, nodes, masks)
+    tol = 1e-9 * (1.0 + np.abs(now))
+    broken = pieces_now > 2
+    top = min(_TOP_SPLITS, len(masks))
+    # intact pairs: only the few best splits by spread can win; broken pairs: every split
+    pick = np.argpartition(scores, top - 1, axis=1)[:, :top] if top < len(masks) else None
+    out_mask = current.copy()
+    gain = np.zeros(len(nodes), dtype=bool)
+    key_pieces = pieces_now.copy()
+    key_score = now.copy()
+    for rows, choice in ((np.flatnonzero(~broken), pick), (np.flatnonzero(broken), None)):
+        if len(rows) == 0:
+            continue
+        idx = (
+            np.broadcast_to(np.arange(len(masks)), (len(rows), len(masks)))
+            if choice is None
+            else choice[rows]
+        )
+        hopeful = (scores[rows[:, None], idx] < (now - tol)[rows, None]) | broken[rows, None]
+        keep = np.flatnonzero(hopeful.any(axis=1))
+        if len(keep) == 0:
+            continue
+        rows, idx = rows[keep], idx[keep]
+        sub = nodes[rows]
+        link = state.edge_set.contains(
+            np.repeat(sub, m, axis=1).ravel(), np.tile(sub, (1, m)).ravel()
+        )
+        link = link.reshape(len(rows), 1, m, m)
+        cand = masks[idx]  # (r, k, m)
+        adj = np.broadcast_to(link, (len(rows), cand.shape[1], m, m)).reshape(-1, m, m)
+        flat = cand.reshape(-1, m)
+        pieces = (_component_count(adj, flat) + _component_count(adj, ~flat)).reshape(
+            cand.shape[:2]
+        )
+        score = scores[rows[:, None], idx]
+        better = (pieces < pieces_now[rows, None]) | (
+            (pieces == pieces_now[rows, None]) & (score < (now - tol)[rows, None])
+        )
+        # lexicographic per row: fewest pieces, then lowest score
+        fewest = pieces.min(axis=1, keepdims=True)
+        first = np.argmin(np.where(pieces == fewest, score, np.inf), axis=1)
+        r = np.arange(len(rows))
+        ok = better[r, first]
+        gain[rows[ok]] = True
+        out_mask[rows[ok]] = cand[r[ok], first[ok]]
+        key_pieces[rows[ok]] = pieces[r[ok], first[ok]]
+        key_score[rows[ok]] = score[r[ok], first[ok]]
+    return gain, out_mask, key_pieces - pieces_now, key_score - now
+
+
+def _pair_round(state: _State, dirty: np.ndarray | None) -> np.ndarray | None:
+    """Re-split pairs of neighbouring grids optimally; returns the changed grids or None."""
+    a, b = _grid_pairs(state, dirty)
+    if len(a) == 0:
+        return None
+    g_count = len(state.bounds)
     width = int(state.bounds[:, 1].max()) + 1
-    for _ in range(3):
-        table, slot = state.members(width)
-        pieces = _component_count(_grid_adjacency(state, table, slot), table >= 0)
-        broken = np.flatnonzero(pieces > 1)
-        if len(broken) == 0:
-            return
-        e = state.edges
-        la, lb = state.grid[e[:, 0]], state.grid[e[:, 1]]
-        cross = (la != lb) & (la >= 0) & (lb >= 0)
-        g_count = np.int64(len(state.bounds))
-        pair = np.concatenate([la[cross] * g_count + lb[cross], lb[cross] * g_count + la[cross]])
-        pair = np.sort(pair)
-        pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])] if len(pair) else pair
-        start = np.searchsorted(pair, broken * g_count)
-        stop = np.searchsorted(pair, (broken + 1) * g_count)
-        neighbours = {
-            g: (pair[i:j] % g_count).tolist()
-            for g, i, j in zip(broken.tolist(), start, stop, strict=True)
-        }
-        touched: set[int] = set()
-        for g in broken.tolist():
-            for h in neighbours.get(g, []):
-                if g in touched or h in touched or tuple(state.bounds[h]) != tuple(state.bounds[g]):
-                    continue
-                if _resplit(state, g, h, table, pieces):
-                    touched |= {g, h}
-        if not touched:
-            return
+    involved = np.zeros(g_count, dtype=bool)
+    involved[a] = True
+    involved[b] = True
+    table, slot = state.members(width, involved)
+    pieces = np.zeros(g_count, dtype=np.int64)
+    pieces[involved] = _component_count(
+        _grid_adjacency(state, table, slot)[involved], table[involved] >= 0
+    )
+    m = (table >= 0).sum(axis=1)[a] + (table >= 0).sum(axis=1)[b]
+    lo, hi = state.bounds[a, 0], state.bounds[a, 1]
+    found = []
+    for mm, low, high in sorted(set(zip(m.tolist(), lo.tolist(), hi.tolist(), strict=True))):
+        masks = _splits(mm, low, high)
+        if len(masks) == 0:
+            continue
+        sel = np.flatnonzero((m == mm) & (lo == low) & (hi == high))
+        step = max(1, 2_000_000 // len(masks))
+        for start in range(0, len(sel), step):
+            s = sel[start : start + step]
+            nodes = -np.sort(-np.concatenate([table[a[s]], table[b[s]]], axis=1), axis=1)[:, :mm]
+            current = state.grid[nodes] == a[s, None]
+            gain, mask, d_pieces, d_score = _best_splits(
+                state, nodes, current, pieces[a[s]] + pieces[b[s]]
+            )
+            for i in np.flatnonzero(gain).tolist():
+                found.append(
+                    (d_pieces[i], d_score[i], int(a[s[i]]), int(b[s[i]]), nodes[i], mask[i])
+                )
+    if not found:
+        return None
+    d_p = np.array([f[0] for f in found])
+    d_s = np.array([f[1] for f in found])
+    pa = np.array([f[2] for f in found])
+    pb = np.array([f[3] for f in found])
+    rank = np.empty(len(found), dtype=np.int64)
+    rank[np.lexsort((pb, pa, d_s, d_p))] = np.arange(len(found))
+    best = np.full(g_count, np.iinfo(np.int64).max)
+    np.minimum.at(best, pa, rank)
+    np.minimum.at(best, pb, rank)
+    take = np.flatnonzero((best[pa] == rank) & (best[pb] == rank))
+    nodes = np.concatenate([found[i][4] for i in take])
+    to = np.concatenate([np.where(found[i][5], found[i][2], found[i][3]) for i in take])
+    state.move(nodes, to)
+    dirty = np.zeros(g_count, dtype=bool)
+    dirty[pa[take]] = True
+    dirty[pb[take]] = True
+    return dirty
 
 
-def _resplit(state: _State, g: int, h: int, table: np.ndarray, pieces: np.ndarray) -> bool:
-    """Best exhaustive split of grids ``g`` and ``h``; applied if it has fewer pieces."""
-    nodes = np.concatenate([table[g][table[g] >= 0], table[h][table[h] >= 0]])
-    lo, hi = (int(x) for x in state.bounds[g])
-    masks = _splits(len(nodes), lo, hi)
-    if len(masks) == 0:
-        return False
-    m = len(nodes)
-    link = state.edge_set.contains(np.repeat(nodes, m), np.tile(nodes, m)).reshape(m, m)
-    adj = np.broadcast_to(link, (len(masks), m, m))
-    split_pieces = _component_count(adj, masks) + _component_count(adj, ~masks)
-    pts = state.xy[nodes] - state.xy[nodes].mean(axis=0)
-    spread = np.zeros(len(masks))
-    for mask in (masks, ~masks):
-        weight = mask.astype(np.float64)
-        sums = weight @ pts
-        spread += weight @ (pts**2).sum(axis=1) - (sums**2).sum(axis=1) / weight.sum(axis=1)
-    best = np.lexsort((spread, split_pieces))[0]
-    if split_pieces[best] >= pieces[g] + pieces[h]:
-        return False
-    state.move(nodes, np.where(masks[best], g, h))
-    return True
+def _polish(state: _State) -> None:
+    """Pair re-splits until no pair of neighbouring grids can be split better."""
+    dirty = None
+    for _ in range(_MAX_ROUNDS):
+        dirty = _pair_round(state, dirty)
+        if dirty is None:
+            return
 
 
 # --------------------------------------------------------------------------- keys and report
@@ -873,9 +984,11 @@ def grid_report(
         default="ok",
     )
     report["status"] = status
-    report["reason"], report["reason_zh"] = "", ""
-    for i, row in report[report["status"] != "ok"].iterrows():
-        report.loc[i, ["reason", "reason_zh"]] = _reasons(row, min_size, max_size, max_households)
+    text = [("", "")] * len(report)
+    for i in np.flatnonzero(status != "ok").tolist():
+        text[i] = _reasons(report.iloc[i], min_size, max_size, max_households)
+    report["reason"] = [t[0] for t in text]
+    report["reason_zh"] = [t[1] for t in text]
     return report.drop(columns=["forced", "community_buildings"])
 
 
@@ -1022,8 +1135,7 @@ def partition_buildings(
     if len(bounds):
         _improve(state)
         tick(3, steps)
-        _repair(state)
-        _improve(state)
+        _polish(state)
     tick(4, steps)
     taken = set(locked_keys.dropna().astype(str))
     keys = _grid_keys(state.grid, names, hilbert, taken)
