@@ -72,17 +72,16 @@ def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ends, part_of[ring_of[coord_of[:-1][same_ring]]]
 
 
-def _blocks(counts: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _blocks(counts: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expand per-point runs ``starts[i] .. starts[i] + counts[i]`` of a CSR table.
 
-    Returns the owner of every pair, its position in the table, and where each owner's run
-    begins in the output (for ``np.minimum.reduceat``).
+    Returns every pair's position in the table and where each point's run begins in the
+    output (for ``np.minimum.reduceat``).
     """
     offsets = np.cumsum(counts) - counts
-    owner = np.repeat(np.arange(counts.size), counts)
     position = np.repeat(starts - offsets, counts)
     position += np.arange(position.size)
-    return owner, position, offsets
+    return position, offsets
 
 
 def _edge_table(ends: np.ndarray) -> np.ndarray:
@@ -93,7 +92,8 @@ def _edge_table(ends: np.ndarray) -> np.ndarray:
     return np.column_stack([ends[:, 0], ends[:, 1], dx, dy, inverse])
 
 
-def _point_segment_distance(px: np.ndarray, py: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _point_segment_distance2(px: np.ndarray, py: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Squared distance from each point to its edge (rows of :func:`_edge_table`)."""
     # In-place arithmetic: this runs on tens of millions of (point, edge) pairs per second.
     dx, dy = edges[:, 2], edges[:, 3]
     qx, qy = px - edges[:, 0], py - edges[:, 1]
@@ -103,7 +103,10 @@ def _point_segment_distance(px: np.ndarray, py: np.ndarray, edges: np.ndarray) -
     np.clip(t, 0.0, 1.0, out=t)
     qx -= dx * t
     qy -= dy * t
-    return np.hypot(qx, qy, out=qx)
+    qx *= qx
+    qy *= qy
+    qx += qy
+    return qx
 
 
 @dataclass
@@ -140,9 +143,15 @@ class _Layer:
             distance[rest[near_point]] = near_distance
         return cover, distance
 
-    def lookup(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(index, distance)``: distance 0 where a polygon covers the point."""
-        if x.size < _CELL_THRESHOLD:
+    def lookup(
+        self, x: np.ndarray, y: np.ndarray, *, nearest_polygon: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, distance)``: distance 0 where a polygon covers the point.
+
+        Without ``nearest_polygon`` the index of points outside every polygon is left
+        unspecified (the distance is still exact), which saves a pass.
+        """
+        if self.cells is None and x.size < _CELL_THRESHOLD:
             return self.lookup_tree(x, y)
         if self.cells is None:
             self.cells = _Cells.build(self)
@@ -150,13 +159,116 @@ class _Layer:
         distance = np.empty(x.size)
         for start in range(0, x.size, _BLOCK):
             part = slice(start, start + _BLOCK)
-            index[part], distance[part] = self.cells.lookup(self, x[part], y[part])
+            index[part], distance[part] = self.cells.lookup(
+                self, x[part], y[part], nearest_polygon=nearest_polygon
+            )
         return index, distance
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """One level of square cells: cell id = row * nx + column."""
+
+    x0: float
+    y0: float
+    size: float
+    nx: int
+    ny: int
+
+    @property
+    def radius(self) -> float:
+        return self.size * math.sqrt(2.0) / 2.0
+
+    def centres(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        row, column = np.divmod(cell, self.nx)
+        return self.x0 + (column + 0.5) * self.size, self.y0 + (row + 0.5) * self.size
+
+    def boxes(self, cell: np.ndarray) -> np.ndarray:
+        row, column = np.divmod(cell, self.nx)
+        x, y = self.x0 + column * self.size, self.y0 + row * self.size
+        return shapely.box(x, y, x + self.size, y + self.size)
+
+    def child(self) -> _Grid:
+        return _Grid(self.x0, self.y0, self.size / 2, self.nx * 2, self.ny * 2)
+
+    def children(self, cell: np.ndarray, dx: int, dy: int) -> np.ndarray:
+        row, column = np.divmod(cell, self.nx)
+        return (2 * row + dy) * (2 * self.nx) + 2 * column + dx
+
+
+def _group_starts(sorted_owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of equal owners starts, and each element's run number."""
+    starts = np.flatnonzero(np.diff(sorted_owner, prepend=-1))
+    run = np.cumsum(np.diff(sorted_owner, prepend=-1) != 0) - 1
+    return starts, run
+
+
+def _classify(layer: _Layer, grid: _Grid, cell: np.ndarray, geom: np.ndarray, n: int):
+    """From (cell, polygon) intersecting pairs: cells inside one polygon, and mixed pairs."""
+    count = np.bincount(cell, minlength=n)
+    single = np.flatnonzero(count[cell] == 1)
+    inside = shapely.covers(layer.geoms[geom[single]], grid.boxes(cell[single]))
+    full = np.full(n, -1, dtype=np.int64)
+    full[cell[single[inside]]] = geom[single[inside]]
+    mixed = full[cell] < 0
+    return full, cell[mixed], geom[mixed]
+
+
+def _refine_cover(layer, grid: _Grid, child: _Grid, full, cell, geom):
+    """The children's full cells and (cell, polygon) pairs, from the parent level's."""
+    n = child.nx * child.ny
+    child_full = np.full(n, -1, dtype=np.int64)
+    parents = np.flatnonzero(full >= 0)
+    pair_cells, pair_geoms = [], []
+    for dy in (0, 1):
+        for dx in (0, 1):
+            child_full[grid.children(parents, dx, dy)] = full[parents]
+            kid = grid.children(cell, dx, dy)
+            hit = shapely.intersects(layer.geoms[geom], child.boxes(kid))
+            pair_cells.append(kid[hit])
+            pair_geoms.append(geom[hit])
+    kid, kid_geom = np.concatenate(pair_cells), np.concatenate(pair_geoms)
+    more_full, kid, kid_geom = _classify(layer, child, kid, kid_geom, n)
+    child_full = np.where(more_full >= 0, more_full, child_full)
+    order = np.argsort(kid, kind="stable")
+    return child_full, kid[order], kid_geom[order]
+
+
+def _refine_edges(grid: _Grid, cell, edge, full, table):
+    """The children's candidate edges, filtered from their parent's (sorted by cell).
+
+    For a child with centre c and half-diagonal r, any set of edges gives an upper bound
+    U = min dist(c, e) on the distance from c to the nearest edge, and an edge nearest to
+    some point of the child lies within U + 2r of c. The parent's list holds every edge that
+    can be nearest in the parent, so filtering it is enough.
+    """
+    keep_parent = full[cell] < 0  # a full parent has full children: no distances needed
+    cell, edge = cell[keep_parent], edge[keep_parent]
+    starts, run = _group_starts(cell)
+    child_radius = grid.radius / 2
+    out_cells, out_edges = [], []
+    edges = table[edge]
+    for dy in (0, 1):
+        for dx in (0, 1):
+            kid = grid.children(cell, dx, dy)
+            cx, cy = grid.child().centres(kid)
+            d = np.sqrt(_point_segment_distance2(cx, cy, edges))
+            bound = np.minimum.reduceat(d, starts)[run] + 2 * child_radius
+            keep = d <= bound
+            out_cells.append(kid[keep])
+            out_edges.append(edge[keep])
+    kid, kid_edge = np.concatenate(out_cells), np.concatenate(out_edges)
+    order = np.argsort(kid, kind="stable")
+    return kid[order], kid_edge[order]
 
 
 @dataclass
 class _Cells:
-    """A square-cell table over the layer's extent (see the module docstring)."""
+    """A square-cell table over the layer's extent (see the module docstring).
+
+    Built coarse to fine: a cell's candidates are a subset of its parent's, so only the
+    coarsest level asks the STRtree; each finer level filters its parent's lists in numpy.
+    """
 
     origin: tuple[float, float]
     size: float
@@ -167,63 +279,68 @@ class _Cells:
     cover_geom: np.ndarray
     edge_start: np.ndarray  # CSR of edges that can be nearest to a point in the cell
     edge_count: np.ndarray
+    edge_index: np.ndarray  # into edge_table
     edge_table: np.ndarray  # see _edge_table
-    edge_geom: np.ndarray
+    edge_geom: np.ndarray  # polygon of each edge
 
     @classmethod
-    def build(cls, layer: _Layer, *, cells: int = 300_000) -> _Cells:
+    def build(cls, layer: _Layer, *, cells: int = 1_000_000, levels: int = 3) -> _Cells:
         minx, miny, maxx, maxy = layer.extent or shapely.total_bounds(layer.geoms)
         area = max((maxx - minx) * (maxy - miny), 1.0)
         # Smaller cells mean fewer candidate edges per point but a longer build.
-        size = max(math.sqrt(area / cells), 0.5)
+        size = max(math.sqrt(area / cells), 0.5) * 2**levels
         nx, ny = int((maxx - minx) // size) + 1, int((maxy - miny) // size) + 1
-        ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
-        x0 = minx + ix.ravel() * size
-        y0 = miny + iy.ravel() * size
-        boxes = shapely.box(x0, y0, x0 + size, y0 + size)
-        n_cells = boxes.size
+        grid = _Grid(minx, miny, size, nx, ny)
+        ends, edge_geom = _segments(layer.geoms)
+        table = _edge_table(ends)
 
-        cell, geom = layer.tree.query(boxes, predicate="intersects")
-        count = np.bincount(cell, minlength=n_cells)
-        single = count[cell] == 1
-        inside = shapely.covers(layer.geoms[geom[single]], boxes[cell[single]])
-        full = np.full(n_cells, -1, dtype=np.int64)
-        full[cell[single][inside]] = geom[single][inside]
-        mixed = (count > 0) & (full < 0)
-        keep = mixed[cell]
-        cover_start, cover_count, cover_geom = _csr(cell[keep], geom[keep], n_cells)
+        boxes = grid.boxes(np.arange(nx * ny))
+        cover_cell, cover = layer.tree.query(boxes, predicate="intersects")
+        full, cover_cell, cover = _classify(layer, grid, cover_cell, cover, nx * ny)
+
+        # A point p in a cell with centre c (half-diagonal r) outside every polygon has its
+        # nearest edge within d(c) + r of p, hence within d(c) + 2r of c: those edges suffice.
+        centres = shapely.points(*grid.centres(np.arange(nx * ny)))
+        (near_cell, _), near_distance = layer.tree.query_nearest(centres, return_distance=True)
+        reach = np.zeros(nx * ny)
+        reach[near_cell] = near_distance + 2 * grid.radius
+        lines = shapely.linestrings(ends.reshape(-1, 2, 2))
+        edge_cell, edge = shapely.STRtree(lines).query(centres, predicate="dwithin", distance=reach)
+        order = np.argsort(edge_cell, kind="stable")
+        edge_cell, edge = edge_cell[order], edge[order]
+
+        for _ in range(levels):
+            edge_cell, edge = _refine_edges(grid, edge_cell, edge, full, table)
+            child = grid.child()
+            full, cover_cell, cover = _refine_cover(layer, grid, child, full, cover_cell, cover)
+            grid = child
+
+        n_cells = grid.nx * grid.ny
+        need = full[edge_cell] < 0
+        cover_start, cover_count, cover_geom = _csr(cover_cell, cover, n_cells)
         # Each cell's candidates in ascending order, so the lowest index can win by reduceat.
         cover_geom = cover_geom[
             np.lexsort((cover_geom, np.repeat(np.arange(n_cells), cover_count)))
         ]
-
-        # A point p in a cell with centre c (half-diagonal r) outside every polygon has its
-        # nearest edge within d(c) + r of p, hence within d(c) + 2r of c: those edges suffice.
-        ends, edge_geom = _segments(layer.geoms)
-        table = _edge_table(ends)
-        need = np.flatnonzero(full < 0)
-        centres = shapely.points(x0[need] + size / 2, y0[need] + size / 2)
-        (near_cell, _), near_distance = layer.tree.query_nearest(centres, return_distance=True)
-        reach = np.zeros(need.size)
-        reach[near_cell] = near_distance + size * math.sqrt(2.0)
-        lines = shapely.linestrings(ends.reshape(-1, 2, 2))
-        edge_cell, edge = shapely.STRtree(lines).query(centres, predicate="dwithin", distance=reach)
-        edge_start, edge_count, edge_index = _csr(need[edge_cell], edge, n_cells)
+        edge_start, edge_count, edge_index = _csr(edge_cell[need], edge[need], n_cells)
         return cls(
-            origin=(minx, miny),
-            size=size,
-            shape=(ny, nx),
+            origin=(grid.x0, grid.y0),
+            size=grid.size,
+            shape=(grid.ny, grid.nx),
             full=full,
             cover_start=cover_start,
             cover_count=cover_count,
             cover_geom=cover_geom,
             edge_start=edge_start,
             edge_count=edge_count,
-            edge_table=table[edge_index],
-            edge_geom=edge_geom[edge_index],
+            edge_index=edge_index.astype(np.int32),
+            edge_table=table,
+            edge_geom=edge_geom,
         )
 
-    def lookup(self, layer: _Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(
+        self, layer: _Layer, x: np.ndarray, y: np.ndarray, *, nearest_polygon: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         ny, nx = self.shape
         none = len(layer.geoms)
         ix = np.floor((x - self.origin[0]) / self.size)
@@ -237,7 +354,7 @@ class _Cells:
         todo = np.flatnonzero(in_table & (self.cover_count[cell] > 0))
         if todo.size:
             c = cell[todo]
-            owner, position, offsets = _blocks(self.cover_count[c], self.cover_start[c])
+            position, offsets = _blocks(self.cover_count[c], self.cover_start[c])
             geom = self.cover_geom[position]
             counts = self.cover_count[c]
             hit = shapely.intersects_xy(
@@ -251,18 +368,21 @@ class _Cells:
         if todo.size:
             c = cell[todo]
             counts = self.edge_count[c]
-            owner, position, offsets = _blocks(counts, self.edge_start[c])
-            edges = np.take(self.edge_table, position, axis=0)
-            d = _point_segment_distance(
-                np.repeat(x[todo], counts), np.repeat(y[todo], counts), edges
+            position, offsets = _blocks(counts, self.edge_start[c])
+            edge = self.edge_index[position]
+            d2 = _point_segment_distance2(
+                np.repeat(x[todo], counts),
+                np.repeat(y[todo], counts),
+                np.take(self.edge_table, edge, axis=0),
             )
-            nearest = np.minimum.reduceat(d, offsets)
-            geom = np.where(d <= nearest[owner], self.edge_geom[position], none)
-            index[todo] = np.minimum.reduceat(geom, offsets)
-            distance[todo] = nearest
+            nearest = np.minimum.reduceat(d2, offsets)
+            distance[todo] = np.sqrt(nearest)
+            if nearest_polygon:
+                geom = np.where(d2 <= np.repeat(nearest, counts), self.edge_geom[edge], none)
+                index[todo] = np.minimum.reduceat(geom, offsets)
 
         # Outside the table (or not finite): the STRtree answers.
-        rest = np.flatnonzero(~in_table | ((index < 0) & (self.edge_count[cell] == 0)))
+        rest = np.flatnonzero(~in_table | ((distance == 0) & (index < 0)))
         if rest.size:
             index[rest], distance[rest] = layer.lookup_tree(x[rest], y[rest])
         return index, distance
@@ -400,7 +520,7 @@ class GridIndex:
             # The two layers share no geometry, so two threads may query them at once
             # (numpy and shapely release the GIL).
             with ThreadPoolExecutor(2) as pool:
-                found_building = pool.submit(self.buildings.lookup, x, y)
+                found_building = pool.submit(self.buildings.lookup, x, y, nearest_polygon=False)
                 grid[valid], grid_distance[valid] = self.grids.lookup(x, y)
                 building[valid], distance[valid] = found_building.result()
         inside = distance == 0
