@@ -57,6 +57,8 @@ _CHUNK_GRIDS = 64
 _MAX_ROUNDS = 60
 #: splits per grid pair checked for contiguity when the pair is contiguous already
 _TOP_SPLITS = 6
+#: largest district that gets several restarts by default
+_RESTART_LIMIT = 100_000
 #: weight of one household above the cap against one square metre of spread
 _EXCESS_WEIGHT = 1e9
 _STATUSES = ("ok", "undersized", "oversized", "non_contiguous", "households_over_cap")
@@ -249,9 +251,10 @@ def _units(
 # --------------------------------------------------------------------------- step 2: cut
 
 
-def _hilbert_rank(xy: np.ndarray, seed: int) -> np.ndarray:
-    if seed:
-        angle = np.random.default_rng(seed).uniform(0, 2 * np.pi)
+def _hilbert_rank(xy: np.ndarray, seed: int, restart: int = 0) -> np.ndarray:
+    """Position on a Hilbert curve, the plane turned by an angle drawn from ``(seed, restart)``."""
+    if seed or restart:
+        angle = np.random.default_rng([seed, restart]).uniform(0, 2 * np.pi)
         c, s = np.cos(angle), np.sin(angle)
         xy = xy @ np.array([[c, -s], [s, c]])
     points = gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]))
@@ -1060,6 +1063,7 @@ def partition_buildings(
     locked: pd.Series | None = None,
     roads: gpd.GeoDataFrame | None = None,
     adjacency: sparse.sparray | None = None,
+    restarts: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PartitionResult:
     """Group each community's buildings into contiguous, compact grids of ``min_size..max_size``.
@@ -1083,8 +1087,12 @@ def partition_buildings(
         Road lines (``kind`` column); grids avoid crossing major roads where the block allows.
     adjacency : sparse matrix, optional
         A precomputed :func:`building_adjacency` graph (by position).
+    restarts : int, optional
+        Runs with the curve turned differently; each community keeps its best run. By default
+        4 up to 100,000 buildings, else 1.
     progress : callable, optional
-        Called as ``progress(done, total)`` over the engine's steps.
+        Called as ``progress(done, total)`` after each run (the engine works on all communities
+        at once, so progress counts runs, not communities).
 
     Returns
     -------
@@ -1101,46 +1109,43 @@ def partition_buildings(
     """
     _check_options(min_size, max_size, max_households)
     _check_buildings(buildings)
-    steps = 5
     tick = progress or (lambda done, total: None)
     xy = centroid_coordinates(buildings)
     if adjacency is None:
         adjacency = building_adjacency(buildings, roads=roads, min_size=min_size)
-    tick(1, steps)
     names = buildings["community"].astype(str).to_numpy()
     community, _ = pd.factorize(names, sort=True)
     locked_keys = _locked_labels(buildings, locked)
     free = locked_keys.isna().to_numpy()
-    hilbert = _hilbert_rank(xy, seed)
     # centre each community so the spread sums stay precise in large projected coordinates
-    centre = pd.DataFrame(xy).groupby(community).transform("mean").to_numpy()
-    local_xy = xy - centre
+    local_xy = xy - pd.DataFrame(xy).groupby(community).transform("mean").to_numpy()
     unit = _units(local_xy, community, free, adjacency, min_size, max_size)
-    grid, bounds = _initial_grids(local_xy, unit, free, hilbert, min_size, max_size)
-    tick(2, steps)
-    edges = edge_list(adjacency)
-    csr = sparse.csr_array(adjacency)
-    csr.sort_indices()
-    state = _State(
-        xy=local_xy,
-        grid=grid,
-        bounds=bounds,
-        households=_households(buildings),
-        cap=float(max_households) if max_households is not None else None,
-        edges=edges,
-        edge_set=_EdgeSet(edges, len(xy)),
-        indptr=csr.indptr.astype(np.int64),
-        indices=csr.indices.astype(np.int64),
-    )
-    if len(bounds):
-        _improve(state)
-        tick(3, steps)
-        _polish(state)
-    tick(4, steps)
+    shared = _shared_state(local_xy, adjacency, buildings, max_households)
+    runs = restarts if restarts is not None else (4 if len(xy) <= _RESTART_LIMIT else 1)
+    tick(0, runs + 1)
+    grid, score = None, None
+    for restart in range(max(1, runs)):
+        hilbert = _hilbert_rank(xy, seed, restart)
+        grid0, bounds = _initial_grids(local_xy, unit, free, hilbert, min_size, max_size)
+        state = _State(grid=grid0, bounds=bounds, **shared)
+        if len(state.bounds):
+            _improve(state)
+            _polish(state)
+        run_score = _community_scores(state, community)
+        if grid is None:
+            grid, score = state.grid.copy(), run_score
+        else:
+            # community by community, keep the run with fewer pieces, less excess, less spread
+            wins = _lexically_smaller(run_score, score)
+            take = wins[community] & free
+            grid[take] = state.grid[take] + int(grid.max()) + 1
+            score = np.where(wins[:, None], run_score, score)
+        tick(restart + 1, runs + 1)
+    grid[free] = pd.factorize(grid[free], sort=True)[0]
     taken = set(locked_keys.dropna().astype(str))
-    keys = _grid_keys(state.grid, names, hilbert, taken)
+    keys = _grid_keys(grid, names, _hilbert_rank(xy, seed), taken)
     labels = locked_keys.copy()
-    labels[free] = keys[state.grid[free]]
+    labels[free] = keys[grid[free]]
     labels = labels.astype(str).rename("grid_key")
     grids = grid_report(
         buildings,
@@ -1150,9 +1155,56 @@ def partition_buildings(
         max_size=max_size,
         max_households=max_households,
     )
-    tick(5, steps)
+    tick(runs + 1, runs + 1)
     return PartitionResult(
         labels=labels,
         grids=grids,
         summary=partition_summary(grids, min_size=min_size, max_size=max_size),
+    )
+
+
+def _shared_state(local_xy, adjacency, buildings, max_households) -> dict:
+    """The parts of :class:`_State` that do not change between restarts."""
+    edges = edge_list(adjacency)
+    csr = sparse.csr_array(adjacency)
+    csr.sort_indices()
+    return {
+        "xy": local_xy,
+        "households": _households(buildings),
+        "cap": float(max_households) if max_households is not None else None,
+        "edges": edges,
+        "edge_set": _EdgeSet(edges, len(local_xy)),
+        "indptr": csr.indptr.astype(np.int64),
+        "indices": csr.indices.astype(np.int64),
+    }
+
+
+def _community_scores(state: _State, community: np.ndarray) -> np.ndarray:
+    """Per community: grid pieces beyond one each, households above the cap, spread."""
+    n_comm = int(community.max()) + 1 if len(community) else 0
+    out = np.zeros((n_comm, 3))
+    if not len(state.bounds):
+        return out
+    width = int(state.bounds[:, 1].max()) + 1
+    table, slot = state.members(width)
+    pieces = _component_count(_grid_adjacency(state, table, slot), table >= 0)
+    n, sx, sy, q, hh = state.stats()
+    grid_comm = np.full(len(state.bounds), 0)
+    ok = state.grid >= 0
+    grid_comm[state.grid[ok]] = community[ok]
+    out[:, 0] = np.bincount(grid_comm, np.maximum(pieces - 1, 0), n_comm)
+    out[:, 1] = np.bincount(grid_comm, _excess(hh, state.cap) * np.ones(len(n)), n_comm)
+    out[:, 2] = np.bincount(grid_comm, _sse(n, sx, sy, q), n_comm)
+    return out
+
+
+def _lexically_smaller(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Rows of ``left`` lexicographically smaller than ``right`` (spread with a relative tolerance)."""
+    tol = 1e-9 * (1.0 + np.abs(right[:, 2]))
+    return (left[:, 0] < right[:, 0]) | (
+        (left[:, 0] == right[:, 0])
+        & (
+            (left[:, 1] < right[:, 1])
+            | ((left[:, 1] == right[:, 1]) & (left[:, 2] < right[:, 2] - tol))
+        )
     )
