@@ -16,11 +16,14 @@ from an outside point.
 
 Speed
 -----
-Small batches go through shapely's STRtree (``query`` with ``intersects``, ``query_nearest``).
-Large batches use a cell table built on first use: the district is cut into square cells; a cell
-inside one polygon answers at once, a cell crossing edges keeps its candidate polygons (tested
-with ``shapely.intersects_xy``) and the polygon edges that can be nearest to any point in it
-(distances in numpy). Both paths give the same answers; the tests hold them to it.
+One point (:meth:`GridIndex.locate_point`) and small batches go through shapely's STRtree
+(``query`` with ``intersects``, ``query_nearest``): tens of microseconds a point. Per-point
+``query_nearest`` costs about 5 microseconds, too slow for millions, so the first batch of
+20,000+ points builds a cell table per layer (about a million square cells over the district,
+once per index, a few seconds): a cell inside one polygon answers at once; a cell crossing edges
+keeps its candidate polygons (tested with ``shapely.intersects_xy``) and the few polygon edges
+that can be nearest to any point in it (point-to-edge distances in numpy). Buildings and grids
+are queried on two threads. Both paths give the same answers; the tests hold them to it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,16 @@ import pandas as pd
 import pyproj
 import shapely
 
-from geo.crs import MISSING, NOT_A_NUMBER, check_lonlat, from_wgs84, parse_crs_name, to_wgs84
+from geo.crs import (
+    MISSING,
+    NOT_A_NUMBER,
+    REASONS_ZH,
+    SWAPPED,
+    check_lonlat,
+    from_wgs84,
+    parse_crs_name,
+    to_wgs84,
+)
 from geo.errors import CoordinateError, CRSError, InputError
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
@@ -608,23 +620,16 @@ class GridIndex:
             else ("in_grid" if grid_distance == 0.0 else "outside"),
         }
 
-    def locate_lonlat(
-        self, lon, lat, *, crs: str | int | pyproj.CRS = "wgs84", max_distance_km: float = 50.0
-    ) -> pd.DataFrame:
-        """Locate points given in ``crs`` (see :func:`geo.crs.parse_crs_name`).
-
-        Coordinates that cannot be right (missing, not numbers, out of range, lat/lon swapped,
-        more than ``max_distance_km`` from the district) get ``status`` ``"invalid"`` and a
-        ``reason``; nothing is dropped. Valid rows have ``reason`` ``""``.
-        """
+    def _checked(
+        self, lon, lat, crs: str | int | pyproj.CRS, max_distance_km: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Index-CRS x, y of the readable points, their mask, and a reason for every point."""
         source = parse_crs_name(crs)
         raw_x, raw_y = _numbers(lon), _numbers(lat)
-        geographic = isinstance(source, str) or source.is_geographic
         check = {"district_bounds": self.bounds_wgs84, "max_distance_km": max_distance_km}
-        if geographic:
+        if isinstance(source, str) or source.is_geographic:
             ok, reason = check_lonlat(lon, lat, **check)
-            wlon, wlat = np.full(ok.size, np.nan), np.full(ok.size, np.nan)
-            wlon[ok], wlat[ok] = to_wgs84(raw_x[ok], raw_y[ok], crs=source)
+            wlon, wlat = to_wgs84(raw_x[ok], raw_y[ok], crs=source)
         else:
             # Metres have no range to check until they are degrees; unreadable text says so.
             wlon, wlat = to_wgs84(raw_x, raw_y, crs=source)
@@ -633,10 +638,48 @@ class GridIndex:
             unreadable = np.isin(text_reason, [MISSING, NOT_A_NUMBER])
             reason = np.where(unreadable, text_reason, reason)
             ok &= ~unreadable
-        x, y = from_wgs84(wlon[ok], wlat[ok], crs=self.crs)
+            wlon, wlat = wlon[ok], wlat[ok]
+        x, y = from_wgs84(wlon, wlat, crs=self.crs)
+        return x, y, ok, reason
+
+    def locate_lonlat(
+        self, lon, lat, *, crs: str | int | pyproj.CRS = "wgs84", max_distance_km: float = 50.0
+    ) -> pd.DataFrame:
+        """Locate points given in ``crs`` (see :func:`geo.crs.parse_crs_name`).
+
+        Coordinates that cannot be right (missing, not numbers, out of range, lat/lon swapped,
+        more than ``max_distance_km`` from the district) get ``status`` ``"invalid"`` and a
+        ``reason`` (:data:`geo.crs.REASONS_ZH` has the Chinese); nothing is dropped. Valid rows
+        have ``reason`` ``""``. The text columns are categoricals (cheap for millions of rows).
+        """
+        x, y, ok, reason = self._checked(lon, lat, crs, max_distance_km)
         frame = self._frame(x, y, ok)
         frame["reason"] = reason
         return frame
+
+    def locate_lonlat_point(
+        self,
+        lon: float | str,
+        lat: float | str,
+        *,
+        crs: str | int | pyproj.CRS = "wgs84",
+        max_distance_km: float = 50.0,
+    ) -> dict:
+        """Locate one point given in ``crs``: the dict of :meth:`locate_point`.
+
+        Raises
+        ------
+        CoordinateError
+            The coordinate cannot be right; the message says why, in English and Chinese.
+        """
+        x, y, ok, reason = self._checked([lon], [lat], crs, max_distance_km)
+        if not ok[0]:
+            why = str(reason[0])
+            raise CoordinateError(
+                f"lon={lon}, lat={lat}: {why} / {REASONS_ZH[why]}",
+                hint=f"did you mean lon={lat}, lat={lon}?" if why == SWAPPED else None,
+            )
+        return self.locate_point(float(x[0]), float(y[0]))
 
 
 def _numbers(values) -> np.ndarray:

@@ -354,3 +354,19 @@ def test_find_by_address_by_name(shanghai):
     assert find_by_address(shanghai, "zzzz qqqq").empty
     with pytest.raises(InputError):
         find_by_address(shanghai, " 　 ")
+
+
+def test_locate_lonlat_point(suzhou):
+    buildings, _, index = suzhou
+    point = buildings.representative_point().to_crs(4326).iloc[10]
+    lon, lat = from_wgs84(point.x, point.y, crs="bd09")
+    found = index.locate_lonlat_point(float(lon), float(lat), crs="bd09")
+    assert found["building_id"] == buildings["building_id"].iat[10]
+    assert found["status"] == "in_building"
+    with pytest.raises(CoordinateError, match="swapped") as error:
+        index.locate_lonlat_point(point.y, point.x)
+    assert "经纬度疑似颠倒" in str(error.value)
+    with pytest.raises(CoordinateError, match="far outside the district"):
+        index.locate_lonlat_point(116.40, 39.90)  # Beijing
+    with pytest.raises(CoordinateError, match="not a number"):
+        index.locate_lonlat_point("120.6E", 31.3)
