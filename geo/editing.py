@@ -115,6 +115,8 @@ class StaleRevision(Conflict):
         super().__init__(message, zh=zh)
         self.changes = changes
         self.revision = revision
+        #: extra members of the API's problem+json answer
+        self.problem_extra = {"revision": revision, "changes": changes}
 
 
 @dataclass

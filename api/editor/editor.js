@@ -1,0 +1,429 @@
+/* gridmap grid editor: edits a draft plan through the /plans API, on top of the gridmap map.
+ *
+ * Data strings reach the page only through textContent. The token comes from ?token= (kept in
+ * localStorage and removed from the address bar), from localStorage, or from the panel's field.
+ */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("gm-editor-config").textContent);
+  var t = config.strings;
+  var state = {
+    revision: config.revision,
+    status: config.status,
+    grids: config.grids, // code -> facts
+    labels: config.labels, // building id -> code
+    violations: config.violations,
+    total: config.violations.length,
+    touched: [],
+    building: null, // selected building index
+    selectedGrids: [],
+    busy: false,
+  };
+  var view = null;
+  var gridLayer = {}; // code -> Leaflet polygon
+  var panel = document.getElementById("gm-editor");
+
+  // ---- token ----
+  var params = new URLSearchParams(window.location.search);
+  if (params.get("token")) {
+    localStorage.setItem("gridmap.token", params.get("token"));
+    params.delete("token");
+    var rest = params.toString();
+    history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+  }
+  function token() {
+    return localStorage.getItem("gridmap.token") || "";
+  }
+
+  // ---- DOM helpers (text only) ----
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function button(label, handler, primary) {
+    var b = el("button", primary ? "gm-ed-primary" : null, label);
+    b.type = "button";
+    b.addEventListener("click", handler);
+    return b;
+  }
+  function ruleText(rule) {
+    return t[rule] || rule;
+  }
+
+  // ---- API ----
+  function api(method, path, body) {
+    var headers = { "Content-Type": "application/json", Authorization: "Bearer " + token() };
+    var url = config.api + "/plans/" + config.plan_id + path;
+    if (method === "POST" && path !== "/publish") url += "?display=" + encodeURIComponent(config.display);
+    return fetch(url, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined }).then(
+      function (response) {
+        return response.text().then(function (text) {
+          var data = null;
+          try {
+            data = text ? JSON.parse(text) : null;
+          } catch (e) {
+            data = { detail: text };
+          }
+          return { ok: response.ok, status: response.status, data: data };
+        });
+      }
+    );
+  }
+
+  function say(text, isError) {
+    var node = document.getElementById("gm-ed-message");
+    node.textContent = text || "";
+    node.className = "gm-ed-message" + (isError ? " gm-ed-error" : "");
+  }
+
+  function problem(reply) {
+    var d = reply.data || {};
+    if (reply.status === 409 && d.changes) {
+      say(t.stale + " (" + t.revision + " " + d.revision + ")", true);
+      return;
+    }
+    var text = config.lang === "zh" ? d.detail_zh || d.zh || d.detail || d.title : d.detail || d.title;
+    say(t.error + " " + reply.status + ": " + (text || ""), true);
+  }
+
+  // ---- applying an answer to the map and the panel ----
+  function gridStyle(code) {
+    var g = state.grids[code] || {};
+    var flagged = g.status && g.status !== "ok";
+    var selected = state.selectedGrids.indexOf(code) >= 0;
+    return {
+      color: selected ? "#1565c0" : flagged ? "#c0392b" : "#37474f",
+      weight: selected ? 4 : flagged ? 2 : 1,
+      dashArray: flagged && !selected ? "5 4" : null,
+      fillColor: g.locked ? "#90a4ae" : "#8dd3c7",
+      fillOpacity: 0.35,
+    };
+  }
+
+  function bindGrid(code, layer) {
+    gridLayer[code] = layer;
+    layer.off("click");
+    layer.unbindPopup();
+    layer.on("click", function () {
+      toggleGrid(code);
+    });
+  }
+
+  function applyResult(data) {
+    state.revision = data.revision;
+    state.total = data.total_violations;
+    (data.removed || []).forEach(function (code) {
+      if (gridLayer[code]) view.map.removeLayer(gridLayer[code]);
+      delete gridLayer[code];
+      delete state.grids[code];
+    });
+    Object.keys(data.moved || {}).forEach(function (id) {
+      state.labels[id] = data.moved[id];
+    });
+    data.touched.forEach(function (g) {
+      state.grids[g.grid_code] = {
+        community: g.community,
+        n_buildings: g.n_buildings,
+        households: g.households,
+        status: g.status,
+        locked: !!g.locked,
+        worker_id: g.worker_id,
+      };
+      if (gridLayer[g.grid_code]) view.map.removeLayer(gridLayer[g.grid_code]);
+    });
+    (data.geojson.features || []).forEach(function (feature) {
+      var code = feature.properties.grid_code;
+      var geom = feature.geometry;
+      var latlngs = L.GeoJSON.coordsToLatLngs(geom.coordinates, geom.type === "Polygon" ? 1 : 2);
+      var options = gridStyle(code);
+      options.renderer = view.renderer; // the same canvas as the buildings, which stay on top
+      var poly = L.polygon(latlngs, options);
+      poly.addTo(view.groups.grids || view.map);
+      if (poly.bringToBack) poly.bringToBack();
+      bindGrid(code, poly);
+    });
+    state.touched = data.touched.map(function (g) {
+      return g.grid_code;
+    });
+    state.violations = data.violations;
+    state.selectedGrids = state.selectedGrids.filter(function (c) {
+      return !!state.grids[c];
+    });
+    restyle();
+    render();
+    window.__gridmapEditorRevision = state.revision;
+  }
+
+  function restyle() {
+    Object.keys(gridLayer).forEach(function (code) {
+      gridLayer[code].setStyle(gridStyle(code));
+    });
+  }
+
+  function step(path, body) {
+    if (state.busy) return;
+    state.busy = true;
+    say("…");
+    api("POST", path, body)
+      .then(function (reply) {
+        if (!reply.ok) return problem(reply);
+        applyResult(reply.data);
+        say(t.saved + " " + state.revision);
+      })
+      .catch(function (error) {
+        say(t.error + ": " + error, true);
+      })
+      .then(function () {
+        state.busy = false;
+        window.__gridmapEditorBusy = false;
+      });
+    window.__gridmapEditorBusy = true;
+  }
+
+  function edit(op, args) {
+    step("/edits", { op: op, revision: state.revision, args: args });
+  }
+
+  // ---- selection ----
+  function buildingId(i) {
+    return view.data.buildings.building_id[i];
+  }
+  function selectBuilding(i) {
+    state.building = i;
+    render();
+  }
+  function toggleGrid(code) {
+    var at = state.selectedGrids.indexOf(code);
+    if (at >= 0) state.selectedGrids.splice(at, 1);
+    else state.selectedGrids.push(code);
+    restyle();
+    render();
+  }
+
+  // grids of the building's community, nearest first (the first ones are its neighbours)
+  function targetsFor(id) {
+    var own = state.labels[id], community = (state.grids[own] || {}).community;
+    var here = view.buildingLayers[state.building].getBounds().getCenter();
+    var codes = Object.keys(state.grids).filter(function (c) {
+      return c !== own && state.grids[c].community === community;
+    });
+    var dist = {};
+    codes.forEach(function (c) {
+      dist[c] = gridLayer[c] ? here.distanceTo(gridLayer[c].getBounds().getCenter()) : 1e12;
+    });
+    codes.sort(function (a, b) {
+      return dist[a] - dist[b];
+    });
+    return codes;
+  }
+
+  // ---- the panel ----
+  function section(title) {
+    panel.appendChild(el("h2", null, title));
+  }
+
+  function render() {
+    panel.textContent = "";
+    var editable = state.status === "draft";
+    panel.appendChild(
+      el("h1", null, t.title + " · " + t.plan + " " + config.plan_id + " · " + (t[state.status] || state.status))
+    );
+    panel.appendChild(el("div", "gm-ed-hint", t.revision + " " + state.revision + " · " + t.click_building));
+    var message = el("div", "gm-ed-message");
+    message.id = "gm-ed-message";
+    panel.appendChild(message);
+    if (!editable) panel.appendChild(el("div", "gm-ed-bad", t.not_draft));
+
+    if (!token()) {
+      section(t.token);
+      var row = el("div", "gm-ed-row");
+      var input = el("input");
+      input.type = "password";
+      input.id = "gm-ed-token";
+      row.appendChild(input);
+      row.appendChild(
+        button(t.token_save, function () {
+          localStorage.setItem("gridmap.token", input.value.trim());
+          render();
+        })
+      );
+      panel.appendChild(row);
+    }
+
+    var history = el("div", "gm-ed-row");
+    var undoButton = button(t.undo, function () { step("/undo", { revision: state.revision }); });
+    undoButton.id = "gm-ed-undo";
+    var redoButton = button(t.redo, function () { step("/redo", { revision: state.revision }); });
+    redoButton.id = "gm-ed-redo";
+    var saveButton = button(t.save, function () {
+      api("GET", "").then(function (reply) {
+        if (!reply.ok) return problem(reply);
+        if (reply.data.revision !== state.revision) return say(t.stale, true);
+        say(t.saved + " " + reply.data.revision);
+      });
+    });
+    saveButton.id = "gm-ed-save";
+    [undoButton, redoButton].forEach(function (b) { b.disabled = !editable; });
+    history.appendChild(undoButton);
+    history.appendChild(redoButton);
+    history.appendChild(saveButton);
+    panel.appendChild(history);
+
+    if (state.building !== null) {
+      var id = buildingId(state.building), own = state.labels[id];
+      section(t.building + " " + id);
+      panel.appendChild(el("div", null, t.grid + " " + own + " · " + t.community + " " + ((state.grids[own] || {}).community || "")));
+      var moveRow = el("div", "gm-ed-row");
+      var select = el("select");
+      select.id = "gm-ed-target";
+      targetsFor(id).forEach(function (code, k) {
+        var g = state.grids[code];
+        var option = el("option", null, code + " (" + g.n_buildings + ")" + (k < 3 ? " · " + t.neighbour : "") + (g.locked ? " · " + t.locked : ""));
+        option.value = code;
+        select.appendChild(option);
+      });
+      var fresh = el("option", null, t.new_grid);
+      fresh.value = "";
+      select.appendChild(fresh);
+      moveRow.appendChild(el("label", null, t.move_to));
+      moveRow.appendChild(select);
+      var moveButton = button(t.move, function () {
+        edit("move", { buildings: [id], to: select.value || null });
+      }, true);
+      moveButton.id = "gm-ed-move";
+      moveButton.disabled = !editable;
+      moveRow.appendChild(moveButton);
+      panel.appendChild(moveRow);
+    }
+
+    if (state.selectedGrids.length) {
+      section(t.selected_grids);
+      var chips = el("div");
+      state.selectedGrids.forEach(function (code) { chips.appendChild(el("span", "gm-ed-chip", code)); });
+      panel.appendChild(chips);
+      var gridRow = el("div", "gm-ed-row");
+      var codes = state.selectedGrids.slice();
+      var actions = [
+        ["gm-ed-merge", t.merge, function () { edit("merge", { grids: codes }); }, codes.length >= 2],
+        ["gm-ed-split", t.split, function () { edit("split", { grid: codes[0] }); }, codes.length === 1],
+        ["gm-ed-lock", t.lock, function () { edit("lock", { grids: codes }); }, true],
+        ["gm-ed-unlock", t.unlock, function () { edit("unlock", { grids: codes }); }, true],
+        ["gm-ed-clear", t.clear, function () { state.selectedGrids = []; restyle(); render(); }, true],
+      ];
+      actions.forEach(function (a) {
+        var b = button(a[1], a[2]);
+        b.id = a[0];
+        b.disabled = !a[3] || (!editable && a[0] !== "gm-ed-clear");
+        gridRow.appendChild(b);
+      });
+      panel.appendChild(gridRow);
+      if (codes.length === 1) {
+        var workerRow = el("div", "gm-ed-row");
+        var pick = el("select");
+        pick.id = "gm-ed-worker";
+        var none = el("option", null, "—");
+        none.value = "";
+        pick.appendChild(none);
+        var community = (state.grids[codes[0]] || {}).community;
+        config.workers.forEach(function (w) {
+          if (w.community !== community) return;
+          var option = el("option", null, w.name + " (" + w.worker_id + ")");
+          option.value = w.worker_id;
+          if (w.worker_id === state.grids[codes[0]].worker_id) option.selected = true;
+          pick.appendChild(option);
+        });
+        workerRow.appendChild(el("label", null, t.worker));
+        workerRow.appendChild(pick);
+        var assign = button(t.assign, function () {
+          edit("assign_worker", { grid: codes[0], worker_id: pick.value || null });
+        });
+        assign.disabled = !editable;
+        workerRow.appendChild(assign);
+        panel.appendChild(workerRow);
+      }
+    }
+
+    if (state.touched.length) {
+      section(t.touched);
+      var table = el("table");
+      table.id = "gm-ed-counts";
+      var head = el("tr");
+      [t.grid, t.buildings, t.households, t.status].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      table.appendChild(head);
+      state.touched.forEach(function (code) {
+        var g = state.grids[code];
+        if (!g) return;
+        var tr = el("tr");
+        tr.dataset.grid = code;
+        tr.appendChild(el("td", null, code));
+        tr.appendChild(el("td", "gm-ed-n", g.n_buildings));
+        tr.appendChild(el("td", null, g.households === null || g.households === undefined ? "—" : g.households));
+        tr.appendChild(el("td", g.status !== "ok" ? "gm-ed-bad" : null, ruleText(g.status)));
+        table.appendChild(tr);
+      });
+      panel.appendChild(table);
+    }
+
+    section(t.violations + " (" + t.violations_total + " " + state.total + ")");
+    var list = el("ul");
+    list.id = "gm-ed-violations";
+    if (!state.violations.length) list.appendChild(el("li", null, t.no_violations));
+    state.violations.slice(0, 200).forEach(function (v) {
+      var item = el("li", v.rule !== "no_worker" ? "gm-ed-bad" : null,
+        v.grid_code + " · " + ruleText(v.rule) + (v.reason_zh || v.reason ? " · " + (config.lang === "zh" ? v.reason_zh || v.reason : v.reason) : ""));
+      item.dataset.rule = v.rule;
+      item.dataset.grid = v.grid_code;
+      list.appendChild(item);
+    });
+    panel.appendChild(list);
+
+    section(t.publish);
+    var reason = el("textarea");
+    reason.id = "gm-ed-reason";
+    reason.placeholder = t.override;
+    panel.appendChild(reason);
+    var publishRow = el("div", "gm-ed-row");
+    var publishButton = button(t.publish, function () {
+      var text = reason.value.trim();
+      api("POST", "/publish", text ? { override_reason: text } : {}).then(function (reply) {
+        if (!reply.ok) {
+          if (reply.status === 409 && !text) return say(t.need_reason, true);
+          return problem(reply);
+        }
+        state.status = "published";
+        render();
+        say(t.published_ok);
+      });
+    }, true);
+    publishButton.id = "gm-ed-publish";
+    publishButton.disabled = !editable;
+    publishRow.appendChild(publishButton);
+    panel.appendChild(publishRow);
+  }
+
+  // ---- start once the map is drawn ----
+  function start() {
+    var keys = Object.keys((window.gridmap && window.gridmap.maps) || {});
+    if (!window.__gridmapReady || !keys.length) return setTimeout(start, 50);
+    view = window.gridmap.maps[keys[0]];
+    view.map.invalidateSize();
+    var codes = view.data.grids ? view.data.grids.code : [];
+    view.gridLayers.forEach(function (layer, i) {
+      bindGrid(codes[i], layer);
+    });
+    view.buildingLayers.forEach(function (layer, i) {
+      layer.unbindPopup();
+      layer.on("click", function () {
+        selectBuilding(i);
+      });
+    });
+    restyle();
+    render();
+    window.__gridmapEditor = { state: state, view: view };
+    window.__gridmapEditorReady = true;
+  }
+  render();
+  start();
+})();

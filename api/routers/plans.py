@@ -1,0 +1,269 @@
+"""``/plans``: plan versions, a planner's edits with live validation, undo/redo, publish, diff, editor.
+
+Reads need a viewer token; copies, edits, undo/redo and publishing need the ``planner`` role, and
+so does the editor page, which also takes the token as ``?token=`` because a browser navigation
+cannot send a header (the page's script keeps it in local storage and sends it as a bearer token).
+Every edit names the plan ``revision`` it was made on; a stale one answers 409 with ``changes``:
+the steps made since (see :mod:`geo.editing`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, outranks
+from api.deps import Planner, StoreDep, Viewer
+from api.models import Problem
+from geo import editing, plans
+from geo.errors import Forbidden, Unauthorized
+
+router = APIRouter(tags=["plans"])
+ERRORS = {status: {"model": Problem} for status in (401, 403, 404, 409, 422)}
+Display = Annotated[
+    str, Query(pattern="^(wgs84|gcj02)$", description="datum of the returned GeoJSON")
+]
+
+
+def page_planner(
+    request: Request,
+    token: Annotated[str | None, Query(max_length=200, description="planner token")] = None,
+) -> Principal:
+    """A planner, from the Authorization header or the ``token`` query parameter."""
+    header = request.headers.get("authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else token
+    if not given:
+        raise Unauthorized(
+            "the editor needs a planner token: open /plans/<id>/edit?token=<token>",
+            zh="编辑页面需要规划员令牌：请打开 /plans/<编号>/edit?token=<令牌>",
+        )
+    principal = request.app.state.project.principal(given)
+    if not outranks(principal.role, "planner"):
+        raise Forbidden(
+            f"the token {principal.name!r} has the role {principal.role}; the editor needs planner",
+            zh=f"令牌角色为 {principal.role}，编辑页面需要规划员（planner）及以上",
+        )
+    return principal
+
+
+PagePlanner = Annotated[Principal, Depends(page_planner)]
+
+
+# -- bodies -----------------------------------------------------------------------------------------
+
+
+class EditBody(BaseModel):
+    """One edit: the operation, the revision it was made on, its arguments."""
+
+    op: str = Field(description=", ".join(editing.OPERATIONS))
+    revision: int = Field(ge=0, description="the plan revision the edit was made on")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepBody(BaseModel):
+    """Undo or redo: the revision it was made on."""
+
+    revision: int = Field(ge=0)
+
+
+class PublishBody(BaseModel):
+    """Publishing: an override reason is required when the plan breaks rules."""
+
+    override_reason: str | None = None
+
+
+class CopyBody(BaseModel):
+    note: str = ""
+
+
+# -- reads ------------------------------------------------------------------------------------------
+
+
+@router.get("/plans", responses=ERRORS)
+def list_plans(store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
+    """Every plan version: status, parent, revision, grids and flagged grids."""
+    return _records(plans.list_plans(store))
+
+
+@router.get("/plans/{plan_id}", responses=ERRORS)
+def show_plan(plan_id: int, store: StoreDep, _: Viewer) -> dict[str, Any]:
+    """A plan with its grids (no geometry) and the rules they break."""
+    plan = editing.plan_state(store, plan_id)
+    row = plans.plan_row(store, plan_id)
+    grids = pd.DataFrame(plan.grids.drop(columns="geometry")).reset_index(names="grid_code")
+    return {
+        **{k: _plain(v) for k, v in row.items()},
+        "grids": _records(grids),
+        "violations": _records(plans.violations(plan)),
+    }
+
+
+@router.get("/plans/{plan_id}/history", responses=ERRORS)
+def plan_history(plan_id: int, store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
+    """The plan's steps, oldest first."""
+    return _records(editing.history(store, plan_id))
+
+
+@router.get("/plans/{plan_id}/diff", responses=ERRORS)
+def plan_diff(
+    plan_id: int,
+    store: StoreDep,
+    _: Viewer,
+    against: Annotated[
+        int | None, Query(description="the plan to compare with (default: parent)")
+    ] = None,
+) -> dict[str, Any]:
+    """What changed from plan ``against`` (default: the parent) to this plan."""
+    other = against if against is not None else plans.plan_row(store, plan_id)["parent_id"]
+    if other is None:
+        other = plan_id
+    changes = plans.diff_plans(
+        editing.plan_state(store, int(other)), editing.plan_state(store, plan_id)
+    )
+    return {
+        k: _plain(v) if not isinstance(v, list) else [_plain(i) for i in v]
+        for k, v in changes.items()
+    }
+
+
+# -- writes -----------------------------------------------------------------------------------------
+
+
+@router.post("/plans/{plan_id}/copy", status_code=201, responses=ERRORS)
+def copy_plan(
+    plan_id: int, store: StoreDep, principal: Planner, body: CopyBody | None = None
+) -> dict:
+    """A new draft from this plan (the parent is recorded)."""
+    new_id = editing.copy_plan(
+        store, plan_id, author=principal.name, note=(body.note if body else "")
+    )
+    return {"plan_id": new_id, "parent_id": plan_id}
+
+
+@router.post("/plans/{plan_id}/edits", responses=ERRORS)
+def post_edit(
+    plan_id: int,
+    body: EditBody,
+    store: StoreDep,
+    principal: Planner,
+    display: Display = "wgs84",
+) -> JSONResponse:
+    """Apply one edit; answers the touched grids (with GeoJSON) and the rules they now break."""
+    return _stepped(
+        lambda: editing.apply_edit(
+            store, plan_id, body.op, body.args, revision=body.revision, author=principal.name
+        ),
+        display,
+    )
+
+
+@router.post("/plans/{plan_id}/undo", responses=ERRORS)
+def post_undo(
+    plan_id: int,
+    body: StepBody,
+    store: StoreDep,
+    principal: Planner,
+    display: Display = "wgs84",
+) -> JSONResponse:
+    """Undo the latest step not undone (a new step in the history)."""
+    return _stepped(
+        lambda: editing.undo(store, plan_id, revision=body.revision, author=principal.name), display
+    )
+
+
+@router.post("/plans/{plan_id}/redo", responses=ERRORS)
+def post_redo(
+    plan_id: int,
+    body: StepBody,
+    store: StoreDep,
+    principal: Planner,
+    display: Display = "wgs84",
+) -> JSONResponse:
+    """Redo the step undone last."""
+    return _stepped(
+        lambda: editing.redo(store, plan_id, revision=body.revision, author=principal.name), display
+    )
+
+
+@router.post("/plans/{plan_id}/publish", responses=ERRORS)
+def publish(
+    plan_id: int, store: StoreDep, principal: Planner, body: PublishBody | None = None
+) -> dict:
+    """Publish the plan; with violations only with an ``override_reason`` (recorded)."""
+    reason = body.override_reason if body else None
+    return _plain_dict(
+        plans.publish_plan(store, plan_id, author=principal.name, override_reason=reason)
+    )
+
+
+# -- the editor page --------------------------------------------------------------------------------
+
+
+@router.get("/plans/{plan_id}/edit", response_class=HTMLResponse, responses=ERRORS)
+def editor_page(
+    plan_id: int,
+    store: StoreDep,
+    _: PagePlanner,
+    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
+    basemap: Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")] = "osm",
+) -> HTMLResponse:
+    """The grid editor: the plan's map, a side panel, edits through this API."""
+    from api.editor.page import editor_html  # maps and folium only load for the page
+
+    return HTMLResponse(editor_html(store, plan_id, lang=lang, basemap=basemap))
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _stepped(step, display: str) -> JSONResponse:
+    # a stale revision raises editing.StaleRevision: api.errors answers 409 with its changes
+    result = step()
+    body = result.to_dict()
+    body["geojson"] = _geojson(result, display)
+    return JSONResponse(body)
+
+
+def _geojson(result: editing.EditResult, display: str) -> dict[str, Any]:
+    from maps.prepare import to_display
+
+    touched = result.touched
+    shapes = to_display(touched.geometry, crs=display)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": str(code),
+                "properties": {"grid_code": str(code)},
+                "geometry": shape.__geo_interface__,
+            }
+            for code, shape in zip(touched.index, shapes.values, strict=True)
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return _plain_dict(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool | list):
+        return value
+    return None if pd.isna(value) else str(value)
+
+
+def _plain_dict(values: dict) -> dict[str, Any]:
+    return {str(k): _plain(v) for k, v in values.items()}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_plain_dict(record) for record in frame.to_dict("records")]
