@@ -1,9 +1,96 @@
-"""``gridmap serve`` and ``gridmap token ...``: the HTTP service (filled in by the API work)."""
+"""``gridmap serve`` and ``gridmap token ...``: the HTTP service and its access tokens."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from api.auth import ROLE_HELP, ROLES, create_token, list_tokens, revoke_token
+from api.cli.common import DbOption, console, out, say, store_for
+from geo import project
+
+token_app = typer.Typer(
+    help="访问令牌 API tokens: create (shown once), list, revoke", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the ``gridmap`` app."""
+    app.command("serve")(serve_command)
+    app.add_typer(token_app, name="token")
+
+
+def serve_command(
+    db: DbOption = project.DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="监听地址 address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="端口 port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="进程数 worker processes (one per core)")] = 1,
+    public_maps: Annotated[
+        bool,
+        typer.Option(help="无需令牌即可查看地图（只读，不含电话）serve /maps/* without a token"),
+    ] = False,
+) -> None:
+    """启动 HTTP 服务 Serve the API (docs at /docs, OGC API - Features at /ogc)."""
+    import uvicorn
+
+    store_for(db)  # a missing or foreign file is reported here, not by every worker
+    os.environ["GRIDMAP_DB"] = str(db)
+    if public_maps:
+        os.environ["GRIDMAP_PUBLIC_MAPS"] = "1"
+    console.print(
+        say(
+            f"服务地址 http://{host}:{port}/docs ；QGIS 连接 http://{host}:{port}/ogc",
+            f"serving http://{host}:{port}/docs ; QGIS: http://{host}:{port}/ogc",
+        ),
+        markup=False,
+    )
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help=" | ".join(f"{r}: {ROLE_HELP[r]}" for r in ROLES))],
+    name: Annotated[str, typer.Option(help="令牌名称（人或系统）who or what uses it")],
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """创建令牌 Create a token; it is printed once and only its hash is kept."""
+    token = create_token(store_for(db), name, role, actor=os.environ.get("GRIDMAP_USER", ""))
+    console.print(
+        say(
+            f"令牌 {name}（{role}）已创建，仅显示这一次：",
+            f"token {name} ({role}) created; it is shown this once:",
+        ),
+        markup=False,
+    )
+    out.print(token, markup=False, highlight=False)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="令牌名称 token name")],
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """吊销令牌 Revoke a token (it stops working at once)."""
+    revoke_token(store_for(db), name, actor=os.environ.get("GRIDMAP_USER", ""))
+    console.print(say(f"令牌 {name} 已吊销", f"token {name} revoked"), markup=False)
+
+
+@token_app.command("list")
+def token_list(db: DbOption = project.DEFAULT_DB) -> None:
+    """列出令牌 List tokens (names and roles; never the tokens)."""
+    rows = Table(title=say("访问令牌", "Tokens"), title_justify="left")
+    for column in ("name", "role", "created_at", "revoked_at"):
+        rows.add_column(column)
+    for record in list_tokens(store_for(db)).to_dict("records"):
+        rows.add_row(*(str(record[c] or "") for c in ("name", "role", "created_at", "revoked_at")))
+    console.print(rows)

@@ -1,0 +1,153 @@
+"""The FastAPI application: one router per resource, errors in one place, settings from the env.
+
+``create_app(settings)`` builds it; ``gridmap serve`` runs it with uvicorn
+(``uvicorn --factory api.app:create_app`` reads ``GRIDMAP_*`` from the environment).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.routers import (
+    buildings,
+    communities,
+    grids,
+    health,
+    incidents,
+    locate,
+    maps,
+    ogc,
+    tokens,
+    workers,
+)
+from api.settings import Settings
+from api.state import ProjectState
+from geo.errors import NotFound
+
+log = logging.getLogger("gridmap.api")
+
+ROUTERS = (health, ogc, communities, grids, buildings, workers, locate, incidents, maps, tokens)
+#: routers other work adds; included when their module exists
+OPTIONAL_ROUTERS = ("api.routers.plans",)
+DESCRIPTION = """社区网格化管理 Community grid management: grids, buildings, incidents, locate, maps.
+
+Send `Authorization: Bearer <token>` (from `gridmap token create --role ROLE --name NAME`).
+Roles: **viewer** (maps, grids, OGC reads without phone numbers) < **staff** (+ locate,
+incidents, phone numbers) < **planner** (+ imports, partitions, plan edits) < **admin**
+(+ tokens, workers). Errors are `application/problem+json` with `detail` (and `detail_zh`).
+QGIS/GDAL: add `/ogc` as an OGC API – Features (WFS 3) connection.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with 413, before the route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, send, int(declared))
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._refuse(scope, send, received)
+
+    async def _refuse(self, scope: Scope, send: Send, size: int) -> None:
+        response = errors.problem(
+            413,
+            f"the request body ({size:,} bytes or more) is above the limit of {self.limit:,} "
+            "bytes: send smaller batches",
+            zh=f"请求体过大（上限 {self.limit:,} 字节），请分批发送",
+            kind="too-large",
+        )
+        await response(scope, _no_receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _no_receive() -> Message:  # pragma: no cover - a problem response reads nothing
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gridmap service for the project file in ``settings.db`` (from the env when None)."""
+    settings = settings or Settings()
+    state = ProjectState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:  # build the locate index before the first request needs it
+            state.locator()
+        except NotFound:
+            log.warning("no published plan yet: /locate answers 404 until one is published")
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="gridmap",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.project = state
+    errors.install(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:  # the module exists but is broken: say so
+                raise
+            continue
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema plus the models of bodies that routes parse themselves."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in locate.EXTRA_SCHEMAS:
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in generated.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault(model.__name__, generated)
+    app.openapi_schema = schema
+    return schema

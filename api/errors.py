@@ -1,0 +1,130 @@
+"""One place that turns every error into ``application/problem+json`` (RFC 9457).
+
+A :class:`~geo.errors.GridmapError` keeps its status (4xx for what the client sent), its message
+and its Chinese message; request validation becomes 422 with the fields named; an unknown route
+404; anything else is a bug: 500 with a generic message and no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo.errors import GridmapError
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("gridmap.api")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    zh: str | None = None,
+    hint: str | None = None,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"urn:gridmap:error:{kind or status}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if zh:
+        body["detail_zh"] = zh
+    if hint:
+        body["hint"] = hint
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _kind(error: Exception) -> str:
+    name = type(error).__name__
+    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+
+async def gridmap_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, GridmapError)
+    status = error.status
+    if status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(
+        status,
+        error.message,
+        zh=error.zh,
+        hint=error.hint,
+        kind=_kind(error),
+        headers=headers,
+        **getattr(error, "problem_extra", {}),
+    )
+
+
+def _where(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+        for e in error.errors()
+    ]
+    first = errors[0] if errors else {"field": "request", "message": "invalid"}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem(
+        422,
+        f"{first['field']}: {first['message']}{more}",
+        zh=f"请求参数有误：{first['field']}",
+        kind="validation",
+        errors=errors[:50],
+    )
+
+
+async def http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code)
+    if error.status_code == 404 and detail == "Not Found":
+        detail = f"no such route: {request.method} {request.url.path}; see /docs"
+    return problem(error.status_code, str(detail), headers=getattr(error, "headers", None))
+
+
+async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    # a bug, not the client's fault: log it here, never send the traceback
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return problem(
+        500,
+        f"internal error ({type(error).__name__}); the request was not completed, please report it",
+        zh="服务器内部错误，请求未完成，请报告此问题",
+        kind="internal",
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(GridmapError, gridmap_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

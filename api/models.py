@@ -1,0 +1,363 @@
+"""Pydantic models of every request and response body (what /docs shows)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready Python value: NaN/NA -> None, numpy scalars -> Python, times -> ISO text."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    return value
+
+
+def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of ``frame`` (without geometry) as plain dicts."""
+    keep = [c for c in (columns or frame.columns) if c in frame.columns and c != "geometry"]
+    return [
+        {k: plain(v) for k, v in zip(keep, row, strict=True)}
+        for row in frame[keep].itertuples(index=False, name=None)
+    ]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- errors and health -----------------------------------------------------------------------------
+
+
+class Problem(Model):
+    """An error (RFC 9457 problem+json): ``detail`` says what to do, ``detail_zh`` in Chinese."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    detail_zh: str | None = None
+    hint: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    allowed: list[str] | None = None
+
+
+class Health(Model):
+    status: Literal["ok"]
+    project: str
+    buildings: int
+    communities: int
+    grids: int
+    published_plan: int | None
+    version: str
+
+
+# -- district ------------------------------------------------------------------------------------------
+
+
+class Community(Model):
+    community: str = Field(description="name of the community (社区)")
+    number: int | None = Field(None, description="number used in grid codes")
+    n_buildings: int | None = None
+    households: int | None = None
+    grids: int = Field(0, description="grids of the published plan")
+
+
+class Grid(Model):
+    grid_code: str = Field(description="15-digit grid code (网格编码)")
+    community: str | None = None
+    worker_id: str | None = None
+    worker: str | None = Field(None, description="the responsible grid worker (网格员)")
+    worker_phone: str | None = Field(None, description="only for staff and above")
+    locked: bool | None = None
+    n_buildings: int | None = None
+    households: int | None = None
+    area_m2: float | None = None
+    diameter_m: float | None = None
+    contiguous: bool | None = None
+    status: str | None = None
+    reason: str | None = None
+    reason_zh: str | None = None
+
+
+class Building(Model):
+    building_id: str
+    grid_code: str | None = None
+    community: str | None = None
+    households: int | None = None
+    name: str | None = None
+    address: str | None = None
+    lon: float | None = Field(None, description="a point inside the footprint (WGS84)")
+    lat: float | None = None
+
+
+class GridDetail(Grid):
+    buildings: list[Building] = []
+
+
+class Worker(Model):
+    worker_id: str
+    name: str
+    community: str
+    phone: str | None = Field(None, description="only for staff and above")
+    grids: int = 0
+
+
+class WorkerAssignment(Model):
+    assigned: int = Field(description="grids newly given a worker")
+    without_worker: list[dict[str, Any]] = Field(description="grids still without one, and why")
+
+
+class ListPage(Model):
+    total: int = Field(description="items matching the filters")
+    limit: int
+    offset: int
+
+
+class Grids(ListPage):
+    items: list[Grid]
+
+
+class Buildings(ListPage):
+    items: list[Building]
+
+
+# -- locate ------------------------------------------------------------------------------------------
+
+
+class LocateResult(Model):
+    """Like one row of ``gridmap locate``."""
+
+    building_id: str | None = Field(None, description="the footprint containing the point")
+    grid_code: str | None = Field(None, description="the grid containing (or nearest to) it")
+    community: str | None = None
+    worker: str | None = None
+    distance_m: float | None = Field(None, description="to the nearest footprint (0: inside)")
+    grid_distance_m: float | None = Field(None, description="to the grid (0: inside)")
+    status: Literal["in_building", "in_grid", "outside", "invalid"]
+    reason: str = Field("", description="why a point is invalid")
+    id: str | None = Field(None, description="the id given with the point, if any")
+    plan_id: int | None = None
+
+
+class PointIn(Model):
+    lon: float | str | None = Field(description="longitude (or x in metres for an EPSG crs)")
+    lat: float | str | None = Field(description="latitude (or y)")
+    id: str | int | None = Field(None, description="your id, echoed back")
+
+
+class LocateBatch(Model):
+    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
+    points: list[PointIn]
+
+
+class LocateBatchResult(Model):
+    plan_id: int
+    counts: dict[str, int]
+    results: list[LocateResult]
+
+
+# -- incidents -----------------------------------------------------------------------------------------
+
+
+class IncidentIn(Model):
+    """One case from another system (12345, 数字城管): checked like ``gridmap incidents import``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | int = Field(description="the case id in its source system (idempotency key)")
+    category: str | None = Field(None, max_length=200, description="code or name (国标 or local)")
+    reported_at: str | None = Field(None, max_length=60, description="time reported (ISO 8601)")
+    description: str | None = Field(None, max_length=10_000)
+    address: str | None = Field(None, max_length=500)
+    lon: float | None = None
+    lat: float | None = None
+
+
+class IncidentBatch(Model):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=60, description="system name: 12345, 数字城管 ...")
+    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
+    incidents: list[IncidentIn] = Field(description="one or more cases")
+
+
+class IncidentImport(Model):
+    read: int = Field(description="cases in the request")
+    added: int = Field(description="new cases stored")
+    already_present: int = Field(description="cases stored before (same source and id)")
+    summary: dict[str, Any] = Field(
+        description="the import's counts (located, unknown categories...)"
+    )
+
+
+class Incident(Model):
+    incident_id: str
+    source: str | None = None
+    source_id: str | None = None
+    category_code: str | None = None
+    category_name: str | None = None
+    class_code: str | None = None
+    category_known: bool | None = None
+    category_raw: str | None = None
+    status: str | None = None
+    reported_at: str | None = None
+    registered_at: str | None = None
+    closed_at: str | None = None
+    deadline: str | None = None
+    description: str | None = None
+    address: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    located: bool | None = None
+    unlocated_reason: str | None = None
+    fallback_point: bool | None = None
+    grid_code: str | None = None
+    community: str | None = None
+    worker_id: str | None = None
+    worker: str | None = None
+    overdue: bool | None = None
+
+
+class IncidentEvent(Model):
+    from_status: str | None = None
+    to_status: str
+    actor: str | None = None
+    at: str | None = None
+    note: str | None = None
+
+
+class IncidentDetail(Incident):
+    events: list[IncidentEvent] = []
+    allowed_next: list[str] = []
+
+
+class Incidents(ListPage):
+    items: list[Incident]
+
+
+class IncidentPatch(Model):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(
+        max_length=20, description="next step: registered, dispatched, handled, verified, closed..."
+    )
+    note: str = Field("", max_length=2_000)
+
+
+class IncidentStatsRow(Model):
+    key: str = Field(description="grid code, community or worker")
+    reported: int
+    registered: int
+    closed: int
+    closed_on_time: int
+    registration_rate: float | None = None
+    closure_rate: float | None = None
+    on_time_rate: float | None = None
+    overdue: int
+    median_handling_hours: float | None = None
+    by_class: dict[str, int] = Field(description="cases per catalogue class (06..10)")
+
+
+class IncidentStats(Model):
+    by: str
+    since: str | None
+    until: str | None
+    rows: list[IncidentStatsRow]
+
+
+# -- tokens ----------------------------------------------------------------------------------------------
+
+
+class TokenIn(Model):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["viewer", "staff", "planner", "admin"]
+
+
+class TokenCreated(Model):
+    name: str
+    role: str
+    token: str = Field(description="shown this once; only its hash is kept")
+
+
+class TokenInfo(Model):
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+# -- OGC API - Features ------------------------------------------------------------------------------------
+
+
+class Link(Model):
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+class LandingPage(Model):
+    title: str
+    description: str
+    links: list[Link]
+
+
+class Conformance(Model):
+    conformsTo: list[str]  # noqa: N815 - the OGC field name
+
+
+class SpatialExtent(Model):
+    bbox: list[list[float]]
+    crs: str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+class Extent(Model):
+    spatial: SpatialExtent
+
+
+class Collection(Model):
+    id: str
+    title: str
+    description: str
+    itemType: str = "feature"  # noqa: N815
+    crs: list[str] = ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+    extent: Extent | None = None
+    links: list[Link]
+
+
+class Collections(Model):
+    collections: list[Collection]
+    links: list[Link]
+
+
+class Feature(Model):
+    type: Literal["Feature"] = "Feature"
+    id: str | int
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any]
+    links: list[Link] | None = None
+
+
+class FeatureCollection(Model):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[Feature]
+    links: list[Link]
+    numberMatched: int  # noqa: N815
+    numberReturned: int  # noqa: N815
+    timeStamp: str  # noqa: N815

@@ -1,0 +1,197 @@
+"""``/incidents`` and ``/stats/incidents``: cases from other systems, their workflow and figures.
+
+Posted cases go through the same reader as ``gridmap incidents import`` (category matching,
+time parsing, coordinate checks, fallback points), so the API accepts and refuses what the CLI
+does; a case is identified by its source and id, and posting it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+
+from api.deps import BBoxDep, PageDep, Staff, StateDep, TimeRangeDep, check_batch
+from api.models import (
+    IncidentBatch,
+    IncidentDetail,
+    IncidentImport,
+    IncidentPatch,
+    Incidents,
+    IncidentStats,
+    IncidentStatsRow,
+    Problem,
+    plain,
+    records,
+)
+from geo.errors import InputError
+from geo.incidents import IncidentMapping, allowed_next
+from geo.incidents import store as incident_store
+from geo.incidents.workflow import IllegalTransition
+
+router = APIRouter(tags=["incidents"])
+ERRORS = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+    413: {"model": Problem},
+    422: {"model": Problem},
+}
+#: how posted JSON fields map onto the feed reader's columns
+POSTED = IncidentMapping(
+    id_col="id",
+    lon_col="lon",
+    lat_col="lat",
+    category_col="category",
+    time_col="reported_at",
+    description_col="description",
+    address_col="address",
+)
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+@router.post(
+    "/incidents",
+    response_model=IncidentImport,
+    responses=ERRORS,
+    summary="Add cases (one or a batch; idempotent by source and id)",
+)
+def post_incidents(
+    state: StateDep, principal: Staff, batch: Annotated[IncidentBatch, Body()]
+) -> IncidentImport:
+    check_batch(len(batch.incidents), state.settings, "cases")
+    if not batch.incidents:
+        raise InputError("no cases in 'incidents'", zh="incidents 为空")
+    rows = [case.model_dump() for case in batch.incidents]
+    for row in rows:
+        row["id"] = str(row["id"])
+    mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": batch.crs})
+    # the feed reader reads files: the posted JSON goes through it exactly as a file would
+    with tempfile.TemporaryDirectory(prefix="gridmap-post-") as folder:
+        path = FilePath(folder) / "incidents.json"
+        path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        summary = incident_store.import_incidents(
+            state.store, path, mapping=mapping, source=batch.source, author=principal.name
+        )
+    return IncidentImport(
+        read=len(rows),
+        added=int(summary["added"]),
+        already_present=int(summary["already_present"]),
+        summary={k: plain(v) for k, v in summary.items()},
+    )
+
+
+@router.get("/incidents", response_model=Incidents, responses=ERRORS, summary="List cases")
+def list_incidents(
+    state: StateDep,
+    _: Staff,
+    page: PageDep,
+    bbox: BBoxDep,
+    times: TimeRangeDep,
+    grid: Text = None,
+    community: Text = None,
+    worker: Annotated[str | None, Query(max_length=200, description="worker id")] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    category: Annotated[
+        str | None, Query(max_length=20, description="category code or class code (06..10)")
+    ] = None,
+) -> Incidents:
+    cases = incident_store.list_incidents(
+        state.store,
+        grid=grid,
+        community=community,
+        worker=worker,
+        status=status,
+        category=category,
+        since=times.since,
+        until=times.until,
+        bbox=bbox,
+    )
+    window = cases.iloc[page.offset : page.offset + page.limit]
+    return Incidents(total=len(cases), limit=page.limit, offset=page.offset, items=records(window))
+
+
+def _detail(record: dict) -> IncidentDetail:
+    plain_record = {k: plain(v) for k, v in record.items() if k != "events"}
+    events = [{k: plain(v) for k, v in e.items()} for e in record.get("events", [])]
+    status = plain_record.get("status")
+    nexts = list(allowed_next(status)) if status else []
+    return IncidentDetail(**plain_record, events=events, allowed_next=nexts)
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    responses=ERRORS,
+    summary="One case with its history",
+)
+def get_incident(
+    state: StateDep, _: Staff, incident_id: str = Path(max_length=200)
+) -> IncidentDetail:
+    return _detail(incident_store.get_incident(state.store, incident_id))
+
+
+class _Refused(IllegalTransition):
+    """An illegal step, with the allowed next steps in the problem body."""
+
+
+@router.patch(
+    "/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    responses=ERRORS,
+    summary="Move a case one step (立案, 派遣, 处置, 核查, 结案, 退回)",
+)
+def patch_incident(
+    state: StateDep,
+    principal: Staff,
+    change: IncidentPatch,
+    incident_id: str = Path(max_length=200),
+) -> IncidentDetail:
+    try:
+        record = incident_store.update_incident(
+            state.store, incident_id, status=change.status, actor=principal.name, note=change.note
+        )
+    except IllegalTransition as error:
+        current = incident_store.get_incident(state.store, incident_id)["status"]
+        refused = _Refused(error.message, hint=error.hint, zh=error.zh)
+        refused.problem_extra = {"allowed": list(allowed_next(current)), "current": current}
+        raise refused from None
+    return _detail(record)
+
+
+@router.get(
+    "/stats/incidents",
+    response_model=IncidentStats,
+    responses=ERRORS,
+    summary="Case figures per grid, community or worker",
+)
+def incident_stats(
+    state: StateDep,
+    _: Staff,
+    times: TimeRangeDep,
+    by: Annotated[str, Query(pattern="^(grid|community|worker)$")] = "grid",
+) -> IncidentStats:
+    table = incident_store.incident_statistics(
+        state.store, by=by, since=times.since, until=times.until
+    )
+    classes = [c for c in table.columns if c.startswith("class_")]
+    rows = []
+    for key, row in table.iterrows():
+        values = {k: plain(v) for k, v in row.items() if k not in classes}
+        rows.append(
+            IncidentStatsRow(
+                key=str(key),
+                **values,
+                by_class={c.removeprefix("class_"): int(row[c]) for c in classes},
+            )
+        )
+    return IncidentStats(
+        by=by,
+        since=None if times.since is None else times.since.isoformat(),
+        until=None if times.until is None else times.until.isoformat(),
+        rows=rows,
+    )

@@ -1,0 +1,317 @@
+"""``/ogc``: OGC API – Features (Part 1, core + GeoJSON) for QGIS, GDAL and ArcGIS.
+
+Collections ``grids``, ``buildings`` and ``communities`` of the published plan (viewer), and
+``incidents`` (staff), in WGS84 (CRS84) from the metric project layers. Items pages have
+``bbox``, ``limit`` (at most the ``max_page`` setting), ``offset``, ``next``/``prev`` links and
+``numberMatched``/``numberReturned``; phone numbers only for staff and above.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from api.auth import Principal
+from api.deps import BBoxDep, PageDep, StateDep, Viewer
+from api.models import (
+    Collection,
+    Collections,
+    Conformance,
+    Extent,
+    Feature,
+    FeatureCollection,
+    LandingPage,
+    Link,
+    Problem,
+    SpatialExtent,
+    plain,
+)
+from api.routers._frames import in_bbox, with_contacts
+from api.state import ProjectState
+from geo.errors import Forbidden, NotFound
+from geo.incidents import store as incident_store
+
+router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+ERRORS = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    422: {"model": Problem},
+}
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+PRIVATE = ("phone", "worker_phone")
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    id: str
+    title: str
+    description: str
+    key: str  # the property that is the feature id
+    role: str
+
+
+COLLECTIONS = {
+    c.id: c
+    for c in (
+        CollectionInfo("grids", "网格 Grids", "the published plan's grids", "grid_code", "viewer"),
+        CollectionInfo(
+            "buildings",
+            "建筑 Buildings",
+            "footprints with their grid code",
+            "building_id",
+            "viewer",
+        ),
+        CollectionInfo(
+            "communities", "社区 Communities", "community outlines", "community", "viewer"
+        ),
+        CollectionInfo(
+            "incidents",
+            "事件 Incidents",
+            "cases (12345, 数字城管) with status",
+            "incident_id",
+            "staff",
+        ),
+    )
+}
+F = Annotated[str | None, Query(max_length=20, description="ignored: GeoJSON/JSON only")]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+def _info(collection_id: str, principal: Principal) -> CollectionInfo:
+    info = COLLECTIONS.get(collection_id)
+    if info is None:
+        raise NotFound(
+            f"no collection {collection_id!r}; collections: {', '.join(COLLECTIONS)}",
+            zh=f"没有数据集 {collection_id}",
+        )
+    if not principal.can(info.role):
+        raise Forbidden(
+            f"the collection {collection_id} needs the role {info.role} or above",
+            zh=f"数据集 {collection_id} 需要 {info.role} 及以上角色",
+        )
+    return info
+
+
+def _frame(
+    state: ProjectState, info: CollectionInfo, principal: Principal, bbox=None
+) -> gpd.GeoDataFrame:
+    if info.id == "incidents":
+        cases = incident_store.list_incidents(state.store, bbox=bbox)
+        return cases.reset_index(drop=True)
+    frame = state.layer(info.id)
+    if bbox is not None:
+        frame = frame.iloc[in_bbox(frame, bbox)]
+    if info.id == "grids":
+        frame = with_contacts(frame, state, principal)
+    if not principal.can("staff"):
+        frame = frame.drop(columns=[c for c in PRIVATE if c in frame.columns])
+    return frame
+
+
+def _collection(info: CollectionInfo, base: str, frame: gpd.GeoDataFrame | None) -> Collection:
+    extent = None
+    if frame is not None and len(frame) and not frame.geometry.isna().all():
+        west, south, east, north = (float(v) for v in frame.total_bounds)
+        extent = Extent(spatial=SpatialExtent(bbox=[[west, south, east, north]]))
+    url = f"{base}/collections/{info.id}"
+    return Collection(
+        id=info.id,
+        title=info.title,
+        description=info.description,
+        extent=extent,
+        links=[
+            Link(href=url, rel="self", type=JSON, title="this collection"),
+            Link(href=f"{url}/items", rel="items", type=GEOJSON, title="the features"),
+        ],
+    )
+
+
+@router.get("", response_model=LandingPage, summary="OGC API landing page", responses=ERRORS)
+def landing(request: Request, _: Viewer, f: F = None) -> LandingPage:
+    base = _base(request)
+    root = str(request.base_url).rstrip("/")
+    return LandingPage(
+        title="gridmap OGC API - Features",
+        description="grids, buildings, communities and incidents of the published plan (WGS84)",
+        links=[
+            Link(href=base, rel="self", type=JSON, title="this document"),
+            Link(
+                href=f"{root}/openapi.json",
+                rel="service-desc",
+                type="application/vnd.oai.openapi+json;version=3.0",
+                title="the API definition",
+            ),
+            Link(href=f"{root}/docs", rel="service-doc", type="text/html", title="the API docs"),
+            Link(href=f"{base}/conformance", rel="conformance", type=JSON, title="conformance"),
+            Link(href=f"{base}/collections", rel="data", type=JSON, title="the collections"),
+        ],
+    )
+
+
+@router.get(
+    "/conformance", response_model=Conformance, summary="Conformance classes", responses=ERRORS
+)
+def conformance(_: Viewer, f: F = None) -> Conformance:
+    return Conformance(conformsTo=CONFORMANCE)
+
+
+@router.get("/collections", response_model=Collections, summary="The collections", responses=ERRORS)
+def collections(request: Request, state: StateDep, principal: Viewer, f: F = None) -> Collections:
+    base = _base(request)
+    items = []
+    for info in COLLECTIONS.values():
+        if principal.can(info.role):
+            items.append(_collection(info, base, _frame_or_none(state, info, principal)))
+    return Collections(
+        collections=items,
+        links=[Link(href=f"{base}/collections", rel="self", type=JSON, title="this document")],
+    )
+
+
+def _frame_or_none(state: ProjectState, info: CollectionInfo, principal: Principal):
+    try:
+        return _frame(state, info, principal)
+    except NotFound:  # nothing published yet: the collection exists, empty
+        return None
+
+
+@router.get(
+    "/collections/{collection_id}",
+    response_model=Collection,
+    summary="One collection",
+    responses=ERRORS,
+)
+def collection(
+    request: Request,
+    state: StateDep,
+    principal: Viewer,
+    collection_id: str = Path(max_length=40),
+    f: F = None,
+) -> Collection:
+    info = _info(collection_id, principal)
+    return _collection(info, _base(request), _frame_or_none(state, info, principal))
+
+
+def _features(frame: gpd.GeoDataFrame, info: CollectionInfo) -> list[str]:
+    """Each row as GeoJSON Feature text (geometry by shapely, properties plain JSON)."""
+    geometries = shapely.to_geojson(frame.geometry.array, indent=None)
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    out = []
+    for geometry, row in zip(
+        geometries, frame[columns].itertuples(index=False, name=None), strict=True
+    ):
+        properties = {c: plain(v) for c, v in zip(columns, row, strict=True)}
+        identifier = json.dumps(str(properties[info.key]))
+        shape = geometry if geometry is not None else "null"
+        values = json.dumps(properties, ensure_ascii=False, default=str)
+        out.append(
+            f'{{"type":"Feature","id":{identifier},"geometry":{shape},"properties":{values}}}'
+        )
+    return out
+
+
+@router.get(
+    "/collections/{collection_id}/items",
+    response_model=FeatureCollection,
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    summary="Features of a collection (GeoJSON)",
+)
+def items(
+    request: Request,
+    state: StateDep,
+    principal: Viewer,
+    page: PageDep,
+    bbox: BBoxDep,
+    collection_id: str = Path(max_length=40),
+    f: F = None,
+) -> Response:
+    info = _info(collection_id, principal)
+    frame = _frame(state, info, principal, bbox=bbox)
+    matched = len(frame)
+    window = frame.iloc[page.offset : page.offset + page.limit]
+    url = request.url
+    links = [Link(href=str(url), rel="self", type=GEOJSON, title="this page")]
+    if page.offset + len(window) < matched:
+        links.append(
+            Link(
+                href=str(
+                    url.include_query_params(offset=page.offset + page.limit, limit=page.limit)
+                ),
+                rel="next",
+                type=GEOJSON,
+                title="next page",
+            )
+        )
+    if page.offset > 0:
+        links.append(
+            Link(
+                href=str(
+                    url.include_query_params(
+                        offset=max(page.offset - page.limit, 0), limit=page.limit
+                    )
+                ),
+                rel="prev",
+                type=GEOJSON,
+                title="previous page",
+            )
+        )
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + ",".join(_features(window, info))
+        + '],"links":'
+        + json.dumps([link.model_dump(exclude_none=True) for link in links], ensure_ascii=False)
+        + f',"numberMatched":{matched},"numberReturned":{len(window)},'
+        + f'"timeStamp":"{pd.Timestamp.now("UTC").isoformat(timespec="seconds")}"'
+        + "}"
+    )
+    return Response(body, media_type=GEOJSON)
+
+
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    response_model=Feature,
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    summary="One feature (GeoJSON)",
+)
+def item(
+    request: Request,
+    state: StateDep,
+    principal: Viewer,
+    collection_id: str = Path(max_length=40),
+    feature_id: str = Path(max_length=200),
+    f: F = None,
+) -> Response:
+    info = _info(collection_id, principal)
+    frame = _frame(state, info, principal)
+    found = frame[frame[info.key].astype(str) == feature_id]
+    if found.empty:
+        raise NotFound(
+            f"no feature {feature_id!r} in {collection_id}",
+            zh=f"{collection_id} 中没有要素 {feature_id}",
+        )
+    feature = json.loads(_features(found.iloc[:1], info)[0])
+    collection_url = f"{_base(request)}/collections/{info.id}"
+    feature["links"] = [
+        {"href": str(request.url), "rel": "self", "type": GEOJSON},
+        {"href": collection_url, "rel": "collection", "type": JSON},
+    ]
+    return Response(json.dumps(feature, ensure_ascii=False), media_type=GEOJSON)

@@ -1,0 +1,69 @@
+"""``/workers``: the grid workers (网格员); phones for staff and above; roster changes for admins."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as FilePath
+
+from fastapi import APIRouter
+
+from api.deps import Admin, BodyDep, StateDep, Viewer
+from api.models import Problem, Worker, WorkerAssignment, plain, records
+from geo import plans
+from geo.workers import read_roster
+
+router = APIRouter(prefix="/workers", tags=["workers"])
+ERRORS = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    413: {"model": Problem},
+    422: {"model": Problem},
+}
+
+
+@router.get("", response_model=list[Worker], responses=ERRORS, summary="List the workers")
+def list_workers(state: StateDep, principal: Viewer) -> list[Worker]:
+    team = state.roster()
+    try:
+        per_worker = state.layer("grids")["worker_id"].value_counts()
+    except Exception:
+        per_worker = {}
+    rows = records(team)
+    for row in rows:
+        row["grids"] = int(per_worker.get(row["worker_id"], 0))
+        if not principal.can("staff"):
+            row["phone"] = None
+    return [Worker(**row) for row in rows]
+
+
+@router.put(
+    "",
+    response_model=list[Worker],
+    responses=ERRORS,
+    summary="Replace the roster (CSV: 工号,姓名,手机,社区)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> list[Worker]:
+    communities = state.layer("communities")["community"]
+    with tempfile.TemporaryDirectory(prefix="gridmap-roster-") as folder:
+        path = FilePath(folder) / "roster.csv"
+        path.write_bytes(body)
+        roster = read_roster(path, communities=communities)
+    plans.import_roster(state.store, roster, author=principal.name)
+    return [Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)]
+
+
+@router.post(
+    "/assign",
+    response_model=WorkerAssignment,
+    responses=ERRORS,
+    summary="Give every grid without a worker one from its community",
+)
+def assign_workers(state: StateDep, principal: Admin) -> WorkerAssignment:
+    assigned, missing = plans.fill_workers(state.store, author=principal.name)
+    return WorkerAssignment(
+        assigned=assigned, without_worker=records(missing.reset_index(names="grid_code"))
+    )

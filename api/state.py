@@ -1,0 +1,179 @@
+"""What the service keeps between requests: the store, the locate index, WGS84 layers, tokens.
+
+A few things are too slow to rebuild per request (the :class:`~geo.locate.GridIndex`, the
+buildings in WGS84) and too important to serve stale (a revoked token, a newly published plan).
+SQLite's ``PRAGMA data_version`` tells, in microseconds, whether another connection committed
+since the last look; only then is the project's *fingerprint* (published plan, its revision,
+the layers' last change, workers) read again, and a cache rebuilt when it differs. Each uvicorn
+worker process holds its own copy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyproj
+import sqlalchemy as sa
+
+from api.auth import Principal, verify_token
+from api.settings import Settings
+from geo import plans, project
+from geo.errors import NotFound
+from geo.locate import GridIndex
+from geo.store import GeoPackageStore, Store, open_store
+
+_FINGERPRINT_SQL = {
+    "plan": "SELECT plan_id, revision, published_at FROM plans WHERE status = 'published' "
+    "ORDER BY plan_id DESC LIMIT 1",
+    "layers": "SELECT group_concat(table_name || '@' || last_change, ',') FROM "
+    "(SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+    "('buildings', 'grids', 'communities') ORDER BY table_name)",
+    "workers": "SELECT count(*), group_concat(worker_id || '|' || name || '|' || "
+    "coalesce(phone, '') || '|' || community, ',') FROM workers",
+}
+_GRID_WORKERS_SQL = "SELECT count(*), group_concat(coalesce(worker_id, '-'), ',') FROM grids"
+
+
+@dataclass(frozen=True)
+class Locator:
+    """The published plan's locate index and the transformers the single-point path needs."""
+
+    plan_id: int
+    index: GridIndex
+    from_wgs84: pyproj.Transformer
+
+
+class ProjectState:
+    """The service's view of one project file (one per app)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store = open_store(settings.db)
+        path = self.store.path if isinstance(self.store, GeoPackageStore) else settings.db
+        # a connection of our own: PRAGMA data_version counts commits made by *other* connections
+        self._watch = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._watch_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._data_version: int | None = None
+        self._checked_at = 0.0
+        self._fingerprint: tuple | None = None
+        self._tokens: dict[str, Principal] = {}
+        self._cache: dict[str, tuple[tuple, Any]] = {}
+
+    def close(self) -> None:
+        self._watch.close()
+        if isinstance(self.store, GeoPackageStore):
+            self.store.engine.dispose()
+
+    # -- freshness ---------------------------------------------------------------------------------
+    def _changed(self) -> bool:
+        with self._watch_lock:
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
+
+    def fingerprint(self) -> tuple:
+        """What the caches depend on; re-read only after another connection committed."""
+        now = time.monotonic()
+        if self._fingerprint is not None and now - self._checked_at < self.settings.refresh_seconds:
+            return self._fingerprint
+        if self._changed() or self._fingerprint is None:
+            self._tokens.clear()  # a revoked token stops working with the next request
+            self._fingerprint = self._read_fingerprint()
+        self._checked_at = now
+        return self._fingerprint
+
+    def _read_fingerprint(self) -> tuple:
+        with self.store.reading() as conn:
+            parts: list[Any] = [
+                tuple(conn.exec_driver_sql(sql).first() or ()) for sql in _FINGERPRINT_SQL.values()
+            ]
+            if self.store.has_layer("grids", conn):
+                parts.append(tuple(conn.exec_driver_sql(_GRID_WORKERS_SQL).first()))
+        return tuple(parts)
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once per fingerprint of the project."""
+        fingerprint = self.fingerprint()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            return hit[1]
+        with self._build_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == fingerprint:
+                return hit[1]
+            value = build()
+            self._cache[key] = (fingerprint, value)
+            return value
+
+    # -- tokens ------------------------------------------------------------------------------------
+    def principal(self, token: str) -> Principal:
+        self.fingerprint()  # clears the token cache when the file changed (a revoke)
+        found = self._tokens.get(token)
+        if found is None:
+            found = verify_token(self.store, token)
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[token] = found
+        return found
+
+    # -- published data ----------------------------------------------------------------------------
+    def published_plan_id(self) -> int:
+        plan = self.fingerprint()[0]
+        if not plan:
+            raise NotFound(
+                "no published plan yet; run 'gridmap partition' first",
+                zh="尚无已发布的网格方案，请先运行 gridmap partition",
+            )
+        return int(plan[0])
+
+    def locator(self) -> Locator:
+        """The published plan's :class:`GridIndex`, rebuilt when the published plan changes."""
+        plan_id = self.published_plan_id()
+
+        def build() -> Locator:
+            buildings = self.store.read_layer("buildings", columns=["building_id"])
+            grids = plans.published_grids(self.store)
+            index = GridIndex.build(buildings, grids)
+            transformer = pyproj.Transformer.from_crs(4326, index.crs, always_xy=True)
+            return Locator(plan_id=plan_id, index=index, from_wgs84=transformer)
+
+        return self.cached("locator", build)
+
+    def layer(self, name: str) -> gpd.GeoDataFrame:
+        """``grids``, ``buildings`` or ``communities`` of the published plan in WGS84 (cached)."""
+        return self.cached(f"layer:{name}", lambda: _read_wgs84(self.store, name))
+
+    def roster(self) -> pd.DataFrame:
+        return self.cached("roster", lambda: plans.roster(self.store))
+
+
+def _read_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
+    if name == "buildings":
+        frame = project.read_buildings_with_grids(store)
+    elif name == "grids":
+        frame = plans.published_grids(store).drop(columns=["plan_id"], errors="ignore")
+    else:
+        frame = store.read_layer(name)
+    frame = frame.to_crs(4326).reset_index(drop=True)
+    frame.sindex  # noqa: B018 - build the spatial index once, before requests share the frame
+    return frame
+
+
+def table_exists(store: Store, name: str) -> bool:
+    with store.reading() as conn:
+        return bool(
+            conn.execute(
+                sa.text("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=:n"),
+                {"n": name},
+            ).scalar()
+        )
