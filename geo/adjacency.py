@@ -229,11 +229,12 @@ def building_adjacency(
     Examples
     --------
     >>> import geopandas as gpd, shapely
-    >>> squares = [shapely.box(x, 0, x + 8, 8) for x in (0, 10, 20, 400)]
-    >>> gdf = gpd.GeoDataFrame({"community": list("aaaa")}, geometry=squares, crs=3857)
+    >>> squares = [shapely.box(x, y, x + 8, y + 8) for x in (0, 10, 20) for y in (0, 10)]
+    >>> squares.append(shapely.box(400, 0, 408, 8))
+    >>> gdf = gpd.GeoDataFrame({"community": ["a"] * 7}, geometry=squares, crs=3857)
     >>> graph = building_adjacency(gdf)
-    >>> graph[[0], :].indices.tolist(), graph[[3], :].nnz  # the far building stays apart
-    ([1], 0)
+    >>> graph[[0], :].indices.tolist(), graph[[6], :].nnz  # the far building stays apart
+    ([1, 2, 3], 0)
     """
     xy = centroid_coordinates(buildings)
     community = _community_codes(buildings)
