@@ -24,7 +24,9 @@ def suzhou(shared_data) -> gpd.GeoDataFrame:
     gdf = gdf.to_crs(gdf.estimate_utm_crs())
     c = gdf.geometry.centroid
     return gdf.assign(
-        community=np.floor(c.x / 500).astype(int).astype(str) + "_" + np.floor(c.y / 500).astype(int).astype(str)
+        community=np.floor(c.x / 500).astype(int).astype(str)
+        + "_"
+        + np.floor(c.y / 500).astype(int).astype(str)
     )
 
 
@@ -60,7 +62,9 @@ def test_suzhou_graph_drops_the_long_delaunay_edges(suzhou):
 
 
 def test_isolated_hamlet_is_not_a_neighbour():
-    village = [shapely.box(x, y, x + 10, y + 8) for x in range(0, 200, 20) for y in range(0, 200, 20)]
+    village = [
+        shapely.box(x, y, x + 10, y + 8) for x in range(0, 200, 20) for y in range(0, 200, 20)
+    ]
     hamlet = [shapely.box(600, 600, 610, 608), shapely.box(620, 600, 630, 608)]
     gdf = gpd.GeoDataFrame({"community": ["v"] * 102}, geometry=village + hamlet, crs=32651)
     comp = community_components(building_adjacency(gdf))
