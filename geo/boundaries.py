@@ -45,6 +45,8 @@ from geo.errors import GridmapError, InputError
 
 # Gaps narrower than this (m) are floating-point slivers between momepy's clipped cells.
 SLIVER_M = 0.01
+# Cells are rounded to this grid (m) before cleaning.
+GRID_M = 0.001
 # A building momepy dropped gets at most this much room (m) around its footprint when repaired.
 CARVE_M = 1.0
 
@@ -204,11 +206,12 @@ def _territories(
         return {names[0]: reach}
     # A coarse tessellation is enough to decide which community owns the space between them.
     coarse = _morphological(gpd.GeoSeries(footprints), reach, 4 * segment_m)
-    geometry = shapely.coverage_clean(
-        shapely.make_valid(coarse.geometry.values), gap_width=SLIVER_M
-    )
-    owner = community[coarse.index.to_numpy()]
-    territory = {name: shapely.coverage_union_all(geometry[owner == name]) for name in names}
+    owner = coarse.index.to_numpy()
+    pieces = _clean(_Pieces(shapely.make_valid(coarse.geometry.values), owner, community[owner]))
+    territory = {
+        name: shapely.coverage_union_all(pieces.geometry[pieces.community == name])
+        for name in names
+    }
     # Communities whose buildings all collapsed in the coarse pass still get their own buffer.
     for name in names:
         if territory[name].is_empty:
@@ -378,9 +381,19 @@ def _carve(
 
 def _clean(pieces: _Pieces) -> _Pieces:
     """Snap the pieces into an exact coverage (identical shared edges, no overlaps)."""
-    pieces = pieces.exploded()
-    geometry = shapely.coverage_clean(pieces.geometry, gap_width=SLIVER_M)
-    return _Pieces(geometry, pieces.owner, pieces.community).exploded()
+    # GEOS's cleaner can trip over near-coincident vertices ("CoverageUnion cannot process
+    # overlapping inputs"); rounding to a millimetre grid first avoids that, and is far below
+    # any survey precision.
+    for grid_size in (GRID_M, 10 * GRID_M):
+        rounded = pieces.take(np.ones(len(pieces.geometry), dtype=bool))
+        rounded.geometry = shapely.set_precision(pieces.geometry, grid_size)
+        rounded = rounded.exploded()
+        try:
+            geometry = shapely.coverage_clean(rounded.geometry, gap_width=SLIVER_M)
+        except GEOSException:
+            continue
+        return _Pieces(geometry, rounded.owner, rounded.community).exploded()
+    raise CoverageError("the cells could not be cleaned into a coverage")
 
 
 def _merge_orphans(pieces: _Pieces, points: np.ndarray, n: int) -> np.ndarray:
