@@ -1,6 +1,6 @@
 """Group each community's buildings into grids of ``min_size`` to ``max_size`` neighbours.
 
-The engine, in four steps, all inside one community at a time (never across):
+The engine, in four steps; no grid ever crosses a community:
 
 1. **units**: the community's adjacency graph (:func:`geo.adjacency.building_adjacency`) is split
    into connected pieces; a piece whose count cannot form grids of the allowed sizes is joined to
@@ -12,8 +12,13 @@ The engine, in four steps, all inside one community at a time (never across):
    evaluated for all grids at once with closed-form spread deltas and a batched reachability
    test on the tiny grid graphs. A move is taken when it lowers, in this order, the number of
    disconnected pieces, the households above the cap, and the spread.
-4. **repair**: a grid still in pieces is merged with each neighbouring grid in turn and the pair
-   is re-split exhaustively into two valid grids, keeping the best split.
+4. **polish**: every pair of neighbouring grids is re-split exhaustively (all splits of their
+   8-10 buildings into two valid grids, batched by size), keeping the split with the fewest pieces,
+   then the least excess and spread; this also mends grids the moves could not make contiguous.
+
+Steps 2-4 run ``restarts`` times with the curve turned by a different angle (drawn from ``seed``);
+each community keeps its best run. Every round works on all communities at once, so the cost is
+a bounded number of numpy passes rather than a Python loop per building or per community.
 
 :func:`grid_report` computes the per-grid facts (size, households, diameter, contiguity, status
 and reason in English and Chinese) for any labelling, so the plan editor can validate edits.
