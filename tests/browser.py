@@ -70,6 +70,7 @@ def open_page(
     *,
     block_network: bool = False,
     route: Callable[[Route], None] | None = None,
+    init_script: str | None = None,
     browser: Browser | None = None,
     viewport: tuple[int, int] = (1280, 800),
     wait_until: str = "load",
@@ -83,6 +84,8 @@ def open_page(
         Abort every request except the page itself (an offline intranet without internet).
     route : callable, optional
         Handles every request other than the page itself instead (fulfil, abort or continue).
+    init_script : str, optional
+        JavaScript run in the page before any of its own scripts.
     browser : Browser, optional
         Reuse a browser from :func:`launch`; otherwise one is started and closed here.
     """
@@ -108,6 +111,8 @@ def open_page(
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.set_default_timeout(timeout_ms)
+    if init_script:
+        page.add_init_script(init_script)
     opened = OpenedPage(page=page, url=url)
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     page.on(

@@ -107,15 +107,16 @@ def test_offline_map_draws_with_every_request_blocked(suzhou, browser, tmp_path)
         assert stats["grids"] == len(suzhou["grids"])
         assert stats["communities"] == len(suzhou["communities"])
         assert stats["incidents"] == len(suzhou["incidents"])
-        on_map = page.evaluate(f"{VIEW}.gridLayers.filter(l => l._map).length")
-        assert on_map == len(suzhou["grids"])
+        # The whole district is in view: every grid and building outline was drawn.
+        assert page.evaluate(f"{VIEW}.gridSet.drawn") == len(suzhou["grids"])
+        assert page.evaluate(f"{VIEW}.buildingSet.drawn") == len(suzhou["buildings"])
         # Incidents: clusters and single markers drawn as DOM icons.
         assert page.locator(".marker-cluster, .gm-inc").count() > 0
         # The canvas holds painted pixels (grids and buildings are drawn on it).
         painted = page.evaluate(
-            """() => { const c = document.querySelector('.leaflet-overlay-pane canvas');
+            """() => { let n = 0; for (const c of document.querySelectorAll('canvas.gm-canvas')) {
                        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+                       for (let i = 3; i < d.length; i += 4) if (d[i]) n++; } return n; }"""
         )
         assert painted > 10_000
 
@@ -133,9 +134,9 @@ def test_untrusted_text_is_shown_as_text_and_runs_nothing(kunming, kunming_offli
                 == 0
             )
             page.evaluate(f"void {VIEW}.map.closePopup()")
-            page.evaluate(f"void {VIEW}.gridLayers[{i}].openPopup()")
+            page.evaluate(f"void {VIEW}.gridSet.openPopup({i})")
             assert text in popup_text(page)  # a worker name holding the same text
-            page.evaluate(f"void {VIEW}.buildingLayers[{i}].openPopup()")
+            page.evaluate(f"void {VIEW}.buildingSet.openPopup({i})")
             assert text in popup_text(page)  # a building name
         page.fill(".gm-search input", XSS_STRINGS[0])
         page.press(".gm-search input", "Enter")
@@ -157,7 +158,7 @@ def test_clicking_a_grid_opens_its_facts(kunming, kunming_offline, browser):
             f"""() => {{ const v = {VIEW};
                 v.map.removeLayer(v.groups.buildings);
                 v.map.eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup) v.map.removeLayer(l); }});
-                v.map.fitBounds(v.gridLayers[{i}].getBounds(), {{animate: false}}); }}"""
+                v.map.fitBounds(v.gridSet.bounds({i}), {{animate: false}}); }}"""
         )
         page.wait_for_timeout(200)
         # Click on the grid's label point (inside the grid, shipped in the data block).
@@ -176,6 +177,31 @@ def test_clicking_a_grid_opens_its_facts(kunming, kunming_offline, browser):
         assert f"{int(row['n_buildings'])}" in text
         assert f"{int(row['households'])}" in text
         assert "138" not in text  # no phone without include_contacts
+
+
+def test_clicking_a_building_opens_its_facts(kunming, kunming_offline, browser):
+    buildings = kunming["buildings"]
+    i = 20
+    inside = buildings.geometry.iloc[[i]].representative_point().to_crs(4326).iloc[0]
+    with open_page(kunming_offline, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.evaluate(
+            f"""() => {{ const v = {VIEW};
+                v.map.eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup) v.map.removeLayer(l); }});
+                v.map.setView([{inside.y}, {inside.x}], 19, {{animate: false}}); }}"""
+        )
+        page.wait_for_timeout(200)
+        point = page.evaluate(
+            f"""() => {{ const v = {VIEW}; const c = v.map.getContainer().getBoundingClientRect();
+                const p = v.map.latLngToContainerPoint([{inside.y}, {inside.x}]);
+                return [c.left + p.x, c.top + p.y]; }}"""
+        )
+        page.mouse.click(*point)
+        text = popup_text(page)
+        assert buildings["building_id"].iloc[i] in text
+        assert buildings["grid_code"].iloc[i] in text
+        assert buildings["address"].iloc[i] in text
 
 
 def test_incident_popup_has_category_status_and_times(kunming, browser, tmp_path):

@@ -78,6 +78,204 @@
     return out;
   }
 
+  // ---- many polygons on one canvas ----
+  // Tens of thousands of L.Polygon objects take seconds to create and project; a PolygonSet keeps
+  // the outlines in typed arrays in Web Mercator unit coordinates, draws each style group as one
+  // canvas path, and answers clicks by bounding box and ray casting.
+  var MAX_LAT = 85.0511287798;
+
+  function toUnit(lon, lat) {
+    var phi = (Math.max(-MAX_LAT, Math.min(MAX_LAT, lat)) * Math.PI) / 180;
+    return [(lon + 180) / 360, 0.5 - Math.log(Math.tan(Math.PI / 4 + phi / 2)) / (2 * Math.PI)];
+  }
+
+  function fromUnit(u, v) {
+    var lat = (Math.atan(Math.exp((0.5 - v) * 2 * Math.PI)) * 360) / Math.PI - 90;
+    return L.latLng(lat, u * 360 - 180);
+  }
+
+  // enc (see decodePolygons) -> {n, u, v, ringStart, featureRing, bbox}
+  function decodeStore(enc) {
+    var c = enc.c, r = enc.r, p = enc.p, g = enc.g;
+    var nVerts = c.length / 2, nRings = r.length;
+    var nFeatures = g ? g.length : p ? p.length : r.length;
+    var u = new Float64Array(nVerts), v = new Float64Array(nVerts);
+    var x = 0, y = 0, k, i;
+    for (i = 0, k = 0; i < nVerts; i++, k += 2) {
+      x += c[k];
+      y += c[k + 1];
+      var uv = toUnit(x / 1e6, y / 1e6);
+      u[i] = uv[0];
+      v[i] = uv[1];
+    }
+    var ringStart = new Int32Array(nRings + 1);
+    for (i = 0; i < nRings; i++) ringStart[i + 1] = ringStart[i] + r[i];
+    var featureRing = new Int32Array(nFeatures + 1), poly = 0;
+    for (i = 0; i < nFeatures; i++) {
+      var nPolys = g ? g[i] : 1, rings = 0;
+      for (var j = 0; j < nPolys; j++) rings += p ? p[poly++] : 1;
+      featureRing[i + 1] = featureRing[i] + rings;
+    }
+    var bbox = new Float64Array(4 * nFeatures);
+    for (i = 0; i < nFeatures; i++) {
+      var minU = Infinity, minV = Infinity, maxU = -Infinity, maxV = -Infinity;
+      for (var q = ringStart[featureRing[i]]; q < ringStart[featureRing[i + 1]]; q++) {
+        if (u[q] < minU) minU = u[q];
+        if (u[q] > maxU) maxU = u[q];
+        if (v[q] < minV) minV = v[q];
+        if (v[q] > maxV) maxV = v[q];
+      }
+      bbox.set([minU, minV, maxU, maxV], 4 * i);
+    }
+    return { n: nFeatures, u: u, v: v, ringStart: ringStart, featureRing: featureRing, bbox: bbox };
+  }
+
+  var PolygonSet = L.Layer.extend({
+    // store: decodeStore output; styleOf(i) -> key of styles; styles[key] -> {fill, fillOpacity,
+    // color, weight, dash}; popup(i) -> Node; anchor(i) -> [lat, lng] where a popup opens.
+    initialize: function (store, styleOf, styles, popup, anchor, pane) {
+      this.store = store;
+      this.styleOf = styleOf;
+      this.styles = styles;
+      this.popup = popup;
+      this.anchor = anchor;
+      this.paneName = pane;
+      this.drawn = 0;
+    },
+
+    onAdd: function (map) {
+      if (!map.getPane(this.paneName)) {
+        map.createPane(this.paneName).style.zIndex = this.paneName === "gm-buildings" ? 395 : 390;
+      }
+      this.canvas = L.DomUtil.create("canvas", "leaflet-zoom-hide gm-canvas");
+      this.canvas.style.pointerEvents = "none";
+      map.getPane(this.paneName).appendChild(this.canvas);
+      map.on("moveend zoomend resize viewreset", this.redraw, this);
+      this.redraw();
+    },
+
+    onRemove: function (map) {
+      map.off("moveend zoomend resize viewreset", this.redraw, this);
+      if (this._frame) L.Util.cancelAnimFrame(this._frame);
+      this._frame = null;
+      L.DomUtil.remove(this.canvas);
+      this.canvas = null;
+      this.drawn = 0;
+    },
+
+    setStyle: function (styleOf, styles) {
+      this.styleOf = styleOf;
+      this.styles = styles;
+      if (this._map) this.redraw();
+    },
+
+    // Map events come in bursts (zoomend, moveend, viewreset): draw once per animation frame.
+    redraw: function () {
+      if (!this._frame) this._frame = L.Util.requestAnimFrame(this.draw, this);
+    },
+
+    draw: function () {
+      this._frame = null;
+      var map = this._map;
+      if (!map || !this.canvas) return;
+      var size = map.getSize(), pad = 0.25;
+      var padX = Math.round(size.x * pad), padY = Math.round(size.y * pad);
+      var width = size.x + 2 * padX, height = size.y + 2 * padY;
+      var ratio = window.devicePixelRatio || 1;
+      var topLeft = map.containerPointToLayerPoint([-padX, -padY]);
+      L.DomUtil.setPosition(this.canvas, topLeft);
+      this.canvas.width = Math.round(width * ratio);
+      this.canvas.height = Math.round(height * ratio);
+      this.canvas.style.width = width + "px";
+      this.canvas.style.height = height + "px";
+      var ctx = this.canvas.getContext("2d");
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      var scale = 256 * Math.pow(2, map.getZoom());
+      var origin = map.getPixelOrigin();
+      var ox = origin.x + topLeft.x, oy = origin.y + topLeft.y;
+      var s = this.store, u = s.u, v = s.v, bbox = s.bbox;
+      var minU = ox / scale, minV = oy / scale, maxU = (ox + width) / scale, maxV = (oy + height) / scale;
+      var groups = {}, i, key;
+      for (i = 0; i < s.n; i++) {
+        var b = 4 * i;
+        if (bbox[b] > maxU || bbox[b + 2] < minU || bbox[b + 1] > maxV || bbox[b + 3] < minV) continue;
+        key = this.styleOf(i);
+        (groups[key] = groups[key] || []).push(i);
+      }
+      this.drawn = 0;
+      for (key in groups) {
+        var style = this.styles[key], members = groups[key];
+        if (!style) continue;
+        var lod = style.lod || 0;
+        ctx.beginPath();
+        for (var m = 0; m < members.length; m++) {
+          var f = members[m], fb = 4 * f;
+          var w = (bbox[fb + 2] - bbox[fb]) * scale, h = (bbox[fb + 3] - bbox[fb + 1]) * scale;
+          if (w < lod && h < lod) {
+            // A few pixels across: its box looks the same and costs one rectangle, not a path.
+            ctx.rect(bbox[fb] * scale - ox, bbox[fb + 1] * scale - oy, Math.max(w, 1), Math.max(h, 1));
+            continue;
+          }
+          for (var ring = s.featureRing[f]; ring < s.featureRing[f + 1]; ring++) {
+            var q = s.ringStart[ring], end = s.ringStart[ring + 1];
+            ctx.moveTo(u[q] * scale - ox, v[q] * scale - oy);
+            for (q++; q < end; q++) ctx.lineTo(u[q] * scale - ox, v[q] * scale - oy);
+            ctx.closePath();
+          }
+        }
+        this.drawn += members.length;
+        if (style.fill) {
+          ctx.globalAlpha = style.fillOpacity;
+          ctx.fillStyle = style.fill;
+          ctx.fill("evenodd");
+        }
+        if (style.weight && !(style.strokeMinZoom > map.getZoom())) {
+          ctx.globalAlpha = style.opacity || 1;
+          ctx.strokeStyle = style.color;
+          ctx.lineWidth = style.weight;
+          ctx.lineJoin = "round";
+          ctx.setLineDash(style.dash || []);
+          ctx.stroke();
+        }
+      }
+      ctx.globalAlpha = 1;
+    },
+
+    // The topmost feature containing latlng, or -1.
+    hit: function (latlng) {
+      var p = toUnit(latlng.lng, latlng.lat), pu = p[0], pv = p[1];
+      var s = this.store, u = s.u, v = s.v, bbox = s.bbox;
+      for (var i = s.n - 1; i >= 0; i--) {
+        var b = 4 * i;
+        if (pu < bbox[b] || pu > bbox[b + 2] || pv < bbox[b + 1] || pv > bbox[b + 3]) continue;
+        if (!this.styles[this.styleOf(i)]) continue;
+        var inside = false;
+        for (var ring = s.featureRing[i]; ring < s.featureRing[i + 1]; ring++) {
+          var start = s.ringStart[ring], end = s.ringStart[ring + 1];
+          for (var a = start, z = end - 1; a < end; z = a++) {
+            if (v[a] > pv !== v[z] > pv && pu < ((u[z] - u[a]) * (pv - v[a])) / (v[z] - v[a]) + u[a]) {
+              inside = !inside;
+            }
+          }
+        }
+        if (inside) return i;
+      }
+      return -1;
+    },
+
+    bounds: function (i) {
+      var b = 4 * i, bbox = this.store.bbox;
+      return L.latLngBounds(fromUnit(bbox[b], bbox[b + 3]), fromUnit(bbox[b + 2], bbox[b + 1]));
+    },
+
+    openPopup: function (i, latlng) {
+      var map = this._map;
+      if (!map) return;
+      var at = latlng || (this.anchor ? this.anchor(i) : this.bounds(i).getCenter());
+      L.popup({ maxWidth: 340 }).setLatLng(at).setContent(this.popup(i)).openOn(map);
+    },
+  });
+
   // ---- the map ----
   function GridMap(map, data, groups) {
     this.map = map;
@@ -85,8 +283,8 @@
     this.t = data.strings;
     this.groups = groups;
     this.renderer = L.canvas({ padding: 0.5 });
-    this.gridLayers = [];
-    this.buildingLayers = [];
+    this.gridSet = null;
+    this.buildingSet = null;
     this.incidentMarkers = [];
     this.stats = { grids: 0, buildings: 0, communities: 0, incidents: 0, choropleth: 0 };
   }
@@ -135,47 +333,42 @@
     ]);
   };
 
-  GridMap.prototype.gridStyle = function (i) {
-    var d = this.data.grids, palette = this.data.palette;
-    var flagged = present(d.status[i]) && d.status[i] !== "ok";
-    var style = {
-      renderer: this.renderer,
-      color: flagged ? "#c0392b" : "#37474f",
-      weight: flagged ? 2 : 1,
-      dashArray: flagged ? "5 4" : null,
-      fillColor: palette[d.color[i] % palette.length],
-      fillOpacity: 0.35,
-    };
-    if (d.changed) {
-      style.fillColor = d.changed[i] ? "#e74c3c" : "#bdc3c7";
-      style.fillOpacity = d.changed[i] ? 0.55 : 0.25;
-      style.weight = d.changed[i] ? 2.5 : 1;
+  // Grid style keys: colour index, "f" suffix for flagged grids; diff maps: changed/unchanged.
+  GridMap.prototype.gridStyles = function () {
+    var d = this.data.grids, palette = this.data.palette, styles = {}, keys = new Array(d.code.length);
+    for (var i = 0; i < keys.length; i++) {
+      var flagged = present(d.status[i]) && d.status[i] !== "ok";
+      keys[i] = d.changed ? (d.changed[i] ? "changed" : "same") : (d.color[i] % palette.length) + (flagged ? "f" : "");
     }
-    return style;
+    palette.forEach(function (color, k) {
+      styles[k] = { fill: color, fillOpacity: 0.35, color: "#37474f", weight: 1 };
+      styles[k + "f"] = { fill: color, fillOpacity: 0.35, color: "#c0392b", weight: 2, dash: [5, 4] };
+    });
+    styles.changed = { fill: "#e74c3c", fillOpacity: 0.55, color: "#922b21", weight: 2.5 };
+    styles.same = { fill: "#bdc3c7", fillOpacity: 0.25, color: "#7f8c8d", weight: 1 };
+    return { keys: keys, styles: styles };
   };
 
   GridMap.prototype.drawGrids = function () {
     var d = this.data.grids;
     if (!d || !this.groups.grids) return;
-    var self = this, shapes = decodePolygons(d.geom);
-    this.gridShapes = shapes;
-    var layer = L.layerGroup();
-    for (var i = 0; i < shapes.length; i++) {
-      var poly = L.polygon(shapes[i], this.gridStyle(i));
-      poly.bindPopup(
-        (function (k) {
-          return function () {
-            return self.gridPopup(k);
-          };
-        })(i)
-      );
-      this.gridLayers.push(poly);
-      layer.addLayer(poly);
+    var self = this;
+    var store = (this.gridStore = decodeStore(d.geom));
+    this.gridLabels = decodePoints(d.label);
+    var look = this.gridStyles();
+    function anchor(i) {
+      return self.gridLabels[i];
     }
-    this.groups.grids.addLayer(layer);
-    this.stats.grids = shapes.length;
+    function popup(i) {
+      return self.gridPopup(i);
+    }
+    this.gridSet = new PolygonSet(store, function (i) {
+      return look.keys[i];
+    }, look.styles, popup, anchor, "gm-grids");
+    this.groups.grids.addLayer(this.gridSet);
+    this.stats.grids = store.n;
     if (this.groups.labels) this.setupLabels();
-    if (this.groups.choropleth) this.drawChoropleth(shapes);
+    if (this.groups.choropleth) this.drawChoropleth(store, popup, anchor);
   };
 
   GridMap.prototype.setupLabels = function () {
@@ -196,33 +389,33 @@
     refresh();
   };
 
-  GridMap.prototype.drawChoropleth = function (shapes) {
-    var d = this.data.grids, ch = this.data.choropleth, layer = L.layerGroup(), self = this;
-    for (var i = 0; i < shapes.length; i++) {
-      var value = d[ch.field][i] || 0, color = ch.colors[0];
-      for (var b = 0; b < ch.bins.length; b++) if (value >= ch.bins[b]) color = ch.colors[b];
-      var poly = L.polygon(shapes[i], {
-        renderer: this.renderer,
-        color: "#555",
-        weight: 0.6,
-        fillColor: color,
-        fillOpacity: value > 0 ? 0.75 : 0.15,
-      });
-      poly.bindPopup(
-        (function (k) {
-          return function () {
-            return self.gridPopup(k);
-          };
-        })(i)
-      );
-      layer.addLayer(poly);
+  GridMap.prototype.drawChoropleth = function (store, popup, anchor) {
+    var d = this.data.grids, ch = this.data.choropleth, styles = {}, keys = new Array(store.n);
+    ch.colors.forEach(function (color, b) {
+      styles[b] = { fill: color, fillOpacity: b === 0 ? 0.15 : 0.75, color: "#555", weight: 0.6 };
+    });
+    for (var i = 0; i < store.n; i++) {
+      var value = d[ch.field][i] || 0, bin = 0;
+      for (var b = 0; b < ch.bins.length; b++) if (value >= ch.bins[b]) bin = b;
+      keys[i] = bin;
     }
-    this.groups.choropleth.addLayer(layer);
-    this.stats.choropleth = shapes.length;
+    this.choroplethSet = new PolygonSet(store, function (k) {
+      return keys[k];
+    }, styles, popup, anchor, "gm-grids");
+    this.groups.choropleth.addLayer(this.choroplethSet);
+    this.stats.choropleth = store.n;
   };
 
   GridMap.prototype.buildingStyle = function () {
     return { renderer: this.renderer, color: "#5d4037", weight: 0.6, fillColor: "#a1887f", fillOpacity: 0.55 };
+  };
+
+  GridMap.prototype.buildingProps = function (k) {
+    var d = this.data.buildings, props = {};
+    ["building_id", "community", "households", "grid_code", "name", "address"].forEach(function (col) {
+      props[col] = d[col] ? d[col][k] : null;
+    });
+    return props;
   };
 
   GridMap.prototype.drawBuildings = function () {
@@ -232,26 +425,18 @@
       if (this.data.options.features_url) this.setupRemoteBuildings();
       return;
     }
-    var self = this, shapes = decodePolygons(d.geom), layer = L.layerGroup(), style = this.buildingStyle();
-    var cols = ["building_id", "community", "households", "grid_code", "name", "address"];
-    for (var i = 0; i < shapes.length; i++) {
-      var poly = L.polygon(shapes[i], style);
-      poly.bindPopup(
-        (function (k) {
-          return function () {
-            var props = {};
-            cols.forEach(function (col) {
-              props[col] = d[col] ? d[col][k] : null;
-            });
-            return self.buildingPopup(props);
-          };
-        })(i)
-      );
-      this.buildingLayers.push(poly);
-      layer.addLayer(poly);
-    }
-    this.groups.buildings.addLayer(layer);
-    this.stats.buildings = shapes.length;
+    var self = this, store = decodeStore(d.geom);
+    // Buildings a few pixels wide are drawn as boxes and without outlines until zoom 15.
+    var styles = {
+      b: { fill: "#a1887f", fillOpacity: 0.6, color: "#5d4037", weight: 0.6, lod: 4, strokeMinZoom: 15 },
+    };
+    this.buildingSet = new PolygonSet(store, function () {
+      return "b";
+    }, styles, function (i) {
+      return self.buildingPopup(self.buildingProps(i));
+    }, null, "gm-buildings");
+    this.groups.buildings.addLayer(this.buildingSet);
+    this.stats.buildings = store.n;
   };
 
   // Too many buildings to embed: fetch the ones in view from a GeoJSON endpoint taking bbox.
@@ -390,7 +575,8 @@
     }
     if (d.buildings) {
       var names = d.buildings.name || [], addresses = d.buildings.address || [];
-      for (var i = 0; i < this.buildingLayers.length && hits.length < 50; i++) {
+      var nBuildings = this.buildingSet ? this.buildingSet.store.n : 0;
+      for (var i = 0; i < nBuildings && hits.length < 50; i++) {
         if (match(addresses[i]) || match(names[i])) {
           hits.push({ kind: "building", i: i, text: [names[i], addresses[i]].filter(present).join(" · ") });
         }
@@ -400,12 +586,12 @@
   };
 
   GridMap.prototype.showHit = function (hit) {
-    var layer = hit.kind === "grid" ? this.gridLayers[hit.i] : this.buildingLayers[hit.i];
+    var set = hit.kind === "grid" ? this.gridSet : this.buildingSet;
     var group = hit.kind === "grid" ? this.groups.grids : this.groups.buildings;
-    if (!layer) return;
+    if (!set) return;
     if (group && !this.map.hasLayer(group)) this.map.addLayer(group);
-    this.map.fitBounds(layer.getBounds(), { maxZoom: 18 });
-    layer.openPopup();
+    this.map.fitBounds(set.bounds(hit.i), { maxZoom: 18, animate: false });
+    set.openPopup(hit.i);
   };
 
   // Open an incident's popup, zooming into its cluster first (search results, tests).
@@ -468,16 +654,43 @@
     this.map.addControl(new Search());
   };
 
+  // One click handler for all polygon sets: the topmost visible set with a feature there wins.
+  GridMap.prototype.onMapClick = function (event) {
+    var sets = [this.buildingSet, this.choroplethSet, this.gridSet];
+    for (var k = 0; k < sets.length; k++) {
+      var set = sets[k];
+      if (!set || !set._map) continue;
+      var i = set.hit(event.latlng);
+      if (i >= 0) {
+        set.openPopup(i, event.latlng);
+        return;
+      }
+    }
+  };
+
   // ---- entry points used by the generated page ----
+  // Phase timings (ms since navigation start) for the benchmark: window.__gridmapTimings.
+  var timings = (gm.timings = gm.timings || {});
+  function timed(name, fn) {
+    var start = performance.now();
+    fn();
+    timings[name] = Math.round(performance.now() - start);
+  }
+
   gm.load = function (map, dataId, groups) {
-    var node = document.getElementById(dataId);
-    var data = JSON.parse(node.textContent);
-    var view = new GridMap(map, data, groups);
+    timings.start = Math.round(performance.now());
+    var data, view;
+    timed("parse", function () {
+      data = JSON.parse(document.getElementById(dataId).textContent);
+    });
+    view = new GridMap(map, data, groups);
     gm.maps[dataId] = view;
-    view.drawCommunities();
-    view.drawGrids();
-    view.drawBefore();
-    view.drawBuildings();
+    timed("communities", view.drawCommunities.bind(view));
+    timed("grids", view.drawGrids.bind(view));
+    timed("before", view.drawBefore.bind(view));
+    timed("buildings", view.drawBuildings.bind(view));
+    timings.loaded = Math.round(performance.now());
+    map.on("click", view.onMapClick, view);
     if (data.options.search) view.addSearch();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
@@ -500,6 +713,7 @@
 
   // Drawn: after the synchronous setup, the canvas renderer paints on the next animation frame.
   gm.ready = function (map) {
+    timings.scripts = Math.round(performance.now());
     requestAnimationFrame(function () {
       requestAnimationFrame(function () {
         var stats = {};
@@ -510,6 +724,7 @@
           });
         });
         window.__gridmapStats = stats;
+        window.__gridmapTimings = timings;
         window.__gridmapReadyAt = performance.now();
         window.__gridmapReady = true;
       });
