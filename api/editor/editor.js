@@ -104,8 +104,6 @@
 
   function bindGrid(code, layer) {
     gridLayer[code] = layer;
-    layer.off("click");
-    layer.unbindPopup();
     layer.on("click", function () {
       toggleGrid(code);
     });
@@ -136,18 +134,21 @@
     (data.geojson.features || []).forEach(function (feature) {
       var code = feature.properties.grid_code;
       var geom = feature.geometry;
-      var latlngs = L.GeoJSON.coordsToLatLngs(geom.coordinates, geom.type === "Polygon" ? 1 : 2);
-      var options = gridStyle(code);
-      options.renderer = view.renderer; // the same canvas as the buildings, which stay on top
-      var poly = L.polygon(latlngs, options);
-      poly.addTo(view.groups.grids || view.map);
-      if (poly.bringToBack) poly.bringToBack();
-      bindGrid(code, poly);
+      addGrid(code, L.GeoJSON.coordsToLatLngs(geom.coordinates, geom.type === "Polygon" ? 1 : 2));
     });
     state.touched = data.touched.map(function (g) {
       return g.grid_code;
     });
-    state.violations = data.violations;
+    // the touched grids' rules first, then the rest of the plan's as before
+    var fresh = {};
+    state.touched.concat(data.removed || []).forEach(function (code) {
+      fresh[code] = true;
+    });
+    state.violations = data.violations.concat(
+      state.violations.filter(function (v) {
+        return !fresh[v.grid_code];
+      })
+    );
     state.selectedGrids = state.selectedGrids.filter(function (c) {
       return !!state.grids[c];
     });
@@ -191,7 +192,10 @@
     return view.data.buildings.building_id[i];
   }
   function selectBuilding(i) {
+    var previous = state.building;
     state.building = i;
+    if (previous !== null) buildingLayers[previous].setStyle(buildingStyle(previous));
+    buildingLayers[i].setStyle(buildingStyle(i));
     render();
   }
   function toggleGrid(code) {
@@ -205,7 +209,7 @@
   // grids of the building's community, nearest first (the first ones are its neighbours)
   function targetsFor(id) {
     var own = state.labels[id], community = (state.grids[own] || {}).community;
-    var here = view.buildingLayers[state.building].getBounds().getCenter();
+    var here = buildingLayers[state.building].getBounds().getCenter();
     var codes = Object.keys(state.grids).filter(function (c) {
       return c !== own && state.grids[c].community === community;
     });
@@ -370,7 +374,11 @@
     var list = el("ul");
     list.id = "gm-ed-violations";
     if (!state.violations.length) list.appendChild(el("li", null, t.no_violations));
-    state.violations.slice(0, 200).forEach(function (v) {
+    // rules about the buildings first; a missing worker is the least urgent
+    var ordered = state.violations.filter(function (v) { return v.rule !== "no_worker"; }).concat(
+      state.violations.filter(function (v) { return v.rule === "no_worker"; })
+    );
+    ordered.slice(0, 300).forEach(function (v) {
       var item = el("li", v.rule !== "no_worker" ? "gm-ed-bad" : null,
         v.grid_code + " · " + ruleText(v.rule) + (v.reason_zh || v.reason ? " · " + (config.lang === "zh" ? v.reason_zh || v.reason : v.reason) : ""));
       item.dataset.rule = v.rule;
@@ -403,25 +411,90 @@
     panel.appendChild(publishRow);
   }
 
+  // ---- the editable layers ----
+  // The map's data block holds grids and buildings as delta-encoded integer coordinates (see
+  // maps/encode.py); the editor draws its own clickable polygons from it on one canvas, and hides
+  // the map runtime's static grid, label and building layers.
+  function decodePolygons(enc) {
+    var c = enc.c, r = enc.r, p = enc.p, g = enc.g;
+    var out = [], x = 0, y = 0, k = 0, ring = 0, poly = 0;
+    var nGeoms = g ? g.length : p ? p.length : r.length;
+    for (var gi = 0; gi < nGeoms; gi++) {
+      var nPolys = g ? g[gi] : 1, polys = [];
+      for (var pj = 0; pj < nPolys; pj++) {
+        var nRings = p ? p[poly] : 1, rings = [];
+        poly++;
+        for (var rk = 0; rk < nRings; rk++) {
+          var nVerts = r[ring], pts = new Array(nVerts);
+          ring++;
+          for (var v = 0; v < nVerts; v++) {
+            x += c[k];
+            y += c[k + 1];
+            k += 2;
+            pts[v] = [y / 1e6, x / 1e6];
+          }
+          rings.push(pts);
+        }
+        polys.push(rings);
+      }
+      out.push(polys.length === 1 ? polys[0] : polys);
+    }
+    return out;
+  }
+
+  var renderer = null;
+  var buildingLayers = [];
+
+  function buildingStyle(i) {
+    var selected = state.building === i;
+    return {
+      renderer: renderer,
+      color: selected ? "#0d47a1" : "#5d4037",
+      weight: selected ? 3 : 0.6,
+      fillColor: selected ? "#42a5f5" : "#a1887f",
+      fillOpacity: selected ? 0.8 : 0.55,
+    };
+  }
+
+  function addGrid(code, latlngs) {
+    var options = gridStyle(code);
+    options.renderer = renderer;
+    var poly = L.polygon(latlngs, options).addTo(view.map);
+    poly.bringToBack(); // buildings stay on top, clickable
+    bindGrid(code, poly);
+  }
+
   // ---- start once the map is drawn ----
   function start() {
     var keys = Object.keys((window.gridmap && window.gridmap.maps) || {});
     if (!window.__gridmapReady || !keys.length) return setTimeout(start, 50);
     view = window.gridmap.maps[keys[0]];
-    view.map.invalidateSize();
-    var codes = view.data.grids ? view.data.grids.code : [];
-    view.gridLayers.forEach(function (layer, i) {
-      bindGrid(codes[i], layer);
+    var map = view.map;
+    ["grids", "labels", "buildings", "choropleth"].forEach(function (name) {
+      if (view.groups && view.groups[name]) map.removeLayer(view.groups[name]);
     });
-    view.buildingLayers.forEach(function (layer, i) {
-      layer.unbindPopup();
-      layer.on("click", function () {
-        selectBuilding(i);
+    if (view.onMapClick) map.off("click", view.onMapClick, view);
+    map.invalidateSize();
+    renderer = L.canvas({ padding: 0.5 });
+    var grids = view.data.grids;
+    if (grids) {
+      decodePolygons(grids.geom).forEach(function (latlngs, i) {
+        addGrid(String(grids.code[i]), latlngs);
       });
-    });
+    }
+    var buildings = view.data.buildings;
+    if (buildings) {
+      decodePolygons(buildings.geom).forEach(function (latlngs, i) {
+        var poly = L.polygon(latlngs, buildingStyle(i)).addTo(map);
+        poly.on("click", function () {
+          selectBuilding(i);
+        });
+        buildingLayers.push(poly);
+      });
+    }
     restyle();
     render();
-    window.__gridmapEditor = { state: state, view: view };
+    window.__gridmapEditor = { state: state, view: view, grids: gridLayer, buildings: buildingLayers };
     window.__gridmapEditorReady = true;
   }
   render();

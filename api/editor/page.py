@@ -178,6 +178,7 @@ def editor_html(store: Store, plan_id: int, *, lang: str = "zh", basemap: str = 
     title = STRINGS[lang]["title"]
     head = (
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>{title} {int(plan_id)}</title><style>{css}</style>"
     )
     body = (

@@ -1,0 +1,181 @@
+"""The grid editor in Debian's chromium, served by a real uvicorn on the Kunming project.
+
+A planner opens the editor, clicks a building, moves it to a neighbouring grid, sees the counts
+and a violation appear, undoes it and sees the violation clear, then publishes with a reason.
+Nothing but the local service is reachable from the page.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from browser import launch, open_page
+from playwright.sync_api import Route
+
+from api.auth import create_token
+from geo import editing, plans
+from geo.store import open_store
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMUNITY = "北泰花园"
+READY = "window.__gridmapEditorReady === true"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(kunming_project):
+    """(base URL, planner token, draft plan id, store) with uvicorn serving a private project."""
+    store = open_store(kunming_project)
+    token = create_token(store, "规划员", "planner")
+    draft = editing.copy_plan(store, plans.published_plan_id(store), author="规划员")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "GRIDMAP_DB": str(kunming_project)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(server.stdout.read().decode()[-2000:]) from None
+                time.sleep(0.3)
+        yield base, token, draft, store
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def only_local(base: str):
+    def route(request_route: Route) -> None:
+        if request_route.request.url.startswith(base):
+            request_route.continue_()
+        else:
+            request_route.abort()
+
+    return route
+
+
+def click_building(page, building_id: str) -> None:
+    """Zoom to a building and click its middle, as a planner would."""
+    x, y = page.evaluate(
+        """(id) => {
+          const ed = window.__gridmapEditor, map = ed.view.map;
+          const i = ed.view.data.buildings.building_id.indexOf(id);
+          const layer = ed.buildings[i];
+          map.setView(layer.getCenter(), 19, {animate: false});
+          const p = map.latLngToContainerPoint(layer.getCenter());
+          const box = map.getContainer().getBoundingClientRect();
+          return [box.left + p.x, box.top + p.y];
+        }""",
+        building_id,
+    )
+    page.mouse.click(x, y)
+
+
+def test_a_planner_moves_a_building_sees_the_violation_undoes_and_publishes(served):
+    base, token, draft, store = served
+    plan = plans.load_plan(store, draft)
+    grids = plan.grids[plan.grids["community"] == COMMUNITY]
+    small = grids.index[grids["n_buildings"] == 4][0]
+    building = plan.labels.index[plan.labels == small][0]
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with launch() as browser, open_page(url, browser=browser, route=only_local(base)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert "token" not in page.url  # kept in local storage, not in the address bar
+        assert "网格编辑" in page.inner_text("#gm-editor")
+
+        click_building(page, building)
+        page.wait_for_selector("#gm-ed-target")
+        assert building in page.inner_text("#gm-editor")
+        options = page.eval_on_selector_all("#gm-ed-target option", "os => os.map(o => o.value)")
+        target = options[0]  # the nearest grid of the same community
+        assert target in set(grids.index) - {small}
+        page.select_option("#gm-ed-target", target)
+        page.click("#gm-ed-move")
+        page.wait_for_function("window.__gridmapEditorRevision === 1")
+
+        counts = {
+            row.get_attribute("data-grid"): int(row.query_selector(".gm-ed-n").inner_text())
+            for row in page.query_selector_all("#gm-ed-counts tr[data-grid]")
+        }
+        assert counts == {small: 3, target: int(grids.loc[target, "n_buildings"]) + 1}
+        flagged = f'#gm-ed-violations li[data-grid="{small}"][data-rule="undersized"]'
+        assert page.query_selector(flagged) is not None
+        assert "楼栋过少" in page.inner_text(flagged)
+        assert plans.load_plan(store, draft).labels[building] == target
+
+        page.click("#gm-ed-undo")
+        page.wait_for_function("window.__gridmapEditorRevision === 2")
+        assert page.query_selector(flagged) is None
+        row = page.query_selector(f'#gm-ed-counts tr[data-grid="{small}"] .gm-ed-n')
+        assert row.inner_text() == "4"
+        assert plans.load_plan(store, draft).labels[building] == small
+
+        page.click("#gm-ed-publish")  # the plan breaks rules: a reason is asked for
+        page.wait_for_function(
+            "document.getElementById('gm-ed-message').textContent.includes('理由')"
+        )
+        assert plans.plan_row(store, draft)["status"] == "draft"
+        page.fill("#gm-ed-reason", "两个小区楼栋太少，街道办同意")
+        page.click("#gm-ed-publish")
+        page.wait_for_function(
+            "document.getElementById('gm-ed-message').textContent.includes('已发布')"
+        )
+        row = plans.plan_row(store, draft)
+        assert (row["status"], row["override_reason"]) == (
+            "published",
+            "两个小区楼栋太少，街道办同意",
+        )
+        assert page.is_disabled("#gm-ed-undo")
+        assert not opened.errors, opened.errors
+        assert not [r for r in opened.requests if not r.startswith((base, "data:", "blob:"))]
+
+
+def test_the_editor_fits_a_phone_and_speaks_english_on_request(served):
+    base, token, draft, _ = served
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none&lang=en"
+    with open_page(url, route=only_local(base), viewport=(390, 844)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert "Grid editor" in page.inner_text("#gm-editor")
+        map_box = page.eval_on_selector(".folium-map", "e => e.getBoundingClientRect().toJSON()")
+        panel = page.eval_on_selector("#gm-editor", "e => e.getBoundingClientRect().toJSON()")
+        assert map_box["width"] == pytest.approx(390, abs=1)
+        assert panel["top"] >= map_box["bottom"] - 1  # the panel sits below the map
+        assert panel["bottom"] <= 844 + 1
+        assert not opened.errors, opened.errors
