@@ -143,7 +143,13 @@ def demo_district(*, seed: int = 2026, n_incidents: int = 400) -> DemoDistrict:
                 )
         if community == "李袁村":
             # an isolated hamlet of two houses across the fields: too small for a grid of its own
-            hx, hy = x0 + BLOCK_W - 90, y0 + 60
+            hx, hy = x0 + BLOCK_W - 120, y0 + 60
+            fields = shapely.Point(hx + 30, hy).buffer(120)
+            records = [
+                r
+                for r in records
+                if r["community"] != community or not r["geometry"].intersects(fields)
+            ]
             for number in (1, 2):
                 records.append(
                     {

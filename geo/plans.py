@@ -164,6 +164,7 @@ def load_plan(store: Store, plan_id: int | None = None, *, conn: Connection | No
     labels = table.set_index("building_id")["grid_code"]
     grids = store.read_layer("plan_grids", where={"plan_id": plan_id}, conn=conn)
     grids = grids.drop(columns="plan_id").set_index("grid_code")
+    grids.index.name = None
     return Plan(
         plan_id=plan_id,
         status=row["status"],

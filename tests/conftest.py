@@ -29,3 +29,59 @@ def suzhou_path(shared_data: Path) -> Path:
 @pytest.fixture
 def kunming_path(shared_data: Path) -> Path:
     return shared_data / "kunming_buildings.geojson"
+
+
+def _checkpointed_copy(source: Path, target: Path) -> Path:
+    """Copy a project file whole (its WAL folded in first), so a test may change the copy."""
+    import shutil
+
+    from geo.store import open_store
+
+    store = open_store(source)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.engine.dispose()
+    shutil.copy(source, target)
+    return target
+
+
+def _built_project(folder: Path, source: Path, **options) -> Path:
+    from geo import plans, project
+    from geo.store import open_store
+
+    db = folder / "project.gpkg"
+    store = open_store(db, create=True)
+    project.import_buildings(store, source, **options)
+    plans.partition_project(store, author="test")
+    store.engine.dispose()
+    return db
+
+
+@pytest.fixture(scope="session")
+def kunming_project_base(tmp_path_factory, shared_data) -> Path:
+    """Kunming's 16 compounds imported and partitioned (a published plan); do not change it."""
+    return _built_project(
+        tmp_path_factory.mktemp("kunming"),
+        shared_data / "kunming_buildings.geojson",
+        community_field="community",
+    )
+
+
+@pytest.fixture(scope="session")
+def suzhou_project_base(tmp_path_factory, shared_data) -> Path:
+    """Suzhou's 8,242 footprints, communities cut as clusters, partitioned; do not change it."""
+    return _built_project(
+        tmp_path_factory.mktemp("suzhou"), shared_data / "suzhou_gusu_buildings.geojson"
+    )
+
+
+@pytest.fixture
+def kunming_project(kunming_project_base, tmp_path) -> Path:
+    """A private copy of the Kunming project, free to change."""
+    return _checkpointed_copy(kunming_project_base, tmp_path / "kunming.gpkg")
+
+
+@pytest.fixture
+def suzhou_project(suzhou_project_base, tmp_path) -> Path:
+    """A private copy of the Suzhou project, free to change."""
+    return _checkpointed_copy(suzhou_project_base, tmp_path / "suzhou.gpkg")

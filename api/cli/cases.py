@@ -9,7 +9,17 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from api.cli.common import DbOption, console, out, print_json, progress_bar, say, store_for, table
+from api.cli.common import (
+    DbOption,
+    console,
+    new_project_file,
+    out,
+    print_json,
+    progress_bar,
+    say,
+    store_for,
+    table,
+)
 from geo import plans, project
 from geo.errors import InputError
 from geo.incidents import store as cases
@@ -126,7 +136,6 @@ def incidents_import(
     author: AuthorOption = "",
 ) -> None:
     """导入事件 Import cases; the same file twice changes nothing."""
-    store = store_for(db)
     columns = cases.mapping_from_options(
         mapping,
         id_col=id_col,
@@ -139,7 +148,8 @@ def incidents_import(
         address_col=address_col,
         tz=tz,
     )
-    summary = cases.import_incidents(store, feed, mapping=columns, source=source, author=author)
+    with new_project_file(db) as store:
+        summary = cases.import_incidents(store, feed, mapping=columns, source=source, author=author)
     console.print(
         table(
             say("事件导入", "Incident import"),
