@@ -145,6 +145,8 @@ def _check_options(min_size: int, max_size: int, max_households: int | None) -> 
 
 
 def _check_buildings(buildings: gpd.GeoDataFrame) -> None:
+    if len(buildings) == 0:
+        raise PartitionInputError("no buildings to partition")
     if "community" not in buildings.columns:
         raise PartitionInputError("buildings have no 'community' column")
     if buildings["community"].isna().any():
@@ -860,7 +862,7 @@ def _reasons(row: pd.Series, min_size: int, max_size: int, cap: float | None) ->
     status = row["status"]
     if status == "undersized" and not is_feasible_count(cn, min_size, max_size) and cn < min_size:
         return (
-            f"community {comm} has {cn} buildings, fewer than {min_size}: too few for a regular grid",
+            f"community {comm} has {cn} building{'s' if cn != 1 else ''}, fewer than {min_size}: too few for a regular grid",
             f"社区仅有 {cn} 栋楼，不足 {min_size} 栋，无法组成规范网格",
         )
     if status in ("undersized", "oversized") and not is_feasible_count(cn, min_size, max_size):

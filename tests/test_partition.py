@@ -278,6 +278,8 @@ def test_grids_cross_fewer_major_roads_when_roads_are_given(shared_data):
 
 
 def test_bad_input_raises_named_errors(kunming):
+    with pytest.raises(PartitionInputError, match="no buildings"):
+        partition_buildings(kunming.iloc[:0])
     with pytest.raises(PartitionInputError, match="'community'"):
         partition_buildings(kunming.drop(columns="community"))
     with pytest.raises(CRSError):
