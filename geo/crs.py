@@ -155,14 +155,15 @@ def to_wgs84(lon, lat, *, crs: str | int | pyproj.CRS = "wgs84") -> tuple[np.nda
     x = np.asarray(lon, dtype="float64")
     y = np.asarray(lat, dtype="float64")
     name = parse_crs_name(crs)
-    if name == "wgs84":
-        return x.copy(), y.copy()
+    # Compare names only as strings: CRS == str parses the string into a CRS (slow).
+    if isinstance(name, pyproj.CRS):
+        out_x, out_y = _transformer(name, _WGS84).transform(x, y)
+        return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
     if name == "gcj02":
         return _gcj_to_wgs(x, y)
     if name == "bd09":
         return _gcj_to_wgs(*_bd_to_gcj(x, y))
-    out_x, out_y = _transformer(name, _WGS84).transform(x, y)
-    return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
+    return x.copy(), y.copy()
 
 
 def from_wgs84(lon, lat, *, crs: str | int | pyproj.CRS) -> tuple[np.ndarray, np.ndarray]:
@@ -179,14 +180,15 @@ def from_wgs84(lon, lat, *, crs: str | int | pyproj.CRS) -> tuple[np.ndarray, np
     x = np.asarray(lon, dtype="float64")
     y = np.asarray(lat, dtype="float64")
     name = parse_crs_name(crs)
-    if name == "wgs84":
-        return x.copy(), y.copy()
+    # Compare names only as strings: CRS == str parses the string into a CRS (slow).
+    if isinstance(name, pyproj.CRS):
+        out_x, out_y = _transformer(_WGS84, name).transform(x, y)
+        return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
     if name == "gcj02":
         return _wgs_to_gcj(x, y)
     if name == "bd09":
         return _gcj_to_bd(*_wgs_to_gcj(x, y))
-    out_x, out_y = _transformer(_WGS84, name).transform(x, y)
-    return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
+    return x.copy(), y.copy()
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ from geo.crs import (
     parse_crs_name,
     to_wgs84,
 )
-from geo.errors import CoordinateError, CRSError, InputError
+from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
 
@@ -121,7 +121,7 @@ def _point_segment_distance2(px: np.ndarray, py: np.ndarray, edges: np.ndarray) 
     return qx
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Layer:
     """Polygons in priority order (index 0 wins ties) with exact point lookups."""
 
@@ -274,7 +274,7 @@ def _refine_edges(grid: _Grid, cell, edge, full, table):
     return kid[order], kid_edge[order]
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Cells:
     """A square-cell table over the layer's extent (see the module docstring).
 
@@ -407,7 +407,7 @@ def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]
     return start, count, value[order]
 
 
-@dataclass
+@dataclass(eq=False)
 class GridIndex:
     """Buildings and grids of one plan, ready to locate points.
 
@@ -432,6 +432,12 @@ class GridIndex:
     _community_codes: np.ndarray = field(init=False, repr=False)
     _workers: np.ndarray = field(init=False, repr=False)
     _worker_codes: np.ndarray = field(init=False, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"GridIndex({len(self.building_ids):,} buildings, {len(self.grid_codes):,} grids, "
+            f"{self.crs.name})"
+        )
 
     def __post_init__(self) -> None:
         # Categorical codes per grid: a million located rows cost a few integer arrays.
@@ -620,6 +626,27 @@ class GridIndex:
             else ("in_grid" if grid_distance == 0.0 else "outside"),
         }
 
+    def locate_buildings(self, building_ids) -> pd.DataFrame:
+        """The :meth:`locate` columns for buildings, by id (e.g. the hits of
+        :func:`find_by_address`): the grid holding a point inside each footprint.
+
+        Raises
+        ------
+        NotFound
+            An id is not among the indexed buildings.
+        """
+        wanted = pd.Index(pd.Series(list(building_ids), dtype=object).astype(str))
+        known = pd.Index(self.building_ids.astype(str))
+        position = known.get_indexer(wanted)
+        if (position < 0).any():
+            missing = ", ".join(wanted[position < 0][:5])
+            raise NotFound(f"no building with id {missing}")
+        points = shapely.point_on_surface(self.buildings.geoms[position])
+        located = self.locate(shapely.get_x(points), shapely.get_y(points))
+        # Where footprints overlap the point may fall in a lower id too: report the one asked for.
+        located["building_id"] = pd.Categorical.from_codes(position, categories=self.building_ids)
+        return located
+
     def _checked(
         self, lon, lat, crs: str | int | pyproj.CRS, max_distance_km: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -754,10 +781,10 @@ _NOT_WORD = re.compile(r"[\s\W_]+", re.UNICODE)
 _ADDRESS_FIELDS = (
     "name",
     "address",
-    "addr_street",
-    "addr_housenumber",
     "addr_city",
     "addr_district",
+    "addr_street",
+    "addr_housenumber",
 )
 
 
@@ -805,13 +832,14 @@ def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd
     if not fields:
         raise InputError(f"buildings have none of the fields {', '.join(_ADDRESS_FIELDS)}")
     values = buildings[fields].astype("string").fillna("")
+    empty = pd.Series("", index=values.index, dtype="string")
     if "address" in values.columns:
         address = values["address"]
     else:
-        address = (
-            values.get("addr_street", "") + " " + values.get("addr_housenumber", "")
-        ).str.strip()
-    name = values["name"] if "name" in values.columns else pd.Series("", index=values.index)
+        # OSM-style parts: street then house number (中山东一路 20).
+        parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
+        address = pd.concat(parts, axis=1).agg(" ".join, axis=1).str.strip()
+    name = values["name"] if "name" in values.columns else empty
     candidates = {"name": name, "address": address, "joined": address + name}
     scores = np.zeros(len(buildings))
     for series in candidates.values():

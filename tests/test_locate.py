@@ -11,8 +11,16 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.crs import FAR_AWAY, MISSING, NOT_A_NUMBER, OUT_OF_RANGE, SWAPPED, from_wgs84
-from geo.errors import CoordinateError, CRSError, InputError
+from geo.crs import (
+    FAR_AWAY,
+    MISSING,
+    NOT_A_NUMBER,
+    OUT_OF_RANGE,
+    SWAPPED,
+    from_wgs84,
+    metric_crs_for,
+)
+from geo.errors import CoordinateError, CRSError, InputError, NotFound
 from geo.locate import GridIndex, find_by_address, locate_csv
 
 RNG_SEED = 20261127
@@ -370,3 +378,27 @@ def test_locate_lonlat_point(suzhou):
         index.locate_lonlat_point(116.40, 39.90)  # Beijing
     with pytest.raises(CoordinateError, match="not a number"):
         index.locate_lonlat_point("120.6E", 31.3)
+
+
+def test_address_hits_located_in_their_grid(shared_data):
+    frame = gpd.read_file(shared_data / "shanghai_bund_buildings.geojson")
+    points = frame.representative_point()
+    frame = frame.to_crs(metric_crs_for(points.x, points.y)).rename(columns={"id": "building_id"})
+    frame["building_id"] = frame["building_id"].astype(str)
+    grids = voronoi_grids(frame)
+    index = GridIndex.build(frame, grids)
+    found = find_by_address(frame, "中山東一路２０号", limit=3)
+    located = index.locate_buildings(found["building_id"])
+    assert located["building_id"].astype(str).tolist() == found["building_id"].tolist()
+    assert (located["status"] == "in_building").all()
+    expected = gpd.sjoin(
+        frame.set_index("building_id")
+        .loc[found["building_id"]]
+        .representative_point()
+        .to_frame("geometry"),
+        grids,
+        predicate="within",
+    )["grid_code"]
+    assert located["grid_code"].astype(str).tolist() == expected.tolist()
+    with pytest.raises(NotFound):
+        index.locate_buildings(["no-such-building"])
