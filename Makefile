@@ -8,7 +8,13 @@ DEMO   ?= demo
 
 .PHONY: demo test lint format install assets bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed assets
+
+# Leaflet and its plugins for offline maps: pinned npm packages, copied into maps/assets/vendor
+assets: maps/assets/vendor/VERSIONS.json
+
+maps/assets/vendor/VERSIONS.json: maps/assets/package.json maps/assets/package-lock.json maps/assets/manifest.json
+	$(PYTHON) maps/assets/vendor.py
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
