@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,9 @@ class _Layer:
     extent: tuple[float, float, float, float] | None = None  # where the cell table reaches
     tree: shapely.STRtree = field(init=False)
     cells: _Cells | None = field(default=None, init=False)
+    # GEOS prepared geometries are not thread-safe (libgeos/geos#825): one query at a time per
+    # layer, so a web server's threads may share one index.
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         shapely.prepare(self.geoms)
@@ -163,10 +167,16 @@ class _Layer:
         Without ``nearest_polygon`` the index of points outside every polygon is left
         unspecified (the distance is still exact), which saves a pass.
         """
-        if self.cells is None and x.size < _CELL_THRESHOLD:
-            return self.lookup_tree(x, y)
-        if self.cells is None:
-            self.cells = _Cells.build(self)
+        with self.lock:
+            if self.cells is None and x.size < _CELL_THRESHOLD:
+                return self.lookup_tree(x, y)
+            if self.cells is None:
+                self.cells = _Cells.build(self)
+            return self._lookup_cells(x, y, nearest_polygon)
+
+    def _lookup_cells(
+        self, x: np.ndarray, y: np.ndarray, nearest_polygon: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         index = np.empty(x.size, dtype=np.int64)
         distance = np.empty(x.size)
         for start in range(0, x.size, _BLOCK):
@@ -604,14 +614,15 @@ class GridIndex:
         point = shapely.Point(x, y)
         result = {}
         for layer, key in ((self.buildings, "b"), (self.grids, "g")):
-            hits = layer.tree.query(point, predicate="intersects")
-            if hits.size:
-                result[key] = (int(hits.min()), 0.0)
-            else:
-                near, distance = layer.tree.query_nearest(
-                    point, return_distance=True, all_matches=True
-                )
-                result[key] = (int(near.min()), float(distance[0]))
+            with layer.lock:
+                hits = layer.tree.query(point, predicate="intersects")
+                if hits.size:
+                    result[key] = (int(hits.min()), 0.0)
+                else:
+                    near, distance = layer.tree.query_nearest(
+                        point, return_distance=True, all_matches=True
+                    )
+                    result[key] = (int(near.min()), float(distance[0]))
         (building, distance), (grid, grid_distance) = result["b"], result["g"]
         inside = distance == 0.0
         return {
