@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import geopandas as gpd
 import pytest
@@ -55,6 +56,22 @@ def kunming_offline(kunming, tmp_path_factory) -> Path:
     return export(kunming, tmp_path_factory.mktemp("maps") / "kunming.html")
 
 
+PINNED = json.loads((offline.ASSETS_DIR / "package.json").read_text())["dependencies"]
+
+
+def serve_vendored(route: Route) -> bool:
+    """Answer a pinned CDN request from the vendored copy (no internet here); False if not one."""
+    url = route.request.url
+    if not url.startswith(offline.CDN):
+        return False
+    # https://cdn.jsdelivr.net/npm/<package>@<version>/<file> -> vendor/<package>/<file>
+    package_version, _, file = url[len(offline.CDN) + 1 :].partition("/")
+    package, _, version = package_version.rpartition("@")
+    assert version == PINNED[package]
+    route.fulfill(path=offline.VENDOR_DIR / package / file)
+    return True
+
+
 def popup_text(page) -> str:
     """The text of the open popup (once the previous one has faded out)."""
     page.wait_for_function("document.querySelectorAll('.leaflet-popup-content').length === 1")
@@ -65,19 +82,12 @@ def test_online_map_loads_its_pinned_assets_without_errors(suzhou, browser, tmp_
     """The CDN links are exactly the vendored versions: served from them, the page runs clean."""
     path = export(suzhou, tmp_path / "online.html", offline_file=False)
     served, tiles = [], []
-    pinned = json.loads((offline.ASSETS_DIR / "package.json").read_text())["dependencies"]
 
     def cdn_from_vendor(route: Route) -> None:
-        url = route.request.url
-        if url.startswith(offline.CDN):
-            # https://cdn.jsdelivr.net/npm/<package>@<version>/<file> -> vendor/<package>/<file>
-            package_version, _, file = url[len(offline.CDN) + 1 :].partition("/")
-            package, _, version = package_version.rpartition("@")
-            assert version == pinned[package]
-            served.append(url)
-            route.fulfill(path=offline.VENDOR_DIR / package / file)
+        if serve_vendored(route):
+            served.append(route.request.url)
         else:
-            tiles.append(url)
+            tiles.append(route.request.url)
             route.abort()
 
     with open_page(path, route=cdn_from_vendor, browser=browser) as opened:
@@ -110,6 +120,17 @@ def test_offline_map_draws_with_every_request_blocked(suzhou, browser, tmp_path)
         # The whole district is in view: every grid and building outline was drawn.
         assert page.evaluate(f"{VIEW}.gridSet.drawn") == len(suzhou["grids"])
         assert page.evaluate(f"{VIEW}.buildingSet.drawn") == len(suzhou["buildings"])
+        for control in (
+            ".leaflet-control-layers",
+            ".leaflet-control-measure",
+            ".leaflet-control-locate",
+            ".leaflet-control-zoom-fullscreen",
+            ".gm-search",
+            ".gm-legend",
+            ".leaflet-control-attribution",
+        ):
+            assert page.locator(control).count() == 1, control
+        assert "OpenStreetMap" in page.inner_text(".leaflet-control-attribution")
         # Incidents: clusters and single markers drawn as DOM icons.
         assert page.locator(".marker-cluster, .gm-inc").count() > 0
         # The canvas holds painted pixels (grids and buildings are drawn on it).
@@ -245,3 +266,48 @@ def test_layer_control_toggles_the_grids(kunming_offline, browser):
         assert page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.groups.grids)")
         page.locator(".leaflet-control-layers-overlays input").nth(1).uncheck()
         assert not page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.groups.grids)")
+
+
+def test_too_many_buildings_load_by_bbox_from_the_api(kunming, browser, tmp_path):
+    url = "https://gridmap.test/ogc/collections/buildings/items"
+    m = maps.district_map(
+        kunming["grids"], kunming["buildings"], max_buildings=10, features_url=url
+    )
+    path = maps.save_map(m, tmp_path / "remote.html")
+    buildings = kunming["buildings"].to_crs(4326)
+    asked = []
+
+    def api(route: Route) -> None:
+        if serve_vendored(route):
+            return
+        if not route.request.url.startswith(url):
+            route.abort()
+            return
+        asked.append(route.request.url)
+        query = parse_qs(urlparse(route.request.url).query)
+        west, south, east, north = map(float, query["bbox"][0].split(","))
+        inside = buildings.cx[west:east, south:north][["building_id", "address", "geometry"]]
+        route.fulfill(
+            body=inside.to_json(),
+            content_type="application/geo+json",
+            headers={"Access-Control-Allow-Origin": "*"},
+        )
+
+    with open_page(path, route=api, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.evaluate(f"void {VIEW}.map.setZoom(13, {{animate: false}})")
+        before = len(asked)  # below zoom 16 no building is requested
+        page.wait_for_timeout(300)
+        assert len(asked) == before
+        target = buildings.geometry.iloc[5].representative_point()
+        page.evaluate(f"void {VIEW}.map.setView([{target.y}, {target.x}], 18, {{animate: false}})")
+        page.wait_for_function(f"{VIEW}.groups.buildings.getLayers().length > 0")
+        query = parse_qs(urlparse(asked[-1]).query)
+        west, south, east, north = map(float, query["bbox"][0].split(","))
+        assert west < target.x < east
+        assert south < target.y < north
+        assert query["limit"] == ["5000"]
+        drawn = page.evaluate(f"{VIEW}.groups.buildings.getLayers()[0].getLayers().length")
+        assert drawn >= 1
+        assert opened.errors == []
