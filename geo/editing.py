@@ -315,7 +315,7 @@ def apply_edit(
     with store.transaction() as conn:
         plan = _editable(store, conn, plan_id, revision)
         context = _context(store, conn)
-        labels_patch, grids_patch = _OPERATIONS[op](store, conn, plan, context, args)
+        change = _OPERATIONS[op](store, conn, plan, context, args)
         return _commit(
             store,
             conn,
@@ -323,8 +323,9 @@ def apply_edit(
             context,
             op=op,
             args=args,
-            labels_patch=labels_patch,
-            grids_patch=grids_patch,
+            labels_patch=change.labels,
+            grids_patch=change.grids,
+            shapes=change.shapes,
             author=author,
         )
 
@@ -412,7 +413,17 @@ def _editable(store: Store, conn: Connection, plan_id: int, revision: int) -> pl
 
 # -- the operations: each returns (building -> code patch, grid -> facts patch) -----------------
 
-Patches = tuple[dict[str, str], dict[str, dict[str, Any]]]
+
+@dataclass
+class _Change:
+    """What an operation asks for: building -> code, grid -> facts, and the regrouped polygons."""
+
+    labels: dict[str, str]
+    grids: dict[str, dict[str, Any]]
+    shapes: gpd.GeoDataFrame | None = None  # by new code, to spare a second union
+
+
+Patches = _Change
 
 
 def _move(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
@@ -535,11 +546,11 @@ def _repartition(
 
 
 def _lock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
-    return {}, {code: {"locked": True} for code in _grid_list(plan, args)}
+    return _Change({}, {code: {"locked": True} for code in _grid_list(plan, args)})
 
 
 def _unlock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
-    return {}, {code: {"locked": False} for code in _grid_list(plan, args)}
+    return _Change({}, {code: {"locked": False} for code in _grid_list(plan, args)})
 
 
 def _assign_worker(
@@ -558,7 +569,7 @@ def _assign_worker(
                 f"grid {grid} to {plan.grids.at[grid, 'community']}",
                 zh=f"网格员 {worker} 属于社区 {team.at[worker, 'community']}，与网格 {grid} 所在社区不同",
             )
-    return {}, {grid: {"worker_id": worker}}
+    return _Change({}, {grid: {"worker_id": worker}})
 
 
 _OPERATIONS: dict[str, Callable[..., Patches]] = {
@@ -680,7 +691,8 @@ def _regroup(
         str(code): {"worker_id": _none(worker), "locked": False}
         for code, worker in zip(source.index, workers, strict=True)
     }
-    return {str(b): str(c) for b, c in new_labels.items()}, grids_patch
+    shapes = polygons.rename(index=lambda key: str(code_of[key]))
+    return _Change({str(b): str(c) for b, c in new_labels.items()}, grids_patch, shapes)
 
 
 # -- applying a patch -------------------------------------------------------------------------
@@ -697,6 +709,7 @@ def _commit(
     labels_patch: Mapping[str, str],
     grids_patch: Mapping[str, Mapping[str, Any]],
     author: str,
+    shapes: gpd.GeoDataFrame | None = None,
 ) -> EditResult:
     """Apply the patches to ``plan``, write the touched rows and the history step."""
     patch = pd.Series(dict(labels_patch), dtype=object)
@@ -709,7 +722,9 @@ def _commit(
     labels[changed.index] = changed.to_numpy()
     touched = reshaped | set(grids_patch)
     before_grids = plan.grids.reindex(sorted(touched & set(plan.grids.index)))
-    new_rows = _grid_rows(plan, ctx, labels, reshaped, grids_patch, store=store, conn=conn)
+    new_rows = _grid_rows(
+        plan, ctx, labels, reshaped, grids_patch, shapes=shapes, store=store, conn=conn
+    )
     removed = sorted(reshaped - set(new_rows.index))
     grids = pd.concat([plan.grids.drop(index=sorted(touched & set(plan.grids.index))), new_rows])
     after = dataclasses.replace(plan, labels=labels, grids=grids, revision=plan.revision + 1)
@@ -764,17 +779,26 @@ def _grid_rows(
     reshaped: set[str],
     grids_patch: Mapping[str, Mapping[str, Any]],
     *,
+    shapes: gpd.GeoDataFrame | None,
     store: Store,
     conn: Connection,
 ) -> gpd.GeoDataFrame:
-    """The touched grids' rows after the step: polygons and facts for the reshaped ones only."""
+    """The touched grids' rows after the step: polygons and facts for the reshaped ones only.
+
+    ``shapes`` are the polygons the operation already unioned (by new code), used when they
+    cover every reshaped grid; undo and redo union again.
+    """
     rows = []
     members = labels[labels.isin(list(reshaped))]
     if len(members):
         ids = members.index
-        polygons = boundaries.grid_polygons(
-            ctx.district.cells.loc[ids], members, community=ctx.community[ids]
-        )
+        wanted = pd.unique(members.to_numpy())
+        if shapes is not None and set(wanted) <= set(shapes.index):
+            polygons = shapes.loc[wanted]
+        else:
+            polygons = boundaries.grid_polygons(
+                ctx.district.cells.loc[ids], members, community=ctx.community[ids]
+            )
         # facts are judged within whole communities (a cut-off piece is reported as forced)
         scope = ctx.community.index[ctx.community.isin(set(ctx.community[ids]))]
         report = partition.grid_report(
@@ -858,24 +882,29 @@ def _write(
         {"p": after.plan_id, **{f"c{i}": code for i, code in enumerate(sorted(touched))}},
     )
     if len(new_rows):
-        frame = plans._frame_for_layer(
-            new_rows.assign(grid_code=new_rows.index.astype(str)), after.plan_id
-        )
-        _append_grid_rows(store, conn, frame)
+        _append_grid_rows(store, conn, new_rows, after.plan_id)
 
 
-def _append_grid_rows(store: Store, conn: Connection, frame: gpd.GeoDataFrame) -> None:
+def _append_grid_rows(store: Store, conn: Connection, rows: gpd.GeoDataFrame, plan_id: int) -> None:
     """Append rows to ``plan_grids`` as MultiPolygons, without the store's extent refresh.
 
     The store recomputes a layer's extent by decoding every row after each write (all plans'
     grids: tens of milliseconds per edit on a 10,000-building district). An edit only regroups
     cells that are already inside the layer, so the extent cannot grow and is left alone.
     """
-    geometries = np.asarray(frame.geometry.values, dtype=object)
+    geometries = np.asarray(rows.geometry.values, dtype=object)
     single = shapely.get_type_id(geometries) == 3
     geometries[single] = [shapely.MultiPolygon([g]) for g in geometries[single]]
-    srs_id = gpkg.ensure_srs(conn, frame.crs)
-    attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    # the columns of plans.GRID_COLUMNS, typed as plans.save_plan writes them
+    attributes = pd.DataFrame(rows.drop(columns=rows.geometry.name))
+    attributes["grid_code"] = rows.index.astype(str)
+    for column in ("worker_id", "worker", "reason", "reason_zh"):
+        attributes[column] = (
+            attributes[column].astype(object).where(attributes[column].notna(), None)
+        )
+    attributes.insert(0, "plan_id", plan_id)
+    attributes = attributes[["plan_id", *plans.GRID_COLUMNS]].reset_index(drop=True)
+    srs_id = gpkg.ensure_srs(conn, rows.crs)
     store._insert_rows(
         conn, "plan_grids", attributes, gpkg.encode_geometries(geometries, srs_id=srs_id)
     )

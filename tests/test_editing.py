@@ -351,8 +351,8 @@ def test_killing_an_edit_mid_write_leaves_the_plan_at_the_last_complete_edit(dra
         from geo import editing
         from geo.store import open_store
         append = editing._append_grid_rows
-        def append_then_die(store, conn, frame):
-            append(store, conn, frame)  # assignments updated, grid rows written, not committed
+        def append_then_die(*args):
+            append(*args)  # assignments updated, grid rows written, not committed
             os.kill(os.getpid(), signal.SIGKILL)
         editing._append_grid_rows = append_then_die
         editing.apply_edit(open_store({str(store.path)!r}), {plan_id}, "move",
