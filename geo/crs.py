@@ -326,7 +326,8 @@ def _km_outside(lon: np.ndarray, lat: np.ndarray, bounds: Sequence[float]) -> np
     near_lon = np.clip(lon, west, east)
     near_lat = np.clip(lat, south, north)
     usable = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    out = np.full(lon.shape, np.inf)
+    out = np.where(usable, 0.0, np.inf)
+    usable &= (near_lon != lon) | (near_lat != lat)  # inside the box: 0, no geodesic needed
     if usable.any():
         _, _, metres = _GEOD.inv(lon[usable], lat[usable], near_lon[usable], near_lat[usable])
         out[usable] = np.asarray(metres) / 1000.0
@@ -385,11 +386,10 @@ def check_lonlat(
     reason[todo & ~given_ok & swapped_ok] = SWAPPED
     reason[todo & ~given_ok & ~swapped_ok] = OUT_OF_RANGE
     if district_bounds is not None:
-        todo = reason == ""
-        far = _km_outside(x, y, district_bounds) > max_distance_km
-        far_swapped = _km_outside(y, x, district_bounds) > max_distance_km
-        reason[todo & far & ~far_swapped] = SWAPPED
-        reason[todo & far & far_swapped] = FAR_AWAY
+        far = np.flatnonzero(reason == "")
+        far = far[_km_outside(x[far], y[far], district_bounds) > max_distance_km]
+        swapped = _km_outside(y[far], x[far], district_bounds) <= max_distance_km
+        reason[far] = np.where(swapped, SWAPPED, FAR_AWAY)
     return reason == "", reason.astype(str)
 
 
