@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -164,20 +165,31 @@ class _Context:
 
 _districts: OrderedDict[tuple, _Context] = OrderedDict()
 _states: OrderedDict[tuple, plans.Plan] = OrderedDict()
+_cache_lock = threading.Lock()  # the API serves requests from a thread pool
 
 
 def clear_cache() -> None:
     """Forget the cached districts and plan states (tests; after a re-import)."""
-    _districts.clear()
-    _states.clear()
+    with _cache_lock:
+        _districts.clear()
+        _states.clear()
 
 
 def _remember(cache: OrderedDict, key: tuple, value: Any) -> Any:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
+    with _cache_lock:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
     return value
+
+
+def _recall(cache: OrderedDict, key: tuple) -> Any:
+    with _cache_lock:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
 
 def _district_key(store: Store, conn: Connection) -> tuple:
@@ -193,9 +205,9 @@ def _district_key(store: Store, conn: Connection) -> tuple:
 
 def _context(store: Store, conn: Connection) -> _Context:
     key = _district_key(store, conn)
-    if key in _districts:
-        _districts.move_to_end(key)
-        return _districts[key]
+    cached = _recall(_districts, key)
+    if cached is not None:
+        return cached
     district = plans.load_district(store, conn=conn)
     buildings = district.buildings
     context = _Context(
@@ -218,9 +230,9 @@ def plan_state(store: Store, plan_id: int, *, conn: Connection | None = None) ->
     with store.reading(conn) as c:
         row = plans.plan_row(store, plan_id, conn=c)
         key = _state_key(store, c, plan_id, row["revision"])
-        if key in _states:
-            _states.move_to_end(key)
-            return _states[key]
+        cached = _recall(_states, key)
+        if cached is not None:
+            return cached
         return _remember(_states, key, plans.load_plan(store, plan_id, conn=c))
 
 

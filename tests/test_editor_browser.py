@@ -162,6 +162,10 @@ def test_a_planner_moves_a_building_sees_the_violation_undoes_and_publishes(serv
             "两个小区楼栋太少，街道办同意",
         )
         assert page.is_disabled("#gm-ed-undo")
+        with page.expect_popup() as popup:  # the diff against the parent plan, on a map
+            page.click("#gm-ed-diff")
+        popup.value.wait_for_function("window.__gridmapReady === true")
+        assert popup.value.evaluate("Object.values(window.gridmap.maps)[0].data.grids.changed")
         assert not opened.errors, opened.errors
         assert not [r for r in opened.requests if not r.startswith((base, "data:", "blob:"))]
 

@@ -141,6 +141,11 @@ def test_undo_redo_publish_with_a_reason_and_diff(service):
     assert len(diff["buildings_moved"]) == 8
     assert sorted(diff["grids_removed"]) == sorted([a, b])
     assert diff == client.get(f"/plans/{draft}/diff", headers=viewer).json()  # parent by default
+    token = viewer["Authorization"].split()[1]
+    page = client.get(f"/plans/{draft}/diff/map", params={"token": token, "basemap": "none"})
+    assert page.status_code == 200
+    assert sorted([a, b])[0] in page.text  # the old outlines of the merged grids are drawn
+    assert client.get(f"/plans/{draft}/diff/map").status_code == 401
     refused = client.post(f"/plans/{draft}/publish", json={}, headers=planner)
     assert refused.status_code == 409
     assert "override" in refused.json()["detail"]

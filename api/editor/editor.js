@@ -408,6 +408,24 @@
     publishButton.id = "gm-ed-publish";
     publishButton.disabled = !editable;
     publishRow.appendChild(publishButton);
+    // the changes against the parent plan, as a map in a new tab (fetched with the token)
+    var diffButton = button(t.diff_map, function () {
+      var url = config.api + "/plans/" + config.plan_id + "/diff/map?lang=" + config.lang +
+        "&basemap=" + encodeURIComponent(config.basemap);
+      fetch(url, { headers: { Authorization: "Bearer " + token() } })
+        .then(function (response) {
+          if (!response.ok) throw new Error(String(response.status));
+          return response.text();
+        })
+        .then(function (html) {
+          window.open(URL.createObjectURL(new Blob([html], { type: "text/html" })), "_blank");
+        })
+        .catch(function (error) {
+          say(t.error + ": " + error.message, true);
+        });
+    });
+    diffButton.id = "gm-ed-diff";
+    publishRow.appendChild(diffButton);
     panel.appendChild(publishRow);
   }
 

@@ -75,6 +75,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "households_over_cap": "户数超限",
         "no_worker": "无网格员",
         "error": "错误",
+        "diff_map": "与上一方案对比地图",
     },
     "en": {
         "title": "Grid editor",
@@ -127,12 +128,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "households_over_cap": "households over cap",
         "no_worker": "no worker",
         "error": "Error",
+        "diff_map": "Map of changes against the parent plan",
     },
 }
 
 
-def editor_config(store: Store, plan_id: int, *, lang: str, display: str) -> dict[str, Any]:
+def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm") -> dict[str, Any]:
     """What the editor script starts from (plain JSON)."""
+    display = display_crs(basemap)
     plan = editing.plan_state(store, plan_id)
     grids = plan.grids
     team = plans.roster(store)
@@ -142,6 +145,7 @@ def editor_config(store: Store, plan_id: int, *, lang: str, display: str) -> dic
         "status": plan.status,
         "lang": lang,
         "display": display,
+        "basemap": basemap,
         "api": "",
         "strings": STRINGS[lang],
         "grids": {
@@ -170,7 +174,7 @@ def editor_config(store: Store, plan_id: int, *, lang: str, display: str) -> dic
 def editor_html(store: Store, plan_id: int, *, lang: str = "zh", basemap: str = "osm") -> str:
     """The editor page for plan ``plan_id`` (``basemap="none"`` gives a fully offline page)."""
     offline = basemap == "none"
-    config = editor_config(store, plan_id, lang=lang, display=display_crs(basemap))
+    config = editor_config(store, plan_id, lang=lang, basemap=basemap)
     m = project_map(store, MapRequest(plan_id=plan_id, lang=lang, basemap=basemap, offline=offline))
     page = render_html(m, offline=offline)
     css = (HERE / "editor.css").read_text(encoding="utf-8")

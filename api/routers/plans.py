@@ -31,28 +31,38 @@ Display = Annotated[
 ]
 
 
-def page_planner(
-    request: Request,
-    token: Annotated[str | None, Query(max_length=200, description="planner token")] = None,
-) -> Principal:
-    """A planner, from the Authorization header or the ``token`` query parameter."""
+def _page_principal(request: Request, token: str | None, role: str) -> Principal:
     header = request.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else token
     if not given:
         raise Unauthorized(
-            "the editor needs a planner token: open /plans/<id>/edit?token=<token>",
-            zh="编辑页面需要规划员令牌：请打开 /plans/<编号>/edit?token=<令牌>",
+            "this page needs a token: open it with ?token=<token> or send Authorization: Bearer",
+            zh="此页面需要访问令牌：请在地址后加 ?token=<令牌>",
         )
     principal = request.app.state.project.principal(given)
-    if not outranks(principal.role, "planner"):
+    if not outranks(principal.role, role):
         raise Forbidden(
-            f"the token {principal.name!r} has the role {principal.role}; the editor needs planner",
-            zh=f"令牌角色为 {principal.role}，编辑页面需要规划员（planner）及以上",
+            f"the token {principal.name!r} has the role {principal.role}; this page needs {role}",
+            zh=f"令牌角色为 {principal.role}，此页面需要 {role} 及以上",
         )
     return principal
 
 
+TokenQuery = Annotated[str | None, Query(max_length=200, description="token (pages only)")]
+
+
+def page_planner(request: Request, token: TokenQuery = None) -> Principal:
+    """A planner, from the Authorization header or the ``token`` query parameter."""
+    return _page_principal(request, token, "planner")
+
+
+def page_viewer(request: Request, token: TokenQuery = None) -> Principal:
+    """A viewer, from the Authorization header or the ``token`` query parameter."""
+    return _page_principal(request, token, "viewer")
+
+
 PagePlanner = Annotated[Principal, Depends(page_planner)]
+PageViewer = Annotated[Principal, Depends(page_viewer)]
 
 
 # -- bodies -----------------------------------------------------------------------------------------
@@ -130,6 +140,34 @@ def plan_diff(
         k: _plain(v) if not isinstance(v, list) else [_plain(i) for i in v]
         for k, v in changes.items()
     }
+
+
+@router.get("/plans/{plan_id}/diff/map", response_class=HTMLResponse, responses=ERRORS)
+def plan_diff_map(
+    plan_id: int,
+    store: StoreDep,
+    _: PageViewer,
+    against: Annotated[
+        int | None, Query(description="the plan to compare with (default: parent)")
+    ] = None,
+    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
+    basemap: Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")] = "osm",
+) -> HTMLResponse:
+    """This plan on a map with the grids that differ from plan ``against`` highlighted."""
+    from maps.project import plan_diff_map as diff_map
+    from maps.render import render_html
+
+    other = against if against is not None else plans.plan_row(store, plan_id)["parent_id"]
+    offline = basemap == "none"
+    m = diff_map(
+        store,
+        int(other if other is not None else plan_id),
+        plan_id,
+        lang=lang,
+        basemap=basemap,
+        offline=offline,
+    )
+    return HTMLResponse(render_html(m, offline=offline))
 
 
 # -- writes -----------------------------------------------------------------------------------------
