@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Body, Path, Query
 
 from api.deps import BBoxDep, PageDep, Staff, StateDep, TimeRangeDep, check_batch
@@ -28,7 +29,7 @@ from api.models import (
     records,
 )
 from geo.errors import InputError
-from geo.incidents import IncidentMapping, allowed_next
+from geo.incidents import IncidentMapping, allowed_next, parse_timestamps
 from geo.incidents import store as incident_store
 from geo.incidents.workflow import IllegalTransition
 
@@ -67,8 +68,12 @@ def post_incidents(
     if not batch.incidents:
         raise InputError("no cases in 'incidents'", zh="incidents 为空")
     rows = [case.model_dump() for case in batch.incidents]
+    received = pd.Timestamp.now("UTC").isoformat()
     for row in rows:
         row["id"] = str(row["id"])
+        # a pushed case without a time was reported when it arrives
+        row["reported_at"] = row["reported_at"] or received
+    _check_times(rows)
     mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": batch.crs})
     # the feed reader reads files: the posted JSON goes through it exactly as a file would
     with tempfile.TemporaryDirectory(prefix="gridmap-post-") as folder:
@@ -83,6 +88,19 @@ def post_incidents(
         already_present=int(summary["already_present"]),
         summary={k: plain(v) for k, v in summary.items()},
     )
+
+
+def _check_times(rows: list[dict]) -> None:
+    """Refuse cases whose time cannot be read (the stored case loop needs one)."""
+    _, problems = parse_timestamps(pd.Series([row["reported_at"] for row in rows], dtype=object))
+    bad = [(row["id"], problem) for row, problem in zip(rows, problems, strict=True) if problem]
+    if bad:
+        listed = ", ".join(f"{case_id} ({problem})" for case_id, problem in bad[:10])
+        raise InputError(
+            f"{len(bad)} case(s) have a reported_at that cannot be read: {listed}",
+            hint="use ISO 8601, e.g. 2026-01-31T08:30:00+08:00",
+            zh=f"{len(bad)} 条案件的上报时间无法识别",
+        )
 
 
 @router.get("/incidents", response_model=Incidents, responses=ERRORS, summary="List cases")

@@ -148,7 +148,7 @@ def locate_batch(
         row["id"] = None if point.id is None else str(point.id)
         row["plan_id"] = locator.plan_id
         row["reason"] = row["reason"] or ""
-    counts = {str(k): int(v) for k, v in located["status"].value_counts().items()}
+    counts = {str(k): int(v) for k, v in located["status"].value_counts().items() if v}
     return LocateBatchResult(plan_id=locator.plan_id, counts=counts, results=rows)
 
 
@@ -188,7 +188,7 @@ def _locate_csv(locator, body: bytes, *, crs: str, lon_col: str, lat_col: str, s
     out = pd.concat(
         [table.drop(columns=[c for c in located.columns if c in table.columns]), located], axis=1
     )
-    counts = {str(k): int(v) for k, v in located["status"].value_counts().items()}
+    counts = {str(k): int(v) for k, v in located["status"].value_counts().items() if v}
     return Response(
         out.to_csv(index=False),
         media_type="text/csv; charset=utf-8",

@@ -1,0 +1,75 @@
+"""Project files for the API tests: real footprints imported and partitioned once per session.
+
+Each test module gets its own copy (tests write tokens, cases, rosters), built from a
+session-wide original so that Kunming is imported and partitioned once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from api.auth import ROLES, create_token
+from geo import plans, project
+from geo.store import open_store
+from geo.workers import read_roster
+
+
+def _build(path: Path, source: Path, community_field: str | None) -> None:
+    store = open_store(path, create=True)
+    project.import_buildings(store, source, community_field=community_field)
+    plans.partition_project(store, author="tests")
+    # two workers per community, with phone numbers, so that contacts can be checked
+    communities = store.read_layer("communities", columns=["community"])["community"]
+    rows = [
+        {
+            "工号": f"W{2 * i + k:03d}",
+            "姓名": f"网格员{2 * i + k}",
+            "手机": f"1380000{2 * i + k:04d}",
+            "社区": name,
+        }
+        for i, name in enumerate(communities)
+        for k in range(2)
+    ]
+    roster_csv = path.with_suffix(".roster.csv")
+    pd.DataFrame(rows).to_csv(roster_csv, index=False)
+    plans.import_roster(store, read_roster(roster_csv, communities=communities))
+    plans.fill_workers(store, author="tests")
+    store.engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def project_copy(
+    tmp_path_factory, source: Path, *, name: str, community_field: str | None = None
+) -> Path:
+    """A fresh copy of ``source`` imported, partitioned and staffed (built once per session)."""
+    original = tmp_path_factory.getbasetemp() / f"api-{name}" / "project.gpkg"
+    if not original.exists():
+        original.parent.mkdir(parents=True, exist_ok=True)
+        _build(original, source, community_field)
+    copy = tmp_path_factory.mktemp(f"api-{name}") / "project.gpkg"
+    shutil.copyfile(original, copy)
+    return copy
+
+
+def role_tokens(db: Path) -> dict[str, str]:
+    """One token per role, named after the role."""
+    store = open_store(db)
+    tokens = {role: create_token(store, f"test-{role}", role) for role in ROLES}
+    store.engine.dispose()
+    return tokens
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
