@@ -316,8 +316,12 @@ def _as_numbers(values) -> tuple[np.ndarray, np.ndarray]:
         return array.astype("float64").ravel(), np.zeros(array.size, dtype=bool)
     series = pd.Series(np.asarray(values, dtype=object).ravel())
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    given = series.notna().to_numpy() & (series.astype(str).str.strip() != "").to_numpy()
-    return numbers, given & np.isnan(numbers)
+    unread = np.flatnonzero(np.isnan(numbers))  # usually few: look at their text only
+    text = series.iloc[unread]
+    given = text.notna().to_numpy() & (text.astype(str).str.strip() != "").to_numpy()
+    not_a_number = np.zeros(numbers.size, dtype=bool)
+    not_a_number[unread[given]] = True
+    return numbers, not_a_number
 
 
 def _km_outside(lon: np.ndarray, lat: np.ndarray, bounds: Sequence[float]) -> np.ndarray:

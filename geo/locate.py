@@ -779,7 +779,8 @@ def locate_csv(
             located.index = chunk.index
             out = chunk.drop(columns=[c for c in located.columns if c in chunk.columns])
             out = pd.concat([out, located], axis=1)
-            out.to_csv(handle, header=number == 0, index=False)
+            # Input columns are text and stay as read; distances to the centimetre.
+            out.to_csv(handle, header=number == 0, index=False, float_format="%.2f")
             for status, n in located["status"].value_counts().items():
                 counts[status] += int(n)
             done += len(chunk)
