@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import tempfile
 from pathlib import Path as FilePath
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter
 from api.deps import Admin, BodyDep, StateDep, Viewer
 from api.models import Problem, Worker, WorkerAssignment, plain, records
 from geo import plans
+from geo.errors import InputError
 from geo.workers import read_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
@@ -47,11 +49,21 @@ def list_workers(state: StateDep, principal: Viewer) -> list[Worker]:
     },
 )
 def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> list[Worker]:
+    if not body.strip():
+        raise InputError(
+            "send the roster as CSV text: 工号,姓名,手机,社区 (worker id, name, phone, community)",
+            zh="请以 CSV 发送花名册：工号,姓名,手机,社区",
+        )
     communities = state.layer("communities")["community"]
     with tempfile.TemporaryDirectory(prefix="gridmap-roster-") as folder:
         path = FilePath(folder) / "roster.csv"
         path.write_bytes(body)
-        roster = read_roster(path, communities=communities)
+        try:
+            roster = read_roster(path, communities=communities)
+        except csv.Error as error:  # the sniffer gives up on text that is not a table
+            raise InputError(
+                f"the roster is not a CSV table ({error})", zh="花名册不是 CSV 表格"
+            ) from None
     plans.import_roster(state.store, roster, author=principal.name)
     return [Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)]
 
