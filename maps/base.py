@@ -10,6 +10,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 from folium import plugins
+from folium.utilities import JsCode
 
 from .basemaps import add_basemap, display_crs
 from .elements import Legend, MapData, PageRuntime, Ready
@@ -67,6 +68,14 @@ def _with_assets(element: Any, plugin: str) -> Any:
     return element
 
 
+def _bin_label(bins: list[int], i: int) -> str:
+    low = bins[i]
+    if i + 1 == len(bins):
+        return f"≥ {low}"
+    high = bins[i + 1] - 1
+    return f"{low}" if high == low else f"{low}–{high}"
+
+
 def _bins(values: list[int | None]) -> list[int]:
     top = max([v or 0 for v in values] + [1])
     steps = [s for s in CHOROPLETH_STEPS if s <= top]
@@ -87,6 +96,201 @@ def _bounds(*layers: gpd.GeoDataFrame | None) -> list[list[float]] | None:
     ]
 
 
+class _Page:
+    """One map under construction: the folium map, its data block, groups and legend."""
+
+    def __init__(self, options: MapOptions) -> None:
+        self.options = options
+        self.t = strings(options.lang)
+        self.lang = language(options.lang)
+        basemap = "none" if options.offline else options.basemap
+        self.crs = display_crs(basemap)
+        self.show = DEFAULT_SHOW | options.show
+        self.m = folium.Map(
+            location=[0, 0],
+            zoom_start=2,
+            tiles=None,
+            prefer_canvas=True,
+            control_scale=True,
+            maxZoom=20,  # markercluster needs the map's own maxZoom (there may be no tile layer)
+            minZoom=6,  # a district map never needs the world; fewer zoom levels to cluster
+        )
+        _with_assets(self.m, "leaflet")
+        add_basemap(self.m, basemap, self.t, tianditu_key=options.tianditu_key)
+        PageRuntime(self.t).add_to(self.m)
+        self.data: dict[str, Any] = {
+            "strings": self.t,
+            "palette": PALETTE,
+            "options": {
+                "label_zoom": options.label_zoom,
+                "incident_classes": list(INCIDENT_CLASSES),
+                "search": True,
+                "osm_credit": options.attribution_osm,
+                "features_url": None,
+                "remote_min_zoom": 16,
+                "remote_limit": 5000,
+                "wait_for_clusters": 0,
+            },
+        }
+        self.groups: dict[str, folium.FeatureGroup] = {}
+        self.legend: list[tuple[str, list[tuple[str, str, str]]]] = []
+
+    def group(self, key: str, name: str) -> None:
+        self.groups[key] = _group(self.m, name, show=self.show[key])
+
+    def add_communities(self, communities: gpd.GeoDataFrame) -> None:
+        self.data["communities"] = prepare_communities(communities, crs=self.crs)
+        self.group("communities", self.t["layer_communities"])
+        self.legend.append(
+            ("", [("gm-swatch gm-swatch-community", "", self.t["legend_communities"])])
+        )
+
+    def add_grids(
+        self,
+        grids: gpd.GeoDataFrame,
+        incidents: gpd.GeoDataFrame | None,
+        changed: list[bool] | None,
+        before: gpd.GeoDataFrame | None,
+    ) -> None:
+        t, options = self.t, self.options
+        self.data["grids"] = prepare_grids(
+            grids,
+            incidents=incidents,
+            crs=self.crs,
+            include_contacts=options.include_contacts,
+            tolerance=options.tolerance,
+        )
+        if changed is not None:
+            self.data["grids"]["changed"] = list(changed)
+            rows = [
+                ("gm-swatch", "background:#e74c3c", t["legend_changed"]),
+                ("gm-swatch", "background:#bdc3c7", t["legend_unchanged"]),
+            ]
+        else:
+            sample = f"background:linear-gradient(90deg,{PALETTE[0]},{PALETTE[2]},{PALETTE[3]})"
+            rows = [
+                ("gm-swatch", sample, t["legend_grids"]),
+                ("gm-swatch gm-swatch-flag", "", t["legend_flagged"]),
+            ]
+        self.legend.append(("", rows))
+        self.group("grids", t["layer_grids"])
+        self.group("labels", t["layer_labels"])
+        if before is not None and len(before):
+            codes = before.assign(community=before["grid_code"].astype(str))
+            self.data["before"] = prepare_communities(codes, crs=self.crs)
+            self.group("before", t["layer_diff_before"])
+        if options.choropleth and changed is None:
+            self.add_choropleth(options.choropleth)
+
+    def add_choropleth(self, kind: str) -> None:
+        if kind not in ("open", "overdue"):
+            raise MapInputError(f"unknown choropleth {kind!r}", hint="use 'open' or 'overdue'")
+        values = self.data["grids"][kind]
+        if all(v is None for v in values):
+            return
+        bins = _bins(values)
+        scale = cm.linear.YlOrRd_09.scale(0, len(bins) - 1)
+        colors = [scale(i) for i in range(len(bins))]
+        self.data["choropleth"] = {"field": kind, "bins": bins, "colors": colors}
+        title = self.t[f"layer_choropleth_{kind}"]
+        self.group("choropleth", title)
+        rows = [("gm-swatch", f"background:{c}", _bin_label(bins, i)) for i, c in enumerate(colors)]
+        self.legend.append((title, rows))
+
+    def add_buildings(self, buildings: gpd.GeoDataFrame) -> None:
+        self.group("buildings", self.t["layer_buildings"])
+        if len(buildings) <= self.options.max_buildings:
+            self.data["buildings"] = prepare_buildings(buildings, crs=self.crs)
+            label = self.t["legend_buildings"]
+        else:
+            self.data["options"]["features_url"] = self.options.features_url
+            label = self.t["legend_buildings_omitted"]
+        self.legend.append(("", [("gm-swatch gm-swatch-building", "", label)]))
+
+    def add_data(self, incidents: gpd.GeoDataFrame | None) -> None:
+        """The data block (after every layer's data), then the incident layers that read it."""
+        t, rows = self.t, []
+        if incidents is not None and len(incidents):
+            self.data["incidents"], rows = prepare_incidents(incidents, crs=self.crs)
+            # The page is "ready" once the visible cluster layer has clustered every marker.
+            self.data["options"]["wait_for_clusters"] = int(bool(rows) and self.show["incidents"])
+        page_data = MapData(self.data, self.groups, lang=self.lang).add_to(self.m)
+        if not rows:
+            return
+        cluster = plugins.FastMarkerCluster(
+            rows,
+            callback=page_data.marker_callback(),
+            name=escape_html(t["layer_incidents"]),
+            show=self.show["incidents"],
+            options={
+                "maxClusterRadius": 50,
+                "disableClusteringAtZoom": 18,
+                # One pass: the page counts as drawn only once clustering is done anyway.
+                "chunkedLoading": False,
+                "chunkProgress": JsCode("window.gridmap.clusterProgress"),
+            },
+        )
+        _with_assets(cluster, "markercluster").add_to(self.m)
+        heat = plugins.HeatMap(
+            [row[:2] for row in rows],
+            name=escape_html(t["layer_heatmap"]),
+            show=self.show["heatmap"],
+            radius=18,
+            blur=14,
+        )
+        _with_assets(heat, "heat").add_to(self.m)
+        classes = [(f"gm-inc gm-inc-{c}", "", t[f"class_{c}"]) for c in INCIDENT_CLASSES]
+        overdue = ("gm-inc gm-inc-other gm-inc-overdue", "", t["legend_overdue"])
+        self.legend.append((t["legend_incidents"], [*classes, overdue]))
+
+    def add_controls(self) -> None:
+        t, m = self.t, self.m
+        fullscreen = plugins.Fullscreen(title=t["fullscreen"], title_cancel=t["fullscreen_exit"])
+        _with_assets(fullscreen, "fullscreen").add_to(m)
+        measure = plugins.MeasureControl(
+            primary_length_unit="meters",
+            secondary_length_unit="kilometers",
+            primary_area_unit="sqmeters",
+            secondary_area_unit="hectares",
+        )
+        _with_assets(measure, "measure").add_to(m)
+        locate = plugins.LocateControl(
+            strings={
+                "title": t["locate"],
+                "metersUnit": t["locate_meters"],
+                "feetUnit": t["locate_feet"],
+                "popup": t["locate_popup"],
+                "outsideMapBoundsMsg": t["locate_outside"],
+            },
+        )
+        _with_assets(locate, "locate").add_to(m)
+        Legend(t["legend_title"], self.legend).add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
+
+    def fit(self, *layers: gpd.GeoDataFrame | None) -> None:
+        bounds = _bounds(*layers)
+        if bounds is None:
+            return
+        if self.crs != "wgs84":
+            corners = gpd.GeoSeries(
+                gpd.points_from_xy([b[1] for b in bounds], [b[0] for b in bounds]), crs=4326
+            )
+            bounds = [[float(p.y), float(p.x)] for p in to_display(corners, crs=self.crs)]
+        self.m.fit_bounds(bounds)
+
+
+DEFAULT_SHOW = {
+    "grids": True,
+    "labels": True,
+    "buildings": True,
+    "communities": True,
+    "incidents": True,
+    "heatmap": False,
+    "choropleth": False,
+    "before": True,
+}
+
+
 def build_map(
     *,
     grids: gpd.GeoDataFrame | None,
@@ -98,206 +302,20 @@ def build_map(
     before: gpd.GeoDataFrame | None = None,
     focus: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
-    """Assemble a map: base map, data layers, controls, legend. See :func:`maps.district_map`."""
-    t = strings(options.lang)
-    lang = language(options.lang)
-    basemap = "none" if options.offline else options.basemap
-    crs = display_crs(basemap)
-    show = {
-        "grids": True,
-        "labels": True,
-        "buildings": True,
-        "communities": True,
-        "incidents": True,
-        "heatmap": False,
-        "choropleth": False,
-        "before": True,
-    } | options.show
+    """Assemble a map: base map, data layers, controls, legend. See :func:`maps.district_map`.
 
-    m = folium.Map(
-        location=[0, 0],
-        zoom_start=2,
-        tiles=None,
-        prefer_canvas=True,
-        control_scale=True,
-        maxZoom=20,  # markercluster needs the map's own maxZoom (there may be no tile layer)
-    )
-    m.default_js = plugin_js("leaflet")
-    m.default_css = plugin_css("leaflet")
-    add_basemap(m, basemap, t, tianditu_key=options.tianditu_key)
-    PageRuntime(t).add_to(m)
-
-    data: dict[str, Any] = {
-        "strings": t,
-        "palette": PALETTE,
-        "options": {
-            "label_zoom": options.label_zoom,
-            "incident_classes": list(INCIDENT_CLASSES),
-            "search": True,
-            "osm_credit": options.attribution_osm,
-            "features_url": None,
-            "remote_min_zoom": 16,
-            "remote_limit": 5000,
-        },
-    }
-    groups: dict[str, folium.FeatureGroup] = {}
-    legend: list[tuple[str, list[tuple[str, str, str]]]] = []
-
+    ``changed`` flags the grids of a plan diff and ``before`` holds their old outlines;
+    ``focus`` is what the view is framed on (default: everything).
+    """
+    page = _Page(options)
     if communities is not None and len(communities):
-        data["communities"] = prepare_communities(communities, crs=crs)
-        groups["communities"] = _group(m, t["layer_communities"], show=show["communities"])
-        legend.append(("", [("gm-swatch gm-swatch-community", "", t["legend_communities"])]))
-
+        page.add_communities(communities)
     if grids is not None and len(grids):
-        data["grids"] = prepare_grids(
-            grids,
-            incidents=incidents,
-            crs=crs,
-            include_contacts=options.include_contacts,
-            tolerance=options.tolerance,
-        )
-        if changed is not None:
-            data["grids"]["changed"] = list(changed)
-            legend.append(
-                (
-                    "",
-                    [
-                        ("gm-swatch", "background:#e74c3c", t["legend_changed"]),
-                        ("gm-swatch", "background:#bdc3c7", t["legend_unchanged"]),
-                    ],
-                )
-            )
-        else:
-            legend.append(
-                (
-                    "",
-                    [
-                        (
-                            "gm-swatch",
-                            f"background:linear-gradient(90deg,{PALETTE[0]},{PALETTE[2]},{PALETTE[3]})",
-                            t["legend_grids"],
-                        ),
-                        ("gm-swatch gm-swatch-flag", "", t["legend_flagged"]),
-                    ],
-                )
-            )
-        groups["grids"] = _group(m, t["layer_grids"], show=show["grids"])
-        groups["labels"] = _group(m, t["layer_labels"], show=show["labels"])
-        if before is not None and len(before):
-            data["before"] = prepare_communities(
-                before.assign(community=before["grid_code"].astype(str)), crs=crs
-            )
-            groups["before"] = _group(m, t["layer_diff_before"], show=show["before"])
-        if options.choropleth and changed is None:
-            field_name = {"open": "open", "overdue": "overdue"}.get(options.choropleth)
-            if field_name is None:
-                raise MapInputError(
-                    f"unknown choropleth {options.choropleth!r}", hint="use 'open' or 'overdue'"
-                )
-            values = data["grids"][field_name]
-            if any(v is not None for v in values):
-                bins = _bins(values)
-                scale = cm.linear.YlOrRd_09.scale(0, len(bins) - 1)
-                colors = [scale(i) for i in range(len(bins))]
-                data["choropleth"] = {"field": field_name, "bins": bins, "colors": colors}
-                title = t[f"layer_choropleth_{field_name}"]
-                groups["choropleth"] = _group(m, title, show=show["choropleth"])
-                rows = []
-                for i, low in enumerate(bins):
-                    high = bins[i + 1] - 1 if i + 1 < len(bins) else None
-                    label = (
-                        f"{low}"
-                        if high == low
-                        else f"{low}–{high}"
-                        if high is not None
-                        else f"≥ {low}"
-                    )
-                    rows.append(("gm-swatch", f"background:{colors[i]}", label))
-                legend.append((title, rows))
-
+        page.add_grids(grids, incidents, changed, before)
     if buildings is not None and len(buildings):
-        groups["buildings"] = _group(m, t["layer_buildings"], show=show["buildings"])
-        if len(buildings) <= options.max_buildings:
-            data["buildings"] = prepare_buildings(buildings, crs=crs)
-            legend.append(("", [("gm-swatch gm-swatch-building", "", t["legend_buildings"])]))
-        else:
-            data["options"]["features_url"] = options.features_url
-            legend.append(
-                ("", [("gm-swatch gm-swatch-building", "", t["legend_buildings_omitted"])])
-            )
-
-    rows: list[list[float]] = []
-    if incidents is not None and len(incidents):
-        data["incidents"], rows = prepare_incidents(incidents, crs=crs)
-
-    page_data = MapData(data, groups, lang=lang)
-    page_data.add_to(m)
-
-    if rows:
-        cluster = plugins.FastMarkerCluster(
-            rows,
-            callback=page_data.marker_callback(),
-            name=escape_html(t["layer_incidents"]),
-            show=show["incidents"],
-            options={"maxClusterRadius": 50, "chunkedLoading": True},
-        )
-        _with_assets(cluster, "markercluster").add_to(m)
-        heat = plugins.HeatMap(
-            [row[:2] for row in rows],
-            name=escape_html(t["layer_heatmap"]),
-            show=show["heatmap"],
-            radius=18,
-            blur=14,
-        )
-        _with_assets(heat, "heat").add_to(m)
-        legend.append(
-            (
-                t["legend_incidents"],
-                [(f"gm-inc gm-inc-{c}", "", t[f"class_{c}"]) for c in INCIDENT_CLASSES]
-                + [("gm-inc gm-inc-other gm-inc-overdue", "", t["legend_overdue"])],
-            )
-        )
-
-    _with_assets(
-        plugins.Fullscreen(title=t["fullscreen"], title_cancel=t["fullscreen_exit"]), "fullscreen"
-    ).add_to(m)
-    _with_assets(
-        plugins.MeasureControl(
-            primary_length_unit="meters",
-            secondary_length_unit="kilometers",
-            primary_area_unit="sqmeters",
-            secondary_area_unit="hectares",
-        ),
-        "measure",
-    ).add_to(m)
-    _with_assets(
-        plugins.LocateControl(
-            strings={
-                "title": t["locate"],
-                "metersUnit": t["locate_meters"],
-                "feetUnit": t["locate_feet"],
-                "popup": t["locate_popup"],
-                "outsideMapBoundsMsg": t["locate_outside"],
-            },
-        ),
-        "locate",
-    ).add_to(m)
-    Legend(t["legend_title"], legend).add_to(m)
-    folium.LayerControl(collapsed=True).add_to(m)
-
-    bounds = (
-        _bounds(focus) if focus is not None else _bounds(grids, communities, buildings, incidents)
-    )
-    if bounds is not None:
-        if crs == "gcj02":
-            corners = to_display(
-                gpd.GeoSeries(
-                    gpd.points_from_xy([b[1] for b in bounds], [b[0] for b in bounds]), crs=4326
-                ),
-                crs=crs,
-            )
-            bounds = [[float(p.y), float(p.x)] for p in corners]
-        m.fit_bounds(bounds)
-    Ready().add_to(m)
-    m.gridmap_offline = options.offline
-    return m
+        page.add_buildings(buildings)
+    page.add_data(incidents)
+    page.add_controls()
+    page.fit(*((focus,) if focus is not None else (grids, communities, buildings, incidents)))
+    Ready().add_to(page.m)
+    return page.m

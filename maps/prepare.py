@@ -18,7 +18,6 @@ import shapely
 from geo.errors import InputError
 
 from .encode import encode_points, encode_polygons
-from .i18n import INCIDENT_CLASSES
 
 __all__ = [
     "MapInputError",
@@ -48,11 +47,20 @@ def _require(frame: gpd.GeoDataFrame, columns: tuple[str, ...], layer: str) -> N
         raise MapInputError(f"the {layer} layer has no CRS; set one before mapping it")
 
 
-def _text(series: pd.Series | None, n: int) -> list[str | None]:
+def _text(series: pd.Series | None, n: int) -> list[str | None] | dict[str, list]:
+    """Strings of a column, ``None`` for missing; repetitive ones as ``{"v": values, "i": codes}``.
+
+    A community or grid code repeated on 50,000 buildings costs megabytes as plain strings; the
+    page's script expands the dictionary form back to a list (``expandColumns``).
+    """
     if series is None:
         return [None] * n
     values = series.astype(object).where(series.notna(), None)
-    return [None if v is None else str(v) for v in values]
+    texts = [None if v is None else str(v) for v in values]
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+    if n >= 64 and len(uniques) * 3 <= n:
+        return {"v": [str(u) for u in uniques], "i": codes.tolist()}
+    return texts
 
 
 def _int(series: pd.Series | None, n: int) -> list[int | None]:
@@ -281,8 +289,3 @@ def prepare_incidents(
     }
     rows = [[float(a), float(b), i] for i, (a, b) in enumerate(zip(lat, lon, strict=True))]
     return data, rows
-
-
-def known_classes() -> list[str]:
-    """The incident class codes that have their own icon."""
-    return list(INCIDENT_CLASSES)

@@ -27,10 +27,23 @@ DATA_BLOCK = re.compile(r'<script type="application/json" id="gm-data-[^"]+">(.*
 
 
 def page_data(html: str) -> dict:
-    """The JSON data block of a rendered map."""
+    """The JSON data block of a rendered map, repetitive columns expanded as the page does."""
     blocks = DATA_BLOCK.findall(html)
     assert len(blocks) == 1
-    return json.loads(blocks[0])
+    data = json.loads(blocks[0])
+    for layer in ("grids", "buildings", "communities", "incidents", "before"):
+        for key, column in data.get(layer, {}).items():
+            if isinstance(column, dict) and set(column) == {"v", "i"}:
+                data[layer][key] = [None if k < 0 else column["v"][k] for k in column["i"]]
+    return data
+
+
+def test_repetitive_columns_travel_as_dictionaries(suzhou):
+    html = maps.render_html(district(suzhou))
+    raw = json.loads(DATA_BLOCK.findall(html)[0])
+    assert set(raw["buildings"]["community"]) == {"v", "i"}
+    assert len(raw["buildings"]["community"]["v"]) == suzhou["buildings"]["community"].nunique()
+    assert page_data(html)["buildings"]["community"] == suzhou["buildings"]["community"].tolist()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,23 @@
     return root;
   }
 
+  // Repetitive text columns arrive as {v: values, i: codes (-1: none)}: back to plain lists.
+  function expandColumns(data) {
+    ["grids", "buildings", "communities", "incidents", "before"].forEach(function (layer) {
+      var columns = data[layer];
+      if (!columns) return;
+      Object.keys(columns).forEach(function (key) {
+        var col = columns[key];
+        if (col && col.v && col.i) {
+          columns[key] = col.i.map(function (k) {
+            return k < 0 ? null : col.v[k];
+          });
+        }
+      });
+    });
+    return data;
+  }
+
   // ---- geometry decoding ----
   // enc.c: flat [dx, dy, dx, dy, ...] integer deltas in 1e-6 degrees (first pair absolute);
   // enc.r: vertices per ring (closing vertex dropped); enc.p: rings per polygon (null: all 1);
@@ -130,6 +147,8 @@
     return { n: nFeatures, u: u, v: v, ringStart: ringStart, featureRing: featureRing, bbox: bbox };
   }
 
+  var PANES = { "gm-grids": 390, "gm-buildings": 395, "gm-outlines": 398 };
+
   var PolygonSet = L.Layer.extend({
     // store: decodeStore output; styleOf(i) -> key of styles; styles[key] -> {fill, fillOpacity,
     // color, weight, dash}; popup(i) -> Node; anchor(i) -> [lat, lng] where a popup opens.
@@ -145,7 +164,8 @@
 
     onAdd: function (map) {
       if (!map.getPane(this.paneName)) {
-        map.createPane(this.paneName).style.zIndex = this.paneName === "gm-buildings" ? 395 : 390;
+        // Under Leaflet's overlay pane (400): grids, then buildings, then community outlines.
+        map.createPane(this.paneName).style.zIndex = PANES[this.paneName] || 390;
       }
       this.canvas = L.DomUtil.create("canvas", "leaflet-zoom-hide gm-canvas");
       this.canvas.style.pointerEvents = "none";
@@ -178,7 +198,7 @@
       this._frame = null;
       var map = this._map;
       if (!map || !this.canvas) return;
-      var size = map.getSize(), pad = 0.25;
+      var size = map.getSize(), pad = 0.1; // a little margin for panning; area costs fill time
       var padX = Math.round(size.x * pad), padY = Math.round(size.y * pad);
       var width = size.x + 2 * padX, height = size.y + 2 * padY;
       var ratio = window.devicePixelRatio || 1;
@@ -218,8 +238,16 @@
           }
           for (var ring = s.featureRing[f]; ring < s.featureRing[f + 1]; ring++) {
             var q = s.ringStart[ring], end = s.ringStart[ring + 1];
-            ctx.moveTo(u[q] * scale - ox, v[q] * scale - oy);
-            for (q++; q < end; q++) ctx.lineTo(u[q] * scale - ox, v[q] * scale - oy);
+            var px = u[q] * scale - ox, py = v[q] * scale - oy;
+            ctx.moveTo(px, py);
+            for (q++; q < end; q++) {
+              var nx = u[q] * scale - ox, ny = v[q] * scale - oy;
+              // Skip vertices within half a pixel of the last one drawn: invisible, not free.
+              if (nx - px < 0.5 && px - nx < 0.5 && ny - py < 0.5 && py - ny < 0.5) continue;
+              ctx.lineTo(nx, ny);
+              px = nx;
+              py = ny;
+            }
             ctx.closePath();
           }
         }
@@ -488,20 +516,13 @@
   GridMap.prototype.drawCommunities = function () {
     var d = this.data.communities;
     if (!d || !this.groups.communities) return;
-    var shapes = decodePolygons(d.geom), layer = L.layerGroup();
-    for (var i = 0; i < shapes.length; i++) {
-      var poly = L.polygon(shapes[i], {
-        renderer: this.renderer,
-        color: "#1a237e",
-        weight: 2.5,
-        dashArray: "8 6",
-        fill: false,
-        interactive: false,
-      });
-      layer.addLayer(poly);
-    }
-    this.groups.communities.addLayer(layer);
-    this.stats.communities = shapes.length;
+    var store = decodeStore(d.geom);
+    var styles = { c: { fill: null, color: "#1a237e", weight: 2.5, dash: [8, 6] } };
+    this.communitySet = new PolygonSet(store, function () {
+      return "c";
+    }, styles, null, null, "gm-outlines");
+    this.groups.communities.addLayer(this.communitySet);
+    this.stats.communities = store.n;
   };
 
   // Plan diffs: the changed grids' outlines before the change, dashed.
@@ -681,7 +702,7 @@
     timings.start = Math.round(performance.now());
     var data, view;
     timed("parse", function () {
-      data = JSON.parse(document.getElementById(dataId).textContent);
+      data = expandColumns(JSON.parse(document.getElementById(dataId).textContent));
     });
     view = new GridMap(map, data, groups);
     gm.maps[dataId] = view;
@@ -711,9 +732,30 @@
     map.addControl(new Legend());
   };
 
-  // Drawn: after the synchronous setup, the canvas renderer paints on the next animation frame.
+  // markercluster's chunkProgress: a cluster layer finished when processed === total.
+  gm.clusterProgress = function (processed, total) {
+    if (processed === total) gm.clustersDone = (gm.clustersDone || 0) + 1;
+  };
+
+  // Drawn: the scripts have run, every shown cluster layer has clustered its markers (chunked
+  // loading may continue after the scripts) and two animation frames have painted the canvases.
   gm.ready = function (map) {
     timings.scripts = Math.round(performance.now());
+    var expected = 0;
+    Object.keys(gm.maps).forEach(function (key) {
+      expected += gm.maps[key].data.options.wait_for_clusters || 0;
+    });
+    (function waitForClusters() {
+      if ((gm.clustersDone || 0) < expected) {
+        setTimeout(waitForClusters, 10);
+        return;
+      }
+      timings.clustered = Math.round(performance.now());
+      painted();
+    })();
+  };
+
+  function painted() {
     requestAnimationFrame(function () {
       requestAnimationFrame(function () {
         var stats = {};
@@ -729,5 +771,5 @@
         window.__gridmapReady = true;
       });
     });
-  };
+  }
 })();
