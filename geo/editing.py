@@ -423,7 +423,7 @@ def _editable(store: Store, conn: Connection, plan_id: int, revision: int) -> pl
     return plan_state(store, plan_id, conn=conn)
 
 
-# -- the operations: each returns (building -> code patch, grid -> facts patch) -----------------
+# -- the operations: each returns a _Change (building -> code, grid -> facts) --------------------
 
 
 @dataclass
@@ -435,10 +435,7 @@ class _Change:
     shapes: gpd.GeoDataFrame | None = None  # by new code, to spare a second union
 
 
-Patches = _Change
-
-
-def _move(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _move(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     ids = _building_ids(
         ctx, args.get("buildings") or ([args["building"]] if "building" in args else [])
     )
@@ -457,7 +454,9 @@ def _move(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args:
     return _regroup(store, conn, plan, ctx, keys, affected)
 
 
-def _swap(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _swap(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
+    if args.get("a") is None or args.get("a") == args.get("b"):
+        raise EditError("swap needs two different buildings a and b", zh="交换需要两栋不同的楼")
     a, b = _building_ids(ctx, [args.get("a"), args.get("b")])
     _one_community(ctx, [a, b], what=f"buildings {a} and {b}")
     grid_a, grid_b = plan.labels[a], plan.labels[b]
@@ -471,7 +470,7 @@ def _swap(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args:
     return _regroup(store, conn, plan, ctx, keys, {grid_a, grid_b})
 
 
-def _merge(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _merge(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     grids = list(dict.fromkeys(_grid(plan, code) for code in args.get("grids") or []))
     if len(grids) < 2:
         raise EditError("merge needs at least two different grids", zh="合并至少需要两个不同的网格")
@@ -483,7 +482,7 @@ def _merge(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args
     return _regroup(store, conn, plan, ctx, keys, set(grids))
 
 
-def _split(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _split(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     grid = _grid(plan, args.get("grid"))
     keys = _members(plan, {grid})
     parts = args.get("parts")
@@ -521,7 +520,7 @@ def _split(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args
 
 def _repartition(
     store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict
-) -> Patches:
+) -> _Change:
     locked_codes = set(plan.grids.index[plan.grids["locked"].fillna(False).astype(bool)])
     if args.get("communities"):
         names = [str(name) for name in args["communities"]]
@@ -557,17 +556,17 @@ def _repartition(
     return _regroup(store, conn, plan, ctx, keys, affected)
 
 
-def _lock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _lock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     return _Change({}, {code: {"locked": True} for code in _grid_list(plan, args)})
 
 
-def _unlock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> Patches:
+def _unlock(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     return _Change({}, {code: {"locked": False} for code in _grid_list(plan, args)})
 
 
 def _assign_worker(
     store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict
-) -> Patches:
+) -> _Change:
     grid = _grid(plan, args.get("grid"))
     worker = args.get("worker_id")
     if worker is not None:
@@ -584,7 +583,7 @@ def _assign_worker(
     return _Change({}, {grid: {"worker_id": worker}})
 
 
-_OPERATIONS: dict[str, Callable[..., Patches]] = {
+_OPERATIONS: dict[str, Callable[..., _Change]] = {
     "move": _move,
     "swap": _swap,
     "merge": _merge,
@@ -669,7 +668,7 @@ def _regroup(
     ctx: _Context,
     keys: pd.Series,
     affected: set[str],
-) -> Patches:
+) -> _Change:
     """Codes for new groupings ``keys`` (building -> key) of the ``affected`` grids' buildings.
 
     A grouping keeps the code of the old grid it mostly is (``match="majority"``); others get new

@@ -265,6 +265,9 @@ def test_unknown_things_are_named(draft):
         editing.apply_edit(store, plan_id, "paint", {}, revision=0)
     with pytest.raises(NotFound, match="no building"):
         editing.apply_edit(store, plan_id, "move", {"buildings": ["nope"], "to": None}, revision=0)
+    some = editing.plan_state(store, plan_id).labels.index[0]
+    with pytest.raises(editing.EditError, match="two different buildings"):
+        editing.apply_edit(store, plan_id, "swap", {"a": some, "b": some}, revision=0)
     with pytest.raises(NotFound, match="no grid"):
         editing.apply_edit(store, plan_id, "merge", {"grids": ["1", "2"]}, revision=0)
 
