@@ -31,6 +31,7 @@ __all__ = [
     "REASONS_ZH",
     "assert_lonlat",
     "check_lonlat",
+    "coordinate_error",
     "from_wgs84",
     "metric_crs_for",
     "parse_crs_name",
@@ -397,6 +398,18 @@ def check_lonlat(
     return reason == "", reason.astype(str)
 
 
+def coordinate_error(lon, lat, reason: str) -> CoordinateError:
+    """The error for one coordinate that :func:`check_lonlat` refused, in English and Chinese.
+
+    Examples
+    --------
+    >>> str(coordinate_error(31.3, 120.6, SWAPPED))
+    'lon=31.3, lat=120.6: latitude and longitude look swapped / 经纬度疑似颠倒 (did you mean lon=120.6, lat=31.3?)'
+    """
+    hint = f"did you mean lon={lat}, lat={lon}?" if reason == SWAPPED else None
+    return CoordinateError(f"lon={lon}, lat={lat}: {reason} / {REASONS_ZH[reason]}", hint=hint)
+
+
 def assert_lonlat(
     lon,
     lat,
@@ -415,7 +428,5 @@ def assert_lonlat(
         [lon], [lat], district_bounds=district_bounds, max_distance_km=max_distance_km
     )
     if not ok[0]:
-        why = str(reason[0])
-        hint = f"did you mean lon={lat}, lat={lon}?" if why == SWAPPED else None
-        raise CoordinateError(f"lon={lon}, lat={lat}: {why} / {REASONS_ZH[why]}", hint=hint)
+        raise coordinate_error(lon, lat, str(reason[0]))
     return float(lon), float(lat)

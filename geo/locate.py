@@ -47,9 +47,8 @@ import shapely
 from geo.crs import (
     MISSING,
     NOT_A_NUMBER,
-    REASONS_ZH,
-    SWAPPED,
     check_lonlat,
+    coordinate_error,
     from_wgs84,
     parse_crs_name,
     to_wgs84,
@@ -712,11 +711,7 @@ class GridIndex:
         """
         x, y, ok, reason = self._checked([lon], [lat], crs, max_distance_km)
         if not ok[0]:
-            why = str(reason[0])
-            raise CoordinateError(
-                f"lon={lon}, lat={lat}: {why} / {REASONS_ZH[why]}",
-                hint=f"did you mean lon={lat}, lat={lon}?" if why == SWAPPED else None,
-            )
+            raise coordinate_error(lon, lat, str(reason[0]))
         return self.locate_point(float(x[0]), float(y[0]))
 
 
