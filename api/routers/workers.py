@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from api.deps import Admin, BodyDep, StateDep, Viewer
 from api.models import Problem, Worker, WorkerAssignment, plain, records
 from geo import plans
-from geo.errors import InputError
+from geo.errors import InputError, NotFound
 from geo.workers import read_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
@@ -29,7 +29,7 @@ def list_workers(state: StateDep, principal: Viewer) -> list[Worker]:
     team = state.roster()
     try:
         per_worker = state.layer("grids")["worker_id"].value_counts()
-    except Exception:
+    except NotFound:  # nothing published: nobody holds grids
         per_worker = {}
     rows = records(team)
     for row in rows:
