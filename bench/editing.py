@@ -39,7 +39,8 @@ def build_project(folder: Path, *, double: bool = False) -> Path:
         shifted["geometry"] = metric.geometry.translate(xoff=20_000)
         both = pd.concat([metric, shifted], ignore_index=True).to_crs(4326)
         source = folder / "suzhou_x2.gpkg"
-        both.drop(columns=[c for c in both.columns if c == "id"]).to_file(source)
+        both["osm_index"] = np.arange(len(both))  # the copy needs ids of its own
+        both.to_file(source)
     db = folder / "project.gpkg"
     store = open_store(db, create=True)
     project.import_buildings(store, source)
