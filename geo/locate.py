@@ -71,6 +71,8 @@ COLUMNS = [
 _CELL_THRESHOLD = 20_000
 # Points per internal block of the cell path: bounds the candidate-pair arrays to ~100 MB.
 _BLOCK = 100_000
+# Edges per point tried before the distance bound decides whether the rest are needed.
+_FIRST = 3
 _WGS84 = pyproj.CRS.from_epsg(4326)
 
 
@@ -300,7 +302,8 @@ class _Cells:
     cover_geom: np.ndarray
     edge_start: np.ndarray  # CSR of edges that can be nearest to a point in the cell
     edge_count: np.ndarray
-    edge_index: np.ndarray  # into edge_table
+    edge_index: np.ndarray  # into edge_table, nearest the cell centre first
+    edge_from_centre: np.ndarray  # distance from the cell centre to each listed edge
     edge_table: np.ndarray  # see _edge_table
     edge_geom: np.ndarray  # polygon of each edge
 
@@ -343,7 +346,14 @@ class _Cells:
         cover_geom = cover_geom[
             np.lexsort((cover_geom, np.repeat(np.arange(n_cells), cover_count)))
         ]
-        edge_start, edge_count, edge_index = _csr(edge_cell[need], edge[need], n_cells)
+        edge_cell, edge = edge_cell[need], edge[need]
+        # Each cell's edges nearest its centre first, with that distance: a point's distance to
+        # the first few bounds the rest (lookup stops early for most points).
+        cx, cy = grid.centres(edge_cell)
+        from_centre = np.sqrt(_point_segment_distance2(cx, cy, table[edge]))
+        order = np.lexsort((from_centre, edge_cell))
+        edge_cell, edge, from_centre = edge_cell[order], edge[order], from_centre[order]
+        edge_start, edge_count, edge_index = _csr(edge_cell, edge, n_cells)
         return cls(
             origin=(grid.x0, grid.y0),
             size=grid.size,
@@ -355,6 +365,7 @@ class _Cells:
             edge_start=edge_start,
             edge_count=edge_count,
             edge_index=edge_index.astype(np.int32),
+            edge_from_centre=from_centre,
             edge_table=table,
             edge_geom=edge_geom,
         )
@@ -387,26 +398,68 @@ class _Cells:
         # Points in no polygon: the nearest edge among the cell's candidates.
         todo = np.flatnonzero(in_table & (index < 0) & (self.edge_count[cell] > 0))
         if todo.size:
-            c = cell[todo]
-            counts = self.edge_count[c]
-            position, offsets = _blocks(counts, self.edge_start[c])
-            edge = self.edge_index[position]
-            d2 = _point_segment_distance2(
-                np.repeat(x[todo], counts),
-                np.repeat(y[todo], counts),
-                np.take(self.edge_table, edge, axis=0),
+            index[todo], distance[todo] = self._nearest_edge(
+                x[todo], y[todo], cell[todo], none, nearest_polygon
             )
-            nearest = np.minimum.reduceat(d2, offsets)
-            distance[todo] = np.sqrt(nearest)
-            if nearest_polygon:
-                geom = np.where(d2 <= np.repeat(nearest, counts), self.edge_geom[edge], none)
-                index[todo] = np.minimum.reduceat(geom, offsets)
 
         # Outside the table (or not finite): the STRtree answers.
         rest = np.flatnonzero(~in_table | ((distance == 0) & (index < 0)))
         if rest.size:
             index[rest], distance[rest] = layer.lookup_tree(x[rest], y[rest])
         return index, distance
+
+    def _nearest_edge(
+        self, x: np.ndarray, y: np.ndarray, cell: np.ndarray, none: int, nearest_polygon: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest listed edge of each point's cell: its polygon (ties: lowest) and distance.
+
+        First the ``_FIRST`` edges nearest the cell centre; an edge e further down the list is
+        at least ``from_centre(e) - |p - centre|`` from p, so only points whose best so far is
+        not below that bound look at the rest of their list.
+        """
+        counts = self.edge_count[cell]
+        starts = self.edge_start[cell]
+        first = np.minimum(counts, _FIRST)
+        best, pairs = self._edge_pass(x, y, starts, first)
+        size = self.size
+        cx = self.origin[0] + (np.floor((x - self.origin[0]) / size) + 0.5) * size
+        cy = self.origin[1] + (np.floor((y - self.origin[1]) / size) + 0.5) * size
+        more = np.flatnonzero(counts > first)
+        bound = self.edge_from_centre[starts[more] + first[more]] - np.hypot(
+            x[more] - cx[more], y[more] - cy[more]
+        )
+        # A micrometre of slack keeps rounding from hiding an equally near edge (ties matter).
+        more = more[np.sqrt(best[more]) >= bound - 1e-6]
+        rest_best, rest_pairs = self._edge_pass(
+            x[more], y[more], starts[more] + first[more], counts[more] - first[more]
+        )
+        best[more] = np.minimum(best[more], rest_best)
+        index = np.full(x.size, -1, dtype=np.int64)
+        if nearest_polygon:
+            index = self._lowest_polygon(pairs, best, first, none)
+            if more.size:
+                rest = self._lowest_polygon(
+                    rest_pairs, best[more], counts[more] - first[more], none
+                )
+                index[more] = np.minimum(index[more], rest)
+        return index, np.sqrt(best)
+
+    def _edge_pass(self, x, y, starts, counts):
+        """Squared distance from each point to the nearest of its ``counts`` edges."""
+        position, offsets = _blocks(counts, starts)
+        edge = self.edge_index[position]
+        d2 = _point_segment_distance2(
+            np.repeat(x, counts), np.repeat(y, counts), np.take(self.edge_table, edge, axis=0)
+        )
+        best = np.minimum.reduceat(d2, offsets) if d2.size else np.empty(0)
+        return best, (edge, d2, offsets)
+
+    def _lowest_polygon(self, pairs, best, counts, none) -> np.ndarray:
+        edge, d2, offsets = pairs
+        if not d2.size:
+            return np.full(best.size, none, dtype=np.int64)
+        geom = np.where(d2 <= np.repeat(best, counts), self.edge_geom[edge], none)
+        return np.minimum.reduceat(geom, offsets)
 
 
 def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]:

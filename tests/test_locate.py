@@ -220,15 +220,19 @@ def test_boundary_rule_on_shared_edges():
         crs=4549,
     )
     index = GridIndex.build(buildings, grids)
-    x = np.array([100, 50, 100, 150, 100, 25, 60, 0, 200])
-    y = np.array([50, 100, 100, 100, 150, 25, 50, 0, 200])
-    # Bottom-left G-004, bottom-right G-002, top-left G-003, top-right G-001: lowest code wins.
+    x = np.array([100, 50, 100, 150, 100, 25, 60, 0, 200, 100, -10, 100, 37])
+    y = np.array([50, 100, 100, 100, 150, 25, 50, 0, 200, -10, 100, 210, -5])
+    # Bottom-left G-004, bottom-right G-002, top-left G-003, top-right G-001: lowest code wins,
+    # on shared edges and vertices and, outside, among grids at the same distance.
     expected = ["G-002", "G-003", "G-001", "G-001", "G-001", "G-004", "G-004", "G-004", "G-001"]
+    expected += ["G-002", "G-003", "G-001", "G-004"]
     for n in (len(x), 30_000):  # the STRtree path, then the cell table
         reps = n // len(x) + 1
         got = index.locate(np.tile(x, reps), np.tile(y, reps)).iloc[: len(x)]
         assert got["grid_code"].astype(str).tolist() == expected
-        assert (got["grid_distance_m"] == 0).all()
+        assert (got["grid_distance_m"].iloc[:9] == 0).all()
+        assert got["grid_distance_m"].iloc[9:].tolist() == [10, 10, 10, 5]
+        assert (got["status"].iloc[9:] == "outside").all()
         assert got["building_id"].iloc[6] == "b1"  # on the shared footprint edge: lowest id
         assert got["status"].iloc[6] == "in_building"
     assert [index.locate_point(a, b)["grid_code"] for a, b in zip(x, y, strict=True)] == expected
