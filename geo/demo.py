@@ -95,7 +95,8 @@ class DemoDistrict:
     communities: gpd.GeoDataFrame  # community, geometry
     roads: gpd.GeoDataFrame  # name, kind, geometry
     workers: pd.DataFrame  # 工号, 姓名, 手机, 社区
-    incidents: pd.DataFrame  # 编号, 经度, 纬度, 类别, 上报时间, 问题描述, 地址, 来源
+    incidents: pd.DataFrame  # 编号, 经度, 纬度, 类别, 上报时间, 问题描述, 地址
+    workflow: pd.DataFrame  # 编号, status, at (Asia/Shanghai): each case's steps so far
 
 
 def demo_district(*, seed: int = 2026, n_incidents: int = 400) -> DemoDistrict:
@@ -169,8 +170,9 @@ def demo_district(*, seed: int = 2026, n_incidents: int = 400) -> DemoDistrict:
         buildings=buildings,
         communities=communities,
         roads=roads,
-        workers=_workers(rng, buildings),
-        incidents=_incidents(rng, buildings, n_incidents),
+        workers=(workers := _workers(rng, buildings)),
+        incidents=(incidents := _incidents(rng, buildings, n_incidents)),
+        workflow=_workflow(rng, incidents, workers),
     )
 
 
@@ -295,7 +297,6 @@ def _incidents(rng, buildings: gpd.GeoDataFrame, count: int) -> pd.DataFrame:
     kinds = rng.integers(0, len(CASE_KINDS), size=count)
     start = pd.Timestamp("2026-08-01 08:00")
     minutes = np.sort(rng.integers(0, 60 * 24 * 110, size=count))
-    sources = rng.choice(["12345", "数字城管"], size=count, p=[0.6, 0.4])
     return pd.DataFrame(
         {
             "编号": [f"CS{20260000 + i:08d}" for i in range(1, count + 1)],
@@ -307,6 +308,32 @@ def _incidents(rng, buildings: gpd.GeoDataFrame, count: int) -> pd.DataFrame:
             ],
             "问题描述": [CASE_KINDS[k][2] for k in kinds],
             "地址": buildings["address"].to_numpy()[picks],
-            "来源": sources,
         }
     )
+
+
+def _workflow(rng, incidents: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
+    """How far each case got: most closed in days, some sent back once, the newest still open."""
+    steps = []
+    newest = pd.Timestamp(incidents["上报时间"].max())
+    for case_id, reported in zip(
+        incidents["编号"], pd.to_datetime(incidents["上报时间"]), strict=True
+    ):
+        actor = str(rng.choice(workers["姓名"]))
+        if rng.random() < 0.06:
+            steps.append(
+                (case_id, "rejected", reported + pd.Timedelta(hours=rng.uniform(1, 6)), actor)
+            )
+            continue
+        at = reported
+        path = ["registered", "dispatched", "handled"]
+        if rng.random() < 0.07:
+            path += ["dispatched", "handled"]  # 退回: verification failed, handled again
+        path += ["verified", "closed"]
+        age_days = (newest - reported) / pd.Timedelta(days=1)
+        stop = len(path) if age_days > 12 else int(rng.integers(0, len(path) + 1))
+        for status in path[:stop]:
+            hours = rng.uniform(1, 20) if status == "handled" else rng.uniform(0.2, 2)
+            at = at + pd.Timedelta(hours=hours)
+            steps.append((case_id, status, at, actor))
+    return pd.DataFrame(steps, columns=["编号", "status", "at", "actor"])

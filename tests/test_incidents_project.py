@@ -8,11 +8,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import pytest
 import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
 from geo import plans
+from geo.errors import InputError
 from geo.incidents import store as cases
 from geo.store import open_store
 
@@ -318,3 +320,51 @@ def test_demo_cases_match_grids_in_wgs84_and_gcj02_input(kunming_project, tmp_pa
         index="source_id", columns="source", values="grid_code", aggfunc="first"
     )
     assert (by_source["wgs"] == by_source["gcj"]).all()
+
+
+def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tmp_path):
+    store = open_store(kunming_project)
+    point = store.read_layer("buildings").representative_point().to_crs(4326).iloc[0]
+    feed = pd.DataFrame(
+        {
+            "id": ["B7"],
+            "lon": [point.x],
+            "lat": [point.y],
+            "type": ["06036"],
+            "time": ["2026-10-05 09:00"],
+        }
+    )
+    feed.to_csv(tmp_path / "b.csv", index=False)
+    mapping = cases.mapping_from_options(
+        None, id_col="id", lon_col="lon", lat_col="lat", category_col="type", time_col="time"
+    )
+    cases.import_incidents(store, tmp_path / "b.csv", mapping=mapping, source="12345")
+    shanghai = "Asia/Shanghai"
+    steps = pd.DataFrame(
+        {
+            "incident_id": ["12345:B7"] * 3,
+            "status": ["registered", "dispatched", "handled"],
+            "actor": ["调度员"] * 3,
+            "note": [""] * 3,
+            "at": pd.to_datetime(
+                ["2026-10-05 10:00", "2026-10-05 11:00", "2026-10-06 15:00"]
+            ).tz_localize(shanghai),
+        }
+    )
+    assert cases.advance_cases(store, steps) == 3
+    record = cases.get_incident(store, "12345:B7")
+    assert record["status"] == "handled"
+    assert record["registered_at"] == pd.Timestamp("2026-10-05 10:00", tz=shanghai)
+    # 06036 乱堆杂物 has a limit counted from registration: the deadline follows it
+    assert record["deadline"] > record["registered_at"]
+    earlier = steps.iloc[:1].assign(
+        status="verified", at=pd.Timestamp("2026-10-05 12:00", tz=shanghai)
+    )
+    with pytest.raises(InputError, match="before the case's previous step"):
+        cases.advance_cases(store, earlier)
+    future = steps.iloc[:1].assign(
+        status="verified", at=pd.Timestamp.now(tz=shanghai) + pd.Timedelta(days=3)
+    )
+    with pytest.raises(InputError, match="in the future"):
+        cases.advance_cases(store, future)
+    assert cases.get_incident(store, "12345:B7")["status"] == "handled"  # nothing half-applied

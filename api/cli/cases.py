@@ -273,5 +273,7 @@ def _time(text: str | None) -> pd.Timestamp | None:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:.2f}"
+        if pd.isna(value):
+            return ""
+        return f"{value:.0f}" if value.is_integer() and value > 1 else f"{value:.2f}"
     return str(value)

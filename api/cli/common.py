@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,8 @@ from geo.store import DEFAULT_PATH, Store, open_store
 console = Console(
     stderr=True, soft_wrap=True
 )  # messages, tables and bars; stdout stays for data (JSON, CSV)
-out = Console(soft_wrap=True)
+# tables keep their columns when piped (a log, CI) instead of folding to 80 characters
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 DbOption = Annotated[
     Path,

@@ -148,6 +148,12 @@ def demo_command(
     summary = cases.import_incidents(
         store, inputs / "incidents.csv", mapping=DEMO_MAPPING, source="12345", author="demo"
     )
+    history = district.workflow.assign(
+        incident_id="12345:" + district.workflow["编号"],
+        at=district.workflow["at"].dt.tz_localize("Asia/Shanghai"),
+        note="",
+    )
+    cases.advance_cases(store, history[["incident_id", "status", "actor", "note", "at"]])
     map_path = save_map(project_map(store, MapRequest()), out_dir / "map.html")
     offline_path = save_map(
         project_map(store, MapRequest(offline=True)), out_dir / "map-offline.html", offline=True

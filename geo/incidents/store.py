@@ -264,43 +264,110 @@ def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
 
 
 def update_incident(
-    store: Store, incident_id: str, *, status: str, actor: str = "", note: str = ""
+    store: Store,
+    incident_id: str,
+    *,
+    status: str,
+    actor: str = "",
+    note: str = "",
+    at: pd.Timestamp | None = None,
 ) -> dict[str, Any]:
-    """One step of the case loop (上报→立案→派遣→处置→核查→结案, 退回); illegal steps are refused."""
-    if status not in STATUSES:
+    """One step of the case loop (上报→立案→派遣→处置→核查→结案, 退回); illegal steps are refused.
+
+    ``at`` records a step taken earlier (from another system's log); it defaults to now and may
+    be neither in the future nor before the case's previous step.
+    """
+    step = pd.DataFrame(
+        [{"incident_id": incident_id, "status": status, "actor": actor, "note": note, "at": at}]
+    )
+    advance_cases(store, step)
+    return get_incident(store, incident_id)
+
+
+def advance_cases(store: Store, steps: pd.DataFrame) -> int:
+    """Apply many workflow steps (``incident_id``, ``status``, ``actor``, ``note``, ``at``) at once.
+
+    Steps are applied per case in the order given, each checked against the case loop; one
+    illegal step refuses the whole batch, which is one transaction. Returns the steps applied.
+    """
+    unknown = sorted(set(steps["status"]) - set(STATUSES))
+    if unknown:
         raise InputError(
-            f"unknown status {status!r}; statuses: {', '.join(STATUSES)}", zh=f"未知状态 {status}"
+            f"unknown status {', '.join(unknown)}; statuses: {', '.join(STATUSES)}",
+            zh=f"未知状态 {', '.join(unknown)}",
         )
+    now = pd.Timestamp.now("UTC")
     with store.transaction() as conn:
+        ids = list(dict.fromkeys(steps["incident_id"]))
         found = (
-            store.read_layer(LAYER, where={"incident_id": incident_id}, conn=conn)
+            store.read_layer(LAYER, where={"incident_id": ids}, conn=conn)
             if store.has_layer(LAYER, conn)
             else None
         )
-        if found is None or found.empty:
-            raise NotFound(f"no incident {incident_id!r}", zh=f"没有案件 {incident_id}")
-        current = str(found["status"].iloc[0])
-        transition(current, status)
-        at = pd.Timestamp.now("UTC")
-        values: dict[str, Any] = {"status": status, "incident_id": incident_id}
-        if status == "registered" and pd.isna(found["registered_at"].iloc[0]):
-            values["registered_at"] = at
-            limits = found.assign(registered_at=at)
-            values["deadline"] = deadlines(limits, catalogue(store)).iloc[0]
-        if status in ("closed", "rejected"):
-            values["closed_at"] = at
-        store.update_rows(conn, LAYER, pd.DataFrame([values]), key=["incident_id"])
-        conn.execute(
-            sa.insert(incident_events).values(
-                incident_id=incident_id,
-                from_status=current,
-                to_status=status,
-                actor=actor,
-                at=at.isoformat(),
-                note=note,
+        known = set() if found is None else set(found["incident_id"])
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise NotFound(f"no incident {missing[0]!r}", zh=f"没有案件 {missing[0]}")
+        cases_by_id = found.set_index("incident_id")
+        last_event = _last_event_times(conn, ids)
+        state = {i: cases_by_id.loc[i].to_dict() for i in ids}
+        events = []
+        for step in steps.to_dict("records"):
+            case = state[step["incident_id"]]
+            at = now if step.get("at") is None or pd.isna(step.get("at")) else _utc(step["at"])
+            previous = last_event.get(step["incident_id"])
+            if at > now + pd.Timedelta(minutes=5) or (previous is not None and at < previous):
+                raise InputError(
+                    f"step {step['status']} of {step['incident_id']} at {at.isoformat()} is in the future "
+                    "or before the case's previous step",
+                    zh=f"案件 {step['incident_id']} 的流程时间不合理（晚于现在或早于上一步）",
+                )
+            transition(str(case["status"]), step["status"])
+            events.append(
+                {
+                    "incident_id": step["incident_id"],
+                    "from_status": case["status"],
+                    "to_status": step["status"],
+                    "actor": step.get("actor") or "",
+                    "at": at.isoformat(),
+                    "note": step.get("note") or "",
+                }
             )
+            case["status"] = step["status"]
+            if step["status"] == "registered" and pd.isna(case["registered_at"]):
+                case["registered_at"] = at
+                case["deadline"] = deadlines(
+                    pd.DataFrame([{**case, "registered_at": at}]), catalogue(store)
+                ).iloc[0]
+            if step["status"] in ("closed", "rejected"):
+                case["closed_at"] = at
+            last_event[step["incident_id"]] = at
+        update = pd.DataFrame(
+            [
+                {
+                    "status": case["status"],
+                    "registered_at": case["registered_at"],
+                    "closed_at": case["closed_at"],
+                    "deadline": case["deadline"],
+                    "incident_id": incident_id,
+                }
+                for incident_id, case in state.items()
+            ]
         )
-    return get_incident(store, incident_id)
+        for column in ("registered_at", "closed_at", "deadline"):
+            update[column] = pd.to_datetime(update[column], utc=True)
+        store.update_rows(conn, LAYER, update, key=["incident_id"])
+        conn.execute(sa.insert(incident_events), events)
+    return len(events)
+
+
+def _last_event_times(conn: Any, ids: list[str]) -> dict[str, pd.Timestamp]:
+    query = (
+        sa.select(incident_events.c.incident_id, sa.func.max(incident_events.c.at))
+        .where(incident_events.c.incident_id.in_(ids))
+        .group_by(incident_events.c.incident_id)
+    )
+    return {i: _utc(pd.Timestamp(t)) for i, t in conn.execute(query) if t is not None}
 
 
 def list_incidents(
