@@ -146,6 +146,27 @@ def test_a_planner_moves_a_building_sees_the_violation_undoes_and_publishes(serv
         assert row.inner_text() == "4"
         assert plans.load_plan(store, draft).labels[building] == small
 
+        # split two buildings off into a new grid: click one, shift-click another, move to "new"
+        first, second = plan.labels.index[plan.labels == small][:2]
+        click_building(page, first)
+        page.keyboard.down("Shift")
+        click_building(page, second)
+        page.keyboard.up("Shift")
+        assert "+1" in page.inner_text("#gm-editor h2")
+        page.select_option("#gm-ed-target", "")
+        page.click("#gm-ed-move")
+        page.wait_for_function("window.__gridmapEditorRevision === 3")
+        counts = {
+            row.get_attribute("data-grid"): int(row.query_selector(".gm-ed-n").inner_text())
+            for row in page.query_selector_all("#gm-ed-counts tr[data-grid]")
+        }
+        assert sorted(counts.values()) == [2, 2]
+        labels = plans.load_plan(store, draft).labels
+        groups = {code: sorted(labels.index[labels == code]) for code in counts}
+        assert sorted([first, second]) in groups.values()  # two halves: both get fresh codes
+        page.click("#gm-ed-undo")
+        page.wait_for_function("window.__gridmapEditorRevision === 4")
+
         page.click("#gm-ed-publish")  # the plan breaks rules: a reason is asked for
         page.wait_for_function(
             "document.getElementById('gm-ed-message').textContent.includes('理由')"

@@ -15,7 +15,9 @@
     violations: config.violations,
     total: config.violations.length,
     touched: [],
-    building: null, // selected building index
+    building: null, // the building clicked last (index)
+    extra: [], // more buildings picked with shift/ctrl-click or the multi-select box
+    multi: false,
     selectedGrids: [],
     busy: false,
   };
@@ -191,12 +193,23 @@
   function buildingId(i) {
     return view.data.buildings.building_id[i];
   }
-  function selectBuilding(i) {
-    var previous = state.building;
-    state.building = i;
-    if (previous !== null) buildingLayers[previous].setStyle(buildingStyle(previous));
-    buildingLayers[i].setStyle(buildingStyle(i));
+  function selectBuilding(i, add) {
+    var before = state.extra.concat(state.building === null ? [] : [state.building]);
+    if (add && state.building !== null && state.building !== i) {
+      var at = state.extra.indexOf(i);
+      if (at >= 0) state.extra.splice(at, 1);
+      else state.extra.push(i);
+    } else {
+      state.building = i;
+      state.extra = [];
+    }
+    before.concat([i]).forEach(function (k) {
+      buildingLayers[k].setStyle(buildingStyle(k));
+    });
     render();
+  }
+  function selectedIds() {
+    return [state.building].concat(state.extra).map(buildingId);
   }
   function toggleGrid(code) {
     var at = state.selectedGrids.indexOf(code);
@@ -277,7 +290,7 @@
 
     if (state.building !== null) {
       var id = buildingId(state.building), own = state.labels[id];
-      section(t.building + " " + id);
+      section(t.building + " " + id + (state.extra.length ? " +" + state.extra.length : ""));
       panel.appendChild(el("div", null, t.grid + " " + own + " · " + t.community + " " + ((state.grids[own] || {}).community || "")));
       var moveRow = el("div", "gm-ed-row");
       var select = el("select");
@@ -294,12 +307,23 @@
       moveRow.appendChild(el("label", null, t.move_to));
       moveRow.appendChild(select);
       var moveButton = button(t.move, function () {
-        edit("move", { buildings: [id], to: select.value || null });
+        edit("move", { buildings: selectedIds(), to: select.value || null });
       }, true);
       moveButton.id = "gm-ed-move";
       moveButton.disabled = !editable;
       moveRow.appendChild(moveButton);
       panel.appendChild(moveRow);
+      var multiRow = el("label", "gm-ed-row");
+      var multi = el("input");
+      multi.type = "checkbox";
+      multi.id = "gm-ed-multi";
+      multi.checked = state.multi;
+      multi.addEventListener("change", function () {
+        state.multi = multi.checked;
+      });
+      multiRow.appendChild(multi);
+      multiRow.appendChild(el("span", null, t.multi));
+      panel.appendChild(multiRow);
     }
 
     if (state.selectedGrids.length) {
@@ -464,7 +488,7 @@
   var buildingLayers = [];
 
   function buildingStyle(i) {
-    var selected = state.building === i;
+    var selected = state.building === i || state.extra.indexOf(i) >= 0;
     return {
       renderer: renderer,
       color: selected ? "#0d47a1" : "#5d4037",
@@ -504,8 +528,9 @@
     if (buildings) {
       decodePolygons(buildings.geom).forEach(function (latlngs, i) {
         var poly = L.polygon(latlngs, buildingStyle(i)).addTo(map);
-        poly.on("click", function () {
-          selectBuilding(i);
+        poly.on("click", function (event) {
+          var e = event.originalEvent || {};
+          selectBuilding(i, state.multi || e.shiftKey || e.ctrlKey || e.metaKey);
         });
         buildingLayers.push(poly);
       });

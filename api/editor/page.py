@@ -65,7 +65,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "reload": "刷新",
         "published_ok": "方案已发布",
         "need_reason": "方案有违规，请填写发布理由",
-        "click_building": "点击楼栋查看其网格并移动；点击网格选择以合并、拆分或锁定。",
+        "click_building": "点击楼栋查看其网格并移动（可多选后移入新网格即拆出）；点击网格选择以合并、拆分或锁定。",
         "locked": "已锁定",
         "not_draft": "此方案不是草稿，只能查看；请先复制。",
         "ok": "正常",
@@ -76,6 +76,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_worker": "无网格员",
         "error": "错误",
         "diff_map": "与上一方案对比地图",
+        "multi": "多选楼栋（也可按住 Shift 点击）",
     },
     "en": {
         "title": "Grid editor",
@@ -118,7 +119,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "reload": "Reload",
         "published_ok": "Plan published",
         "need_reason": "The plan breaks rules: give a reason to publish",
-        "click_building": "Click a building to see its grid and move it; click grids to merge, split or lock them.",
+        "click_building": "Click a building to see its grid and move it (pick several and move them to a new grid to split them off); click grids to merge, split or lock them.",
         "locked": "locked",
         "not_draft": "This plan is not a draft and can only be viewed; copy it first.",
         "ok": "ok",
@@ -129,6 +130,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_worker": "no worker",
         "error": "Error",
         "diff_map": "Map of changes against the parent plan",
+        "multi": "select several buildings (or shift-click)",
     },
 }
 
