@@ -19,7 +19,6 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-import pyproj
 import sqlalchemy as sa
 
 from api.auth import Principal, verify_token
@@ -43,11 +42,10 @@ _GRID_WORKERS_SQL = "SELECT count(*), group_concat(coalesce(worker_id, '-'), ','
 
 @dataclass(frozen=True)
 class Locator:
-    """The published plan's locate index and the transformers the single-point path needs."""
+    """The published plan's locate index."""
 
     plan_id: int
     index: GridIndex
-    from_wgs84: pyproj.Transformer
 
 
 class ProjectState:
@@ -143,9 +141,7 @@ class ProjectState:
         def build() -> Locator:
             buildings = self.store.read_layer("buildings", columns=["building_id"])
             grids = plans.published_grids(self.store)
-            index = GridIndex.build(buildings, grids)
-            transformer = pyproj.Transformer.from_crs(4326, index.crs, always_xy=True)
-            return Locator(plan_id=plan_id, index=index, from_wgs84=transformer)
+            return Locator(plan_id=plan_id, index=GridIndex.build(buildings, grids))
 
         return self.cached("locator", build)
 

@@ -1,29 +1,26 @@
 """``/locate``: which building, grid, community and worker a point falls in (like ``gridmap locate``).
 
 ``GET`` answers one point from the published plan's cached :class:`~geo.locate.GridIndex`
-through its single-point path; ``POST`` takes a batch as JSON or CSV (bounded) and answers like
+through its single-point path (a refused coordinate is a 422 saying why); ``POST`` takes a batch as JSON or CSV (bounded) and answers like
 ``gridmap locate`` on a file: every row kept, invalid ones with ``status`` ``invalid`` and a
 ``reason``.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-import pyproj
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from api.deps import BodyDep, Staff, StateDep, check_batch
 from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, Problem, plain
-from geo.crs import check_lonlat, parse_crs_name, to_wgs84
-from geo.errors import CoordinateError, InputError
+from geo.errors import InputError
 
 router = APIRouter(tags=["locate"])
 ERRORS = {
@@ -44,11 +41,6 @@ CrsQuery = Annotated[
 ]
 
 
-@functools.lru_cache(maxsize=32)
-def _to_wgs84(source: pyproj.CRS) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(source, 4326, always_xy=True)
-
-
 @router.get("/locate", response_model=LocateResult, responses=ERRORS, summary="Locate one point")
 async def locate_point(
     state: StateDep,
@@ -58,25 +50,7 @@ async def locate_point(
     crs: CrsQuery = "wgs84",
 ) -> LocateResult:
     locator = state.locator()
-    index = locator.index
-    source = parse_crs_name(crs)
-    if isinstance(source, str):  # wgs84, gcj02, bd09: degrees, checked before converting
-        ok, reason = check_lonlat(
-            [lon], [lat], district_bounds=index.bounds_wgs84, max_distance_km=MAX_DISTANCE_KM
-        )
-        if ok[0]:
-            wlon, wlat = to_wgs84(lon, lat, crs=source)
-    else:
-        wlon, wlat = _to_wgs84(source).transform(lon, lat)
-        ok, reason = check_lonlat(
-            [wlon], [wlat], district_bounds=index.bounds_wgs84, max_distance_km=MAX_DISTANCE_KM
-        )
-    if not ok[0]:
-        raise CoordinateError(
-            f"lon={lon}, lat={lat} ({crs}): {reason[0]}", zh=f"坐标无效：{reason[0]}"
-        )
-    x, y = locator.from_wgs84.transform(float(wlon), float(wlat))
-    found = index.locate_point(x, y)
+    found = locator.index.locate_lonlat_point(lon, lat, crs=crs, max_distance_km=MAX_DISTANCE_KM)
     return LocateResult(
         **{k: plain(v) for k, v in found.items()}, reason="", plan_id=locator.plan_id
     )
