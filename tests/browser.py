@@ -131,7 +131,9 @@ def open_page(
     if block_network or route is not None:
 
         def only_the_page(request_route: Route) -> None:
-            if request_route.request.url == url:
+            request_url = request_route.request.url
+            if request_url == url or (block_network and request_url.startswith("file:")):
+                # Local files are not the network; the offline test still sees them in requests.
                 request_route.continue_()
             elif route is not None:
                 route(request_route)
