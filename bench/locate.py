@@ -1,6 +1,7 @@
 """Benchmark geo.locate: batch throughput against geopandas.sjoin, and single-point latency.
 
-Run: ``.venv/bin/python -m bench.locate`` (``--quick`` skips the 10^7 run).
+Run: ``.venv/bin/python bench/locate.py`` or ``.venv/bin/python -m bench.locate``
+(``--quick`` skips the 10^7 run).
 Writes the ``locate`` section of docs/benchmarks.md.
 """
 
@@ -9,18 +10,22 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
+import sys
 import time
 from pathlib import Path
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-import shapely
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]  # run as a script (make bench) as well as with -m
 
-from bench._report import write_section
-from geo.locate import GridIndex
+import geopandas as gpd  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import shapely  # noqa: E402
 
-SUZHOU = Path(__file__).resolve().parents[2] / "shared" / "data" / "suzhou_gusu_buildings.geojson"
+from bench._report import write_section  # noqa: E402
+from geo.locate import GridIndex  # noqa: E402
+
+SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
 METRIC_EPSG = 4549
 
 
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     single = _single_point(index, bounds)
 
     lines = [
-        "Command: `.venv/bin/python -m bench.locate" + (" --quick`" if args.quick else "`"),
+        "Command: `.venv/bin/python bench/locate.py" + (" --quick`" if args.quick else "`"),
         "",
         f"Suzhou footprints: {len(buildings):,} buildings in EPSG:{METRIC_EPSG}; {len(grids):,} stand-in "
         f"grids (Voronoi cells in groups of 5, built in {grids_s:.1f} s). Uniform random points over the "
