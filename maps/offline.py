@@ -173,8 +173,17 @@ _REMOTE = [
 ]
 
 
+_DATA_BLOCK = re.compile(
+    r"<script type=\"application/json\"[^>]*>.*?</script>", re.IGNORECASE | re.DOTALL
+)
+
+
 def check_offline(html: str) -> None:
-    """Raise :class:`OfflineAssetError` if ``html`` would load a script, style or image remotely."""
+    """Raise :class:`OfflineAssetError` if ``html`` would load a script, style or image remotely.
+
+    The JSON data blocks are inert text (an incident may well quote a URL), so they are skipped.
+    """
+    html = _DATA_BLOCK.sub("", html)
     for pattern in _REMOTE:
         match = pattern.search(html)
         if match:

@@ -360,6 +360,14 @@ def test_offline_refuses_remote_assets_and_tiles(kunming):
         maps.render_html(district(kunming), offline=True)
 
 
+def test_offline_allows_urls_quoted_in_data(kunming):
+    incidents = kunming["incidents"].copy()
+    incidents.loc[0, "description"] = 'see url(https://evil.example/x.png) @import url("//x.css")'
+    m = maps.district_map(kunming["grids"], incidents=incidents, offline=True)
+    html = maps.render_html(m, offline=True)
+    assert "evil.example" in html
+
+
 def test_offline_without_vendored_assets_says_how_to_get_them(kunming, monkeypatch, tmp_path):
     monkeypatch.setattr(offline, "VENDOR_DIR", tmp_path)
     with pytest.raises(offline.OfflineAssetError, match=r"vendor\.py"):
