@@ -437,7 +437,7 @@ class _Change:
 
 def _move(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     ids = _building_ids(
-        ctx, args.get("buildings") or ([args["building"]] if "building" in args else [])
+        ctx, _as_list(args, "buildings") or ([args["building"]] if "building" in args else [])
     )
     target = args.get("to")
     community = _one_community(ctx, ids, what="the moved buildings")
@@ -471,7 +471,7 @@ def _swap(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args:
 
 
 def _merge(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
-    grids = list(dict.fromkeys(_grid(plan, code) for code in args.get("grids") or []))
+    grids = list(dict.fromkeys(_grid(plan, code) for code in _as_list(args, "grids")))
     if len(grids) < 2:
         raise EditError("merge needs at least two different grids", zh="合并至少需要两个不同的网格")
     communities = plan.grids.loc[grids, "community"].astype(str)
@@ -485,7 +485,7 @@ def _merge(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args
 def _split(store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict) -> _Change:
     grid = _grid(plan, args.get("grid"))
     keys = _members(plan, {grid})
-    parts = args.get("parts")
+    parts = _as_list(args, "parts")
     if parts:
         seen: set[str] = set()
         for i, part in enumerate(parts):
@@ -522,7 +522,7 @@ def _repartition(
     store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, args: dict
 ) -> _Change:
     locked_codes = set(plan.grids.index[plan.grids["locked"].fillna(False).astype(bool)])
-    if args.get("communities"):
+    if _as_list(args, "communities"):
         names = [str(name) for name in args["communities"]]
         unknown = sorted(set(names) - set(ctx.community))
         if unknown:
@@ -530,7 +530,7 @@ def _repartition(
                 f"unknown communities: {', '.join(unknown)}", zh=f"未知社区：{', '.join(unknown)}"
             )
         ids = ctx.community.index[ctx.community.isin(names)]
-    elif args.get("grids"):
+    elif _as_list(args, "grids"):
         grids = [_grid(plan, code) for code in args["grids"]]
         for code in grids:
             _unlocked(plan, code)
@@ -598,6 +598,16 @@ _OPERATIONS: dict[str, Callable[..., _Change]] = {
 # -- helpers of the operations ------------------------------------------------------------------
 
 
+def _as_list(args: Mapping[str, Any], key: str) -> list:
+    """``args[key]`` as a list (missing or null: empty); anything else is a named error."""
+    value = args.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise EditError(f"{key} must be a list, not {type(value).__name__}", zh=f"{key} 应为列表")
+    return list(value)
+
+
 def _building_ids(ctx: _Context, ids: Any) -> list[str]:
     if not isinstance(ids, list | tuple) or not ids:
         raise EditError("name at least one building", zh="请至少指定一栋楼")
@@ -621,7 +631,7 @@ def _grid(plan: plans.Plan, code: Any) -> str:
 
 
 def _grid_list(plan: plans.Plan, args: dict) -> list[str]:
-    codes_ = args.get("grids") or ([args["grid"]] if args.get("grid") else [])
+    codes_ = _as_list(args, "grids") or ([args["grid"]] if args.get("grid") else [])
     if not codes_:
         raise EditError("name at least one grid", zh="请至少指定一个网格")
     return list(dict.fromkeys(_grid(plan, code) for code in codes_))

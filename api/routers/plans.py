@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,10 @@ from geo.errors import Forbidden, Unauthorized
 
 router = APIRouter(tags=["plans"])
 ERRORS = {status: {"model": Problem} for status in (401, 403, 404, 409, 422)}
+PlanId = Annotated[int, Path(ge=1, le=2**53, description="plan id")]
+Against = Annotated[
+    int | None, Query(ge=1, le=2**53, description="the plan to compare with (default: parent)")
+]
 Display = Annotated[
     str, Query(pattern="^(wgs84|gcj02)$", description="datum of the returned GeoJSON")
 ]
@@ -71,25 +75,27 @@ PageViewer = Annotated[Principal, Depends(page_viewer)]
 class EditBody(BaseModel):
     """One edit: the operation, the revision it was made on, its arguments."""
 
-    op: str = Field(description=", ".join(editing.OPERATIONS))
-    revision: int = Field(ge=0, description="the plan revision the edit was made on")
+    op: str = Field(max_length=40, description=", ".join(editing.OPERATIONS))
+    revision: int = Field(ge=0, le=2**53, description="the plan revision the edit was made on")
     args: dict[str, Any] = Field(default_factory=dict)
 
 
 class StepBody(BaseModel):
     """Undo or redo: the revision it was made on."""
 
-    revision: int = Field(ge=0)
+    revision: int = Field(ge=0, le=2**53)
 
 
 class PublishBody(BaseModel):
     """Publishing: an override reason is required when the plan breaks rules."""
 
-    override_reason: str | None = None
+    override_reason: str | None = Field(default=None, max_length=2000)
 
 
 class CopyBody(BaseModel):
-    note: str = ""
+    """A copy's note."""
+
+    note: str = Field(default="", max_length=1000)
 
 
 # -- reads ------------------------------------------------------------------------------------------
@@ -102,7 +108,7 @@ def list_plans(store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
 
 
 @router.get("/plans/{plan_id}", responses=ERRORS)
-def show_plan(plan_id: int, store: StoreDep, _: Viewer) -> dict[str, Any]:
+def show_plan(plan_id: PlanId, store: StoreDep, _: Viewer) -> dict[str, Any]:
     """A plan with its grids (no geometry) and the rules they break."""
     plan = editing.plan_state(store, plan_id)
     row = plans.plan_row(store, plan_id)
@@ -115,19 +121,17 @@ def show_plan(plan_id: int, store: StoreDep, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/plans/{plan_id}/history", responses=ERRORS)
-def plan_history(plan_id: int, store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
+def plan_history(plan_id: PlanId, store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
     """The plan's steps, oldest first."""
     return _records(editing.history(store, plan_id))
 
 
 @router.get("/plans/{plan_id}/diff", responses=ERRORS)
 def plan_diff(
-    plan_id: int,
+    plan_id: PlanId,
     store: StoreDep,
     _: Viewer,
-    against: Annotated[
-        int | None, Query(description="the plan to compare with (default: parent)")
-    ] = None,
+    against: Against = None,
 ) -> dict[str, Any]:
     """What changed from plan ``against`` (default: the parent) to this plan."""
     other = against if against is not None else plans.plan_row(store, plan_id)["parent_id"]
@@ -144,12 +148,10 @@ def plan_diff(
 
 @router.get("/plans/{plan_id}/diff/map", response_class=HTMLResponse, responses=ERRORS)
 def plan_diff_map(
-    plan_id: int,
+    plan_id: PlanId,
     store: StoreDep,
     _: PageViewer,
-    against: Annotated[
-        int | None, Query(description="the plan to compare with (default: parent)")
-    ] = None,
+    against: Against = None,
     lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
     basemap: Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")] = "osm",
 ) -> HTMLResponse:
@@ -175,7 +177,7 @@ def plan_diff_map(
 
 @router.post("/plans/{plan_id}/copy", status_code=201, responses=ERRORS)
 def copy_plan(
-    plan_id: int, store: StoreDep, principal: Planner, body: CopyBody | None = None
+    plan_id: PlanId, store: StoreDep, principal: Planner, body: CopyBody | None = None
 ) -> dict:
     """A new draft from this plan (the parent is recorded)."""
     new_id = editing.copy_plan(
@@ -186,7 +188,7 @@ def copy_plan(
 
 @router.post("/plans/{plan_id}/edits", responses=ERRORS)
 def post_edit(
-    plan_id: int,
+    plan_id: PlanId,
     body: EditBody,
     store: StoreDep,
     principal: Planner,
@@ -203,7 +205,7 @@ def post_edit(
 
 @router.post("/plans/{plan_id}/undo", responses=ERRORS)
 def post_undo(
-    plan_id: int,
+    plan_id: PlanId,
     body: StepBody,
     store: StoreDep,
     principal: Planner,
@@ -217,7 +219,7 @@ def post_undo(
 
 @router.post("/plans/{plan_id}/redo", responses=ERRORS)
 def post_redo(
-    plan_id: int,
+    plan_id: PlanId,
     body: StepBody,
     store: StoreDep,
     principal: Planner,
@@ -231,7 +233,7 @@ def post_redo(
 
 @router.post("/plans/{plan_id}/publish", responses=ERRORS)
 def publish(
-    plan_id: int, store: StoreDep, principal: Planner, body: PublishBody | None = None
+    plan_id: PlanId, store: StoreDep, principal: Planner, body: PublishBody | None = None
 ) -> dict:
     """Publish the plan; with violations only with an ``override_reason`` (recorded)."""
     reason = body.override_reason if body else None
@@ -245,7 +247,7 @@ def publish(
 
 @router.get("/plans/{plan_id}/edit", response_class=HTMLResponse, responses=ERRORS)
 def editor_page(
-    plan_id: int,
+    plan_id: PlanId,
     store: StoreDep,
     _: PagePlanner,
     lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
