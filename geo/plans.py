@@ -395,7 +395,8 @@ def partition_project(
         locked = parent_labels[parent_labels.isin(locked_codes) & in_scope]
 
     step("partition", 0, 1)
-    adjacency = building_adjacency(buildings, min_size=min_size)
+    roads = store.read_layer("roads") if store.has_layer("roads") else None
+    adjacency = building_adjacency(buildings, min_size=min_size, roads=roads)
     scope = buildings[in_scope]
     result = partition.partition_buildings(
         scope,

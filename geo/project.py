@@ -182,6 +182,16 @@ def import_buildings(
         store.write_layer(
             conn, "cells", cell_frame, description="one tessellation cell per building"
         )
+        if roads is not None:
+            kept = [c for c in ("name", "kind") if c in roads.columns]
+            store.write_layer(
+                conn,
+                "roads",
+                roads[[*kept, "geometry"]].reset_index(drop=True),
+                description="roads: blocks and grids do not cross major roads",
+            )
+        elif store.has_layer("roads", conn):
+            store.drop_layer(conn, "roads")
         store.set_setting(conn, "working_crs", metric.to_string())
         store.set_setting(conn, "source_crs", report.source_crs)
         store.set_setting(conn, "source_file", str(path))

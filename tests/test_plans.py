@@ -230,3 +230,45 @@ def test_every_building_representative_point_is_in_its_grid(suzhou_project_base)
     buildings = store.read_layer("buildings").set_index("building_id")
     own = plan.grids.geometry.reindex(plan.labels.reindex(buildings.index)).values
     assert shapely.within(buildings.representative_point().values, own).all()
+
+
+def major_road_blocks(store, buildings: gpd.GeoDataFrame, outline) -> pd.Series:
+    """Which block between major roads each building stands in (by its representative point)."""
+    roads = store.read_layer("roads")
+    major = roads[roads["kind"] == "major_road"]
+    lines = shapely.union_all([*major.geometry.values, outline.exterior])
+    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(lines))))
+    blocks = gpd.GeoDataFrame(geometry=list(pieces), crs=buildings.crs)
+    points = gpd.GeoDataFrame(geometry=buildings.representative_point())
+    joined = gpd.sjoin(points, blocks, predicate="within")
+    return joined["index_right"].groupby(level=0).first().reindex(buildings.index)
+
+
+def test_grids_keep_to_one_side_of_major_roads(tmp_path, shared_data):
+    """The Bund as one community with its roads: far fewer grids straddle a major road."""
+    from geo import project
+
+    footprints = gpd.read_file(shared_data / "shanghai_bund_buildings.geojson")
+    outline = footprints.to_crs(3857).union_all().convex_hull.buffer(200)
+    hull = gpd.GeoDataFrame({"community": ["外滩"]}, geometry=[outline], crs=3857).to_crs(4326)
+    hull.to_file(tmp_path / "hull.geojson")
+    store = open_store(tmp_path / "bund.gpkg", create=True)
+    project.import_buildings(
+        store,
+        shared_data / "shanghai_bund_buildings.geojson",
+        communities_path=tmp_path / "hull.geojson",
+        roads_path=shared_data / "shanghai_bund_roads.geojson",
+    )
+    assert store.has_layer("roads")
+    buildings = store.read_layer("buildings").set_index("building_id")
+    block = major_road_blocks(store, buildings, hull.to_crs(buildings.crs).geometry.iloc[0])
+
+    def straddling(plan_id: int) -> int:
+        labels = plans.load_plan(store, plan_id).labels.reindex(buildings.index)
+        return int((block.groupby(labels).nunique() > 1).sum())
+
+    with_roads = plans.partition_project(store).plan_id
+    with store.transaction() as conn:
+        store.drop_layer(conn, "roads")
+    without_roads = plans.partition_project(store, publish=False).plan_id
+    assert straddling(with_roads) < 0.75 * straddling(without_roads)
