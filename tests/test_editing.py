@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 import textwrap
+import time
 
 import pandas as pd
 import pytest
@@ -479,3 +480,44 @@ def test_cli_merge_split_lock_and_publish_with_a_reason(kunming_project):
     assert result.exit_code == 4
     assert "copy" in result.output
     assert isinstance(editing.EditError("x"), InputError)
+
+
+def test_two_planners_at_once_one_wins_and_the_other_is_told(draft):
+    """Two processes' edits made on the same revision: one commits, the other gets 409."""
+    store, plan_id = draft
+    plan = editing.plan_state(store, plan_id)
+    codes = community_grids(plan).index[:2].tolist()
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from geo import editing
+        from geo.store import open_store
+        path, plan_id, code, start = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+        store = open_store(path)
+        editing.plan_state(store, plan_id)  # warm, then go at the same moment
+        time.sleep(max(0.0, start - time.time()))
+        try:
+            editing.apply_edit(store, plan_id, "lock", {"grids": [code]}, revision=0, author=code)
+            print("won")
+        except editing.StaleRevision as stale:
+            print("stale", stale.changes[0]["author"])
+        """
+    )
+    start = time.time() + 8
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(store.path), str(plan_id), code, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for code in codes
+    ]
+    outputs = [run.communicate(timeout=300)[0].decode().split() for run in runs]
+    assert sorted(o[0] for o in outputs) == ["stale", "won"], outputs
+    winner = codes[[o[0] for o in outputs].index("won")]
+    loser = next(o for o in outputs if o[0] == "stale")
+    assert loser[1] == winner  # the refused planner learns who changed what
+    after = stored(store, plan_id)
+    assert after.revision == 1
+    assert bool(after.grids.loc[winner, "locked"])
+    assert editing.history(store, plan_id)["author"].tolist() == [winner]
