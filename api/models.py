@@ -135,6 +135,29 @@ class Buildings(ListPage):
     items: list[Building]
 
 
+class PartitionIn(Model):
+    """Options of ``gridmap partition``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_size: int | None = Field(None, ge=1, le=1000, description="fewest buildings per grid")
+    max_size: int | None = Field(None, ge=1, le=1000, description="most buildings per grid")
+    max_households: int | None = Field(None, ge=1, le=1_000_000)
+    communities: list[str] | None = Field(
+        None, max_length=1000, description="re-partition only these communities"
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    publish: bool | None = Field(
+        None, description="publish the new plan (default: only the district's first plan)"
+    )
+
+
+class PartitionResult(Model):
+    plan_id: int
+    published: bool
+    summary: dict[str, Any]
+
+
 # -- locate ------------------------------------------------------------------------------------------
 
 

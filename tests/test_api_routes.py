@@ -579,3 +579,54 @@ def test_ogc_items_page_and_feature(client, tokens, grids):
         client.get("/ogc/collections/incidents/items", headers=as_(tokens, "viewer")), 403
     )
     assert_problem(client.get("/ogc/collections/roads", headers=as_(tokens, "viewer")), 404)
+
+
+def test_planner_imports_a_feed_file(client, tokens, shared_data):
+    feed = (shared_data / "boston311_100.csv").read_bytes()
+    params = {
+        "source": "boston311",
+        "id_col": "case_enquiry_id",
+        "lon_col": "longitude",
+        "lat_col": "latitude",
+        "category_col": "type",
+        "time_col": "open_dt",
+        "tz": "America/New_York",
+    }
+    headers = {**as_(tokens, "planner"), "content-type": "text/csv"}
+    first = client.post("/incidents/import", params=params, content=feed, headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["read"] == 100
+    assert body["added"] == 100 - body["summary"]["duplicate_id"]
+    # Boston is not in Kunming: every case is kept, none is located in the district
+    assert body["summary"]["located"] == 0
+    again = client.post("/incidents/import", params=params, content=feed, headers=headers).json()
+    assert again["added"] == 0
+    assert_problem(
+        client.post(
+            "/incidents/import",
+            params=params,
+            content=feed,
+            headers={**as_(tokens, "staff"), "content-type": "text/csv"},
+        ),
+        403,
+    )
+
+
+def test_planner_partitions_a_draft(client, tokens, store):
+    before = plans.published_plan_id(store)
+    answer = client.post(
+        "/grids/partition", json={"seed": 3, "publish": False}, headers=as_(tokens, "planner")
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["published"] is False
+    assert body["plan_id"] > before
+    assert plans.published_plan_id(store) == before
+    assert body["summary"]["buildings"] == 140
+    assert_problem(
+        client.post(
+            "/grids/partition", json={"min_size": 6, "max_size": 5}, headers=as_(tokens, "planner")
+        ),
+        422,
+    )

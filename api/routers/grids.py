@@ -6,11 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import BBoxDep, PageDep, StateDep, Viewer
-from api.models import Building, GridDetail, Grids, Problem, records
+from api.deps import BBoxDep, PageDep, Planner, StateDep, Viewer
+from api.models import (
+    Building,
+    GridDetail,
+    Grids,
+    PartitionIn,
+    PartitionResult,
+    Problem,
+    plain,
+    records,
+)
 from api.routers._frames import in_bbox, with_contacts
 from api.routers.buildings import building_records
-from geo.errors import NotFound
+from geo import plans
+from geo.errors import InputError, NotFound
 
 router = APIRouter(prefix="/grids", tags=["grids"])
 ERRORS = {
@@ -60,3 +70,45 @@ def get_grid(
     buildings = state.layer("buildings")
     members = buildings[buildings["grid_code"] == grid_code]
     return GridDetail(**row, buildings=[Building(**b) for b in building_records(members)])
+
+
+@router.post(
+    "/partition",
+    response_model=PartitionResult,
+    responses={**ERRORS, 409: {"model": Problem}},
+    summary="Partition the district (or some communities) into a new plan",
+)
+def partition(state: StateDep, principal: Planner, options: PartitionIn) -> PartitionResult:
+    """Like ``gridmap partition``: a new plan version, published when asked (or the first)."""
+    if (
+        options.min_size is not None
+        and options.max_size is not None
+        and options.min_size > options.max_size
+    ):
+        raise InputError(
+            f"min_size {options.min_size} is above max_size {options.max_size}",
+            zh="最少建筑数不能大于最多建筑数",
+        )
+    outcome = plans.partition_project(
+        state.store,
+        min_size=options.min_size,
+        max_size=options.max_size,
+        max_households=options.max_households,
+        communities=options.communities,
+        seed=options.seed,
+        publish=options.publish,
+        author=principal.name,
+    )
+    return PartitionResult(
+        plan_id=outcome.plan_id,
+        published=outcome.published,
+        summary=_plain_tree(outcome.summary),
+    )
+
+
+def _plain_tree(value):
+    if isinstance(value, dict):
+        return {str(k): _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_tree(v) for v in value]
+    return plain(value)

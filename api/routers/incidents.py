@@ -13,9 +13,9 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 
-from api.deps import BBoxDep, PageDep, Staff, StateDep, TimeRangeDep, check_batch
+from api.deps import BBoxDep, BodyDep, PageDep, Planner, Staff, StateDep, TimeRangeDep, check_batch
 from api.models import (
     IncidentBatch,
     IncidentDetail,
@@ -53,6 +53,7 @@ POSTED = IncidentMapping(
     address_col="address",
 )
 Text = Annotated[str | None, Query(max_length=200)]
+Column = Annotated[str | None, Query(max_length=100, description="the feed's column")]
 
 
 @router.post(
@@ -84,6 +85,67 @@ def post_incidents(
         )
     return IncidentImport(
         read=len(rows),
+        added=int(summary["added"]),
+        already_present=int(summary["already_present"]),
+        summary={k: plain(v) for k, v in summary.items()},
+    )
+
+
+@router.post(
+    "/incidents/import",
+    response_model=IncidentImport,
+    responses=ERRORS,
+    summary="Import a feed file (CSV, GeoJSON, JSON) like 'gridmap incidents import'",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+def import_feed(
+    request: Request,
+    state: StateDep,
+    principal: Planner,
+    body: BodyDep,
+    source: Annotated[str, Query(min_length=1, max_length=60, description="feed name: 12345...")],
+    id_col: Column = None,
+    lon_col: Column = None,
+    lat_col: Column = None,
+    category_col: Column = None,
+    time_col: Column = None,
+    description_col: Column = None,
+    address_col: Column = None,
+    crs: Annotated[str, Query(max_length=40)] = "wgs84",
+    tz: Annotated[
+        str, Query(max_length=60, description="zone of times without one")
+    ] = "Asia/Shanghai",
+) -> IncidentImport:
+    """The body is the feed file; the query names its columns (as the CLI options do)."""
+    kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
+    suffix = {"application/geo+json": ".geojson", "application/json": ".json"}.get(kind, ".csv")
+    mapping = IncidentMapping(
+        id_col=id_col,
+        lon_col=lon_col,
+        lat_col=lat_col,
+        category_col=category_col,
+        time_col=time_col,
+        description_col=description_col,
+        address_col=address_col,
+        crs=crs,
+        tz=tz,
+    )
+    with tempfile.TemporaryDirectory(prefix="gridmap-feed-") as folder:
+        path = FilePath(folder) / f"feed{suffix}"
+        path.write_bytes(body)
+        summary = incident_store.import_incidents(
+            state.store, path, mapping=mapping, source=source, author=principal.name
+        )
+    return IncidentImport(
+        read=int(summary.get("read", summary["added"] + summary["already_present"])),
         added=int(summary["added"]),
         already_present=int(summary["already_present"]),
         summary={k: plain(v) for k, v in summary.items()},
