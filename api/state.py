@@ -19,7 +19,6 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-import sqlalchemy as sa
 
 from api.auth import Principal, verify_token
 from api.settings import Settings
@@ -36,8 +35,14 @@ _FINGERPRINT_SQL = {
     "('buildings', 'grids', 'communities') ORDER BY table_name)",
     "workers": "SELECT count(*), group_concat(worker_id || '|' || name || '|' || "
     "coalesce(phone, '') || '|' || community, ',') FROM workers",
+    "incidents": "SELECT count(*), max(event_id) FROM incident_events",
 }
 _GRID_WORKERS_SQL = "SELECT count(*), group_concat(coalesce(worker_id, '-'), ',') FROM grids"
+#: what each cache depends on (a new case must not rebuild the locate index)
+PLAN = ("plan", "layers", "grid_workers")
+EVERYTHING = (*_FINGERPRINT_SQL, "grid_workers")
+#: entries kept (layers, the locate index, map pages); the oldest built goes first
+MAX_CACHED = 48
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class ProjectState:
         self._build_lock = threading.Lock()
         self._data_version: int | None = None
         self._checked_at = 0.0
-        self._fingerprint: tuple | None = None
+        self._fingerprint: dict[str, tuple] | None = None
         self._tokens: dict[str, Principal] = {}
         self._cache: dict[str, tuple[tuple, Any]] = {}
 
@@ -79,7 +84,7 @@ class ProjectState:
         self._data_version = version
         return True
 
-    def fingerprint(self) -> tuple:
+    def fingerprint(self) -> dict[str, tuple]:
         """What the caches depend on; re-read only after another connection committed."""
         now = time.monotonic()
         if self._fingerprint is not None and now - self._checked_at < self.settings.refresh_seconds:
@@ -90,18 +95,25 @@ class ProjectState:
         self._checked_at = now
         return self._fingerprint
 
-    def _read_fingerprint(self) -> tuple:
+    def _read_fingerprint(self) -> dict[str, tuple]:
         with self.store.reading() as conn:
-            parts: list[Any] = [
-                tuple(conn.exec_driver_sql(sql).first() or ()) for sql in _FINGERPRINT_SQL.values()
-            ]
-            if self.store.has_layer("grids", conn):
-                parts.append(tuple(conn.exec_driver_sql(_GRID_WORKERS_SQL).first()))
-        return tuple(parts)
+            parts = {
+                name: tuple(conn.exec_driver_sql(sql).first() or ())
+                for name, sql in _FINGERPRINT_SQL.items()
+            }
+            parts["grid_workers"] = (
+                tuple(conn.exec_driver_sql(_GRID_WORKERS_SQL).first())
+                if self.store.has_layer("grids", conn)
+                else ()
+            )
+        return parts
 
-    def cached(self, key: str, build: Callable[[], Any]) -> Any:
-        """``build()`` once per fingerprint of the project."""
-        fingerprint = self.fingerprint()
+    def cached(
+        self, key: str, build: Callable[[], Any], *, depends: tuple[str, ...] = EVERYTHING
+    ) -> Any:
+        """``build()`` once per state of the parts of the project it ``depends`` on."""
+        current = self.fingerprint()
+        fingerprint = tuple(current[part] for part in depends)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
@@ -110,7 +122,10 @@ class ProjectState:
             if hit is not None and hit[0] == fingerprint:
                 return hit[1]
             value = build()
+            self._cache.pop(key, None)
             self._cache[key] = (fingerprint, value)
+            while len(self._cache) > MAX_CACHED:  # map pages: drop the least recently built
+                del self._cache[next(iter(self._cache))]
             return value
 
     # -- tokens ------------------------------------------------------------------------------------
@@ -126,7 +141,7 @@ class ProjectState:
 
     # -- published data ----------------------------------------------------------------------------
     def published_plan_id(self) -> int:
-        plan = self.fingerprint()[0]
+        plan = self.fingerprint()["plan"]
         if not plan:
             raise NotFound(
                 "no published plan yet; run 'gridmap partition' first",
@@ -143,14 +158,14 @@ class ProjectState:
             grids = plans.published_grids(self.store)
             return Locator(plan_id=plan_id, index=GridIndex.build(buildings, grids))
 
-        return self.cached("locator", build)
+        return self.cached("locator", build, depends=PLAN)
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """``grids``, ``buildings`` or ``communities`` of the published plan in WGS84 (cached)."""
-        return self.cached(f"layer:{name}", lambda: _read_wgs84(self.store, name))
+        return self.cached(f"layer:{name}", lambda: _read_wgs84(self.store, name), depends=PLAN)
 
     def roster(self) -> pd.DataFrame:
-        return self.cached("roster", lambda: plans.roster(self.store))
+        return self.cached("roster", lambda: plans.roster(self.store), depends=("workers",))
 
 
 def _read_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
@@ -163,13 +178,3 @@ def _read_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
     frame = frame.to_crs(4326).reset_index(drop=True)
     frame.sindex  # noqa: B018 - build the spatial index once, before requests share the frame
     return frame
-
-
-def table_exists(store: Store, name: str) -> bool:
-    with store.reading() as conn:
-        return bool(
-            conn.execute(
-                sa.text("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=:n"),
-                {"n": name},
-            ).scalar()
-        )

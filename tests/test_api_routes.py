@@ -630,3 +630,21 @@ def test_planner_partitions_a_draft(client, tokens, store):
         ),
         422,
     )
+
+
+def test_map_pages_follow_new_cases(client, tokens, store):
+    grid = plans.published_grids(store)["grid_code"].iloc[0]
+    page = f"/maps/grids/{grid}.html"
+    before = client.get(page, headers=as_(tokens, "viewer")).text
+    assert client.get(page, headers=as_(tokens, "viewer")).text == before  # cached
+    point = store.read_layer("grids").to_crs(4326).representative_point().iloc[0]
+    client.post(
+        "/incidents",
+        json={
+            "source": "map",
+            "incidents": [{"id": "M1", "category": "暴露垃圾", "lon": point.x, "lat": point.y}],
+        },
+        headers=as_(tokens, "staff"),
+    )
+    after = client.get(page, headers=as_(tokens, "viewer")).text
+    assert after != before

@@ -22,7 +22,7 @@ def _version() -> str:
 @router.get("/health", response_model=Health, summary="Service status")
 def health(state: StateDep) -> Health:
     store = state.store
-    plan = state.fingerprint()[0]
+    plan = state.fingerprint()["plan"]
     return Health(
         status="ok",
         project=state.settings.db.name,
