@@ -311,3 +311,33 @@ def test_too_many_buildings_load_by_bbox_from_the_api(kunming, browser, tmp_path
         drawn = page.evaluate(f"{VIEW}.groups.buildings.getLayers()[0].getLayers().length")
         assert drawn >= 1
         assert opened.errors == []
+
+
+def test_incident_and_diff_maps_draw_offline(kunming, browser, tmp_path):
+    incidents_page = maps.save_map(
+        maps.incidents_map(kunming["incidents"], kunming["grids"], offline=True, lang="en"),
+        tmp_path / "incidents.html",
+        offline=True,
+    )
+    with open_page(incidents_page, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert opened.errors == []
+        assert opened.network_requests() == []
+        # The choropleth is the layer shown; the plain grids are off.
+        assert page.evaluate(f"{VIEW}.choroplethSet.drawn") == len(kunming["grids"])
+        assert not page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.gridSet)")
+        assert "Open incidents per grid" in page.inner_text(".gm-legend")
+
+    grids = kunming["grids"]
+    changed = grids["grid_code"].iloc[[0, 5]].tolist()
+    diff_page = maps.save_map(
+        maps.diff_map(grids, grids, changed, offline=True), tmp_path / "diff.html", offline=True
+    )
+    with open_page(diff_page, block_network=True, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert opened.errors == []
+        assert page.evaluate("window.__gridmapStats.before") == 2
+        page.evaluate(f"void {VIEW}.gridSet.openPopup(5)")
+        assert "有调整\t是" in popup_text(page)

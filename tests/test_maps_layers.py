@@ -161,3 +161,17 @@ def make_incidents(
     joined = gpd.sjoin(frame, grids[["grid_code", "geometry"]], how="left", predicate="within")
     frame["grid_code"] = joined.groupby(level=0)["grid_code"].first()
     return frame.to_crs(4326)
+
+
+def test_built_layers_look_like_the_products(kunming_path):
+    """The stand-in layers carry the product's columns, and grids tile their communities."""
+    layers = make_layers(gpd.read_file(kunming_path), n_incidents=50)
+    grids, buildings = layers["grids"], layers["buildings"]
+    assert {"grid_code", "community", "worker", "n_buildings", "households", "status"} <= set(grids)
+    assert buildings["grid_code"].notna().all()
+    assert grids["n_buildings"].sum() == len(buildings)
+    for _, part in grids.groupby("community"):
+        overlap = part.geometry.area.sum() - part.geometry.union_all().area
+        assert overlap < 1e-6 * part.geometry.area.sum()
+    assert layers["incidents"].crs.to_epsg() == 4326
+    assert layers["incidents"]["grid_code"].notna().mean() > 0.5
