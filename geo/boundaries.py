@@ -66,9 +66,6 @@ class _Pieces:
     owner: np.ndarray
     community: np.ndarray
 
-    def take(self, mask: np.ndarray) -> _Pieces:
-        return _Pieces(self.geometry[mask], self.owner[mask], self.community[mask])
-
     def exploded(self) -> _Pieces:
         """One polygon per row, empty ones dropped (cleaning and differences make multi-parts)."""
         parts, index = shapely.get_parts(self.geometry, return_index=True)
@@ -194,7 +191,7 @@ def community_limits(
 def _territories(
     footprints: np.ndarray, community: np.ndarray, buffer_m: float, segment_m: float
 ) -> dict[str, shapely.Geometry]:
-    """The buffer around all buildings, split between communities by a coarse tessellation.
+    """The buffer around all buildings, split between communities by proximity.
 
     Each community gets the space nearer to its buildings than to any other community's, within
     ``buffer_m`` of some building; so neighbouring limits meet without overlap or gap.
@@ -204,21 +201,54 @@ def _territories(
     reach = _filled(shapely.union_all(shapely.buffer(footprints, buffer_m)))
     if len(names) == 1:
         return {names[0]: reach}
-    # A coarse tessellation is enough to decide which community owns the space between them.
+    try:
+        territory = _vertex_territories(footprints, community, reach, segment_m)
+    except GEOSException:
+        # Degenerate sites (collinear or nearly coincident vertices) break GEOS's Voronoi
+        # diagram; a coarse tessellation, cleaned, is slower but copes.
+        territory = _tessellated_territories(footprints, community, reach, segment_m)
+    # A community whose every vertex is shared with another's walls still gets its own buffer.
+    for name in names:
+        if territory[name].is_empty:
+            territory[name] = shapely.difference(
+                shapely.union_all(shapely.buffer(footprints[community == name], buffer_m)),
+                shapely.union_all(list(territory.values())),
+            )
+    return territory
+
+
+def _vertex_territories(
+    footprints: np.ndarray, community: np.ndarray, reach: shapely.Geometry, segment_m: float
+) -> dict[str, shapely.Geometry]:
+    """Territories from the Voronoi diagram of the footprints' (densified) vertices: cheap."""
+    xy, index = shapely.get_coordinates(
+        shapely.segmentize(footprints, 4 * segment_m), return_index=True
+    )
+    _, first = np.unique(xy, axis=0, return_index=True)
+    sites = shapely.points(xy[first])
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=reach))
+    site_index, cell_index = shapely.STRtree(cells).query(sites, predicate="within")
+    owner = np.full(len(cells), None, dtype=object)
+    owner[cell_index] = community[index[first]][site_index]
+    return {
+        name: shapely.intersection(
+            _polygonal(shapely.coverage_union_all(cells[owner == name])), reach
+        )
+        for name in np.unique(community)
+    }
+
+
+def _tessellated_territories(
+    footprints: np.ndarray, community: np.ndarray, reach: shapely.Geometry, segment_m: float
+) -> dict[str, shapely.Geometry]:
+    """Territories from a coarse momepy tessellation cleaned into a coverage: robust."""
     coarse = _morphological(gpd.GeoSeries(footprints), reach, 4 * segment_m)
     owner = coarse.index.to_numpy()
     pieces = _clean(_Pieces(shapely.make_valid(coarse.geometry.values), owner, community[owner]))
-    territory = {
+    return {
         name: shapely.coverage_union_all(pieces.geometry[pieces.community == name])
-        for name in names
+        for name in np.unique(community)
     }
-    # Communities whose buildings all collapsed in the coarse pass still get their own buffer.
-    for name in names:
-        if territory[name].is_empty:
-            territory[name] = shapely.union_all(
-                shapely.buffer(footprints[community == name], buffer_m)
-            )
-    return territory
 
 
 def _tessellate_community(
@@ -385,9 +415,8 @@ def _clean(pieces: _Pieces) -> _Pieces:
     # overlapping inputs"); rounding to a millimetre grid first avoids that, and is far below
     # any survey precision.
     for grid_size in (GRID_M, 10 * GRID_M):
-        rounded = pieces.take(np.ones(len(pieces.geometry), dtype=bool))
-        rounded.geometry = shapely.set_precision(pieces.geometry, grid_size)
-        rounded = rounded.exploded()
+        geometry = shapely.set_precision(pieces.geometry, grid_size)
+        rounded = _Pieces(geometry, pieces.owner, pieces.community).exploded()
         try:
             geometry = shapely.coverage_clean(rounded.geometry, gap_width=SLIVER_M)
         except GEOSException:
@@ -650,6 +679,12 @@ def _anchors(footprints: np.ndarray) -> np.ndarray:
         xy = shapely.get_coordinates(points[repeat > 0])
         points[repeat > 0] = shapely.points(xy[:, 0] + 0.01 * repeat[repeat > 0], xy[:, 1])
     return points
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
+    """The valid polygonal part of ``geometry`` (drops slivers collapsed to lines or points)."""
+    parts = shapely.get_parts(shapely.make_valid(geometry))
+    return shapely.union_all(parts[np.isin(shapely.get_type_id(parts), [3, 6])])
 
 
 def _filled(geometry: shapely.Geometry) -> shapely.Geometry:
