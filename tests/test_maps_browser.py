@@ -251,6 +251,10 @@ def test_search_by_grid_code_opens_the_grid(kunming, kunming_offline, browser):
         page.fill(".gm-search input", code)
         page.press(".gm-search input", "Enter")
         assert code in popup_text(page)
+        community = kunming["communities"]["community"].iloc[3]
+        page.fill(".gm-search input", community)
+        page.press(".gm-search input", "Enter")
+        assert community in page.inner_text(".gm-search-results")
         page.fill(".gm-search input", "no such place")
         page.press(".gm-search input", "Enter")
         assert page.inner_text(".gm-search-results") == maps.i18n.strings("zh")["search_none"]

@@ -594,6 +594,11 @@
         else if (c.indexOf(q) >= 0) hits.push({ kind: "grid", i: i, text: code });
       });
     }
+    if (d.communities) {
+      d.communities.name.forEach(function (name, i) {
+        if (match(name)) hits.push({ kind: "community", i: i, text: name });
+      });
+    }
     if (d.buildings) {
       var names = d.buildings.name || [], addresses = d.buildings.address || [];
       var nBuildings = this.buildingSet ? this.buildingSet.store.n : 0;
@@ -607,12 +612,16 @@
   };
 
   GridMap.prototype.showHit = function (hit) {
-    var set = hit.kind === "grid" ? this.gridSet : this.buildingSet;
-    var group = hit.kind === "grid" ? this.groups.grids : this.groups.buildings;
+    var kinds = {
+      grid: [this.gridSet, this.groups.grids],
+      building: [this.buildingSet, this.groups.buildings],
+      community: [this.communitySet, this.groups.communities],
+    };
+    var set = kinds[hit.kind][0], group = kinds[hit.kind][1];
     if (!set) return;
     if (group && !this.map.hasLayer(group)) this.map.addLayer(group);
     this.map.fitBounds(set.bounds(hit.i), { maxZoom: 18, animate: false });
-    set.openPopup(hit.i);
+    if (set.popup) set.openPopup(hit.i);
   };
 
   // Open an incident's popup, zooming into its cluster first (search results, tests).
@@ -658,7 +667,7 @@
             self.showHit(hits[0]);
           }
           hits.slice(0, 8).forEach(function (hit) {
-            var item = el("div", "gm-search-hit", (hit.kind === "grid" ? t.grid : t.building) + " " + hit.text);
+            var item = el("div", "gm-search-hit", t[hit.kind] + " " + hit.text);
             L.DomEvent.on(item, "click", function () {
               self.showHit(hit);
             });
