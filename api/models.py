@@ -218,6 +218,13 @@ class IncidentBatch(Model):
     incidents: list[IncidentIn] = Field(description="one or more cases")
 
 
+class IncidentSingle(IncidentIn):
+    """One case with its source (the same as a batch of one)."""
+
+    source: str = Field(min_length=1, max_length=60, description="system name: 12345, 数字城管 ...")
+    crs: str = Field("wgs84", max_length=40)
+
+
 class IncidentImport(Model):
     read: int = Field(description="cases in the request")
     added: int = Field(description="new cases stored")

@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--httpx", action="store_true", help="load with httpx even if wrk exists")
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 30.0)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="gridmap-bench-api-") as folder:
         db = args.db or build_project(Path(folder))
         store = open_store(db)
@@ -276,7 +277,8 @@ def main() -> None:
         f"uvicorn {args.workers} workers (uvloop, httptools), {args.clients} clients "
         f"({'wrk -t2' if use_wrk else 'httpx async'} for GET /locate, httpx async for the POSTs) "
         f"on the same machine, {seconds:.0f} s per phase, project of {n_buildings:,} buildings "
-        f"({'Suzhou Gusu' if not args.db else db.name}).",
+        f"({'Suzhou Gusu' if not args.db else db.name}); load average "
+        f"{load_before:.1f} before the run (other work on the machine).",
         "",
         "| requests | count | per second | p50 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|",

@@ -648,3 +648,15 @@ def test_map_pages_follow_new_cases(client, tokens, store):
     )
     after = client.get(page, headers=as_(tokens, "viewer")).text
     assert after != before
+
+
+def test_one_case_without_a_batch(client, tokens, store):
+    point = store.read_layer("buildings").to_crs(4326).representative_point().iloc[9]
+    case = {"source": "数字城管", "id": 7, "category": "占道经营", "lon": point.x, "lat": point.y}
+    first = client.post("/incidents", json=case, headers=as_(tokens, "staff")).json()
+    assert first["added"] == 1
+    assert client.post("/incidents", json=case, headers=as_(tokens, "staff")).json()["added"] == 0
+    detail = client.get("/incidents/数字城管:7", headers=as_(tokens, "staff")).json()
+    assert detail["status"] == "reported"
+    assert detail["allowed_next"] == ["registered", "rejected"]
+    assert detail["grid_code"]

@@ -20,8 +20,10 @@ from api.models import (
     IncidentBatch,
     IncidentDetail,
     IncidentImport,
+    IncidentIn,
     IncidentPatch,
     Incidents,
+    IncidentSingle,
     IncidentStats,
     IncidentStatsRow,
     Problem,
@@ -63,8 +65,13 @@ Column = Annotated[str | None, Query(max_length=100, description="the feed's col
     summary="Add cases (one or a batch; idempotent by source and id)",
 )
 def post_incidents(
-    state: StateDep, principal: Staff, batch: Annotated[IncidentBatch, Body()]
+    state: StateDep, principal: Staff, body: Annotated[IncidentBatch | IncidentSingle, Body()]
 ) -> IncidentImport:
+    if isinstance(body, IncidentSingle):
+        case = IncidentIn(**body.model_dump(exclude={"source", "crs"}))
+        batch = IncidentBatch(source=body.source, crs=body.crs, incidents=[case])
+    else:
+        batch = body
     check_batch(len(batch.incidents), state.settings, "cases")
     if not batch.incidents:
         raise InputError("no cases in 'incidents'", zh="incidents 为空")
@@ -141,9 +148,15 @@ def import_feed(
     with tempfile.TemporaryDirectory(prefix="gridmap-feed-") as folder:
         path = FilePath(folder) / f"feed{suffix}"
         path.write_bytes(body)
-        summary = incident_store.import_incidents(
-            state.store, path, mapping=mapping, source=source, author=principal.name
-        )
+        try:
+            summary = incident_store.import_incidents(
+                state.store, path, mapping=mapping, source=source, author=principal.name
+            )
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+            # the feed reader lets pandas' parse errors through: they are the sender's file
+            raise InputError(
+                f"the feed cannot be read as {suffix[1:]}: {error}", zh="事件文件无法读取"
+            ) from None
     return IncidentImport(
         read=int(summary.get("read", summary["added"] + summary["already_present"])),
         added=int(summary["added"]),
