@@ -684,18 +684,33 @@
     this.map.addControl(new Search());
   };
 
-  // One click handler for all polygon sets: the topmost visible set with a feature there wins.
-  GridMap.prototype.onMapClick = function (event) {
+  // The topmost visible polygon set with a feature at latlng: {set, i} or null.
+  GridMap.prototype.hitAny = function (latlng) {
     var sets = [this.buildingSet, this.choroplethSet, this.gridSet];
     for (var k = 0; k < sets.length; k++) {
       var set = sets[k];
       if (!set || !set._map) continue;
-      var i = set.hit(event.latlng);
-      if (i >= 0) {
-        set.openPopup(i, event.latlng);
-        return;
-      }
+      var i = set.hit(latlng);
+      if (i >= 0) return { set: set, i: i };
     }
+    return null;
+  };
+
+  // One click handler for all polygon sets, and a pointer cursor over what can be clicked.
+  GridMap.prototype.listen = function () {
+    var self = this, map = this.map, frame = null, last = null;
+    map.on("click", function (event) {
+      var hit = self.hitAny(event.latlng);
+      if (hit) hit.set.openPopup(hit.i, event.latlng);
+    });
+    map.on("mousemove", function (event) {
+      last = event;
+      if (frame) return;
+      frame = requestAnimationFrame(function () {
+        frame = null;
+        map.getContainer().style.cursor = self.hitAny(last.latlng) ? "pointer" : "";
+      });
+    });
   };
 
   // ---- entry points used by the generated page ----
@@ -720,7 +735,7 @@
     timed("before", view.drawBefore.bind(view));
     timed("buildings", view.drawBuildings.bind(view));
     timings.loaded = Math.round(performance.now());
-    map.on("click", view.onMapClick, view);
+    view.listen();
     if (data.options.search) view.addSearch();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
