@@ -130,6 +130,7 @@ class _Page:
                 "remote_min_zoom": 16,
                 "remote_limit": 5000,
                 "wait_for_clusters": 0,
+                "display_crs": self.crs,
             },
         }
         self.groups: dict[str, folium.FeatureGroup] = {}

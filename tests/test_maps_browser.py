@@ -345,3 +345,30 @@ def test_incident_and_diff_maps_draw_offline(kunming, browser, tmp_path):
         assert page.evaluate("window.__gridmapStats.before") == 2
         page.evaluate(f"void {VIEW}.gridSet.openPopup(5)")
         assert "有调整\t是" in popup_text(page)
+
+
+def test_located_position_is_shifted_onto_amap_tiles(kunming, browser, tmp_path):
+    """Over Amap (GCJ-02) the browser's WGS84 position moves with the overlays."""
+    from geo.crs import from_wgs84
+
+    path = maps.save_map(
+        maps.district_map(kunming["grids"], basemap="amap"), tmp_path / "amap.html"
+    )
+
+    def no_network(route: Route) -> None:
+        if not serve_vendored(route):
+            route.abort()  # Amap tiles
+
+    lon, lat = 102.7183, 25.0406
+    expected_lon, expected_lat = from_wgs84(lon, lat, crs="gcj02")
+    with open_page(path, route=no_network, browser=browser) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        assert opened.errors == []
+        shifted = page.evaluate(
+            f"""() => {{ const v = {VIEW}; let seen = null;
+                v.map.on("locationfound", e => {{ seen = [e.latlng.lat, e.latlng.lng]; }});
+                v.map.fire("locationfound", {{latlng: L.latLng({lat}, {lon}), accuracy: 10}});
+                return seen; }}"""
+        )
+        assert shifted == pytest.approx([float(expected_lat), float(expected_lon)], abs=1e-9)

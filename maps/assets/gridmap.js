@@ -713,6 +713,39 @@
     });
   };
 
+  // ---- your position over Amap tiles ----
+  // The browser reports WGS84; Amap's tiles (and this map's overlays, shifted in Python by
+  // geo.crs.from_wgs84) are in GCJ-02. The same published polynomials move the located point.
+  var GCJ_A = 6378245.0, GCJ_EE = 0.00669342162296594323;
+
+  gm.wgsToGcj = function (lat, lon) {
+    if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) return [lat, lon];
+    var x = lon - 105.0, y = lat - 35.0, PI = Math.PI;
+    var dLat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x));
+    dLat += ((2.0 * Math.sin(x * 6.0 * PI) + 2.0 * Math.sin(x * 2.0 * PI) + 2.0 * Math.sin(y * PI) +
+      4.0 * Math.sin((y / 3.0) * PI) + 16.0 * Math.sin((y / 12.0) * PI) + 32.0 * Math.sin((y / 30.0) * PI)) * 20.0) / 3.0;
+    var dLon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x));
+    dLon += ((2.0 * Math.sin(x * 6.0 * PI) + 2.0 * Math.sin(x * 2.0 * PI) + 2.0 * Math.sin(x * PI) +
+      4.0 * Math.sin((x / 3.0) * PI) + 15.0 * Math.sin((x / 12.0) * PI) + 30.0 * Math.sin((x / 30.0) * PI)) * 20.0) / 3.0;
+    var radLat = (lat / 180.0) * PI, magic = 1.0 - GCJ_EE * Math.sin(radLat) * Math.sin(radLat);
+    var latLen = (GCJ_A * (1.0 - GCJ_EE)) / Math.pow(magic, 1.5) * (PI / 180.0);
+    var lonLen = ((GCJ_A * Math.cos(radLat)) / Math.sqrt(magic)) * (PI / 180.0);
+    return [lat + dLat / latLen, lon + dLon / lonLen];
+  };
+
+  GridMap.prototype.shiftLocations = function () {
+    // Registered before the locate control's own listener, so it sees the shifted point.
+    this.map.on("locationfound", function (event) {
+      var p = gm.wgsToGcj(event.latlng.lat, event.latlng.lng);
+      var dLat = p[0] - event.latlng.lat, dLng = p[1] - event.latlng.lng;
+      event.latlng = L.latLng(p[0], p[1]);
+      if (event.bounds) {
+        var sw = event.bounds.getSouthWest(), ne = event.bounds.getNorthEast();
+        event.bounds = L.latLngBounds([sw.lat + dLat, sw.lng + dLng], [ne.lat + dLat, ne.lng + dLng]);
+      }
+    });
+  };
+
   // ---- entry points used by the generated page ----
   // Phase timings (ms since navigation start) for the benchmark: window.__gridmapTimings.
   var timings = (gm.timings = gm.timings || {});
@@ -736,6 +769,7 @@
     timed("buildings", view.drawBuildings.bind(view));
     timings.loaded = Math.round(performance.now());
     view.listen();
+    if (data.options.display_crs === "gcj02") view.shiftLocations();
     if (data.options.search) view.addSearch();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
