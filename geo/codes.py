@@ -237,12 +237,15 @@ def assign_grid_codes(
     missing = sorted(set(grids["community"].astype(str)) - set(map(str, community_numbers)))
     if missing:
         raise InputError(f"communities without a number: {', '.join(missing)}")
+    absent = [key for key in grids.index if key not in members]
+    if absent:
+        raise InputError(f"grids without a member list: {', '.join(map(str, absent[:5]))}")
     sets = {key: frozenset(members[key]) for key in grids.index}
-    codes = pd.Series(None, index=grids.index, dtype=object, name="grid_code")
+    codes: dict[object, str] = {}
     for name, frame in grids.groupby(grids["community"].astype(str), sort=True):
         prefix = f"{division}{int(community_numbers[name]):03d}"
         kept = _kept_codes(frame.index, sets, previous, prefix, match)
-        codes[list(kept)] = list(kept.values())
+        codes.update(kept)
         new = frame.index[~frame.index.isin(list(kept))]
         if len(new) == 0:
             continue
@@ -256,8 +259,10 @@ def assign_grid_codes(
                 f"({len(taken)} issued, {len(order)} new); split the community or use another street code",
                 zh=f"社区 {name} 的网格编号将超过 {MAX_NUMBER} 个；请拆分社区或使用其他街道代码",
             )
-        codes[order] = [f"{prefix}{n:03d}" for n in numbers]
-    return codes
+        codes.update(zip(order, (f"{prefix}{n:03d}" for n in numbers), strict=True))
+    return pd.Series(
+        [codes[key] for key in grids.index], index=grids.index, dtype=object, name="grid_code"
+    )
 
 
 def _kept_codes(
