@@ -11,14 +11,23 @@ from .offline import OfflineAssetError, inline_assets
 __all__ = ["render_html", "save_map"]
 
 
-def render_html(m: folium.Map, *, offline: bool = False) -> str:
-    """The page of ``m``; with ``offline=True`` every script, style and icon is inlined.
+def render_html(m: folium.Map, *, offline: bool = False, inline: bool | None = None) -> str:
+    """The page of ``m``.
+
+    Parameters
+    ----------
+    offline : bool
+        One self-contained file for a machine without any network: every script, style and
+        icon inlined, and no tile basemap allowed.
+    inline : bool, optional
+        Inline the scripts and styles but keep the map's tiles (for a network where the tile
+        server is reachable and the CDN is not, e.g. Tianditu inside China). Default: ``offline``.
 
     Raises
     ------
     OfflineAssetError
-        Offline, if the map has a tile basemap (build it with ``offline=True``), the vendored
-        assets are missing, or any script or stylesheet would still come from the network.
+        Offline, if the map has a tile basemap (build it with ``offline=True``); inlining, if the
+        vendored assets are missing or any script or stylesheet would still come from the network.
     """
     if offline and any(isinstance(child, folium.TileLayer) for child in m._children.values()):
         raise OfflineAssetError(
@@ -26,11 +35,13 @@ def render_html(m: folium.Map, *, offline: bool = False) -> str:
             hint="build it with offline=True (or basemap='none')",
         )
     html = m.get_root().render()
-    return inline_assets(html) if offline else html
+    return inline_assets(html) if (offline if inline is None else inline) else html
 
 
-def save_map(m: folium.Map, path: str | Path, *, offline: bool = False) -> Path:
+def save_map(
+    m: folium.Map, path: str | Path, *, offline: bool = False, inline: bool | None = None
+) -> Path:
     """Write ``m`` to ``path`` (UTF-8 HTML) and return the path; see :func:`render_html`."""
     path = Path(path)
-    path.write_text(render_html(m, offline=offline), encoding="utf-8")
+    path.write_text(render_html(m, offline=offline, inline=inline), encoding="utf-8")
     return path

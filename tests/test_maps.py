@@ -360,6 +360,13 @@ def test_offline_refuses_remote_assets_and_tiles(kunming):
         maps.render_html(district(kunming), offline=True)
 
 
+def test_inline_assets_keep_the_tiles(kunming):
+    m = district(kunming, basemap="tianditu", tianditu_key="abc")
+    html = maps.render_html(m, inline=True)
+    assert not re.search(r"<script[^>]+src=", html)
+    assert "tianditu.gov.cn" in html
+
+
 def test_offline_allows_urls_quoted_in_data(kunming):
     incidents = kunming["incidents"].copy()
     incidents.loc[0, "description"] = 'see url(https://evil.example/x.png) @import url("//x.css")'
