@@ -288,7 +288,13 @@ def main() -> None:
         "",
         "Targets: GET /locate p99 < 20 ms and >= 1,500 req/s at 50 clients, zero errors. "
         "The load generator shares the two cores with the server, so the figures are a floor "
-        "for a server on its own machine.",
+        "for a server on its own machine. With 50 clients each waiting for its answer, the "
+        "mean latency is 50 / throughput (Little's law): a p99 under 20 ms needs well over "
+        "2,500 req/s, about 0.8 ms of CPU per request on two cores; FastAPI's routing, "
+        "dependencies and response model take about 1 ms of the ~1.5 ms a locate costs here. "
+        "POST /incidents costs about 1 s of CPU per request on Suzhou (the incident store "
+        "reads and reprojects all buildings for the district bounds and the grids layer on "
+        "every import), which is what slows the locates running beside it.",
     ]
     text = "\n".join(lines)
     print(text)
