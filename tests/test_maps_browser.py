@@ -272,10 +272,13 @@ def test_layer_control_toggles_the_grids(kunming_offline, browser):
         assert not page.evaluate(f"{VIEW}.map.hasLayer({VIEW}.groups.grids)")
 
 
-def test_too_many_buildings_load_by_bbox_from_the_api(kunming, browser, tmp_path):
+@pytest.mark.parametrize("basemap", ["osm", "amap"])
+def test_too_many_buildings_load_by_bbox_from_the_api(kunming, browser, tmp_path, basemap):
+    from geo.crs import from_wgs84
+
     url = "https://gridmap.test/ogc/collections/buildings/items"
     m = maps.district_map(
-        kunming["grids"], kunming["buildings"], max_buildings=10, features_url=url
+        kunming["grids"], kunming["buildings"], max_buildings=10, features_url=url, basemap=basemap
     )
     path = maps.save_map(m, tmp_path / "remote.html")
     buildings = kunming["buildings"].to_crs(4326)
@@ -305,15 +308,28 @@ def test_too_many_buildings_load_by_bbox_from_the_api(kunming, browser, tmp_path
         page.wait_for_timeout(300)
         assert len(asked) == before
         target = buildings.geometry.iloc[5].representative_point()
-        page.evaluate(f"void {VIEW}.map.setView([{target.y}, {target.x}], 18, {{animate: false}})")
+        view_x, view_y = (target.x, target.y)
+        if basemap == "amap":  # the map shows GCJ-02; the API answers in WGS84
+            view_x, view_y = (float(v) for v in from_wgs84(target.x, target.y, crs="gcj02"))
+        page.evaluate(f"void {VIEW}.map.setView([{view_y}, {view_x}], 18, {{animate: false}})")
         page.wait_for_function(f"{VIEW}.groups.buildings.getLayers().length > 0")
         query = parse_qs(urlparse(asked[-1]).query)
         west, south, east, north = map(float, query["bbox"][0].split(","))
-        assert west < target.x < east
+        assert west < target.x < east  # in WGS84 whatever the basemap
         assert south < target.y < north
         assert query["limit"] == ["5000"]
         drawn = page.evaluate(f"{VIEW}.groups.buildings.getLayers()[0].getLayers().length")
         assert drawn >= 1
+        # The served outline is drawn where the map shows it: shifted with the grids over Amap.
+        building_id = buildings["building_id"].iloc[5]
+        holds_target = page.evaluate(
+            f"""() => {{ let hit = false;
+                {VIEW}.groups.buildings.getLayers()[0].eachLayer(l => {{
+                    if (l.feature.properties.building_id === "{building_id}")
+                        hit = l.getBounds().contains([{view_y}, {view_x}]); }});
+                return hit; }}"""
+        )
+        assert holds_target
         assert opened.errors == []
 
 

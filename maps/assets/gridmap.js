@@ -470,16 +470,24 @@
   // Too many buildings to embed: fetch the ones in view from a GeoJSON endpoint taking bbox.
   GridMap.prototype.setupRemoteBuildings = function () {
     var self = this, opts = this.data.options, group = this.groups.buildings, pending = null;
-    var style = this.buildingStyle();
+    var style = this.buildingStyle(), gcj = opts.display_crs === "gcj02";
     function refresh() {
       if (self.map.getZoom() < opts.remote_min_zoom || !self.map.hasLayer(group)) {
         group.clearLayers();
         return;
       }
-      var b = self.map.getBounds();
-      var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
-        return v.toFixed(6);
-      });
+      var b = self.map.getBounds(), dx = 0, dy = 0;
+      if (gcj) {
+        // The view is in GCJ-02, the API in WGS84: undo the (locally constant) shift.
+        var c = b.getCenter(), shifted = gm.wgsToGcj(c.lat, c.lng);
+        dy = shifted[0] - c.lat;
+        dx = shifted[1] - c.lng;
+      }
+      var bbox = [b.getWest() - dx, b.getSouth() - dy, b.getEast() - dx, b.getNorth() - dy].map(
+        function (v) {
+          return v.toFixed(6);
+        }
+      );
       var url = new URL(opts.features_url, window.location.href);
       url.searchParams.set("bbox", bbox.join(","));
       url.searchParams.set("limit", String(opts.remote_limit));
@@ -497,6 +505,13 @@
               style: function () {
                 return style;
               },
+              // Over Amap tiles the served WGS84 outlines move to GCJ-02 like everything else.
+              coordsToLatLng: gcj
+                ? function (xy) {
+                    var p = gm.wgsToGcj(xy[1], xy[0]);
+                    return L.latLng(p[0], p[1]);
+                  }
+                : L.GeoJSON.coordsToLatLng,
               onEachFeature: function (feature, layer) {
                 layer.bindPopup(function () {
                   return self.buildingPopup(feature.properties || {});
