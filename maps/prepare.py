@@ -88,7 +88,7 @@ def to_display(geoms: gpd.GeoSeries, *, crs: str = "wgs84") -> gpd.GeoSeries:
     --------
     >>> from shapely import Point
     >>> g = to_display(gpd.GeoSeries([Point(116.481499, 39.990475)], crs=4326), crs="gcj02")
-    >>> round(g.x[0], 6), round(g.y[0], 6)
+    >>> round(float(g.x[0]), 6), round(float(g.y[0]), 6)
     (116.487586, 39.991754)
     """
     wgs = geoms.to_crs(4326)
