@@ -64,7 +64,7 @@ def served(kunming_project):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a busy shared machine can be slow to start it
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2):
