@@ -13,6 +13,7 @@ from api_support import bearer, project_copy, role_tokens
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.models import LocateResult
 from api.settings import Settings
 from geo import plans
 from geo.incidents import allowed_next
@@ -159,6 +160,7 @@ def test_locate_get_answers_like_the_index(client, tokens, store, grids):
             "/locate", params={"lon": lon, "lat": lat}, headers=as_(tokens, "staff")
         ).json()
         assert got["status"] == "in_building"
+        assert LocateResult.model_validate(got).model_dump() == got
         assert got["building_id"] == row["building_id"]
         assert got["grid_code"] == row["grid_code"]
         assert got["worker"] == (None if pd.isna(row["worker"]) else row["worker"])
