@@ -65,7 +65,7 @@ import sqlalchemy as sa
 from scipy import sparse
 from sqlalchemy import Connection
 
-from geo import boundaries, codes, gpkg, partition, plans
+from geo import boundaries, codes, partition, plans
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
 from geo.store import Store, audit_log, edits, now_iso
@@ -925,9 +925,11 @@ def _append_grid_rows(store: Store, conn: Connection, rows: gpd.GeoDataFrame, pl
         )
     attributes.insert(0, "plan_id", plan_id)
     attributes = attributes[["plan_id", *plans.GRID_COLUMNS]].reset_index(drop=True)
-    srs_id = gpkg.ensure_srs(conn, rows.crs)
-    store._insert_rows(
-        conn, "plan_grids", attributes, gpkg.encode_geometries(geometries, srs_id=srs_id)
+    store.write_layer(
+        conn,
+        "plan_grids",
+        gpd.GeoDataFrame(attributes, geometry=geometries, crs=rows.crs),
+        mode="append",
     )
 
 

@@ -338,8 +338,10 @@ class GeoPackageStore(Store):
                 bounds=None,
                 description=description,
             )
+        else:
+            geometries = _conform_to_layer(conn, name, geometries)
         self._insert_rows(conn, name, attributes, gpkg.encode_geometries(geometries, srs_id=srs_id))
-        self._refresh_extent(conn, name)
+        _grow_extent(conn, name, geometries)
 
     def _insert_rows(
         self, conn: Connection, name: str, attributes: pd.DataFrame, blobs: list[bytes | None]
@@ -351,15 +353,6 @@ class GeoPackageStore(Store):
         rows = list(zip(blobs, *values, strict=True))
         if rows:
             conn.exec_driver_sql(f'INSERT INTO "{name}" ({names}) VALUES ({placeholders})', rows)
-
-    def _refresh_extent(self, conn: Connection, name: str) -> None:
-        # the envelope sits in each blob's header, but decoding every row is cheap enough here
-        # and keeps the extent honest after deletes too
-        blobs = [row[0] for row in conn.exec_driver_sql(f'SELECT geom FROM "{name}"')]
-        geometries = gpkg.decode_geometries(blobs)
-        present = geometries[~shapely.is_missing(geometries) & ~shapely.is_empty(geometries)]
-        bounds = shapely.total_bounds(present).tolist() if len(present) else None
-        gpkg.update_extent(conn, name, bounds)
 
     def read_layer(
         self,
@@ -398,10 +391,8 @@ class GeoPackageStore(Store):
         if not _table_exists(conn, name):
             return 0
         clause, params = _where(where)
-        deleted = conn.execute(sa.text(f'DELETE FROM "{name}"{clause}'), params).rowcount
-        if self.has_layer(name, conn):
-            self._refresh_extent(conn, name)
-        return deleted
+        # the layer's extent may now be larger than its rows: QGIS only zooms a little wider
+        return conn.execute(sa.text(f'DELETE FROM "{name}"{clause}'), params).rowcount
 
     def update_rows(
         self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
@@ -550,6 +541,44 @@ def _restore_types(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFram
         elif kind == "DATETIME":
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame
+
+
+def _grow_extent(conn: Connection, name: str, geometries: np.ndarray) -> None:
+    """Widen the layer's recorded extent by the rows just written (no re-read of the layer)."""
+    present = geometries[~shapely.is_missing(geometries) & ~shapely.is_empty(geometries)]
+    if not len(present):
+        return
+    minx, miny, maxx, maxy = shapely.total_bounds(present).tolist()
+    row = conn.execute(
+        sa.text("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = :t"),
+        {"t": name},
+    ).first()
+    if row is not None and row[0] is not None:
+        minx, miny = min(minx, row[0]), min(miny, row[1])
+        maxx, maxy = max(maxx, row[2]), max(maxy, row[3])
+    gpkg.update_extent(conn, name, (minx, miny, maxx, maxy))
+
+
+def _conform_to_layer(conn: Connection, name: str, geometries: np.ndarray) -> np.ndarray:
+    """Appended polygons take the layer's declared type (a MULTIPOLYGON layer gets no Polygon)."""
+    declared = conn.execute(
+        sa.text("SELECT geometry_type_name FROM gpkg_geometry_columns WHERE table_name = :t"),
+        {"t": name},
+    ).scalar()
+    type_ids = shapely.get_type_id(geometries)
+    if declared == "MULTIPOLYGON" and (type_ids == 3).any():
+        geometries = geometries.copy()
+        single = type_ids == 3
+        geometries[single] = [shapely.MultiPolygon([g]) for g in geometries[single]]
+    elif declared == "POLYGON" and (type_ids == 6).any():
+        conn.execute(
+            sa.text(
+                "UPDATE gpkg_geometry_columns SET geometry_type_name = 'MULTIPOLYGON' "
+                "WHERE table_name = :t"
+            ),
+            {"t": name},
+        )
+    return geometries
 
 
 def _uniform_polygons(geometries: np.ndarray) -> np.ndarray:

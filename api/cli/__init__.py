@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import click
 import typer
+from typer._click.core import Context
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from api.cli import cases, district, editing, grids, maps, service
@@ -17,14 +18,14 @@ from geo.errors import GridmapError
 class GridmapGroup(TyperGroup):
     """Turns errors into one line and an exit code, for every command: never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except GridmapError as error:
             console.print(error_line(error), style="bold red", markup=False, highlight=False)
             raise typer.Exit(error.exit_code) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # --help, usage errors and exits are typer's to report
         except KeyboardInterrupt:
             console.print("已中断 interrupted", style="yellow")
             raise typer.Exit(130) from None
