@@ -290,8 +290,9 @@ def main() -> None:
         "The load generator shares the two cores with the server, so the figures are a floor "
         "for a server on its own machine. With 50 clients each waiting for its answer, the "
         "mean latency is 50 / throughput (Little's law): a p99 under 20 ms needs well over "
-        "2,500 req/s, about 0.8 ms of CPU per request on two cores; FastAPI's routing, "
-        "dependencies and response model take about 1 ms of the ~1.5 ms a locate costs here. "
+        "2,500 req/s, about 0.8 ms of CPU per request on two cores with the load generator "
+        "taking its share; a locate costs 0.6-0.9 ms in the app (FastAPI routing and "
+        "dependencies about half of it, the index lookup 0.2-0.3 ms). "
         "POST /incidents costs about 1 s of CPU per request on Suzhou (the incident store "
         "reads and reprojects all buildings for the district bounds and the grids layer on "
         "every import), which is what slows the locates running beside it.",
