@@ -286,6 +286,19 @@ class GeoPackageStore(Store):
             )
         return pyproj.CRS.from_epsg(srs_id)
 
+    def layer_extent(
+        self, name: str, conn: Connection | None = None
+    ) -> tuple[float, float, float, float] | None:
+        """The extent recorded for a layer (in its CRS), None when empty or unknown."""
+        with self.reading(conn) as c:
+            row = c.execute(
+                sa.text(
+                    "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = :t"
+                ),
+                {"t": name},
+            ).first()
+        return None if row is None or row[0] is None else tuple(row)
+
     def count(
         self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
     ) -> int:

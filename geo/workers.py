@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import csv
 import heapq
 import io
 import re
@@ -250,8 +251,10 @@ def _parse_csv(raw: bytes, name: str) -> pd.DataFrame:
             return pd.read_csv(
                 io.StringIO(text), dtype=str, keep_default_na=False, sep=None, engine="python"
             )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
-            raise InputError(f"{name}: not a readable CSV ({error})") from error
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as error:
+            raise InputError(
+                f"{name}: not a readable CSV ({error})", zh=f"{name}：不是可读取的 CSV 文件"
+            ) from error
     raise InputError(
         f"{name}: not UTF-8 or GBK/GB18030 text",
         zh=f"{name}：文件编码不是 UTF-8 或 GBK",

@@ -368,3 +368,27 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
     with pytest.raises(InputError, match="in the future"):
         cases.advance_cases(store, future)
     assert cases.get_incident(store, "12345:B7")["status"] == "handled"  # nothing half-applied
+
+
+def test_a_case_without_a_readable_time_is_kept(kunming_project, tmp_path):
+    store = open_store(kunming_project)
+    point = store.read_layer("buildings").representative_point().to_crs(4326).iloc[0]
+    feed = pd.DataFrame(
+        {
+            "id": ["T1", "T2"],
+            "lon": [point.x] * 2,
+            "lat": [point.y] * 2,
+            "type": ["06001"] * 2,
+            "time": ["不知道", ""],
+        }
+    )
+    feed.to_csv(tmp_path / "t.csv", index=False)
+    mapping = cases.mapping_from_options(
+        None, id_col="id", lon_col="lon", lat_col="lat", category_col="type", time_col="time"
+    )
+    summary = cases.import_incidents(store, tmp_path / "t.csv", mapping=mapping, source="12345")
+    assert summary["added"] == 2
+    assert summary["bad_time"] == 2
+    record = cases.get_incident(store, "12345:T1")
+    assert pd.isna(record["reported_at"])
+    assert record["events"][0]["at"]  # the step is dated when the case reached gridmap

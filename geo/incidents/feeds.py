@@ -181,7 +181,7 @@ def _read_records(path: Path) -> pd.DataFrame:
                 return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
             except UnicodeDecodeError:
                 continue
-            except pd.errors.ParserError as exc:
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise FeedError(f"{path.name} is not a readable CSV: {exc}") from exc
         raise FeedError(f"{path.name} is neither UTF-8 nor GBK text")
     if suffix not in {".json", ".geojson"}:

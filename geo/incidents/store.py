@@ -13,6 +13,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import sqlalchemy as sa
 
 from geo.errors import InputError, NotFound
@@ -447,15 +448,20 @@ def incident_statistics(
 
 def _district_bounds(store: Store) -> tuple[float, float, float, float] | None:
     """The district's WGS84 box with a margin of about 5 km, for refusing far-away points."""
-    if not store.has_layer("buildings"):
+    extent = store.layer_extent("buildings") if store.has_layer("buildings") else None
+    if extent is None:
         return None
-    buildings = store.read_layer("buildings", columns=["building_id"])
-    minx, miny, maxx, maxy = buildings.to_crs(4326).total_bounds
+    crs = store.layer_crs("buildings")
+    minx, miny, maxx, maxy = pyproj.Transformer.from_crs(
+        crs, 4326, always_xy=True
+    ).transform_bounds(*extent)
     return (minx - 0.05, miny - 0.05, maxx + 0.05, maxy + 0.05)
 
 
-def _iso_times(values: pd.Series) -> list[str | None]:
-    return [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in values]
+def _iso_times(values: pd.Series) -> list[str]:
+    """Event times: the case's own, or the time it reached us where the feed had none."""
+    arrived = now_iso()
+    return [arrived if pd.isna(v) else pd.Timestamp(v).isoformat() for v in values]
 
 
 def mapping_from_options(mapping_file: str | Path | None, **columns: Any) -> IncidentMapping:
