@@ -26,6 +26,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geo.errors import InputError
+from geo.io import pick_field
 
 ROAD_KINDS_FOR_BLOCKS = (
     "major_road",
@@ -191,20 +192,12 @@ def _reading_order(geometries: gpd.GeoSeries) -> np.ndarray:
 
 
 def _name_column(frame: gpd.GeoDataFrame, requested: str | None) -> str:
-    columns = [str(c) for c in frame.columns if c != frame.geometry.name]
-    if requested is not None:
-        if requested not in columns:
-            raise InputError(
-                f"the communities file has no field {requested!r}; its fields are: {', '.join(columns)}",
-                zh=f"社区文件中没有字段 {requested}；现有字段：{', '.join(columns)}",
-            )
-        return requested
-    lowered = {c.lower(): c for c in columns}
-    for guess in NAME_FIELD_GUESSES:
-        if guess.lower() in lowered:
-            return lowered[guess.lower()]
-    raise InputError(
-        f"which field of the communities file names the community? Give --communities-field "
-        f"(its fields are: {', '.join(columns)})",
-        zh="请用 --communities-field 指定社区文件中的社区名称字段",
-    )
+    column = pick_field(frame, requested, NAME_FIELD_GUESSES, what="community names")
+    if column is None:
+        fields = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
+        raise InputError(
+            "which field of the communities file names the community? Give --communities-field "
+            f"(its fields are: {fields})",
+            zh="请用 --communities-field 指定社区文件中的社区名称字段",
+        )
+    return column
