@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import folium
 import geopandas as gpd
 import pandas as pd
-from geo.incidents.store import incidents_for_map
 
 from geo import plans, project
 from geo.errors import NotFound
+from geo.incidents.store import incidents_for_map
 from geo.store import Store
 
 from .community import community_map
