@@ -6,9 +6,17 @@ session-wide original so that Kunming is imported and partitioned once.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +25,8 @@ from api.auth import ROLES, create_token
 from geo import plans, project
 from geo.store import open_store
 from geo.workers import read_roster
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _build(path: Path, source: Path, community_field: str | None) -> None:
@@ -73,3 +83,41 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_server(db: Path, *, timeout: float = 240, **env: str) -> Iterator[str]:
+    """The app on ``db`` in a uvicorn subprocess; yields its base URL once ``/health`` answers.
+
+    A subprocess, not a thread: GDAL and the browser hold the GIL or need a real socket. ``env``
+    adds ``GRIDMAP_*`` settings. ``timeout`` is generous because a busy shared machine can be
+    slow to start it; the server's output is kept in a file (a pipe nobody reads could fill up
+    and stall it) and shown if it does not start.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with tempfile.TemporaryFile() as output:
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "GRIDMAP_DB": str(db), **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/health", timeout=2):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        output.seek(0)
+                        raise RuntimeError(output.read().decode()[-2000:]) from None
+                    time.sleep(0.3)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

@@ -85,3 +85,24 @@ def kunming_project(kunming_project_base, tmp_path) -> Path:
 def suzhou_project(suzhou_project_base, tmp_path) -> Path:
     """A private copy of the Suzhou project, free to change."""
     return _checkpointed_copy(suzhou_project_base, tmp_path / "suzhou.gpkg")
+
+
+@pytest.fixture(scope="module")
+def api_db(tmp_path_factory, shared_data) -> Path:
+    """Kunming imported, partitioned and staffed, one copy per test module (API tests write to it)."""
+    from api_support import project_copy
+
+    return project_copy(
+        tmp_path_factory,
+        shared_data / "kunming_buildings.geojson",
+        name="kunming",
+        community_field="community",
+    )
+
+
+@pytest.fixture(scope="module")
+def api_tokens(api_db: Path) -> dict[str, str]:
+    """One token per role on ``api_db``, named after the role."""
+    from api_support import role_tokens
+
+    return role_tokens(api_db)

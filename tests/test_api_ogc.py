@@ -7,81 +7,28 @@ the test process would never answer). Pages are limited to 50 features so that G
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pyogrio
 import pytest
 import shapely
-from api_support import bearer, free_port, project_copy, role_tokens
+from api_support import bearer, uvicorn_server
 
 from geo import plans, project
 from geo.incidents import store as incident_store
 from geo.store import open_store
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory, shared_data):
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
-
-
-@pytest.fixture(scope="module")
-def tokens(db):
-    return role_tokens(db)
-
-
-@pytest.fixture(scope="module")
-def server(db):
-    port = free_port()
-    env = {**os.environ, "GRIDMAP_DB": str(db), "GRIDMAP_MAX_PAGE": "50"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("uvicorn did not start")
+def server(api_db):
+    with uvicorn_server(api_db, GRIDMAP_MAX_PAGE="50") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def with_incidents(server, tokens, db):
-    points = open_store(db).read_layer("buildings").to_crs(4326).representative_point()
+def with_incidents(server, api_tokens, api_db):
+    points = open_store(api_db).read_layer("buildings").to_crs(4326).representative_point()
     cases = [
         {
             "id": i,
@@ -96,7 +43,7 @@ def with_incidents(server, tokens, db):
     answer = httpx.post(
         f"{server}/incidents",
         json={"source": "12345", "incidents": cases},
-        headers=bearer(tokens["staff"]),
+        headers=bearer(api_tokens["staff"]),
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
@@ -120,8 +67,8 @@ def read_gdal(server, token, layer):
         ("incidents", "incident_id"),
     ],
 )
-def test_gdal_reads_exactly_the_store(server, tokens, db, with_incidents, layer, key):
-    store = open_store(db)
+def test_gdal_reads_exactly_the_store(server, api_tokens, api_db, with_incidents, layer, key):
+    store = open_store(api_db)
     if layer == "buildings":
         expected = project.read_buildings_with_grids(store)
     elif layer == "grids":
@@ -131,7 +78,7 @@ def test_gdal_reads_exactly_the_store(server, tokens, db, with_incidents, layer,
     else:
         expected = store.read_layer(layer)
     expected = expected.to_crs(4326).set_index(key)
-    got = read_gdal(server, tokens["staff"], layer)
+    got = read_gdal(server, api_tokens["staff"], layer)
     assert got.crs.to_epsg() == 4326
     assert len(got) == len(expected)
     got = got.set_index(got[key].astype(str))
@@ -149,12 +96,12 @@ def test_gdal_reads_exactly_the_store(server, tokens, db, with_incidents, layer,
         assert len(got) == with_incidents
 
 
-def test_gdal_viewer_has_no_contacts_and_no_incidents(server, tokens):
-    grids = read_gdal(server, tokens["viewer"], "grids")
+def test_gdal_viewer_has_no_contacts_and_no_incidents(server, api_tokens):
+    grids = read_gdal(server, api_tokens["viewer"], "grids")
     assert "worker_phone" not in grids.columns
     assert grids["worker"].notna().any()
     pyogrio.set_gdal_config_options(
-        {"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": tokens["viewer"]}
+        {"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": api_tokens["viewer"]}
     )
     try:
         layers = pyogrio.list_layers(f"OAPIF:{server}/ogc")[:, 0].tolist()
@@ -163,15 +110,15 @@ def test_gdal_viewer_has_no_contacts_and_no_incidents(server, tokens):
     assert layers == ["grids", "buildings", "communities"]
 
 
-def test_bbox_and_paging_over_http(server, tokens, db):
-    store = open_store(db)
+def test_bbox_and_paging_over_http(server, api_tokens, api_db):
+    store = open_store(api_db)
     buildings = store.read_layer("buildings").to_crs(4326)
     west, south, east, north = buildings.total_bounds
     box = [west, south, (west + east) / 2, north]
     expected = set(buildings.cx[box[0] : box[2], box[1] : box[3]]["building_id"])
     seen: list[str] = []
     url = f"{server}/ogc/collections/buildings/items?bbox={','.join(map(str, box))}&limit=20"
-    with httpx.Client(headers=bearer(tokens["viewer"]), timeout=30) as client:
+    with httpx.Client(headers=bearer(api_tokens["viewer"]), timeout=30) as client:
         while url:
             page = client.get(url).json()
             assert page["numberMatched"] == len(expected)
@@ -181,10 +128,10 @@ def test_bbox_and_paging_over_http(server, tokens, db):
     assert set(seen) == expected
 
 
-def test_concurrent_locates_and_posts_on_a_real_server(server, tokens, db):
+def test_concurrent_locates_and_posts_on_a_real_server(server, api_tokens, api_db):
     """50 clients locate while cases are posted: every answer 200 (WAL: reads never wait)."""
-    points = open_store(db).read_layer("buildings").to_crs(4326).representative_point()
-    staff = bearer(tokens["staff"])
+    points = open_store(api_db).read_layer("buildings").to_crs(4326).representative_point()
+    staff = bearer(api_tokens["staff"])
 
     def locate(i):
         p = points.iloc[i % len(points)]

@@ -12,7 +12,7 @@ import importlib
 import re
 
 import pytest
-from api_support import bearer, project_copy, role_tokens
+from api_support import bearer
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -59,23 +59,8 @@ ROUTES = _routes()
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory, shared_data):
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
-
-
-@pytest.fixture(scope="module")
-def tokens(db):
-    return role_tokens(db)
-
-
-@pytest.fixture(scope="module")
-def client(db):
-    with TestClient(_app(db)) as test_client:
+def client(api_db):
+    with TestClient(_app(api_db)) as test_client:
         yield test_client
 
 
@@ -95,7 +80,7 @@ def test_every_route_is_listed():
 
 
 @pytest.mark.parametrize(("method", "path", "role"), ROUTES)
-def test_role_ladder(client, tokens, method, path, role):
+def test_role_ladder(client, api_tokens, method, path, role):
     if path in OPEN_ROUTES:
         assert role is None
         assert _call(client, method, path).status_code == 200
@@ -103,7 +88,7 @@ def test_role_ladder(client, tokens, method, path, role):
     anonymous = _call(client, method, path)
     assert anonymous.status_code == 401, anonymous.text
     assert anonymous.headers["content-type"].startswith("application/problem+json")
-    answers = {r: _call(client, method, path, bearer(tokens[r])).status_code for r in ROLES}
+    answers = {r: _call(client, method, path, bearer(api_tokens[r])).status_code for r in ROLES}
     assert all(code < 500 for code in answers.values()), answers
     allowed = [r for r in ROLES if answers[r] not in (401, 403)]
     assert allowed, f"no role may call {method} {path}: {answers}"

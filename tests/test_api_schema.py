@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from api_support import bearer, project_copy, role_tokens
+from api_support import bearer
 from hypothesis import HealthCheck, Phase, given, settings
 
 from api.app import create_app
@@ -16,23 +16,13 @@ from api.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory, shared_data):
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
+def admin(api_tokens):
+    return api_tokens["admin"]
 
 
 @pytest.fixture(scope="module")
-def admin(db):
-    return role_tokens(db)["admin"]
-
-
-@pytest.fixture(scope="module")
-def app(db):
-    return create_app(Settings(db=db, max_body_bytes=100_000, max_batch=200))
+def app(api_db):
+    return create_app(Settings(db=api_db, max_body_bytes=100_000, max_batch=200))
 
 
 def test_no_server_errors(app, admin):

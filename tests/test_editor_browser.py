@@ -7,15 +7,8 @@ Nothing but the local service is reachable from the page.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
+from api_support import uvicorn_server
 from browser import launch, open_page
 from playwright.sync_api import Route
 
@@ -25,15 +18,8 @@ from geo.store import open_store
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMUNITY = "北泰花园"
 READY = "window.__gridmapEditorReady === true"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -42,41 +28,8 @@ def served(kunming_project):
     store = open_store(kunming_project)
     token = create_token(store, "规划员", "planner")
     draft = editing.copy_plan(store, plans.published_plan_id(store), author="规划员")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "GRIDMAP_DB": str(kunming_project)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240  # a busy shared machine can be slow to start it
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(server.stdout.read().decode()[-2000:]) from None
-                time.sleep(0.3)
+    with uvicorn_server(kunming_project) as base:
         yield base, token, draft, store
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def only_local(base: str):
