@@ -6,12 +6,12 @@ with phone numbers. Pages are cached per project fingerprint and options.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 
-from api.auth import Principal
 from api.deps import MapReader, StateDep, TimeRangeDep
 from api.models import Problem
 from api.state import ProjectState
@@ -36,26 +36,21 @@ Offline = Annotated[bool, Query(description="inline every script: the page works
 Contacts = Annotated[bool, Query(description="show workers' phone numbers (staff and above)")]
 
 
-def _page(
-    state: ProjectState,
-    principal: Principal,
-    *,
-    community: str | None = None,
-    grid: str | None = None,
-    times,
-    basemap: str,
-    lang: str,
-    offline: bool,
-    include_contacts: bool,
-) -> HTMLResponse:
+async def map_request(
+    principal: MapReader,
+    times: TimeRangeDep,
+    basemap: Basemap = "osm",
+    lang: Lang = "zh",
+    offline: Offline = False,
+    include_contacts: Contacts = False,
+) -> MapRequest:
+    """The query options the three map pages share, as a district-wide request."""
     if include_contacts and not principal.can("staff"):
         raise Forbidden(
             "phone numbers on maps need the role staff or above",
             zh="地图显示电话需要 staff 及以上角色",
         )
-    request = MapRequest(
-        community=community,
-        grid=grid,
+    return MapRequest(
         since=times.since,
         until=times.until,
         basemap=basemap,
@@ -63,32 +58,22 @@ def _page(
         offline=offline,
         include_contacts=include_contacts,
     )
-    key = f"map:{request!r}"
+
+
+MapRequestDep = Annotated[MapRequest, Depends(map_request)]
+
+
+def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
     html = state.cached(
-        key, lambda: render_html(project_map(state.store, request), offline=offline)
+        f"map:{request!r}",
+        lambda: render_html(project_map(state.store, request), offline=request.offline),
     )
     return HTMLResponse(html)
 
 
 @router.get("/district.html", response_class=HTMLResponse, responses=ERRORS, summary="District map")
-def district(
-    state: StateDep,
-    principal: MapReader,
-    times: TimeRangeDep,
-    basemap: Basemap = "osm",
-    lang: Lang = "zh",
-    offline: Offline = False,
-    include_contacts: Contacts = False,
-) -> HTMLResponse:
-    return _page(
-        state,
-        principal,
-        times=times,
-        basemap=basemap,
-        lang=lang,
-        offline=offline,
-        include_contacts=include_contacts,
-    )
+def district(state: StateDep, request: MapRequestDep) -> HTMLResponse:
+    return _page(state, request)
 
 
 @router.get(
@@ -98,47 +83,15 @@ def district(
     summary="Community map",
 )
 def community(
-    state: StateDep,
-    principal: MapReader,
-    times: TimeRangeDep,
-    community: str = Path(max_length=200),
-    basemap: Basemap = "osm",
-    lang: Lang = "zh",
-    offline: Offline = False,
-    include_contacts: Contacts = False,
+    state: StateDep, request: MapRequestDep, community: str = Path(max_length=200)
 ) -> HTMLResponse:
-    return _page(
-        state,
-        principal,
-        community=community,
-        times=times,
-        basemap=basemap,
-        lang=lang,
-        offline=offline,
-        include_contacts=include_contacts,
-    )
+    return _page(state, replace(request, community=community))
 
 
 @router.get(
     "/grids/{grid_code}.html", response_class=HTMLResponse, responses=ERRORS, summary="Grid map"
 )
 def grid(
-    state: StateDep,
-    principal: MapReader,
-    times: TimeRangeDep,
-    grid_code: str = Path(max_length=40),
-    basemap: Basemap = "osm",
-    lang: Lang = "zh",
-    offline: Offline = False,
-    include_contacts: Contacts = False,
+    state: StateDep, request: MapRequestDep, grid_code: str = Path(max_length=40)
 ) -> HTMLResponse:
-    return _page(
-        state,
-        principal,
-        grid=grid_code,
-        times=times,
-        basemap=basemap,
-        lang=lang,
-        offline=offline,
-        include_contacts=include_contacts,
-    )
+    return _page(state, replace(request, grid=grid_code))
