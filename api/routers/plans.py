@@ -23,6 +23,7 @@ from api.deps import Planner, StoreDep, Viewer
 from api.models import Problem
 from geo import editing, plans
 from geo.errors import Forbidden, Unauthorized
+from geo.store import Store
 
 router = APIRouter(tags=["plans"])
 ERRORS = {status: {"model": Problem} for status in (401, 403, 404, 409, 422)}
@@ -33,6 +34,8 @@ Against = Annotated[
 Display = Annotated[
     str, Query(pattern="^(wgs84|gcj02)$", description="datum of the returned GeoJSON")
 ]
+PageLang = Annotated[str, Query(pattern="^(zh|en)$")]
+PageBasemap = Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")]
 
 
 def _page_principal(request: Request, token: str | None, role: str) -> Principal:
@@ -134,11 +137,9 @@ def plan_diff(
     against: Against = None,
 ) -> dict[str, Any]:
     """What changed from plan ``against`` (default: the parent) to this plan."""
-    other = against if against is not None else plans.plan_row(store, plan_id)["parent_id"]
-    if other is None:
-        other = plan_id
     changes = plans.diff_plans(
-        editing.plan_state(store, int(other)), editing.plan_state(store, plan_id)
+        editing.plan_state(store, _against(store, plan_id, against)),
+        editing.plan_state(store, plan_id),
     )
     return {
         k: _plain(v) if not isinstance(v, list) else [_plain(i) for i in v]
@@ -152,18 +153,17 @@ def plan_diff_map(
     store: StoreDep,
     _: PageViewer,
     against: Against = None,
-    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
-    basemap: Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")] = "osm",
+    lang: PageLang = "zh",
+    basemap: PageBasemap = "osm",
 ) -> HTMLResponse:
     """This plan on a map with the grids that differ from plan ``against`` highlighted."""
     from maps.project import plan_diff_map as diff_map
     from maps.render import render_html
 
-    other = against if against is not None else plans.plan_row(store, plan_id)["parent_id"]
     offline = basemap == "none"
     m = diff_map(
         store,
-        int(other if other is not None else plan_id),
+        _against(store, plan_id, against),
         plan_id,
         lang=lang,
         basemap=basemap,
@@ -250,8 +250,8 @@ def editor_page(
     plan_id: PlanId,
     store: StoreDep,
     _: PagePlanner,
-    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
-    basemap: Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")] = "osm",
+    lang: PageLang = "zh",
+    basemap: PageBasemap = "osm",
 ) -> HTMLResponse:
     """The grid editor: the plan's map, a side panel, edits through this API."""
     from api.editor.page import editor_html  # maps and folium only load for the page
@@ -260,6 +260,14 @@ def editor_page(
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _against(store: Store, plan_id: int, against: int | None) -> int:
+    # a diff compares with the plan asked for, else the parent, else the plan itself (no changes)
+    if against is not None:
+        return against
+    parent = plans.plan_row(store, plan_id)["parent_id"]
+    return int(parent) if parent is not None else plan_id
 
 
 def _stepped(step, display: str) -> JSONResponse:
