@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.table import Table
+from rich.table import Column
 
 from api.cli.common import (
     DbOption,
@@ -20,6 +20,7 @@ from api.cli.common import (
     store_for,
     table,
 )
+from api.cli.grids import AuthorOption, rows_table
 from geo import plans, project
 from geo.errors import InputError
 from geo.incidents import store as cases
@@ -31,9 +32,6 @@ incidents_app = typer.Typer(
 categories_app = typer.Typer(help="事件分类 the category catalogue", no_args_is_help=True)
 incidents_app.add_typer(categories_app, name="categories")
 
-AuthorOption = Annotated[
-    str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
-]
 CrsOption = Annotated[str, typer.Option("--crs", help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n")]
 
 
@@ -219,7 +217,6 @@ def incidents_stats(
     elif output_format == "json":
         print_json(stats.reset_index().to_dict("records"))
     elif output_format == "table":
-        rows = Table(title=say("事件统计", "Incident statistics"), title_justify="left")
         shown = [
             "reported",
             "registered",
@@ -230,12 +227,13 @@ def incidents_stats(
             "on_time_rate",
             "median_handling_hours",
         ]
-        rows.add_column(by)
-        for column in shown:
-            rows.add_column(column, justify="right")
-        for key, row in stats.iterrows():
-            rows.add_row(str(key), *(_cell(row[c]) for c in shown))
-        out.print(rows)
+        out.print(
+            rows_table(
+                say("事件统计", "Incident statistics"),
+                [by, *(Column(column, justify="right") for column in shown)],
+                ((key, *(_cell(row[c]) for c in shown)) for key, row in stats.iterrows()),
+            )
+        )
     else:
         raise InputError(
             f"--format must be table, csv or json, not {output_format!r}",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from api.cli.common import DbOption, console, print_json, progress_bar, say, store_for, table
 from geo import plans, project
@@ -22,6 +23,29 @@ plan_app = typer.Typer(
 AuthorOption = Annotated[
     str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
 ]
+
+
+PLAN_COLUMNS = (
+    "plan_id",
+    "status",
+    "parent_id",
+    "grids",
+    "flagged",
+    "revision",
+    "author",
+    "created_at",
+    "note",
+)
+
+
+def rows_table(
+    title: str, columns: Sequence[str | Column], rows: Iterable[Sequence[object]]
+) -> Table:
+    """A titled table with a header, one row per item, every cell shown as text."""
+    shown = Table(*columns, title=title, title_justify="left")
+    for row in rows:
+        shown.add_row(*(str(cell) for cell in row))
+    return shown
 
 
 def register(app: typer.Typer) -> None:
@@ -97,14 +121,14 @@ def partition_command(
     )
     flagged = s.get("flagged_communities", [])
     if flagged:
-        rows = Table(title=say("需要关注的社区", "Flagged communities"), title_justify="left")
-        rows.add_column(say("社区", "community"))
-        rows.add_column(say("原因", "reason"))
-        for item in flagged:
-            rows.add_row(
-                item["community"], item["reason_zh"] if say("zh", "en") == "zh" else item["reason"]
+        reason = "reason_zh" if say("zh", "en") == "zh" else "reason"
+        console.print(
+            rows_table(
+                say("需要关注的社区", "Flagged communities"),
+                [say("社区", "community"), say("原因", "reason")],
+                ((item["community"], item[reason]) for item in flagged),
             )
-        console.print(rows)
+        )
     if not outcome.published:
         console.print(
             say(
@@ -146,16 +170,13 @@ def workers_assign(
     if missing.empty:
         console.print(say("所有网格均已有网格员", "every grid has a worker"))
         return
-    rows = Table(
-        title=say(f"{len(missing)} 个网格仍无网格员", f"{len(missing)} grids without a worker"),
-        title_justify="left",
+    console.print(
+        rows_table(
+            say(f"{len(missing)} 个网格仍无网格员", f"{len(missing)} grids without a worker"),
+            [say("网格编码", "grid code"), say("社区", "community"), say("原因", "reason")],
+            missing.head(50)[["community", "reason"]].itertuples(),
+        )
     )
-    rows.add_column(say("网格编码", "grid code"))
-    rows.add_column(say("社区", "community"))
-    rows.add_column(say("原因", "reason"))
-    for code, row in missing.head(50).iterrows():
-        rows.add_row(str(code), str(row["community"]), str(row["reason"]))
-    console.print(rows)
 
 
 @workers_app.command("list")
@@ -177,38 +198,14 @@ def workers_list(
 def plan_list(db: DbOption = project.DEFAULT_DB) -> None:
     """列出方案 List the plan versions."""
     store = store_for(db)
-    table_ = plans.list_plans(store)
-    rows = Table(title=say("网格方案", "Plans"), title_justify="left")
-    for column in (
-        "plan_id",
-        "status",
-        "parent_id",
-        "grids",
-        "flagged",
-        "revision",
-        "author",
-        "created_at",
-        "note",
-    ):
-        rows.add_column(column)
-    for record in table_.to_dict("records"):
-        rows.add_row(
-            *(
-                str(record.get(c, ""))
-                for c in (
-                    "plan_id",
-                    "status",
-                    "parent_id",
-                    "grids",
-                    "flagged",
-                    "revision",
-                    "author",
-                    "created_at",
-                    "note",
-                )
-            )
+    records = plans.list_plans(store).to_dict("records")
+    console.print(
+        rows_table(
+            say("网格方案", "Plans"),
+            PLAN_COLUMNS,
+            ([record.get(c, "") for c in PLAN_COLUMNS] for record in records),
         )
-    console.print(rows)
+    )
 
 
 @plan_app.command("show")
