@@ -455,34 +455,9 @@
 
   // ---- the editable layers ----
   // The map's data block holds grids and buildings as delta-encoded integer coordinates (see
-  // maps/encode.py); the editor draws its own clickable polygons from it on one canvas, and hides
-  // the map runtime's static grid, label and building layers.
-  function decodePolygons(enc) {
-    var c = enc.c, r = enc.r, p = enc.p, g = enc.g;
-    var out = [], x = 0, y = 0, k = 0, ring = 0, poly = 0;
-    var nGeoms = g ? g.length : p ? p.length : r.length;
-    for (var gi = 0; gi < nGeoms; gi++) {
-      var nPolys = g ? g[gi] : 1, polys = [];
-      for (var pj = 0; pj < nPolys; pj++) {
-        var nRings = p ? p[poly] : 1, rings = [];
-        poly++;
-        for (var rk = 0; rk < nRings; rk++) {
-          var nVerts = r[ring], pts = new Array(nVerts);
-          ring++;
-          for (var v = 0; v < nVerts; v++) {
-            x += c[k];
-            y += c[k + 1];
-            k += 2;
-            pts[v] = [y / 1e6, x / 1e6];
-          }
-          rings.push(pts);
-        }
-        polys.push(rings);
-      }
-      out.push(polys.length === 1 ? polys[0] : polys);
-    }
-    return out;
-  }
+  // maps/encode.py); the editor draws its own clickable polygons from it, decoded by the map
+  // runtime's window.gridmap.decodePolygons, on one canvas, and hides the map runtime's static
+  // grid, label and building layers.
 
   var renderer = null;
   var buildingLayers = [];
@@ -520,13 +495,13 @@
     renderer = L.canvas({ padding: 0.5 });
     var grids = view.data.grids;
     if (grids) {
-      decodePolygons(grids.geom).forEach(function (latlngs, i) {
+      window.gridmap.decodePolygons(grids.geom).forEach(function (latlngs, i) {
         addGrid(String(grids.code[i]), latlngs);
       });
     }
     var buildings = view.data.buildings;
     if (buildings) {
-      decodePolygons(buildings.geom).forEach(function (latlngs, i) {
+      window.gridmap.decodePolygons(buildings.geom).forEach(function (latlngs, i) {
         var poly = L.polygon(latlngs, buildingStyle(i)).addTo(map);
         poly.on("click", function (event) {
           var e = event.originalEvent || {};

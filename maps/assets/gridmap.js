@@ -85,6 +85,8 @@
     return out;
   }
 
+  gm.decodePolygons = decodePolygons; // the plan editor (api/editor/editor.js) draws from it too
+
   function decodePoints(enc) {
     var c = enc.c, out = new Array(c.length / 2), x = 0, y = 0;
     for (var i = 0, k = 0; k < c.length; i++, k += 2) {
