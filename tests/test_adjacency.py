@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from footprints import read_metric, square_communities
 from scipy.sparse import csgraph
 
 from geo.adjacency import building_adjacency, community_components, edge_list
@@ -14,20 +15,13 @@ from geo.errors import CRSError, InputError
 
 @pytest.fixture(scope="module")
 def kunming(shared_data) -> gpd.GeoDataFrame:
-    gdf = gpd.read_file(shared_data / "kunming_buildings.geojson")
-    return gdf.to_crs(gdf.estimate_utm_crs())
+    return read_metric(shared_data / "kunming_buildings.geojson")
 
 
 @pytest.fixture(scope="module")
 def suzhou(shared_data) -> gpd.GeoDataFrame:
-    gdf = gpd.read_file(shared_data / "suzhou_gusu_buildings.geojson")
-    gdf = gdf.to_crs(gdf.estimate_utm_crs())
-    c = gdf.geometry.centroid
-    return gdf.assign(
-        community=np.floor(c.x / 500).astype(int).astype(str)
-        + "_"
-        + np.floor(c.y / 500).astype(int).astype(str)
-    )
+    """Suzhou Gusu footprints with communities from a 500 m square grid of centroids."""
+    return square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
 
 
 def test_kunming_compounds_are_each_one_connected_piece(kunming):

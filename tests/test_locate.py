@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from footprints import voronoi_grids
 
 from geo.crs import (
     FAR_AWAY,
@@ -24,41 +25,6 @@ from geo.errors import CoordinateError, CRSError, InputError, NotFound
 from geo.locate import GridIndex, find_by_address, locate_csv
 
 RNG_SEED = 20261127
-
-
-def voronoi_grids(buildings: gpd.GeoDataFrame, *, block_m: float = 800.0) -> gpd.GeoDataFrame:
-    """Grid polygons shaped like geo.boundaries' output (same recipe as bench/locate.py).
-
-    Voronoi cells of representative points, clipped to the buffered concave hull, communities
-    of 800 m squares, groups of 5 buildings in Hilbert order unioned into one grid.
-    """
-    points = buildings.representative_point()
-    column = ((points.x - points.x.min()) // block_m).astype(int)
-    row = ((points.y - points.y.min()) // block_m).astype(int)
-    buildings["community"] = [f"C{r:02d}{c:02d}" for r, c in zip(row, column, strict=True)]
-    area = shapely.concave_hull(shapely.multipoints(points.array), ratio=0.02).buffer(20.0)
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(points.array), extend_to=area)
-    )
-    point_index, cell_index = shapely.STRtree(cells).query(points.array, predicate="intersects")
-    first = np.unique(point_index, return_index=True)[1]
-    own = np.empty(len(points), dtype=object)
-    own[point_index[first]] = cells[cell_index[first]]
-    frame = gpd.GeoDataFrame(
-        {
-            "community": buildings["community"].to_numpy(),
-            "order": points.hilbert_distance().to_numpy(),
-        },
-        geometry=shapely.intersection(own, area),
-        crs=buildings.crs,
-    ).sort_values(["community", "order"])
-    frame["n"] = frame.groupby("community").cumcount() // 5
-    grids = frame.dissolve(["community", "n"]).reset_index()
-    grids["grid_code"] = [
-        f"{c}-{n + 1:03d}" for c, n in zip(grids["community"], grids["n"], strict=True)
-    ]
-    grids["worker"] = [None if n % 7 == 3 else f"W{n % 40:02d}" for n in range(len(grids))]
-    return grids[["grid_code", "community", "worker", "geometry"]]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from footprints import read_metric, square_communities
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,22 +25,13 @@ from geo.partition import (
 
 @pytest.fixture(scope="module")
 def kunming(shared_data) -> gpd.GeoDataFrame:
-    gdf = gpd.read_file(shared_data / "kunming_buildings.geojson")
-    return gdf.to_crs(gdf.estimate_utm_crs())
+    return read_metric(shared_data / "kunming_buildings.geojson")
 
 
 @pytest.fixture(scope="module")
 def suzhou(shared_data) -> gpd.GeoDataFrame:
     """Suzhou Gusu footprints with communities from a 500 m square grid of centroids."""
-    gdf = gpd.read_file(shared_data / "suzhou_gusu_buildings.geojson")
-    gdf = gdf.to_crs(gdf.estimate_utm_crs())
-    c = gdf.geometry.centroid
-    square = (
-        np.floor(c.x / 500).astype(int).astype(str)
-        + "_"
-        + np.floor(c.y / 500).astype(int).astype(str)
-    )
-    return gdf.assign(community=square)
+    return square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
 
 
 @pytest.fixture(scope="module")
