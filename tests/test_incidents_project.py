@@ -26,6 +26,29 @@ def gridmap(*args, lang: str = "en"):
     return runner.invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": lang})
 
 
+def import_boston(db, shared_data) -> dict:
+    """Boston's real 311 records imported into ``db`` with the shipped mapping."""
+    return cases.import_incidents(
+        open_store(db),
+        shared_data / "boston311_100.csv",
+        mapping=cases.mapping_from_options(BOSTON_MAPPING),
+        source="boston311",
+    )
+
+
+def plain_mapping(**options) -> cases.IncidentMapping:
+    """The mapping of the generated feeds: columns id, lon, lat, type and time."""
+    return cases.mapping_from_options(
+        None,
+        id_col="id",
+        lon_col="lon",
+        lat_col="lat",
+        category_col="type",
+        time_col="time",
+        **options,
+    )
+
+
 def suzhou_cases(db, tmp_path, n: int = 300) -> tuple[pd.DataFrame, object]:
     """Generated 12345 cases inside real Suzhou footprints, plus bad rows, as a GBK CSV."""
     store = open_store(db)
@@ -70,12 +93,7 @@ def test_boston_imports_with_exact_counts_and_is_idempotent(tmp_path, shared_dat
     )
     assert result.exit_code == 0, result.output
     assert "fallback point" in result.output
-    summary = cases.import_incidents(
-        open_store(db),
-        shared_data / "boston311_100.csv",
-        mapping=cases.mapping_from_options(BOSTON_MAPPING),
-        source="boston311",
-    )
+    summary = import_boston(db, shared_data)
     # the same file again: nothing new, every count reported again
     assert summary["read"] == 100
     assert summary["located"] == 81
@@ -94,12 +112,7 @@ def test_boston_imports_with_exact_counts_and_is_idempotent(tmp_path, shared_dat
 
 
 def test_cases_far_from_the_district_stay_unlocated(kunming_project, shared_data):
-    summary = cases.import_incidents(
-        open_store(kunming_project),
-        shared_data / "boston311_100.csv",
-        mapping=cases.mapping_from_options(BOSTON_MAPPING),
-        source="boston311",
-    )
+    summary = import_boston(kunming_project, shared_data)
     assert summary["read"] == 100
     assert summary["located"] == 0  # Boston is not in Kunming
     assert summary["added"] == 100
@@ -245,9 +258,7 @@ def test_publishing_a_new_plan_moves_open_cases_with_a_log(kunming_project, tmp_
     )
     path = tmp_path / "all.csv"
     feed.to_csv(path, index=False)
-    mapping = cases.mapping_from_options(
-        None, id_col="id", lon_col="lon", lat_col="lat", category_col="type", time_col="time"
-    )
+    mapping = plain_mapping()
     cases.import_incidents(store, path, mapping=mapping, source="12345")
     target = buildings["community"].value_counts().idxmax()
     outcome = plans.partition_project(store, communities=[target], seed=9, publish=True)
@@ -305,15 +316,7 @@ def test_demo_cases_match_grids_in_wgs84_and_gcj02_input(kunming_project, tmp_pa
             }
         )
         feed.to_csv(tmp_path / f"{name}.csv", index=False)
-        mapping = cases.mapping_from_options(
-            None,
-            id_col="id",
-            lon_col="lon",
-            lat_col="lat",
-            category_col="type",
-            time_col="time",
-            crs=crs,
-        )
+        mapping = plain_mapping(crs=crs)
         cases.import_incidents(store, tmp_path / f"{name}.csv", mapping=mapping, source=name)
     stored = cases.list_incidents(store)
     by_source = stored.pivot_table(
@@ -335,9 +338,7 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
         }
     )
     feed.to_csv(tmp_path / "b.csv", index=False)
-    mapping = cases.mapping_from_options(
-        None, id_col="id", lon_col="lon", lat_col="lat", category_col="type", time_col="time"
-    )
+    mapping = plain_mapping()
     cases.import_incidents(store, tmp_path / "b.csv", mapping=mapping, source="12345")
     shanghai = "Asia/Shanghai"
     steps = pd.DataFrame(
@@ -383,9 +384,7 @@ def test_a_case_without_a_readable_time_is_kept(kunming_project, tmp_path):
         }
     )
     feed.to_csv(tmp_path / "t.csv", index=False)
-    mapping = cases.mapping_from_options(
-        None, id_col="id", lon_col="lon", lat_col="lat", category_col="type", time_col="time"
-    )
+    mapping = plain_mapping()
     summary = cases.import_incidents(store, tmp_path / "t.csv", mapping=mapping, source="12345")
     assert summary["added"] == 2
     assert summary["bad_time"] == 2
