@@ -1,4 +1,4 @@
-"""Small helpers the routers share: bbox selection and worker contacts on cached WGS84 layers."""
+"""Small helpers the routers share: error responses, bbox selection and worker contacts on cached WGS84 layers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pandas as pd
 import shapely
 
 from api.auth import Principal
+from api.models import Problem
 from api.state import ProjectState
+
+
+def problem_responses(*statuses: int) -> dict[int, dict]:
+    """OpenAPI ``responses`` saying that each of ``statuses`` answers a problem+json body."""
+    return {status: {"model": Problem} for status in statuses}
 
 
 def in_bbox(frame: gpd.GeoDataFrame, bbox: tuple[float, float, float, float] | None) -> np.ndarray:

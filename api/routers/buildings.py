@@ -8,18 +8,13 @@ import geopandas as gpd
 from fastapi import APIRouter, Path, Query
 
 from api.deps import BBoxDep, PageDep, StateDep, Viewer
-from api.models import Building, Buildings, Problem, records
-from api.routers._frames import in_bbox
+from api.models import Building, Buildings, records
+from api.routers._frames import in_bbox, problem_responses
 from geo.errors import NotFound
 from geo.locate import find_by_address
 
 router = APIRouter(prefix="/buildings", tags=["buildings"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 422)
 COLUMNS = ["building_id", "grid_code", "community", "households", "name", "address"]
 
 

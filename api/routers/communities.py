@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 
 from api.deps import StateDep, Viewer
-from api.models import Community, Problem, records
+from api.models import Community, records
+from api.routers._frames import problem_responses
 from geo.errors import NotFound
 
 router = APIRouter(prefix="/communities", tags=["communities"])
-ERRORS = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
+ERRORS = problem_responses(401, 403, 404)
 
 
 def _all(state) -> list[Community]:

@@ -17,18 +17,13 @@ from api.models import (
     plain,
     records,
 )
-from api.routers._frames import in_bbox, with_contacts
+from api.routers._frames import in_bbox, problem_responses, with_contacts
 from api.routers.buildings import building_records
 from geo import plans
 from geo.errors import InputError, NotFound
 
 router = APIRouter(prefix="/grids", tags=["grids"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 422)
 Text = Annotated[str | None, Query(max_length=200)]
 
 

@@ -26,24 +26,17 @@ from api.models import (
     IncidentSingle,
     IncidentStats,
     IncidentStatsRow,
-    Problem,
     plain,
     records,
 )
+from api.routers._frames import problem_responses
 from geo.errors import InputError
 from geo.incidents import IncidentMapping, allowed_next, parse_timestamps
 from geo.incidents import store as incident_store
 from geo.incidents.workflow import IllegalTransition
 
 router = APIRouter(tags=["incidents"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 #: how posted JSON fields map onto the feed reader's columns
 POSTED = IncidentMapping(
     id_col="id",

@@ -19,17 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from api.deps import BodyDep, Staff, StateDep, check_batch
-from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, Problem, plain
+from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, plain
+from api.routers._frames import problem_responses
 from geo.errors import InputError
 
 router = APIRouter(tags=["locate"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 413, 422)
 MAX_DISTANCE_KM = 50.0
 _BATCH = TypeAdapter(LocateBatch | list[PointIn])
 CrsQuery = Annotated[

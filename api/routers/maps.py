@@ -13,20 +13,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import MapReader, StateDep, TimeRangeDep
-from api.models import Problem
+from api.routers._frames import problem_responses
 from api.state import ProjectState
 from geo.errors import Forbidden
 from maps.project import MapRequest, project_map
 from maps.render import render_html
 
 router = APIRouter(prefix="/maps", tags=["maps"])
-ERRORS = {
-    200: {"content": {"text/html": {}}},
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = {200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 422)}
 Basemap = Annotated[
     Literal["osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none"],
     Query(description="background tiles"),

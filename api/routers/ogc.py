@@ -29,11 +29,10 @@ from api.models import (
     FeatureCollection,
     LandingPage,
     Link,
-    Problem,
     SpatialExtent,
     plain,
 )
-from api.routers._frames import in_bbox, with_contacts
+from api.routers._frames import in_bbox, problem_responses, with_contacts
 from api.state import ProjectState
 from geo.errors import Forbidden, NotFound
 from geo.incidents import store as incident_store
@@ -41,12 +40,7 @@ from geo.incidents import store as incident_store
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 GEOJSON = "application/geo+json"
 JSON = "application/json"
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 422)
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",

@@ -20,13 +20,13 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal, outranks
 from api.deps import Planner, StoreDep, Viewer
-from api.models import Problem
+from api.routers._frames import problem_responses
 from geo import editing, plans
 from geo.errors import Forbidden, Unauthorized
 from geo.store import Store
 
 router = APIRouter(tags=["plans"])
-ERRORS = {status: {"model": Problem} for status in (401, 403, 404, 409, 422)}
+ERRORS = problem_responses(401, 403, 404, 409, 422)
 PlanId = Annotated[int, Path(ge=1, le=2**53, description="plan id")]
 Against = Annotated[
     int | None, Query(ge=1, le=2**53, description="the plan to compare with (default: parent)")

@@ -6,16 +6,11 @@ from fastapi import APIRouter, Path, status
 
 from api.auth import create_token, list_tokens, revoke_token
 from api.deps import Admin, StateDep
-from api.models import Problem, TokenCreated, TokenIn, TokenInfo, records
+from api.models import TokenCreated, TokenIn, TokenInfo, records
+from api.routers._frames import problem_responses
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
 @router.get("", response_model=list[TokenInfo], responses=ERRORS, summary="List tokens")

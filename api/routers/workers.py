@@ -9,19 +9,14 @@ from pathlib import Path as FilePath
 from fastapi import APIRouter
 
 from api.deps import Admin, BodyDep, StateDep, Viewer
-from api.models import Problem, Worker, WorkerAssignment, plain, records
+from api.models import Worker, WorkerAssignment, plain, records
+from api.routers._frames import problem_responses
 from geo import plans
 from geo.errors import InputError, NotFound
 from geo.workers import read_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
-ERRORS = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-}
+ERRORS = problem_responses(401, 403, 404, 413, 422)
 
 
 @router.get("", response_model=list[Worker], responses=ERRORS, summary="List the workers")
