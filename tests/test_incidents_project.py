@@ -36,6 +36,13 @@ def import_boston(db, shared_data) -> dict:
     )
 
 
+def write_feed(path, *, ids, lon, lat, category, time):
+    """A generated feed written as CSV in the columns :func:`plain_mapping` reads."""
+    frame = pd.DataFrame({"id": ids, "lon": lon, "lat": lat, "type": category, "time": time})
+    frame.to_csv(path, index=False)
+    return path
+
+
 def plain_mapping(**options) -> cases.IncidentMapping:
     """The mapping of the generated feeds: columns id, lon, lat, type and time."""
     return cases.mapping_from_options(
@@ -166,17 +173,14 @@ def test_the_case_loop_refuses_illegal_steps(kunming_project, tmp_path):
     store = open_store(kunming_project)
     buildings = store.read_layer("buildings").to_crs(4326)
     point = buildings.geometry.iloc[0].representative_point()
-    feed = pd.DataFrame(
-        {
-            "id": ["A1"],
-            "lon": [point.x],
-            "lat": [point.y],
-            "type": ["占道经营"],
-            "time": ["2026-11-02 09:00"],
-        }
+    path = write_feed(
+        tmp_path / "one.csv",
+        ids=["A1"],
+        lon=[point.x],
+        lat=[point.y],
+        category=["占道经营"],
+        time=["2026-11-02 09:00"],
     )
-    path = tmp_path / "one.csv"
-    feed.to_csv(path, index=False)
     args = [
         "--db",
         kunming_project,
@@ -247,17 +251,14 @@ def test_publishing_a_new_plan_moves_open_cases_with_a_log(kunming_project, tmp_
     store = open_store(kunming_project)
     buildings = store.read_layer("buildings")
     points = buildings.representative_point().to_crs(4326)
-    feed = pd.DataFrame(
-        {
-            "id": range(len(points)),
-            "lon": points.x,
-            "lat": points.y,
-            "type": "06001",
-            "time": "2026-11-02 09:00",
-        }
+    path = write_feed(
+        tmp_path / "all.csv",
+        ids=range(len(points)),
+        lon=points.x,
+        lat=points.y,
+        category="06001",
+        time="2026-11-02 09:00",
     )
-    path = tmp_path / "all.csv"
-    feed.to_csv(path, index=False)
     mapping = plain_mapping()
     cases.import_incidents(store, path, mapping=mapping, source="12345")
     target = buildings["community"].value_counts().idxmax()
@@ -306,16 +307,14 @@ def test_demo_cases_match_grids_in_wgs84_and_gcj02_input(kunming_project, tmp_pa
         pyproj.Geod(ellps="WGS84").inv(points.x.iloc[0], points.y.iloc[0], lon[0], lat[0])[2] > 100
     )
     for name, (x, y), crs in (("wgs", (points.x, points.y), "wgs84"), ("gcj", (lon, lat), "gcj02")):
-        feed = pd.DataFrame(
-            {
-                "id": range(40),
-                "lon": np.asarray(x),
-                "lat": np.asarray(y),
-                "type": "06001",
-                "time": "2026-11-02 09:00",
-            }
+        write_feed(
+            tmp_path / f"{name}.csv",
+            ids=range(40),
+            lon=np.asarray(x),
+            lat=np.asarray(y),
+            category="06001",
+            time="2026-11-02 09:00",
         )
-        feed.to_csv(tmp_path / f"{name}.csv", index=False)
         mapping = plain_mapping(crs=crs)
         cases.import_incidents(store, tmp_path / f"{name}.csv", mapping=mapping, source=name)
     stored = cases.list_incidents(store)
@@ -328,16 +327,14 @@ def test_demo_cases_match_grids_in_wgs84_and_gcj02_input(kunming_project, tmp_pa
 def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tmp_path):
     store = open_store(kunming_project)
     point = store.read_layer("buildings").representative_point().to_crs(4326).iloc[0]
-    feed = pd.DataFrame(
-        {
-            "id": ["B7"],
-            "lon": [point.x],
-            "lat": [point.y],
-            "type": ["06036"],
-            "time": ["2026-10-05 09:00"],
-        }
+    write_feed(
+        tmp_path / "b.csv",
+        ids=["B7"],
+        lon=[point.x],
+        lat=[point.y],
+        category=["06036"],
+        time=["2026-10-05 09:00"],
     )
-    feed.to_csv(tmp_path / "b.csv", index=False)
     mapping = plain_mapping()
     cases.import_incidents(store, tmp_path / "b.csv", mapping=mapping, source="12345")
     shanghai = "Asia/Shanghai"
@@ -374,16 +371,14 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
 def test_a_case_without_a_readable_time_is_kept(kunming_project, tmp_path):
     store = open_store(kunming_project)
     point = store.read_layer("buildings").representative_point().to_crs(4326).iloc[0]
-    feed = pd.DataFrame(
-        {
-            "id": ["T1", "T2"],
-            "lon": [point.x] * 2,
-            "lat": [point.y] * 2,
-            "type": ["06001"] * 2,
-            "time": ["不知道", ""],
-        }
+    write_feed(
+        tmp_path / "t.csv",
+        ids=["T1", "T2"],
+        lon=[point.x] * 2,
+        lat=[point.y] * 2,
+        category=["06001"] * 2,
+        time=["不知道", ""],
     )
-    feed.to_csv(tmp_path / "t.csv", index=False)
     mapping = plain_mapping()
     summary = cases.import_incidents(store, tmp_path / "t.csv", mapping=mapping, source="12345")
     assert summary["added"] == 2
