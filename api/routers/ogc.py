@@ -17,6 +17,7 @@ import pandas as pd
 import shapely
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from starlette.datastructures import URL
 
 from api.auth import Principal
 from api.deps import BBoxDep, PageDep, StateDep, Viewer
@@ -41,6 +42,7 @@ router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 ERRORS = problem_responses(401, 403, 404, 422)
+GEOJSON_RESPONSES = {**ERRORS, 200: {"content": {GEOJSON: {}}}}
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
@@ -221,11 +223,16 @@ def _features(frame: gpd.GeoDataFrame, info: CollectionInfo) -> list[str]:
     return out
 
 
+def _page_link(url: URL, offset: int, limit: int, rel: str, title: str) -> Link:
+    href = str(url.include_query_params(offset=offset, limit=limit))
+    return Link(href=href, rel=rel, type=GEOJSON, title=title)
+
+
 @router.get(
     "/collections/{collection_id}/items",
     response_model=FeatureCollection,
     response_class=Response,
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    responses=GEOJSON_RESPONSES,
     summary="Features of a collection (GeoJSON)",
 )
 def items(
@@ -244,29 +251,10 @@ def items(
     url = request.url
     links = [Link(href=str(url), rel="self", type=GEOJSON, title="this page")]
     if page.offset + len(window) < matched:
-        links.append(
-            Link(
-                href=str(
-                    url.include_query_params(offset=page.offset + page.limit, limit=page.limit)
-                ),
-                rel="next",
-                type=GEOJSON,
-                title="next page",
-            )
-        )
+        links.append(_page_link(url, page.offset + page.limit, page.limit, "next", "next page"))
     if page.offset > 0:
-        links.append(
-            Link(
-                href=str(
-                    url.include_query_params(
-                        offset=max(page.offset - page.limit, 0), limit=page.limit
-                    )
-                ),
-                rel="prev",
-                type=GEOJSON,
-                title="previous page",
-            )
-        )
+        previous = max(page.offset - page.limit, 0)
+        links.append(_page_link(url, previous, page.limit, "prev", "previous page"))
     body = (
         '{"type":"FeatureCollection","features":['
         + ",".join(_features(window, info))
@@ -283,7 +271,7 @@ def items(
     "/collections/{collection_id}/items/{feature_id}",
     response_model=Feature,
     response_class=Response,
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    responses=GEOJSON_RESPONSES,
     summary="One feature (GeoJSON)",
 )
 def item(
