@@ -76,17 +76,39 @@ class RoleGuard:
         return principal
 
 
+class PageGuard(RoleGuard):
+    """A :class:`RoleGuard` for HTML pages, which also take the token as ``?token=``: a browser
+    navigating to a page cannot send a header (the page's script then keeps the token in local
+    storage and sends it as a bearer header on its own requests)."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        token: Annotated[
+            str | None, Query(max_length=200, description="token, for pages opened in a browser")
+        ] = None,
+    ) -> Principal:
+        if credentials is None and token:
+            credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        return await super().__call__(request, credentials)
+
+
 viewer = RoleGuard("viewer")
 staff = RoleGuard("staff")
 planner = RoleGuard("planner")
 admin = RoleGuard("admin")
-public_maps = RoleGuard("viewer", public=True)
+public_maps = PageGuard("viewer", public=True)
+page_viewer = PageGuard("viewer")
+page_planner = PageGuard("planner")
 
 Viewer = Annotated[Principal, Depends(viewer)]
 Staff = Annotated[Principal, Depends(staff)]
 Planner = Annotated[Principal, Depends(planner)]
 Admin = Annotated[Principal, Depends(admin)]
 MapReader = Annotated[Principal, Depends(public_maps)]
+PageViewer = Annotated[Principal, Depends(page_viewer)]
+PagePlanner = Annotated[Principal, Depends(page_planner)]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     )
     max_page: int = Field(10_000, ge=1, description="largest 'limit' of a list or OGC items page")
     default_page: int = Field(100, ge=1, description="'limit' when none is given")
+    max_embedded_buildings: int = Field(
+        100_000,
+        ge=1,
+        description="above this many buildings a served map loads the footprints in view from "
+        "/ogc instead of embedding them all",
+    )
     refresh_seconds: float = Field(
         0.0,
         ge=0,

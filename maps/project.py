@@ -17,6 +17,7 @@ from geo.errors import NotFound
 from geo.incidents.store import incidents_for_map
 from geo.store import Store
 
+from .base import MAX_EMBEDDED_BUILDINGS
 from .community import community_map
 from .diff import diff_map
 from .district import district_map
@@ -37,6 +38,7 @@ class MapRequest:
     include_contacts: bool = False
     tianditu_key: str | None = None
     features_url: str | None = None
+    max_buildings: int = MAX_EMBEDDED_BUILDINGS  # above: buildings come from features_url
     plan_id: int | None = None
 
 
@@ -68,6 +70,7 @@ def project_map(store: Store, request: MapRequest) -> folium.Map:
         "attribution_osm": "OpenStreetMap" in credit,
         "tianditu_key": request.tianditu_key,
         "features_url": request.features_url,
+        "max_buildings": request.max_buildings,
     }
     if not request.include_contacts:
         layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")

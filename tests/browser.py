@@ -10,6 +10,7 @@ Playwright's own browser download does not work here, so this drives ``/usr/bin/
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "OpenedPage", "launch", "open_page"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "OpenedPage", "launch", "open_page", "serve_vendored"]
 
 CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,6 +101,8 @@ def open_page(
             open_page(
                 url,
                 block_network=block_network,
+                route=route,
+                init_script=init_script,
                 browser=own,
                 viewport=viewport,
                 wait_until=wait_until,
@@ -146,3 +149,19 @@ def open_page(
         yield opened
     finally:
         context.close()
+
+
+def serve_vendored(route: Route) -> bool:
+    """Answer a pinned CDN request from the vendored copy (no internet here); False if not one."""
+    from maps import offline
+
+    url = route.request.url
+    if not url.startswith(offline.CDN):
+        return False
+    # https://cdn.jsdelivr.net/npm/<package>@<version>/<file> -> vendor/<package>/<file>
+    package_version, _, file = url[len(offline.CDN) + 1 :].partition("/")
+    package, _, version = package_version.rpartition("@")
+    pinned = json.loads((offline.VENDOR_DIR / "VERSIONS.json").read_text(encoding="utf-8"))
+    assert version == pinned[package], (package, version)
+    route.fulfill(path=offline.VENDOR_DIR / package / file)
+    return True

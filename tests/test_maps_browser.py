@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import geopandas as gpd
 import pytest
-from browser import launch, open_page
+from browser import launch, open_page, serve_vendored
 from playwright.sync_api import Route
 from test_maps_layers import XSS_STRINGS, make_layers
 
@@ -57,19 +57,6 @@ def kunming_offline(kunming, tmp_path_factory) -> Path:
 
 
 PINNED = json.loads((offline.ASSETS_DIR / "package.json").read_text())["dependencies"]
-
-
-def serve_vendored(route: Route) -> bool:
-    """Answer a pinned CDN request from the vendored copy (no internet here); False if not one."""
-    url = route.request.url
-    if not url.startswith(offline.CDN):
-        return False
-    # https://cdn.jsdelivr.net/npm/<package>@<version>/<file> -> vendor/<package>/<file>
-    package_version, _, file = url[len(offline.CDN) + 1 :].partition("/")
-    package, _, version = package_version.rpartition("@")
-    assert version == PINNED[package]
-    route.fulfill(path=offline.VENDOR_DIR / package / file)
-    return True
 
 
 def popup_text(page) -> str:

@@ -20,6 +20,7 @@ from maps.project import MapRequest, project_map
 from maps.render import render_html
 
 router = APIRouter(prefix="/maps", tags=["maps"])
+FEATURES_URL = "/ogc/collections/buildings/items"
 ERRORS = {200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 422)}
 Basemap = Annotated[
     Literal["osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none"],
@@ -58,6 +59,14 @@ MapRequestDep = Annotated[MapRequest, Depends(map_request)]
 
 
 def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
+    buildings = state.cached("count:buildings", lambda: state.store.count("buildings"))
+    if buildings > state.settings.max_embedded_buildings and not request.offline:
+        # a city-sized district: the page fetches the footprints in view from the OGC API
+        request = replace(
+            request,
+            features_url=FEATURES_URL,
+            max_buildings=state.settings.max_embedded_buildings,
+        )
     html = state.cached(
         f"map:{request!r}",
         lambda: render_html(project_map(state.store, request), offline=request.offline),

@@ -14,15 +14,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, outranks
-from api.deps import Planner, StoreDep, Viewer
+from api.deps import PagePlanner, PageViewer, Planner, StoreDep, Viewer
 from api.routers._frames import problem_responses
 from geo import editing, plans
-from geo.errors import Forbidden, Unauthorized
 from geo.store import Store
 
 router = APIRouter(tags=["plans"])
@@ -36,40 +34,6 @@ Display = Annotated[
 ]
 PageLang = Annotated[str, Query(pattern="^(zh|en)$")]
 PageBasemap = Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")]
-
-
-def _page_principal(request: Request, token: str | None, role: str) -> Principal:
-    header = request.headers.get("authorization", "")
-    given = header[7:].strip() if header.lower().startswith("bearer ") else token
-    if not given:
-        raise Unauthorized(
-            "this page needs a token: open it with ?token=<token> or send Authorization: Bearer",
-            zh="此页面需要访问令牌：请在地址后加 ?token=<令牌>",
-        )
-    principal = request.app.state.project.principal(given)
-    if not outranks(principal.role, role):
-        raise Forbidden(
-            f"the token {principal.name!r} has the role {principal.role}; this page needs {role}",
-            zh=f"令牌角色为 {principal.role}，此页面需要 {role} 及以上",
-        )
-    return principal
-
-
-TokenQuery = Annotated[str | None, Query(max_length=200, description="token (pages only)")]
-
-
-def page_planner(request: Request, token: TokenQuery = None) -> Principal:
-    """A planner, from the Authorization header or the ``token`` query parameter."""
-    return _page_principal(request, token, "planner")
-
-
-def page_viewer(request: Request, token: TokenQuery = None) -> Principal:
-    """A viewer, from the Authorization header or the ``token`` query parameter."""
-    return _page_principal(request, token, "viewer")
-
-
-PagePlanner = Annotated[Principal, Depends(page_planner)]
-PageViewer = Annotated[Principal, Depends(page_viewer)]
 
 
 # -- bodies -----------------------------------------------------------------------------------------

@@ -9,6 +9,18 @@
   var gm = (window.gridmap = window.gridmap || {});
   gm.maps = gm.maps || {};
 
+  // A page the API served with ?token= (a browser cannot send a header when it navigates):
+  // the same token authorises the page's own requests, e.g. buildings loaded by bbox.
+  function pageToken() {
+    try {
+      var fromQuery = new URLSearchParams(window.location.search).get("token");
+      if (fromQuery) return fromQuery;
+      return window.localStorage ? window.localStorage.getItem("gridmap.token") : null;
+    } catch (e) {
+      return null; // file:// pages and private modes may refuse storage
+    }
+  }
+
   // ---- small DOM helpers: text only ----
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -495,7 +507,10 @@
       url.searchParams.set("limit", String(opts.remote_limit));
       if (pending) pending.abort();
       pending = new AbortController();
-      fetch(url.toString(), { signal: pending.signal, headers: { Accept: "application/geo+json" } })
+      var headers = { Accept: "application/geo+json" };
+      var token = pageToken();
+      if (token) headers.Authorization = "Bearer " + token;
+      fetch(url.toString(), { signal: pending.signal, headers: headers })
         .then(function (response) {
           if (!response.ok) throw new Error(String(response.status));
           return response.json();
