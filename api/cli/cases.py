@@ -10,17 +10,18 @@ import typer
 from rich.table import Column
 
 from api.cli.common import (
+    AuthorOption,
     DbOption,
     console,
     new_project_file,
     out,
     print_json,
     progress_bar,
+    rows_table,
     say,
     store_for,
     table,
 )
-from api.cli.grids import AuthorOption, rows_table
 from geo import plans, project
 from geo.errors import InputError
 from geo.incidents import store as cases

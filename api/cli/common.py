@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from geo.errors import GridmapError
 from geo.store import DEFAULT_PATH, Store, open_store
@@ -29,6 +29,11 @@ DbOption = Annotated[
     typer.Option(
         "--db", envvar="GRIDMAP_DB", help="项目文件 project file (GeoPackage)", show_default=True
     ),
+]
+
+
+AuthorOption = Annotated[
+    str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
 ]
 
 
@@ -79,6 +84,16 @@ def table(title: str, rows: list[tuple[str, Any]]) -> Table:
     for label, value in rows:
         summary.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
     return summary
+
+
+def rows_table(
+    title: str, columns: Sequence[str | Column], rows: Iterable[Sequence[object]]
+) -> Table:
+    """A titled table with a header, one row per item, every cell shown as text."""
+    shown = Table(*columns, title=title, title_justify="left")
+    for row in rows:
+        shown.add_row(*(str(cell) for cell in row))
+    return shown
 
 
 @contextmanager

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 import typer
 
-from api.cli.common import DbOption, console, print_json, say, store_for
-from api.cli.grids import AuthorOption, plan_app
+from api.cli.common import AuthorOption, DbOption, console, print_json, say, store_for
+from api.cli.grids import plan_app
 from geo import editing, plans, project
 from geo.errors import NotFound
 from geo.store import Store

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 
-from api.cli.common import DbOption, console, print_json, progress_bar, say, store_for, table
+from api.cli.common import (
+    AuthorOption,
+    DbOption,
+    console,
+    print_json,
+    progress_bar,
+    rows_table,
+    say,
+    store_for,
+    table,
+)
 from geo import plans, project
 from geo.workers import read_roster
 
@@ -17,12 +25,9 @@ workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
 )
 plan_app = typer.Typer(
-    help="网格方案 plan versions: list, show, publish, diff", no_args_is_help=True
+    help="网格方案 plan versions: list, show, copy, publish, diff, and edits (move, swap, merge, split, lock, undo, redo)",
+    no_args_is_help=True,
 )
-
-AuthorOption = Annotated[
-    str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
-]
 
 
 PLAN_COLUMNS = (
@@ -36,16 +41,6 @@ PLAN_COLUMNS = (
     "created_at",
     "note",
 )
-
-
-def rows_table(
-    title: str, columns: Sequence[str | Column], rows: Iterable[Sequence[object]]
-) -> Table:
-    """A titled table with a header, one row per item, every cell shown as text."""
-    shown = Table(*columns, title=title, title_justify="left")
-    for row in rows:
-        shown.add_row(*(str(cell) for cell in row))
-    return shown
 
 
 def register(app: typer.Typer) -> None:
