@@ -115,7 +115,9 @@ def building_cells(
     Returns
     -------
     GeoSeries
-        Aligned to ``buildings.index``; every cell contains its building's representative point.
+        Aligned to ``buildings.index``; every cell contains its building's representative point
+        (a building with an empty footprint gets an empty cell). No hole is left inside the
+        cells: one the limits leave goes to the cell sharing the longest border with it.
 
     Examples
     --------
@@ -129,7 +131,22 @@ def building_cells(
     _check_metric(buildings)
     if buildings.empty:
         return gpd.GeoSeries([], index=buildings.index, crs=buildings.crs)
-    footprints = shapely.make_valid(buildings.geometry.values)
+    absent = shapely.is_missing(buildings.geometry.values) | shapely.is_empty(
+        buildings.geometry.values
+    )
+    if absent.any():
+        # A building without a footprint has no point to hold: it gets an empty cell.
+        cells = building_cells(
+            buildings[~absent],
+            communities=communities,
+            roads=roads,
+            buffer_m=buffer_m,
+            segment_m=segment_m,
+        )
+        result = np.full(len(buildings), shapely.Polygon(), dtype=object)
+        result[~absent] = np.asarray(cells.array, dtype=object)
+        return gpd.GeoSeries(result, index=buildings.index, crs=buildings.crs)
+    footprints = _footprints(buildings.geometry.values)
     points = _anchors(footprints)
     community = _community_of(buildings)
     limits = community_limits(
@@ -149,7 +166,7 @@ def building_cells(
         for name, limit in limits.items()
     ).exploded()
     pieces = _anchor_every_building(pieces, footprints, points, community)
-    cells = _merge_orphans(pieces, points, len(buildings))
+    cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
     return gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
 
 
@@ -214,7 +231,32 @@ def _territories(
                 shapely.union_all(shapely.buffer(footprints[community == name], buffer_m)),
                 shapely.union_all(list(territory.values())),
             )
-    return territory
+    return _claim_leftovers(territory, reach)
+
+
+def _claim_leftovers(
+    territory: dict[str, shapely.Geometry], reach: shapely.Geometry
+) -> dict[str, shapely.Geometry]:
+    """Give each part of ``reach`` outside every territory to the one with the longest border.
+
+    GEOS's Voronoi diagram of near-collinear sites can hold a cell that is not a valid polygon,
+    whose union leaves a slice of ``reach`` (even one inside a footprint) to no community.
+    Ties go to the first name; a part touching no territory goes to the nearest.
+    """
+    names = sorted(territory)
+    geometry = np.array([territory[name] for name in names], dtype=object)
+    left = shapely.get_parts(shapely.difference(reach, shapely.union_all(geometry)))
+    left = left[np.isin(shapely.get_type_id(left), [3, 6]) & (shapely.area(left) > 0)]
+    borders = shapely.boundary(geometry)
+    for part in left:
+        shared = shapely.length(shapely.intersection(shapely.boundary(part), borders))
+        taker = (
+            int(np.argmax(shared))
+            if shared.max() > 0
+            else int(np.argmin(shapely.distance(part, geometry)))
+        )
+        geometry[taker] = shapely.union(geometry[taker], part)
+    return dict(zip(names, geometry, strict=True))
 
 
 def _vertex_territories(
@@ -227,9 +269,20 @@ def _vertex_territories(
     _, first = np.unique(xy, axis=0, return_index=True)
     sites = shapely.points(xy[first])
     cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=reach))
+    site_of = np.full(len(cells), -1)
     site_index, cell_index = shapely.STRtree(cells).query(sites, predicate="within")
-    owner = np.full(len(cells), None, dtype=object)
-    owner[cell_index] = community[index[first]][site_index]
+    site_of[cell_index] = site_index
+    # GEOS sometimes puts a site on its own cell's edge. A Voronoi cell is convex, so its
+    # centroid is nearest to the cell's site: unmatched cells dropped out of every limit before,
+    # leaving holes (Suzhou's 片区164). Near-degenerate sites can give a cell that is not convex,
+    # hence "within" first.
+    lost = np.flatnonzero(site_of < 0)
+    if len(lost):
+        nearest = shapely.STRtree(sites).query_nearest(
+            shapely.centroid(cells[lost]), all_matches=False
+        )
+        site_of[lost[nearest[0]]] = nearest[1]
+    owner = community[index[first]][site_of]
     return {
         name: shapely.intersection(
             _polygonal(shapely.coverage_union_all(cells[owner == name])), reach
@@ -411,11 +464,15 @@ def _carve(
 
 def _clean(pieces: _Pieces) -> _Pieces:
     """Snap the pieces into an exact coverage (identical shared edges, no overlaps)."""
-    # GEOS's cleaner can trip over near-coincident vertices ("CoverageUnion cannot process
-    # overlapping inputs"); rounding to a millimetre grid first avoids that, and is far below
-    # any survey precision.
-    for grid_size in (GRID_M, 10 * GRID_M):
-        geometry = shapely.set_precision(pieces.geometry, grid_size)
+    # The pieces are cleaned as they are first: rounding each piece on its own opens
+    # sub-millimetre slivers between neighbours that the cleaner does not always close (three
+    # enclosed gaps in Suzhou's clustered communities). GEOS's cleaner can trip over
+    # near-coincident vertices ("CoverageUnion cannot process overlapping inputs"); rounding to
+    # a millimetre grid, far below any survey precision, gets past that.
+    for grid_size in (0.0, GRID_M, 10 * GRID_M):
+        geometry = (
+            shapely.set_precision(pieces.geometry, grid_size) if grid_size else pieces.geometry
+        )
         rounded = _Pieces(geometry, pieces.owner, pieces.community).exploded()
         try:
             geometry = shapely.coverage_clean(rounded.geometry, gap_width=SLIVER_M)
@@ -481,6 +538,33 @@ def _adopt(pieces: _Pieces, group: np.ndarray, orphans: np.ndarray) -> None:
                 np.argmin(shapely.distance(pieces.geometry[same], pieces.geometry[orphan]))
             ]
             group[orphan] = group[nearest]
+
+
+def _fill_holes(cells: np.ndarray) -> np.ndarray:
+    """Give each hole enclosed by the cells to the cell sharing the longest border with it.
+
+    A hole ringed by one community goes to that community; one ringed by several goes to the
+    cell with the longest border (ties: the first building), so no point inside the district's
+    cells is left without a cell.
+    """
+    union = shapely.coverage_union_all(cells)
+    holes = shapely.get_parts(shapely.difference(_filled(union), union))
+    holes = holes[np.isin(shapely.get_type_id(holes), [3, 6]) & (shapely.area(holes) > 0)]
+    if len(holes) == 0:
+        return cells
+    hole, cell = shapely.STRtree(cells).query(holes, predicate="intersects")
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(holes[hole]), shapely.boundary(cells[cell]))
+    )
+    best = (
+        pd.DataFrame({"hole": hole, "cell": cell, "shared": shared})
+        .sort_values(["hole", "shared", "cell"], ascending=[True, False, True])
+        .drop_duplicates("hole")
+    )
+    result = cells.copy()
+    for position, members in best.groupby("cell")["hole"]:
+        result[position] = shapely.union_all(np.append(holes[members.to_numpy()], cells[position]))
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -679,6 +763,23 @@ def _anchors(footprints: np.ndarray) -> np.ndarray:
         xy = shapely.get_coordinates(points[repeat > 0])
         points[repeat > 0] = shapely.points(xy[:, 0] + 0.01 * repeat[repeat > 0], xy[:, 1])
     return points
+
+
+def _footprints(geometry: np.ndarray) -> np.ndarray:
+    """Valid polygonal footprints (a building make_valid turns into a line keeps a cm around it).
+
+    make_valid can return a collection of polygons and lines for a self-intersecting ring;
+    momepy needs polygons, and every building needs an area to hold its point.
+    """
+    valid = shapely.make_valid(geometry)
+    odd = np.flatnonzero(~np.isin(shapely.get_type_id(valid), [3, 6]))
+    for position in odd:
+        parts = shapely.get_parts(valid[position])
+        polygons = parts[np.isin(shapely.get_type_id(parts), [3, 6])]
+        valid[position] = (
+            shapely.union_all(polygons) if len(polygons) else shapely.buffer(valid[position], 0.01)
+        )
+    return valid
 
 
 def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
