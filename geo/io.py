@@ -154,7 +154,7 @@ def polygonal_parts(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, pd.Series
         parts = [p for p in shapely.get_parts(repaired[i]) if shapely.get_type_id(p) in (3, 6)]
         repaired[i] = shapely.union_all(parts) if parts else None
     polygonal = np.isin(shapely.get_type_id(repaired), [3, 6])
-    repaired[~polygonal] = None
+    repaired[~polygonal | empty] = None  # an empty Polygon is still of polygon type
     index = geometries.index
     return (
         gpd.GeoSeries(repaired, index=index, crs=geometries.crs),
@@ -272,7 +272,7 @@ def read_buildings(
     address_column = pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses")
 
     geometry, repaired, empty = polygonal_parts(raw.geometry)
-    report.repaired = int((repaired & geometry.notna()).sum())
+    report.repaired = int((repaired & ~geometry.isna()).sum())
     report.dropped_empty = int(empty.sum())
     report.dropped_non_polygon = int((geometry.isna() & ~empty).sum())
     keep = ~geometry.isna()

@@ -190,11 +190,11 @@ def test_osm_buildings_come_from_multipolygons_and_lines_are_dropped(tmp_path):
 
 def test_invalid_polygons_are_repaired_and_counted(tmp_path, kunming_path):
     source = gpd.read_file(kunming_path)
-    bowtie = shapely.Polygon(
-        [(102.70, 25.04), (102.701, 25.041), (102.701, 25.04), (102.70, 25.041)]
-    )
+    x, y = source.geometry.iloc[0].centroid.coords[0]
+    d = 0.00005  # a self-intersecting footprint where building 0 stands
+    bowtie = shapely.Polygon([(x - d, y - d), (x + d, y + d), (x + d, y - d), (x - d, y + d)])
     source.loc[0, "geometry"] = bowtie
-    source.loc[1, "geometry"] = shapely.LineString([(102.70, 25.04), (102.701, 25.041)])
+    source.loc[1, "geometry"] = shapely.LineString([(x, y), (x + d, y + d)])
     source.loc[2, "geometry"] = shapely.Polygon()
     path = tmp_path / "broken.geojson"
     source.to_file(path)
