@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_plans import check_tiling
 
 from geo import plans
 from geo.demo import demo_district
@@ -48,6 +49,7 @@ def demo_dir(tmp_path_factory) -> Path:
 
 
 def test_demo_builds_the_project_and_the_maps(demo_dir):
+    check_tiling(demo_dir / "gridmap.gpkg")  # no gap, no overlap, every building in its grid
     store = open_store(demo_dir / "gridmap.gpkg")
     plan = plans.load_plan(store)
     assert plan.labels.size == len(store.read_layer("buildings"))
