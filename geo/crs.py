@@ -98,7 +98,7 @@ def parse_crs_name(text: str | int | pyproj.CRS) -> str | pyproj.CRS:
     'CGCS2000 / 3-degree Gauss-Kruger CM 120E'
     """
     if isinstance(text, pyproj.CRS):
-        return "wgs84" if text.to_epsg() == 4326 else text
+        return "wgs84" if _epsg_of(text.srs) == 4326 else text
     key = str(text).strip().lower()
     if not key:
         raise CRSError("no coordinate system given", hint=f"use one of {', '.join(_NAMES)}")
@@ -123,10 +123,20 @@ def _crs_from_code(code: str) -> pyproj.CRS:
     return pyproj.CRS.from_user_input(code)
 
 
-@functools.lru_cache(maxsize=64)
 def _transformer(source: pyproj.CRS, target: pyproj.CRS) -> pyproj.Transformer:
-    # Building a Transformer costs milliseconds; single-point locates must not pay it each time.
+    # Building a Transformer costs milliseconds, and even hashing a CRS writes its WKT (tens of
+    # microseconds): single-point locates key the cache by the CRSs' definition strings.
+    return _transformer_between(source.srs, target.srs)
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer_between(source: str, target: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(source, target, always_xy=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _epsg_of(definition: str) -> int | None:
+    return pyproj.CRS.from_user_input(definition).to_epsg()
 
 
 _WGS84 = pyproj.CRS.from_epsg(4326)
