@@ -31,7 +31,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -93,6 +93,7 @@ def building_cells(
     roads: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
     buffer_m: float = 50.0,
     segment_m: float = 2.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> gpd.GeoSeries:
     """One tessellation cell per building, tiling each community without gaps or overlaps.
 
@@ -111,6 +112,8 @@ def building_cells(
         Reach of a community's cells beyond its outermost buildings, in metres.
     segment_m : float
         Spacing (m) of the footprint points momepy tessellates around; smaller is finer and slower.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each community (the long part of an import).
 
     Returns
     -------
@@ -142,6 +145,7 @@ def building_cells(
             roads=roads,
             buffer_m=buffer_m,
             segment_m=segment_m,
+            progress=progress,
         )
         result = np.full(len(buildings), shapely.Polygon(), dtype=object)
         result[~absent] = np.asarray(cells.array, dtype=object)
@@ -154,17 +158,15 @@ def building_cells(
     )
     road_lines = None if roads is None else gpd.GeoSeries(_lines(roads, buildings.crs))
 
-    pieces = _Pieces.concat(
-        _tessellate_community(
-            footprints,
-            np.flatnonzero(community == name),
-            limit,
-            name,
-            road_lines,
-            segment_m,
-        )
-        for name, limit in limits.items()
-    ).exploded()
+    def each_community() -> Iterator[_Pieces]:
+        for done, (name, limit) in enumerate(limits.items(), start=1):
+            yield _tessellate_community(
+                footprints, np.flatnonzero(community == name), limit, name, road_lines, segment_m
+            )
+            if progress is not None:
+                progress(done, len(limits))
+
+    pieces = _Pieces.concat(each_community()).exploded()
     pieces = _anchor_every_building(pieces, footprints, points, community)
     cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
     return gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)

@@ -151,9 +151,12 @@ def import_buildings(
     )
     buildings["community"] = found.community
     step("communities", 1, 1)
-    step("cells", 0, 1)
-    cells = boundaries.building_cells(buildings, communities=found.outlines, roads=roads)
-    step("cells", 1, 1)
+    cells = boundaries.building_cells(
+        buildings,
+        communities=found.outlines,
+        roads=roads,
+        progress=lambda done, total: step("cells", done, total),
+    )
     outlines = (
         found.outlines
         if found.outlines is not None
