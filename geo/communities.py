@@ -47,7 +47,7 @@ class CommunityAssignment:
     community: pd.Series
     outlines: gpd.GeoDataFrame | None  # community, geometry; None where derived from cells later
     method: str  # field | polygons | blocks | clusters
-    warnings: list[str]
+    warnings: list[tuple[str, str]]  # (English, Chinese): what the user should know
 
 
 def assign_communities(
@@ -67,11 +67,17 @@ def assign_communities(
         ).dissolve("community", as_index=False)
         labels, outside = largest_overlap(buildings, outlines, "community")
         warnings = [
-            "communities taken from the polygons of --communities (the one holding most of each building)"
+            (
+                "communities taken from the polygons of --communities (the one holding most of each building)",
+                "社区取自 --communities 的边界（按建筑面积占比最大者）",
+            )
         ]
         if outside:
             warnings.append(
-                f"{outside} buildings lie outside every community polygon: given the nearest community"
+                (
+                    f"{outside} buildings lie outside every community polygon: given the nearest community",
+                    f"{outside} 栋建筑不在任何社区边界内，已划入最近的社区",
+                )
             )
         return CommunityAssignment(labels, outlines, "polygons", warnings)
     known = buildings["community"].notna()
@@ -87,17 +93,27 @@ def assign_communities(
         blocks = street_blocks(roads, buildings)
         labels, outside = largest_overlap(buildings, blocks, "community")
         warnings = [
-            "no community field or polygons: communities are the street blocks cut by the major and "
-            f"minor roads of --roads ({blocks['community'].nunique()} blocks hold buildings)"
+            (
+                "no community field or polygons: communities are the street blocks cut by the major "
+                f"and minor roads of --roads ({blocks['community'].nunique()} blocks hold buildings)",
+                f"无社区字段或边界：按 --roads 的主次干道切分街区作为社区（共 {blocks['community'].nunique()} 个街区有建筑）",
+            )
         ]
         if outside:
-            warnings.append(f"{outside} buildings outside every block: given the nearest block")
+            warnings.append(
+                (
+                    f"{outside} buildings outside every block: given the nearest block",
+                    f"{outside} 栋建筑不在任何街区内，已划入最近的街区",
+                )
+            )
         used = blocks[blocks["community"].isin(labels.unique())]
         return CommunityAssignment(labels, used.reset_index(drop=True), "blocks", warnings)
     labels = clusters_as_communities(buildings)
     warning = (
         "no community field, --communities or --roads: each connected cluster of buildings became "
-        f"one community ({labels.nunique()} clusters named 片区NNN); give --communities for real ones"
+        f"one community ({labels.nunique()} clusters named 片区NNN); give --communities for real ones",
+        f"无社区字段、--communities 或 --roads：每个相连的建筑群作为一个社区（共 {labels.nunique()} 个，"
+        "命名为 片区NNN）；请用 --communities 提供真实社区边界",
     )
     return CommunityAssignment(labels, None, "clusters", [warning])
 

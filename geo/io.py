@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -58,7 +58,6 @@ class ReadReport:
     dropped_empty: int = 0
     dropped_non_polygon: int = 0
     from_osm: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def read_features(

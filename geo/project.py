@@ -52,7 +52,7 @@ class ImportSummary:
     communities: int
     community_method: str
     working_crs: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (English, Chinese)
 
 
 def working_crs(store: Store) -> pyproj.CRS:
@@ -207,7 +207,7 @@ def import_buildings(
         communities=len(communities),
         community_method=found.method,
         working_crs=metric.to_string(),
-        warnings=[*report.warnings, *found.warnings],
+        warnings=found.warnings,
     )
 
 

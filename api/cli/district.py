@@ -90,8 +90,10 @@ def import_command(
             replace=replace,
             progress=update,
         )
-    for warning in summary.warnings:
-        console.print(f"{say('注意', 'Note')}: {warning}", style="yellow", markup=False)
+    for english, chinese in summary.warnings:
+        console.print(
+            f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow", markup=False
+        )
     report = summary.read
     console.print(
         table(
