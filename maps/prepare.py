@@ -271,14 +271,17 @@ def prepare_incidents(
     points = to_display(located.geometry, crs=crs)
     lat = np.round(points.y.to_numpy(), 6)
     lon = np.round(points.x.to_numpy(), 6)
-    classes = _text(located.get("class_code"), n)
-    classes = [c.zfill(2) if c is not None and c.isdigit() else c for c in classes]
+    classes = located.get("class_code")
+    if classes is not None:
+        # "6" from a spreadsheet is class "06"; normalise before _text may dictionary-encode it
+        text = classes.astype("string")
+        classes = text.where(~text.str.isdigit().fillna(False), text.str.zfill(2))
     overdue = located.get("overdue")
     data = {
         "id": _text(located.get("incident_id"), n),
         "cat": _text(located.get("category_code"), n),
         "cat_name": _text(located.get("category_name"), n),
-        "cls": classes,
+        "cls": _text(classes, n),
         "status": _text(located.get("status"), n),
         "reported": _times(located.get("reported_at"), n),
         "deadline": _times(located.get("deadline"), n),

@@ -392,3 +392,21 @@ def test_vendored_versions_are_the_pinned_ones():
 def test_save_map_writes_utf8(kunming, tmp_path):
     path = maps.save_map(district(kunming, offline=True), tmp_path / "m.html", offline=True)
     assert "网格" in path.read_text(encoding="utf-8")
+
+
+def expanded(column):
+    """A data column as the page's runtime expands it (dictionary-encoded or plain)."""
+    if isinstance(column, dict):
+        return [None if k < 0 else column["v"][k] for k in column["i"]]
+    return column
+
+
+def test_incident_classes_survive_encoding_for_their_icons(kunming):
+    incidents = kunming["incidents"].copy()
+    # many cases of few classes (the column gets dictionary-encoded), one class given without 0
+    incidents["class_code"] = ["6" if i % 5 == 0 else "09" for i in range(len(incidents))]
+    data = page_data(maps.render_html(maps.incidents_map(incidents, kunming["grids"])))
+    classes = expanded(data["incidents"]["cls"])
+    assert len(classes) == len(incidents)
+    assert set(classes) == {"06", "09"}
+    assert set(classes) <= set(data["options"]["incident_classes"])
