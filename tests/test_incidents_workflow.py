@@ -7,7 +7,7 @@ import itertools
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geo.errors import Conflict, InputError
@@ -173,6 +173,7 @@ def test_calendar_rejects_bad_periods_and_naive_times():
     st.integers(0, 40 * 4),
     st.integers(0, 40 * 4),
 )
+@example(dt.datetime(2026, 1, 1), 74, 0)  # 18.5 h ends at Monday's lunch break; then + 0 h
 def test_working_hours_add_up(start, quarters_a, quarters_b):
     calendar = WorkCalendar()
     begin = pd.Timestamp(start).tz_localize(SH)

@@ -198,6 +198,10 @@ class WorkCalendar:
         """The moment ``hours`` of working time after ``start`` (returned in UTC)."""
         cursor = _as_aware(start).tz_convert(self.tz)
         remaining = pd.Timedelta(hours=hours)
+        if remaining <= pd.Timedelta(0):
+            # no time to add: the moment itself, even outside working time (so that adding a,
+            # then b, is adding a + b also where a ends exactly at the close of a period)
+            return cursor.tz_convert("UTC")
         for _ in range(3700):  # ten years of days: a bound, not an expectation
             day = cursor.date()
             if self.is_workday(day):
