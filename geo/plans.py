@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -594,10 +593,6 @@ def published_grids(store: Store) -> gpd.GeoDataFrame:
             "no grids yet; run 'gridmap partition' first", zh="尚无网格，请先运行 gridmap partition"
         )
     return store.read_layer("grids")
-
-
-def building_codes(plan: Plan, building_ids: Iterable[str]) -> np.ndarray:
-    return plan.labels.reindex(list(building_ids)).to_numpy()
 
 
 # -- workers ---------------------------------------------------------------------------------------
