@@ -413,16 +413,25 @@
     if (this.groups.choropleth) this.drawChoropleth(store, popup, anchor);
   };
 
+  // A 15-digit code is too long to read between neighbouring grids: below zoom 18 the label is
+  // the community and grid numbers ("001-005"); the popup and the search keep the whole code.
+  function labelText(code, zoom) {
+    var text = String(code);
+    if (zoom >= 18 || !/^\d{15}$/.test(text)) return text;
+    return text.slice(9, 12) + "-" + text.slice(12);
+  }
+
   GridMap.prototype.setupLabels = function () {
     var self = this, d = this.data.grids, points = decodePoints(d.label), group = this.groups.labels;
     var minZoom = this.data.options.label_zoom, limit = 600;
     function refresh() {
       group.clearLayers();
       if (self.map.getZoom() < minZoom || !self.map.hasLayer(group)) return;
-      var bounds = self.map.getBounds(), shown = 0;
+      var bounds = self.map.getBounds(), shown = 0, zoom = self.map.getZoom();
       for (var i = 0; i < points.length && shown < limit; i++) {
         if (!bounds.contains(points[i])) continue;
-        var icon = L.divIcon({ className: "gm-label", html: el("span", null, d.code[i]), iconSize: null });
+        var text = labelText(d.code[i], zoom);
+        var icon = L.divIcon({ className: "gm-label", html: el("span", null, text), iconSize: null });
         group.addLayer(L.marker(points[i], { icon: icon, interactive: false, keyboard: false }));
         shown++;
       }
