@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from browser import open_page
 from typer.testing import CliRunner
@@ -73,3 +75,25 @@ def test_map_options_are_checked(kunming_project_base, tmp_path):
     result = gridmap("map", tmp_path / "m.png", "--db", kunming_project_base)
     assert result.exit_code == 2
     assert ".html" in result.output
+
+
+@pytest.mark.browser
+def test_grid_labels_are_short_below_zoom_18_and_whole_above(kunming_project_base, tmp_path):
+    out = tmp_path / "labels.html"
+    assert gridmap("map", out, "--db", kunming_project_base, "--offline").exit_code == 0
+    grids = plans.load_plan(open_store(kunming_project_base)).grids.to_crs(4326)
+    centre = grids.geometry.iloc[0].representative_point()
+    view = "Object.values(window.gridmap.maps)[0].map"
+    with open_page(out, block_network=True) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        texts = {}
+        for zoom in (17, 18):
+            page.evaluate(
+                f"void {view}.setView([{centre.y}, {centre.x}], {zoom}, {{animate: false}})"
+            )
+            page.wait_for_function("document.querySelectorAll('.gm-label').length > 0")
+            texts[zoom] = page.locator(".gm-label").all_inner_texts()
+        assert texts[17]
+        assert all(re.fullmatch(r"\d{3}-\d{3}", t) for t in texts[17]), texts[17]
+        assert all(t in set(grids.index) for t in texts[18]), texts[18]
