@@ -93,8 +93,14 @@ def read_roster(path: str | Path, *, communities: Iterable[str] | None = None) -
         raw = path.read_bytes()
     except OSError as error:
         raise InputError(f"cannot read the roster {path}: {error.strerror}") from error
-    frame = _parse_csv(raw, path.name)
-    return validate_roster(frame, communities=communities, source=path.name)
+    return parse_roster(raw, communities=communities, source=path.name)
+
+
+def parse_roster(
+    data: bytes, *, communities: Iterable[str] | None = None, source: str = "roster"
+) -> pd.DataFrame:
+    """:func:`read_roster` for CSV bytes already in memory (a roster sent to the API)."""
+    return validate_roster(_parse_csv(data, source), communities=communities, source=source)
 
 
 def validate_roster(

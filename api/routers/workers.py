@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import tempfile
-from pathlib import Path as FilePath
-
 from fastapi import APIRouter
 
 from api.deps import Admin, BodyDep, StateDep, Viewer
@@ -13,7 +9,7 @@ from api.models import Worker, WorkerAssignment, plain, records
 from api.routers._frames import problem_responses
 from geo import plans
 from geo.errors import InputError, NotFound
-from geo.workers import read_roster
+from geo.workers import parse_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 ERRORS = problem_responses(401, 403, 404, 413, 422)
@@ -50,15 +46,7 @@ def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> list[Worker
             zh="请以 CSV 发送花名册：工号,姓名,手机,社区",
         )
     communities = state.layer("communities")["community"]
-    with tempfile.TemporaryDirectory(prefix="gridmap-roster-") as folder:
-        path = FilePath(folder) / "roster.csv"
-        path.write_bytes(body)
-        try:
-            roster = read_roster(path, communities=communities)
-        except csv.Error as error:  # the sniffer gives up on text that is not a table
-            raise InputError(
-                f"the roster is not a CSV table ({error})", zh="花名册不是 CSV 表格"
-            ) from None
+    roster = parse_roster(body, communities=communities)
     plans.import_roster(state.store, roster, author=principal.name)
     return [Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)]
 

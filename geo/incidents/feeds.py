@@ -136,7 +136,34 @@ def read_incident_feed(
     >>> int(df["fallback_point"].sum())
     19
     """
-    records = _read_records(Path(path))
+    return normalise_records(
+        read_feed_records(path),
+        mapping=mapping,
+        source=source,
+        catalogue=catalogue,
+        bounds=bounds,
+        min_repeats=min_repeats,
+        min_share=min_share,
+    )
+
+
+def records_from_objects(rows: list[dict]) -> pd.DataFrame:
+    """Records from a list of JSON-like objects (a feed pushed to the API), as a JSON file reads."""
+    return pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame()
+
+
+def normalise_records(
+    records: pd.DataFrame,
+    *,
+    mapping: IncidentMapping,
+    source: str,
+    catalogue: pd.DataFrame | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    min_repeats: int = 5,
+    min_share: float = 0.05,
+) -> pd.DataFrame:
+    """The normalised incident table (:data:`FEED_COLUMNS`) of raw records; see
+    :func:`read_incident_feed`, which reads them from a file first."""
     out = pd.DataFrame(index=records.index)
     out["source"] = source
     out["source_id"] = _source_ids(records, mapping.id_col)
@@ -170,8 +197,9 @@ def read_incident_feed(
     return out[FEED_COLUMNS].reset_index(drop=True)
 
 
-def _read_records(path: Path) -> pd.DataFrame:
+def read_feed_records(path: str | Path) -> pd.DataFrame:
     """The feed's records as a DataFrame of raw values (CSV cells stay text)."""
+    path = Path(path)
     if not path.exists():
         raise FeedError(f"feed file {path} does not exist")
     suffix = path.suffix.lower()
@@ -195,7 +223,7 @@ def _read_records(path: Path) -> pd.DataFrame:
     rows = data.get("records") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise FeedError(f'{path.name}: expected a list of objects or {{"records": [...]}}')
-    return pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame()
+    return records_from_objects(rows)
 
 
 def _geojson_records(data: dict, path: Path) -> pd.DataFrame:

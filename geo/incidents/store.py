@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from geo.errors import InputError, NotFound
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.catalogue import load_catalogue
-from geo.incidents.feeds import FEED_COLUMNS, IncidentMapping, read_incident_feed, summarise_import
+from geo.incidents.feeds import (
+    FEED_COLUMNS,
+    IncidentMapping,
+    normalise_records,
+    read_feed_records,
+    summarise_import,
+)
 from geo.incidents.stats import incident_stats
 from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
 from geo.store import Store, incident_events, now_iso
@@ -83,14 +89,28 @@ def import_incidents(
     source: str,
     author: str = "",
 ) -> dict[str, Any]:
-    """Read a feed and add its new cases; re-importing the same file changes nothing.
+    """Read a feed file and add its new cases; re-importing the same file changes nothing.
 
     Returns the feed's counts (read, located, unlocated, unknown_category, fallback_point, ...)
     plus ``added`` and ``already_present``.
     """
+    return import_records(
+        store, read_feed_records(path), mapping=mapping, source=source, author=author
+    )
+
+
+def import_records(
+    store: Store,
+    records: pd.DataFrame,
+    *,
+    mapping: IncidentMapping,
+    source: str,
+    author: str = "",
+) -> dict[str, Any]:
+    """:func:`import_incidents` for records already in memory (cases pushed to the API)."""
     cat = catalogue(store)
-    feed = read_incident_feed(
-        path, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
+    feed = normalise_records(
+        records, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
     )
     summary = summarise_import(feed)
     added = add_cases(store, feed, catalogue_table=cat, author=author)
