@@ -24,7 +24,7 @@ import pyogrio
 import pyproj
 import shapely
 
-from geo.crs import metric_crs_for
+from geo.crs import metric_crs_for, parse_crs_name
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 #: ids looked for, in order, when no --id-field is given
@@ -121,18 +121,29 @@ def read_features(
 
 
 def parse_crs(text: str) -> pyproj.CRS:
-    """A CRS from what a user types (``EPSG:4549``, ``4326``, ``cgcs2000``, a WKT or PROJ string)."""
-    aliases = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490"}
-    value = aliases.get(text.strip().lower(), text.strip())
-    if value.isdigit():
-        value = f"EPSG:{value}"
+    """A CRS for a file: the names :func:`geo.crs.parse_crs_name` knows, or a WKT/PROJ string.
+
+    GCJ-02 and BD-09 are offsets for points (see ``gridmap locate``), not a CRS a file can carry.
+    """
     try:
-        return pyproj.CRS.from_user_input(value)
-    except pyproj.exceptions.CRSError:
+        name = parse_crs_name(text)
+    except CRSError:
+        try:
+            return pyproj.CRS.from_user_input(text.strip())
+        except pyproj.exceptions.CRSError:
+            raise CRSError(
+                f"unknown coordinate system {text!r} (try EPSG:4326, EPSG:4490 or EPSG:4549)",
+                zh=f"无法识别的坐标系 {text}",
+            ) from None
+    if name == "wgs84":
+        return pyproj.CRS.from_epsg(4326)
+    if isinstance(name, str):
         raise CRSError(
-            f"unknown coordinate system {text!r} (try EPSG:4326, EPSG:4490 or EPSG:4549)",
-            zh=f"无法识别的坐标系 {text}",
-        ) from None
+            f"{text!r} is an offset for points from Amap/Baidu, not a coordinate system for a file; "
+            "give the file's real CRS (e.g. EPSG:4326)",
+            zh=f"{text} 是高德/百度坐标的偏移，不是文件的坐标系；请给出真实坐标系（如 EPSG:4326）",
+        )
+    return name
 
 
 def polygonal_parts(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, pd.Series, pd.Series]:
