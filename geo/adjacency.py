@@ -20,6 +20,9 @@ the ``i``-th building (position, not index label) and whose values are edge leng
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -110,11 +113,13 @@ def _raw_edges(xy: np.ndarray, community: np.ndarray) -> np.ndarray:
     """Delaunay edges of every community, as global positions ``(m, 2)`` with ``i < j``."""
     order = np.argsort(community, kind="stable")
     bounds = np.flatnonzero(np.diff(community[order])) + 1
-    parts = []
-    for members in np.split(order, bounds):
-        local = _delaunay_edges(xy[members])
-        if len(local):
-            parts.append(members[local])
+    groups = np.split(order, bounds)
+    # Qhull releases the GIL: communities are triangulated on all cores
+    with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
+        local_edges = pool.map(_delaunay_edges, (xy[members] for members in groups))
+        parts = [
+            members[local] for members, local in zip(groups, local_edges, strict=True) if len(local)
+        ]
     if not parts:
         return np.empty((0, 2), dtype=np.int64)
     edges = np.sort(np.concatenate(parts), axis=1)
@@ -201,6 +206,7 @@ def building_adjacency(
     k: int = 3,
     alpha: float = 2.5,
     beta: float = 5.0,
+    centroids: np.ndarray | None = None,
 ) -> sparse.csr_array:
     """Neighbouring buildings inside each community, without jumps across open space.
 
@@ -220,6 +226,8 @@ def building_adjacency(
         Local spacing is the ``k``-th shortest Delaunay edge of a building; an edge longer than
         ``alpha`` times the larger spacing of its two ends, or than ``beta`` times the community's
         median spacing, is dropped.
+    centroids : (n, 2) array, optional
+        :func:`centroid_coordinates` of ``buildings`` when the caller has them already.
 
     Returns
     -------
@@ -236,7 +244,7 @@ def building_adjacency(
     >>> graph[[0], :].indices.tolist(), graph[[6], :].nnz  # the far building stays apart
     ([1, 2, 3], 0)
     """
-    xy = centroid_coordinates(buildings)
+    xy = centroid_coordinates(buildings) if centroids is None else centroids
     community = _community_codes(buildings)
     n = len(xy)
     edges = _raw_edges(xy, community)
