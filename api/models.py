@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo.partition import MAX_GRID_SIZE
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -140,8 +142,12 @@ class PartitionIn(Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_size: int | None = Field(None, ge=1, le=1000, description="fewest buildings per grid")
-    max_size: int | None = Field(None, ge=1, le=1000, description="most buildings per grid")
+    min_size: int | None = Field(
+        None, ge=1, le=MAX_GRID_SIZE, description="fewest buildings per grid"
+    )
+    max_size: int | None = Field(
+        None, ge=1, le=MAX_GRID_SIZE, description="most buildings per grid"
+    )
     max_households: int | None = Field(None, ge=1, le=1_000_000)
     communities: list[str] | None = Field(
         None, max_length=1000, description="re-partition only these communities"

@@ -5,20 +5,19 @@ The engine, in four steps; no grid ever crosses a community:
 1. **units**: the community's adjacency graph (:func:`geo.adjacency.building_adjacency`) is split
    into connected pieces; a piece whose count cannot form grids of the allowed sizes is joined to
    its nearest piece, so only the grid bridging them can be non-contiguous.
-2. **cut**: the buildings of each unit are ordered along a Hilbert curve (rotated by ``seed``) and
+2. **cut**: the buildings of each unit are ordered along a Hilbert curve (turned by ``seed``) and
    the sequence is cut into runs of allowed sizes by dynamic programming, minimising the sum of
-   squared distances to each run's centre. The DP is vectorised across all units at once.
-3. **improve**: rounds of single-building moves and two-building swaps between neighbouring grids,
-   evaluated for all grids at once with closed-form spread deltas and a batched reachability
-   test on the tiny grid graphs. A move is taken when it lowers, in this order, the number of
-   disconnected pieces, the households above the cap, and the spread.
-4. **polish**: every pair of neighbouring grids is re-split exhaustively (all splits of their
-   8-10 buildings into two valid grids, batched by size), keeping the split with the fewest pieces,
-   then the least excess and spread; this also mends grids the moves could not make contiguous.
+   squared distances to each run's centre (:mod:`geo.cut`).
+3. **regroup by spread**: every pair of neighbouring grids is re-split as well as it can be split
+   (all splits of their 8-10 buildings into two grids of allowed sizes), until no pair improves:
+   fewer disconnected pieces first, then fewer households above the cap, then less spread
+   (:mod:`geo.regroup`).
+4. **regroup by diameter**: the same search again, judging splits by the sum of the two grids'
+   diameters, the measure the report gives planners.
 
-Steps 2-4 run ``restarts`` times with the curve turned by a different angle (drawn from ``seed``);
-each community keeps its best run. Every round works on all communities at once, so the cost is
-a bounded number of numpy passes rather than a Python loop per building or per community.
+A community left with a grid broken where its own graph is whole gets a few more runs of steps
+2-4 with the curve turned; it keeps its best run. ``restarts`` runs the whole district several
+times the same way. Steps 2-4 are compiled with numba and share the units out to the cores.
 
 :func:`grid_report` computes the per-grid facts (size, households, diameter, contiguity, status
 and reason in English and Chinese) for any labelling, so the plan editor can validate edits.
@@ -26,11 +25,9 @@ and reason in English and Chinese) for any labelling, so the plan editor can val
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
 import geopandas as gpd
 import numpy as np
@@ -43,9 +40,10 @@ from geo.adjacency import (
     building_adjacency,
     centroid_coordinates,
     community_components,
-    edge_list,
 )
+from geo.cut import cut_runs
 from geo.errors import InputError
+from geo.regroup import needless_pieces, regroup_pairs
 
 __all__ = [
     "PartitionInputError",
@@ -56,16 +54,12 @@ __all__ = [
     "partition_summary",
 ]
 
+#: largest ``max_size`` accepted (the engine holds two grids' buildings in 62-bit masks)
+MAX_GRID_SIZE = 30
 #: most grids cut by one dynamic programme; longer units are cut in consecutive chunks
 _CHUNK_GRIDS = 64
-#: most rounds of the vectorised improvement
-_MAX_ROUNDS = 60
-#: splits per grid pair checked for contiguity when the pair is contiguous already
-_TOP_SPLITS = 6
-#: largest district that gets several restarts by default
-_RESTART_LIMIT = 100_000
-#: weight of one household above the cap against one square metre of spread
-_EXCESS_WEIGHT = 1e9
+#: extra runs for the communities left with a grid broken where their graph is whole
+_MENDING_TURNS = 8
 _STATUSES = ("ok", "undersized", "oversized", "non_contiguous", "households_over_cap")
 
 
@@ -140,6 +134,11 @@ def _check_options(min_size: int, max_size: int, max_households: int | None) -> 
         raise PartitionInputError(
             f"grid sizes must satisfy 1 <= min_size <= max_size, got {min_size}..{max_size}"
         )
+    if max_size > MAX_GRID_SIZE:
+        raise PartitionInputError(
+            f"max_size {max_size} is above {MAX_GRID_SIZE}: a grid is a few neighbouring "
+            "buildings one worker looks after"
+        )
     if max_households is not None and max_households < 1:
         raise PartitionInputError(f"max_households must be positive, got {max_households}")
 
@@ -162,41 +161,6 @@ def _households(buildings: gpd.GeoDataFrame) -> np.ndarray | None:
     return pd.to_numeric(buildings["households"]).fillna(0).to_numpy(dtype=np.float64)
 
 
-# --------------------------------------------------------------------------- small graphs
-
-
-def _component_count(adj: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Connected pieces of many tiny graphs at once.
-
-    ``adj`` is ``(c, w, w)`` boolean, ``valid`` ``(c, w)`` marks real nodes. Reachability comes
-    from Warshall's closure of ``adj | I``; a piece of ``s`` nodes contributes ``s * 1/s``.
-    """
-    w = adj.shape[-1]
-    r = (adj & valid[:, :, None] & valid[:, None, :]) | (np.eye(w, dtype=bool) & valid[:, :, None])
-    for k in range(w):  # Warshall's transitive closure, all graphs at once
-        r |= r[:, :, k, None] & r[:, None, k, :]
-    size = r.sum(axis=2)
-    return np.rint(np.where(valid, 1.0 / np.maximum(size, 1.0), 0.0).sum(axis=1)).astype(np.int64)
-
-
-class _EdgeSet:
-    """Membership test for undirected edges by position pairs, vectorised."""
-
-    def __init__(self, edges: np.ndarray, n: int) -> None:
-        self.n = np.int64(max(n, 1))
-        keys = np.concatenate(
-            [edges[:, 0] * self.n + edges[:, 1], edges[:, 1] * self.n + edges[:, 0]]
-        )
-        self.keys = np.sort(keys)
-
-    def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        key = a.astype(np.int64) * self.n + b.astype(np.int64)
-        pos = np.searchsorted(self.keys, key)
-        pos = np.minimum(pos, len(self.keys) - 1)
-        found = self.keys[pos] == key if len(self.keys) else np.zeros(key.shape, dtype=bool)
-        return found & (a >= 0) & (b >= 0)
-
-
 # --------------------------------------------------------------------------- step 1: units
 
 
@@ -207,8 +171,9 @@ def _merge_small_pieces(
     unit = piece.copy()
     tree = cKDTree(xy[members])
     while True:
-        sizes = pd.Series(unit).value_counts()
-        bad = [u for u, s in sizes.items() if not is_feasible_count(int(s), min_size, max_size)]
+        ids, counts = np.unique(unit, return_counts=True)
+        sizes = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+        bad = [u for u, s in sizes.items() if not is_feasible_count(s, min_size, max_size)]
         if not bad or len(sizes) == 1:
             return unit
         worst = min(bad, key=lambda u: (sizes[u], u))
@@ -232,8 +197,12 @@ def _units(
     adjacency: sparse.sparray,
     min_size: int,
     max_size: int,
-) -> np.ndarray:
-    """Unit id of every free building (``-1`` for locked ones); units never cross communities."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit and piece of every free building (``-1`` for locked ones).
+
+    A piece is a connected piece of the community's graph; a unit is a piece, or pieces joined
+    because some could not form grids on their own. Units never cross communities.
+    """
     labels = community.astype(np.int64).copy()
     labels[~free] = -1 - np.arange(int((~free).sum()))
     piece = community_components(adjacency, labels)
@@ -252,20 +221,22 @@ def _units(
         members = np.flatnonzero(free & (community == comm))
         merged = _merge_small_pieces(xy, members, piece[members], min_size, max_size)
         unit[members] = merged
-    return unit
+    return unit, piece
 
 
 # --------------------------------------------------------------------------- step 2: cut
 
 
-def _hilbert_rank(xy: np.ndarray, seed: int, restart: int = 0) -> np.ndarray:
+def _hilbert_rank(
+    footprints: gpd.GeoSeries, xy: np.ndarray, seed: int, restart: int = 0
+) -> np.ndarray:
     """Position on a Hilbert curve, the plane turned by an angle drawn from ``(seed, restart)``."""
-    if seed or restart:
-        angle = np.random.default_rng([seed, restart]).uniform(0, 2 * np.pi)
-        c, s = np.cos(angle), np.sin(angle)
-        xy = xy @ np.array([[c, -s], [s, c]])
-    points = gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]))
-    return points.hilbert_distance().to_numpy()
+    if not (seed or restart):
+        return footprints.hilbert_distance().to_numpy()  # no turn: no points to build
+    angle = np.random.default_rng([seed, restart]).uniform(0, 2 * np.pi)
+    c, s = np.cos(angle), np.sin(angle)
+    turned = xy @ np.array([[c, -s], [s, c]])
+    return gpd.GeoSeries(shapely.points(turned)).hilbert_distance().to_numpy()
 
 
 def _plan_chunks(
@@ -289,86 +260,6 @@ def _plan_chunks(
     return table[:, 0], table[:, 1], table[:, 2], table[:, 3:5]
 
 
-def _cut_runs(
-    xy: np.ndarray, n_c: np.ndarray, k_c: np.ndarray, bounds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run ids of the concatenated chunks (exactly ``k_c`` runs each) and each run's chunk.
-
-    Dynamic programming over the number of runs, vectorised across all chunks: ``dp[j][b]`` is
-    the least spread of ``j`` runs ending at slot ``b``. Chunks are processed longest-``k`` first so
-    that the chunks still active in round ``j`` form a prefix of the slot array.
-    """
-    n_chunks = len(n_c)
-    order = np.argsort(-k_c, kind="stable")
-    start_pos = np.concatenate([[0], np.cumsum(n_c)])[:-1]
-    # slot layout in processing order: chunk c holds n_c + 1 boundary slots
-    n_sorted = n_c[order]
-    slot0 = np.concatenate([[0], np.cumsum(n_sorted + 1)])[:-1]
-    total = int((n_sorted + 1).sum())
-    chunk_of_slot = np.repeat(np.arange(n_chunks), n_sorted + 1)
-    local = np.arange(total) - slot0[chunk_of_slot]
-    pos = start_pos[order][chunk_of_slot] + local - 1  # point before the slot
-    pts = xy[np.clip(pos, 0, len(xy) - 1)]
-    # centre per chunk for precision, then prefix sums restarted at each chunk
-    mean = np.zeros((n_chunks, 2))
-    for d in range(2):
-        mean[:, d] = np.bincount(chunk_of_slot, np.where(local > 0, pts[:, d], 0), n_chunks)
-    mean /= np.maximum(n_sorted, 1)[:, None]
-    pts = np.where((local > 0)[:, None], pts - mean[chunk_of_slot], 0.0)
-    vals = np.column_stack([pts, (pts**2).sum(axis=1)])
-    cum = np.cumsum(vals, axis=0)
-    cum -= cum[slot0[chunk_of_slot]]
-    lo, hi = bounds[order, 0], bounds[order, 1]
-    sizes = np.arange(int(lo.min()), int(hi.max()) + 1)
-    k_sorted = k_c[order]
-    active_end = np.concatenate([[0], np.cumsum(n_sorted + 1)])
-    # cost[s][a]: spread of the run of s points starting at slot a (inf where it leaves the chunk)
-    cost = {}
-    for s in sizes.tolist():
-        a = np.arange(total - s)
-        d = cum[a + s] - cum[a]
-        c = chunk_of_slot[a]
-        ok = (local[a] + s <= n_sorted[c]) & (s >= lo[c]) & (s <= hi[c])
-        cost[s] = np.where(ok, d[:, 2] - (d[:, 0] ** 2 + d[:, 1] ** 2) / s, np.inf)
-    dp = np.where(local == 0, 0.0, np.inf)
-    choices = []
-    for j in range(1, int(k_sorted.max()) + 1):
-        end = int(active_end[np.searchsorted(-k_sorted, -j, side="right")])
-        new = np.full(total, np.inf)
-        pick = np.zeros(total, dtype=np.int8)
-        for s in sizes.tolist():
-            if end <= s:
-                continue
-            trial = dp[: end - s] + cost[s][: end - s]
-            better = trial < new[s:end]
-            new[s:end] = np.where(better, trial, new[s:end])
-            pick[s:end] = np.where(better, s, pick[s:end])
-        dp = new
-        choices.append(pick)
-    # backtrack all chunks together
-    choice = np.stack(choices) if choices else np.zeros((0, total), dtype=np.int8)
-    cur_b = slot0 + n_sorted
-    cur_j = k_sorted.copy()
-    cut_slots = []
-    while (cur_j > 0).any():
-        act = np.flatnonzero(cur_j > 0)
-        s = choice[cur_j[act] - 1, cur_b[act]].astype(np.int64)
-        if (s == 0).any():
-            raise AssertionError("partition DP found no valid cut")  # cannot happen: sizes feasible
-        cur_b[act] -= s
-        cur_j[act] -= 1
-        cut_slots.append(cur_b[act])
-    starts = np.zeros(total, dtype=bool)
-    if cut_slots:
-        starts[np.concatenate(cut_slots)] = True
-    # slot b (local >= 1) is the point at local index b-1; a run starts at slot a covers point a
-    point_slots = np.flatnonzero(local > 0)
-    run = np.cumsum(starts[point_slots - 1]) - 1
-    out = np.empty(len(xy), dtype=np.int64)
-    out[pos[point_slots]] = run
-    return out, np.repeat(order, k_sorted)
-
-
 def _initial_grids(
     xy: np.ndarray,
     unit: np.ndarray,
@@ -386,434 +277,9 @@ def _initial_grids(
     order = idx[np.lexsort((hilbert[idx], ucode))]
     sizes = np.bincount(ucode, minlength=len(uid))
     _, n_c, k_c, bounds = _plan_chunks(sizes, min_size, max_size)
-    run, chunk_of_run = _cut_runs(xy[order], n_c, k_c, bounds)
+    run, chunk_of_run = cut_runs(xy[order], n_c, k_c, bounds)
     grid[order] = run
     return grid, bounds[chunk_of_run]
-
-
-# --------------------------------------------------------------------------- step 3: improve
-
-
-@dataclass
-class _State:
-    """Working state of the improvement: labels and per-grid sums on centred coordinates."""
-
-    xy: np.ndarray
-    grid: np.ndarray
-    bounds: np.ndarray
-    households: np.ndarray | None
-    cap: float | None
-    edges: np.ndarray
-    edge_set: _EdgeSet
-    indptr: np.ndarray
-    indices: np.ndarray
-
-    def _sums(self, nodes: np.ndarray, sign: float = 1.0) -> list[np.ndarray | None]:
-        g = len(self.bounds)
-        lab, xy = self.grid[nodes], self.xy[nodes]
-        hh = self.households
-        return [
-            sign * np.bincount(lab, minlength=g).astype(np.float64),
-            sign * np.bincount(lab, xy[:, 0], g),
-            sign * np.bincount(lab, xy[:, 1], g),
-            sign * np.bincount(lab, (xy**2).sum(axis=1), g),
-            sign * np.bincount(lab, hh[nodes], g) if hh is not None else None,
-        ]
-
-    def stats(self) -> tuple[np.ndarray, ...]:
-        """Per grid: count, sum of x, sum of y, sum of squared norms, households (cached)."""
-        if getattr(self, "_stats", None) is None:
-            self._stats = self._sums(np.flatnonzero(self.grid >= 0))
-        return tuple(self._stats)
-
-    def move(self, nodes: np.ndarray, to: np.ndarray) -> None:
-        """Give ``nodes`` the grids ``to``, keeping the cached sums current."""
-        self.stats()
-        gone = self._sums(nodes, -1.0)
-        self.grid[nodes] = to
-        came = self._sums(nodes)
-        self._stats = [
-            None if s is None else s + d + c
-            for s, d, c in zip(self._stats, gone, came, strict=True)
-        ]
-
-    def incident(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Directed edges ``(src, dst)`` leaving ``nodes``."""
-        start, stop = self.indptr[nodes], self.indptr[nodes + 1]
-        count = stop - start
-        src = np.repeat(nodes, count)
-        offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        return src, self.indices[np.repeat(start, count) + offset]
-
-    def members(self, width: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(g, width)`` member positions (``-1`` padding) and the slot of every building.
-
-        With ``only`` (a mask of grids) the other rows stay empty, which keeps late rounds cheap.
-        """
-        g = len(self.bounds)
-        ok = self.grid >= 0
-        if only is not None:
-            ok[ok] = only[self.grid[ok]]
-        ok = np.flatnonzero(ok)
-        order = ok[np.argsort(self.grid[ok], kind="stable")]
-        lab = self.grid[order]
-        first = np.searchsorted(lab, np.arange(g))
-        slot = np.arange(len(order)) - first[lab]
-        table = np.full((g, width), -1, dtype=np.int64)
-        table[lab, slot] = order
-        slot_of = np.full(len(self.grid), -1, dtype=np.int64)
-        slot_of[order] = slot
-        return table, slot_of
-
-
-def _sse(n: np.ndarray, sx: np.ndarray, sy: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return np.where(n > 0, q - (sx**2 + sy**2) / np.maximum(n, 1), 0.0)
-
-
-def _excess(hh: np.ndarray | None, cap: float | None) -> np.ndarray | float:
-    if hh is None or cap is None:
-        return 0.0
-    return np.maximum(hh - cap, 0.0)
-
-
-def _candidates(state: _State, dirty: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Moves ``u -> grid b`` (``v = -1``) and swaps ``u <-> v`` between neighbouring grids.
-
-    ``u`` must touch grid ``b`` and, for a swap, ``v`` (in ``b``) must touch ``u``'s grid ``a``.
-    With ``dirty``, only pairs of grids of which one changed last round are listed.
-    """
-    lab = state.grid
-    if dirty is None:
-        src = np.concatenate([state.edges[:, 0], state.edges[:, 1]])
-        dst = np.concatenate([state.edges[:, 1], state.edges[:, 0]])
-    else:
-        # every edge touching a changed grid, in both directions
-        src, dst = state.incident(np.flatnonzero((lab >= 0) & dirty[lab]))
-        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-    la, lb = lab[src], lab[dst]
-    cross = (la != lb) & (la >= 0) & (lb >= 0)
-    g = np.int64(len(state.bounds))
-    key = src[cross] * g + lb[cross]
-    key = np.sort(key)
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
-    u, b = key // g, key % g
-    a = lab[u]
-    # swaps: join rows (u in a, touching b) with rows (v in b, touching a) on the grid pair
-    pair = np.where(a < b, a * g + b, b * g + a)
-    side, other = np.flatnonzero(a < b), np.flatnonzero(a > b)
-    other = other[np.argsort(pair[other], kind="stable")]
-    lo = np.searchsorted(pair[other], pair[side], side="left")
-    hi = np.searchsorted(pair[other], pair[side], side="right")
-    count = hi - lo
-    s_idx = np.repeat(side, count)
-    o_idx = other[
-        np.repeat(lo, count)
-        + np.arange(int(count.sum()))
-        - np.repeat(np.cumsum(count) - count, count)
-    ]
-    none = np.full(len(u), -1, dtype=np.int64)
-    return {
-        "u": np.concatenate([u, u[s_idx]]),
-        "a": np.concatenate([a, a[s_idx]]),
-        "b": np.concatenate([b, b[s_idx]]),
-        "v": np.concatenate([none, u[o_idx]]),
-    }
-
-
-def _select(cand: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: values[keep] for name, values in cand.items()}
-
-
-def _evaluate(state: _State, cand: dict[str, np.ndarray], stats):
-    """Size check and the deltas of households above the cap and of spread for each candidate."""
-    n, sx, sy, q, hh = stats
-    u, a, b, v = cand["u"], cand["a"], cand["b"], cand["v"]
-    swap = v >= 0
-    lo, hi = state.bounds[:, 0], state.bounds[:, 1]
-    size_ok = swap | ((n[a] > lo[a]) & (n[b] < hi[b]))
-    xu, xv = state.xy[u], np.where(swap[:, None], state.xy[np.maximum(v, 0)], 0.0)
-    qu, qv = (xu**2).sum(axis=1), (xv**2).sum(axis=1)
-    dn = np.where(swap, 0.0, 1.0)
-    na, nb = n[a] - dn, n[b] + dn
-    sxa, sya, qa = sx[a] - xu[:, 0] + xv[:, 0], sy[a] - xu[:, 1] + xv[:, 1], q[a] - qu + qv
-    sxb, syb, qb = sx[b] + xu[:, 0] - xv[:, 0], sy[b] + xu[:, 1] - xv[:, 1], q[b] + qu - qv
-    d_sse = _sse(na, sxa, sya, qa) + _sse(nb, sxb, syb, qb) - _sse(n[a], sx[a], sy[a], q[a])
-    d_sse -= _sse(n[b], sx[b], sy[b], q[b])
-    d_ex = np.zeros(len(u))
-    if hh is not None and state.cap is not None:
-        hu = state.households[u]
-        hv = np.where(swap, state.households[np.maximum(v, 0)], 0.0)
-        d_ex = _excess(hh[a] - hu + hv, state.cap) + _excess(hh[b] + hu - hv, state.cap)
-        d_ex = d_ex - _excess(hh[a], state.cap) - _excess(hh[b], state.cap)
-    return size_ok, d_sse, d_ex
-
-
-def _pieces_after(
-    state: _State, cand: dict[str, np.ndarray], table: np.ndarray, slot: np.ndarray, adj
-):
-    """Pieces of grids ``a`` and ``b`` after each candidate."""
-    u, a, b, v = cand["u"], cand["a"], cand["b"], cand["v"]
-    swap = v >= 0
-    rows = np.arange(len(u))
-    mem_a = table[a]
-    mem_a[rows, slot[u]] = np.where(swap, v, -1)
-    mem_b = table[b]
-    free_slot = (mem_b >= 0).sum(axis=1)
-    put = np.where(swap, slot[np.maximum(v, 0)], np.minimum(free_slot, table.shape[1] - 1))
-    mem_b[rows, put] = u
-    out = []
-    for mem, grid, changed, newcomer in ((mem_a, a, slot[u], v), (mem_b, b, put, u)):
-        sub = adj[grid]
-        link = state.edge_set.contains(np.repeat(newcomer, mem.shape[1]), mem.ravel())
-        link = link.reshape(mem.shape)
-        sub[rows, changed, :] = link
-        sub[rows, :, changed] = link
-        out.append(_component_count(sub, mem >= 0))
-    return out[0], out[1]
-
-
-def _grid_adjacency(state: _State, table: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """``(g, w, w)`` adjacency inside every grid listed in ``table`` (by slot)."""
-    g, w = table.shape
-    adj = np.zeros((g, w, w), dtype=bool)
-    src, dst = state.incident(np.flatnonzero(slot >= 0))
-    inner = (slot[dst] >= 0) & (state.grid[src] == state.grid[dst])
-    src, dst = src[inner], dst[inner]
-    adj[state.grid[src], slot[src], slot[dst]] = True
-    return adj
-
-
-def _improve_round(state: _State, dirty: np.ndarray | None) -> np.ndarray | None:
-    """One round of moves; returns the grids to look at next round, or None when done."""
-    cand = _candidates(state, dirty)
-    if len(cand["u"]) == 0:
-        return None
-    stats = state.stats()
-    size_ok, d_sse, d_ex = _evaluate(state, cand, stats)
-    width = int(state.bounds[:, 1].max()) + 1
-    a, b = cand["a"], cand["b"]
-    involved = np.zeros(len(state.bounds), dtype=bool)
-    involved[a] = True
-    involved[b] = True
-    table, slot = state.members(width, involved)
-    adj = _grid_adjacency(state, table, slot)
-    pieces = np.zeros(len(state.bounds), dtype=np.int64)
-    pieces[involved] = _component_count(adj[involved], table[involved] >= 0)
-    scale = 1e-9 * (1.0 + np.abs(stats[3][a]) + np.abs(stats[3][b]))
-    hopeful = size_ok & ((d_sse < -scale) | (d_ex < 0) | (pieces[a] > 1) | (pieces[b] > 1))
-    cand, d_sse, d_ex, scale = _select(cand, hopeful), d_sse[hopeful], d_ex[hopeful], scale[hopeful]
-    if len(cand["u"]) == 0:
-        return None
-    pa, pb = _pieces_after(state, cand, table, slot, adj)
-    a, b = cand["a"], cand["b"]
-    d_pieces = pa + pb - pieces[a] - pieces[b]
-    better = (d_pieces < 0) | ((d_pieces == 0) & ((d_ex < 0) | ((d_ex == 0) & (d_sse < -scale))))
-    if not better.any():
-        return None
-    cand = _select(cand, better)
-    a, b, u, v = cand["a"], cand["b"], cand["u"], cand["v"]
-    # each grid takes part in at most one change per round: the best one touching it
-    rank = np.empty(len(u), dtype=np.int64)
-    rank[np.lexsort((v, u, d_sse[better], d_ex[better], d_pieces[better]))] = np.arange(len(u))
-    best = np.full(len(state.bounds), np.iinfo(np.int64).max)
-    np.minimum.at(best, a, rank)
-    np.minimum.at(best, b, rank)
-    take = (best[a] == rank) & (best[b] == rank)
-    swapped = take & (v >= 0)
-    state.move(np.concatenate([u[take], v[swapped]]), np.concatenate([b[take], a[swapped]]))
-    dirty = np.zeros(len(state.bounds), dtype=bool)
-    dirty[a] = True
-    dirty[b] = True
-    return dirty
-
-
-def _improve(state: _State) -> None:
-    dirty = None
-    for _ in range(_MAX_ROUNDS):
-        dirty = _improve_round(state, dirty)
-        if dirty is None:
-            return
-
-
-# --------------------------------------------------------------------------- step 4: repair
-
-
-@cache
-def _splits(m: int, lo: int, hi: int) -> np.ndarray:
-    """All ways to split ``m`` nodes into two groups of ``lo..hi`` (mask of the first group)."""
-    rows = []
-    for s in range(lo, hi + 1):
-        if lo <= m - s <= hi:
-            for combo in itertools.combinations(range(m), s):
-                if 0 in combo:  # the two groups are interchangeable
-                    mask = np.zeros(m, dtype=bool)
-                    mask[list(combo)] = True
-                    rows.append(mask)
-    return np.array(rows, dtype=bool).reshape(-1, m)
-
-
-def _grid_pairs(state: _State, dirty: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbouring grids ``(a, b)`` with ``a < b`` and equal size bounds (one of them dirty)."""
-    lab = state.grid
-    if dirty is None:
-        src, dst = state.edges[:, 0], state.edges[:, 1]
-    else:
-        src, dst = state.incident(np.flatnonzero((lab >= 0) & dirty[lab]))
-    la, lb = lab[src], lab[dst]
-    ok = (la >= 0) & (lb >= 0) & (la != lb)
-    g = np.int64(len(state.bounds))
-    key = np.sort(np.minimum(la[ok], lb[ok]) * g + np.maximum(la[ok], lb[ok]))
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
-    a, b = key // g, key % g
-    same = (state.bounds[a] == state.bounds[b]).all(axis=1)
-    return a[same], b[same]
-
-
-def _split_scores(state: _State, nodes: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Households excess (scaled) plus spread of every split ``masks`` of every node set."""
-    pts = state.xy[nodes]
-    pts = pts - pts.mean(axis=1, keepdims=True)
-    q = (pts**2).sum(axis=-1)
-    weight = masks.astype(np.float64)
-    n1 = weight.sum(axis=-1)
-    n2 = nodes.shape[1] - n1
-    if masks.ndim == 2:  # the same masks for every node set
-        s1 = np.einsum("sm,pmd->psd", weight, pts)
-        q1 = q @ weight.T
-    else:
-        s1 = np.einsum("psm,pmd->psd", weight, pts)
-        q1 = np.einsum("psm,pm->ps", weight, q)
-    s2 = pts.sum(axis=1)[:, None, :] - s1
-    q2 = q.sum(axis=1)[:, None] - q1
-    score = q1 - (s1**2).sum(-1) / n1 + q2 - (s2**2).sum(-1) / n2
-    if state.households is not None and state.cap is not None:
-        h = state.households[nodes]
-        h1 = h @ weight.T if masks.ndim == 2 else np.einsum("psm,pm->ps", weight, h)
-        h2 = h.sum(axis=1)[:, None] - h1
-        # households above the cap outrank any spread (a lexicographic order folded into one key)
-        score = score + _EXCESS_WEIGHT * (_excess(h1, state.cap) + _excess(h2, state.cap))
-    return score
-
-
-def _best_splits(state: _State, nodes: np.ndarray, current: np.ndarray, pieces_now: np.ndarray):
-    """For pairs of grids with the same member count: the best split and whether it is better."""
-    m = nodes.shape[1]
-    lo, hi = state.bounds[state.grid[nodes[0, 0]]]
-    masks = _splits(m, int(lo), int(hi))
-    now = _split_scores(state, nodes, current[:, None, :])[:, 0]
-    scores = _split_scores(state, nodes, masks)
-    tol = 1e-9 * (1.0 + np.abs(now))
-    broken = pieces_now > 2
-    top = min(_TOP_SPLITS, len(masks))
-    # intact pairs: only the few best splits by spread can win; broken pairs: every split
-    pick = np.argpartition(scores, top - 1, axis=1)[:, :top] if top < len(masks) else None
-    out_mask = current.copy()
-    gain = np.zeros(len(nodes), dtype=bool)
-    key_pieces = pieces_now.copy()
-    key_score = now.copy()
-    for rows, choice in ((np.flatnonzero(~broken), pick), (np.flatnonzero(broken), None)):
-        if len(rows) == 0:
-            continue
-        idx = (
-            np.broadcast_to(np.arange(len(masks)), (len(rows), len(masks)))
-            if choice is None
-            else choice[rows]
-        )
-        hopeful = (scores[rows[:, None], idx] < (now - tol)[rows, None]) | broken[rows, None]
-        keep = np.flatnonzero(hopeful.any(axis=1))
-        if len(keep) == 0:
-            continue
-        rows, idx = rows[keep], idx[keep]
-        sub = nodes[rows]
-        link = state.edge_set.contains(
-            np.repeat(sub, m, axis=1).ravel(), np.tile(sub, (1, m)).ravel()
-        )
-        link = link.reshape(len(rows), 1, m, m)
-        cand = masks[idx]  # (r, k, m)
-        adj = np.broadcast_to(link, (len(rows), cand.shape[1], m, m)).reshape(-1, m, m)
-        flat = cand.reshape(-1, m)
-        pieces = (_component_count(adj, flat) + _component_count(adj, ~flat)).reshape(
-            cand.shape[:2]
-        )
-        score = scores[rows[:, None], idx]
-        better = (pieces < pieces_now[rows, None]) | (
-            (pieces == pieces_now[rows, None]) & (score < (now - tol)[rows, None])
-        )
-        # lexicographic per row: fewest pieces, then lowest score
-        fewest = pieces.min(axis=1, keepdims=True)
-        first = np.argmin(np.where(pieces == fewest, score, np.inf), axis=1)
-        r = np.arange(len(rows))
-        ok = better[r, first]
-        gain[rows[ok]] = True
-        out_mask[rows[ok]] = cand[r[ok], first[ok]]
-        key_pieces[rows[ok]] = pieces[r[ok], first[ok]]
-        key_score[rows[ok]] = score[r[ok], first[ok]]
-    return gain, out_mask, key_pieces - pieces_now, key_score - now
-
-
-def _pair_round(state: _State, dirty: np.ndarray | None) -> np.ndarray | None:
-    """Re-split pairs of neighbouring grids optimally; returns the changed grids or None."""
-    a, b = _grid_pairs(state, dirty)
-    if len(a) == 0:
-        return None
-    g_count = len(state.bounds)
-    width = int(state.bounds[:, 1].max()) + 1
-    involved = np.zeros(g_count, dtype=bool)
-    involved[a] = True
-    involved[b] = True
-    table, slot = state.members(width, involved)
-    pieces = np.zeros(g_count, dtype=np.int64)
-    pieces[involved] = _component_count(
-        _grid_adjacency(state, table, slot)[involved], table[involved] >= 0
-    )
-    m = (table >= 0).sum(axis=1)[a] + (table >= 0).sum(axis=1)[b]
-    lo, hi = state.bounds[a, 0], state.bounds[a, 1]
-    found = []
-    for mm, low, high in sorted(set(zip(m.tolist(), lo.tolist(), hi.tolist(), strict=True))):
-        masks = _splits(mm, low, high)
-        if len(masks) == 0:
-            continue
-        sel = np.flatnonzero((m == mm) & (lo == low) & (hi == high))
-        step = max(1, 2_000_000 // len(masks))
-        for start in range(0, len(sel), step):
-            s = sel[start : start + step]
-            nodes = -np.sort(-np.concatenate([table[a[s]], table[b[s]]], axis=1), axis=1)[:, :mm]
-            current = state.grid[nodes] == a[s, None]
-            gain, mask, d_pieces, d_score = _best_splits(
-                state, nodes, current, pieces[a[s]] + pieces[b[s]]
-            )
-            for i in np.flatnonzero(gain).tolist():
-                found.append(
-                    (d_pieces[i], d_score[i], int(a[s[i]]), int(b[s[i]]), nodes[i], mask[i])
-                )
-    if not found:
-        return None
-    d_p = np.array([f[0] for f in found])
-    d_s = np.array([f[1] for f in found])
-    pa = np.array([f[2] for f in found])
-    pb = np.array([f[3] for f in found])
-    rank = np.empty(len(found), dtype=np.int64)
-    rank[np.lexsort((pb, pa, d_s, d_p))] = np.arange(len(found))
-    best = np.full(g_count, np.iinfo(np.int64).max)
-    np.minimum.at(best, pa, rank)
-    np.minimum.at(best, pb, rank)
-    take = np.flatnonzero((best[pa] == rank) & (best[pb] == rank))
-    nodes = np.concatenate([found[i][4] for i in take])
-    to = np.concatenate([np.where(found[i][5], found[i][2], found[i][3]) for i in take])
-    state.move(nodes, to)
-    dirty = np.zeros(g_count, dtype=bool)
-    dirty[pa[take]] = True
-    dirty[pb[take]] = True
-    return dirty
-
-
-def _polish(state: _State) -> None:
-    """Pair re-splits until no pair of neighbouring grids can be split better."""
-    dirty = None
-    for _ in range(_MAX_ROUNDS):
-        dirty = _pair_round(state, dirty)
-        if dirty is None:
-            return
 
 
 # --------------------------------------------------------------------------- keys and report
@@ -824,18 +290,22 @@ def _grid_keys(
 ) -> np.ndarray:
     """``"<community>/<nnn>"`` per grid id, numbered along the Hilbert curve, skipping ``taken``."""
     ok = np.flatnonzero(grid >= 0)
-    frame = pd.DataFrame({"grid": grid[ok], "community": community_names[ok], "h": hilbert[ok]})
-    first = frame.groupby("grid").agg(community=("community", "first"), h=("h", "min"))
-    first = first.sort_values(["community", "h"], kind="stable")
-    keys = np.empty(int(grid.max()) + 1 if len(ok) else 0, dtype=object)
-    for comm, block in first.groupby("community", sort=False):
-        number, out = 0, []
-        for _ in range(len(block)):
+    n_grids = int(grid.max()) + 1 if len(ok) else 0
+    # each grid's community and its first position on the curve
+    first_h = np.full(n_grids, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_h, grid[ok], hilbert[ok].astype(np.int64))
+    comm = np.empty(n_grids, dtype=object)
+    comm[grid[ok]] = community_names[ok]
+    order = np.lexsort((first_h, comm.astype(str)))
+    keys = np.empty(n_grids, dtype=object)
+    number, previous = 0, None
+    for g in order.tolist():
+        c = comm[g]
+        number = number + 1 if c == previous else 1
+        previous = c
+        while taken and f"{c}/{number:03d}" in taken:
             number += 1
-            while f"{comm}/{number:03d}" in taken:
-                number += 1
-            out.append(f"{comm}/{number:03d}")
-        keys[block.index.to_numpy()] = out
+        keys[g] = f"{c}/{number:03d}"
     return keys
 
 
@@ -911,6 +381,7 @@ def grid_report(
     min_size: int = 4,
     max_size: int = 5,
     max_households: int | None = None,
+    centroids: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The facts of every grid of any labelling (a fresh partition or a planner's edit).
 
@@ -924,6 +395,8 @@ def grid_report(
         The graph to judge contiguity on; built with :func:`building_adjacency` if omitted.
     min_size, max_size, max_households
         The rules to check.
+    centroids : (n, 2) array, optional
+        :func:`geo.adjacency.centroid_coordinates` of ``buildings`` when the caller has them.
 
     Returns
     -------
@@ -947,9 +420,9 @@ def grid_report(
     labels = labels.reindex(buildings.index)
     if labels.isna().any():
         raise PartitionInputError(f"{int(labels.isna().sum())} buildings have no grid")
-    xy = centroid_coordinates(buildings)
+    xy = centroid_coordinates(buildings) if centroids is None else centroids
     if adjacency is None:
-        adjacency = building_adjacency(buildings, min_size=min_size)
+        adjacency = building_adjacency(buildings, min_size=min_size, centroids=xy)
     codes, keys = pd.factorize(labels.astype(str), sort=True)
     community = buildings["community"].astype(str).to_numpy()
     frame = pd.DataFrame({"g": codes, "community": community})
@@ -1095,8 +568,9 @@ def partition_buildings(
     adjacency : sparse matrix, optional
         A precomputed :func:`building_adjacency` graph (by position).
     restarts : int, optional
-        Runs with the curve turned differently; each community keeps its best run. By default
-        4 up to 100,000 buildings, else 1.
+        Runs with the curve turned differently; each community keeps its best run. One run by
+        default: more lower the mean diameter by about 1-2 % per doubling (see
+        ``docs/benchmarks.md``).
     progress : callable, optional
         Called as ``progress(done, total)`` after each run (the engine works on all communities
         at once, so progress counts runs, not communities).
@@ -1117,40 +591,42 @@ def partition_buildings(
     _check_options(min_size, max_size, max_households)
     _check_buildings(buildings)
     tick = progress or (lambda done, total: None)
+    input_index = buildings.index
     xy = centroid_coordinates(buildings)
+    curve = _hilbert_rank(buildings.geometry, xy, seed)
+    community = pd.factorize(buildings["community"].astype(str), sort=True)[0]
+    # one canonical order (community, curve, position): the grids do not depend on the input's
+    # row order, and buildings near each other on the ground sit near each other in memory
+    order = np.lexsort((xy[:, 1], xy[:, 0], curve, community))
+    buildings, xy, curve, community = (
+        buildings.iloc[order],
+        xy[order],
+        curve[order],
+        community[order],
+    )
     if adjacency is None:
-        adjacency = building_adjacency(buildings, roads=roads, min_size=min_size)
-    names = buildings["community"].astype(str).to_numpy()
-    community, _ = pd.factorize(names, sort=True)
+        adjacency = building_adjacency(buildings, roads=roads, min_size=min_size, centroids=xy)
+    else:
+        adjacency = sparse.csr_array(adjacency)[order][:, order]
     locked_keys = _locked_labels(buildings, locked)
     free = locked_keys.isna().to_numpy()
-    # centre each community so the spread sums stay precise in large projected coordinates
-    local_xy = xy - pd.DataFrame(xy).groupby(community).transform("mean").to_numpy()
-    unit = _units(local_xy, community, free, adjacency, min_size, max_size)
-    shared = _shared_state(local_xy, adjacency, buildings, max_households)
-    runs = restarts if restarts is not None else (4 if len(xy) <= _RESTART_LIMIT else 1)
-    tick(0, runs + 1)
-    grid, score = None, None
-    for restart in range(max(1, runs)):
-        hilbert = _hilbert_rank(xy, seed, restart)
-        grid0, bounds = _initial_grids(local_xy, unit, free, hilbert, min_size, max_size)
-        state = _State(grid=grid0, bounds=bounds, **shared)
-        if len(state.bounds):
-            _improve(state)
-            _polish(state)
-        run_score = _community_scores(state, community)
-        if grid is None:
-            grid, score = state.grid.copy(), run_score
-        else:
-            # community by community, keep the run with fewer pieces, less excess, less spread
-            wins = _lexically_smaller(run_score, score)
-            take = wins[community] & free
-            grid[take] = state.grid[take] + int(grid.max()) + 1
-            score = np.where(wins[:, None], run_score, score)
-        tick(restart + 1, runs + 1)
-    grid[free] = pd.factorize(grid[free], sort=True)[0]
+    grid = _best_grids(
+        buildings,
+        xy,
+        curve,
+        community,
+        free,
+        sparse.csr_array(adjacency),
+        min_size=min_size,
+        max_size=max_size,
+        max_households=max_households,
+        seed=seed,
+        runs=max(1, restarts or 1),
+        tick=tick,
+    )
     taken = set(locked_keys.dropna().astype(str))
-    keys = _grid_keys(grid, names, _hilbert_rank(xy, seed), taken)
+    names = buildings["community"].astype(str).to_numpy()
+    keys = _grid_keys(grid, names, curve, taken)
     labels = locked_keys.copy()
     labels[free] = keys[grid[free]]
     labels = labels.astype(str).rename("grid_key")
@@ -1161,52 +637,141 @@ def partition_buildings(
         min_size=min_size,
         max_size=max_size,
         max_households=max_households,
+        centroids=xy,
     )
-    tick(runs + 1, runs + 1)
     return PartitionResult(
-        labels=labels,
+        labels=labels.reindex(input_index),
         grids=grids,
         summary=partition_summary(grids, min_size=min_size, max_size=max_size),
     )
 
 
-def _shared_state(local_xy, adjacency, buildings, max_households) -> dict:
-    """The parts of :class:`_State` that do not change between restarts."""
-    edges = edge_list(adjacency)
-    csr = sparse.csr_array(adjacency)
-    csr.sort_indices()
-    return {
-        "xy": local_xy,
-        "households": _households(buildings),
-        "cap": float(max_households) if max_households is not None else None,
-        "edges": edges,
-        "edge_set": _EdgeSet(edges, len(local_xy)),
-        "indptr": csr.indptr.astype(np.int64),
-        "indices": csr.indices.astype(np.int64),
-    }
+def _best_grids(
+    buildings: gpd.GeoDataFrame,
+    xy: np.ndarray,
+    curve: np.ndarray,
+    community: np.ndarray,
+    free: np.ndarray,
+    adjacency: sparse.csr_array,
+    *,
+    min_size: int,
+    max_size: int,
+    max_households: int | None,
+    seed: int,
+    runs: int,
+    tick: Callable[[int, int], None],
+) -> np.ndarray:
+    """Grid id ``0..g-1`` of every free building (``-1`` locked): steps 1 to 4, ``runs`` times.
+
+    Each community keeps its best run. A community left with a grid broken where its own graph
+    is whole gets up to ``_MENDING_TURNS`` more runs of its own, with the curve turned again.
+    """
+    engine = _Engine(
+        buildings=buildings,
+        # centre each community so the spread sums stay precise in large projected coordinates
+        xy=xy - pd.DataFrame(xy).groupby(community).transform("mean").to_numpy(),
+        community=community,
+        adjacency=adjacency,
+        households=_households(buildings),
+        max_households=max_households,
+        min_size=min_size,
+        max_size=max_size,
+        seed=seed,
+    )
+    engine.unit, engine.piece = _units(engine.xy, community, free, adjacency, min_size, max_size)
+    tick(0, runs + 1)
+    grid = engine.run(free, curve)
+    if runs == 1 and not engine.needless_pieces(grid).any():
+        return grid  # the usual case: one run, every grid as whole as its community allows
+    score = engine.scores(grid)
+    for turn in range(1, runs + _MENDING_TURNS):
+        if turn < runs:
+            active = free
+        else:
+            active = free & (score[community, 0] > 0)
+            if not active.any():
+                break
+        run_grid = engine.run(active, engine.turned_curve(xy, turn))
+        run_score = engine.scores(run_grid)
+        # community by community, keep the run with fewer needless pieces, less excess, less
+        # diameter
+        wins = _lexically_smaller(run_score, score) & np.isin(
+            np.arange(len(score)), community[active]
+        )
+        take = wins[community] & free
+        grid[take] = run_grid[take] + int(grid.max()) + 1
+        score = np.where(wins[:, None], run_score, score)
+        tick(min(turn, runs - 1) + 1, runs + 1)
+    grid[free] = pd.factorize(grid[free], sort=True)[0]
+    tick(runs + 1, runs + 1)
+    return grid
 
 
-def _community_scores(state: _State, community: np.ndarray) -> np.ndarray:
-    """Per community: grid pieces beyond one each, households above the cap, spread."""
-    n_comm = int(community.max()) + 1 if len(community) else 0
-    out = np.zeros((n_comm, 3))
-    if not len(state.bounds):
+@dataclass
+class _Engine:
+    """The inputs shared by every run of steps 2-4 (step 1's units and pieces included)."""
+
+    buildings: gpd.GeoDataFrame
+    xy: np.ndarray
+    community: np.ndarray
+    adjacency: sparse.csr_array
+    households: np.ndarray | None
+    max_households: int | None
+    min_size: int
+    max_size: int
+    seed: int
+    unit: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    piece: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def turned_curve(self, xy: np.ndarray, turn: int) -> np.ndarray:
+        return _hilbert_rank(self.buildings.geometry, xy, self.seed, turn)
+
+    def run(self, active: np.ndarray, curve: np.ndarray) -> np.ndarray:
+        """Grid ids of the ``active`` buildings (``-1`` elsewhere): cut, regroup, mend, refine."""
+        grid, bounds = _initial_grids(
+            self.xy, self.unit, active, curve, self.min_size, self.max_size
+        )
+        if len(bounds):
+            unit_of_grid = np.zeros(len(bounds), dtype=np.int64)
+            unit_of_grid[grid[active]] = self.unit[active]
+            caps = {"households": self.households, "cap": self.max_households}
+            args = (self.xy, grid, bounds, unit_of_grid, self.adjacency)
+            # the spread first (smooth, settles the shapes), then the diameters the report shows
+            regroup_pairs(*args, **caps)
+            regroup_pairs(*args, by_diameter=True, **caps)
+        return grid
+
+    def needless_pieces(self, grid: np.ndarray) -> np.ndarray:
+        """Per grid id: pieces beyond those of the community its buildings lie in."""
+        n_grids = int(grid.max()) + 1 if (grid >= 0).any() else 0
+        return needless_pieces(grid, n_grids, self.piece, self.adjacency)
+
+    def scores(self, grid: np.ndarray) -> np.ndarray:
+        """Per community: needless grid pieces, households above the cap, sum of diameters.
+
+        A grid's pieces are needless where its buildings lie in fewer pieces of the community.
+        """
+        n_comm = int(self.community.max()) + 1
+        out = np.zeros((n_comm, 3))
+        ok = np.flatnonzero(grid >= 0)
+        if not len(ok):
+            return out
+        lab = grid[ok]
+        n_grids = int(lab.max()) + 1
+        excess = np.zeros(n_grids)
+        if self.households is not None and self.max_households is not None:
+            hh = np.bincount(lab, self.households[ok], n_grids)
+            excess = np.maximum(hh - self.max_households, 0.0)
+        grid_comm = np.zeros(n_grids, dtype=np.int64)
+        grid_comm[lab] = self.community[ok]
+        out[:, 0] = np.bincount(grid_comm, self.needless_pieces(grid), n_comm)
+        out[:, 1] = np.bincount(grid_comm, excess, n_comm)
+        out[:, 2] = np.bincount(grid_comm, _diameters(self.xy[ok], lab, n_grids), n_comm)
         return out
-    width = int(state.bounds[:, 1].max()) + 1
-    table, slot = state.members(width)
-    pieces = _component_count(_grid_adjacency(state, table, slot), table >= 0)
-    n, sx, sy, q, hh = state.stats()
-    grid_comm = np.full(len(state.bounds), 0)
-    ok = state.grid >= 0
-    grid_comm[state.grid[ok]] = community[ok]
-    out[:, 0] = np.bincount(grid_comm, np.maximum(pieces - 1, 0), n_comm)
-    out[:, 1] = np.bincount(grid_comm, _excess(hh, state.cap) * np.ones(len(n)), n_comm)
-    out[:, 2] = np.bincount(grid_comm, _sse(n, sx, sy, q), n_comm)
-    return out
 
 
 def _lexically_smaller(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Rows of ``left`` lexicographically smaller than ``right`` (spread with a relative tolerance)."""
+    """Rows of ``left`` lexicographically smaller than ``right`` (diameters with a tolerance)."""
     tol = 1e-9 * (1.0 + np.abs(right[:, 2]))
     return (left[:, 0] < right[:, 0]) | (
         (left[:, 0] == right[:, 0])

@@ -278,6 +278,8 @@ def test_bad_input_raises_named_errors(kunming):
         partition_buildings(kunming.to_crs(4326))
     with pytest.raises(PartitionInputError, match="min_size"):
         partition_buildings(kunming, min_size=6, max_size=5)
+    with pytest.raises(PartitionInputError, match="max_size 31 is above 30"):
+        partition_buildings(kunming, max_size=31)
     two = kunming.groupby("community").head(1).index[:2]
     with pytest.raises(PartitionInputError, match="spans more than one community"):
         partition_buildings(kunming, locked=pd.Series("x/001", index=two))

@@ -19,6 +19,7 @@ from api.cli.common import (
     table,
 )
 from geo import plans, project
+from geo.partition import MAX_GRID_SIZE
 from geo.workers import read_roster
 
 workers_app = typer.Typer(
@@ -52,10 +53,16 @@ def register(app: typer.Typer) -> None:
 def partition_command(
     db: DbOption = project.DEFAULT_DB,
     min_size: Annotated[
-        int | None, typer.Option("--min", min=1, help="每格最少建筑 fewest buildings per grid (4)")
+        int | None,
+        typer.Option(
+            "--min", min=1, max=MAX_GRID_SIZE, help="每格最少建筑 fewest buildings per grid (4)"
+        ),
     ] = None,
     max_size: Annotated[
-        int | None, typer.Option("--max", min=1, help="每格最多建筑 most buildings per grid (5)")
+        int | None,
+        typer.Option(
+            "--max", min=1, max=MAX_GRID_SIZE, help="每格最多建筑 most buildings per grid (5)"
+        ),
     ] = None,
     max_households: Annotated[
         int | None, typer.Option(min=1, help="每格户数上限 households cap")
