@@ -284,11 +284,16 @@ def community_components(
     >>> community_components(graph).tolist()
     [0, 0, 1]
     """
-    edges = edge_list(adjacency)
-    n = adjacency.shape[0]
+    graph = sparse.csr_array(adjacency)
     if labels is not None:
+        # keep the stored entries whose two ends carry the same label
         codes = pd.factorize(np.asarray(labels))[0]
-        edges = edges[codes[edges[:, 0]] == codes[edges[:, 1]]]
-    graph = _to_csr(n, edges, np.ones(len(edges)))
+        row = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+        keep = codes[row] == codes[graph.indices]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row[keep], minlength=graph.shape[0]))])
+        graph = sparse.csr_array(
+            (np.ones(int(keep.sum()), dtype=np.int8), graph.indices[keep], indptr),
+            shape=graph.shape,
+        )
     _, comp = csgraph.connected_components(graph, directed=False)
     return comp
