@@ -100,6 +100,14 @@ def cut_runs(
     """
     n_c = np.asarray(n_c, dtype=np.int64)
     k_c = np.asarray(k_c, dtype=np.int64)
+    bounds = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+    bad = (k_c * bounds[:, 0] > n_c) | (k_c * bounds[:, 1] < n_c) | (k_c < 1)
+    if bad.any():
+        c = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"chunk {c}: {n_c[c]} points cannot be cut into {k_c[c]} runs of "
+            f"{bounds[c, 0]}..{bounds[c, 1]}"
+        )
     start = np.concatenate([[0], np.cumsum(n_c)[:-1]]).astype(np.int64)
     first_run = np.concatenate([[0], np.cumsum(k_c)[:-1]]).astype(np.int64)
     run = np.empty(len(xy), dtype=np.int64)
@@ -108,7 +116,7 @@ def cut_runs(
         start,
         n_c,
         k_c,
-        np.asarray(bounds, dtype=np.int64),
+        bounds,
         first_run,
         run,
     )

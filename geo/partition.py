@@ -228,10 +228,10 @@ def _units(
 
 
 def _hilbert_rank(
-    footprints: gpd.GeoSeries, xy: np.ndarray, seed: int, restart: int = 0
+    footprints: gpd.GeoSeries | None, xy: np.ndarray, seed: int, restart: int = 0
 ) -> np.ndarray:
     """Position on a Hilbert curve, the plane turned by an angle drawn from ``(seed, restart)``."""
-    if not (seed or restart):
+    if footprints is not None and not (seed or restart):
         return footprints.hilbert_distance().to_numpy()  # no turn: no points to build
     angle = np.random.default_rng([seed, restart]).uniform(0, 2 * np.pi)
     c, s = np.cos(angle), np.sin(angle)
@@ -681,27 +681,28 @@ def _best_grids(
     engine.unit, engine.piece = _units(engine.xy, community, free, adjacency, min_size, max_size)
     tick(0, runs + 1)
     grid = engine.run(free, curve)
-    if runs == 1 and not engine.needless_pieces(grid).any():
-        return grid  # the usual case: one run, every grid as whole as its community allows
-    score = engine.scores(grid)
+    contested = free if runs > 1 else free & engine.needless_communities(grid)[community]
+    if not contested.any():
+        return _renumbered(grid, free, tick, runs)  # one run, every grid as whole as it can be
+    score = engine.scores(grid, contested)
     for turn in range(1, runs + _MENDING_TURNS):
-        if turn < runs:
-            active = free
-        else:
-            active = free & (score[community, 0] > 0)
-            if not active.any():
-                break
-        run_grid = engine.run(active, engine.turned_curve(xy, turn))
-        run_score = engine.scores(run_grid)
+        active = free if turn < runs else free & (score[community, 0] > 0)
+        if not active.any():
+            break
+        run_grid = engine.run(active, engine.turned_curve(active, turn))
+        run_score = engine.scores(run_grid, active)
         # community by community, keep the run with fewer needless pieces, less excess, less
         # diameter
-        wins = _lexically_smaller(run_score, score) & np.isin(
-            np.arange(len(score)), community[active]
-        )
-        take = wins[community] & free
+        wins = _lexically_smaller(run_score, score)
+        take = wins[community] & active
         grid[take] = run_grid[take] + int(grid.max()) + 1
         score = np.where(wins[:, None], run_score, score)
         tick(min(turn, runs - 1) + 1, runs + 1)
+    return _renumbered(grid, free, tick, runs)
+
+
+def _renumbered(grid: np.ndarray, free: np.ndarray, tick, runs: int) -> np.ndarray:
+    """Grid ids ``0..g-1`` in order of their old ids (several runs leave gaps)."""
     grid[free] = pd.factorize(grid[free], sort=True)[0]
     tick(runs + 1, runs + 1)
     return grid
@@ -723,8 +724,11 @@ class _Engine:
     unit: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     piece: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
-    def turned_curve(self, xy: np.ndarray, turn: int) -> np.ndarray:
-        return _hilbert_rank(self.buildings.geometry, xy, self.seed, turn)
+    def turned_curve(self, active: np.ndarray, turn: int) -> np.ndarray:
+        """Curve positions of the ``active`` buildings, the plane turned anew (0 elsewhere)."""
+        out = np.zeros(len(active), dtype=np.int64)
+        out[active] = _hilbert_rank(None, self.xy[active], self.seed, turn)
+        return out
 
     def run(self, active: np.ndarray, curve: np.ndarray) -> np.ndarray:
         """Grid ids of the ``active`` buildings (``-1`` elsewhere): cut, regroup, mend, refine."""
@@ -741,30 +745,37 @@ class _Engine:
             regroup_pairs(*args, by_diameter=True, **caps)
         return grid
 
-    def needless_pieces(self, grid: np.ndarray) -> np.ndarray:
-        """Per grid id: pieces beyond those of the community its buildings lie in."""
-        n_grids = int(grid.max()) + 1 if (grid >= 0).any() else 0
-        return needless_pieces(grid, n_grids, self.piece, self.adjacency)
+    def needless_communities(self, grid: np.ndarray) -> np.ndarray:
+        """Per community: whether a grid has pieces beyond those of the community itself."""
+        ok = np.flatnonzero(grid >= 0)
+        n_grids = int(grid[ok].max()) + 1 if len(ok) else 0
+        needless = needless_pieces(grid, n_grids, self.piece, self.adjacency)
+        per_comm = np.zeros(int(self.community.max()) + 1, dtype=np.int64)
+        np.add.at(per_comm, self.community[ok], needless[grid[ok]])
+        return per_comm > 0
 
-    def scores(self, grid: np.ndarray) -> np.ndarray:
-        """Per community: needless grid pieces, households above the cap, sum of diameters.
-
-        A grid's pieces are needless where its buildings lie in fewer pieces of the community.
+    def scores(self, grid: np.ndarray, within: np.ndarray) -> np.ndarray:
+        """Per community (of the buildings ``within``): needless grid pieces, households above
+        the cap, sum of diameters; a grid's pieces are needless where its buildings lie in fewer
+        pieces of the community.
         """
         n_comm = int(self.community.max()) + 1
         out = np.zeros((n_comm, 3))
-        ok = np.flatnonzero(grid >= 0)
+        ok = np.flatnonzero((grid >= 0) & within)
         if not len(ok):
             return out
-        lab = grid[ok]
+        lab = pd.factorize(grid[ok], sort=True)[0]
         n_grids = int(lab.max()) + 1
+        sub = np.full(len(grid), -1, dtype=np.int64)
+        sub[ok] = lab
         excess = np.zeros(n_grids)
         if self.households is not None and self.max_households is not None:
             hh = np.bincount(lab, self.households[ok], n_grids)
             excess = np.maximum(hh - self.max_households, 0.0)
         grid_comm = np.zeros(n_grids, dtype=np.int64)
         grid_comm[lab] = self.community[ok]
-        out[:, 0] = np.bincount(grid_comm, self.needless_pieces(grid), n_comm)
+        needless = needless_pieces(sub, n_grids, self.piece, self.adjacency)
+        out[:, 0] = np.bincount(grid_comm, needless, n_comm)
         out[:, 1] = np.bincount(grid_comm, excess, n_comm)
         out[:, 2] = np.bincount(grid_comm, _diameters(self.xy[ok], lab, n_grids), n_comm)
         return out

@@ -1,0 +1,148 @@
+"""The pair re-split search: a true local optimum, sizes kept, the same on any number of cores."""
+
+from __future__ import annotations
+
+import itertools
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from footprints import read_metric, square_communities
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from geo.adjacency import building_adjacency, centroid_coordinates
+from geo.cut import cut_runs
+from geo.partition import partition_buildings
+from geo.regroup import needless_pieces, regroup_pairs
+
+
+def kunming_compound(shared_data, name_index: int):
+    buildings = read_metric(shared_data / "kunming_buildings.geojson")
+    names = buildings["community"].value_counts().index
+    return buildings[buildings["community"] == names[name_index]].reset_index(drop=True)
+
+
+def pieces(graph: sparse.csr_array, members: np.ndarray) -> int:
+    return csgraph.connected_components(graph[members][:, members], directed=False)[0]
+
+
+def spread(xy: np.ndarray) -> float:
+    return float(((xy - xy.mean(axis=0)) ** 2).sum())
+
+
+def first_cut(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grids of 4-5 along the x axis: a poor but valid start (``len(xy)`` must allow 4-5)."""
+    n = len(xy)
+    k = -(-n // 5)
+    order = np.argsort(xy[:, 0], kind="stable")
+    run, _ = cut_runs(xy[order], np.array([n]), np.array([k]), np.array([[4, 5]]))
+    grid = np.empty(n, dtype=np.int64)
+    grid[order] = run
+    return grid, np.tile([4, 5], (k, 1))
+
+
+@pytest.fixture(scope="module")
+def compound(shared_data):
+    """The largest Kunming compound: real footprints, one community."""
+    buildings = kunming_compound(shared_data, 0)
+    assert len(buildings) >= 20
+    return buildings
+
+
+def test_no_pair_of_neighbouring_grids_can_be_split_better(compound):
+    xy = centroid_coordinates(compound)
+    xy = xy - xy.mean(axis=0)
+    graph = sparse.csr_array(building_adjacency(compound))
+    grid, bounds = first_cut(xy)
+    k = len(bounds)
+    moves = regroup_pairs(xy, grid, bounds, np.zeros(k, dtype=np.int64), graph)
+    assert moves > 0
+    counts = np.bincount(grid, minlength=k)
+    assert len(counts) == k
+    assert counts.min() >= 4
+    assert counts.max() <= 5
+    # brute force over every neighbouring pair: no split has fewer pieces, or as few and less spread
+    rows, cols = graph.nonzero()
+    touching = {
+        (min(a, b), max(a, b)) for a, b in zip(grid[rows], grid[cols], strict=True) if a != b
+    }
+    for a, b in touching:
+        nodes = np.flatnonzero((grid == a) | (grid == b))
+        now_pieces = pieces(graph, np.flatnonzero(grid == a)) + pieces(
+            graph, np.flatnonzero(grid == b)
+        )
+        now = spread(xy[grid == a]) + spread(xy[grid == b])
+        for size in (4, 5):
+            for first in itertools.combinations(nodes, size):
+                second = np.setdiff1d(nodes, first)
+                if not 4 <= len(second) <= 5:
+                    continue
+                first = np.array(first)
+                split_pieces = pieces(graph, first) + pieces(graph, second)
+                split = spread(xy[first]) + spread(xy[second])
+                assert split_pieces >= now_pieces
+                if split_pieces == now_pieces:
+                    assert split >= now - 1e-6 * (1 + now)
+
+
+def test_diameters_pass_keeps_grids_whole_and_shrinks_them(compound):
+    xy = centroid_coordinates(compound)
+    xy = xy - xy.mean(axis=0)
+    graph = sparse.csr_array(building_adjacency(compound))
+    grid, bounds = first_cut(xy)
+    unit = np.zeros(len(bounds), dtype=np.int64)
+    regroup_pairs(xy, grid, bounds, unit, graph)
+
+    def diameters(labels):
+        out = []
+        for g in np.unique(labels):
+            p = xy[labels == g]
+            out.append(np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1)).max())
+        return np.array(out)
+
+    before = diameters(grid)
+    whole_before = needless_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)
+    regroup_pairs(xy, grid, bounds, unit, graph, by_diameter=True)
+    assert diameters(grid).sum() <= before.sum() + 1e-9
+    whole_after = needless_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)
+    assert whole_after.sum() <= whole_before.sum()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(8, 60).filter(lambda n: n not in (11,)))
+def test_locked_buildings_never_move_and_sizes_stay_in_bounds(seed, n):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 200, (n, 2))
+    # a path through the points plus random chords
+    src = np.r_[np.arange(n - 1), np.arange(n)]
+    dst = np.r_[np.arange(1, n), rng.integers(0, n, n)]
+    graph = sparse.csr_array((np.ones(len(src)), (src, dst)), shape=(n, n))
+    graph = sparse.csr_array(((graph + graph.T) > 0).astype(float))
+    grid, bounds = first_cut(xy)
+    locked = rng.random(n) < 0.2
+    grid[locked] = -1
+    before = np.bincount(grid[grid >= 0], minlength=len(bounds))
+    regroup_pairs(xy, grid, bounds, np.zeros(len(bounds), dtype=np.int64), graph)
+    assert (grid[locked] == -1).all()
+    assert (grid[~locked] >= 0).all()
+    after = np.bincount(grid[grid >= 0], minlength=len(bounds))
+    # grids whose size was already in 4-5 stay there; none shrinks below its start or 4
+    assert after.sum() == before.sum()
+    assert ((after >= np.minimum(before, 4)) & (after <= np.maximum(before, 5))).all()
+
+
+def test_the_grids_are_the_same_on_one_core_and_on_all(shared_data):
+    suzhou = square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
+    both = partition_buildings(suzhou).labels
+    cores = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = partition_buildings(suzhou).labels
+    finally:
+        numba.set_num_threads(cores)
+    assert one.equals(both)
+    assert pd.Series(both).nunique() > 1500
