@@ -43,7 +43,7 @@ from geo.adjacency import (
 )
 from geo.cut import cut_runs
 from geo.errors import InputError
-from geo.regroup import needless_pieces, regroup_pairs
+from geo.regroup import grid_pieces, regroup_pairs
 
 __all__ = [
     "PartitionInputError",
@@ -424,18 +424,19 @@ def grid_report(
     if adjacency is None:
         adjacency = building_adjacency(buildings, min_size=min_size, centroids=xy)
     codes, keys = pd.factorize(labels.astype(str), sort=True)
-    community = buildings["community"].astype(str).to_numpy()
-    frame = pd.DataFrame({"g": codes, "community": community})
-    per_grid = frame.groupby("g")["community"].agg(["first", "nunique"])
-    if (per_grid["nunique"] > 1).any():
-        bad = keys[per_grid.index[per_grid["nunique"] > 1][0]]
-        raise PartitionInputError(f"grid {bad!r} spans more than one community")
+    comm_code, comm_names = pd.factorize(buildings["community"].astype(str), sort=True)
     n_grids = len(keys)
+    lowest = np.full(n_grids, len(comm_names), dtype=np.int64)
+    highest = np.full(n_grids, -1, dtype=np.int64)
+    np.minimum.at(lowest, codes, comm_code)
+    np.maximum.at(highest, codes, comm_code)
+    if (lowest != highest).any():
+        bad = keys[np.flatnonzero(lowest != highest)[0]]
+        raise PartitionInputError(f"grid {bad!r} spans more than one community")
     size = np.bincount(codes, minlength=n_grids)
-    grid_piece = community_components(adjacency, codes)
-    pieces = frame.assign(p=grid_piece).groupby("g")["p"].nunique().to_numpy()
-    comm_piece = community_components(adjacency, community)
-    forced = frame.assign(p=comm_piece).groupby("g")["p"].nunique().to_numpy() > 1
+    pieces, community_pieces = grid_pieces(
+        codes, n_grids, community_components(adjacency, comm_code), adjacency
+    )
     hh = _households(buildings)
     households = (
         pd.array(np.bincount(codes, hh, n_grids).round().astype(np.int64), dtype="Int64")
@@ -445,16 +446,16 @@ def grid_report(
     report = pd.DataFrame(
         {
             "grid_key": np.asarray(keys, dtype=object),
-            "community": per_grid["first"].to_numpy(),
+            "community": np.asarray(comm_names, dtype=object)[lowest],
             "n_buildings": size,
             "households": households,
             "diameter_m": _diameters(xy, codes, n_grids).round(1),
             "contiguous": pieces == 1,
             "pieces": pieces,
-            "forced": forced,
+            "forced": community_pieces > 1,
         }
     )
-    report["community_buildings"] = report["community"].map(pd.Series(community).value_counts())
+    report["community_buildings"] = np.bincount(comm_code)[lowest]
     status = np.select(
         [
             size < min_size,
@@ -749,7 +750,8 @@ class _Engine:
         """Per community: whether a grid has pieces beyond those of the community itself."""
         ok = np.flatnonzero(grid >= 0)
         n_grids = int(grid[ok].max()) + 1 if len(ok) else 0
-        needless = needless_pieces(grid, n_grids, self.piece, self.adjacency)
+        pieces, own = grid_pieces(grid, n_grids, self.piece, self.adjacency)
+        needless = pieces - own
         per_comm = np.zeros(int(self.community.max()) + 1, dtype=np.int64)
         np.add.at(per_comm, self.community[ok], needless[grid[ok]])
         return per_comm > 0
@@ -774,8 +776,8 @@ class _Engine:
             excess = np.maximum(hh - self.max_households, 0.0)
         grid_comm = np.zeros(n_grids, dtype=np.int64)
         grid_comm[lab] = self.community[ok]
-        needless = needless_pieces(sub, n_grids, self.piece, self.adjacency)
-        out[:, 0] = np.bincount(grid_comm, needless, n_comm)
+        pieces, own = grid_pieces(sub, n_grids, self.piece, self.adjacency)
+        out[:, 0] = np.bincount(grid_comm, pieces - own, n_comm)
         out[:, 1] = np.bincount(grid_comm, excess, n_comm)
         out[:, 2] = np.bincount(grid_comm, _diameters(self.xy[ok], lab, n_grids), n_comm)
         return out

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["needless_pieces", "regroup_pairs"]
+__all__ = ["grid_pieces", "regroup_pairs"]
 
 #: numba's default threading layer runs one parallel region at a time: the API's worker threads
 #: take turns
@@ -559,42 +559,62 @@ def _work_groups(unit: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _needless(grid, n_grids, width, piece, indptr, indices) -> np.ndarray:
-    table, count = grid_members(grid, n_grids, width)
-    slot = np.full(len(grid), -1, dtype=np.int64)
-    nbr = np.empty(width, dtype=np.int64)
-    out = np.zeros(n_grids, dtype=np.int64)
+def _grid_pieces(grid, n_grids, piece, indptr, indices):
+    order = np.argsort(grid, kind="mergesort")
+    start = np.searchsorted(grid[order], np.arange(n_grids + 1))
+    seen = np.zeros(len(grid), dtype=np.bool_)
+    stack = np.empty(len(grid), dtype=np.int64)
+    pieces = np.zeros(n_grids, dtype=np.int64)
+    own = np.zeros(n_grids, dtype=np.int64)
     for g in range(n_grids):
-        m = count[g]
-        _node_bits(table[g], m, slot, indptr, indices, nbr)
-        own = 0
-        for i in range(m):  # distinct pieces of the community among the grid's buildings
+        members = order[start[g] : start[g + 1]]
+        for i in range(len(members)):  # distinct community pieces among the members
             new = True
             for j in range(i):
-                if piece[table[g, j]] == piece[table[g, i]]:
+                if piece[members[j]] == piece[members[i]]:
                     new = False
-            own += new
-        out[g] = max(0, _pieces((np.int64(1) << m) - 1, nbr, m) - own)
-    return out
+                    break
+            own[g] += new
+        for u in members:  # depth-first search inside the grid
+            if seen[u]:
+                continue
+            pieces[g] += 1
+            seen[u] = True
+            top = 0
+            stack[0] = u
+            while top >= 0:
+                v = stack[top]
+                top -= 1
+                for e in range(indptr[v], indptr[v + 1]):
+                    w = indices[e]
+                    if not seen[w] and grid[w] == g:
+                        seen[w] = True
+                        top += 1
+                        stack[top] = w
+    return pieces, own
 
 
-def needless_pieces(
+def grid_pieces(
     grid: np.ndarray, n_grids: int, piece: np.ndarray, adjacency: sparse.csr_array
-) -> np.ndarray:
-    """Per grid: pieces beyond those of the community its buildings lie in (0 when whole).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid: its connected pieces, and the pieces of the community its buildings lie in.
 
-    ``piece`` is the connected piece of the community's graph of every building: a grid that
-    spans two pieces must be in two pieces (it bridges open space), any more is needless.
+    ``grid`` holds ids ``0..n_grids-1`` (``-1``: no grid); ``piece`` is the connected piece of
+    the community's graph of every building. A grid in more pieces than its community's pieces
+    is broken needlessly; one spanning two community pieces must bridge open space.
+
+    Examples
+    --------
+    >>> from scipy import sparse
+    >>> path = sparse.csr_array(([1.0] * 4, ([0, 1, 1, 2], [1, 0, 2, 1])), shape=(4, 4))
+    >>> grid_pieces(np.array([0, 1, 0, 0]), 2, np.array([0, 0, 0, 1]), path)
+    (array([3, 1]), array([2, 1]))
     """
-    sizes = np.bincount(grid[grid >= 0], minlength=n_grids)
-    width = int(sizes.max()) if len(sizes) else 1
-    if width > _MAX_PAIR:
-        raise ValueError(f"grids of {width} buildings are beyond the 62-bit masks")
-    return _needless(
-        grid,
-        n_grids,
-        max(width, 1),
-        piece.astype(np.int64),
-        adjacency.indptr.astype(np.int64),
-        adjacency.indices.astype(np.int64),
+    csr = sparse.csr_array(adjacency)
+    return _grid_pieces(
+        np.asarray(grid, dtype=np.int64),
+        int(n_grids),
+        np.asarray(piece, dtype=np.int64),
+        csr.indptr.astype(np.int64),
+        csr.indices.astype(np.int64),
     )

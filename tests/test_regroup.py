@@ -17,7 +17,7 @@ from scipy.sparse import csgraph
 from geo.adjacency import building_adjacency, centroid_coordinates
 from geo.cut import cut_runs
 from geo.partition import partition_buildings
-from geo.regroup import needless_pieces, regroup_pairs
+from geo.regroup import grid_pieces, regroup_pairs
 
 
 def kunming_compound(shared_data, name_index: int):
@@ -105,10 +105,10 @@ def test_diameters_pass_keeps_grids_whole_and_shrinks_them(compound):
         return np.array(out)
 
     before = diameters(grid)
-    whole_before = needless_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)
+    whole_before = grid_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)[0]
     regroup_pairs(xy, grid, bounds, unit, graph, by_diameter=True)
     assert diameters(grid).sum() <= before.sum() + 1e-9
-    whole_after = needless_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)
+    whole_after = grid_pieces(grid, len(bounds), np.zeros(len(xy), int), graph)[0]
     assert whole_after.sum() <= whole_before.sum()
 
 
@@ -146,3 +146,23 @@ def test_the_grids_are_the_same_on_one_core_and_on_all(shared_data):
         numba.set_num_threads(cores)
     assert one.equals(both)
     assert pd.Series(both).nunique() > 1500
+
+
+def test_grid_pieces_agree_with_scipy_on_real_footprints(shared_data):
+    suzhou = square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
+    graph = sparse.csr_array(building_adjacency(suzhou))
+    # a deliberately rough labelling: squares of 60 m, so many grids fall apart
+    xy = centroid_coordinates(suzhou)
+    grid = pd.factorize(pd.Series(list(map(tuple, np.floor(xy / 60.0).astype(int)))))[0]
+    community = pd.factorize(suzhou["community"])[0]
+    pieces, own = grid_pieces(grid, grid.max() + 1, community, graph)
+    rows, cols = graph.nonzero()
+    keep = grid[rows] == grid[cols]
+    inside = sparse.csr_array(
+        (np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=graph.shape
+    )
+    comp = csgraph.connected_components(inside, directed=False)[1]
+    expected = pd.Series(comp).groupby(grid).nunique().to_numpy()
+    assert (pieces == expected).all()
+    assert (pieces > 1).sum() > 50
+    assert (own == pd.Series(community).groupby(grid).nunique().to_numpy()).all()
