@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from geo.compiled import PARALLEL_KERNEL
+
 __all__ = ["cut_runs"]
 
 
@@ -111,13 +113,14 @@ def cut_runs(
     start = np.concatenate([[0], np.cumsum(n_c)[:-1]]).astype(np.int64)
     first_run = np.concatenate([[0], np.cumsum(k_c)[:-1]]).astype(np.int64)
     run = np.empty(len(xy), dtype=np.int64)
-    _cut_all(
-        np.ascontiguousarray(xy, dtype=np.float64),
-        start,
-        n_c,
-        k_c,
-        bounds,
-        first_run,
-        run,
-    )
+    with PARALLEL_KERNEL:
+        _cut_all(
+            np.ascontiguousarray(xy, dtype=np.float64),
+            start,
+            n_c,
+            k_c,
+            bounds,
+            first_run,
+            run,
+        )
     return run, np.repeat(np.arange(len(n_c)), k_c)

@@ -30,18 +30,14 @@ True
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["grid_pieces", "regroup_pairs"]
+from geo.compiled import PARALLEL_KERNEL
 
-#: numba's default threading layer runs one parallel region at a time: the API's worker threads
-#: take turns
-_ONE_SEARCH_AT_A_TIME = threading.Lock()
+__all__ = ["grid_pieces", "regroup_pairs"]
 
 #: weight of one household above the cap against one square metre of spread (lexicographic order
 #: folded into one score: spreads stay far below it)
@@ -529,7 +525,7 @@ def regroup_pairs(
     sizes = np.bincount(grid[grid >= 0], minlength=len(bounds))
     width = int(max(bounds[:, 1].max(), sizes.max()))
     group = _work_groups(unit, numba.get_num_threads())
-    with _ONE_SEARCH_AT_A_TIME:
+    with PARALLEL_KERNEL:
         return int(
             _regroup_groups(
                 np.ascontiguousarray(xy, dtype=np.float64),

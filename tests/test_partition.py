@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -218,6 +220,14 @@ def test_suzhou_grids_are_in_range_and_contiguous(suzhou, suzhou_result):
     broken = grids[grids["status"] == "non_contiguous"]
     assert broken["reason"].str.contains("bridges").all()
     assert broken["reason_zh"].str.contains("跨越连接").all()
+
+
+def test_threads_may_partition_at_the_same_time(suzhou, suzhou_result):
+    # the API partitions on a thread pool; numba's parallel kernels must take turns, not abort
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = list(pool.map(lambda _: partition_buildings(suzhou).labels, range(3)))
+    for labels in runs:
+        assert labels.equals(suzhou_result.labels)
 
 
 def test_grid_report_validates_a_planners_edit(kunming, kunming_result):
