@@ -215,10 +215,13 @@ def _units(
     ]
     pieces_per_comm = frame.groupby("community")["piece"].nunique()
     flagged = frame.loc[frame["piece"].isin(infeasible_pieces), "community"].unique()
+    by_community = np.argsort(community, kind="stable")
+    bounds = np.searchsorted(community[by_community], np.arange(community.max() + 2))
     for comm in np.sort(flagged):
         if pieces_per_comm[comm] < 2:
             continue
-        members = np.flatnonzero(free & (community == comm))
+        members = by_community[bounds[comm] : bounds[comm + 1]]
+        members = members[free[members]]
         merged = _merge_small_pieces(xy, members, piece[members], min_size, max_size)
         unit[members] = merged
     return unit, piece
@@ -326,7 +329,7 @@ def _diameters(xy: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     return out
 
 
-def _reasons(row: pd.Series, min_size: int, max_size: int, cap: float | None) -> tuple[str, str]:
+def _reasons(row: dict, min_size: int, max_size: int, cap: float | None) -> tuple[str, str]:
     n, cn = int(row["n_buildings"]), int(row["community_buildings"])
     comm = row["community"]
     status = row["status"]
@@ -469,8 +472,9 @@ def grid_report(
     )
     report["status"] = status
     text = [("", "")] * len(report)
-    for i in np.flatnonzero(status != "ok").tolist():
-        text[i] = _reasons(report.iloc[i], min_size, max_size, max_households)
+    flagged = np.flatnonzero(status != "ok")
+    for i, row in zip(flagged.tolist(), report.iloc[flagged].to_dict("records"), strict=True):
+        text[i] = _reasons(row, min_size, max_size, max_households)
     report["reason"] = [t[0] for t in text]
     report["reason_zh"] = [t[1] for t in text]
     return report.drop(columns=["forced", "community_buildings"])
@@ -489,17 +493,23 @@ def partition_summary(grids: pd.DataFrame, *, min_size: int = 4, max_size: int =
     """
     n = len(grids)
     in_range = grids["n_buildings"].between(min_size, max_size)
-    flagged = grids[grids["status"] != "ok"]
-    by_comm = [
-        {
-            "community": comm,
-            "statuses": sorted(block["status"].unique().tolist()),
-            "grids": len(block),
-            "reason": block["reason"].iloc[0],
-            "reason_zh": block["reason_zh"].iloc[0],
-        }
-        for comm, block in flagged.groupby("community", sort=True)
-    ]
+    flagged = grids.loc[grids["status"] != "ok", ["community", "status", "reason", "reason_zh"]]
+    by_comm: dict[str, dict] = {}
+    for comm, status, reason, reason_zh in flagged.itertuples(index=False):  # few rows
+        entry = by_comm.setdefault(
+            comm,
+            {
+                "community": comm,
+                "statuses": set(),
+                "grids": 0,
+                "reason": reason,
+                "reason_zh": reason_zh,
+            },
+        )
+        entry["statuses"].add(status)
+        entry["grids"] += 1
+    for entry in by_comm.values():
+        entry["statuses"] = sorted(entry["statuses"])
     diam = grids["diameter_m"].to_numpy(dtype=float)
     return {
         "buildings": int(grids["n_buildings"].sum()),
@@ -509,7 +519,7 @@ def partition_summary(grids: pd.DataFrame, *, min_size: int = 4, max_size: int =
         "mean_diameter_m": float(diam.mean()) if n else 0.0,
         "p95_diameter_m": float(np.percentile(diam, 95)) if n else 0.0,
         "max_diameter_m": float(diam.max()) if n else 0.0,
-        "flagged_communities": by_comm,
+        "flagged_communities": [by_comm[comm] for comm in sorted(by_comm)],
     }
 
 
