@@ -209,8 +209,8 @@ def row(
     return {
         "input": input_name,
         "method": method,
-        "wall s": f"{took[0]:.2f}",
-        "cpu s": f"{took[1]:.2f}",
+        "wall s": f"{took[0]:.3f}",
+        "cpu s": f"{took[1]:.3f}",
         "grids": summary["grids"],
         "in [4,5]": f"{100 * summary['share_in_range']:.1f} %",
         "contiguous": f"{100 * summary['share_contiguous']:.1f} %",
