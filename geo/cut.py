@@ -5,15 +5,13 @@ curve, neighbours on the curve are mostly neighbours on the ground, so cutting t
 runs of ``lo..hi`` buildings gives grids of the right size that are nearly compact already. The
 cut is exact by dynamic programming: ``best[j][b]`` is the least spread (sum of squared distances
 to each run's centre) of ``j`` runs covering the first ``b`` buildings; a run's spread comes from
-prefix sums in constant time. Compiled with numba; the chunks are cut on all cores.
+prefix sums in constant time. Compiled with numba.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-
-from geo.compiled import PARALLEL_KERNEL
 
 __all__ = ["cut_runs"]
 
@@ -58,9 +56,9 @@ def _cut_chunk(xy: np.ndarray, k: int, lo: int, hi: int, out: np.ndarray, first_
         b -= s
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _cut_all(xy, start, n_c, k_c, bounds, first_run, out) -> None:
-    for c in numba.prange(len(n_c)):
+    for c in range(len(n_c)):
         part = xy[start[c] : start[c] + n_c[c]]
         _cut_chunk(
             part,
@@ -113,14 +111,13 @@ def cut_runs(
     start = np.concatenate([[0], np.cumsum(n_c)[:-1]]).astype(np.int64)
     first_run = np.concatenate([[0], np.cumsum(k_c)[:-1]]).astype(np.int64)
     run = np.empty(len(xy), dtype=np.int64)
-    with PARALLEL_KERNEL:
-        _cut_all(
-            np.ascontiguousarray(xy, dtype=np.float64),
-            start,
-            n_c,
-            k_c,
-            bounds,
-            first_run,
-            run,
-        )
+    _cut_all(
+        np.ascontiguousarray(xy, dtype=np.float64),
+        start,
+        n_c,
+        k_c,
+        bounds,
+        first_run,
+        run,
+    )
     return run, np.repeat(np.arange(len(n_c)), k_c)

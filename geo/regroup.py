@@ -30,12 +30,13 @@ True
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import pandas as pd
 from scipy import sparse
-
-from geo.compiled import PARALLEL_KERNEL
 
 __all__ = ["grid_pieces", "regroup_pairs"]
 
@@ -385,7 +386,7 @@ def _resplit(a, b, table, count, xy, hh, cap, lo, hi, indptr, indices, slot, wor
 # --------------------------------------------------------------------------- the search
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _regroup_group(
     grids, xy, households, cap, grid, bounds, indptr, indices, by_diameter, table, count, shared
 ) -> int:
@@ -450,42 +451,6 @@ def _regroup_group(
     return moves
 
 
-@numba.njit(cache=True, parallel=True)
-def _regroup_groups(
-    xy, households, cap, grid, bounds, group, indptr, indices, by_diameter, width
-) -> int:
-    n_grids = len(bounds)
-    table, count = grid_members(grid, n_grids, width)
-    shared = (
-        np.full(len(grid), -1, dtype=np.int64),  # slot of a building in the pair being split
-        np.full(n_grids, -1, dtype=np.int64),  # seen: the grid whose partners are listed
-        np.ones(n_grids, dtype=np.bool_),  # queued
-        np.zeros(n_grids, dtype=np.int64),  # changed_at
-        np.full(n_grids, -1, dtype=np.int64),  # settled_at
-    )
-    order = np.argsort(group, kind="mergesort")
-    n_groups = group.max() + 1 if n_grids else 0
-    start = np.searchsorted(group[order], np.arange(n_groups + 1))
-    moves = np.zeros(n_groups, dtype=np.int64)
-    for t in numba.prange(n_groups):
-        grids = order[start[t] : start[t + 1]]
-        moves[t] = _regroup_group(
-            grids,
-            xy,
-            households,
-            cap,
-            grid,
-            bounds,
-            indptr,
-            indices,
-            by_diameter,
-            table,
-            count,
-            shared,
-        )
-    return moves.sum()
-
-
 def regroup_pairs(
     xy: np.ndarray,
     grid: np.ndarray,
@@ -499,8 +464,8 @@ def regroup_pairs(
 ) -> int:
     """Re-split neighbouring grids until no pair improves; updates ``grid``, returns the moves.
 
-    Units are independent (their grids never touch), so they are shared out to the CPU cores;
-    the result does not depend on how many there are.
+    Units are independent (their grids never touch), so they are shared out to one thread per
+    core (the compiled search releases the GIL); the result does not depend on the core count.
 
     Parameters
     ----------
@@ -520,35 +485,48 @@ def regroup_pairs(
         Judge splits by the sum of the two grids' diameters (the spread breaks ties) instead of
         by the spread.
     """
-    if len(bounds) == 0:
+    n_grids = len(bounds)
+    if n_grids == 0:
         return 0
-    sizes = np.bincount(grid[grid >= 0], minlength=len(bounds))
+    sizes = np.bincount(grid[grid >= 0], minlength=n_grids)
     width = int(max(bounds[:, 1].max(), sizes.max()))
-    group = _work_groups(unit, numba.get_num_threads())
-    with PARALLEL_KERNEL:
-        return int(
-            _regroup_groups(
-                np.ascontiguousarray(xy, dtype=np.float64),
-                np.zeros(len(grid)) if households is None else households.astype(np.float64),
-                np.inf if cap is None else float(cap),
-                grid,
-                bounds.astype(np.int64),
-                group,
-                adjacency.indptr.astype(np.int64),
-                adjacency.indices.astype(np.int64),
-                by_diameter,
-                width,
-            )
-        )
+    table, count = grid_members(grid, n_grids, width)
+    shared = (
+        np.full(len(grid), -1, dtype=np.int64),  # slot of a building in the pair being split
+        np.full(n_grids, -1, dtype=np.int64),  # seen: the grid whose partners are listed
+        np.ones(n_grids, dtype=np.bool_),  # queued
+        np.zeros(n_grids, dtype=np.int64),  # changed_at
+        np.full(n_grids, -1, dtype=np.int64),  # settled_at
+    )
+    inputs = (
+        np.ascontiguousarray(xy, dtype=np.float64),
+        np.zeros(len(grid)) if households is None else households.astype(np.float64),
+        np.inf if cap is None else float(cap),
+        grid,
+        bounds.astype(np.int64),
+        adjacency.indptr.astype(np.int64),
+        adjacency.indices.astype(np.int64),
+        by_diameter,
+        table,
+        count,
+        shared,
+    )
+    groups = _work_groups(unit, os.cpu_count() or 1)
+    if len(groups) == 1:
+        return int(_regroup_group(groups[0], *inputs))
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        return sum(pool.map(lambda grids: int(_regroup_group(grids, *inputs)), groups))
 
 
-def _work_groups(unit: np.ndarray, n_groups: int) -> np.ndarray:
-    """Group id per grid: whole units, about the same number of grids in each group."""
+def _work_groups(unit: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Grid ids in ``n_groups`` groups of whole units, about as many grids in each."""
     codes, _ = pd.factorize(unit, sort=True)
     per_unit = np.bincount(codes)
     cumulative = np.cumsum(per_unit) - per_unit
-    unit_group = cumulative * max(1, n_groups) // max(1, len(unit))
-    return unit_group[codes].astype(np.int64)
+    group = (cumulative * max(1, n_groups) // max(1, len(unit)))[codes]
+    order = np.argsort(group, kind="stable")
+    cuts = np.flatnonzero(np.diff(group[order])) + 1
+    return np.split(order.astype(np.int64), cuts)
 
 
 # --------------------------------------------------------------------------- checking

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from geo import regroup
 from geo.adjacency import building_adjacency, centroid_coordinates
 from geo.cut import cut_runs
 from geo.partition import partition_buildings
@@ -135,17 +135,15 @@ def test_locked_buildings_never_move_and_sizes_stay_in_bounds(seed, n):
     assert ((after >= np.minimum(before, 4)) & (after <= np.maximum(before, 5))).all()
 
 
-def test_the_grids_are_the_same_on_one_core_and_on_all(shared_data):
+def test_the_grids_are_the_same_on_any_number_of_cores(shared_data, monkeypatch):
     suzhou = square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
-    both = partition_buildings(suzhou).labels
-    cores = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        one = partition_buildings(suzhou).labels
-    finally:
-        numba.set_num_threads(cores)
-    assert one.equals(both)
-    assert pd.Series(both).nunique() > 1500
+    runs = []
+    for cores in (1, 2, 5):
+        monkeypatch.setattr(regroup.os, "cpu_count", lambda cores=cores: cores)
+        runs.append(partition_buildings(suzhou).labels)
+    assert runs[0].equals(runs[1])
+    assert runs[0].equals(runs[2])
+    assert runs[0].nunique() > 1500
 
 
 def test_grid_pieces_agree_with_scipy_on_real_footprints(shared_data):
