@@ -43,6 +43,8 @@ __all__ = [
 
 #: smallest stored edge weight, so that duplicate centroids still count as an edge
 _MIN_WEIGHT = 1e-9
+#: buildings from which the triangulations are shared out to threads (below, threads cost more)
+_THREADED_FROM = 5_000
 
 
 class AdjacencyInputError(InputError):
@@ -114,12 +116,15 @@ def _raw_edges(xy: np.ndarray, community: np.ndarray) -> np.ndarray:
     order = np.argsort(community, kind="stable")
     bounds = np.flatnonzero(np.diff(community[order])) + 1
     groups = np.split(order, bounds)
-    # Qhull releases the GIL: communities are triangulated on all cores
-    with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
-        local_edges = pool.map(_delaunay_edges, (xy[members] for members in groups))
-        parts = [
-            members[local] for members, local in zip(groups, local_edges, strict=True) if len(local)
-        ]
+    points = (xy[members] for members in groups)
+    if len(xy) < _THREADED_FROM:
+        local_edges = list(map(_delaunay_edges, points))
+    else:  # Qhull releases the GIL: communities are triangulated on all cores
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            local_edges = list(pool.map(_delaunay_edges, points))
+    parts = [
+        members[local] for members, local in zip(groups, local_edges, strict=True) if len(local)
+    ]
     if not parts:
         return np.empty((0, 2), dtype=np.int64)
     edges = np.sort(np.concatenate(parts), axis=1)

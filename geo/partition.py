@@ -441,43 +441,49 @@ def grid_report(
         codes, n_grids, community_components(adjacency, comm_code), adjacency
     )
     hh = _households(buildings)
-    households = (
-        pd.array(np.bincount(codes, hh, n_grids).round().astype(np.int64), dtype="Int64")
-        if hh is not None
-        else pd.array([pd.NA] * n_grids, dtype="Int64")
+    grid_households = np.bincount(codes, hh, n_grids).round() if hh is not None else None
+    over_cap = (
+        grid_households > max_households
+        if grid_households is not None and max_households is not None
+        else np.zeros(n_grids, dtype=bool)
     )
-    report = pd.DataFrame(
-        {
-            "grid_key": np.asarray(keys, dtype=object),
-            "community": np.asarray(comm_names, dtype=object)[lowest],
-            "n_buildings": size,
-            "households": households,
-            "diameter_m": _diameters(xy, codes, n_grids).round(1),
-            "contiguous": pieces == 1,
-            "pieces": pieces,
-            "forced": community_pieces > 1,
-        }
-    )
-    report["community_buildings"] = np.bincount(comm_code)[lowest]
     status = np.select(
-        [
-            size < min_size,
-            size > max_size,
-            pieces > 1,
-            (max_households is not None)
-            & (report["households"].fillna(0).to_numpy() > (max_households or 0)),
-        ],
+        [size < min_size, size > max_size, pieces > 1, over_cap],
         ["undersized", "oversized", "non_contiguous", "households_over_cap"],
         default="ok",
     )
-    report["status"] = status
-    text = [("", "")] * len(report)
-    flagged = np.flatnonzero(status != "ok")
-    for i, row in zip(flagged.tolist(), report.iloc[flagged].to_dict("records"), strict=True):
-        text[i] = _reasons(row, min_size, max_size, max_households)
-    report["reason"] = [t[0] for t in text]
-    report["reason_zh"] = [t[1] for t in text]
-    return report.drop(columns=["forced", "community_buildings"])
+    facts = {
+        "community": np.asarray(comm_names, dtype=object)[lowest],
+        "n_buildings": size,
+        "community_buildings": np.bincount(comm_code)[lowest],
+        "households": grid_households if grid_households is not None else np.zeros(n_grids),
+        "pieces": pieces,
+        "forced": community_pieces > 1,
+        "status": status,
+    }
+    reason, reason_zh = [""] * n_grids, [""] * n_grids
+    for i in np.flatnonzero(status != "ok").tolist():  # flagged grids are few
+        row = {name: values[i] for name, values in facts.items()}
+        reason[i], reason_zh[i] = _reasons(row, min_size, max_size, max_households)
+    return pd.DataFrame(
+        {
+            "grid_key": np.asarray(keys, dtype=object),
+            "community": facts["community"],
+            "n_buildings": size,
+            "households": pd.array(
+                grid_households.astype(np.int64)
+                if grid_households is not None
+                else [pd.NA] * n_grids,
+                dtype="Int64",
+            ),
+            "diameter_m": _diameters(xy, codes, n_grids).round(1),
+            "contiguous": pieces == 1,
+            "pieces": pieces,
+            "status": status,
+            "reason": reason,
+            "reason_zh": reason_zh,
+        }
+    )
 
 
 def partition_summary(grids: pd.DataFrame, *, min_size: int = 4, max_size: int = 5) -> dict:
@@ -493,9 +499,15 @@ def partition_summary(grids: pd.DataFrame, *, min_size: int = 4, max_size: int =
     """
     n = len(grids)
     in_range = grids["n_buildings"].between(min_size, max_size)
-    flagged = grids.loc[grids["status"] != "ok", ["community", "status", "reason", "reason_zh"]]
+    status = grids["status"].to_numpy(dtype=object)
+    flagged = np.flatnonzero(status != "ok")
+    columns = [
+        grids[c].to_numpy(dtype=object)[flagged] for c in ("community", "reason", "reason_zh")
+    ]
     by_comm: dict[str, dict] = {}
-    for comm, status, reason, reason_zh in flagged.itertuples(index=False):  # few rows
+    for comm, status_, reason, reason_zh in zip(
+        columns[0], status[flagged], columns[1], columns[2], strict=True
+    ):  # flagged grids are few
         entry = by_comm.setdefault(
             comm,
             {
@@ -506,7 +518,7 @@ def partition_summary(grids: pd.DataFrame, *, min_size: int = 4, max_size: int =
                 "reason_zh": reason_zh,
             },
         )
-        entry["statuses"].add(status)
+        entry["statuses"].add(status_)
         entry["grids"] += 1
     for entry in by_comm.values():
         entry["statuses"] = sorted(entry["statuses"])
@@ -638,9 +650,9 @@ def partition_buildings(
     taken = set(locked_keys.dropna().astype(str))
     names = buildings["community"].astype(str).to_numpy()
     keys = _grid_keys(grid, names, curve, taken)
-    labels = locked_keys.copy()
-    labels[free] = keys[grid[free]]
-    labels = labels.astype(str).rename("grid_key")
+    values = locked_keys.to_numpy(dtype=object, copy=True)
+    values[free] = keys[grid[free]]
+    labels = pd.Series(values, index=buildings.index, name="grid_key").astype(str)
     grids = grid_report(
         buildings,
         labels,

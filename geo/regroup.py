@@ -55,6 +55,8 @@ _GRAY_FLIP = np.array(
     [0] + [1 + ((k & -k).bit_length() - 1) for k in range(1, 1 << (_MAX_EXHAUSTIVE - 1))],
     dtype=np.int64,
 )
+#: grids from which the units are shared out to threads (below, threads cost more than they save)
+_THREADED_FROM = 200
 #: largest pair that fits the 63-bit masks (``max_size`` is at most 30)
 _MAX_PAIR = 62
 
@@ -511,7 +513,7 @@ def regroup_pairs(
         count,
         shared,
     )
-    groups = _work_groups(unit, os.cpu_count() or 1)
+    groups = _work_groups(unit, (os.cpu_count() or 1) if n_grids >= _THREADED_FROM else 1)
     if len(groups) == 1:
         return int(_regroup_group(groups[0], *inputs))
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
