@@ -20,9 +20,6 @@ the ``i``-th building (position, not index label) and whose values are edge leng
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -32,6 +29,7 @@ from scipy.sparse import csgraph
 from scipy.spatial import Delaunay, QhullError
 
 from geo.errors import CRSError, InputError
+from geo.threads import worker_pool
 
 __all__ = [
     "AdjacencyInputError",
@@ -120,8 +118,7 @@ def _raw_edges(xy: np.ndarray, community: np.ndarray) -> np.ndarray:
     if len(xy) < _THREADED_FROM:
         local_edges = list(map(_delaunay_edges, points))
     else:  # Qhull releases the GIL: communities are triangulated on all cores
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            local_edges = list(pool.map(_delaunay_edges, points))
+        local_edges = list(worker_pool().map(_delaunay_edges, points))
     parts = [
         members[local] for members, local in zip(groups, local_edges, strict=True) if len(local)
     ]

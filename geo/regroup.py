@@ -30,13 +30,12 @@ True
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+from geo.threads import cores, worker_pool
 
 __all__ = ["grid_pieces", "regroup_pairs"]
 
@@ -513,11 +512,10 @@ def regroup_pairs(
         count,
         shared,
     )
-    groups = _work_groups(unit, (os.cpu_count() or 1) if n_grids >= _THREADED_FROM else 1)
+    groups = _work_groups(unit, cores() if n_grids >= _THREADED_FROM else 1)
     if len(groups) == 1:
         return int(_regroup_group(groups[0], *inputs))
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        return sum(pool.map(lambda grids: int(_regroup_group(grids, *inputs)), groups))
+    return sum(worker_pool().map(lambda grids: int(_regroup_group(grids, *inputs)), groups))
 
 
 def _work_groups(unit: np.ndarray, n_groups: int) -> list[np.ndarray]:

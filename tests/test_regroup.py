@@ -139,7 +139,7 @@ def test_the_grids_are_the_same_on_any_number_of_cores(shared_data, monkeypatch)
     suzhou = square_communities(read_metric(shared_data / "suzhou_gusu_buildings.geojson"))
     runs = []
     for cores in (1, 2, 5):
-        monkeypatch.setattr(regroup.os, "cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr(regroup, "cores", lambda cores=cores: cores)
         runs.append(partition_buildings(suzhou).labels)
     assert runs[0].equals(runs[1])
     assert runs[0].equals(runs[2])
