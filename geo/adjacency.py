@@ -42,7 +42,7 @@ __all__ = [
 #: smallest stored edge weight, so that duplicate centroids still count as an edge
 _MIN_WEIGHT = 1e-9
 #: buildings from which the triangulations are shared out to threads (below, threads cost more)
-_THREADED_FROM = 5_000
+_THREADED_FROM = 1_000
 
 
 class AdjacencyInputError(InputError):
