@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import signal
@@ -298,6 +299,20 @@ def bench_input(name: str, anchors: bool, memory: bool) -> list[dict]:
     return rows
 
 
+def rows_in_fresh_process(name: str, anchors: bool) -> list[dict]:
+    """Benchmark one input in a process of its own: no method's threads or garbage reach the next."""
+    command = [sys.executable, __file__, "--rows-of", name, "--budget", str(BUDGET_S)]
+    out = subprocess.run(
+        command + (["--with-anchors"] if anchors else []),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=6 * BUDGET_S + 1200,
+    )
+    print(out.stdout, end="", flush=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def markdown(rows: list[dict], command: str, notes: list[str]) -> str:
     table = pd.DataFrame(rows, dtype=object).fillna("")
     head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
@@ -325,6 +340,8 @@ def main() -> None:
         "--budget", type=float, default=BUDGET_S, help="seconds per anchor and input"
     )
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--rows-of", help=argparse.SUPPRESS)
+    parser.add_argument("--with-anchors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     BUDGET_S = args.budget
     if args.memory_of:
@@ -332,8 +349,12 @@ def main() -> None:
         partition_buildings(gdf, min_size=MIN_SIZE, max_size=MAX_SIZE)
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
         return
+    if args.rows_of:
+        warm_up()
+        time.sleep(1.0)  # let worker threads the warm-up left spinning (BLAS, OpenMP) go idle
+        print(json.dumps(bench_input(args.rows_of, args.with_anchors, memory=True)))
+        return
     inputs = ["kunming", "suzhou"] if args.quick else args.inputs
-    warm_up()
     rows = []
     skipped = []
     for name in inputs:
@@ -341,7 +362,7 @@ def main() -> None:
         anchors = size <= args.anchors_up_to
         if not anchors:
             skipped.append(name)
-        rows.extend(bench_input(name, anchors, memory=True))
+        rows.extend(rows_in_fresh_process(name, anchors))
     notes = [
         "All methods partition each community separately; every result is judged by `geo.partition.grid_report` "
         "on the same trimmed adjacency graph (`geo.adjacency.building_adjacency`).",
@@ -349,7 +370,8 @@ def main() -> None:
         "hold 4-5 each its bounds are widened to the nearest feasible sizes.",
         "gridmap's time is the whole `partition_buildings` call: adjacency graph, partition and the grid "
         "report; the anchors' time is their labelling alone. Every method ran once on a small input before "
-        "the timings (imports, numba's compiled functions loaded). Peak memory is the resident peak of a "
+        "the timings (imports, numba's compiled functions loaded), each input in a fresh process. Peak "
+        "memory is the resident peak of a "
         "fresh process that loads the input and partitions it (data loading included).",
         "'gridmap faster' is an anchor's time over gridmap (default)'s on the same input in the same run: "
         "wall / CPU. gridmap uses every core (one worker thread per core triangulates communities and "
