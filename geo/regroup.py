@@ -10,9 +10,10 @@ re-splits, so this one move covers them and everything between.
 
 Grids are visited from a work queue: a grid whose members changed goes back on the queue, so the
 search stops exactly when no pair of neighbouring grids can be split better (a local optimum of
-the pair neighbourhood). Per pair the splits are enumerated in Gray-code order, so each costs a
-few additions, and contiguity is tested on ``m``-bit masks. Compiled with numba; units (whose
-grids never touch) are shared out to the cores, and the result depends only on the input.
+the pair neighbourhood). Per pair the splits are enumerated in revolving-door order (one building
+in, one out), so each costs a few additions; contiguity is tested on ``m``-bit masks, and only
+when a split scores better. Compiled with numba; units (whose grids never touch) are shared out
+to the cores, and the result depends only on the input.
 
 Examples
 --------
@@ -49,11 +50,42 @@ _MAX_EXHAUSTIVE = 14
 _DIAMETER_CANDIDATES = 8
 #: weight of the spread (m²) when the diameters (m) decide: it only breaks ties
 _SPREAD_TIE = 1e-6
-#: the node whose membership flips at each step of the Gray-code walk (1 + lowest set bit)
-_GRAY_FLIP = np.array(
-    [0] + [1 + ((k & -k).bit_length() - 1) for k in range(1, 1 << (_MAX_EXHAUSTIVE - 1))],
-    dtype=np.int64,
-)
+
+
+def _revolving_door(n: int, k: int) -> list[int]:
+    """The ``k``-subsets of ``0..n-1`` as bit masks, each one swap away from the one before."""
+    if k == 0:
+        return [0]
+    if k == n:
+        return [(1 << n) - 1]
+    return _revolving_door(n - 1, k) + [
+        mask | (1 << (n - 1)) for mask in reversed(_revolving_door(n - 1, k - 1))
+    ]
+
+
+def _door_tables() -> tuple[np.ndarray, ...]:
+    """First sides (node 0 and ``n - 1`` others of ``m``) in revolving-door order, for every
+    ``m`` and ``n``: the masks, the node each step brings in and the node it takes out, and
+    where each ``(m, n)`` walk starts (``at[m, n]`` to ``at[m, n + 1]``).
+    """
+    masks: list[int] = []
+    at = np.zeros((_MAX_EXHAUSTIVE + 1, _MAX_EXHAUSTIVE + 2), dtype=np.int64)
+    for m in range(1, _MAX_EXHAUSTIVE + 1):
+        for n in range(1, m + 1):
+            at[m, n] = len(masks)
+            masks.extend((mask << 1) | 1 for mask in _revolving_door(m - 1, n - 1))
+        at[m, m + 1] = len(masks)
+    masks_array = np.array(masks, dtype=np.int64)
+    came = np.zeros(len(masks), dtype=np.int64)
+    went = np.zeros(len(masks), dtype=np.int64)
+    for k in range(1, len(masks)):
+        change_in, change_out = masks[k] & ~masks[k - 1], masks[k - 1] & ~masks[k]
+        if change_in and change_out:  # within one walk: exactly one node each way
+            came[k], went[k] = change_in.bit_length() - 1, change_out.bit_length() - 1
+    return masks_array, came, went, at
+
+
+_DOOR_MASK, _DOOR_IN, _DOOR_OUT, _DOOR_AT = _door_tables()
 #: grids from which the units are shared out to threads (below, threads cost more than they save)
 _THREADED_FROM = 200
 #: largest pair that fits the 63-bit masks (``max_size`` is at most 30)
@@ -167,35 +199,33 @@ def _touching(a, table, count, grid, bounds, indptr, indices, seen, out) -> int:
 def _scored_splits(m, lo, hi, px, py, ph, tot, cap, masks, scores) -> int:
     """Every split with node 0 on the first side and both sides in ``lo..hi``; returns the count.
 
-    Walks the subsets of nodes ``1..m-1`` in Gray-code order, so each step adds or removes one
-    node from the running sums.
+    For each allowed size the first sides are walked in revolving-door order: each one differs
+    from the one before by one node in and one node out, so each costs a few additions.
     """
     found = 0
     if m <= _MAX_EXHAUSTIVE:
         # spread of both sides = total square sum - |sum S|^2 / n_S - |sum C|^2 / n_C
         with_cap = cap < np.inf
-        mask = np.int64(1)
-        n, sx, sy, sh = 1, px[0], py[0], ph[0]
-        for step in range(1 << (m - 1)):
-            if step:
-                bit = _GRAY_FLIP[step]
-                if (mask >> bit) & 1:
-                    n -= 1
-                    sx -= px[bit]
-                    sy -= py[bit]
-                    sh -= ph[bit]
-                else:
-                    n += 1
-                    sx += px[bit]
-                    sy += py[bit]
-                    sh += ph[bit]
-                mask ^= np.int64(1) << bit
-            if lo <= n <= hi and lo <= m - n <= hi:
+        for n in range(max(lo, m - hi), min(hi, m - lo) + 1):
+            start, stop = _DOOR_AT[m, n], _DOOR_AT[m, n + 1]
+            mask = _DOOR_MASK[start]
+            sx, sy, sh = 0.0, 0.0, 0.0
+            for i in range(m):
+                if (mask >> i) & 1:
+                    sx += px[i]
+                    sy += py[i]
+                    sh += ph[i]
+            for k in range(start, stop):
+                if k > start:
+                    i, o = _DOOR_IN[k], _DOOR_OUT[k]
+                    sx += px[i] - px[o]
+                    sy += py[i] - py[o]
+                    sh += ph[i] - ph[o]
                 cx, cy = tot[1] - sx, tot[2] - sy
                 s = tot[3] - (sx * sx + sy * sy) / n - (cx * cx + cy * cy) / (m - n)
                 if with_cap:
                     s += EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
-                masks[found] = mask
+                masks[found] = _DOOR_MASK[k]
                 scores[found] = s
                 found += 1
         return found
@@ -294,15 +324,23 @@ def _work_buffers(room: int):
 
 
 @numba.njit(cache=True)
-def _resplit(a, b, table, count, xy, hh, cap, lo, hi, indptr, indices, slot, work, by_diameter):
-    """Re-split grids ``a`` and ``b`` in place when a better split exists; returns whether."""
+def _resplit(
+    a, b, table, count, whole, xy, hh, cap, lo, hi, indptr, indices, slot, work, by_diameter
+):
+    """Re-split grids ``a`` and ``b`` in place when a better split exists; returns whether.
+
+    ``whole`` says which grids are in one piece; it is kept up to date, and while both grids are
+    whole their buildings' links are only looked up when a split scores better.
+    """
     nodes, nbr, rel, tot, buf_m, buf_s, spread, pair_bits, pair_length2, top = work
     px, py, ph = rel[0], rel[1], rel[2]
     na, nb = count[a], count[b]
     m = na + nb
     nodes[:na] = table[a, :na]
     nodes[na:m] = table[b, :nb]
-    _node_bits(nodes, m, slot, indptr, indices, nbr)
+    linked = not (whole[a] and whole[b])
+    if linked:
+        _node_bits(nodes, m, slot, indptr, indices, nbr)
     # coordinates relative to the pair's mean keep the sums precise
     mx, my = 0.0, 0.0
     for i in range(m):
@@ -323,7 +361,7 @@ def _resplit(a, b, table, count, xy, hh, cap, lo, hi, indptr, indices, slot, wor
     full = (np.int64(1) << m) - 1
     current = (np.int64(1) << na) - 1
     now = _score(current, m, px, py, ph, tot, cap)
-    pieces_now = _pieces(current, nbr, m) + _pieces(full ^ current, nbr, m)
+    pieces_now = _pieces(current, nbr, m) + _pieces(full ^ current, nbr, m) if linked else 2
     buf_m[0] = current
     found = _scored_splits(m, lo, hi, px, py, ph, tot, cap, buf_m, buf_s)
     if by_diameter:
@@ -357,6 +395,9 @@ def _resplit(a, b, table, count, xy, hh, cap, lo, hi, indptr, indices, slot, wor
                     pick = k
             if pick < 0:
                 break
+            if not linked:
+                _node_bits(nodes, m, slot, indptr, indices, nbr)
+                linked = True
             mask = buf_m[pick]
             if _pieces(mask, nbr, m) + _pieces(full ^ mask, nbr, m) == 2:
                 best = mask
@@ -381,6 +422,8 @@ def _resplit(a, b, table, count, xy, hh, cap, lo, hi, indptr, indices, slot, wor
     table[a, ka:] = -1
     table[b, kb:] = -1
     count[a], count[b] = ka, kb
+    whole[a] = _pieces(best, nbr, m) == 1
+    whole[b] = _pieces(full ^ best, nbr, m) == 1
     return True
 
 
@@ -392,7 +435,7 @@ def _regroup_group(
     grids, xy, households, cap, grid, bounds, indptr, indices, by_diameter, table, count, shared
 ) -> int:
     """The work queue over ``grids`` (whole units: their neighbours are among them)."""
-    slot, seen, queued, changed_at, settled_at = shared
+    slot, seen, queued, changed_at, settled_at, whole = shared
     width = table.shape[1]
     biggest = min(2 * width, _MAX_PAIR)
     room = (1 << (biggest - 1)) if biggest <= _MAX_EXHAUSTIVE else biggest * biggest + 1
@@ -427,6 +470,7 @@ def _regroup_group(
                 b,
                 table,
                 count,
+                whole,
                 xy,
                 households,
                 cap,
@@ -498,6 +542,7 @@ def regroup_pairs(
         np.ones(n_grids, dtype=np.bool_),  # queued
         np.zeros(n_grids, dtype=np.int64),  # changed_at
         np.full(n_grids, -1, dtype=np.int64),  # settled_at
+        grid_pieces(grid, n_grids, np.zeros(len(grid), dtype=np.int64), adjacency)[0] == 1,
     )
     inputs = (
         np.ascontiguousarray(xy, dtype=np.float64),

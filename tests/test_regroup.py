@@ -164,3 +164,20 @@ def test_grid_pieces_agree_with_scipy_on_real_footprints(shared_data):
     assert (pieces == expected).all()
     assert (pieces > 1).sum() > 50
     assert (own == pd.Series(community).groupby(grid).nunique().to_numpy()).all()
+
+
+def test_revolving_door_walks_every_first_side_one_swap_at_a_time():
+    from math import comb
+
+    for m in range(2, regroup._MAX_EXHAUSTIVE + 1):
+        for n in range(1, m + 1):
+            start, stop = regroup._DOOR_AT[m, n], regroup._DOOR_AT[m, n + 1]
+            masks = regroup._DOOR_MASK[start:stop]
+            assert len(masks) == len(set(masks.tolist())) == comb(m - 1, n - 1)
+            assert all(mask & 1 and bin(mask).count("1") == n for mask in masks.tolist())
+            assert all(mask < 1 << m for mask in masks.tolist())
+            for k in range(start + 1, stop):
+                came, went = regroup._DOOR_IN[k], regroup._DOOR_OUT[k]
+                assert regroup._DOOR_MASK[k] == (regroup._DOOR_MASK[k - 1] & ~(1 << went)) | (
+                    1 << came
+                )
