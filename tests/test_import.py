@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import osmium
 import pyogrio
 import pytest
 import shapely
@@ -186,6 +187,43 @@ def test_osm_buildings_come_from_multipolygons_and_lines_are_dropped(tmp_path):
     assert len(buildings) == 2  # the unclosed way 101 is no building footprint
     assert "碧溪花苑1幢" in set(buildings["name"])
     assert "OpenStreetMap" in store.get_setting("attribution")
+
+
+def write_osm_pbf(path: Path, footprints: gpd.GeoDataFrame, name_field: str) -> None:
+    """Footprints as OpenStreetMap ways in a real .osm.pbf (GDAL's OSM driver only reads)."""
+    rings = [
+        max(getattr(g, "geoms", [g]), key=lambda part: part.area).exterior.coords[:-1]
+        for g in footprints.geometry
+    ]
+    with osmium.SimpleWriter(str(path)) as writer:
+        node = 0
+        for ring in rings:  # nodes first, as in any planet extract
+            for lon, lat in ring:
+                node += 1
+                writer.add_node(osmium.osm.mutable.Node(id=node, location=(lon, lat)))
+        node = 0
+        for way, (ring, name) in enumerate(zip(rings, footprints[name_field], strict=True), 1):
+            refs = list(range(node + 1, node + len(ring) + 1))
+            node += len(ring)
+            tags = {"building": "residential", "name": str(name)}
+            writer.add_way(osmium.osm.mutable.Way(id=way, nodes=[*refs, refs[0]], tags=tags))
+
+
+def test_a_real_osm_pbf_imports_every_footprint(tmp_path, kunming_path):
+    source = gpd.read_file(kunming_path)
+    path = tmp_path / "kunming.osm.pbf"
+    write_osm_pbf(path, source, "community")
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "name")
+    assert result.exit_code == 0, result.output
+    store = open_store(db)
+    buildings = store.read_layer("buildings")
+    assert len(buildings) == 140
+    assert buildings["community"].nunique() == 16
+    assert "OpenStreetMap" in store.get_setting("attribution")
+    # the same footprints, to within the rounding of OSM coordinates (1e-7 degrees)
+    metric = source.to_crs(buildings.crs)
+    assert abs(buildings.area.sum() / metric.area.sum() - 1) < 1e-3
 
 
 def test_invalid_polygons_are_repaired_and_counted(tmp_path, kunming_path):
