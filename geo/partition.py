@@ -716,7 +716,9 @@ def _best_grids(
         run_score = engine.scores(run_grid, active)
         # community by community, keep the run with fewer needless pieces, less excess, less
         # diameter
-        wins = _lexically_smaller(run_score, score)
+        ran = np.zeros(len(score), dtype=bool)
+        ran[community[active]] = True  # the others' run_score rows are empty, not better
+        wins = ran & _lexically_smaller(run_score, score)
         take = wins[community] & active
         grid[take] = run_grid[take] + int(grid.max()) + 1
         score = np.where(wins[:, None], run_score, score)
