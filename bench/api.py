@@ -94,20 +94,25 @@ def start_server(db: Path, port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError("uvicorn did not start")
 
 
+async def timed_request(tally: Tally, request) -> None:
+    """Await ``request`` (an httpx call not yet awaited); a 200's latency or the error goes to ``tally``."""
+    start = time.perf_counter()
+    try:
+        response = await request
+    except httpx.HTTPError as error:
+        tally.add_error(type(error).__name__)
+        return
+    if response.status_code == 200:
+        tally.latencies.append((time.perf_counter() - start) * 1000)
+    else:
+        tally.add_error(str(response.status_code))
+
+
 async def locate_client(client, points, stop, tally: Tally) -> None:
     for lon, lat in itertools.cycle(points):
         if time.perf_counter() >= stop:
             return
-        start = time.perf_counter()
-        try:
-            response = await client.get("/locate", params={"lon": lon, "lat": lat})
-        except httpx.HTTPError as error:
-            tally.add_error(type(error).__name__)
-            continue
-        if response.status_code == 200:
-            tally.latencies.append((time.perf_counter() - start) * 1000)
-        else:
-            tally.add_error(str(response.status_code))
+        await timed_request(tally, client.get("/locate", params={"lon": lon, "lat": lat}))
 
 
 async def post_client(client, points, stop, tally: Tally, number: int) -> None:
@@ -126,16 +131,9 @@ async def post_client(client, points, stop, tally: Tally, number: int) -> None:
             }
             for i, j in enumerate(chosen)
         ]
-        start = time.perf_counter()
-        try:
-            response = await client.post("/incidents", json={"source": "bench", "incidents": cases})
-        except httpx.HTTPError as error:
-            tally.add_error(type(error).__name__)
-            continue
-        if response.status_code == 200:
-            tally.latencies.append((time.perf_counter() - start) * 1000)
-        else:
-            tally.add_error(str(response.status_code))
+        await timed_request(
+            tally, client.post("/incidents", json={"source": "bench", "incidents": cases})
+        )
 
 
 async def mixed_with_wrk(url, token, points, seconds, locators, posters, folder):
