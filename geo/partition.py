@@ -60,6 +60,7 @@ MAX_GRID_SIZE = 30
 _CHUNK_GRIDS = 64
 #: extra runs for the communities left with a grid broken where their graph is whole
 _MENDING_TURNS = 8
+#: a grid's status: ``ok``, else its first flag in this order
 _STATUSES = ("ok", "undersized", "oversized", "non_contiguous", "households_over_cap")
 
 
@@ -447,11 +448,8 @@ def grid_report(
         if grid_households is not None and max_households is not None
         else np.zeros(n_grids, dtype=bool)
     )
-    status = np.select(
-        [size < min_size, size > max_size, pieces > 1, over_cap],
-        ["undersized", "oversized", "non_contiguous", "households_over_cap"],
-        default="ok",
-    )
+    ok, *flags = _STATUSES
+    status = np.select([size < min_size, size > max_size, pieces > 1, over_cap], flags, default=ok)
     facts = {
         "community": np.asarray(comm_names, dtype=object)[lowest],
         "n_buildings": size,
@@ -462,7 +460,7 @@ def grid_report(
         "status": status,
     }
     reason, reason_zh = [""] * n_grids, [""] * n_grids
-    for i in np.flatnonzero(status != "ok").tolist():  # flagged grids are few
+    for i in np.flatnonzero(status != ok).tolist():  # flagged grids are few
         row = {name: values[i] for name, values in facts.items()}
         reason[i], reason_zh[i] = _reasons(row, min_size, max_size, max_households)
     return pd.DataFrame(
