@@ -16,22 +16,19 @@ Examples
 from __future__ import annotations
 
 import html
-import json
 import math
+import re
 from typing import Any
+
+from jinja2.utils import htmlsafe_json_dumps
 
 __all__ = ["css_string", "escape_html", "json_for_html"]
 
-# Characters that could end the <script> element, open a comment or an entity, or (before
-# ES2019) end a JavaScript string; escaped as JSON \u sequences, which JSON.parse reads back.
-_JSON_ESCAPES = {
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-_JSON_TABLE = str.maketrans(_JSON_ESCAPES)
+# Before ES2019 these ended a JavaScript string; htmlsafe_json_dumps leaves them as they are.
+_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
+# ``{`` before ``{``, ``%`` or ``#`` opens a Jinja2 tag. JSON's own ``{`` is always followed by
+# ``"`` or ``}``, so such a ``{`` sits inside a string, where ``\u007b`` reads back the same.
+_TEMPLATE_OPENER = re.compile(r"\{(?=[{%#])")
 
 
 def _finite(value: Any) -> Any:
@@ -44,9 +41,11 @@ def _finite(value: Any) -> Any:
 def json_for_html(value: Any) -> str:
     """JSON text that is safe inside an HTML ``<script>`` element and parses back to ``value``.
 
-    ``<``, ``>``, ``&``, U+2028 and U+2029 occur only inside JSON strings, so replacing them by
-    their ``\\u`` escapes keeps the JSON equal while no ``</script>``, ``<!--`` or entity can
-    appear in the page source. NaN and infinities become ``null``.
+    Built on jinja2's ``htmlsafe_json_dumps`` (``<``, ``>``, ``&`` and ``'`` as ``\\u``
+    escapes: no ``</script>``, ``<!--`` or entity can appear in the page source), plus U+2028 and
+    U+2029, and the ``{`` of any ``{{``, ``{%`` or ``{#``: the text is inert even if something
+    ever put it through a template engine. All of these occur only inside JSON strings, so the
+    JSON stays equal. NaN and infinities become ``null``.
 
     Parameters
     ----------
@@ -61,15 +60,17 @@ def json_for_html(value: Any) -> str:
     --------
     >>> json_for_html(["a\\u2028b", float("nan")])
     '["a\\\\u2028b",null]'
+    >>> json_for_html({"d": "{{ 7*7 }} {# c"})
+    '{"d":"\\\\u007b{ 7*7 }} \\\\u007b# c"}'
     """
-    text = json.dumps(
+    text = htmlsafe_json_dumps(
         _clean(value),
         ensure_ascii=False,
         separators=(",", ":"),
         allow_nan=False,
         default=_unsupported,
     )
-    return text.translate(_JSON_TABLE)
+    return _TEMPLATE_OPENER.sub(r"\\u007b", str(text).translate(_LINE_SEPARATORS))
 
 
 def _clean(value: Any) -> Any:
