@@ -169,7 +169,10 @@ def building_cells(
     pieces = _Pieces.concat(each_community()).exploded()
     pieces = _anchor_every_building(pieces, footprints, points, community)
     cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
-    return gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
+    cells, rebuilt = valid_coverage(cells, points, community)
+    result = gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
+    result.attrs["rebuilt"] = rebuilt
+    return result
 
 
 def community_limits(
@@ -569,6 +572,49 @@ def _fill_holes(cells: np.ndarray) -> np.ndarray:
     return result
 
 
+def valid_coverage(
+    cells: np.ndarray, points: np.ndarray, community: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """``cells`` as one valid coverage, and the communities whose cells had to be rebuilt.
+
+    GEOS's cleaner and the hole filling can leave two neighbouring cells whose shared edge differs
+    by a vertex (Shanghai's 街区067 and 街区232), which no coverage union can process. Then the
+    cells are rebuilt from the faces of their noded boundaries: every face goes to the cell
+    holding it (a building's point keeps the face it lies in), so shared edges are identical by
+    construction. A community still not a coverage after that is rebuilt on its own.
+    """
+    if shapely.coverage_is_valid(cells):
+        return cells, []
+    names = np.unique(community)
+    rebuilt = [str(n) for n in names if not shapely.coverage_is_valid(cells[community == n])]
+    result = _rebuilt_from_faces(cells, points)
+    for name in names:
+        members = np.flatnonzero(community == name)
+        if not shapely.coverage_is_valid(result[members]):
+            result[members] = _rebuilt_from_faces(cells[members], points[members])
+            rebuilt.append(str(name))
+    return result, sorted(set(rebuilt))
+
+
+def _rebuilt_from_faces(cells: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Cells rebuilt from the polygonised, fully noded union of their boundaries."""
+    solid = ~shapely.is_empty(cells)
+    lines = shapely.union_all(shapely.boundary(cells[solid]))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    faces = faces[shapely.area(faces) > 0]
+    owner = np.full(len(faces), -1)
+    face, cell = shapely.STRtree(cells).query(shapely.point_on_surface(faces), predicate="within")
+    order = np.lexsort((cell, face))
+    first = np.unique(face[order], return_index=True)[1]
+    owner[face[order][first]] = cell[order][first]
+    point, holder = shapely.STRtree(faces).query(points, predicate="within")
+    owner[holder] = point  # a building's point keeps the face it lies in
+    result = np.full(len(cells), shapely.Polygon(), dtype=object)
+    for position in np.unique(owner[owner >= 0]):
+        result[position] = shapely.coverage_union_all(faces[owner == position])
+    return result
+
+
 # --------------------------------------------------------------------------------------------
 # outlines and grids
 
@@ -745,12 +791,21 @@ def _union_by(frame: gpd.GeoDataFrame, column: str) -> gpd.GeoDataFrame:
     geometry = frame.geometry.values
     groups = frame.groupby(column, sort=False).indices
     unions = [
-        geometry[members[0]] if len(members) == 1 else shapely.coverage_union_all(geometry[members])
+        geometry[members[0]] if len(members) == 1 else _union(geometry[members])
         for members in groups.values()
     ]
     return gpd.GeoDataFrame(
         geometry=unions, index=pd.Index(list(groups), name=column), crs=frame.crs
     )
+
+
+def _union(geometry: np.ndarray) -> shapely.Geometry:
+    """The union of cells: fast as a coverage, by overlay when the cells are not one."""
+    try:
+        return shapely.coverage_union_all(geometry)
+    except GEOSException:
+        # Cells stored before coverages were checked at import may not be one; never fail here.
+        return shapely.union_all(geometry)
 
 
 def _anchors(footprints: np.ndarray) -> np.ndarray:

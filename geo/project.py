@@ -157,6 +157,16 @@ def import_buildings(
         roads=roads,
         progress=lambda done, total: step("cells", done, total),
     )
+    warnings = list(found.warnings)
+    if cells.attrs.get("rebuilt"):
+        names = ", ".join(cells.attrs["rebuilt"])
+        warnings.append(
+            (
+                f"the cells of {names} did not share their edges exactly; they were rebuilt from "
+                "their noded boundaries",
+                f"{names} 的建筑单元边界不完全重合，已按节点化边界重建",
+            )
+        )
     outlines = (
         found.outlines
         if found.outlines is not None
@@ -207,7 +217,7 @@ def import_buildings(
         communities=len(communities),
         community_method=found.method,
         working_crs=metric.to_string(),
-        warnings=found.warnings,
+        warnings=warnings,
     )
 
 
