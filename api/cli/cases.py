@@ -15,8 +15,10 @@ from api.cli.common import (
     console,
     new_project_file,
     out,
+    output_file,
     print_json,
     progress_bar,
+    refuse_project_as_input,
     rows_table,
     say,
     store_for,
@@ -84,11 +86,14 @@ def locate_command(
             raise InputError(
                 "--input needs --output (the CSV to write)", zh="--input 需要同时给出 --output"
             )
-        with progress_bar() as update:
+        with (
+            output_file(output_csv, db=db, inputs=[input_csv]) as scratch,
+            progress_bar() as update,
+        ):
             counts = locate_csv(
                 index,
                 input_csv,
-                output_csv,
+                scratch,
                 lon_col=lon_col,
                 lat_col=lat_col,
                 crs=crs,
@@ -135,6 +140,7 @@ def incidents_import(
     author: AuthorOption = "",
 ) -> None:
     """导入事件 Import cases; the same file twice changes nothing."""
+    refuse_project_as_input(db, feed, mapping)
     columns = cases.mapping_from_options(
         mapping,
         id_col=id_col,
@@ -252,6 +258,7 @@ def categories_load(
     author: AuthorOption = "",
 ) -> None:
     """载入本地事件分类 Load the city's own category catalogue."""
+    refuse_project_as_input(db, catalogue_csv)
     store = store_for(db)
     count = cases.load_project_catalogue(store, catalogue_csv, author=author)
     console.print(say(f"已载入 {count} 个分类", f"loaded {count} categories"))

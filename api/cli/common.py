@@ -1,10 +1,22 @@
-"""What every ``gridmap`` command shares: the project file option, output, errors, progress."""
+"""What every ``gridmap`` command shares: the project file option, output, errors, progress.
+
+Two safety rules live here so that every command keeps them the same way:
+
+- data is never markup: both consoles are made with ``markup=False, emoji=False`` and tables hold
+  :class:`rich.text.Text` cells, so a note like ``修正 [/] 北泰花园`` or ``[link=...]`` prints as
+  typed instead of failing or turning into a hyperlink;
+- a command never writes over the project file or its own input, and writes its file whole:
+  :func:`output_file` refuses such a target and has the command write into a temporary folder
+  beside it, renaming the result into place only when it is complete.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,15 +26,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
-from geo.errors import GridmapError
+from geo.errors import GridmapError, InputError
 from geo.store import DEFAULT_PATH, Store, open_store
 
+# markup and emoji codes off: names, notes and paths are data and print exactly as stored
 console = Console(
-    stderr=True, soft_wrap=True
+    stderr=True, soft_wrap=True, markup=False, emoji=False
 )  # messages, tables and bars; stdout stays for data (JSON, CSV)
 # tables keep their columns when piped (a log, CI) instead of folding to 80 characters
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
 
 DbOption = Annotated[
     Path,
@@ -66,6 +80,83 @@ def new_project_file(db: Path) -> Iterator[Store]:
         raise
 
 
+def project_files(db: Path | str | None) -> list[Path]:
+    """The project file and the -wal/-shm files SQLite keeps beside it."""
+    project_file = Path(str(db or DEFAULT_PATH).removeprefix("sqlite:///"))
+    return [Path(f"{project_file}{suffix}") for suffix in ("", "-wal", "-shm")]
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: by inode where both exist, else by resolved path."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def refuse_overwrite(
+    target: Path, *, db: Path | str | None, inputs: Iterable[Path | None] = ()
+) -> None:
+    """Refuse (one line, exit code 2) to write ``target`` over the project file or an input."""
+    for kept in project_files(db):
+        if same_file(Path(target), kept):
+            raise InputError(
+                f"refusing to write {target}: it is the project file ({kept}); choose another name",
+                zh=f"拒绝写入 {target}：它是项目文件（{kept}），请换一个文件名",
+            )
+    for kept in (Path(p) for p in inputs if p is not None):
+        if same_file(Path(target), kept):
+            raise InputError(
+                f"refusing to write {target}: it is this command's input ({kept}); "
+                "choose another name",
+                zh=f"拒绝写入 {target}：它是本命令的输入文件（{kept}），请换一个文件名",
+            )
+
+
+def refuse_project_as_input(db: Path | str | None, *inputs: Path | None) -> None:
+    """Refuse a command whose input is the project file it writes (it would read what it changes)."""
+    for given in (Path(p) for p in inputs if p is not None):
+        if any(same_file(given, kept) for kept in project_files(db)):
+            raise InputError(
+                f"the input {given} is the project file itself; give the project another --db",
+                zh=f"输入文件 {given} 就是项目文件本身，请用 --db 指定另一个项目文件",
+            )
+
+
+@contextmanager
+def output_file(
+    target: Path, *, db: Path | str | None, inputs: Iterable[Path | None] = ()
+) -> Iterator[Path]:
+    """A path to write ``target`` at, renamed into place only when the command succeeds.
+
+    The command writes into a hidden temporary folder beside ``target`` (same file system, same
+    file name, so formats that name their layer after the file keep it); every file written there
+    (a Shapefile's .shx, .dbf, .prj too) is then renamed over its final name, each rename atomic. A
+    failure leaves the old file, if any, untouched and no half-written output.
+    """
+    target = Path(target)
+    inputs = list(inputs)
+    refuse_overwrite(target, db=db, inputs=inputs)
+    if target.is_dir():
+        raise InputError(
+            f"{target} is a folder; give a file name", zh=f"{target} 是文件夹，请给出文件名"
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(
+            f"no folder {folder} to write {target.name} in", zh=f"文件夹 {folder} 不存在"
+        )
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    try:
+        yield scratch / target.name
+        written = sorted(scratch.iterdir())
+        for part in written:
+            refuse_overwrite(folder / part.name, db=db, inputs=inputs)
+        for part in written:
+            os.replace(part, folder / part.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def error_line(error: GridmapError) -> str:
     if language() == "zh" and error.zh:
         return f"错误：{error.zh}"
@@ -78,11 +169,11 @@ def print_json(value: Any) -> None:
 
 def table(title: str, rows: list[tuple[str, Any]]) -> Table:
     """A two-column summary table."""
-    summary = Table(title=title, show_header=False, title_justify="left")
+    summary = Table(title=plain(title), show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     for label, value in rows:
-        summary.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+        summary.add_row(plain(label), plain(f"{value:,}" if isinstance(value, int) else str(value)))
     return summary
 
 
@@ -90,10 +181,16 @@ def rows_table(
     title: str, columns: Sequence[str | Column], rows: Iterable[Sequence[object]]
 ) -> Table:
     """A titled table with a header, one row per item, every cell shown as text."""
-    shown = Table(*columns, title=title, title_justify="left")
+    heads = [c if isinstance(c, Column) else Column(plain(c)) for c in columns]
+    shown = Table(*heads, title=plain(title), title_justify="left")
     for row in rows:
-        shown.add_row(*(str(cell) for cell in row))
+        shown.add_row(*(plain(cell) for cell in row))
     return shown
+
+
+def plain(value: object) -> Text:
+    """``value`` as rich text shown verbatim: never read as markup, whatever console prints it."""
+    return Text("" if value is None else str(value))
 
 
 @contextmanager
@@ -110,7 +207,7 @@ def progress_bar() -> Iterator[Any]:
     }
     tasks: dict[str, Any] = {}
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

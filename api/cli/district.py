@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,9 @@ from api.cli.common import (
     console,
     new_project_file,
     out,
+    output_file,
     progress_bar,
+    refuse_project_as_input,
     say,
     store_for,
     table,
@@ -35,6 +39,7 @@ KNOWN_SETTINGS = {
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
     app.command("export")(export_command)
+    app.command("backup")(backup_command)
     app.add_typer(settings_app, name="settings")
 
 
@@ -74,6 +79,7 @@ def import_command(
     ] = False,
 ) -> None:
     """导入建筑轮廓 Import building footprints into the project file."""
+    refuse_project_as_input(db, buildings, communities, roads)
     with new_project_file(db) as store, progress_bar() as update:
         summary = project.import_buildings(
             store,
@@ -126,12 +132,38 @@ def export_command(
 ) -> None:
     """导出图层 Export a layer (WGS84 by default)."""
     store = store_for(db)
-    count = project.export_layer(
-        store, output, layer=layer, crs=crs, include_contacts=include_contacts
-    )
+    with output_file(output, db=db) as scratch:
+        count = project.export_layer(
+            store, scratch, layer=layer, crs=crs, include_contacts=include_contacts
+        )
     console.print(
-        say(f"已导出 {count} 个要素到 {output}", f"exported {count} features to {output}")
+        say(f"已导出 {count} 个要素到 {output}", f"exported {count} features to {output}"),
     )
+
+
+def backup_command(
+    output: Annotated[Path, typer.Argument(help="备份文件 backup file (.gpkg)")],
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """备份项目文件 Copy the project file consistently, even while the server writes to it."""
+    store_for(db)  # a missing or foreign file is refused here
+    with output_file(output, db=db) as scratch:
+        backup_project(Path(str(db).removeprefix("sqlite:///")), scratch)
+    console.print(say(f"已备份到 {output}", f"backed up to {output}"))
+
+
+def backup_project(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` with SQLite's online backup API.
+
+    A plain file copy misses the writes still in the write-ahead log (``-wal``) and may catch a
+    page half-written; the backup API reads one consistent snapshot, WAL included, while other
+    connections go on reading and writing.
+    """
+    with (
+        closing(sqlite3.connect(source, timeout=30)) as src,
+        closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
 
 
 @settings_app.command("set")

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 import typer
 
-from api.cli.common import AuthorOption, DbOption, console, print_json, say, store_for
+from api.cli.common import (
+    AuthorOption,
+    DbOption,
+    console,
+    output_file,
+    print_json,
+    say,
+    store_for,
+)
 from api.cli.grids import plan_app
 from geo import editing, plans, project
 from geo.errors import NotFound
@@ -144,7 +152,8 @@ def plan_diff(
         from maps.render import save_map
 
         m = plan_diff_map(store, before, after, lang=lang, offline=offline)
-        save_map(m, map_out, offline=offline)
+        with output_file(map_out, db=db) as scratch:
+            save_map(m, scratch, offline=offline)
         console.print(say(f"差异地图：{map_out}", f"diff map: {map_out}"), markup=False)
     print_json(changes)
 

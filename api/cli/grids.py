@@ -13,6 +13,7 @@ from api.cli.common import (
     console,
     print_json,
     progress_bar,
+    refuse_project_as_input,
     rows_table,
     say,
     store_for,
@@ -150,11 +151,32 @@ def workers_import(
     author: AuthorOption = "",
 ) -> None:
     """导入网格员花名册 Import the grid workers' roster (replaces the current one)."""
+    refuse_project_as_input(db, roster_csv)
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
     roster = read_roster(roster_csv, communities=communities)
-    count = plans.import_roster(store, roster, author=author)
-    console.print(say(f"已导入 {count} 名网格员", f"imported {count} workers"))
+    change = plans.import_roster(store, roster, author=author)
+    console.print(say(f"已导入 {change.workers} 名网格员", f"imported {change.workers} workers"))
+    if change.removed:
+        console.print(
+            say(
+                f"移出花名册 {len(change.removed)} 人，已从 {change.released} 个网格/在办案件中撤下",
+                f"{len(change.removed)} workers removed, taken off {change.released} grids "
+                "and open cases",
+            )
+        )
+    missing = change.without_worker
+    if not missing.empty:
+        console.print(
+            rows_table(
+                say(
+                    f"{len(missing)} 个网格无网格员：gridmap workers assign",
+                    f"{len(missing)} grids without a worker: gridmap workers assign",
+                ),
+                [say("网格编码", "grid code"), say("社区", "community"), say("原因", "reason")],
+                missing.head(50)[["grid_code", "community", "reason"]].itertuples(index=False),
+            )
+        )
 
 
 @workers_app.command("assign")
@@ -238,11 +260,20 @@ def plan_publish(
     override: Annotated[
         str | None, typer.Option(help="带违规发布的理由 reason to publish despite violations")
     ] = None,
+    revision: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="审阅的版本号，方案已变则拒绝 the revision reviewed (refused if it moved on)",
+        ),
+    ] = None,
     author: AuthorOption = "",
 ) -> None:
     """发布方案 Publish a plan: its grids become the district's grids."""
     store = store_for(db)
-    result = plans.publish_plan(store, plan_id, author=author, override_reason=override)
+    result = plans.publish_plan(
+        store, plan_id, author=author, override_reason=override, revision=revision
+    )
     console.print(
         say(f"方案 {plan_id} 已发布", f"plan {plan_id} published")
         + (f" ({result['violations']} violations accepted)" if result["violations"] else "")

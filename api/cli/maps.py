@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from api.cli.cases import _time
-from api.cli.common import DbOption, console, progress_bar, say, store_for, table
+from api.cli.common import (
+    DbOption,
+    console,
+    output_file,
+    progress_bar,
+    say,
+    store_for,
+    table,
+)
 from geo import plans, project
 from geo.demo import demo_district
 from geo.errors import Conflict, InputError
@@ -87,7 +95,8 @@ def map_command(
             tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
         )
         m = project_map(store, request)
-    save_map(m, output, offline=offline)
+    with output_file(output, db=db) as scratch:
+        save_map(m, scratch, offline=offline)
     console.print(say(f"地图已写入 {output}", f"map written to {output}"))
 
 
@@ -108,17 +117,8 @@ def demo_command(
 ) -> None:
     """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
     db = out_dir / "gridmap.gpkg"
-    if db.exists():
-        if open_store(db).get_setting("demo") is not True:
-            raise Conflict(
-                f"{db} holds a project that is not the demo; choose another --out",
-                zh=f"{db} 不是演示项目，请换一个 --out 目录",
-            )
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
     inputs = out_dir / "input"
-    if inputs.exists():
-        shutil.rmtree(inputs)
+    _clear_demo_folder(db, inputs)
     inputs.mkdir(parents=True)
     district = demo_district(seed=seed)
     district.buildings.to_crs(4326).to_file(inputs / "buildings.geojson")
@@ -154,10 +154,11 @@ def demo_command(
         note="",
     )
     cases.advance_cases(store, history[["incident_id", "status", "actor", "note", "at"]])
-    map_path = save_map(project_map(store, MapRequest()), out_dir / "map.html")
-    offline_path = save_map(
-        project_map(store, MapRequest(offline=True)), out_dir / "map-offline.html", offline=True
-    )
+    map_path, offline_path = out_dir / "map.html", out_dir / "map-offline.html"
+    with output_file(map_path, db=db) as scratch:
+        save_map(project_map(store, MapRequest()), scratch)
+    with output_file(offline_path, db=db) as scratch:
+        save_map(project_map(store, MapRequest(offline=True)), scratch, offline=True)
     s = outcome.summary
     console.print(
         table(
@@ -184,3 +185,32 @@ def demo_command(
         markup=False,
     )
     print(map_path.resolve())
+
+
+DEMO_INPUTS = {
+    "buildings.geojson",
+    "communities.geojson",
+    "roads.geojson",
+    "workers.csv",
+    "incidents.csv",
+}
+
+
+def _clear_demo_folder(db: Path, inputs: Path) -> None:
+    """Remove an earlier demo from its folder; refuse a folder that holds anything else."""
+    is_demo = db.exists() and open_store(db).get_setting("demo") is True
+    if db.exists() and not is_demo:
+        raise Conflict(
+            f"{db} holds a project that is not the demo; choose another --out",
+            zh=f"{db} 不是演示项目，请换一个 --out 目录",
+        )
+    ours = {p.name for p in inputs.iterdir()} <= DEMO_INPUTS if inputs.is_dir() else False
+    if inputs.exists() and not (is_demo or ours):
+        raise Conflict(
+            f"{inputs} exists and is not the demo's; choose another --out",
+            zh=f"{inputs} 已存在且不是演示数据，请换一个 --out 目录",
+        )
+    if is_demo or ours:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(inputs, ignore_errors=True)

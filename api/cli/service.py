@@ -6,10 +6,9 @@ import os
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from api.auth import ROLE_HELP, ROLES, create_token, list_tokens, revoke_token
-from api.cli.common import DbOption, console, out, say, store_for
+from api.cli.common import DbOption, console, out, rows_table, say, store_for
 from geo import project
 
 token_app = typer.Typer(
@@ -88,9 +87,12 @@ def token_revoke(
 @token_app.command("list")
 def token_list(db: DbOption = project.DEFAULT_DB) -> None:
     """列出令牌 List tokens (names and roles; never the tokens)."""
-    rows = Table(title=say("访问令牌", "Tokens"), title_justify="left")
-    for column in ("name", "role", "created_at", "revoked_at"):
-        rows.add_column(column)
-    for record in list_tokens(store_for(db)).to_dict("records"):
-        rows.add_row(*(str(record[c] or "") for c in ("name", "role", "created_at", "revoked_at")))
-    console.print(rows)
+    columns = ("name", "role", "created_at", "revoked_at")
+    records = list_tokens(store_for(db)).to_dict("records")
+    console.print(
+        rows_table(
+            say("访问令牌", "Tokens"),
+            columns,
+            ([record[c] or "" for c in columns] for record in records),
+        )
+    )
