@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, static
 from api.routers import (
     buildings,
     communities,
@@ -123,9 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own docs pages load from a CDN: api.static serves /docs
+        redoc_url=None,
     )
     app.state.project = state
     errors.install(app)
+    static.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:

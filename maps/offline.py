@@ -1,9 +1,11 @@
-"""Leaflet and plugin assets: pinned CDN links online, inlined vendored files offline.
+"""Leaflet and plugin assets: pinned CDN links, links to the service, or inlined vendored files.
 
 The versions are pinned once, in ``maps/assets/package.json``; ``maps/assets/vendor.py`` copies
-the files of those npm packages into ``maps/assets/vendor/`` at build time. Online pages link the
-same files on jsDelivr; :func:`inline_assets` swaps every link for the vendored file (CSS images
-become ``data:`` URIs) and :func:`check_offline` refuses a page that would still fetch anything.
+the files of those npm packages into ``maps/assets/vendor/`` at build time (the wheel ships them).
+Maps are built with the same files linked on jsDelivr; :func:`serve_assets_from` points those
+links at the copies a gridmap service serves itself (its pages must work on an intranet without
+internet), :func:`inline_assets` swaps every link for the vendored file (CSS images become
+``data:`` URIs) and :func:`check_offline` refuses a page that would still fetch anything.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "inline_assets",
     "plugin_css",
     "plugin_js",
+    "serve_assets_from",
     "vendored_file",
 ]
 
@@ -102,9 +105,29 @@ def vendored_file(url: str) -> Path:
     if not path.exists():
         raise OfflineAssetError(
             f"vendored map assets are missing ({path})",
-            hint=f"run `{VENDOR_COMMAND}` (make vendor) once, with npm available",
+            hint=f"run `{VENDOR_COMMAND}` (make assets) once, with npm available",
         )
     return path
+
+
+def serve_assets_from(html: str, base_url: str) -> str:
+    """Point every pinned CDN link of ``html`` at ``{base_url}/<package>/<file>``.
+
+    ``base_url`` is where a service serves the vendor folder (``/static/vendor``); tile
+    basemaps stay as they are.
+
+    Raises
+    ------
+    OfflineAssetError
+        If a linked file was never vendored (the service could not serve it).
+    """
+    base = base_url.rstrip("/")
+    for url, relative in _url_to_file().items():
+        if url in html:
+            vendored_file(url)  # refuse a page whose assets the service lacks
+            html = html.replace(url, f"{base}/{relative}")
+    check_offline(html)
+    return html
 
 
 _CSS_URL = re.compile(r"url\(\s*(['\"]?)(?!data:|#|https?:)([^'\")]+)\1\s*\)")

@@ -1,4 +1,4 @@
-"""Rendering a map to HTML: as folium does online, or as one self-contained file offline."""
+"""Rendering a map to HTML: online (CDN or a service's own asset URLs) or one self-contained file."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ from pathlib import Path
 
 import folium
 
-from .offline import OfflineAssetError, inline_assets
+from .offline import OfflineAssetError, inline_assets, serve_assets_from
 
 __all__ = ["render_html", "save_map"]
 
 
-def render_html(m: folium.Map, *, offline: bool = False, inline: bool | None = None) -> str:
+def render_html(
+    m: folium.Map,
+    *,
+    offline: bool = False,
+    inline: bool | None = None,
+    assets_url: str | None = None,
+) -> str:
     """The page of ``m``.
 
     Parameters
@@ -22,6 +28,9 @@ def render_html(m: folium.Map, *, offline: bool = False, inline: bool | None = N
     inline : bool, optional
         Inline the scripts and styles but keep the map's tiles (for a network where the tile
         server is reachable and the CDN is not, e.g. Tianditu inside China). Default: ``offline``.
+    assets_url : str, optional
+        Where a service serves the vendored assets (``/static/vendor``): the page links Leaflet
+        and its plugins there instead of the CDN, so it works without internet. Ignored inline.
 
     Raises
     ------
@@ -35,7 +44,9 @@ def render_html(m: folium.Map, *, offline: bool = False, inline: bool | None = N
             hint="build it with offline=True (or basemap='none')",
         )
     html = m.get_root().render()
-    return inline_assets(html) if (offline if inline is None else inline) else html
+    if offline if inline is None else inline:
+        return inline_assets(html)
+    return serve_assets_from(html, assets_url) if assets_url else html
 
 
 def save_map(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from api.static import ASSETS_URL
 from geo import editing, plans
 from geo.store import Store
 from maps.basemaps import display_crs
@@ -178,7 +179,7 @@ def editor_html(store: Store, plan_id: int, *, lang: str = "zh", basemap: str = 
     offline = basemap == "none"
     config = editor_config(store, plan_id, lang=lang, basemap=basemap)
     m = project_map(store, MapRequest(plan_id=plan_id, lang=lang, basemap=basemap, offline=offline))
-    page = render_html(m, offline=offline)
+    page = render_html(m, offline=offline, assets_url=ASSETS_URL)
     css = (HERE / "editor.css").read_text(encoding="utf-8")
     js = (HERE / "editor.js").read_text(encoding="utf-8")
     title = STRINGS[lang]["title"]

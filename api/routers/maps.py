@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import MapReader, StateDep, TimeRangeDep
 from api.routers._frames import problem_responses
 from api.state import ProjectState
+from api.static import ASSETS_URL
 from geo.errors import Forbidden
 from maps.project import MapRequest, project_map
 from maps.render import render_html
@@ -69,7 +70,9 @@ def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
         )
     html = state.cached(
         f"map:{request!r}",
-        lambda: render_html(project_map(state.store, request), offline=request.offline),
+        lambda: render_html(
+            project_map(state.store, request), offline=request.offline, assets_url=ASSETS_URL
+        ),
     )
     return HTMLResponse(html)
 

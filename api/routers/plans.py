@@ -121,6 +121,7 @@ def plan_diff_map(
     basemap: PageBasemap = "osm",
 ) -> HTMLResponse:
     """This plan on a map with the grids that differ from plan ``against`` highlighted."""
+    from api.static import ASSETS_URL
     from maps.project import plan_diff_map as diff_map
     from maps.render import render_html
 
@@ -133,7 +134,7 @@ def plan_diff_map(
         basemap=basemap,
         offline=offline,
     )
-    return HTMLResponse(render_html(m, offline=offline))
+    return HTMLResponse(render_html(m, offline=offline, assets_url=ASSETS_URL))
 
 
 # -- writes -----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Vendor Leaflet and its plugins for offline map export (run at build time, never at run time).
+"""Vendor Leaflet, its plugins and Swagger UI (run at build time, never at run time).
 
 Installs the npm packages pinned in ``package.json``/``package-lock.json`` with ``npm ci`` in a
 temporary folder and copies the files listed in ``manifest.json`` into ``vendor/<package>/``,
-with ``vendor/VERSIONS.json`` recording what was copied. ``maps.offline`` inlines them.
+with ``vendor/VERSIONS.json`` recording what was copied. The service serves them (the intranet
+has no internet), ``maps.offline`` inlines them into offline maps, and the wheel ships them: run
+this before building it (``make assets`` and ``make wheel`` do).
 
-Usage: ``python maps/assets/vendor.py`` (needs node and npm; ``make vendor`` runs it).
+Usage: ``python maps/assets/vendor.py`` (needs node and npm).
 """
 
 from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The service's own copies of Leaflet, its plugins and Swagger UI, and the ``/docs`` page on them.
+
+gridmap runs on government intranets without internet, so no page the service serves may fetch
+anything from a CDN: the map pages and the editor link the vendored files under
+:data:`ASSETS_URL` (see :func:`maps.render.render_html`), and ``/docs`` is FastAPI's Swagger UI
+page pointed at the same folder. The folder is ``maps/assets/vendor``, built from pinned npm
+packages by ``python maps/assets/vendor.py`` and shipped inside the wheel.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from maps.offline import VENDOR_DIR
+
+__all__ = ["ASSETS_URL", "DOCS_URL", "install"]
+
+#: where the vendored assets are served (one folder per npm package, as in maps/assets/vendor)
+ASSETS_URL = "/static/vendor"
+DOCS_URL = "/docs"
+_SWAGGER = f"{ASSETS_URL}/swagger-ui-dist"
+
+
+def install(app: FastAPI) -> None:
+    """Serve the vendored assets and a ``/docs`` page that needs nothing else.
+
+    Build the app with ``docs_url=None, redoc_url=None`` (FastAPI's own pages use a CDN).
+    """
+    # check_dir=False: a checkout that never ran vendor.py still serves the API; the pages say
+    # which command builds the assets (maps.offline.vendored_file).
+    app.mount(ASSETS_URL, StaticFiles(directory=VENDOR_DIR, check_dir=False), name="vendor")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{_SWAGGER}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_SWAGGER}/swagger-ui.css",
+            swagger_favicon_url=f"{_SWAGGER}/favicon-32x32.png",
+            # the validator badge would load an image from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
