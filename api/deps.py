@@ -7,9 +7,12 @@ dependency in its thread pool, a hand-off that cost more than the whole of ``GET
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,6 +21,7 @@ from api.auth import ROLES, Principal, outranks
 from api.settings import Settings
 from api.state import ProjectState
 from geo.errors import Forbidden, InputError, TooLarge, Unauthorized
+from geo.incidents.feeds import EARLIEST_TIME, LATEST_TIME
 from geo.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="a token from 'gridmap token create'")
@@ -174,20 +178,38 @@ async def parse_bbox(
 BBoxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]
 
 
+#: ISO 8601 dates and date-times as ``since``/``until`` take them (calendar validity by datetime)
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+
+
 def parse_time(value: str | None, name: str) -> pd.Timestamp | None:
-    """An ISO date or date-time; naive values are Beijing time (UTC+8)."""
+    """A strict ISO 8601 date or date-time from 1900 to 2199; naive values are Beijing time (UTC+8).
+
+    Words (``yesterday``, ``now``), other orders (``01/31/2026``) and impossible dates
+    (``2026-13-01``) are refused, so that a bound means one thing.
+    """
     if value is None or not value.strip():
         return None
+    text = value.strip()
     try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        stamp = None
-    if stamp is None or pd.isna(stamp):
+        moment = datetime.fromisoformat(text) if _ISO_TIME.fullmatch(text) else None
+    except ValueError:
+        moment = None
+    if moment is None:
         raise InputError(
-            f"{name} must be an ISO date or date-time (2026-01-31 or 2026-01-31T08:00+08:00), "
-            f"not {value[:60]!r}",
-            zh=f"{name} 应为 ISO 日期或时间，如 2026-01-31",
+            f"{name} must be an ISO 8601 date or date-time (2026-01-31 or 2026-01-31T08:00+08:00), "
+            f"not {text[:60]!r}",
+            zh=f"{name} 应为 ISO 8601 日期或时间，如 2026-01-31",
         )
+    if not EARLIEST_TIME.year <= moment.year < LATEST_TIME.year:
+        raise InputError(
+            f"{name} {text[:40]!r} is outside the supported range "
+            f"({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})",
+            zh=f"{name} 超出支持的时间范围（{EARLIEST_TIME.year} 至 {LATEST_TIME.year - 1} 年）",
+        )
+    stamp = pd.Timestamp(moment)
     return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
 
 
@@ -236,6 +258,26 @@ async def bounded_body(request: Request) -> bytes:
 
 
 BodyDep = Annotated[bytes, Depends(bounded_body)]
+#: deepest nesting of a JSON body: a GeoJSON feed needs 6 levels; Python's parser recurses per level
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def check_json_depth(body: bytes, *, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a JSON body nested deeper than ``limit`` before a recursive parser meets it.
+
+    Counts brackets outside strings in one vectorised pass (a 5 MB body in milliseconds).
+    """
+    codes = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    opening = (codes == ord("[")) | (codes == ord("{"))
+    closing = (codes == ord("]")) | (codes == ord("}"))
+    depth = np.cumsum(opening.astype(np.int32) - closing.astype(np.int32))
+    deepest = int(depth.max()) if depth.size else 0
+    if deepest > limit:
+        raise InputError(
+            f"the JSON body is nested {deepest:,} levels deep; at most {limit} are accepted",
+            zh=f"JSON 嵌套过深（{deepest:,} 层，上限 {limit} 层）",
+        )
 
 
 def check_batch(count: int, settings: Settings, what: str) -> None:

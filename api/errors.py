@@ -1,23 +1,32 @@
 """One place that turns every error into ``application/problem+json`` (RFC 9457).
 
 A :class:`~geo.errors.GridmapError` keeps its status (4xx for what the client sent), its message
-and its Chinese message; request validation becomes 422 with the fields named; an unknown route
-404; anything else is a bug: 500 with a generic message and no stack trace.
+and its Chinese message; request validation (also a pydantic model a route builds from the
+client's data) becomes 422 with the fields named, and text that is not valid Unicode 422 wherever
+it is found; an unknown route 404; anything else is a bug: 500 with a generic message and no
+stack trace. Every answer is encodable: text the client sent (a lone surrogate in a field name or
+an id) is echoed with U+FFFD in its place, so that writing the error can never fail in turn.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo.errors import GridmapError
 
 PROBLEM = "application/problem+json"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: how pydantic names the member of a union of models in an error's location (``IncidentBatch``)
+#: and of the member of a union of types (``int``, ``function-before[valid_text(), str]``)
+_UNION_MEMBER = re.compile(r"[A-Z][A-Za-z]+|int|str|float|bool|[a-z-]+\[.*\]")
 log = logging.getLogger("gridmap.api")
 
 _TITLES = {
@@ -56,7 +65,18 @@ def problem(
     if hint:
         body["hint"] = hint
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return JSONResponse(_encodable(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made UTF-8 encodable (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def _kind(error: Exception) -> str:
@@ -82,15 +102,25 @@ async def gridmap_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def _where(location: tuple) -> str:
-    parts = [str(p) for p in location if p not in ("body",)]
+    # a body that may be one of several models names the model tried: the client never sees it
+    parts = [str(p) for p in location if p != "body" and not _UNION_MEMBER.fullmatch(str(p))]
     return ".".join(parts) or "body"
 
 
+#: which errors say most: a wrong value before a missing or extra field (in a union of models
+#: the member the client did not mean reports its missing fields first)
+_VAGUE = ("missing", "extra_forbidden")
+
+
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+    """422 naming the fields: the request's (FastAPI) or a model built from the client's data."""
+    assert isinstance(error, RequestValidationError | ValidationError)
     errors = [
-        {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-        for e in error.errors()
+        {
+            "field": _where(tuple(e.get("loc", ()))),
+            "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
+        }
+        for e in sorted(error.errors(), key=lambda e: e.get("type") in _VAGUE)
     ]
     first = errors[0] if errors else {"field": "request", "message": "invalid"}
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -100,6 +130,19 @@ async def validation_error(request: Request, error: Exception) -> JSONResponse:
         zh=f"请求参数有误：{first['field']}",
         kind="validation",
         errors=errors[:50],
+    )
+
+
+async def unicode_error(request: Request, error: Exception) -> JSONResponse:
+    """Text with a lone surrogate that reached an encoder: the client's text, so 422."""
+    assert isinstance(error, UnicodeEncodeError)
+    if "surrogate" not in str(error.reason):
+        return await unexpected_error(request, error)
+    return problem(
+        422,
+        "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)",
+        zh="请求中含有无效的 Unicode 文本（孤立代理字符）",
+        kind="validation",
     )
 
 
@@ -126,5 +169,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(GridmapError, gridmap_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(UnicodeEncodeError, unicode_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)

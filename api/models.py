@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from geo.partition import MAX_GRID_SIZE
+from geo.incidents.feeds import EARLIEST_TIME, LATEST_TIME
+from geo.partition import GRID_STATUSES, MAX_GRID_SIZE
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -39,6 +42,74 @@ def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+# -- checked input types ---------------------------------------------------------------------------
+# Each refuses, with a message that names the problem, a value that would otherwise fail deep inside
+# pandas, SQLite or the JSON encoder (a 500 and a reset connection): request bodies and queries only.
+
+
+def valid_text(value: Any) -> Any:
+    """Text that SQLite, the JSON encoder and every page can hold: no lone surrogates, no NUL."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "is not valid Unicode text: it holds a lone surrogate (such as \\ud800)"
+            ) from None
+        if "\x00" in value:
+            raise ValueError("holds a NUL character (\\u0000)")
+    return value
+
+
+#: a ``str`` (or ``str | int`` ...) field of a request: valid Unicode, checked before anything else
+Text = Annotated[str, BeforeValidator(valid_text)]
+
+
+def case_time(value: Any) -> Any:
+    """A case time as valid text, refused when it is an ISO 8601 time outside 1900-2199.
+
+    Other formats (``2026/1/31 08:30``, ``2026年1月31日``, epoch seconds) are read, and their range
+    checked, by the same reader as ``gridmap incidents import``
+    (:func:`geo.incidents.feeds.parse_timestamps`); this spares that reader's message for the
+    common case and names the field.
+    """
+    value = valid_text(value)
+    if not isinstance(value, str):
+        return value
+    try:
+        stamp = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return value
+    if not EARLIEST_TIME.year <= stamp.year < LATEST_TIME.year:
+        raise ValueError(
+            f"{value.strip()[:40]!r} is outside the supported range of case times "
+            f"({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})"
+        )
+    return value
+
+
+#: a case time from a request body: valid text in the supported range (see :func:`case_time`)
+CaseTime = Annotated[str, BeforeValidator(case_time)]
+
+
+def time_zone(value: Any) -> Any:
+    """An IANA time zone name that the tz database knows (``Asia/Shanghai``, ``UTC``)."""
+    value = valid_text(value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"unknown time zone {str(value)[:60]!r}: use an IANA name such as Asia/Shanghai or UTC"
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(time_zone)]
+
+#: the statuses a grid is stored with (``GET /grids?status=``); anything else is refused
+GridStatus = StrEnum("GridStatus", {status: status for status in GRID_STATUSES})
 
 
 # -- errors and health -----------------------------------------------------------------------------
@@ -149,7 +220,7 @@ class PartitionIn(Model):
         None, ge=1, le=MAX_GRID_SIZE, description="most buildings per grid"
     )
     max_households: int | None = Field(None, ge=1, le=1_000_000)
-    communities: list[str] | None = Field(
+    communities: list[Text] | None = Field(
         None, max_length=1000, description="re-partition only these communities"
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -185,11 +256,11 @@ class LocateResult(Model):
 class PointIn(Model):
     lon: float | str | None = Field(description="longitude (or x in metres for an EPSG crs)")
     lat: float | str | None = Field(description="latitude (or y)")
-    id: str | int | None = Field(None, description="your id, echoed back")
+    id: Text | int | None = Field(None, description="your id, echoed back")
 
 
 class LocateBatch(Model):
-    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
+    crs: Text = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
     points: list[PointIn]
 
 
@@ -207,11 +278,13 @@ class IncidentIn(Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | int = Field(description="the case id in its source system (idempotency key)")
-    category: str | None = Field(None, max_length=200, description="code or name (国标 or local)")
-    reported_at: str | None = Field(None, max_length=60, description="time reported (ISO 8601)")
-    description: str | None = Field(None, max_length=10_000)
-    address: str | None = Field(None, max_length=500)
+    id: Text | int = Field(description="the case id in its source system (idempotency key)")
+    category: Text | None = Field(None, max_length=200, description="code or name (国标 or local)")
+    reported_at: CaseTime | None = Field(
+        None, max_length=60, description="time reported (ISO 8601, 1900 to 2199)"
+    )
+    description: Text | None = Field(None, max_length=10_000)
+    address: Text | None = Field(None, max_length=500)
     lon: float | None = None
     lat: float | None = None
 
@@ -219,16 +292,20 @@ class IncidentIn(Model):
 class IncidentBatch(Model):
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(min_length=1, max_length=60, description="system name: 12345, 数字城管 ...")
-    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
+    source: Text = Field(
+        min_length=1, max_length=60, description="system name: 12345, 数字城管 ..."
+    )
+    crs: Text = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000, EPSG:n")
     incidents: list[IncidentIn] = Field(description="one or more cases")
 
 
 class IncidentSingle(IncidentIn):
     """One case with its source (the same as a batch of one)."""
 
-    source: str = Field(min_length=1, max_length=60, description="system name: 12345, 数字城管 ...")
-    crs: str = Field("wgs84", max_length=40)
+    source: Text = Field(
+        min_length=1, max_length=60, description="system name: 12345, 数字城管 ..."
+    )
+    crs: Text = Field("wgs84", max_length=40)
 
 
 class IncidentImport(Model):
@@ -288,10 +365,10 @@ class Incidents(ListPage):
 class IncidentPatch(Model):
     model_config = ConfigDict(extra="forbid")
 
-    status: str = Field(
+    status: Text = Field(
         max_length=20, description="next step: registered, dispatched, handled, verified, closed..."
     )
-    note: str = Field("", max_length=2_000)
+    note: Text = Field("", max_length=2_000)
 
 
 class IncidentStatsRow(Model):
@@ -321,7 +398,7 @@ class IncidentStats(Model):
 class TokenIn(Model):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Literal["viewer", "staff", "planner", "admin"]
 
 

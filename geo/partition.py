@@ -62,6 +62,8 @@ _CHUNK_GRIDS = 64
 _MENDING_TURNS = 8
 #: a grid's status: ``ok``, else its first flag in this order
 _STATUSES = ("ok", "undersized", "oversized", "non_contiguous", "households_over_cap")
+#: the statuses a grid can be stored with (the API's ``/grids?status=`` takes these)
+GRID_STATUSES = _STATUSES
 
 
 class PartitionInputError(InputError):

@@ -31,7 +31,11 @@ def list_communities(state: StateDep, _: Viewer) -> list[Community]:
 
 
 @router.get(
-    "/{community}", response_model=Community, responses=ERRORS, summary="One community by name"
+    # ":path": names may hold "/" (a 村/居 pair, 一村/二村), sent as %2F or a plain slash
+    "/{community:path}",
+    response_model=Community,
+    responses=ERRORS,
+    summary="One community by name",
 )
 def get_community(state: StateDep, _: Viewer, community: str = Path(max_length=200)) -> Community:
     for item in _all(state):

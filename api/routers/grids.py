@@ -11,6 +11,7 @@ from api.models import (
     Building,
     GridDetail,
     Grids,
+    GridStatus,
     PartitionIn,
     PartitionResult,
     Problem,
@@ -36,12 +37,13 @@ def list_grids(
     community: Text = None,
     worker: Annotated[str | None, Query(max_length=200, description="worker id")] = None,
     status: Annotated[
-        str | None, Query(max_length=40, description="ok, too_small, too_large, not_contiguous")
+        GridStatus | None, Query(description="the stored status: ok, undersized, oversized ...")
     ] = None,
 ) -> Grids:
     grids = state.layer("grids")
     chosen = grids.iloc[in_bbox(grids, bbox)]
-    for column, value in (("community", community), ("worker_id", worker), ("status", status)):
+    wanted = (("community", community), ("worker_id", worker), ("status", status and status.value))
+    for column, value in wanted:
         if value is not None:
             chosen = chosen[chosen[column] == value]
     window = with_contacts(chosen.iloc[page.offset : page.offset + page.limit], state, principal)

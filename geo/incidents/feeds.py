@@ -42,6 +42,11 @@ FEED_COLUMNS = [
 ]
 _TZ_SUFFIX = re.compile(r"(?:z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _ZH_DATE = str.maketrans({"年": "-", "月": "-", "日": " ", "时": ":", "分": ":", "秒": " "})
+#: the case times gridmap holds: far inside pandas' nanosecond range (1677-2262), so that offsets,
+#: deadlines and time zones never overflow; a time outside is refused as "time out of range"
+EARLIEST_TIME = pd.Timestamp("1900-01-01", tz="UTC")
+LATEST_TIME = pd.Timestamp("2200-01-01", tz="UTC")
+_OUT_OF_RANGE = f"time out of range ({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})"
 
 
 class FeedError(InputError):
@@ -314,23 +319,44 @@ def parse_timestamps(raw: pd.Series, *, tz: str = "Asia/Shanghai") -> tuple[pd.S
         number = text[numeric].astype(float)
         unit_ms = number >= 1e11  # 12-13 digits: milliseconds since 1970
         seconds = number.where(~unit_ms, number / 1000.0)
-        result[numeric] = pd.to_datetime(seconds, unit="s", utc=True)
+        _put_in_range(result, problem, pd.to_datetime(seconds, unit="s", utc=True, errors="coerce"))
     rest = ~blank & ~numeric
     cleaned = text[rest].str.translate(_ZH_DATE).str.replace(r"\s+", " ", regex=True).str.strip()
     cleaned = cleaned.str.replace(r"[:\s]+$", "", regex=True)
     aware = cleaned.str.contains(_TZ_SUFFIX)
     if aware.any():
-        result[aware[aware].index] = pd.to_datetime(
-            cleaned[aware], format="mixed", utc=True, errors="coerce"
-        )
+        parsed = pd.to_datetime(cleaned[aware], format="mixed", utc=True, errors="coerce")
+        _put_in_range(result, problem, parsed)
     naive_index = aware[~aware].index
     if len(naive_index):
         parsed = pd.to_datetime(cleaned[naive_index], format="mixed", errors="coerce")
-        local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        parsed = parsed.where(_in_range(parsed.dt.tz_localize("UTC")) | parsed.isna())
+        _flag_out_of_range(problem, parsed, cleaned[naive_index])
+        local = parsed.astype("datetime64[ns]").dt.tz_localize(
+            tz, ambiguous="NaT", nonexistent="NaT"
+        )
         problem[naive_index[parsed.notna() & local.isna()]] = f"time does not exist in {tz}"
         result[naive_index] = local.dt.tz_convert("UTC")
     problem[result.isna() & problem.isna()] = "unparseable time"
     return result, problem.astype(object).where(problem.notna(), None)
+
+
+def _in_range(stamps: pd.Series) -> pd.Series:
+    """Which UTC times (any resolution) lie in the range gridmap holds (NaT: False)."""
+    return stamps.notna() & (stamps >= EARLIEST_TIME) & (stamps < LATEST_TIME)
+
+
+def _put_in_range(result: pd.Series, problem: pd.Series, parsed: pd.Series) -> None:
+    """Write the parsed UTC times that lie in range into ``result``; flag the others."""
+    inside = _in_range(parsed)
+    problem[parsed.index[parsed.notna() & ~inside]] = _OUT_OF_RANGE
+    result[parsed.index[inside]] = parsed[inside].astype("datetime64[ns, UTC]")
+
+
+def _flag_out_of_range(problem: pd.Series, parsed: pd.Series, text: pd.Series) -> None:
+    """Flag naive times read as a date but dropped by :func:`_in_range`."""
+    again = pd.to_datetime(text[parsed.isna()], format="mixed", errors="coerce")
+    problem[again.index[again.notna()]] = _OUT_OF_RANGE
 
 
 def _coordinates(
