@@ -53,6 +53,7 @@ from geo.crs import (
     parse_crs_name,
     to_wgs84,
 )
+from geo.csvsafe import csv_safe_frame
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
@@ -828,7 +829,7 @@ def locate_csv(
             out = chunk.drop(columns=[c for c in located.columns if c in chunk.columns])
             out = pd.concat([out, located], axis=1)
             # Input columns are text and stay as read; distances to the centimetre.
-            out.to_csv(handle, header=number == 0, index=False, float_format="%.2f")
+            csv_safe_frame(out).to_csv(handle, header=number == 0, index=False, float_format="%.2f")
             for status, n in located["status"].value_counts().items():
                 counts[status] += int(n)
             done += len(chunk)

@@ -17,6 +17,7 @@ import pyproj
 
 from geo import boundaries, io
 from geo.communities import assign_communities
+from geo.csvsafe import csv_safe_frame
 from geo.errors import Conflict, InputError, NotFound
 from geo.store import DEFAULT_PATH, Store, assignments, plans
 
@@ -295,6 +296,7 @@ def export_layer(
     options: dict[str, Any] = {}
     if driver == "CSV":
         options["layer_options"] = {"GEOMETRY": "AS_WKT"}
+        frame = csv_safe_frame(frame)  # a spreadsheet runs no formula from the data
     if out.exists():
         out.unlink()
     frame.to_file(out, driver=driver, engine="pyogrio", **options)

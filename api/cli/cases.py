@@ -25,6 +25,7 @@ from api.cli.common import (
     table,
 )
 from geo import plans, project
+from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
 from geo.incidents import store as cases
 from geo.locate import find_by_address, locate_csv
@@ -220,7 +221,8 @@ def incidents_stats(
     store = store_for(db)
     stats = cases.incident_statistics(store, by=by, since=_time(since), until=_time(until))
     if output_format == "csv":
-        out.print(stats.to_csv(), end="", markup=False, highlight=False)
+        shown = csv_safe_frame(stats.reset_index()).to_csv(index=False)
+        out.print(shown, end="", markup=False, highlight=False)
     elif output_format == "json":
         print_json(stats.reset_index().to_dict("records"))
     elif output_format == "table":

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.deps import BodyDep, Staff, StateDep, check_batch
 from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, plain
 from api.routers._frames import problem_responses
+from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
 
 router = APIRouter(tags=["locate"])
@@ -167,7 +168,7 @@ def _locate_csv(locator, body: bytes, *, crs: str, lon_col: str, lat_col: str, s
     )
     counts = {str(k): int(v) for k, v in located["status"].value_counts().items() if v}
     return Response(
-        out.to_csv(index=False),
+        csv_safe_frame(out).to_csv(index=False),
         media_type="text/csv; charset=utf-8",
         headers={"X-Gridmap-Counts": json.dumps(counts), "X-Gridmap-Plan": str(locator.plan_id)},
     )
