@@ -147,6 +147,11 @@ audit_log = sa.Table(
 
 _TYPE_OF_DTYPE = {"b": "BOOLEAN", "i": "INTEGER", "u": "INTEGER", "f": "REAL", "M": "DATETIME"}
 
+#: layers whose key column holds one row per value, enforced by a UNIQUE index: the index is made
+#: with the layer (:func:`ensure_unique_keys` in the writing transaction) and on opening a file
+#: written before it existed, where copies left by concurrent imports are removed first
+UNIQUE_KEYS: dict[str, str] = {"incidents": "incident_id"}
+
 
 def now_iso() -> str:
     """The current time as stored in the project file (UTC, ISO 8601)."""
@@ -213,6 +218,7 @@ class GeoPackageStore(Store):
                 metadata.create_all(conn)
                 for table in metadata.sorted_tables:
                     gpkg.register_attributes(conn, table.name)
+                ensure_unique_keys(conn)
             if is_new:
                 # GDAL checks the GeoPackage application id in the file header itself, not
                 # through SQLite: move it from the write-ahead log into the main file now
@@ -466,6 +472,50 @@ class GeoPackageStore(Store):
                 details=json.dumps(details, ensure_ascii=False, default=str),
             )
         )
+
+
+def ensure_unique_keys(conn: Connection) -> dict[str, int]:
+    """Give every layer of :data:`UNIQUE_KEYS` its UNIQUE index; returns the copies removed.
+
+    A file written before the index existed may hold copies of one key (concurrent imports of
+    one case): the first row of each key is kept, the later copies and, for cases, the copies'
+    creation events are deleted, and the removal is written to the audit log.
+    """
+    removed: dict[str, int] = {}
+    for table, column in UNIQUE_KEYS.items():
+        index = f"{table}_{column}_unique"
+        if not _table_exists(conn, table) or _index_exists(conn, index):
+            continue
+        copies = conn.exec_driver_sql(
+            f'DELETE FROM "{table}" WHERE fid NOT IN '
+            f'(SELECT min(fid) FROM "{table}" GROUP BY "{column}")'
+        ).rowcount
+        if copies and table == "incidents":
+            conn.exec_driver_sql(
+                "DELETE FROM incident_events WHERE from_status IS NULL AND event_id NOT IN "
+                "(SELECT min(event_id) FROM incident_events WHERE from_status IS NULL "
+                "GROUP BY incident_id)"
+            )
+        if copies:
+            removed[table] = copies
+            conn.execute(
+                sa.insert(audit_log).values(
+                    at=now_iso(),
+                    action="duplicates removed",
+                    details=json.dumps({"table": table, "copies": copies}),
+                )
+            )
+        conn.exec_driver_sql(f'CREATE UNIQUE INDEX "{index}" ON "{table}" ("{column}")')
+    return removed
+
+
+def _index_exists(conn: Connection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = :n"),
+            {"n": name},
+        ).scalar()
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -545,7 +545,8 @@ def test_concurrent_reads_and_writes(client, api_tokens, store):
             statuses.append(response.status_code)
 
     def writer(k):
-        cases = [{"id": f"C{k}-{i}", "lon": point.x, "lat": point.y} for i in range(5)]
+        # five points a metre apart: five at one point would be a geocoder's fallback point
+        cases = [{"id": f"C{k}-{i}", "lon": point.x + i * 1e-5, "lat": point.y} for i in range(5)]
         response = client.post(
             "/incidents",
             json={"source": "load", "incidents": cases},
@@ -606,12 +607,16 @@ def test_planner_imports_a_feed_file(client, api_tokens, shared_data):
         "tz": "America/New_York",
     }
     headers = {**as_(api_tokens, "planner"), "content-type": "text/csv"}
+    # Boston is not in Kunming: no case can be placed, so the feed is refused unless asked for
+    refused = client.post("/incidents/import", params=params, content=feed, headers=headers)
+    assert "outside the district" in assert_problem(refused, 422)["detail"]
+    params["allow_unlocated"] = "true"
     first = client.post("/incidents/import", params=params, content=feed, headers=headers)
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["read"] == 100
     assert body["added"] == 100 - body["summary"]["duplicate_id"]
-    # Boston is not in Kunming: every case is kept, none is located in the district
+    # asked for: every case is kept, none is located in the district
     assert body["summary"]["located"] == 0
     again = client.post("/incidents/import", params=params, content=feed, headers=headers).json()
     assert again["added"] == 0

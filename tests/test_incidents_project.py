@@ -26,13 +26,14 @@ def gridmap(*args, lang: str = "en"):
     return runner.invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": lang})
 
 
-def import_boston(db, shared_data) -> dict:
+def import_boston(db, shared_data, *, allow_unlocated: bool = True) -> dict:
     """Boston's real 311 records imported into ``db`` with the shipped mapping."""
     return cases.import_incidents(
         open_store(db),
         shared_data / "boston311_100.csv",
         mapping=cases.mapping_from_options(BOSTON_MAPPING),
         source="boston311",
+        allow_unlocated=allow_unlocated,
     )
 
 
@@ -118,7 +119,12 @@ def test_boston_imports_with_exact_counts_and_is_idempotent(tmp_path, shared_dat
     assert stored.loc[stored["fallback_point"].astype(bool), "geometry"].isna().all()
 
 
-def test_cases_far_from_the_district_stay_unlocated(kunming_project, shared_data):
+def test_cases_far_from_the_district_are_refused_or_kept_unlocated_when_asked(
+    kunming_project, shared_data
+):
+    with pytest.raises(InputError, match="outside the district: 100"):
+        import_boston(kunming_project, shared_data, allow_unlocated=False)
+    assert cases.list_ids(open_store(kunming_project)) == []
     summary = import_boston(kunming_project, shared_data)
     assert summary["read"] == 100
     assert summary["located"] == 0  # Boston is not in Kunming

@@ -138,9 +138,17 @@ def incidents_import(
     description_col: Annotated[str | None, typer.Option()] = None,
     address_col: Annotated[str | None, typer.Option()] = None,
     tz: Annotated[str | None, typer.Option(help="无时区时间的时区 zone of naive times")] = None,
+    allow_unlocated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unlocated",
+            help="即使没有一条可定位也导入 store the feed even when no case has usable coordinates",
+        ),
+    ] = False,
     author: AuthorOption = "",
 ) -> None:
-    """导入事件 Import cases; the same file twice changes nothing."""
+    """导入事件 Import cases; the same file twice changes nothing; a feed where no case has
+    usable coordinates is refused unless --allow-unlocated."""
     refuse_project_as_input(db, feed, mapping)
     columns = cases.mapping_from_options(
         mapping,
@@ -155,7 +163,14 @@ def incidents_import(
         tz=tz,
     )
     with new_project_file(db) as store:
-        summary = cases.import_incidents(store, feed, mapping=columns, source=source, author=author)
+        summary = cases.import_incidents(
+            store,
+            feed,
+            mapping=columns,
+            source=source,
+            author=author,
+            allow_unlocated=allow_unlocated,
+        )
     console.print(
         table(
             say("事件导入", "Incident import"),

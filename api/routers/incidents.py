@@ -49,6 +49,11 @@ POSTED = IncidentMapping(
 )
 Text = Annotated[str | None, Query(max_length=200)]
 Column = Annotated[str | None, Query(max_length=100, description="the feed's column")]
+AllowUnlocated = Annotated[
+    bool, Query(description="store cases even when none has usable coordinates")
+]
+#: a case id (``source:id``) in a path: slashes included (数字城管 ``2026/08/0001``), one length rule
+CaseId = Annotated[str, Path(max_length=incident_store.MAX_ID_LENGTH)]
 
 
 @router.post(
@@ -58,7 +63,10 @@ Column = Annotated[str | None, Query(max_length=100, description="the feed's col
     summary="Add cases (one or a batch; idempotent by source and id)",
 )
 def post_incidents(
-    state: StateDep, principal: Staff, body: Annotated[IncidentBatch | IncidentSingle, Body()]
+    state: StateDep,
+    principal: Staff,
+    body: Annotated[IncidentBatch | IncidentSingle, Body()],
+    allow_unlocated: AllowUnlocated = False,
 ) -> IncidentImport:
     if isinstance(body, IncidentSingle):
         case = IncidentIn(**body.model_dump(exclude={"source", "crs"}))
@@ -83,6 +91,7 @@ def post_incidents(
         mapping=mapping,
         source=batch.source,
         author=principal.name,
+        allow_unlocated=allow_unlocated,
     )
     return IncidentImport(
         read=len(rows),
@@ -124,6 +133,7 @@ def import_feed(
     tz: Annotated[
         str, Query(max_length=60, description="zone of times without one")
     ] = "Asia/Shanghai",
+    allow_unlocated: AllowUnlocated = False,
 ) -> IncidentImport:
     """The body is the feed file; the query names its columns (as the CLI options do)."""
     kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
@@ -143,7 +153,12 @@ def import_feed(
         path = FilePath(folder) / f"feed{suffix}"
         path.write_bytes(body)
         summary = incident_store.import_incidents(
-            state.store, path, mapping=mapping, source=source, author=principal.name
+            state.store,
+            path,
+            mapping=mapping,
+            source=source,
+            author=principal.name,
+            allow_unlocated=allow_unlocated,
         )
     return IncidentImport(
         read=int(summary.get("read", summary["added"] + summary["already_present"])),
@@ -205,14 +220,12 @@ def _detail(record: dict) -> IncidentDetail:
 
 
 @router.get(
-    "/incidents/{incident_id}",
+    "/incidents/{incident_id:path}",
     response_model=IncidentDetail,
     responses=ERRORS,
     summary="One case with its history",
 )
-def get_incident(
-    state: StateDep, _: Staff, incident_id: str = Path(max_length=200)
-) -> IncidentDetail:
+def get_incident(state: StateDep, _: Staff, incident_id: CaseId) -> IncidentDetail:
     return _detail(incident_store.get_incident(state.store, incident_id))
 
 
@@ -221,7 +234,7 @@ class _Refused(IllegalTransition):
 
 
 @router.patch(
-    "/incidents/{incident_id}",
+    "/incidents/{incident_id:path}",
     response_model=IncidentDetail,
     responses=ERRORS,
     summary="Move a case one step (立案, 派遣, 处置, 核查, 结案, 退回)",
@@ -230,7 +243,7 @@ def patch_incident(
     state: StateDep,
     principal: Staff,
     change: IncidentPatch,
-    incident_id: str = Path(max_length=200),
+    incident_id: CaseId,
 ) -> IncidentDetail:
     try:
         record = incident_store.update_incident(

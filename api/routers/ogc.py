@@ -268,7 +268,7 @@ def items(
 
 
 @router.get(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collection_id}/items/{feature_id:path}",
     response_model=Feature,
     response_class=Response,
     responses=GEOJSON_RESPONSES,

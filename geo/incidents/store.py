@@ -7,6 +7,7 @@ and worker from the published plan; ``incident_events`` holds every workflow ste
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ import numpy as np
 import pandas as pd
 import pyproj
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from geo.errors import InputError, NotFound
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.catalogue import load_catalogue
 from geo.incidents.feeds import (
     FEED_COLUMNS,
+    FeedError,
     IncidentMapping,
     normalise_records,
     read_feed_records,
@@ -28,7 +31,7 @@ from geo.incidents.feeds import (
 )
 from geo.incidents.stats import incident_stats
 from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
-from geo.store import Store, incident_events, now_iso
+from geo.store import Store, ensure_unique_keys, incident_events, now_iso
 
 LAYER = "incidents"
 #: columns of the incidents layer, in order
@@ -60,6 +63,32 @@ COLUMNS = (
     "imported_at",
 )
 TIMES = ("reported_at", "registered_at", "closed_at", "deadline")
+#: the longest case id (``source:id``): refused on the way in, so every stored case can be addressed
+#: again (``GET``/``PATCH /incidents/{id}``, OGC items, ``gridmap incidents update``)
+MAX_ID_LENGTH = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_case_id(incident_id: str) -> str:
+    """The id if it follows the one rule for case ids: 1 to 200 characters, no control characters.
+
+    Slashes are allowed: 数字城管 numbers cases ``2026/08/0001``.
+    """
+    if not incident_id or len(incident_id) > MAX_ID_LENGTH or _CONTROL.search(incident_id):
+        shown = incident_id[:40] + ("…" if len(incident_id) > 40 else "")
+        raise InputError(
+            f"case id {shown!r} ({len(incident_id)} characters) is not a valid id: "
+            f"ids (source:id) have 1 to {MAX_ID_LENGTH} characters and no control characters",
+            zh=f"案件编号 {shown} 无效：编号（来源:编号）须为 1 到 {MAX_ID_LENGTH} 个字符，且不含控制字符",
+        )
+    return incident_id
+
+
+def check_case_ids(ids: pd.Series) -> None:
+    """:func:`check_case_id` for every id of a feed: one bad id refuses the whole feed."""
+    bad = ids[(ids.str.len() > MAX_ID_LENGTH) | ids.str.contains(_CONTROL)]
+    if len(bad):
+        check_case_id(str(bad.iloc[0]))
 
 
 def catalogue(store: Store) -> pd.DataFrame:
@@ -88,14 +117,21 @@ def import_incidents(
     mapping: IncidentMapping,
     source: str,
     author: str = "",
+    allow_unlocated: bool = False,
 ) -> dict[str, Any]:
     """Read a feed file and add its new cases; re-importing the same file changes nothing.
 
     Returns the feed's counts (read, located, unlocated, unknown_category, fallback_point, ...)
-    plus ``added`` and ``already_present``.
+    plus ``added`` and ``already_present``. A feed in which no case has usable coordinates is
+    refused (see :func:`refuse_unplaceable`) unless ``allow_unlocated``.
     """
     return import_records(
-        store, read_feed_records(path), mapping=mapping, source=source, author=author
+        store,
+        read_feed_records(path),
+        mapping=mapping,
+        source=source,
+        author=author,
+        allow_unlocated=allow_unlocated,
     )
 
 
@@ -106,6 +142,7 @@ def import_records(
     mapping: IncidentMapping,
     source: str,
     author: str = "",
+    allow_unlocated: bool = False,
 ) -> dict[str, Any]:
     """:func:`import_incidents` for records already in memory (cases pushed to the API)."""
     cat = catalogue(store)
@@ -113,12 +150,32 @@ def import_records(
         records, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
     )
     summary = summarise_import(feed)
+    if not allow_unlocated:
+        refuse_unplaceable(summary)
     added = add_cases(store, feed, catalogue_table=cat, author=author)
     return {
         **summary,
         "added": added,
         "already_present": int(len(feed) - added - feed["duplicate"].sum()),
     }
+
+
+def refuse_unplaceable(summary: dict[str, Any]) -> None:
+    """Refuse a feed in which no case has usable coordinates: its mapping is wrong, or it is not
+    this district's, and storing it would only add cases no grid or worker ever sees."""
+    if not summary["read"] or summary["located"]:
+        return
+    reasons = ", ".join(f"{k}: {v}" for k, v in summary["unlocated_reasons"].items())
+    times = summary["bad_time"]
+    when = f"; {times} without a readable time" if times else ""
+    raise FeedError(
+        f"none of the {summary['read']} cases has usable coordinates ({reasons}){when}; "
+        "nothing was stored",
+        hint="check the coordinate columns and --crs, or store them unlocated with "
+        "--allow-unlocated (API: allow_unlocated=true)",
+        zh=f"{summary['read']} 条案件均无可用坐标（{reasons}），未导入任何案件；"
+        "请检查坐标列和坐标系，或用 --allow-unlocated 导入为未定位案件",
+    )
 
 
 def add_cases(
@@ -135,13 +192,20 @@ def add_cases(
     cat = catalogue_table if catalogue_table is not None else catalogue(store)
     feed = feed[~feed["duplicate"].astype(bool)].copy()
     feed["incident_id"] = feed["source"].astype(str) + ":" + feed["source_id"].astype(str)
-    present = set(list_ids(store))
-    fresh = feed[~feed["incident_id"].isin(present)].copy()
+    check_case_ids(feed["incident_id"])
+    # a first look spares the assignment of cases already stored; the decision is taken below
+    fresh = feed[~feed["incident_id"].isin(set(list_ids(store)))].copy()
     if fresh.empty:
         return 0
     cases = _cases(store, fresh, cat)
     with store.transaction() as conn:
+        # inside the write lock: an API post or import that committed meanwhile is seen here, and
+        # the UNIQUE index on incident_id refuses any copy that would still slip through
+        cases = cases[~cases["incident_id"].isin(set(list_ids(store, conn=conn)))]
+        if cases.empty:
+            return 0
         store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
+        ensure_unique_keys(conn)
         conn.execute(
             sa.insert(incident_events),
             [
@@ -160,11 +224,12 @@ def add_cases(
     return len(cases)
 
 
-def list_ids(store: Store) -> list[str]:
-    if not store.has_layer(LAYER):
-        return []
-    with store.reading() as conn:
-        return [row[0] for row in conn.exec_driver_sql(f'SELECT incident_id FROM "{LAYER}"')]
+def list_ids(store: Store, *, conn: Connection | None = None) -> list[str]:
+    """Every stored case id (read inside ``conn`` when given)."""
+    with store.reading(conn) as c:
+        if not store.has_layer(LAYER, c):
+            return []
+        return [row[0] for row in c.exec_driver_sql(f'SELECT incident_id FROM "{LAYER}"')]
 
 
 def _cases(store: Store, feed: pd.DataFrame, cat: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -271,6 +336,8 @@ def reassign_open_cases(store: Store, conn: Any, *, actor: str = "") -> int:
 
 
 def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
+    """One case with its events and whether it is overdue now."""
+    check_case_id(incident_id)
     if not store.has_layer(LAYER):
         raise NotFound(f"no incident {incident_id!r}", zh=f"没有案件 {incident_id}")
     found = store.read_layer(LAYER, where={"incident_id": incident_id})
@@ -298,6 +365,7 @@ def update_incident(
     ``at`` records a step taken earlier (from another system's log); it defaults to now and may
     be neither in the future nor before the case's previous step.
     """
+    check_case_id(incident_id)
     step = pd.DataFrame(
         [{"incident_id": incident_id, "status": status, "actor": actor, "note": note, "at": at}]
     )
