@@ -14,7 +14,17 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from api.deps import BBoxDep, BodyDep, PageDep, Planner, Staff, StateDep, TimeRangeDep, check_batch
+from api.deps import (
+    BBoxDep,
+    BodyDep,
+    PageDep,
+    Planner,
+    Staff,
+    StateDep,
+    TimeRangeDep,
+    check_batch,
+    check_json_depth,
+)
 from api.models import (
     IncidentBatch,
     IncidentDetail,
@@ -25,6 +35,7 @@ from api.models import (
     IncidentSingle,
     IncidentStats,
     IncidentStatsRow,
+    TimeZoneName,
     plain,
     records,
 )
@@ -131,13 +142,15 @@ def import_feed(
     address_col: Column = None,
     crs: Annotated[str, Query(max_length=40)] = "wgs84",
     tz: Annotated[
-        str, Query(max_length=60, description="zone of times without one")
+        TimeZoneName, Query(max_length=60, description="IANA zone of times without one")
     ] = "Asia/Shanghai",
     allow_unlocated: AllowUnlocated = False,
 ) -> IncidentImport:
     """The body is the feed file; the query names its columns (as the CLI options do)."""
     kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
     suffix = {"application/geo+json": ".geojson", "application/json": ".json"}.get(kind, ".csv")
+    if suffix != ".csv":
+        check_json_depth(body)
     mapping = IncidentMapping(
         id_col=id_col,
         lon_col=lon_col,
