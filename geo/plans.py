@@ -32,6 +32,7 @@ from geo import boundaries, codes, partition
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.store import reassign_open_cases
+from geo.incidents.workflow import OPEN_STATUSES
 from geo.locate import GridIndex
 from geo.store import Store, assignments, grid_codes, now_iso, plans, workers
 from geo.workers import assign_workers
@@ -541,26 +542,54 @@ def violations(plan: Plan) -> pd.DataFrame:
 
 
 def publish_plan(
-    store: Store, plan_id: int, *, author: str = "", override_reason: str | None = None
+    store: Store,
+    plan_id: int,
+    *,
+    author: str = "",
+    override_reason: str | None = None,
+    revision: int | None = None,
 ) -> dict:
     """Publish a plan: it becomes the district's grids (the ``grids`` layer).
 
-    A plan with violations is published only with an ``override_reason``, which is recorded.
+    ``revision`` is the plan revision the planner reviewed: when the plan has moved on since, the
+    publish is refused (:class:`StalePlan`, 409). Status, revision and violations are checked
+    inside the write transaction, so an edit or a second publish racing this one is either seen
+    or refused. A plan with violations is published only with an ``override_reason`` (recorded).
     """
-    plan = load_plan(store, plan_id)
-    if plan.status == "published":
-        raise Conflict(f"plan {plan_id} is already published", zh=f"方案 {plan_id} 已发布")
-    broken = violations(plan)
-    if not broken.empty and not (override_reason or "").strip():
-        counts = broken["rule"].value_counts().to_dict()
-        raise Conflict(
-            f"plan {plan_id} breaks {len(broken)} rules ({counts}); publish with an override reason "
-            "(--override 'why') to accept them",
-            zh=f"方案 {plan_id} 有 {len(broken)} 处违规，如需发布请用 --override 说明理由",
-        )
     with store.transaction() as conn:
+        row = plan_row(store, plan_id, conn=conn)
+        if row["status"] == "published":
+            raise Conflict(f"plan {plan_id} is already published", zh=f"方案 {plan_id} 已发布")
+        if revision is not None and int(revision) != int(row["revision"]):
+            raise StalePlan(plan_id, reviewed=int(revision), current=int(row["revision"]))
+        broken = violations(load_plan(store, plan_id, conn=conn))
+        if not broken.empty and not (override_reason or "").strip():
+            counts = broken["rule"].value_counts().to_dict()
+            raise Conflict(
+                f"plan {plan_id} breaks {len(broken)} rules ({counts}); publish with an override "
+                "reason (--override 'why') to accept them",
+                zh=f"方案 {plan_id} 有 {len(broken)} 处违规，如需发布请用 --override 说明理由",
+            )
         _publish(store, conn, plan_id, author=author, override_reason=override_reason)
-    return {"plan_id": plan_id, "violations": len(broken), "override_reason": override_reason}
+    return {
+        "plan_id": plan_id,
+        "revision": int(row["revision"]),
+        "violations": len(broken),
+        "override_reason": override_reason,
+    }
+
+
+class StalePlan(Conflict):
+    """The plan changed after the planner reviewed it: publishing waits for a fresh review."""
+
+    def __init__(self, plan_id: int, *, reviewed: int, current: int) -> None:
+        super().__init__(
+            f"plan {plan_id} is at revision {current}, but revision {reviewed} was reviewed; "
+            "review the plan again and publish that revision",
+            zh=f"方案 {plan_id} 已被修改（当前版本 {current}，审阅的是 {reviewed}），请重新审阅后发布",
+        )
+        #: extra members of the API's problem+json answer
+        self.problem_extra = {"revision": current, "reviewed": reviewed}
 
 
 def _publish(
@@ -598,15 +627,93 @@ def published_grids(store: Store) -> gpd.GeoDataFrame:
 # -- workers ---------------------------------------------------------------------------------------
 
 
-def import_roster(store: Store, frame: pd.DataFrame, *, author: str = "") -> int:
-    """Replace the workers table with a checked roster (see :func:`geo.workers.read_roster`)."""
+@dataclass
+class RosterChange:
+    """What replacing the roster did: workers stored, workers removed, grids left without one."""
+
+    workers: int
+    removed: list[str]
+    released: (
+        int  # grid rows (every plan) and open cases that lost a worker no longer on the roster
+    )
+    without_worker: pd.DataFrame  # published grids without a worker: grid_code, community, reason
+
+
+def import_roster(store: Store, frame: pd.DataFrame, *, author: str = "") -> RosterChange:
+    """Replace the workers table with a checked roster (see :func:`geo.workers.read_roster`).
+
+    In the same transaction, a worker who left the roster (or moved to another community) is
+    taken off every plan's grids, the published ``grids`` layer and the open cases, and the names
+    of the others are refreshed; the published grids left without a worker are returned (they
+    are ``no_worker`` violations until ``gridmap workers assign``).
+    """
+    team = frame[["worker_id", "name", "phone", "community"]]
     with store.transaction() as conn:
+        before = set(conn.execute(sa.select(workers.c.worker_id)).scalars())
         conn.execute(sa.delete(workers))
-        rows = frame[["worker_id", "name", "phone", "community"]].to_dict("records")
+        rows = team.to_dict("records")
         if rows:
             conn.execute(sa.insert(workers), rows)
-        store.log(conn, "workers import", actor=author, workers=len(rows))
-    return len(frame)
+        released = sum(_release_workers(conn, layer, team) for layer in _STAFFED_LAYERS)
+        removed = sorted(before - set(team["worker_id"]))
+        store.log(
+            conn,
+            "workers import",
+            actor=author,
+            workers=len(rows),
+            removed=removed,
+            released=released,
+        )
+        without = _published_without_worker(store, conn, team)
+    return RosterChange(
+        workers=len(frame), removed=removed, released=released, without_worker=without
+    )
+
+
+#: layers naming a responsible worker, and which of their rows follow the roster
+_STAFFED_LAYERS = {
+    "plan_grids": "",
+    "grids": "",
+    "incidents": " AND status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_STATUSES)),
+}
+
+
+def _release_workers(conn: Connection, layer: str, team: pd.DataFrame) -> int:
+    """Clear the worker of rows whose worker is off the roster or of another community; refresh
+    the names of the others. Returns the rows cleared."""
+    exists = conn.execute(
+        sa.text("SELECT count(*) FROM gpkg_contents WHERE table_name = :t"), {"t": layer}
+    ).scalar()
+    if not exists:
+        return 0
+    staffed = conn.exec_driver_sql(
+        f'SELECT fid, worker_id, community FROM "{layer}" WHERE worker_id IS NOT NULL'
+        + _STAFFED_LAYERS[layer]
+    ).fetchall()
+    community_of = dict(zip(team["worker_id"], team["community"].astype(str), strict=True))
+    gone = [(fid,) for fid, worker, community in staffed if community_of.get(worker) != community]
+    if gone:
+        conn.exec_driver_sql(
+            f'UPDATE "{layer}" SET worker_id = NULL, worker = NULL WHERE fid = ?', gone
+        )
+    names = list(zip(team["name"], team["worker_id"], strict=True))
+    if names:
+        conn.exec_driver_sql(f'UPDATE "{layer}" SET worker = ? WHERE worker_id = ?', names)
+    return len(gone)
+
+
+def _published_without_worker(store: Store, conn: Connection, team: pd.DataFrame) -> pd.DataFrame:
+    from geo.workers import unassigned_grids
+
+    columns = ["grid_code", "community", "reason"]
+    if not store.has_layer("grids", conn):
+        return pd.DataFrame(columns=columns)
+    grids = pd.DataFrame(
+        conn.exec_driver_sql("SELECT grid_code, community, worker_id FROM grids").fetchall(),
+        columns=["grid_code", "community", "worker_id"],
+    ).set_index("grid_code")
+    missing = unassigned_grids(grids, grids["worker_id"], team)
+    return missing.reset_index(names="grid_code")[columns]
 
 
 def fill_workers(

@@ -57,8 +57,8 @@ def assert_problem(response, status):
 # -- health, communities, grids, buildings -------------------------------------------------------
 
 
-def test_health_counts_the_project(client, store, grids):
-    body = client.get("/health").json()
+def test_health_counts_the_project_for_a_token(client, api_tokens, store, grids):
+    body = client.get("/health", headers=as_(api_tokens, "viewer")).json()
     assert body["status"] == "ok"
     assert body["buildings"] == store.count("buildings") == 140
     assert body["grids"] == len(grids)
@@ -423,9 +423,12 @@ def test_admin_replaces_roster_and_assigns(client, api_tokens, store):
         headers={**as_(api_tokens, "admin"), "content-type": "text/csv"},
     )
     assert put.status_code == 200, put.text
-    assert sorted(w["worker_id"] for w in put.json()) == [
+    assert sorted(w["worker_id"] for w in put.json()["workers"]) == [
         f"N{i:02d}" for i in range(len(communities))
     ]
+    # the old workers left every grid at once: all published grids are reported without one
+    assert put.json()["removed"]
+    assert len(put.json()["without_worker"]) == len(plans.published_grids(store))
     assigned = client.post("/workers/assign", headers=as_(api_tokens, "admin")).json()
     assert assigned["assigned"] == len(plans.published_grids(store))
     grids = client.get("/grids", params={"limit": 50}, headers=as_(api_tokens, "staff")).json()[

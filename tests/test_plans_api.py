@@ -146,11 +146,13 @@ def test_undo_redo_publish_with_a_reason_and_diff(service):
     assert page.status_code == 200
     assert sorted([a, b])[0] in page.text  # the old outlines of the merged grids are drawn
     assert client.get(f"/plans/{draft}/diff/map").status_code == 401
-    refused = client.post(f"/plans/{draft}/publish", json={}, headers=planner)
+    refused = client.post(f"/plans/{draft}/publish", json={"revision": 3}, headers=planner)
     assert refused.status_code == 409
     assert "override" in refused.json()["detail"]
     reason = "23号庭院只有两栋楼，街道同意单独成格"
-    done = client.post(f"/plans/{draft}/publish", json={"override_reason": reason}, headers=planner)
+    done = client.post(
+        f"/plans/{draft}/publish", json={"override_reason": reason, "revision": 3}, headers=planner
+    )
     assert done.status_code == 200, done.text
     assert plans.plan_row(store, draft)["override_reason"] == reason
     assert plans.published_plan_id(store) == draft

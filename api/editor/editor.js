@@ -419,7 +419,10 @@
     var publishRow = el("div", "gm-ed-row");
     var publishButton = button(t.publish, function () {
       var text = reason.value.trim();
-      api("POST", "/publish", text ? { override_reason: text } : {}).then(function (reply) {
+      // the revision on screen is the one reviewed: the server refuses it if the plan moved on
+      var body = { revision: state.revision };
+      if (text) body.override_reason = text;
+      api("POST", "/publish", body).then(function (reply) {
         if (!reply.ok) {
           if (reply.status === 409 && !text) return say(t.need_reason, true);
           return problem(reply);

@@ -54,8 +54,11 @@ class StepBody(BaseModel):
 
 
 class PublishBody(BaseModel):
-    """Publishing: an override reason is required when the plan breaks rules."""
+    """Publishing the revision the planner reviewed; an override reason when it breaks rules."""
 
+    revision: int = Field(
+        ge=0, le=2**53, description="the plan revision reviewed (409 when the plan moved on)"
+    )
     override_reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -197,13 +200,20 @@ def post_redo(
 
 
 @router.post("/plans/{plan_id}/publish", responses=ERRORS)
-def publish(
-    plan_id: PlanId, store: StoreDep, principal: Planner, body: PublishBody | None = None
-) -> dict:
-    """Publish the plan; with violations only with an ``override_reason`` (recorded)."""
-    reason = body.override_reason if body else None
+def publish(plan_id: PlanId, body: PublishBody, store: StoreDep, principal: Planner) -> dict:
+    """Publish the revision reviewed; with violations only with an ``override_reason`` (recorded).
+
+    Status, revision and violations are checked in the publishing transaction: of two publishes
+    of one plan one succeeds, and an edit made after the review answers 409 here.
+    """
     return _plain_dict(
-        plans.publish_plan(store, plan_id, author=principal.name, override_reason=reason)
+        plans.publish_plan(
+            store,
+            plan_id,
+            author=principal.name,
+            override_reason=body.override_reason,
+            revision=body.revision,
+        )
     )
 
 

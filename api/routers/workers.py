@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import Field
 
 from api.deps import Admin, BodyDep, StateDep, Viewer
-from api.models import Worker, WorkerAssignment, plain, records
+from api.models import Model, Worker, WorkerAssignment, plain, records
 from api.routers._frames import problem_responses
 from geo import plans
 from geo.errors import InputError, NotFound
@@ -13,6 +16,17 @@ from geo.workers import parse_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 ERRORS = problem_responses(401, 403, 404, 413, 422)
+
+
+class RosterReplaced(Model):
+    """The new roster, who left it, and the published grids it leaves without a worker."""
+
+    workers: list[Worker]
+    removed: list[str] = Field(description="worker ids no longer on the roster")
+    released: int = Field(description="grid rows and open cases taken off removed workers")
+    without_worker: list[dict[str, Any]] = Field(
+        description="published grids without a worker (no_worker violations): POST /workers/assign"
+    )
 
 
 @router.get("", response_model=list[Worker], responses=ERRORS, summary="List the workers")
@@ -32,14 +46,15 @@ def list_workers(state: StateDep, principal: Viewer) -> list[Worker]:
 
 @router.put(
     "",
-    response_model=list[Worker],
+    response_model=RosterReplaced,
     responses=ERRORS,
     summary="Replace the roster (CSV: 工号,姓名,手机,社区)",
     openapi_extra={
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
     },
 )
-def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> list[Worker]:
+def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> RosterReplaced:
+    """Replace the roster; removed workers leave every grid and open case in the same step."""
     if not body.strip():
         raise InputError(
             "send the roster as CSV text: 工号,姓名,手机,社区 (worker id, name, phone, community)",
@@ -47,8 +62,13 @@ def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> list[Worker
         )
     communities = state.layer("communities")["community"]
     roster = parse_roster(body, communities=communities)
-    plans.import_roster(state.store, roster, author=principal.name)
-    return [Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)]
+    change = plans.import_roster(state.store, roster, author=principal.name)
+    return RosterReplaced(
+        workers=[Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)],
+        removed=change.removed,
+        released=change.released,
+        without_worker=records(change.without_worker),
+    )
 
 
 @router.post(
