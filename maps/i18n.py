@@ -99,6 +99,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "legend_changed": "调整的网格",
         "legend_unchanged": "未调整的网格",
         "legend_buildings_omitted": "建筑过多，放大后按范围加载",
+        "buildings_failed": "建筑加载失败",
         # controls
         "search_placeholder": "搜索网格编码或地址",
         "search_none": "未找到",
@@ -187,6 +188,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "legend_changed": "Changed grid",
         "legend_unchanged": "Unchanged grid",
         "legend_buildings_omitted": "Too many buildings: zoom in to load them",
+        "buildings_failed": "Buildings could not be loaded",
         "search_placeholder": "Search grid code or address",
         "search_none": "Nothing found",
         "fullscreen": "Full screen",

@@ -1,7 +1,8 @@
 /* gridmap grid editor: edits a draft plan through the /plans API, on top of the gridmap map.
  *
- * Data strings reach the page only through textContent. The token comes from ?token= (kept in
- * localStorage and removed from the address bar), from localStorage, or from the panel's field.
+ * Data strings reach the page only through textContent. The token comes from ?token= (which
+ * gridmap.js removes from the address bar), kept in this tab's sessionStorage, or from the
+ * panel's field.
  */
 (function () {
   "use strict";
@@ -26,15 +27,14 @@
   var panel = document.getElementById("gm-editor");
 
   // ---- token ----
-  var params = new URLSearchParams(window.location.search);
-  if (params.get("token")) {
-    localStorage.setItem("gridmap.token", params.get("token"));
-    params.delete("token");
-    var rest = params.toString();
-    history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
-  }
+  // gridmap.js has already taken ?token= out of the address bar and kept it for this page. The
+  // editor keeps it in sessionStorage (this tab only, gone when it closes) so that a reload
+  // still works; map pages never read it.
+  var TOKEN_KEY = "gridmap.editor.token";
+  var fromPage = window.gridmap && window.gridmap.pageToken ? window.gridmap.pageToken() : null;
+  if (fromPage) sessionStorage.setItem(TOKEN_KEY, fromPage);
   function token() {
-    return localStorage.getItem("gridmap.token") || "";
+    return sessionStorage.getItem(TOKEN_KEY) || "";
   }
 
   // ---- DOM helpers (text only) ----
@@ -262,7 +262,7 @@
       row.appendChild(input);
       row.appendChild(
         button(t.token_save, function () {
-          localStorage.setItem("gridmap.token", input.value.trim());
+          sessionStorage.setItem(TOKEN_KEY, input.value.trim());
           render();
         })
       );

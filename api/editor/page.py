@@ -4,7 +4,8 @@ The page is the map of :func:`maps.project.project_map` for the plan, with ``edi
 ``editor.js`` inlined and a JSON configuration block (plan, revision, strings, grids, violations,
 workers) written with :func:`maps.escape.json_for_html`. Every string from data reaches the page
 through ``textContent``. The script calls the ``/plans`` API with ``fetch`` and the bearer token
-(from ``?token=`` once, then the browser's local storage, or typed into the panel).
+(from ``?token=``, which the map runtime takes out of the address bar; then this tab's
+session storage; or typed into the panel).
 """
 
 from __future__ import annotations

@@ -2,27 +2,38 @@
 
 Viewers and above; with the ``public_maps`` setting the maps are served without a token, never
 with phone numbers. Pages are cached per project fingerprint and options.
+
+A district too large to embed its buildings has the page fetch the footprints in view from
+``/maps/buildings.geojson``: guarded like the page itself (so public mode covers everything the
+public page reads) and holding only the columns an embedded map shows, never contacts.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Annotated, Literal
 
+import geopandas as gpd
+import shapely
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
-from api.deps import MapReader, StateDep, TimeRangeDep
-from api.routers._frames import problem_responses
+from api.deps import BBoxDep, MapReader, PageDep, StateDep, TimeRangeDep
+from api.models import plain
+from api.routers._frames import in_bbox, problem_responses
 from api.state import ProjectState
 from api.static import ASSETS_URL
-from geo.errors import Forbidden
+from geo.errors import Forbidden, InputError
 from maps.project import MapRequest, project_map
 from maps.render import render_html
 
 router = APIRouter(prefix="/maps", tags=["maps"])
-FEATURES_URL = "/ogc/collections/buildings/items"
+FEATURES_URL = "/maps/buildings.geojson"
+#: what a map shows of a building (as embedded by maps.prepare); source fields stay out
+BUILDING_COLUMNS = ("building_id", "community", "households", "grid_code", "name", "address")
 ERRORS = {200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 422)}
+GEOJSON_ERRORS = {200: {"content": {"application/geo+json": {}}}, **problem_responses(401, 422)}
 Basemap = Annotated[
     Literal["osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none"],
     Query(description="background tiles"),
@@ -101,3 +112,38 @@ def grid(
     state: StateDep, request: MapRequestDep, grid_code: str = Path(max_length=40)
 ) -> HTMLResponse:
     return _page(state, replace(request, grid=grid_code))
+
+
+@router.get(
+    "/buildings.geojson",
+    response_class=Response,
+    responses=GEOJSON_ERRORS,
+    summary="Footprints in a box, for the map pages of large districts",
+)
+def buildings_in_view(state: StateDep, _: MapReader, bbox: BBoxDep, page: PageDep) -> Response:
+    """Up to ``limit`` footprints meeting ``bbox`` (WGS84), with what a map shows of them."""
+    if bbox is None:
+        raise InputError(
+            "bbox is required: min lon, min lat, max lon, max lat",
+            zh="需要 bbox：最小经度,最小纬度,最大经度,最大纬度",
+        )
+    frame = state.layer("buildings")
+    frame = frame.iloc[in_bbox(frame, bbox)[: page.limit]]
+    return Response(_feature_collection(frame), media_type="application/geo+json")
+
+
+def _feature_collection(frame: gpd.GeoDataFrame) -> str:
+    columns = [c for c in BUILDING_COLUMNS if c in frame.columns]
+    geometries = shapely.to_geojson(frame.geometry.array, indent=None)
+    features = []
+    for geometry, row in zip(
+        geometries, frame[columns].itertuples(index=False, name=None), strict=True
+    ):
+        properties = json.dumps(
+            {c: plain(v) for c, v in zip(columns, row, strict=True)},
+            ensure_ascii=False,
+            default=str,
+        )
+        shape = geometry if geometry is not None else "null"
+        features.append(f'{{"type":"Feature","geometry":{shape},"properties":{properties}}}')
+    return '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"

@@ -10,16 +10,30 @@
   gm.maps = gm.maps || {};
 
   // A page the API served with ?token= (a browser cannot send a header when it navigates):
-  // the same token authorises the page's own requests, e.g. buildings loaded by bbox.
-  function pageToken() {
+  // the token is read once and kept in memory for the page's own requests (buildings loaded by
+  // bbox), and taken out of the address bar at once, so that it stays out of the history,
+  // bookmarks, screenshots and shared links. Never read from browser storage: the editor keeps
+  // a planner's token there, which a map page has no business sending.
+  var pageTokenValue = (function () {
+    var token = null;
     try {
-      var fromQuery = new URLSearchParams(window.location.search).get("token");
-      if (fromQuery) return fromQuery;
-      return window.localStorage ? window.localStorage.getItem("gridmap.token") : null;
+      var params = new URLSearchParams(window.location.search);
+      token = params.get("token");
+      if (token === null) return null;
+      params.delete("token");
+      var rest = params.toString();
+      var clean = window.location.pathname + (rest ? "?" + rest : "") + window.location.hash;
+      window.history.replaceState(window.history.state, "", clean);
     } catch (e) {
-      return null; // file:// pages and private modes may refuse storage
+      /* file:// pages and sandboxed frames may refuse; the token still serves this page */
     }
+    return token || null;
+  })();
+
+  function pageToken() {
+    return pageTokenValue;
   }
+  gm.pageToken = pageToken;
 
   // ---- small DOM helpers: text only ----
   function el(tag, cls, text) {
@@ -331,6 +345,25 @@
     this.stats = { grids: 0, buildings: 0, communities: 0, incidents: 0, choropleth: 0 };
   }
 
+  // A line of text on the map (e.g. buildings that could not be loaded); null hides it.
+  GridMap.prototype.notice = function (text) {
+    if (!this.noticeNode) {
+      if (text === null) return;
+      var node = el("div", "gm-notice");
+      node.setAttribute("role", "alert");
+      var Notice = L.Control.extend({
+        options: { position: "topright" },
+        onAdd: function () {
+          return node;
+        },
+      });
+      this.map.addControl(new Notice());
+      this.noticeNode = node;
+    }
+    this.noticeNode.textContent = text === null ? "" : String(text);
+    this.noticeNode.style.display = text === null ? "none" : "";
+  };
+
   GridMap.prototype.gridPopup = function (i) {
     var d = this.data.grids, t = this.t;
     var rows = [
@@ -546,8 +579,14 @@
             })
           );
         })
-        .catch(function () {
-          /* an aborted or failed request leaves the last drawn buildings */
+        .then(function () {
+          self.notice(null);
+        })
+        .catch(function (error) {
+          // An aborted request was replaced by a newer one; a failed one leaves the last drawn
+          // buildings and says so on the map.
+          if (error && error.name === "AbortError") return;
+          self.notice(self.t.buildings_failed + " (" + String((error && error.message) || error) + ")");
         });
     }
     this.map.on("moveend overlayadd", refresh);
