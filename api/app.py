@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, static
@@ -100,6 +101,43 @@ async def _no_receive() -> Message:  # pragma: no cover - a problem response rea
     return {"type": "http.disconnect"}
 
 
+#: on every answer: no page of gridmap may be framed (the editor's publish button could be
+#: clickjacked), no type sniffing, no path or ?token= sent to other sites in a Referer
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
+class Hardening:
+    """Security headers on every answer, ``Cache-Control: no-store`` unless a route chose a
+    policy (answers carry tokens' data and workers' phones: no browser or proxy may keep them),
+    and ``HEAD`` answered as ``GET`` without the body (pages are checked with ``curl -I``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+
+        async def hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Cache-Control", "no-store")
+            elif message["type"] == "http.response.body" and head:
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"} if head else scope, receive, hardened)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gridmap service for the project file in ``settings.db`` (from the env when None)."""
     settings = settings or Settings()
@@ -140,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             continue
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Hardening)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
