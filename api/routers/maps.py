@@ -94,7 +94,7 @@ def district(state: StateDep, request: MapRequestDep) -> HTMLResponse:
 
 
 @router.get(
-    "/communities/{community}.html",
+    "/communities/{community:path}.html",
     response_class=HTMLResponse,
     responses=ERRORS,
     summary="Community map",
