@@ -66,7 +66,9 @@ def client(api_db):
 
 def _path(template: str) -> str:
     # ids that do not exist: the guard answers before the route looks anything up
-    return re.sub(r"\{(\w+)\}", lambda m: "999999" if m.group(1).endswith("_id") else "x", template)
+    return re.sub(
+        r"\{(\w+)(?::path)?\}", lambda m: "999999" if m.group(1).endswith("_id") else "x", template
+    )
 
 
 def _call(client, method, path, headers=None):
@@ -107,7 +109,7 @@ EXPECTED = {
     ("GET", "/locate"): "staff",
     ("POST", "/locate"): "staff",
     ("POST", "/incidents"): "staff",
-    ("PATCH", "/incidents/{incident_id}"): "staff",
+    ("PATCH", "/incidents/{incident_id:path}"): "staff",
     ("GET", "/stats/incidents"): "staff",
     ("PUT", "/workers"): "admin",
     ("POST", "/workers/assign"): "admin",
