@@ -857,7 +857,9 @@ def _grid_rows(
             if old is not None
             else False
         )
-    frame["worker_id"] = pd.Series(worker_id, index=frame.index, dtype=object)
+    # a worker who left the roster since the step was recorded does not come back with undo/redo
+    on_roster = [w if w is not None and w in names.index else None for w in worker_id]
+    frame["worker_id"] = pd.Series(on_roster, index=frame.index, dtype=object)
     frame["worker"] = frame["worker_id"].map(names).astype(object)
     frame["locked"] = pd.array(locked, dtype="boolean")
     frame["contiguous"] = frame["contiguous"].astype("boolean")

@@ -203,3 +203,22 @@ def test_the_cli_roster_import_lists_the_grids_left_without_a_worker(staffed, tm
     assert f"{len(ours)} grids without a worker" in result.output
     assert all(code in result.output for code in ours)
     assert "2 workers removed" in result.output
+
+
+def test_a_removed_worker_does_not_come_back_with_redo(staffed):
+    store = open_store(staffed)
+    draft = editing.copy_plan(store, plans.published_plan_id(store))
+    plan = plans.load_plan(store, draft)
+    grid = plan.grids.index[plan.grids["community"] == COMMUNITY][0]
+    team = plans.roster(store)
+    held = plan.grids.at[grid, "worker_id"]
+    other = team[(team["community"] == COMMUNITY) & (team["worker_id"] != held)]["worker_id"]
+    editing.apply_edit(
+        store, draft, "assign_worker", {"grid": grid, "worker_id": other.iloc[0]}, revision=0
+    )
+    editing.undo(store, draft, revision=1)
+    plans.import_roster(store, team[team["worker_id"] != other.iloc[0]])
+    redone = editing.redo(store, draft, revision=2)
+    assert redone.touched.loc[grid, "worker_id"] is None
+    assert "no_worker" in set(redone.violations["rule"])
+    assert pd.isna(plans.load_plan(store, draft).grids.at[grid, "worker_id"])
