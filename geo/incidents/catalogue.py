@@ -19,10 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from geo.errors import InputError
+from geo.reference import reference_dir, reference_file
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-CATALOGUE_PATH = DATA_DIR / "incident_categories.csv"
-LEGACY_PATH = DATA_DIR / "legacy_category_map.csv"
+# shipped with gridmap (data/ in a checkout, geo/reference/ in the wheel): geo.reference
+DATA_DIR = reference_dir()
+CATALOGUE_PATH = reference_file("incident_categories.csv")
+LEGACY_PATH = reference_file("legacy_category_map.csv")
 
 REQUIRED_COLUMNS = ("code", "class_code", "name_zh", "name_en", "time_limit")
 OPTIONAL_COLUMNS = ("class_zh", "class_en", "aliases", "fallback", "code_status")

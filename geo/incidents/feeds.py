@@ -22,6 +22,7 @@ import pandas as pd
 from geo.crs import to_wgs84
 from geo.errors import InputError
 from geo.incidents.catalogue import load_catalogue, load_legacy_map, match_category
+from geo.reference import shipped_mapping, shipped_mapping_names
 
 FEED_COLUMNS = [
     "source",
@@ -80,12 +81,21 @@ class IncidentMapping:
 
     @classmethod
     def from_file(cls, path: str | Path) -> IncidentMapping:
-        """Load a mapping saved as JSON (keys are the field names)."""
+        """Load a mapping saved as JSON (keys are the field names).
+
+        A ``path`` that is no file but the name of a mapping shipped with gridmap
+        (``"boston311"``, see ``data/incident_mappings``) loads that one.
+        """
         path = Path(path)
+        if not path.exists():
+            path = shipped_mapping(str(path)) or path
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise FeedError(f"cannot read the column mapping {path}: {exc}") from exc
+            raise FeedError(
+                f"cannot read the column mapping {path}: {exc}",
+                hint=f"a JSON file, or a shipped mapping: {', '.join(shipped_mapping_names())}",
+            ) from exc
         if not isinstance(data, dict):
             raise FeedError(f"column mapping {path.name} must be a JSON object")
         known = {f.name for f in fields(cls)}
@@ -136,7 +146,7 @@ def read_incident_feed(
 
     Examples
     --------
-    >>> m = IncidentMapping.from_file("data/incident_mappings/boston311.json")
+    >>> m = IncidentMapping.from_file("boston311")  # shipped: data/incident_mappings
     >>> df = read_incident_feed("../shared/data/boston311_100.csv", mapping=m, source="311")
     >>> int(df["fallback_point"].sum())
     19
