@@ -279,7 +279,7 @@ def item(
     state: StateDep,
     principal: Viewer,
     collection_id: str = Path(max_length=40),
-    feature_id: str = Path(max_length=200),
+    feature_id: str = Path(max_length=incident_store.MAX_ID_LENGTH),  # the one id rule
     f: F = None,
 ) -> Response:
     info = _info(collection_id, principal)
