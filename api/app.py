@@ -114,7 +114,11 @@ SECURITY_HEADERS = {
 class Hardening:
     """Security headers on every answer, ``Cache-Control: no-store`` unless a route chose a
     policy (answers carry tokens' data and workers' phones: no browser or proxy may keep them),
-    and ``HEAD`` answered as ``GET`` without the body (pages are checked with ``curl -I``)."""
+    and ``HEAD`` answered as ``GET`` without the body (pages are checked with ``curl -I``).
+
+    The vendored scripts under ``/static`` hold no data: browsers keep them and revalidate
+    (``no-cache`` with the ETag StaticFiles sends), so a page does not fetch Leaflet every time.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -130,7 +134,8 @@ class Hardening:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                headers.setdefault("Cache-Control", "no-store")
+                static = scope["path"].startswith("/static/")
+                headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
             elif message["type"] == "http.response.body" and head:
                 message = {**message, "body": b""}
             await send(message)
