@@ -424,7 +424,9 @@
       if (text) body.override_reason = text;
       api("POST", "/publish", body).then(function (reply) {
         if (!reply.ok) {
-          if (reply.status === 409 && !text) return say(t.need_reason, true);
+          // a stale review (the answer names what was reviewed) is not a missing reason
+          var stale = reply.data && reply.data.reviewed !== undefined;
+          if (reply.status === 409 && !text && !stale) return say(t.need_reason, true);
           return problem(reply);
         }
         state.status = "published";
