@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -44,6 +44,8 @@ OSM_SUFFIXES = (".osm", ".pbf")
 
 # columns gridmap owns in the buildings layer; a source field of the same name is kept as src_<name>
 STANDARD_COLUMNS = ("building_id", "community", "households", "name", "address", "grid_code")
+#: columns every feature table of the project file has besides the layer's fields
+RESERVED_COLUMNS = ("fid", "geom")
 
 
 @dataclass
@@ -58,6 +60,8 @@ class ReadReport:
     dropped_empty: int = 0
     dropped_non_polygon: int = 0
     from_osm: bool = False
+    #: source fields renamed because SQLite would take them for another column (NAME and name)
+    renamed_fields: dict[str, str] = field(default_factory=dict)
 
 
 def read_features(
@@ -306,6 +310,7 @@ def read_buildings(
         address_column=address_column,
     )
     _refuse_duplicate_ids(buildings, path.name, id_column)
+    buildings, report.renamed_fields = distinct_field_names(buildings)
     if working_crs is None:
         lon, lat = _centre_lonlat(buildings)
         working_crs = metric_crs_for(lon, lat)
@@ -358,6 +363,34 @@ def _standard_columns(
         geometry=frame.geometry,
         crs=frame.crs,
     ).reset_index(drop=True)
+
+
+def distinct_field_names(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """Rename fields whose names the project file could not hold beside the earlier ones.
+
+    SQLite ignores ASCII case in column names, so a Shapefile's ``NAME`` beside gridmap's
+    ``name`` (or ``KIND`` beside ``kind``), or a field called ``fid`` or ``geom``, would be one
+    column twice. The later field gets the first free ``_2``, ``_3``... suffix (``NAME`` ->
+    ``NAME_2``), always the same for the same file; returns the frame and ``{old: new}``.
+    """
+    fields = [str(c) for c in frame.columns if c != frame.geometry.name]
+    every = {_sqlite_fold(c) for c in fields}
+    taken = {_sqlite_fold(c) for c in RESERVED_COLUMNS}
+    renamed: dict[str, str] = {}
+    for name in fields:
+        new, suffix = name, 1
+        while _sqlite_fold(new) in taken or (new != name and _sqlite_fold(new) in every):
+            suffix += 1
+            new = f"{name}_{suffix}"
+        taken.add(_sqlite_fold(new))
+        if new != name:
+            renamed[name] = new
+    return frame.rename(columns=renamed), renamed
+
+
+def _sqlite_fold(name: str) -> str:
+    # SQLite compares identifiers ignoring the case of ASCII letters only
+    return "".join(ch.lower() if "A" <= ch <= "Z" else ch for ch in name)
 
 
 def _households(values: pd.Series) -> pd.Series:

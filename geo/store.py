@@ -38,6 +38,7 @@ import pyproj
 import shapely
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from geo import gpkg
 from geo.errors import NotFound, StoreError
@@ -146,6 +147,17 @@ audit_log = sa.Table(
 )
 
 _TYPE_OF_DTYPE = {"b": "BOOLEAN", "i": "INTEGER", "u": "INTEGER", "f": "REAL", "M": "DATETIME"}
+_PREPARER = sqlite_dialect.dialect().identifier_preparer
+
+
+def quote(name: object) -> str:
+    """``name`` as an SQL identifier: always quoted, embedded double quotes doubled.
+
+    Layer and field names come from users' files; quoted this way a field named
+    ``note" TEXT, "injected`` is one column of exactly that name, never SQL.
+    """
+    return _PREPARER.quote_identifier(str(name))
+
 
 #: layers whose key column holds one row per value, enforced by a UNIQUE index: the index is made
 #: with the layer (:func:`ensure_unique_keys` in the writing transaction) and on opening a file
@@ -314,7 +326,7 @@ class GeoPackageStore(Store):
                 return 0
             clause, params = _where(where)
             return int(
-                c.execute(sa.text(f'SELECT count(*) FROM "{name}"{clause}'), params).scalar()
+                c.exec_driver_sql(f"SELECT count(*) FROM {quote(name)}{clause}", params).scalar()
             )
 
     def write_layer(
@@ -342,10 +354,12 @@ class GeoPackageStore(Store):
         attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
         geometries = _uniform_polygons(np.asarray(frame.geometry.values, dtype=object))
         if mode == "replace" or not exists:
-            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
-            columns = ", ".join(f'"{c}" {_sql_type(attributes[c])}' for c in attributes.columns)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
+            columns = ", ".join(
+                f"{quote(c)} {_sql_type(attributes[c])}" for c in attributes.columns
+            )
             conn.exec_driver_sql(
-                f'CREATE TABLE "{name}" (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB'
+                f"CREATE TABLE {quote(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB"
                 + (f", {columns}" if columns else "")
                 + ")"
             )
@@ -367,11 +381,13 @@ class GeoPackageStore(Store):
     ) -> None:
         columns = ["geom", *attributes.columns]
         placeholders = ", ".join("?" for _ in columns)
-        names = ", ".join(f'"{c}"' for c in columns)
+        names = ", ".join(quote(c) for c in columns)
         values = [_python_values(attributes[c]) for c in attributes.columns]
         rows = list(zip(blobs, *values, strict=True))
         if rows:
-            conn.exec_driver_sql(f'INSERT INTO "{name}" ({names}) VALUES ({placeholders})', rows)
+            conn.exec_driver_sql(
+                f"INSERT INTO {quote(name)} ({names}) VALUES ({placeholders})", rows
+            )
 
     def read_layer(
         self,
@@ -396,9 +412,9 @@ class GeoPackageStore(Store):
                     raise NotFound(f"layer {name!r} has no column {unknown}")
                 wanted = list(columns)
             clause, params = _where(where)
-            select = ", ".join(['"fid"', '"geom"', *(f'"{col}"' for col in wanted)])
-            result = c.execute(
-                sa.text(f'SELECT {select} FROM "{name}"{clause} ORDER BY fid'), params
+            select = ", ".join(quote(col) for col in ["fid", "geom", *wanted])
+            result = c.exec_driver_sql(
+                f"SELECT {select} FROM {quote(name)}{clause} ORDER BY fid", params
             )
             frame = pd.DataFrame(result.fetchall(), columns=["fid", "geom", *wanted])
         geometry = gpkg.decode_geometries(frame.pop("geom").tolist())
@@ -411,25 +427,25 @@ class GeoPackageStore(Store):
             return 0
         clause, params = _where(where)
         # the layer's extent may now be larger than its rows: QGIS only zooms a little wider
-        return conn.execute(sa.text(f'DELETE FROM "{name}"{clause}'), params).rowcount
+        return conn.exec_driver_sql(f"DELETE FROM {quote(name)}{clause}", params).rowcount
 
     def update_rows(
         self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
     ) -> int:
         """Set the non-key columns of ``rows`` on the rows of ``name`` matching the ``key`` columns."""
         values = [c for c in rows.columns if c not in key]
-        assignments_sql = ", ".join(f'"{c}" = ?' for c in values)
-        match = " AND ".join(f'"{c}" = ?' for c in key)
+        assignments_sql = ", ".join(f"{quote(c)} = ?" for c in values)
+        match = " AND ".join(f"{quote(c)} = ?" for c in key)
         data = [_python_values(rows[c]) for c in [*values, *key]]
         params = list(zip(*data, strict=True))
         if not params:
             return 0
-        conn.exec_driver_sql(f'UPDATE "{name}" SET {assignments_sql} WHERE {match}', params)
+        conn.exec_driver_sql(f"UPDATE {quote(name)} SET {assignments_sql} WHERE {match}", params)
         return len(params)
 
     def drop_layer(self, conn: Connection, name: str) -> None:
         gpkg.unregister(conn, name)
-        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
 
     # -- plain tables ---------------------------------------------------------------------------
     def read_table(
@@ -443,7 +459,7 @@ class GeoPackageStore(Store):
         name = table if isinstance(table, str) else table.name
         with self.reading(conn) as c:
             clause, params = _where(where)
-            result = c.execute(sa.text(f'SELECT * FROM "{name}"{clause}'), params)
+            result = c.exec_driver_sql(f"SELECT * FROM {quote(name)}{clause}", params)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     # -- settings -------------------------------------------------------------------------------
@@ -487,8 +503,8 @@ def ensure_unique_keys(conn: Connection) -> dict[str, int]:
         if not _table_exists(conn, table) or _index_exists(conn, index):
             continue
         copies = conn.exec_driver_sql(
-            f'DELETE FROM "{table}" WHERE fid NOT IN '
-            f'(SELECT min(fid) FROM "{table}" GROUP BY "{column}")'
+            f"DELETE FROM {quote(table)} WHERE fid NOT IN "
+            f"(SELECT min(fid) FROM {quote(table)} GROUP BY {quote(column)})"
         ).rowcount
         if copies and table == "incidents":
             conn.exec_driver_sql(
@@ -505,7 +521,9 @@ def ensure_unique_keys(conn: Connection) -> dict[str, int]:
                     details=json.dumps({"table": table, "copies": copies}),
                 )
             )
-        conn.exec_driver_sql(f'CREATE UNIQUE INDEX "{index}" ON "{table}" ("{column}")')
+        conn.exec_driver_sql(
+            f"CREATE UNIQUE INDEX {quote(index)} ON {quote(table)} ({quote(column)})"
+        )
     return removed
 
 
@@ -538,7 +556,7 @@ def _table_exists(conn: Connection, name: str) -> bool:
 
 
 def _declared_types(conn: Connection, name: str) -> dict[str, str]:
-    rows = conn.exec_driver_sql(f'PRAGMA table_info("{name}")').fetchall()
+    rows = conn.exec_driver_sql(f"PRAGMA table_info({quote(name)})").fetchall()
     return {row[1]: (row[2] or "").upper() for row in rows}
 
 
@@ -552,12 +570,12 @@ def _where(where: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
             for j, item in enumerate(value):
                 params[f"w{i}_{j}"] = _python_scalar(item)
                 names.append(f":w{i}_{j}")
-            parts.append(f'"{column}" IN ({", ".join(names) or "NULL"})')
+            parts.append(f"{quote(column)} IN ({', '.join(names) or 'NULL'})")
         elif value is None:
-            parts.append(f'"{column}" IS NULL')
+            parts.append(f"{quote(column)} IS NULL")
         else:
             params[f"w{i}"] = _python_scalar(value)
-            parts.append(f'"{column}" = :w{i}')
+            parts.append(f"{quote(column)} = :w{i}")
     return " WHERE " + " AND ".join(parts), params
 
 

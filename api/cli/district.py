@@ -101,6 +101,15 @@ def import_command(
             f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow", markup=False
         )
     report = summary.read
+    for old, new in report.renamed_fields.items():
+        console.print(
+            say(
+                f"注意：字段 {old} 已改名为 {new}（项目文件不区分字段名的大小写）",
+                f"Note: field {old} renamed {new} (the project file does not tell "
+                "field names apart by case)",
+            ),
+            style="yellow",
+        )
     console.print(
         table(
             say("导入完成", "Import done"),
