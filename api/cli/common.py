@@ -145,7 +145,12 @@ def output_file(
         raise InputError(
             f"no folder {folder} to write {target.name} in", zh=f"文件夹 {folder} 不存在"
         )
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    except OSError as error:
+        raise InputError(
+            f"cannot write in {folder}: {error.strerror}", zh=f"无法在 {folder} 中写入文件"
+        ) from None
     try:
         yield scratch / target.name
         written = sorted(scratch.iterdir())
