@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from maps.offline import VENDOR_DIR
 
@@ -24,6 +26,16 @@ DOCS_URL = "/docs"
 _SWAGGER = f"{ASSETS_URL}/swagger-ui-dist"
 
 
+class VendoredFiles(StaticFiles):
+    """The vendor folder, revalidated by ETag on each use (``no-cache``) instead of the service's
+    default ``no-store``: Swagger UI alone is 1.7 MB, and a rebuilt folder must show at once."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+
 def install(app: FastAPI) -> None:
     """Serve the vendored assets and a ``/docs`` page that needs nothing else.
 
@@ -31,7 +43,7 @@ def install(app: FastAPI) -> None:
     """
     # check_dir=False: a checkout that never ran vendor.py still serves the API; the pages say
     # which command builds the assets (maps.offline.vendored_file).
-    app.mount(ASSETS_URL, StaticFiles(directory=VENDOR_DIR, check_dir=False), name="vendor")
+    app.mount(ASSETS_URL, VendoredFiles(directory=VENDOR_DIR, check_dir=False), name="vendor")
 
     @app.get(DOCS_URL, include_in_schema=False)
     def docs() -> HTMLResponse:
