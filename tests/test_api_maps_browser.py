@@ -54,8 +54,10 @@ def test_a_large_district_map_loads_buildings_in_view_with_the_page_token(kunmin
                    .filter(e => e.name.includes('{BUILDINGS_URL}'))
                    .map(e => [e.name, e.responseStatus])"""
             )
-            assert fetched
-            assert all(status == 200 for _, status in fetched)  # the page's token was sent
+            # the page's token was sent: every answer is 200 (0: a request the page aborted when
+            # the view moved on before it was answered)
+            assert any(status == 200 for _, status in fetched), fetched
+            assert all(status in (0, 200) for _, status in fetched), fetched
             assert page.evaluate(f"{VIEW}.groups.buildings.getLayers()[0].getLayers().length") >= 1
             assert opened.errors == []
 
