@@ -116,8 +116,7 @@ class Hardening:
     policy (answers carry tokens' data and workers' phones: no browser or proxy may keep them),
     and ``HEAD`` answered as ``GET`` without the body (pages are checked with ``curl -I``).
 
-    The vendored scripts under ``/static`` hold no data: browsers keep them and revalidate
-    (``no-cache`` with the ETag StaticFiles sends), so a page does not fetch Leaflet every time.
+    The vendored scripts under ``/static`` choose their own (``api.static``: revalidated by ETag).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -134,8 +133,7 @@ class Hardening:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                static = scope["path"].startswith("/static/")
-                headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
+                headers.setdefault("Cache-Control", "no-store")
             elif message["type"] == "http.response.body" and head:
                 message = {**message, "body": b""}
             await send(message)

@@ -117,12 +117,3 @@ def test_the_buildings_of_a_map_page_need_a_token_unless_maps_are_public(client,
     answer = client.get(url, params=box, headers=bearer(api_tokens["viewer"]))
     assert answer.status_code == 200
     assert answer.json()["features"]
-
-
-def test_the_vendored_scripts_are_kept_by_browsers_and_revalidated(client):
-    url = "/static/vendor/leaflet/dist/leaflet.js"
-    first = client.get(url)
-    assert first.status_code == 200
-    assert first.headers["cache-control"] == "no-cache"  # no data in them: keep and revalidate
-    again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
-    assert again.status_code == 304
