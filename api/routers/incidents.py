@@ -209,8 +209,7 @@ def list_incidents(
         str | None, Query(max_length=20, description="category code or class code (06..10)")
     ] = None,
 ) -> Incidents:
-    cases = incident_store.list_incidents(
-        state.store,
+    wanted = incident_store.CaseFilter(
         grid=grid,
         community=community,
         worker=worker,
@@ -220,8 +219,11 @@ def list_incidents(
         until=times.until,
         bbox=bbox,
     )
-    window = cases.iloc[page.offset : page.offset + page.limit]
-    return Incidents(total=len(cases), limit=page.limit, offset=page.offset, items=records(window))
+    # one indexed count and one page of rows: the cost of a page, not of the whole layer
+    total, window = incident_store.incident_page(
+        state.store, wanted, limit=page.limit, offset=page.offset
+    )
+    return Incidents(total=total, limit=page.limit, offset=page.offset, items=records(window))
 
 
 def _detail(record: dict) -> IncidentDetail:

@@ -108,9 +108,6 @@ def _info(collection_id: str, principal: Principal) -> CollectionInfo:
 def _frame(
     state: ProjectState, info: CollectionInfo, principal: Principal, bbox=None
 ) -> gpd.GeoDataFrame:
-    if info.id == "incidents":
-        cases = incident_store.list_incidents(state.store, bbox=bbox)
-        return cases.reset_index(drop=True)
     frame = state.layer(info.id)
     if bbox is not None:
         frame = frame.iloc[in_bbox(frame, bbox)]
@@ -121,11 +118,44 @@ def _frame(
     return frame
 
 
-def _collection(info: CollectionInfo, base: str, frame: gpd.GeoDataFrame | None) -> Collection:
-    extent = None
-    if frame is not None and len(frame) and not frame.geometry.isna().all():
-        west, south, east, north = (float(v) for v in frame.total_bounds)
-        extent = Extent(spatial=SpatialExtent(bbox=[[west, south, east, north]]))
+def _window(
+    state: ProjectState,
+    info: CollectionInfo,
+    principal: Principal,
+    *,
+    bbox=None,
+    limit: int | None = None,
+    offset: int = 0,
+    key: str | None = None,
+) -> tuple[int, gpd.GeoDataFrame]:
+    """How many features match, and those of ``offset`` to ``offset + limit`` (``key``: only
+    the feature with that id). Cases are read a page at a time by indexed SQL; the other
+    collections are small and cached whole in WGS84."""
+    if info.id == "incidents":
+        wanted = incident_store.CaseFilter(bbox=bbox, incident_id=key)
+        matched, cases = incident_store.incident_page(
+            state.store, wanted, limit=limit, offset=offset
+        )
+        return matched, cases.reset_index(drop=True)
+    frame = _frame(state, info, principal, bbox=bbox)
+    if key is not None:
+        frame = frame[frame[info.key].astype(str) == key]
+    end = None if limit is None else offset + limit
+    return len(frame), frame.iloc[offset:end]
+
+
+def _bounds(state: ProjectState, info: CollectionInfo, principal: Principal):
+    """The collection's WGS84 extent (None when empty or nothing is published yet)."""
+    if info.id == "incidents":  # as recorded with the layer: no read of the cases
+        return state.store.layer_extent("incidents") if state.store.has_layer("incidents") else None
+    frame = _frame_or_none(state, info, principal)
+    if frame is None or not len(frame) or frame.geometry.isna().all():
+        return None
+    return tuple(float(v) for v in frame.total_bounds)
+
+
+def _collection(info: CollectionInfo, base: str, bounds: tuple[float, ...] | None) -> Collection:
+    extent = None if bounds is None else Extent(spatial=SpatialExtent(bbox=[list(bounds)]))
     url = f"{base}/collections/{info.id}"
     return Collection(
         id=info.id,
@@ -174,7 +204,7 @@ def collections(request: Request, state: StateDep, principal: Viewer, f: F = Non
     items = []
     for info in COLLECTIONS.values():
         if principal.can(info.role):
-            items.append(_collection(info, base, _frame_or_none(state, info, principal)))
+            items.append(_collection(info, base, _bounds(state, info, principal)))
     return Collections(
         collections=items,
         links=[Link(href=f"{base}/collections", rel="self", type=JSON, title="this document")],
@@ -202,7 +232,7 @@ def collection(
     f: F = None,
 ) -> Collection:
     info = _info(collection_id, principal)
-    return _collection(info, _base(request), _frame_or_none(state, info, principal))
+    return _collection(info, _base(request), _bounds(state, info, principal))
 
 
 def _features(frame: gpd.GeoDataFrame, info: CollectionInfo) -> list[str]:
@@ -245,9 +275,9 @@ def items(
     f: F = None,
 ) -> Response:
     info = _info(collection_id, principal)
-    frame = _frame(state, info, principal, bbox=bbox)
-    matched = len(frame)
-    window = frame.iloc[page.offset : page.offset + page.limit]
+    matched, window = _window(
+        state, info, principal, bbox=bbox, limit=page.limit, offset=page.offset
+    )
     url = request.url
     links = [Link(href=str(url), rel="self", type=GEOJSON, title="this page")]
     if page.offset + len(window) < matched:
@@ -283,8 +313,7 @@ def item(
     f: F = None,
 ) -> Response:
     info = _info(collection_id, principal)
-    frame = _frame(state, info, principal)
-    found = frame[frame[info.key].astype(str) == feature_id]
+    _, found = _window(state, info, principal, key=feature_id, limit=1)
     if found.empty:
         raise NotFound(
             f"no feature {feature_id!r} in {collection_id}",

@@ -8,6 +8,7 @@ and worker from the published plan; ``incident_events`` holds every workflow ste
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,7 @@ def add_cases(
             return 0
         store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
         ensure_unique_keys(conn)
+        ensure_case_indexes(conn)
         conn.execute(
             sa.insert(incident_events),
             [
@@ -222,6 +224,19 @@ def add_cases(
         )
         store.log(conn, "incidents import", actor=author, added=len(cases))
     return len(cases)
+
+
+#: the columns case lists filter on, each with an index (``incident_id`` has its UNIQUE one);
+#: not the category: a class (06..10) holds a fifth of the cases, where a scan is cheaper
+INDEXED_COLUMNS = ("grid_code", "community", "worker_id", "status", "reported_at")
+
+
+def ensure_case_indexes(conn: Connection) -> None:
+    """Give the ``incidents`` layer its indexes (inside the writing transaction; idempotent)."""
+    for column in INDEXED_COLUMNS:
+        conn.exec_driver_sql(
+            f'CREATE INDEX IF NOT EXISTS "{LAYER}_{column}" ON "{LAYER}" ("{column}")'
+        )
 
 
 def list_ids(store: Store, *, conn: Connection | None = None) -> list[str]:
@@ -459,44 +474,101 @@ def _last_event_times(conn: Any, ids: list[str]) -> dict[str, pd.Timestamp]:
     return {i: _utc(pd.Timestamp(t)) for i, t in conn.execute(query) if t is not None}
 
 
-def list_incidents(
-    store: Store,
-    *,
-    grid: str | None = None,
-    community: str | None = None,
-    worker: str | None = None,
-    status: str | None = None,
-    category: str | None = None,
-    since: pd.Timestamp | None = None,
-    until: pd.Timestamp | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
-) -> gpd.GeoDataFrame:
-    """The cases matching every given filter, with ``overdue`` computed now."""
-    if not store.has_layer(LAYER):
-        return gpd.GeoDataFrame({c: [] for c in (*COLUMNS, "overdue")}, geometry=[], crs=4326)
-    where = {
-        k: v
-        for k, v in {
-            "grid_code": grid,
-            "community": community,
-            "worker_id": worker,
-            "status": status,
-        }.items()
-        if v
-    }
-    cases = store.read_layer(LAYER, where=where or None)
-    if category:
-        cases = cases[(cases["category_code"] == category) | (cases["class_code"] == category)]
-    if since is not None:
-        cases = cases[cases["reported_at"] >= _utc(since)]
-    if until is not None:
-        cases = cases[cases["reported_at"] < _utc(until)]
-    if bbox is not None:
-        minx, miny, maxx, maxy = bbox
-        cases = cases.cx[minx:maxx, miny:maxy]
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases to read: every given filter must hold (``None`` or ``""``: no filter).
+
+    ``category`` matches a category code or a class code (06..10); ``since``/``until`` bound
+    ``reported_at`` (naive times are Beijing time); ``bbox`` (WGS84 west, south, east, north)
+    keeps located cases inside it. Applied as SQL, so that the layer's indexes serve them.
+    """
+
+    grid: str | None = None
+    community: str | None = None
+    worker: str | None = None
+    status: str | None = None
+    category: str | None = None
+    incident_id: str | None = None
+    since: Any = None
+    until: Any = None
+    bbox: tuple[float, float, float, float] | None = None
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        """A ``WHERE`` clause (or ``""``) and its bound values; column names are fixed here."""
+        parts, params = [], {}
+        for column, value in (
+            ("grid_code", self.grid),
+            ("community", self.community),
+            ("worker_id", self.worker),
+            ("status", self.status),
+            ("incident_id", self.incident_id),
+        ):
+            if value:
+                parts.append(f'"{column}" = :{column}')
+                params[column] = value
+        if self.category:
+            parts.append('("category_code" = :category OR "class_code" = :category)')
+            params["category"] = self.category
+        for name, operator, value in (("since", ">=", self.since), ("until", "<", self.until)):
+            if value is not None:
+                parts.append(f'"reported_at" {operator} :{name}')
+                params[name] = _stored_time(value)
+        if self.bbox is not None:
+            parts.append(
+                '"located" AND "lon" BETWEEN :west AND :east AND "lat" BETWEEN :south AND :north'
+            )
+            params.update(zip(("west", "south", "east", "north"), self.bbox, strict=True))
+        return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def list_incidents(store: Store, **filters: Any) -> gpd.GeoDataFrame:
+    """The cases matching every filter of :class:`CaseFilter`, with ``overdue`` computed now."""
+    return incident_page(store, CaseFilter(**filters))[1]
+
+
+def incident_page(
+    store: Store, filters: CaseFilter, *, limit: int | None = None, offset: int = 0
+) -> tuple[int, gpd.GeoDataFrame]:
+    """How many cases match ``filters``, and those of ``offset`` to ``offset + limit`` (in order
+    of storage) with ``overdue`` computed now; ``limit=None``: all of them.
+
+    The count and the page are indexed SQL queries in one read transaction: a page costs
+    what its rows cost, not what the whole layer does.
+    """
+    clause, params = filters.sql()
+    with store.reading() as conn:
+        if not store.has_layer(LAYER, conn):
+            empty = gpd.GeoDataFrame({c: [] for c in (*COLUMNS, "overdue")}, geometry=[], crs=4326)
+            return 0, empty
+        total = conn.execute(sa.text(f'SELECT count(*) FROM "{LAYER}"{clause}'), params).scalar()
+        if limit is None and not clause:
+            cases = store.read_layer(LAYER, conn=conn)
+        else:
+            window = "" if limit is None else " LIMIT :limit OFFSET :offset"
+            query = sa.text(f'SELECT fid FROM "{LAYER}"{clause} ORDER BY fid{window}')
+            fids = conn.execute(query, {**params, "limit": limit, "offset": offset}).scalars()
+            cases = _read_rows(store, conn, list(fids))
     cases = cases.copy()
     cases["overdue"] = is_overdue(cases, now=pd.Timestamp.now("UTC")).astype(bool)
-    return cases
+    return int(total), cases
+
+
+#: rows read per ``fid IN (...)`` query (SQLite binds at most 32,766 values in one statement)
+_ROWS_PER_READ = 5_000
+
+
+def _read_rows(store: Store, conn: Connection, fids: list[int]) -> gpd.GeoDataFrame:
+    """The cases with these ``fid`` values, in ``fid`` order."""
+    parts = [
+        store.read_layer(LAYER, where={"fid": fids[i : i + _ROWS_PER_READ]}, conn=conn)
+        for i in range(0, max(len(fids), 1), _ROWS_PER_READ)
+    ]
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
+def _stored_time(moment: Any) -> str:
+    """A time as the layer stores it (UTC, milliseconds, ``Z``), so that text compares as time."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def incidents_for_map(
@@ -528,10 +600,53 @@ def incident_statistics(
             f"--by must be grid, community or worker, not {by!r}",
             zh="--by 只能是 grid、community 或 worker",
         )
-    cases = list_incidents(store)
+    cases, events = _stats_tables(store, CaseFilter(since=since, until=until))
     return incident_stats(
-        cases, events_table(store), by=by, since=since, until=until, catalogue=catalogue(store)
+        cases, events, by=by, since=since, until=until, catalogue=catalogue(store)
     )
+
+
+#: what the statistics read of a case: no geometry, no free text
+_STATS_COLUMNS = (
+    "incident_id",
+    "category_code",
+    "reported_at",
+    "deadline",
+    "grid_code",
+    "community",
+    "worker",
+)
+_EVENT_COLUMNS = ("incident_id", "from_status", "to_status", "actor", "at")
+
+
+def _stats_tables(store: Store, filters: CaseFilter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cases ``filters`` select (the columns statistics need) and those cases' events."""
+    if not store.has_layer(LAYER):
+        return pd.DataFrame(columns=list(_STATS_COLUMNS)), pd.DataFrame(columns=_EVENT_COLUMNS)
+    clause, params = filters.sql()
+    names = ", ".join(f'"{c}"' for c in _STATS_COLUMNS)
+    chosen = f'SELECT "incident_id" FROM "{LAYER}"{clause}'
+    with store.reading() as conn:
+        cases = conn.execute(sa.text(f'SELECT {names} FROM "{LAYER}"{clause}'), params)
+        cases = _columns(cases, _STATS_COLUMNS)
+        events = conn.execute(
+            sa.text(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM incident_events "
+                f"WHERE incident_id IN ({chosen})"
+            ),
+            params,
+        )
+        events = _columns(events, _EVENT_COLUMNS)
+    for column in ("reported_at", "deadline"):
+        cases[column] = pd.to_datetime(cases[column], utc=True, format="ISO8601")
+    events["at"] = pd.to_datetime(events["at"], utc=True, format="ISO8601")
+    return cases, events
+
+
+def _columns(result: Any, names: tuple[str, ...]) -> pd.DataFrame:
+    """A query's rows as a DataFrame, from the driver's plain tuples (SQLAlchemy's row objects
+    cost twice as much to turn into columns)."""
+    return pd.DataFrame(result.cursor.fetchall(), columns=list(names), dtype=object)
 
 
 def _district_bounds(store: Store) -> tuple[float, float, float, float] | None:
