@@ -109,9 +109,19 @@ class ProjectState:
         return parts
 
     def cached(
-        self, key: str, build: Callable[[], Any], *, depends: tuple[str, ...] = EVERYTHING
+        self,
+        key: str,
+        build: Callable[[], Any],
+        *,
+        depends: tuple[str, ...] = EVERYTHING,
+        keep: int | None = None,
     ) -> Any:
-        """``build()`` once per state of the parts of the project it ``depends`` on."""
+        """``build()`` once per state of the parts of the project it ``depends`` on.
+
+        ``keep``: at most this many entries of the key's kind (its text before the first ``:``,
+        e.g. ``map``) stay cached, the oldest built going first, so that pages clients can ask
+        for in many variants never push the locate index or the layers out.
+        """
         current = self.fingerprint()
         fingerprint = tuple(current[part] for part in depends)
         hit = self._cache.get(key)
@@ -124,6 +134,11 @@ class ProjectState:
             value = build()
             self._cache.pop(key, None)
             self._cache[key] = (fingerprint, value)
+            if keep is not None:
+                kind = key.split(":", 1)[0] + ":"
+                same = [k for k in self._cache if k.startswith(kind)]
+                for oldest in same[: max(len(same) - keep, 0)]:
+                    del self._cache[oldest]
             while len(self._cache) > MAX_CACHED:  # map pages: drop the least recently built
                 del self._cache[next(iter(self._cache))]
             return value

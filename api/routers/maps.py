@@ -3,6 +3,11 @@
 Viewers and above; with the ``public_maps`` setting the maps are served without a token, never
 with phone numbers. Pages are cached per project fingerprint and options.
 
+Maps show whole days (Beijing time): ``since`` is moved back to the start of its day and
+``until`` on to the end of its day, and at most :data:`MAP_PAGES` variants stay cached, so that
+a client sending a new ``since`` to the second cannot force a new render at will nor push the
+locate index out of the cache.
+
 A district too large to embed its buildings has the page fetch the footprints in view from
 ``/maps/buildings.geojson``: guarded like the page itself (so public mode covers everything the
 public page reads) and holding only the columns an embedded map shows, never contacts.
@@ -15,6 +20,7 @@ from dataclasses import replace
 from typing import Annotated, Literal
 
 import geopandas as gpd
+import pandas as pd
 import shapely
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
@@ -58,8 +64,8 @@ async def map_request(
             zh="地图显示电话需要 staff 及以上角色",
         )
     return MapRequest(
-        since=times.since,
-        until=times.until,
+        since=_whole_day(times.since, end=False),
+        until=_whole_day(times.until, end=True),
         basemap=basemap,
         lang=lang,
         offline=offline,
@@ -68,6 +74,17 @@ async def map_request(
 
 
 MapRequestDep = Annotated[MapRequest, Depends(map_request)]
+#: map pages kept in the cache (each variant of options is one)
+MAP_PAGES = 16
+
+
+def _whole_day(moment: pd.Timestamp | None, *, end: bool) -> pd.Timestamp | None:
+    """The Beijing midnight starting ``moment``'s day, or (``end``) ending it."""
+    if moment is None:
+        return None
+    local = moment.tz_convert("Asia/Shanghai")
+    day = local.normalize()
+    return day + pd.Timedelta(days=1) if end and day != local else day
 
 
 def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
@@ -84,6 +101,7 @@ def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
         lambda: render_html(
             project_map(state.store, request), offline=request.offline, assets_url=ASSETS_URL
         ),
+        keep=MAP_PAGES,
     )
     return HTMLResponse(html)
 
