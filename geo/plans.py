@@ -639,23 +639,30 @@ class RosterChange:
     without_worker: pd.DataFrame  # published grids without a worker: grid_code, community, reason
 
 
-def import_roster(store: Store, frame: pd.DataFrame, *, author: str = "") -> RosterChange:
+def import_roster(
+    store: Store, frame: pd.DataFrame, *, author: str = "", replace: bool = False
+) -> RosterChange:
     """Replace the workers table with a checked roster (see :func:`geo.workers.read_roster`).
 
-    In the same transaction, a worker who left the roster (or moved to another community) is
-    taken off every plan's grids, the published ``grids`` layer and the open cases, and the names
-    of the others are refreshed; the published grids left without a worker are returned (they
-    are ``no_worker`` violations until ``gridmap workers assign``).
+    A roster that would remove workers (or move them to another community) or take published
+    grids off their worker is refused with that difference (:class:`RosterShrinks`, 409) unless
+    ``replace``: a one-row file must not silently empty a district. The check and the change are
+    one transaction. A worker who left is taken off every plan's grids, the published ``grids``
+    layer and the open cases, and the names of the others are refreshed; the published grids
+    left without a worker are returned (``no_worker`` violations until ``gridmap workers assign``).
     """
     team = frame[["worker_id", "name", "phone", "community"]]
     with store.transaction() as conn:
-        before = set(conn.execute(sa.select(workers.c.worker_id)).scalars())
+        before = store.read_table(workers, conn=conn)
+        removed = sorted(set(before["worker_id"]) - set(team["worker_id"]))
+        losing = _grids_losing_worker(store, conn, team)
+        if (removed or losing) and not replace:
+            raise RosterShrinks(removed=removed, moved=_moved(before, team), grids=losing)
         conn.execute(sa.delete(workers))
         rows = team.to_dict("records")
         if rows:
             conn.execute(sa.insert(workers), rows)
         released = sum(_release_workers(conn, layer, team) for layer in _STAFFED_LAYERS)
-        removed = sorted(before - set(team["worker_id"]))
         store.log(
             conn,
             "workers import",
@@ -668,6 +675,45 @@ def import_roster(store: Store, frame: pd.DataFrame, *, author: str = "") -> Ros
     return RosterChange(
         workers=len(frame), removed=removed, released=released, without_worker=without
     )
+
+
+class RosterShrinks(Conflict):
+    """A roster that would remove workers or leave published grids without one, not confirmed."""
+
+    def __init__(self, *, removed: list[str], moved: list[str], grids: list[str]) -> None:
+        shown = ", ".join(removed[:10]) + (" ..." if len(removed) > 10 else "")
+        moving = f", move {len(moved)} to another community ({', '.join(moved[:10])})"
+        super().__init__(
+            f"this roster would remove {len(removed)} workers ({shown or 'none'})"
+            + (moving if moved else "")
+            + f" and leave {len(grids)} published grids without a worker; nothing was changed",
+            hint="import it with --replace (API: PUT /workers?replace=true) to accept that",
+            zh=f"该花名册将移除 {len(removed)} 名网格员（{shown or '无'}），"
+            f"使 {len(grids)} 个已发布网格无网格员，未作任何修改；确认替换请加 --replace",
+        )
+        #: extra members of the API's problem+json answer: the difference
+        self.problem_extra = {"removed": removed, "moved": moved, "grids_without_worker": grids}
+
+
+def _moved(before: pd.DataFrame, team: pd.DataFrame) -> list[str]:
+    """Workers on both rosters whose community changed."""
+    was = dict(zip(before["worker_id"], before["community"].astype(str), strict=True))
+    return sorted(
+        w
+        for w, c in zip(team["worker_id"], team["community"].astype(str), strict=True)
+        if w in was and was[w] != c
+    )
+
+
+def _grids_losing_worker(store: Store, conn: Connection, team: pd.DataFrame) -> list[str]:
+    """Published grids whose worker is off ``team`` or now of another community."""
+    if not store.has_layer("grids", conn):
+        return []
+    staffed = conn.exec_driver_sql(
+        "SELECT grid_code, worker_id, community FROM grids WHERE worker_id IS NOT NULL"
+    ).fetchall()
+    community_of = dict(zip(team["worker_id"], team["community"].astype(str), strict=True))
+    return sorted(str(g) for g, w, c in staffed if community_of.get(w) != str(c))
 
 
 #: layers naming a responsible worker, and which of their rows follow the roster

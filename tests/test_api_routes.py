@@ -419,6 +419,7 @@ def test_admin_replaces_roster_and_assigns(client, api_tokens, store):
     )
     put = client.put(
         "/workers",
+        params={"replace": "true"},
         content=roster.encode("gbk"),
         headers={**as_(api_tokens, "admin"), "content-type": "text/csv"},
     )

@@ -172,6 +172,7 @@ def test_the_editor_page_needs_a_planner_and_escapes_data(service):
         pd.DataFrame(
             {"worker_id": ["W1"], "name": [hostile], "phone": [None], "community": [COMMUNITY]}
         ),
+        replace=True,
     )
     draft = editing.copy_plan(store, plans.published_plan_id(store))
     assert client.get(f"/plans/{draft}/edit").status_code == 401

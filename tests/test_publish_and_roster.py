@@ -167,7 +167,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     for step in ("registered", "dispatched", "handled", "verified", "closed"):
         cases.update_incident(store, "12345:R2", status=step)
     assert cases.get_incident(store, "12345:R1")["worker_id"] in gone
-    change = plans.import_roster(store, team[~team["worker_id"].isin(gone)])
+    change = plans.import_roster(store, team[~team["worker_id"].isin(gone)], replace=True)
     assert change.removed == sorted(gone)
     published = plans.published_grids(store)
     ours = published["community"] == COMMUNITY
@@ -196,7 +196,7 @@ def test_the_cli_roster_import_lists_the_grids_left_without_a_worker(staffed, tm
     kept.rename(
         columns={"worker_id": "工号", "name": "姓名", "phone": "手机", "community": "社区"}
     ).to_csv(roster, index=False)
-    result = gridmap("workers", "import", roster, "--db", staffed)
+    result = gridmap("workers", "import", roster, "--db", staffed, "--replace")
     assert result.exit_code == 0, result.output
     grids = plans.published_grids(store)
     ours = grids[grids["community"] == COMMUNITY]["grid_code"]
@@ -217,7 +217,7 @@ def test_a_removed_worker_does_not_come_back_with_redo(staffed):
         store, draft, "assign_worker", {"grid": grid, "worker_id": other.iloc[0]}, revision=0
     )
     editing.undo(store, draft, revision=1)
-    plans.import_roster(store, team[team["worker_id"] != other.iloc[0]])
+    plans.import_roster(store, team[team["worker_id"] != other.iloc[0]], replace=True)
     redone = editing.redo(store, draft, revision=2)
     assert redone.touched.loc[grid, "worker_id"] is None
     assert "no_worker" in set(redone.violations["rule"])

@@ -148,14 +148,24 @@ def workers_import(
         typer.Argument(help="花名册 CSV：工号,姓名,手机,社区 (worker id, name, phone, community)"),
     ],
     db: DbOption = project.DEFAULT_DB,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="确认替换：移除不在新名单上的网格员 accept a roster that removes workers "
+            "or leaves grids without one",
+        ),
+    ] = False,
     author: AuthorOption = "",
 ) -> None:
-    """导入网格员花名册 Import the grid workers' roster (replaces the current one)."""
+    """导入网格员花名册 Import the grid workers' roster (replaces the current one; one that
+    removes workers or leaves grids without a worker is refused, with the difference, unless
+    --replace)."""
     refuse_project_as_input(db, roster_csv)
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
     roster = read_roster(roster_csv, communities=communities)
-    change = plans.import_roster(store, roster, author=author)
+    change = plans.import_roster(store, roster, author=author, replace=replace)
     console.print(say(f"已导入 {change.workers} 名网格员", f"imported {change.workers} workers"))
     if change.removed:
         console.print(

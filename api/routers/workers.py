@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import Admin, BodyDep, StateDep, Viewer
@@ -15,7 +15,7 @@ from geo.errors import InputError, NotFound
 from geo.workers import parse_roster
 
 router = APIRouter(prefix="/workers", tags=["workers"])
-ERRORS = problem_responses(401, 403, 404, 413, 422)
+ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 
 
 class RosterReplaced(Model):
@@ -53,7 +53,18 @@ def list_workers(state: StateDep, principal: Viewer) -> list[Worker]:
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
     },
 )
-def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> RosterReplaced:
+def put_workers(
+    state: StateDep,
+    principal: Admin,
+    body: BodyDep,
+    replace: Annotated[
+        bool,
+        Query(
+            description="accept a roster that removes workers or leaves published grids without "
+            "one (else 409 with the difference: removed, moved, grids_without_worker)"
+        ),
+    ] = False,
+) -> RosterReplaced:
     """Replace the roster; removed workers leave every grid and open case in the same step."""
     if not body.strip():
         raise InputError(
@@ -62,7 +73,7 @@ def put_workers(state: StateDep, principal: Admin, body: BodyDep) -> RosterRepla
         )
     communities = state.layer("communities")["community"]
     roster = parse_roster(body, communities=communities)
-    change = plans.import_roster(state.store, roster, author=principal.name)
+    change = plans.import_roster(state.store, roster, author=principal.name, replace=replace)
     return RosterReplaced(
         workers=[Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)],
         removed=change.removed,
