@@ -24,7 +24,13 @@ from geo import plans
 from geo.incidents import store as incident_store
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.stats import incident_stats
-from geo.store import ensure_unique_keys, incident_events, open_store
+from geo.store import (
+    LOOKUP_INDEXES,
+    ensure_lookup_indexes,
+    ensure_unique_keys,
+    incident_events,
+    open_store,
+)
 
 CASES = 30_000
 NOW = pd.Timestamp.now("UTC")
@@ -88,7 +94,7 @@ def project(api_db):
     with store.transaction() as conn:
         store.write_layer(conn, "incidents", cases, mode="append", description="cases")
         ensure_unique_keys(conn)
-        incident_store.ensure_case_indexes(conn)
+        ensure_lookup_indexes(conn)
         conn.execute(
             sa.insert(incident_events),
             [
@@ -259,3 +265,19 @@ def test_statistics_read_lean_and_count_like_a_full_read(client, store, everythi
         pd.testing.assert_frame_equal(got, expected)
     rows = client.get("/stats/incidents", params={"by": "worker"}).json()["rows"]
     assert sum(row["reported"] for row in rows) == CASES
+
+
+def test_a_project_written_before_the_indexes_gets_them_when_opened(kunming_project):
+    store = open_store(kunming_project)
+    with store.transaction() as conn:  # as an older gridmap wrote the layer: no indexes
+        store.write_layer(conn, "incidents", generated_cases(store, 10), mode="append")
+    store.engine.dispose()
+    with open_store(kunming_project).reading() as conn:
+        names = {
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'incidents'"
+            )
+        }
+    assert {f"incidents_{c}" for c in LOOKUP_INDEXES["incidents"]} <= names
+    assert "incidents_incident_id_unique" in names

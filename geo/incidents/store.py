@@ -32,7 +32,13 @@ from geo.incidents.feeds import (
 )
 from geo.incidents.stats import incident_stats
 from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
-from geo.store import Store, ensure_unique_keys, incident_events, now_iso
+from geo.store import (
+    Store,
+    ensure_lookup_indexes,
+    ensure_unique_keys,
+    incident_events,
+    now_iso,
+)
 
 LAYER = "incidents"
 #: columns of the incidents layer, in order
@@ -207,7 +213,7 @@ def add_cases(
             return 0
         store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
         ensure_unique_keys(conn)
-        ensure_case_indexes(conn)
+        ensure_lookup_indexes(conn)
         conn.execute(
             sa.insert(incident_events),
             [
@@ -224,19 +230,6 @@ def add_cases(
         )
         store.log(conn, "incidents import", actor=author, added=len(cases))
     return len(cases)
-
-
-#: the columns case lists filter on, each with an index (``incident_id`` has its UNIQUE one);
-#: not the category: a class (06..10) holds a fifth of the cases, where a scan is cheaper
-INDEXED_COLUMNS = ("grid_code", "community", "worker_id", "status", "reported_at")
-
-
-def ensure_case_indexes(conn: Connection) -> None:
-    """Give the ``incidents`` layer its indexes (inside the writing transaction; idempotent)."""
-    for column in INDEXED_COLUMNS:
-        conn.exec_driver_sql(
-            f'CREATE INDEX IF NOT EXISTS "{LAYER}_{column}" ON "{LAYER}" ("{column}")'
-        )
 
 
 def list_ids(store: Store, *, conn: Connection | None = None) -> list[str]:
