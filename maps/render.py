@@ -50,9 +50,14 @@ def render_html(
 
 
 def save_map(
-    m: folium.Map, path: str | Path, *, offline: bool = False, inline: bool | None = None
+    m: folium.Map, path: str | Path, *, offline: bool = False, inline: bool = True
 ) -> Path:
-    """Write ``m`` to ``path`` (UTF-8 HTML) and return the path; see :func:`render_html`."""
+    """Write ``m`` to ``path`` (UTF-8 HTML) and return the path; see :func:`render_html`.
+
+    A written file has no server beside it to fetch Leaflet from, and the intranet it is opened on
+    has no CDN: its scripts and styles are inlined unless ``inline=False``. Tiles stay as the map
+    has them (``offline=True`` for none).
+    """
     path = Path(path)
     path.write_text(render_html(m, offline=offline, inline=inline), encoding="utf-8")
     return path

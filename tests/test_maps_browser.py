@@ -39,7 +39,9 @@ def kunming(shared_data) -> dict[str, gpd.GeoDataFrame]:
     return make_layers(buildings, n_incidents=60, untrusted=XSS_STRINGS)
 
 
-def export(layers, path: Path, *, offline_file: bool = True, **options) -> Path:
+def export(
+    layers, path: Path, *, offline_file: bool = True, inline: bool | None = None, **options
+) -> Path:
     m = maps.district_map(
         layers["grids"],
         layers["buildings"],
@@ -48,7 +50,8 @@ def export(layers, path: Path, *, offline_file: bool = True, **options) -> Path:
         offline=offline_file,
         **options,
     )
-    return maps.save_map(m, path, offline=offline_file)
+    inline = offline_file if inline is None else inline
+    return maps.save_map(m, path, offline=offline_file, inline=inline)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def popup_text(page) -> str:
 
 def test_online_map_loads_its_pinned_assets_without_errors(suzhou, browser, tmp_path):
     """The CDN links are exactly the vendored versions: served from them, the page runs clean."""
-    path = export(suzhou, tmp_path / "online.html", offline_file=False)
+    path = export(suzhou, tmp_path / "online.html", offline_file=False, inline=False)
     served, tiles = [], []
 
     def cdn_from_vendor(route: Route) -> None:
@@ -91,6 +94,24 @@ def test_online_map_loads_its_pinned_assets_without_errors(suzhou, browser, tmp_
         assert stats["grids"] == len(suzhou["grids"])
         assert stats["buildings"] == len(suzhou["buildings"])
         assert stats["incidents"] == suzhou["incidents"]["geometry"].notna().sum()
+
+
+def test_a_written_map_with_tiles_asks_the_network_for_tiles_only(kunming, browser, tmp_path):
+    """A map file handed on to an intranet has its scripts inside: only the basemap is remote."""
+    path = maps.save_map(
+        maps.district_map(kunming["grids"], kunming["buildings"]), tmp_path / "t.html"
+    )
+    asked = []
+
+    def tiles_only(route: Route) -> None:
+        asked.append(route.request.url)
+        route.abort()
+
+    with open_page(path, route=tiles_only, browser=browser) as opened:
+        opened.page.wait_for_function(READY)
+        assert opened.errors == []
+    assert asked
+    assert all(url.startswith("https://tile.openstreetmap.org/") for url in asked)
 
 
 def test_offline_map_draws_with_every_request_blocked(suzhou, browser, tmp_path):
