@@ -33,6 +33,8 @@ MAX_EMBEDDED_BUILDINGS = 100_000
 
 # Grid fill colours; the colouring needs at most 6, two more absorb unusual adjacency.
 PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5"]
+#: The choropleth's "0": a grey no grid fill uses.
+ZERO_COLOUR = "#e0e0e0"
 CHOROPLETH_STEPS = [0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500]
 
 
@@ -52,6 +54,8 @@ class MapOptions:
     label_zoom: int = 16
     show: dict[str, bool] = field(default_factory=dict)
     tolerance: float = 1.0
+    #: Lines of the map's title (district or area, plan, date); none: no title.
+    title: tuple[str, ...] = ()
 
 
 def _group(m: folium.Map, name: str, *, show: bool) -> folium.FeatureGroup:
@@ -66,6 +70,24 @@ def _with_assets(element: Any, plugin: str) -> Any:
     element.default_js = plugin_js(plugin)
     element.default_css = plugin_css(plugin)
     return element
+
+
+def choropleth_colours(n: int) -> list[str]:
+    """``n`` colours for the incident-count bins: "0" a neutral grey, then yellow-orange to red.
+
+    The ramp starts past YlOrRd's palest yellows, so that no bin reads as a grid fill
+    (:data:`PALETTE`): a grid with no cases must not look like a grid coloured for its neighbours.
+
+    Examples
+    --------
+    >>> colours = choropleth_colours(4)
+    >>> colours[0], any(c in PALETTE for c in colours)
+    ('#e0e0e0', False)
+    """
+    if n <= 1:
+        return [ZERO_COLOUR][:n]
+    scale = cm.linear.YlOrRd_09.scale(-1.5, n - 1)
+    return [ZERO_COLOUR] + [scale(i)[:7] for i in range(1, n)]
 
 
 def _bin_label(bins: list[int], i: int) -> str:
@@ -111,7 +133,7 @@ class _Page:
             zoom_start=2,
             tiles=None,
             prefer_canvas=True,
-            control_scale=True,
+            control_scale=False,  # gridmap.js adds a metric-only scale bar (no feet, no miles)
             maxZoom=20,  # markercluster needs the map's own maxZoom (there may be no tile layer)
             minZoom=6,  # a district map never needs the world; fewer zoom levels to cluster
         )
@@ -131,19 +153,27 @@ class _Page:
                 "remote_limit": 5000,
                 "wait_for_clusters": 0,
                 "display_crs": self.crs,
+                "title": list(options.title),
             },
         }
         self.groups: dict[str, folium.FeatureGroup] = {}
-        self.legend: list[tuple[str, list[tuple[str, str, str]]]] = []
+        # (layer key, heading, rows): the page shows a section only while its layer is on
+        self.legend: list[tuple[str, str, list[tuple[str, str, str]]]] = []
+        self.legend_layers: dict[str, Any] = {}
 
     def group(self, key: str, name: str) -> None:
         self.groups[key] = _group(self.m, name, show=self.show[key])
+        self.legend_layers[key] = self.groups[key]
 
     def add_communities(self, communities: gpd.GeoDataFrame) -> None:
         self.data["communities"] = prepare_communities(communities, crs=self.crs)
         self.group("communities", self.t["layer_communities"])
         self.legend.append(
-            ("", [("gm-swatch gm-swatch-community", "", self.t["legend_communities"])])
+            (
+                "communities",
+                "",
+                [("gm-swatch gm-swatch-community", "", self.t["legend_communities"])],
+            )
         )
 
     def add_grids(
@@ -173,7 +203,7 @@ class _Page:
                 ("gm-swatch", sample, t["legend_grids"]),
                 ("gm-swatch gm-swatch-flag", "", t["legend_flagged"]),
             ]
-        self.legend.append(("", rows))
+        self.legend.append(("grids", "", rows))
         self.group("grids", t["layer_grids"])
         self.group("labels", t["layer_labels"])
         if before is not None and len(before):
@@ -190,13 +220,12 @@ class _Page:
         if all(v is None for v in values):
             return
         bins = _bins(values)
-        scale = cm.linear.YlOrRd_09.scale(0, len(bins) - 1)
-        colors = [scale(i) for i in range(len(bins))]
+        colors = choropleth_colours(len(bins))
         self.data["choropleth"] = {"field": kind, "bins": bins, "colors": colors}
         title = self.t[f"layer_choropleth_{kind}"]
         self.group("choropleth", title)
         rows = [("gm-swatch", f"background:{c}", _bin_label(bins, i)) for i, c in enumerate(colors)]
-        self.legend.append((title, rows))
+        self.legend.append(("choropleth", title, rows))
 
     def add_buildings(self, buildings: gpd.GeoDataFrame) -> None:
         self.group("buildings", self.t["layer_buildings"])
@@ -206,7 +235,7 @@ class _Page:
         else:
             self.data["options"]["features_url"] = self.options.features_url
             label = self.t["legend_buildings_omitted"]
-        self.legend.append(("", [("gm-swatch gm-swatch-building", "", label)]))
+        self.legend.append(("buildings", "", [("gm-swatch gm-swatch-building", "", label)]))
 
     def add_data(self, incidents: gpd.GeoDataFrame | None) -> None:
         """The data block (after every layer's data), then the incident layers that read it."""
@@ -232,6 +261,7 @@ class _Page:
             },
         )
         _with_assets(cluster, "markercluster").add_to(self.m)
+        self.legend_layers["incidents"] = cluster
         heat = plugins.HeatMap(
             [row[:2] for row in rows],
             name=escape_html(t["layer_heatmap"]),
@@ -242,7 +272,7 @@ class _Page:
         _with_assets(heat, "heat").add_to(self.m)
         classes = [(f"gm-inc gm-inc-{c}", "", t[f"class_{c}"]) for c in INCIDENT_CLASSES]
         overdue = ("gm-inc gm-inc-other gm-inc-overdue", "", t["legend_overdue"])
-        self.legend.append((t["legend_incidents"], [*classes, overdue]))
+        self.legend.append(("incidents", t["legend_incidents"], [*classes, overdue]))
 
     def add_controls(self) -> None:
         t, m = self.t, self.m
@@ -265,7 +295,7 @@ class _Page:
             },
         )
         _with_assets(locate, "locate").add_to(m)
-        Legend(t["legend_title"], self.legend).add_to(m)
+        Legend(t["legend_title"], self.legend, layers=self.legend_layers).add_to(m)
         folium.LayerControl(collapsed=True).add_to(m)
 
     def fit(self, *layers: gpd.GeoDataFrame | None) -> None:

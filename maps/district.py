@@ -25,6 +25,7 @@ def district_map(
     features_url: str | None = None,
     max_buildings: int = MAX_EMBEDDED_BUILDINGS,
     choropleth: str | None = "open",
+    title: tuple[str, ...] = (),
 ) -> folium.Map:
     """A map of the whole district: grids coloured so neighbours differ, codes, buildings, incidents.
 
@@ -54,6 +55,8 @@ def district_map(
         Largest number of buildings embedded in the page.
     choropleth : {"open", "overdue", None}
         The per-grid incident count shown as a (hidden by default) choropleth layer.
+    title : tuple of str
+        Lines of the map's title, e.g. ``("碧溪新区 网格图", "方案 3 · 2026-12-04")``.
 
     Returns
     -------
@@ -74,6 +77,7 @@ def district_map(
         features_url=features_url,
         max_buildings=max_buildings,
         choropleth=choropleth,
+        title=tuple(title),
     )
     return build_map(
         grids=grids,

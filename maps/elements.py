@@ -81,7 +81,12 @@ class MapData(MacroElement):
 
 
 class Legend(MacroElement):
-    """A branca legend control; ``sections`` are (title, [(swatch class, style, label)])."""
+    """A legend control that lists only the layers on the map, and folds away on a phone.
+
+    ``sections`` are (layer key, title, [(swatch class, style, label)]); ``layers`` maps each key
+    to the folium layer it describes, so that the page's script shows a section only while its
+    layer is on (``gridmap.legend``). Keys are gridmap's own names, never data.
+    """
 
     _template = Template(
         """
@@ -89,23 +94,42 @@ class Legend(MacroElement):
         <div id="{{ this.legend_id }}" class="gm-legend" style="display:none">{{ this.body }}</div>
         {% endmacro %}
         {% macro script(this, kwargs) %}
-        window.gridmap.legend({{ this._parent.get_name() }}, "{{ this.legend_id }}");
+        window.gridmap.legend({{ this._parent.get_name() }}, "{{ this.legend_id }}", {
+            {%- for key, layer in this.layers.items() %}
+            {{ key }}: {{ layer.get_name() }},
+            {%- endfor %}
+        });
         {% endmacro %}
         """
     )
 
-    def __init__(self, title: str, sections: list[tuple[str, list[tuple[str, str, str]]]]) -> None:
+    def __init__(
+        self,
+        title: str,
+        sections: list[tuple[str, str, list[tuple[str, str, str]]]],
+        *,
+        layers: dict[str, Element] | None = None,
+    ) -> None:
         super().__init__()
         self._name = "GridmapLegend"
         self.legend_id = f"gm-legend-{self._id}"
-        parts = [f'<div class="gm-legend-title">{escape_html(title)}</div>']
-        for heading, rows in sections:
-            parts.append(f'<div class="gm-legend-title">{escape_html(heading)}</div>')
+        self.layers = {k: v for k, v in (layers or {}).items() if k.isidentifier()}
+        parts = [
+            f'<button type="button" class="gm-legend-toggle" aria-expanded="true">'
+            f"{escape_html(title)}</button>",
+            '<div class="gm-legend-body">',
+        ]
+        for key, heading, rows in sections:
+            parts.append(f'<div class="gm-legend-section" data-layer="{escape_html(key)}">')
+            if heading:
+                parts.append(f'<div class="gm-legend-title">{escape_html(heading)}</div>')
             for swatch, style, label in rows:
                 parts.append(
                     f'<div class="gm-legend-row"><span class="{escape_html(swatch)}" '
                     f'style="{escape_html(style)}"></span>{escape_html(label)}</div>'
                 )
+            parts.append("</div>")
+        parts.append("</div>")
         self.body = "".join(parts)
 
 

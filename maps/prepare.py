@@ -242,12 +242,15 @@ def prepare_buildings(
 
 
 def prepare_communities(communities: gpd.GeoDataFrame, *, crs: str = "wgs84") -> dict[str, Any]:
-    """Names and encoded outlines of the communities."""
+    """Names, encoded outlines and label points of the communities."""
     _require(communities, ("community", "geometry"), "communities")
     communities = communities[communities.geometry.notna() & ~communities.geometry.is_empty]
+    # Where the name is written: a point inside each outline (centroids can fall outside).
+    inside = to_display(_metric(communities).geometry.representative_point(), crs=crs)
     return {
         "geom": encode_polygons(to_display(_polygons_only(communities.geometry), crs=crs)),
         "name": _text(communities["community"], len(communities)),
+        "label": encode_points(inside.x.to_numpy(), inside.y.to_numpy()),
     }
 
 

@@ -6,6 +6,7 @@ give the same map everywhere.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import folium
@@ -22,6 +23,7 @@ from .community import community_map
 from .diff import diff_map
 from .district import district_map
 from .grid import grid_map
+from .i18n import strings
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class MapRequest:
 def project_layers(
     store: Store, *, plan_id: int | None = None
 ) -> dict[str, gpd.GeoDataFrame | None]:
-    """Grids (with worker names), buildings (with grid codes), communities and incidents."""
+    """Grids (with worker names), buildings (with grid codes), communities, and the plan's id."""
     plan = plans.load_plan(store, plan_id)
     grids = plan.grids.reset_index(names="grid_code")
     if "worker_phone" not in grids.columns:
@@ -54,12 +56,37 @@ def project_layers(
         grids["phone"] = grids["worker_id"].map(phones)
     buildings = project.read_buildings_with_grids(store, plan_id=plan.plan_id)
     communities = store.read_layer("communities")
-    return {"grids": grids, "buildings": buildings, "communities": communities}
+    return {
+        "grids": grids,
+        "buildings": buildings,
+        "communities": communities,
+        "plan_id": plan.plan_id,
+    }
+
+
+def map_title(
+    store: Store, request: MapRequest, *, plan_id: int, today: dt.date | None = None
+) -> tuple[str, str]:
+    """The title lines: what the map shows (district, community or grid) and plan id and date.
+
+    The district is the ``district_name`` setting, else the division code.
+    """
+    t = strings(request.lang)
+    district = str(
+        store.get_setting("district_name", "") or store.get_setting("division_code", "") or ""
+    )
+    if request.grid:
+        area = f"{t['grid']} {request.grid}"
+    else:
+        area = " ".join(part for part in (district, request.community) if part)
+    day = (today or dt.date.today()).isoformat()
+    return f"{area} {t['title_map']}".strip(), f"{t['title_plan']} {plan_id} · {day}"
 
 
 def project_map(store: Store, request: MapRequest) -> folium.Map:
     """The map ``request`` asks for, from the project's published (or given) plan."""
     layers = project_layers(store, plan_id=request.plan_id)
+    title = map_title(store, request, plan_id=layers.pop("plan_id"))
     incidents = incidents_for_map(store, since=request.since, until=request.until)
     credit = store.get_setting("attribution", "")
     options = {
@@ -71,6 +98,7 @@ def project_map(store: Store, request: MapRequest) -> folium.Map:
         "tianditu_key": request.tianditu_key,
         "features_url": request.features_url,
         "max_buildings": request.max_buildings,
+        "title": title,
     }
     if not request.include_contacts:
         layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")

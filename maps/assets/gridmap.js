@@ -454,18 +454,32 @@
     return text.slice(9, 12) + "-" + text.slice(12);
   }
 
+  // Grid codes and community names sit in their own pane above the incident markers and their
+  // cluster bubbles (markerPane, 600), so a bubble never hides a code; they take no clicks.
+  function labelPane(map) {
+    if (!map.getPane("gm-labels")) {
+      var pane = map.createPane("gm-labels");
+      pane.style.zIndex = 620;
+      pane.style.pointerEvents = "none";
+    }
+    return "gm-labels";
+  }
+
+  function textMarker(latlng, cls, text, pane) {
+    var icon = L.divIcon({ className: cls, html: el("span", null, text), iconSize: null });
+    return L.marker(latlng, { icon: icon, interactive: false, keyboard: false, pane: pane });
+  }
+
   GridMap.prototype.setupLabels = function () {
     var self = this, d = this.data.grids, points = decodePoints(d.label), group = this.groups.labels;
-    var minZoom = this.data.options.label_zoom, limit = 600;
+    var minZoom = this.data.options.label_zoom, limit = 600, pane = labelPane(this.map);
     function refresh() {
       group.clearLayers();
       if (self.map.getZoom() < minZoom || !self.map.hasLayer(group)) return;
       var bounds = self.map.getBounds(), shown = 0, zoom = self.map.getZoom();
       for (var i = 0; i < points.length && shown < limit; i++) {
         if (!bounds.contains(points[i])) continue;
-        var text = labelText(d.code[i], zoom);
-        var icon = L.divIcon({ className: "gm-label", html: el("span", null, text), iconSize: null });
-        group.addLayer(L.marker(points[i], { icon: icon, interactive: false, keyboard: false }));
+        group.addLayer(textMarker(points[i], "gm-label", labelText(d.code[i], zoom), pane));
         shown++;
       }
     }
@@ -603,6 +617,13 @@
     }, styles, null, null, "gm-outlines");
     this.groups.communities.addLayer(this.communitySet);
     this.stats.communities = store.n;
+    if (!d.label) return;
+    // Each community's name inside its outline, on every zoom (the outlines' layer switches it).
+    var points = decodePoints(d.label), pane = labelPane(this.map), names = L.layerGroup();
+    for (var i = 0; i < points.length; i++) {
+      if (present(d.name[i])) names.addLayer(textMarker(points[i], "gm-community-label", d.name[i], pane));
+    }
+    this.groups.communities.addLayer(names);
   };
 
   // Plan diffs: the changed grids' outlines before the change, dashed.
@@ -793,6 +814,16 @@
     });
   };
 
+  // The map's title (district or area, plan, date), centred on top; text only.
+  GridMap.prototype.addTitle = function (lines) {
+    var box = el("div", "gm-title");
+    lines.forEach(function (line, k) {
+      box.appendChild(el("div", k ? "gm-title-sub" : "gm-title-main", line));
+    });
+    this.map.getContainer().appendChild(box);
+    this.titleNode = box;
+  };
+
   // ---- your position over Amap tiles ----
   // The browser reports WGS84; Amap's tiles (and this map's overlays, shifted in Python by
   // geo.crs.from_wgs84) are in GCJ-02. The same published polynomials move the located point.
@@ -849,15 +880,43 @@
     timed("buildings", view.drawBuildings.bind(view));
     timings.loaded = Math.round(performance.now());
     view.listen();
+    // A scale bar in metres and kilometres only: Chinese offices do not read feet or miles.
+    L.control.scale({ metric: true, imperial: false, position: "bottomleft" }).addTo(map);
+    if (data.options.title && data.options.title.length) view.addTitle(data.options.title);
     if (data.options.display_crs === "gcj02") view.shiftLocations();
     if (data.options.search) view.addSearch();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
   };
 
-  gm.legend = function (map, legendId) {
+  // The legend: a section per layer, shown only while that layer is on the map; its title is a
+  // button that folds it away, folded from the start on a phone.
+  gm.legend = function (map, legendId, layers) {
     var node = document.getElementById(legendId);
     if (!node) return;
+    layers = layers || {};
+    var toggle = node.querySelector(".gm-legend-toggle");
+    function fold(folded) {
+      node.classList.toggle("gm-legend-folded", folded);
+      if (toggle) toggle.setAttribute("aria-expanded", folded ? "false" : "true");
+    }
+    function update() {
+      var sections = node.querySelectorAll(".gm-legend-section");
+      for (var k = 0; k < sections.length; k++) {
+        var layer = layers[sections[k].getAttribute("data-layer")];
+        sections[k].style.display = !layer || map.hasLayer(layer) ? "" : "none";
+      }
+    }
+    var pending = false;
+    function later() {
+      // layeradd fires for every marker a cluster shows: look once per frame.
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(function () {
+        pending = false;
+        update();
+      });
+    }
     var Legend = L.Control.extend({
       options: { position: "bottomleft" },
       onAdd: function () {
@@ -868,6 +927,16 @@
       },
     });
     map.addControl(new Legend());
+    if (toggle) {
+      L.DomEvent.on(toggle, "click", function () {
+        fold(!node.classList.contains("gm-legend-folded"));
+      });
+    }
+    fold(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+    map.on("overlayadd overlayremove layeradd layerremove", later);
+    update();
+    gm.legends = gm.legends || [];
+    gm.legends.push({ node: node, update: update, fold: fold });
   };
 
   // markercluster's chunkProgress: a cluster layer finished when processed === total.
