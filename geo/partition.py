@@ -52,6 +52,7 @@ __all__ = [
     "is_feasible_count",
     "partition_buildings",
     "partition_summary",
+    "unavoidable_flags",
 ]
 
 #: largest ``max_size`` accepted (the engine holds two grids' buildings in 62-bit masks)
@@ -361,7 +362,7 @@ def _reasons(row: dict, min_size: int, max_size: int, cap: float | None) -> tupl
         pieces = int(row["pieces"])
         if row["forced"]:
             return (
-                f"grid's buildings lie in {pieces} separate groups: part of the community is cut off "
+                f"grid's buildings lie in {pieces} separate groups: {FORCED_BRIDGE} "
                 f"from the rest (open space, water or a major road) and holds too few buildings for a "
                 f"grid of its own, so this grid bridges the gap",
                 f"网格内楼栋分成 {pieces} 片：社区有一小片楼栋与其余部分隔开（空地、水面或主干道），"
@@ -377,6 +378,40 @@ def _reasons(row: dict, min_size: int, max_size: int, cap: float | None) -> tupl
             f"网格共 {int(row['households'])} 户，超过上限 {int(cap or 0)} 户",
         )
     return "", ""
+
+
+#: the words of a forced bridge's reason (a cut-off hamlet too small for a grid of its own)
+FORCED_BRIDGE = "part of the community is cut off"
+_SIZE_FLAGS = ("undersized", "oversized")
+
+
+def unavoidable_flags(grids: pd.DataFrame, *, min_size: int = 4, max_size: int = 5) -> np.ndarray:
+    """Which flagged grids no plan of their community could avoid (True), from a grid report or
+    a plan's stored grids (``community``, ``n_buildings``, ``status``, ``reason``).
+
+    Unavoidable: one size flag in a community whose count cannot make grids of ``min_size`` to
+    ``max_size`` (1-3, 6, 7, 11 buildings: one odd grid is the least-bad), and a forced bridge
+    (:data:`FORCED_BRIDGE`). A second odd grid in such a community, and every other flag, could
+    be avoided: publishing those needs a reason, these do not.
+
+    Examples
+    --------
+    >>> grids = pd.DataFrame({"community": ["a", "b", "b"], "n_buildings": [6, 3, 3],
+    ...     "status": ["oversized", "undersized", "undersized"], "reason": ["", "", ""]})
+    >>> unavoidable_flags(grids).tolist()
+    [True, True, False]
+    """
+    status = grids["status"].astype(str)
+    total = grids.groupby("community")["n_buildings"].transform("sum").astype(int)
+    infeasible = np.array(
+        [not is_feasible_count(int(n), min_size, max_size) for n in total], dtype=bool
+    )
+    odd = status.isin(_SIZE_FLAGS).to_numpy() & infeasible
+    first_odd = ~pd.Series(odd).groupby(grids["community"].to_numpy()).cumsum().gt(1).to_numpy()
+    bridge = (status == "non_contiguous").to_numpy() & grids["reason"].fillna("").astype(
+        str
+    ).str.contains(FORCED_BRIDGE, regex=False).to_numpy()
+    return (odd & first_odd) | bridge
 
 
 def grid_report(

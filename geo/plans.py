@@ -516,29 +516,42 @@ def _current_workers(parent: Plan | None) -> dict[str, str]:
 
 
 def violations(plan: Plan) -> pd.DataFrame:
-    """Every rule the plan's grids break: size, contiguity, households, a grid without worker."""
+    """Every rule the plan's grids break: size, contiguity, households, a grid without worker.
+
+    ``unavoidable`` marks the flags no plan could avoid (:func:`geo.partition.unavoidable_flags`:
+    the one odd grid of a community whose count cannot make regular grids, a forced bridge);
+    they are reported but do not make publishing need a reason.
+    """
     grids = plan.grids
-    rows = []
-    for code, grid in grids.iterrows():
-        if grid["status"] != "ok":
-            rows.append(
-                {
-                    "grid_code": code,
-                    "rule": grid["status"],
-                    "reason": grid["reason"],
-                    "reason_zh": grid["reason_zh"],
-                }
-            )
-        if pd.isna(grid.get("worker_id")):
-            rows.append(
-                {
-                    "grid_code": code,
-                    "rule": "no_worker",
-                    "reason": "no responsible worker assigned",
-                    "reason_zh": "未指定网格员",
-                }
-            )
-    return pd.DataFrame(rows, columns=["grid_code", "rule", "reason", "reason_zh"])
+    columns = ["grid_code", "rule", "reason", "reason_zh", "unavoidable"]
+    if grids.empty:
+        return pd.DataFrame(columns=columns)
+    sizes = {"min_size": int(plan.min_size or 4), "max_size": int(plan.max_size or 5)}
+    forced = partition.unavoidable_flags(grids, **sizes)
+    flagged = grids["status"] != "ok"
+    rows = pd.DataFrame(
+        {
+            "grid_code": grids.index[flagged],
+            "rule": grids.loc[flagged, "status"].to_numpy(),
+            "reason": grids.loc[flagged, "reason"].to_numpy(),
+            "reason_zh": grids.loc[flagged, "reason_zh"].to_numpy(),
+            "unavoidable": forced[flagged.to_numpy()],
+        }
+    )
+    unstaffed = grids.index[grids["worker_id"].isna()] if "worker_id" in grids else []
+    no_worker = pd.DataFrame(
+        {
+            "grid_code": unstaffed,
+            "rule": "no_worker",
+            "reason": "no responsible worker assigned",
+            "reason_zh": "未指定网格员",
+            "unavoidable": False,
+        }
+    )
+    both = pd.concat([rows, no_worker], ignore_index=True)
+    order = {code: i for i, code in enumerate(grids.index)}
+    both = both.sort_values("grid_code", key=lambda c: c.map(order), kind="stable")
+    return both.reset_index(drop=True)[columns]
 
 
 def publish_plan(
@@ -554,7 +567,8 @@ def publish_plan(
     ``revision`` is the plan revision the planner reviewed: when the plan has moved on since, the
     publish is refused (:class:`StalePlan`, 409). Status, revision and violations are checked
     inside the write transaction, so an edit or a second publish racing this one is either seen
-    or refused. A plan with violations is published only with an ``override_reason`` (recorded).
+    or refused. A plan with violations is published only with an ``override_reason`` (recorded);
+    flags no plan could avoid (``unavoidable`` in :func:`violations`) are counted apart and need none.
     """
     with store.transaction() as conn:
         row = plan_row(store, plan_id, conn=conn)
@@ -562,19 +576,24 @@ def publish_plan(
             raise Conflict(f"plan {plan_id} is already published", zh=f"方案 {plan_id} 已发布")
         if revision is not None and int(revision) != int(row["revision"]):
             raise StalePlan(plan_id, reviewed=int(revision), current=int(row["revision"]))
-        broken = violations(load_plan(store, plan_id, conn=conn))
+        flags = violations(load_plan(store, plan_id, conn=conn))
+        broken = flags[~flags["unavoidable"].astype(bool)]
+        unavoidable = len(flags) - len(broken)
         if not broken.empty and not (override_reason or "").strip():
             counts = broken["rule"].value_counts().to_dict()
+            apart = f"; {unavoidable} unavoidable flags need none" if unavoidable else ""
             raise Conflict(
-                f"plan {plan_id} breaks {len(broken)} rules ({counts}); publish with an override "
-                "reason (--override 'why') to accept them",
-                zh=f"方案 {plan_id} 有 {len(broken)} 处违规，如需发布请用 --override 说明理由",
+                f"plan {plan_id} breaks {len(broken)} rules that could be avoided ({counts}); "
+                f"publish with an override reason (--override 'why') to accept them{apart}",
+                zh=f"方案 {plan_id} 有 {len(broken)} 处可避免的违规，如需发布请用 --override 说明理由"
+                + (f"（另有 {unavoidable} 处无法避免的标记，无需理由）" if unavoidable else ""),
             )
         _publish(store, conn, plan_id, author=author, override_reason=override_reason)
     return {
         "plan_id": plan_id,
         "revision": int(row["revision"]),
         "violations": len(broken),
+        "unavoidable": unavoidable,
         "override_reason": override_reason,
     }
 
