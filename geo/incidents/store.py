@@ -534,12 +534,14 @@ def incident_page(
             empty = gpd.GeoDataFrame({c: [] for c in (*COLUMNS, "overdue")}, geometry=[], crs=4326)
             return 0, empty
         total = conn.execute(sa.text(f'SELECT count(*) FROM "{LAYER}"{clause}'), params).scalar()
-        if limit is None and not clause:
+        if limit is None and not offset and not clause:
             cases = store.read_layer(LAYER, conn=conn)
         else:
-            window = "" if limit is None else " LIMIT :limit OFFSET :offset"
-            query = sa.text(f'SELECT fid FROM "{LAYER}"{clause} ORDER BY fid{window}')
-            fids = conn.execute(query, {**params, "limit": limit, "offset": offset}).scalars()
+            query = sa.text(
+                f'SELECT fid FROM "{LAYER}"{clause} ORDER BY fid LIMIT :limit OFFSET :offset'
+            )
+            window = {"limit": -1 if limit is None else limit, "offset": offset}  # -1: no limit
+            fids = conn.execute(query, {**params, **window}).scalars()
             cases = _read_rows(store, conn, list(fids))
     cases = cases.copy()
     cases["overdue"] = is_overdue(cases, now=pd.Timestamp.now("UTC")).astype(bool)
