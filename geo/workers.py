@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo.errors import InputError
+from geo.xlsx import is_xlsx, read_xlsx
 
 #: Accepted headers (compared without case, spaces, underscores) for each roster column.
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -64,12 +65,14 @@ NO_WORKER = "no worker in this community"
 
 
 def read_roster(path: str | Path, *, communities: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read a worker roster CSV (UTF-8 with or without BOM, GBK/GB18030; Chinese or English headers).
+    """Read a worker roster: CSV (UTF-8 with or without BOM, GBK/GB18030) or Excel .xlsx.
+
+    Headers may be Chinese or English.
 
     Parameters
     ----------
     path : str or Path
-        The CSV file: worker id, name, phone (optional), community.
+        The CSV or .xlsx file: worker id, name, phone (optional), community.
     communities : iterable of str, optional
         The district's community names; a roster naming another community is an InputError.
 
@@ -84,15 +87,20 @@ def read_roster(path: str | Path, *, communities: Iterable[str] | None = None) -
     ``worker_id, name, phone, community``.
     """
     path = Path(path)
-    if path.suffix.lower() in {".xlsx", ".xls"}:
+    if is_xlsx(path):  # the first sheet, the first row as header
+        frame = read_xlsx(path)
+        return validate_roster(frame, communities=communities, source=path.name)
+    if path.suffix.lower() == ".xls":
         raise InputError(
-            f"{path.name}: save the roster as CSV (Excel: 另存为 CSV UTF-8)",
-            zh=f"{path.name}：请将花名册另存为 CSV 文件",
+            f"{path.name}: the old .xls format is not read; save it as .xlsx or CSV",
+            zh=f"{path.name}：不支持旧的 .xls 格式，请另存为 .xlsx 或 CSV",
         )
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise InputError(f"cannot read the roster {path}: {error.strerror}") from error
+        raise InputError(
+            f"cannot read the roster {path}: {error.strerror}", zh=f"无法读取花名册 {path}"
+        ) from error
     return parse_roster(raw, communities=communities, source=path.name)
 
 

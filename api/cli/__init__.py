@@ -11,7 +11,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from api.cli import cases, district, editing, grids, maps, service
-from api.cli.common import console, error_line
+from api.cli.common import console, error_line, say
 from geo.errors import GridmapError
 
 
@@ -27,24 +27,39 @@ class GridmapGroup(TyperGroup):
         except (typer.Exit, typer.Abort, ClickException):
             raise  # --help, usage errors and exits are typer's to report
         except KeyboardInterrupt:
-            console.print("已中断 interrupted", style="yellow")
+            console.print(say("已中断", "interrupted"), style="yellow")
             raise typer.Exit(130) from None
         except Exception as error:  # a bug, not the user's fault: say so without a traceback
             if os.environ.get("GRIDMAP_DEBUG"):
                 raise
             console.print(
-                f"内部错误 internal error: {type(error).__name__}: {error} "
-                "(set GRIDMAP_DEBUG=1 for details and please report it)",
+                say(
+                    f"内部错误：{type(error).__name__}: {error}"
+                    "（设置 GRIDMAP_DEBUG=1 查看详情，并请报告此问题）",
+                    f"internal error: {type(error).__name__}: {error} "
+                    "(set GRIDMAP_DEBUG=1 for details and please report it)",
+                ),
                 style="bold red",
                 markup=False,
             )
             raise typer.Exit(70) from None
 
 
+#: Shown under ``gridmap --help``: what a script can rely on.
+EXIT_CODES = (
+    "结果输出到标准输出，消息与进度输出到标准错误；--json 输出严格 JSON；文件参数 - 表示标准输入/输出。"
+    " Results go to stdout, messages and progress to stderr; --json prints strict JSON; a file"
+    " argument - means stdin/stdout. GRIDMAP_LANG=en: messages in English.\n\n"
+    "退出码 exit codes: 0 成功 ok · 2 输入有误 bad input or usage · 3 未找到 not found ·"
+    " 4 冲突 conflict (stale revision, duplicate) · 5 无权限 not allowed ·"
+    " 6 项目文件无法打开 project file unusable · 70 gridmap 自身的缺陷 a bug in gridmap · 130 已中断 interrupted"
+)
+
 app = typer.Typer(
     name="gridmap",
     cls=GridmapGroup,
     help="gridmap：社区网格化管理 GIS（建筑→网格→社区）. Community grid management for Chinese towns.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -12,22 +12,27 @@ from rich.table import Column
 from api.cli.common import (
     AuthorOption,
     DbOption,
-    console,
+    JsonOption,
+    input_or_stdin,
+    is_stdio,
     new_project_file,
-    out,
-    output_file,
+    note,
+    output_or_stdout,
     print_json,
     progress_bar,
     refuse_project_as_input,
+    report,
     rows_table,
     say,
     store_for,
     table,
 )
 from geo import plans, project
+from geo.crs import REASONS_ZH
 from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
 from geo.incidents import store as cases
+from geo.jsonvalue import json_records
 from geo.locate import find_by_address, locate_csv
 
 incidents_app = typer.Typer(
@@ -50,10 +55,12 @@ def locate_command(
     db: DbOption = project.DEFAULT_DB,
     crs: CrsOption = "wgs84",
     input_csv: Annotated[
-        Path | None, typer.Option("--input", help="批量：输入 CSV batch input")
+        Path | None,
+        typer.Option("--input", help="批量：输入 CSV（- 为标准输入）batch input, - for stdin"),
     ] = None,
     output_csv: Annotated[
-        Path | None, typer.Option("--output", help="批量：输出 CSV batch output")
+        Path | None,
+        typer.Option("--output", help="批量：输出 CSV（- 为标准输出）batch output, - for stdout"),
     ] = None,
     lon_col: Annotated[str, typer.Option(help="经度列 longitude column")] = "lon",
     lat_col: Annotated[str, typer.Option(help="纬度列 latitude column")] = "lat",
@@ -88,21 +95,21 @@ def locate_command(
                 "--input needs --output (the CSV to write)", zh="--input 需要同时给出 --output"
             )
         with (
-            output_file(output_csv, db=db, inputs=[input_csv]) as scratch,
+            input_or_stdin(input_csv) as source,
+            output_or_stdout(output_csv, db=db, inputs=[input_csv], suffix=".csv") as scratch,
             progress_bar() as update,
         ):
             counts = locate_csv(
                 index,
-                input_csv,
+                source,
                 scratch,
                 lon_col=lon_col,
                 lat_col=lat_col,
                 crs=crs,
                 progress=lambda rows: update("locate", rows, max(rows, 1)),
             )
-        console.print(
-            say(f"已写入 {output_csv}", f"written {output_csv}") + f" {counts}", markup=False
-        )
+        shown = say("标准输出", "stdout") if is_stdio(output_csv) else str(output_csv)
+        note(say(f"已写入 {shown}", f"written {shown}") + f" {counts}")
         return
     if lon is None or lat is None:
         raise InputError(
@@ -113,7 +120,7 @@ def locate_command(
     if row["status"] == "invalid":
         raise InputError(
             f"cannot locate ({lon}, {lat}): {row['reason']}",
-            zh=f"无法定位 ({lon}, {lat})：{row['reason']}",
+            zh=f"无法定位 ({lon}, {lat})：{REASONS_ZH.get(row['reason'], row['reason'])}",
         )
     row.pop("reason", None)
     print_json(row)
@@ -121,7 +128,9 @@ def locate_command(
 
 @incidents_app.command("import")
 def incidents_import(
-    feed: Annotated[Path, typer.Argument(help="CSV / GeoJSON / JSON")],
+    feed: Annotated[
+        Path, typer.Argument(help="CSV / Excel .xlsx / GeoJSON / JSON; - 标准输入 stdin")
+    ],
     db: DbOption = project.DEFAULT_DB,
     source: Annotated[str, typer.Option(help="来源 12345 | 数字城管 | ...")] = "12345",
     mapping: Annotated[
@@ -146,6 +155,7 @@ def incidents_import(
         ),
     ] = False,
     author: AuthorOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """导入事件 Import cases; the same file twice changes nothing; a feed where no case has
     usable coordinates is refused unless --allow-unlocated."""
@@ -162,36 +172,36 @@ def incidents_import(
         address_col=address_col,
         tz=tz,
     )
-    with new_project_file(db) as store:
+    with input_or_stdin(feed) as feed_file, new_project_file(db) as store:
         summary = cases.import_incidents(
             store,
-            feed,
+            feed_file,
             mapping=columns,
             source=source,
             author=author,
             allow_unlocated=allow_unlocated,
         )
-    console.print(
-        table(
-            say("事件导入", "Incident import"),
-            [
-                (say("读取", "read"), summary["read"]),
-                (say("已定位", "located"), summary["located"]),
-                (say("未定位", "unlocated"), summary["unlocated"]),
-                (
-                    say("未知类别（归入其他）", "unknown category (其他)"),
-                    summary["unknown_category"],
-                ),
-                (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
-                (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
-                (say("新增", "added"), summary["added"]),
-                (say("已存在", "already present"), summary["already_present"]),
-            ],
-        )
+    shown = table(
+        say("事件导入", "Incident import"),
+        [
+            (say("读取", "read"), summary["read"]),
+            (say("已定位", "located"), summary["located"]),
+            (say("未定位", "unlocated"), summary["unlocated"]),
+            (
+                say("未知类别（归入其他）", "unknown category (其他)"),
+                summary["unknown_category"],
+            ),
+            (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
+            (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
+            (say("新增", "added"), summary["added"]),
+            (say("已存在", "already present"), summary["already_present"]),
+        ],
     )
+    report(shown, summary, as_json=as_json)
     reasons = summary.get("unlocated_reasons") or {}
     for reason, count in reasons.items():
-        console.print(f"  {say('未定位原因', 'unlocated')}: {reason}: {count}", markup=False)
+        shown_reason = say(REASONS_ZH.get(reason, reason), reason)
+        note(f"  {say('未定位原因', 'unlocated')}: {shown_reason}: {count}")
 
 
 @incidents_app.command("update")
@@ -216,12 +226,28 @@ def incidents_list(
     grid: Annotated[str | None, typer.Option()] = None,
     community: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="最多列出几条，0 为全部 at most this many cases, 0 for all",
+            show_default=True,
+        ),
+    ] = 50,
 ) -> None:
-    """列出事件 List cases (JSON)."""
+    """列出事件 List cases (JSON on stdout; how many more there are on stderr)."""
     store = store_for(db)
     found = cases.list_incidents(store, grid=grid, community=community, status=status)
-    print_json(found.drop(columns="geometry").head(limit).to_dict("records"))
+    shown = found if limit == 0 else found.head(limit)
+    print_json(json_records(shown))
+    if len(found) > len(shown):
+        more = len(found) - len(shown)
+        note(
+            say(
+                f"还有 {more} 条未列出（共 {len(found)} 条）；用 --limit 0 列出全部",
+                f"{more} more not shown ({len(found)} in all); --limit 0 lists them all",
+            )
+        )
 
 
 @incidents_app.command("stats")
@@ -230,16 +256,29 @@ def incidents_stats(
     by: Annotated[str, typer.Option(help="grid | community | worker")] = "grid",
     since: Annotated[str | None, typer.Option(help="起 e.g. 2026-08-01")] = None,
     until: Annotated[str | None, typer.Option(help="止 e.g. 2026-11-01")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", help="table | csv | json | xlsx (Excel, 中文表头)")
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="写入文件（xlsx 必填；- 为标准输出）file to write, - for stdout"
+        ),
+    ] = None,
+    excel: Annotated[
+        bool, typer.Option("--excel", help="CSV 带 BOM，Excel 直接打开 UTF-8 with BOM for Excel")
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """事件统计 Statistics per grid, community or worker."""
+    """事件统计 Statistics per grid, community or worker (--format xlsx: a workbook with Chinese
+    headers)."""
     store = store_for(db)
     stats = cases.incident_statistics(store, by=by, since=_time(since), until=_time(until))
-    if output_format == "csv":
-        shown = csv_safe_frame(stats.reset_index()).to_csv(index=False)
-        out.print(shown, end="", markup=False, highlight=False)
+    output_format = "json" if as_json else output_format
+    if output_format in ("csv", "xlsx"):
+        _write_stats(stats, output_format, output, db=db, excel=excel)
     elif output_format == "json":
-        print_json(stats.reset_index().to_dict("records"))
+        print_json(json_records(stats.reset_index()))
     elif output_format == "table":
         shown = [
             "reported",
@@ -251,18 +290,42 @@ def incidents_stats(
             "on_time_rate",
             "median_handling_hours",
         ]
-        out.print(
+        report(
             rows_table(
                 say("事件统计", "Incident statistics"),
                 [by, *(Column(column, justify="right") for column in shown)],
-                ((key, *(_cell(row[c]) for c in shown)) for key, row in stats.iterrows()),
-            )
+                ((key, *(_cell(row[c], c) for c in shown)) for key, row in stats.iterrows()),
+            ),
+            None,
+            as_json=False,
         )
     else:
         raise InputError(
-            f"--format must be table, csv or json, not {output_format!r}",
-            zh="--format 只能是 table、csv 或 json",
+            f"--format must be table, csv, json or xlsx, not {output_format!r}",
+            zh="--format 只能是 table、csv、json 或 xlsx",
         )
+
+
+def _write_stats(
+    stats: pd.DataFrame, output_format: str, output: Path | None, *, db: Path, excel: bool
+) -> None:
+    """The statistics as CSV (stdout unless --output) or as an .xlsx workbook (--output)."""
+    from geo.exports import write_stats
+
+    if output_format == "xlsx" and output is None:
+        raise InputError(
+            "--format xlsx needs --output FILE.xlsx (or --output - for stdout)",
+            zh="--format xlsx 需要 --output 文件名.xlsx（或 --output - 输出到标准输出）",
+        )
+    target = output if output is not None else Path("-")
+    with output_or_stdout(target, db=db, suffix=f".{output_format}") as scratch:
+        if output_format == "xlsx":
+            write_stats(stats, scratch)
+        else:
+            encoding = "utf-8-sig" if excel else "utf-8"
+            csv_safe_frame(stats.reset_index()).to_csv(scratch, index=False, encoding=encoding)
+    if not is_stdio(target):
+        note(say(f"已写入 {target}", f"written {target}"))
 
 
 @categories_app.command("load")
@@ -278,7 +341,7 @@ def categories_load(
     refuse_project_as_input(db, catalogue_csv)
     store = store_for(db)
     count = cases.load_project_catalogue(store, catalogue_csv, author=author)
-    console.print(say(f"已载入 {count} 个分类", f"loaded {count} categories"))
+    note(say(f"已载入 {count} 个分类", f"loaded {count} categories"))
 
 
 def _time(text: str | None) -> pd.Timestamp | None:
@@ -294,9 +357,12 @@ def _time(text: str | None) -> pd.Timestamp | None:
     return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, column: str) -> str:
+    """Counts as integers (``1``, not ``1.00``); rates and hours with two decimals; missing empty."""
     if isinstance(value, float):
         if pd.isna(value):
             return ""
-        return f"{value:.0f}" if value.is_integer() and value > 1 else f"{value:.2f}"
+        if column.endswith(("_rate", "_hours")):
+            return f"{value:.2f}"
+        return f"{value:.0f}"
     return str(value)

@@ -12,7 +12,6 @@ Two safety rules live here so that every command keeps them the same way:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -163,13 +162,82 @@ def output_file(
 
 
 def error_line(error: GridmapError) -> str:
+    """The error in the user's language only: Chinese where it has a Chinese twin, else English."""
     if language() == "zh" and error.zh:
         return f"错误：{error.zh}"
     return f"Error: {error}"
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="以 JSON 输出到标准输出 print the result as JSON on stdout")
+]
+
+
 def print_json(value: Any) -> None:
-    out.print_json(json.dumps(value, ensure_ascii=False, default=str))
+    """``value`` as strict JSON on stdout (null for NaN/NaT, never a bare NaN): jq can read it."""
+    from geo.jsonvalue import dumps
+
+    text = dumps(value, indent=2)
+    if out.is_terminal:
+        out.print_json(text)
+    else:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def report(shown: Any, data: Any, *, as_json: bool) -> None:
+    """A command's result on stdout: ``data`` as JSON with --json, else the rich table ``shown``."""
+    if as_json:
+        print_json(data)
+    else:
+        out.print(shown)
+
+
+def note(text: str, **style: Any) -> None:
+    """A message (not a result) on stderr, printed as given."""
+    console.print(text, markup=False, highlight=False, **style)
+
+
+def is_stdio(path: Path | str | None) -> bool:
+    """Whether a file argument is ``-`` (stdin where read, stdout where written)."""
+    return path is not None and str(path) == "-"
+
+
+@contextmanager
+def output_or_stdout(
+    target: Path, *, db: Path | str | None, suffix: str, inputs: Iterable[Path | None] = ()
+) -> Iterator[Path]:
+    """:func:`output_file`, or for ``-`` a scratch file copied to stdout when complete."""
+    if not is_stdio(target):
+        with output_file(target, db=db, inputs=inputs) as path:
+            yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=".gridmap-stdout.") as folder:
+        path = Path(folder) / f"stdout{suffix}"
+        yield path
+        sys.stdout.flush()
+        with path.open("rb") as written:
+            shutil.copyfileobj(written, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+
+
+@contextmanager
+def input_or_stdin(source: Path) -> Iterator[Path]:
+    """``source``, or for ``-`` stdin saved to a scratch file named by what it holds.
+
+    A workbook (a zip: ``PK``) becomes ``.xlsx``, text starting with ``{`` or ``[`` ``.json``
+    (GeoJSON included), anything else ``.csv``.
+    """
+    if not is_stdio(source):
+        yield Path(source)
+        return
+    data = sys.stdin.buffer.read()
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    suffix = ".xlsx" if data[:2] == b"PK" else ".json" if head in (b"{", b"[") else ".csv"
+    with tempfile.TemporaryDirectory(prefix=".gridmap-stdin.") as folder:
+        path = Path(folder) / f"stdin{suffix}"
+        path.write_bytes(data)
+        yield path
 
 
 def table(title: str, rows: list[tuple[str, Any]]) -> Table:
@@ -178,7 +246,7 @@ def table(title: str, rows: list[tuple[str, Any]]) -> Table:
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     for label, value in rows:
-        summary.add_row(plain(label), plain(f"{value:,}" if isinstance(value, int) else str(value)))
+        summary.add_row(plain(label), plain(cell_text(value)))
     return summary
 
 
@@ -189,8 +257,27 @@ def rows_table(
     heads = [c if isinstance(c, Column) else Column(plain(c)) for c in columns]
     shown = Table(*heads, title=plain(title), title_justify="left")
     for row in rows:
-        shown.add_row(*(plain(cell) for cell in row))
+        shown.add_row(*(plain(cell_text(cell)) for cell in row))
     return shown
+
+
+def cell_text(value: object) -> str:
+    """A table cell: counts as integers (``1``, not ``1.00``), missing values empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy scalars
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer():
+            return f"{int(value):,}"
+        return f"{value:.2f}"
+    if str(value) in ("NaT", "nan", "<NA>"):
+        return ""
+    return str(value)
 
 
 def plain(value: object) -> Text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -12,9 +13,12 @@ import typer
 from api.cli.common import (
     DbOption,
     console,
+    is_stdio,
     new_project_file,
+    note,
     out,
     output_file,
+    output_or_stdout,
     progress_bar,
     refuse_project_as_input,
     say,
@@ -39,6 +43,7 @@ KNOWN_SETTINGS = {
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
     app.command("export")(export_command)
+    app.command("ledger")(ledger_command)
     app.command("backup")(backup_command)
     app.add_typer(settings_app, name="settings")
 
@@ -129,7 +134,12 @@ def import_command(
 
 
 def export_command(
-    output: Annotated[Path, typer.Argument(help="输出文件 .geojson .gpkg .shp .fgb .csv")],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="输出文件 .geojson .gpkg .shp .fgb .csv（.gpkg 已存在则追加图层 adds a layer）"
+        ),
+    ],
     db: DbOption = project.DEFAULT_DB,
     layer: Annotated[
         str, typer.Option(help="buildings | communities | grids | incidents")
@@ -138,15 +148,63 @@ def export_command(
     include_contacts: Annotated[
         bool, typer.Option(help="包含工作人员电话 include workers' phone numbers")
     ] = False,
+    excel: Annotated[
+        bool,
+        typer.Option("--excel", help="CSV 带 BOM，Excel 直接打开 CSV as UTF-8 with BOM for Excel"),
+    ] = False,
+    geometry: Annotated[
+        bool, typer.Option("--geometry/--no-geometry", help="CSV 是否含几何列（WKT，最后一列）")
+    ] = True,
 ) -> None:
-    """导出图层 Export a layer (WGS84 by default)."""
+    """导出图层 Export a layer (WGS84 by default). Into an existing .gpkg the layer is added (or
+    replaced) and the package's other layers are kept: one file for buildings, grids and
+    communities in QGIS. For the grid ledger as Excel see gridmap ledger."""
+    from geo.exports import export_layer_file
+
     store = store_for(db)
     with output_file(output, db=db) as scratch:
-        count = project.export_layer(
-            store, scratch, layer=layer, crs=crs, include_contacts=include_contacts
+        if output.suffix.lower() == ".gpkg" and output.is_file():
+            shutil.copyfile(output, scratch)  # layers are added to a copy; renamed over when whole
+        result = export_layer_file(
+            store,
+            scratch,
+            layer=layer,
+            crs=crs,
+            include_contacts=include_contacts,
+            excel=excel,
+            geometry=geometry,
         )
-    console.print(
-        say(f"已导出 {count} 个要素到 {output}", f"exported {count} features to {output}"),
+    for english, chinese in result.notes:
+        note(f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow")
+    note(
+        say(
+            f"已导出 {result.count} 个要素到 {output}（图层 {layer}）",
+            f"exported {result.count} features to {output} (layer {layer})",
+        )
+    )
+
+
+def ledger_command(
+    output: Annotated[Path, typer.Argument(help="网格台账 .xlsx（- 为标准输出 stdout）")],
+    db: DbOption = project.DEFAULT_DB,
+) -> None:
+    """网格台账 Write the grid ledger as Excel: code, community, worker, buildings, households,
+    open cases, with Chinese headers."""
+    from geo.exports import write_ledger
+
+    if not is_stdio(output) and output.suffix.lower() != ".xlsx":
+        raise InputError(
+            f"the ledger is an Excel workbook: give a name ending in .xlsx, not {output.name}",
+            zh=f"网格台账是 Excel 文件，文件名请以 .xlsx 结尾（而不是 {output.name}）",
+        )
+    store = store_for(db)
+    with output_or_stdout(output, db=db, suffix=".xlsx") as scratch:
+        count = write_ledger(store, scratch)
+    note(
+        say(
+            f"网格台账（{count} 个网格）已写入 {output}",
+            f"ledger of {count} grids written to {output}",
+        )
     )
 
 

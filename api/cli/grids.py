@@ -5,23 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from api.cli.common import (
     AuthorOption,
     DbOption,
+    JsonOption,
     console,
+    note,
+    out,
     print_json,
     progress_bar,
     refuse_project_as_input,
+    report,
     rows_table,
     say,
     store_for,
     table,
 )
 from geo import plans, project
+from geo.jsonvalue import json_records
 from geo.partition import MAX_GRID_SIZE
-from geo.workers import read_roster
+from geo.workers import NO_WORKER, read_roster
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -77,6 +83,7 @@ def partition_command(
         typer.Option("--publish/--draft", help="发布或仅保存草稿 publish, or keep a draft"),
     ] = None,
     author: AuthorOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """划分网格 Group each community's buildings into grids of 4 to 5 (a new plan version)."""
     store = store_for(db)
@@ -104,7 +111,7 @@ def partition_command(
             markup=False,
         )
     s = outcome.summary
-    console.print(
+    report(
         table(
             say(f"网格方案 {outcome.plan_id}", f"Plan {outcome.plan_id}"),
             [
@@ -120,10 +127,12 @@ def partition_command(
                     say("已发布", "published") if outcome.published else say("草稿", "draft"),
                 ),
             ],
-        )
+        ),
+        {"plan_id": outcome.plan_id, "published": outcome.published, **s},
+        as_json=as_json,
     )
     flagged = s.get("flagged_communities", [])
-    if flagged:
+    if flagged and not as_json:
         reason = "reason_zh" if say("zh", "en") == "zh" else "reason"
         console.print(
             rows_table(
@@ -133,7 +142,7 @@ def partition_command(
             )
         )
     if not outcome.published:
-        console.print(
+        note(
             say(
                 f"发布：gridmap plan publish {outcome.plan_id}",
                 f"publish: gridmap plan publish {outcome.plan_id}",
@@ -145,7 +154,9 @@ def partition_command(
 def workers_import(
     roster_csv: Annotated[
         Path,
-        typer.Argument(help="花名册 CSV：工号,姓名,手机,社区 (worker id, name, phone, community)"),
+        typer.Argument(
+            help="花名册 CSV 或 Excel .xlsx：工号,姓名,手机,社区 (worker id, name, phone, community)"
+        ),
     ],
     db: DbOption = project.DEFAULT_DB,
     replace: Annotated[
@@ -157,6 +168,7 @@ def workers_import(
         ),
     ] = False,
     author: AuthorOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """导入网格员花名册 Import the grid workers' roster (replaces the current one; one that
     removes workers or leaves grids without a worker is refused, with the difference, unless
@@ -166,26 +178,33 @@ def workers_import(
     communities = store.read_layer("communities", columns=["community"])["community"]
     roster = read_roster(roster_csv, communities=communities)
     change = plans.import_roster(store, roster, author=author, replace=replace)
-    console.print(say(f"已导入 {change.workers} 名网格员", f"imported {change.workers} workers"))
+    missing = change.without_worker
+    if as_json:
+        print_json(
+            {
+                "workers": change.workers,
+                "removed": list(change.removed),
+                "released": change.released,
+                "without_worker": _reasons(missing).to_dict("records"),
+            }
+        )
+        return
+    note(say(f"已导入 {change.workers} 名网格员", f"imported {change.workers} workers"))
     if change.removed:
-        console.print(
+        note(
             say(
                 f"移出花名册 {len(change.removed)} 人，已从 {change.released} 个网格/在办案件中撤下",
                 f"{len(change.removed)} workers removed, taken off {change.released} grids "
                 "and open cases",
             )
         )
-    missing = change.without_worker
     if not missing.empty:
-        console.print(
-            rows_table(
-                say(
-                    f"{len(missing)} 个网格无网格员：gridmap workers assign",
-                    f"{len(missing)} grids without a worker: gridmap workers assign",
-                ),
-                [say("网格编码", "grid code"), say("社区", "community"), say("原因", "reason")],
-                missing.head(50)[["grid_code", "community", "reason"]].itertuples(index=False),
-            )
+        _show_missing(
+            missing,
+            say(
+                f"{len(missing)} 个网格无网格员：gridmap workers assign",
+                f"{len(missing)} grids without a worker: gridmap workers assign",
+            ),
         )
 
 
@@ -196,19 +215,42 @@ def workers_assign(
         int | None, typer.Option(help="方案编号（默认已发布方案）plan id (default: published)")
     ] = None,
     author: AuthorOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """为空缺网格指定网格员 Give every grid without a worker one from its community, fairly."""
     store = store_for(db)
     assigned, missing = plans.fill_workers(store, plan, author=author)
-    console.print(say(f"新指定 {assigned} 个网格", f"assigned {assigned} grids"))
-    if missing.empty:
-        console.print(say("所有网格均已有网格员", "every grid has a worker"))
+    if as_json:
+        print_json({"assigned": assigned, "without_worker": _reasons(missing).to_dict("records")})
         return
-    console.print(
+    note(say(f"新指定 {assigned} 个网格", f"assigned {assigned} grids"))
+    if missing.empty:
+        note(say("所有网格均已有网格员", "every grid has a worker"))
+        return
+    _show_missing(
+        missing, say(f"{len(missing)} 个网格仍无网格员", f"{len(missing)} grids without a worker")
+    )
+
+
+#: the Chinese reasons a grid has no worker (geo.workers gives them in English)
+REASONS_ZH = {NO_WORKER: "本社区没有网格员", "no responsible worker assigned": "未指定网格员"}
+
+
+def _reasons(missing: pd.DataFrame) -> pd.DataFrame:
+    """Grid code, community and the reason, in the user's language, one row per grid."""
+    frame = missing if "grid_code" in missing.columns else missing.reset_index(names="grid_code")
+    frame = frame[["grid_code", "community", "reason"]].copy()
+    frame["reason"] = [say(REASONS_ZH.get(r, r), r) for r in frame["reason"]]
+    return frame
+
+
+def _show_missing(missing: pd.DataFrame, title: str) -> None:
+    """The grids without a worker as a table on stdout (every one: no silent limit)."""
+    out.print(
         rows_table(
-            say(f"{len(missing)} 个网格仍无网格员", f"{len(missing)} grids without a worker"),
+            title,
             [say("网格编码", "grid code"), say("社区", "community"), say("原因", "reason")],
-            missing.head(50)[["community", "reason"]].itertuples(),
+            _reasons(missing).itertuples(index=False),
         )
     )
 
@@ -218,27 +260,33 @@ def workers_list(
     db: DbOption = project.DEFAULT_DB,
     include_contacts: Annotated[bool, typer.Option(help="显示电话 show phone numbers")] = False,
 ) -> None:
-    """列出网格员及其网格数 List workers and how many grids each holds."""
+    """列出网格员及其网格数 List workers and how many grids each holds (JSON)."""
     store = store_for(db)
     team = plans.roster(store)
     grids = plans.published_grids(store)
     team["grids"] = team["worker_id"].map(grids["worker_id"].value_counts()).fillna(0).astype(int)
     if not include_contacts:
         team = team.drop(columns="phone")
-    print_json(team.to_dict("records"))
+    print_json(json_records(team))
 
 
 @plan_app.command("list")
-def plan_list(db: DbOption = project.DEFAULT_DB) -> None:
-    """列出方案 List the plan versions."""
+def plan_list(db: DbOption = project.DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """列出方案 List the plan versions (a table, or JSON with --json)."""
     store = store_for(db)
-    records = plans.list_plans(store).to_dict("records")
-    console.print(
+    frame = plans.list_plans(store)
+    for column in ("plan_id", "parent_id", "grids", "flagged", "revision"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+    records = json_records(frame)
+    report(
         rows_table(
             say("网格方案", "Plans"),
             PLAN_COLUMNS,
             ([record.get(c, "") for c in PLAN_COLUMNS] for record in records),
-        )
+        ),
+        records,
+        as_json=as_json,
     )
 
 
@@ -257,8 +305,8 @@ def plan_show(
             "status": plan.status,
             "revision": plan.revision,
             "parent_id": plan.parent_id,
-            "grids": grids.reset_index(names="grid_code").to_dict("records"),
-            "violations": plans.violations(plan).to_dict("records"),
+            "grids": json_records(grids.reset_index(names="grid_code")),
+            "violations": json_records(plans.violations(plan)),
         }
     )
 
@@ -284,7 +332,12 @@ def plan_publish(
     result = plans.publish_plan(
         store, plan_id, author=author, override_reason=override, revision=revision
     )
-    console.print(
+    accepted = result["violations"]
+    note(
         say(f"方案 {plan_id} 已发布", f"plan {plan_id} published")
-        + (f" ({result['violations']} violations accepted)" if result["violations"] else "")
+        + (
+            say(f"（接受 {accepted} 处违规）", f" ({accepted} violations accepted)")
+            if accepted
+            else ""
+        )
     )

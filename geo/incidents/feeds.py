@@ -1,10 +1,11 @@
 """Reading incident feeds (12345 hotline, 数字城管, 311 ...) into one normalised table.
 
-A feed is a CSV (UTF-8, UTF-8 with BOM, or GBK/GB18030), a GeoJSON of points, or a JSON list of
-objects (bare or under ``"records"``). An :class:`IncidentMapping` names the feed's columns once;
-:func:`read_incident_feed` returns one row per record with :data:`FEED_COLUMNS`. Nothing is
-dropped: rows without usable coordinates stay with ``located=False`` and the reason, unknown
-categories go to 其他 with the raw text, unparseable times become NaT with ``time_problem``.
+A feed is a CSV (UTF-8, UTF-8 with BOM, or GBK/GB18030), an Excel .xlsx (first sheet), a GeoJSON
+of points, or a JSON list of objects (bare or under ``"records"``). An :class:`IncidentMapping`
+names the feed's columns once; :func:`read_incident_feed` returns one row per record with
+:data:`FEED_COLUMNS`. Nothing is dropped: rows without usable coordinates stay with
+``located=False`` and the reason, unknown categories go to 其他 with the raw text, unparseable
+times become NaT with ``time_problem``.
 Descriptions are untrusted text and are kept exactly as given (escape them where shown).
 """
 
@@ -23,6 +24,7 @@ from geo.crs import to_wgs84
 from geo.errors import InputError
 from geo.incidents.catalogue import load_catalogue, load_legacy_map, match_category
 from geo.reference import shipped_mapping, shipped_mapping_names
+from geo.xlsx import is_xlsx, read_xlsx
 
 FEED_COLUMNS = [
     "source",
@@ -227,8 +229,10 @@ def read_feed_records(path: str | Path) -> pd.DataFrame:
             except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise FeedError(f"{path.name} is not a readable CSV: {exc}") from exc
         raise FeedError(f"{path.name} is neither UTF-8 nor GBK text")
+    if is_xlsx(path):
+        return read_xlsx(path)
     if suffix not in {".json", ".geojson"}:
-        raise FeedError(f"{path.name}: feeds are .csv, .geojson or .json")
+        raise FeedError(f"{path.name}: feeds are .csv, .xlsx, .geojson or .json")
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -470,3 +474,157 @@ def summarise_import(df: pd.DataFrame) -> dict:
         "bad_time": int(df["reported_at"].isna().sum()),
         "unlocated_reasons": {str(k): int(v) for k, v in reasons.items()},
     }
+
+
+#: the usual headers of each column, in order of preference, compared by :func:`_header_key`
+#: (Chinese and English; 311 and 12345 exports): a feed with these needs no column options
+USUAL_HEADERS: dict[str, tuple[str, ...]] = {
+    "lon_col": ("lon", "lng", "longitude", "long", "经度", "x", "xcoord", "x坐标", "经度坐标"),
+    "lat_col": ("lat", "latitude", "纬度", "y", "ycoord", "y坐标", "纬度坐标"),
+    "id_col": (
+        "id",
+        "caseid",
+        "caseno",
+        "casenumber",
+        "caseenquiryid",
+        "incidentid",
+        "ticketid",
+        "servicerequestid",
+        "案件编号",
+        "案件号",
+        "工单编号",
+        "工单号",
+        "事件编号",
+        "编号",
+    ),
+    "time_col": (
+        "reportedat",
+        "reporttime",
+        "time",
+        "opendt",
+        "opentime",
+        "createdat",
+        "createtime",
+        "requesteddatetime",
+        "datetime",
+        "timestamp",
+        "date",
+        "上报时间",
+        "受理时间",
+        "发生时间",
+        "创建时间",
+        "登记时间",
+        "时间",
+        "日期",
+    ),
+    "category_col": (
+        "category",
+        "type",
+        "casetype",
+        "servicename",
+        "问题类型",
+        "事件类型",
+        "案件类型",
+        "问题分类",
+        "类别",
+        "分类",
+        "小类",
+        "类型",
+    ),
+    "description_col": (
+        "description",
+        "desc",
+        "details",
+        "detail",
+        "content",
+        "casetitle",
+        "title",
+        "问题描述",
+        "事件描述",
+        "案件描述",
+        "诉求内容",
+        "描述",
+        "内容",
+    ),
+    "address_col": (
+        "address",
+        "location",
+        "addr",
+        "streetaddress",
+        "地址",
+        "事发地址",
+        "发生地址",
+        "详细地址",
+        "位置",
+        "地点",
+    ),
+}
+
+
+def _header_key(name: object) -> str:
+    """A header as compared: lower case, without spaces, ``_``, ``-``, ``.`` or brackets."""
+    return re.sub(r"[\s_\-.()（）]+", "", str(name)).lower()
+
+
+def recognise_columns(records: pd.DataFrame, mapping: IncidentMapping) -> IncidentMapping:
+    """The mapping with each column it leaves unnamed taken from the feed's usual headers.
+
+    Columns the mapping names are kept as given; a header serves one column at most. In a
+    GeoJSON the point geometry gives the coordinates, so ``lon``/``lat`` headers are not needed.
+
+    Examples
+    --------
+    >>> feed = pd.DataFrame(columns=["案件编号", "经度", "纬度", "上报时间", "Case Title"])
+    >>> m = recognise_columns(feed, IncidentMapping())
+    >>> m.id_col, m.lon_col, m.lat_col, m.time_col, m.description_col, m.category_col
+    ('案件编号', '经度', '纬度', '上报时间', 'Case Title', None)
+    """
+    given = mapping.to_dict()
+    taken = {v for k, v in given.items() if k.endswith("_col") and v}
+    by_key: dict[str, str] = {}
+    for column in records.columns:
+        if not str(column).startswith("__") and column not in taken:
+            by_key.setdefault(_header_key(column), str(column))
+    found = {}
+    for role, headers in USUAL_HEADERS.items():
+        if given[role]:
+            continue
+        match = next((by_key[h] for h in headers if h in by_key), None)
+        if match is not None:
+            found[role] = match
+            by_key = {k: v for k, v in by_key.items() if v != match}
+    if "__lon" in records.columns:  # GeoJSON: the geometry is the location
+        found = {k: v for k, v in found.items() if k not in ("lon_col", "lat_col")}
+    if bool(found.get("lon_col") or given["lon_col"]) != bool(
+        found.get("lat_col") or given["lat_col"]
+    ):
+        found.pop("lon_col", None)
+        found.pop("lat_col", None)
+    return IncidentMapping(**{**given, **found}) if found else mapping
+
+
+def describe_mapping(mapping: IncidentMapping) -> str:
+    """The columns a feed was read with, as one line (``id=case_enquiry_id, lon=longitude, ...``)."""
+    names = [
+        f"{role.removesuffix('_col')}={getattr(mapping, role)}"
+        for role in (
+            "id_col",
+            "lon_col",
+            "lat_col",
+            "time_col",
+            "category_col",
+            "description_col",
+            "address_col",
+        )
+        if getattr(mapping, role)
+    ]
+    return ", ".join([*names, f"crs={mapping.crs}", f"tz={mapping.tz}"])
+
+
+def feed_coordinates(
+    records: pd.DataFrame, mapping: IncidentMapping
+) -> tuple[np.ndarray, np.ndarray]:
+    """The WGS84 lon/lat of every record read with ``mapping`` (NaN where unusable), without the
+    district's box: what :func:`normalise_records` would place before it checks the district."""
+    lon, lat, _ = _coordinates(records, mapping, bounds=None)
+    return lon.to_numpy(dtype="float64"), lat.to_numpy(dtype="float64")

@@ -1,0 +1,61 @@
+"""One way to turn gridmap's values into JSON that every parser accepts.
+
+pandas and numpy carry missing values as ``NaN``, ``NaT`` and ``pd.NA`` and numbers as numpy
+scalars; ``json.dumps`` writes the first as the bare word ``NaN`` (not JSON: jq and strict parsers
+refuse it) and fails or stringifies the rest. :func:`json_value` maps a value, recursively, to plain
+Python: missing and non-finite numbers to ``None``, numpy scalars to Python numbers, times to ISO
+8601 text with their offset. :func:`dumps` refuses anything that would still not be JSON.
+
+Examples
+--------
+>>> dumps({"building_id": float("nan"), "n": np.int64(3), "at": pd.NaT})
+'{"building_id": null, "n": 3, "at": null}'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as plain JSON-ready Python (dicts, lists, str, int, float, bool, None)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
+        return [json_value(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, pd.Timestamp | dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta | dt.timedelta):
+        return pd.Timedelta(value).isoformat()
+    if isinstance(value, str | int | bool):
+        return value
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return str(value)
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` (without its geometry column) as JSON-ready dicts."""
+    kept = frame.drop(columns=[c for c in ("geometry",) if c in frame.columns])
+    return [
+        json_value(dict(zip(kept.columns, row, strict=True)))
+        for row in kept.itertuples(index=False, name=None)
+    ]
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of ``value`` (UTF-8 characters kept, never NaN or Infinity)."""
+    return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False, indent=indent)
