@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import pandas as pd
 import pyogrio
 import pyproj
 import shapely
+from shapely.errors import GEOSException
 
 from geo.crs import metric_crs_for, parse_crs_name
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
@@ -41,6 +43,9 @@ ID_FIELD_GUESSES = (
 NAME_FIELD_GUESSES = ("name", "名称", "建筑名称")
 ADDRESS_FIELD_GUESSES = ("address", "addr", "地址", "门牌地址")
 OSM_SUFFIXES = (".osm", ".pbf")
+#: footprints as text tables, with the geometry as WKT in one of the WKT_COLUMNS
+TABLE_SUFFIXES = (".csv",)
+WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape", "几何")
 
 # columns gridmap owns in the buildings layer; a source field of the same name is kept as src_<name>
 STANDARD_COLUMNS = ("building_id", "community", "households", "name", "address", "grid_code")
@@ -59,9 +64,12 @@ class ReadReport:
     repaired: int = 0
     dropped_empty: int = 0
     dropped_non_polygon: int = 0
+    dropped_unreadable: int = 0
     from_osm: bool = False
     #: source fields renamed because SQLite would take them for another column (NAME and name)
     renamed_fields: dict[str, str] = field(default_factory=dict)
+    repaired_ids: list[str] = field(default_factory=list)
+    dropped_ids: list[str] = field(default_factory=list)
 
 
 def read_features(
@@ -79,6 +87,8 @@ def read_features(
     path = Path(path)
     if not path.exists():
         raise NotFound(f"no such file: {path}", zh=f"文件不存在：{path}")
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return _with_crs(_read_csv(path), path=path, crs=crs), False
     from_osm = path.suffix.lower() in OSM_SUFFIXES
     if from_osm and layer is None:
         layer = "multipolygons"
@@ -100,11 +110,23 @@ def read_features(
             zh=f"{path.name} 含多个图层（{', '.join(layers)}），请用 --layer 指定",
         )
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer)
+        frame = _read_frame(path, layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
         raise InputError(
             f"cannot read {path.name}: {_first_line(error)}", zh=f"无法读取 {path.name}"
         ) from None
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputError(
+            f"{path.name} holds no geometry (a table without shapes); give a file of footprints",
+            zh=f"{path.name} 中没有几何图形（只是表格）；请提供建筑轮廓文件",
+        )
+    frame = _with_crs(frame, path=path, crs=crs)
+    from_osm = from_osm or any(str(c).lower().startswith("osm") for c in frame.columns)
+    return frame, from_osm
+
+
+def _with_crs(frame: gpd.GeoDataFrame, *, path: Path, crs: str | None) -> gpd.GeoDataFrame:
+    """``frame`` with the CRS it declares or ``crs`` (only for a file that declares none)."""
     if crs is not None:
         given = parse_crs(crs)
         if frame.crs is not None and not frame.crs.equals(given):
@@ -120,8 +142,72 @@ def read_features(
             "for longitude/latitude, --crs EPSG:4549 for CGCS2000 Gauss-Kruger 120E)",
             zh=f"{path.name} 没有坐标系信息，请用 --crs 指定（如 EPSG:4326、EPSG:4549）",
         )
-    from_osm = from_osm or any(str(c).lower().startswith("osm") for c in frame.columns)
-    return frame, from_osm
+    return frame
+
+
+def _read_csv(path: Path) -> gpd.GeoDataFrame:
+    """Footprints from a CSV (UTF-8, UTF-8 with BOM or GBK) with a WKT column; no CRS of its own.
+
+    The geometry column is the first of :data:`WKT_COLUMNS` present (any case). A value GEOS
+    cannot parse, even leniently, is left missing and counted (``frame.attrs["unreadable"]``).
+    """
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise InputError(
+            f"{path.name}: not UTF-8 or GBK text", zh=f"{path.name}：编码不是 UTF-8 或 GBK"
+        )
+    try:
+        table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        raise InputError(
+            f"{path.name}: not a readable CSV ({_first_line(error)})",
+            zh=f"{path.name}：不是可读取的 CSV 文件",
+        ) from None
+    lowered = {str(c).strip().lower(): c for c in table.columns}
+    column = next((lowered[name] for name in WKT_COLUMNS if name in lowered), None)
+    if column is None:
+        columns = ", ".join(map(str, table.columns)) or "(none)"
+        raise InputError(
+            f"{path.name}: a CSV of footprints needs a WKT column named wkt, geometry or geom; "
+            f"its columns are: {columns}",
+            zh=f"{path.name}：CSV 需要 WKT 几何列（wkt、geometry 或 geom）；现有列：{columns}",
+        )
+    values = table[column].str.strip().replace("", None).to_numpy(dtype=object)
+    present = np.array([value is not None for value in values], dtype=bool)
+    geometry = shapely.from_wkt(values, on_invalid="fix")
+    frame = gpd.GeoDataFrame(table.drop(columns=column), geometry=geometry, crs=None)
+    frame.attrs["unreadable"] = np.flatnonzero(present & shapely.is_missing(geometry)).tolist()
+    return frame
+
+
+def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    """The layer as a GeoDataFrame; a feature whose geometry GEOS refuses never stops the read.
+
+    A clipped OSM extract holds closed ways whose nodes lie outside it: GDAL hands over rings of
+    two points, and building the whole frame raises. Then the geometries are read as WKB and
+    parsed one by one: repaired where GEOS can (``frame.attrs["fixed"]``, positions), left
+    missing where it cannot (``frame.attrs["unreadable"]``).
+    """
+    try:
+        return pyogrio.read_dataframe(path, layer=layer)
+    except GEOSException:
+        pass
+    attributes = pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+    meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
+    present = np.array([value is not None for value in wkb], dtype=bool)
+    strict = shapely.from_wkb(wkb, on_invalid="ignore")
+    lenient = shapely.from_wkb(wkb, on_invalid="fix")
+    broken = present & shapely.is_missing(strict)
+    frame = gpd.GeoDataFrame(attributes, geometry=lenient, crs=meta["crs"])
+    frame.attrs["fixed"] = np.flatnonzero(broken & ~shapely.is_missing(lenient)).tolist()
+    frame.attrs["unreadable"] = np.flatnonzero(broken & shapely.is_missing(lenient)).tolist()
+    return frame
 
 
 def parse_crs(text: str) -> pyproj.CRS:
@@ -286,9 +372,7 @@ def read_buildings(
     address_column = pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses")
 
     geometry, repaired, empty = polygonal_parts(raw.geometry)
-    report.repaired = int((repaired & ~geometry.isna()).sum())
-    report.dropped_empty = int(empty.sum())
-    report.dropped_non_polygon = int((geometry.isna() & ~empty).sum())
+    _tally(report, raw, geometry, repaired=repaired, empty=empty, id_column=id_column)
     keep = ~geometry.isna()
     frame = gpd.GeoDataFrame(raw.drop(columns=raw.geometry.name), geometry=geometry, crs=raw.crs)[
         keep
@@ -296,7 +380,8 @@ def read_buildings(
     if frame.empty:
         raise InputError(
             f"{path.name}: no building footprints left ({report.read} features read, "
-            f"{report.dropped_empty} empty, {report.dropped_non_polygon} not polygons)",
+            f"{report.dropped_empty} empty, {report.dropped_non_polygon} not polygons, "
+            f"{report.dropped_unreadable} unreadable)",
             zh=f"{path.name}：没有可用的建筑轮廓（读取 {report.read} 个要素，均为空或非面要素）",
         )
     check_coordinates(frame, name=path.name)
@@ -315,7 +400,46 @@ def read_buildings(
         lon, lat = _centre_lonlat(buildings)
         working_crs = metric_crs_for(lon, lat)
     report.kept = len(buildings)
-    return buildings.to_crs(working_crs), report
+    return _valid_after_projection(buildings.to_crs(working_crs)), report
+
+
+def _valid_after_projection(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``buildings`` with footprints the projection bent invalid (rings touching) made valid."""
+    invalid = ~buildings.geometry.is_valid
+    if invalid.any():
+        repaired, _, _ = polygonal_parts(buildings.geometry[invalid])
+        buildings.loc[invalid & repaired.reindex(buildings.index).notna(), "geometry"] = repaired
+    return buildings
+
+
+def _tally(
+    report: ReadReport,
+    raw: gpd.GeoDataFrame,
+    geometry: gpd.GeoSeries,
+    *,
+    repaired: pd.Series,
+    empty: pd.Series,
+    id_column: str | None,
+) -> None:
+    """Count (and name, for the log) the features repaired and dropped, whatever the cause."""
+    unreadable = np.zeros(len(raw), dtype=bool)
+    unreadable[raw.attrs.get("unreadable", [])] = True
+    fixed = np.zeros(len(raw), dtype=bool)
+    fixed[raw.attrs.get("fixed", [])] = True
+    kept = geometry.notna().to_numpy()
+    was_repaired = (repaired.to_numpy() | fixed) & kept
+    empty_only = empty.to_numpy() & ~unreadable
+    report.repaired = int(was_repaired.sum())
+    report.dropped_unreadable = int(unreadable.sum())
+    report.dropped_empty = int(empty_only.sum())
+    report.dropped_non_polygon = int((~kept & ~empty.to_numpy() & ~unreadable).sum())
+    ids = (
+        raw[id_column].map(normalise_text).astype(str).str.removesuffix(".0").to_numpy()
+        if id_column
+        else np.array([f"#{i + 1}" for i in range(len(raw))])
+    )
+    report.repaired_ids = ids[was_repaired].tolist()
+    report.dropped_ids = ids[~kept].tolist()
 
 
 def _standard_columns(

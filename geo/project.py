@@ -210,7 +210,15 @@ def import_buildings(
         store.set_setting(conn, "source_crs", report.source_crs)
         store.set_setting(conn, "source_file", str(path))
         store.set_setting(conn, "attribution", credit)
-        store.log(conn, "import", source=str(path), buildings=len(buildings), method=found.method)
+        store.log(
+            conn,
+            "import",
+            source=str(path),
+            buildings=len(buildings),
+            method=found.method,
+            repaired_ids=report.repaired_ids,
+            dropped_ids=report.dropped_ids,
+        )
     step("write", 1, 1)
     return ImportSummary(
         read=report,

@@ -115,6 +115,18 @@ def import_command(
             ),
             style="yellow",
         )
+    if report.dropped_ids:
+        shown = ", ".join(report.dropped_ids[:10]) + (
+            " ..." if len(report.dropped_ids) > 10 else ""
+        )
+        console.print(
+            say(
+                f"丢弃的要素（完整列表见审计日志）：{shown}",
+                f"dropped features (all of them in the audit log): {shown}",
+            ),
+            style="yellow",
+            markup=False,
+        )
     console.print(
         table(
             say("导入完成", "Import done"),
@@ -123,6 +135,7 @@ def import_command(
                 (say("修复几何", "repaired"), report.repaired),
                 (say("丢弃：空几何", "dropped: empty"), report.dropped_empty),
                 (say("丢弃：非面要素", "dropped: not polygons"), report.dropped_non_polygon),
+                (say("丢弃：无法读取的几何", "dropped: unreadable"), report.dropped_unreadable),
                 (say("建筑", "buildings"), summary.buildings),
                 (say("社区", "communities"), summary.communities),
                 (say("社区来源", "communities from"), summary.community_method),
