@@ -11,6 +11,7 @@ an id) is echoed with U+FFFD in its place, so that writing the error can never f
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -69,14 +70,20 @@ def problem(
 
 
 def _encodable(value: Any) -> Any:
-    """``value`` with every string made UTF-8 encodable (lone surrogates become U+FFFD)."""
+    """``value`` as JSON can always write it: strings UTF-8 encodable (lone surrogates become
+    U+FFFD), numbers as numbers, anything else (a numpy scalar, a time) as its text."""
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {str(_encodable(k)): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
         return [_encodable(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # a numpy scalar
+    return _encodable(item()) if callable(item) and not hasattr(value, "__len__") else str(value)
 
 
 def _kind(error: Exception) -> str:

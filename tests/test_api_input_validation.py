@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from api_support import bearer
@@ -218,3 +219,9 @@ def test_a_community_whose_name_holds_a_slash_can_be_read(slashed, name):
     response = slashed.get(f"/communities/{name}")
     assert response.status_code == 200, response.text
     assert response.json()["community"] == "一村/二村"
+
+
+def test_an_error_carrying_numpy_values_or_times_is_still_written():
+    extra = {"current": np.int64(3), "at": pd.Timestamp("2026-01-05"), "ratio": float("nan")}
+    body = json.loads(problem(409, "stale", **extra).body)
+    assert (body["current"], body["at"], body["ratio"]) == (3, "2026-01-05 00:00:00", None)
