@@ -23,7 +23,8 @@ from api.auth import create_token
 from api.errors import problem
 from api.settings import Settings
 from geo import plans, project
-from geo.incidents import parse_timestamps
+from geo.incidents import IncidentMapping, parse_timestamps
+from geo.incidents.feeds import FeedError
 from geo.store import open_store
 
 PROBLEM = "application/problem+json"
@@ -225,3 +226,9 @@ def test_an_error_carrying_numpy_values_or_times_is_still_written():
     extra = {"current": np.int64(3), "at": pd.Timestamp("2026-01-05"), "ratio": float("nan")}
     body = json.loads(problem(409, "stale", **extra).body)
     assert (body["current"], body["at"], body["ratio"]) == (3, "2026-01-05 00:00:00", None)
+
+
+def test_a_feed_mapping_with_an_unknown_time_zone_is_refused_when_made():
+    with pytest.raises(FeedError, match="unknown time zone 'Mars/Olympus'"):
+        IncidentMapping(time_col="t", tz="Mars/Olympus")
+    assert IncidentMapping(tz="UTC").tz == "UTC"

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,16 @@ class IncidentMapping:
     crs: str = "wgs84"
     tz: str = "Asia/Shanghai"
     category_map: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:  # an unknown zone would fail only when the first naive time is read
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise FeedError(
+                f"unknown time zone {str(self.tz)[:60]!r}: use an IANA name such as "
+                "Asia/Shanghai or UTC",
+                zh=f"未知时区 {str(self.tz)[:60]}，请使用 IANA 名称，如 Asia/Shanghai",
+            ) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> IncidentMapping:
