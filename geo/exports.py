@@ -95,6 +95,24 @@ def export_layer_file(
     return ExportResult(len(frame), _format_notes(caught))
 
 
+def check_geopackage(path: Path) -> None:
+    """Refuse to add a layer to an existing file that is not a GeoPackage (GDAL would replace it).
+
+    A GeoPackage is an SQLite file whose header carries the application id ``GPKG`` (``GP10``,
+    ``GP11`` in the first versions) at byte 68.
+    """
+    with Path(path).open("rb") as handle:
+        header = handle.read(72)
+    if not (header.startswith(b"SQLite format 3\x00") and header[68:72] in GPKG_IDS):
+        raise InputError(
+            f"cannot add a layer to {path.name}: it is not a GeoPackage; choose another name",
+            zh=f"无法向 {path.name} 添加图层：它不是 GeoPackage 文件，请换一个文件名",
+        )
+
+
+GPKG_IDS = (b"GPKG", b"GP10", b"GP11")
+
+
 def _add_gpkg_layer(frame: gpd.GeoDataFrame, out: Path, *, layer: str, credit: str) -> None:
     """Write ``layer`` into the GeoPackage ``out``: added beside its other layers, or replacing a
     layer of that name; the attribution goes into the package's and the layer's metadata."""

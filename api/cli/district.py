@@ -172,11 +172,12 @@ def export_command(
     """导出图层 Export a layer (WGS84 by default). Into an existing .gpkg the layer is added (or
     replaced) and the package's other layers are kept: one file for buildings, grids and
     communities in QGIS. For the grid ledger as Excel see gridmap ledger."""
-    from geo.exports import export_layer_file
+    from geo.exports import check_geopackage, export_layer_file
 
     store = store_for(db)
     with output_file(output, db=db) as scratch:
         if output.suffix.lower() == ".gpkg" and output.is_file():
+            check_geopackage(output)
             shutil.copyfile(output, scratch)  # layers are added to a copy; renamed over when whole
         result = export_layer_file(
             store,
