@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from io import StringIO
@@ -43,6 +44,15 @@ ID_FIELD_GUESSES = (
 NAME_FIELD_GUESSES = ("name", "名称", "建筑名称")
 ADDRESS_FIELD_GUESSES = ("address", "addr", "地址", "门牌地址")
 OSM_SUFFIXES = (".osm", ".pbf")
+STREET_FIELD_GUESSES = ("addr_street", "addr:street", "street", "街道名", "路名")
+HOUSENUMBER_FIELD_GUESSES = ("addr_housenumber", "addr:housenumber", "housenumber", "门牌号")
+#: OSM tags kept from GDAL's other_tags, as columns
+OSM_ADDRESS_TAGS = {
+    "addr:street": "addr_street",
+    "addr:housenumber": "addr_housenumber",
+    "addr:city": "addr_city",
+    "addr:district": "addr_district",
+}
 #: footprints as text tables, with the geometry as WKT in one of the WKT_COLUMNS
 TABLE_SUFFIXES = (".csv",)
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape", "几何")
@@ -357,6 +367,7 @@ def read_buildings(
     """
     path = Path(path)
     raw, from_osm = read_features(path, layer=layer, crs=crs)
+    raw = osm_tags(raw)
     report = ReadReport(
         source=str(path), source_crs=raw.crs.to_string(), read=len(raw), from_osm=from_osm
     )
@@ -477,7 +488,9 @@ def _standard_columns(
         else pd.Series(pd.NA, index=frame.index, dtype="Int64")
     )
     standard["name"] = source[name_column].map(normalise_text) if name_column else None
-    standard["address"] = source[address_column].map(normalise_text) if address_column else None
+    standard["address"] = (
+        source[address_column].map(normalise_text) if address_column else composed_address(source)
+    )
     extra = source.rename(columns=renamed)
     return gpd.GeoDataFrame(
         pd.concat(
@@ -515,6 +528,41 @@ def distinct_field_names(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dic
 def _sqlite_fold(name: str) -> str:
     # SQLite compares identifiers ignoring the case of ASCII letters only
     return "".join(ch.lower() if "A" <= ch <= "Z" else ch for ch in name)
+
+
+def osm_tags(raw: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``raw`` with the OSM tags GDAL leaves in ``other_tags`` (addr:street, ...) as columns.
+
+    GDAL's OSM driver gives ``name`` a column and packs the other tags into one hstore-like
+    text (``"addr:street"=>"中山东一路","addr:housenumber"=>"20"``); the address tags become
+    ``addr_street``, ``addr_housenumber``, ... unless the file already has such columns.
+    """
+    if "other_tags" not in raw.columns:
+        return raw
+    for tag, column in OSM_ADDRESS_TAGS.items():
+        if column not in raw.columns:
+            pattern = rf'"{re.escape(tag)}"=>"((?:[^"\\]|\\.)*)"'
+            raw[column] = raw["other_tags"].astype("string").str.extract(pattern, expand=False)
+    return raw
+
+
+def composed_address(source: pd.DataFrame) -> pd.Series:
+    """Street and house number as one Chinese address (中山东一路 + 20 -> 中山东一路20号)."""
+    empty = pd.Series(None, index=source.index, dtype=object)
+    street = _first_column(source, STREET_FIELD_GUESSES)
+    number = _first_column(source, HOUSENUMBER_FIELD_GUESSES)
+    if street is None:
+        return empty
+    streets = source[street].map(normalise_text)
+    numbers = source[number].map(normalise_text) if number else empty
+    numbers = numbers.map(lambda n: f"{n}号" if isinstance(n, str) and n[-1].isdigit() else n)
+    joined = streets.fillna("") + numbers.fillna("")
+    return joined.where(streets.notna(), None).astype(object)
+
+
+def _first_column(frame: pd.DataFrame, guesses: tuple[str, ...]) -> str | None:
+    lowered = {str(c).lower(): c for c in frame.columns}
+    return next((lowered[g.lower()] for g in guesses if g.lower() in lowered), None)
 
 
 def _households(values: pd.Series) -> pd.Series:

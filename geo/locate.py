@@ -28,7 +28,9 @@ are queried on two threads. Both paths give the same answers; the tests hold the
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
 import math
 import re
 import threading
@@ -53,7 +55,7 @@ from geo.crs import (
     parse_crs_name,
     to_wgs84,
 )
-from geo.csvsafe import csv_safe_frame
+from geo.csvsafe import FORMULA_STARTS, csv_safe
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
@@ -304,7 +306,9 @@ class _Cells:
     edge_start: np.ndarray  # CSR of edges that can be nearest to a point in the cell
     edge_count: np.ndarray
     edge_index: np.ndarray  # into edge_table, nearest the cell centre first
-    edge_from_centre: np.ndarray  # distance from the cell centre to each listed edge
+    # distance from the cell centre to its (_FIRST + 1)-th edge (inf with fewer): the only
+    # centre distance lookups need (see _nearest_edge)
+    next_from_centre: np.ndarray
     edge_table: np.ndarray  # see _edge_table
     edge_geom: np.ndarray  # polygon of each edge
 
@@ -355,6 +359,9 @@ class _Cells:
         order = np.lexsort((from_centre, edge_cell))
         edge_cell, edge, from_centre = edge_cell[order], edge[order], from_centre[order]
         edge_start, edge_count, edge_index = _csr(edge_cell, edge, n_cells)
+        later = np.flatnonzero(edge_count > _FIRST)
+        next_from_centre = np.full(n_cells, np.inf)
+        next_from_centre[later] = from_centre[edge_start[later] + _FIRST]
         return cls(
             origin=(grid.x0, grid.y0),
             size=grid.size,
@@ -366,7 +373,51 @@ class _Cells:
             edge_start=edge_start,
             edge_count=edge_count,
             edge_index=edge_index.astype(np.int32),
-            edge_from_centre=from_centre,
+            next_from_centre=next_from_centre,
+            edge_table=table,
+            edge_geom=edge_geom,
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """What cannot be cheaply derived again, in the narrowest integer types (see
+        :meth:`from_arrays`): about 3 bytes a cell and 4 per listed edge."""
+        return {
+            "origin": np.asarray(self.origin, dtype=np.float64),
+            "size": np.asarray(self.size, dtype=np.float64),
+            "shape": np.asarray(self.shape, dtype=np.int64),
+            "full": self.full.astype(np.int32),
+            "cover_count": _narrow(self.cover_count),
+            "cover_geom": self.cover_geom.astype(np.int32),
+            "edge_count": _narrow(self.edge_count),
+            "edge_index": self.edge_index.astype(np.int32),
+        }
+
+    @classmethod
+    def from_arrays(cls, layer: _Layer, arrays: dict[str, np.ndarray]) -> _Cells:
+        """The table :meth:`to_arrays` kept, for ``layer``: the starts are cumulative counts and
+        the edges and their distances from the cell centres are computed again, exactly as
+        :meth:`build` computed them, so lookups give bit-identical answers."""
+        ends, edge_geom = _segments(layer.geoms)
+        table = _edge_table(ends)
+        ny, nx = (int(v) for v in arrays["shape"])
+        origin = tuple(float(v) for v in arrays["origin"])
+        size = float(arrays["size"])
+        cover_count = arrays["cover_count"].astype(np.int64)
+        edge_count = arrays["edge_count"].astype(np.int64)
+        edge_index = arrays["edge_index"].astype(np.int32)
+        grid = _Grid(origin[0], origin[1], size, nx, ny)
+        return cls(
+            origin=origin,
+            size=size,
+            shape=(ny, nx),
+            full=arrays["full"].astype(np.int64),
+            cover_start=np.cumsum(cover_count) - cover_count,
+            cover_count=cover_count,
+            cover_geom=arrays["cover_geom"].astype(np.int64),
+            edge_start=np.cumsum(edge_count) - edge_count,
+            edge_count=edge_count,
+            edge_index=edge_index,
+            next_from_centre=_next_from_centre(grid, edge_count, edge_index, table),
             edge_table=table,
             edge_geom=edge_geom,
         )
@@ -426,9 +477,7 @@ class _Cells:
         cx = self.origin[0] + (np.floor((x - self.origin[0]) / size) + 0.5) * size
         cy = self.origin[1] + (np.floor((y - self.origin[1]) / size) + 0.5) * size
         more = np.flatnonzero(counts > first)
-        bound = self.edge_from_centre[starts[more] + first[more]] - np.hypot(
-            x[more] - cx[more], y[more] - cy[more]
-        )
+        bound = self.next_from_centre[cell[more]] - np.hypot(x[more] - cx[more], y[more] - cy[more])
         # A micrometre of slack keeps rounding from hiding an equally near edge (ties matter).
         more = more[np.sqrt(best[more]) >= bound - 1e-6]
         rest_best, rest_pairs = self._edge_pass(
@@ -461,6 +510,23 @@ class _Cells:
             return np.full(best.size, none, dtype=np.int64)
         geom = np.where(d2 <= np.repeat(best, counts), self.edge_geom[edge], none)
         return np.minimum.reduceat(geom, offsets)
+
+
+def _narrow(counts: np.ndarray) -> np.ndarray:
+    """Non-negative integers in the smallest unsigned type that holds them."""
+    return counts.astype(np.min_scalar_type(int(counts.max()) if counts.size else 0))
+
+
+def _next_from_centre(
+    grid: _Grid, edge_count: np.ndarray, edge_index: np.ndarray, table: np.ndarray
+) -> np.ndarray:
+    """:attr:`_Cells.next_from_centre` computed again, by the same arithmetic as in build."""
+    later = np.flatnonzero(edge_count > _FIRST)
+    edge = edge_index[np.cumsum(edge_count)[later] - edge_count[later] + _FIRST]
+    cx, cy = grid.centres(later)
+    distance = np.full(edge_count.size, np.inf)
+    distance[later] = np.sqrt(_point_segment_distance2(cx, cy, table[edge]))
+    return distance
 
 
 def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -588,6 +654,92 @@ class GridIndex:
             buildings=_Layer(np.asarray(buildings.geometry.array, dtype=object), extent),
             grids=_Layer(np.asarray(grids.geometry.array, dtype=object), extent),
             bounds_wgs84=(float(west), float(south), float(east), float(north)),
+        )
+
+    # -- kept in the project file (geo.locate_index) -------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The ids, polygons and extents, for :meth:`from_bytes` (the cell tables are kept
+        apart: :meth:`cells_to_bytes`). The format is numpy's ``.npz``, read without pickle.
+
+        Raises
+        ------
+        TypeError
+            An id is not text (only text ids are kept).
+        """
+        ids = (self.building_ids, self.grid_codes)
+        if not all(isinstance(value, str) for array in ids for value in array):
+            raise TypeError("only an index with text ids can be kept")
+        return _npz(
+            srs=np.asarray(self.crs.srs),
+            building_ids=self.building_ids.astype(str),
+            grid_codes=self.grid_codes.astype(str),
+            **_pack_geometries("buildings", self.buildings.geoms),
+            **_pack_geometries("grids", self.grids.geoms),
+            extent=np.asarray(self.buildings.extent, dtype=np.float64),
+            bounds_wgs84=np.asarray(self.bounds_wgs84, dtype=np.float64),
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, blob: bytes, *, crs: pyproj.CRS, grids: pd.DataFrame, cells: bytes | None = None
+    ) -> GridIndex:
+        """The index :meth:`to_bytes` kept; each grid's ``community`` and ``worker`` come from
+        ``grids`` (``grid_code``, ``community``, ``worker``: a worker changes without the
+        polygons changing), the cell tables from ``cells`` when given.
+
+        Raises
+        ------
+        ValueError
+            ``crs`` or the grid codes are not those of the kept index.
+        """
+        data = _from_npz(blob)
+        codes = data["grid_codes"].astype(object)
+        if str(data["srs"]) != crs.srs:
+            raise ValueError(f"the kept index is in {data['srs']}, not {crs.srs}")
+        if not grids["grid_code"].is_unique or set(grids["grid_code"]) != set(codes):
+            raise ValueError("the kept index has other grids than the plan")
+        facts = grids.set_index("grid_code").reindex(codes)
+        workers = facts["worker"]
+        extent = tuple(float(v) for v in data["extent"])
+        index = cls(
+            crs=crs,
+            building_ids=data["building_ids"].astype(object),
+            grid_codes=codes,
+            communities=facts["community"].to_numpy(dtype=object),
+            workers=workers.astype(object).where(workers.notna(), None).to_numpy(dtype=object),
+            buildings=_Layer(_unpack_geometries("buildings", data), extent),
+            grids=_Layer(_unpack_geometries("grids", data), extent),
+            bounds_wgs84=tuple(float(v) for v in data["bounds_wgs84"]),
+        )
+        if cells is not None:
+            arrays = _from_npz(cells)
+            for name, layer in (("buildings", index.buildings), ("grids", index.grids)):
+                part = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name)}
+                layer.cells = _Cells.from_arrays(layer, part)
+        return index
+
+    @property
+    def has_cells(self) -> bool:
+        """Whether both cell tables are built (by :meth:`build_cells` or a large batch)."""
+        return self.buildings.cells is not None and self.grids.cells is not None
+
+    def build_cells(self) -> None:
+        """Build the cell tables now (on two threads), not on the first batch of 20,000+ points."""
+
+        def build(layer: _Layer) -> None:
+            with layer.lock:
+                if layer.cells is None:
+                    layer.cells = _Cells.build(layer)
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(build, (self.buildings, self.grids)))
+
+    def cells_to_bytes(self) -> bytes:
+        """Both cell tables (built first if need be), for ``from_bytes(..., cells=)``."""
+        self.build_cells()
+        return _npz(
+            **{f"buildings.{k}": v for k, v in self.buildings.cells.to_arrays().items()},
+            **{f"grids.{k}": v for k, v in self.grids.cells.to_arrays().items()},
         )
 
     def _frame(self, x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> pd.DataFrame:
@@ -769,6 +921,31 @@ class GridIndex:
         return self.locate_point(float(x[0]), float(y[0]))
 
 
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _from_npz(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _pack_geometries(name: str, geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """Polygons as one run of WKB bytes (exact coordinates) and each one's length."""
+    wkb = shapely.to_wkb(geoms)
+    sizes = np.fromiter((len(b) for b in wkb), dtype=np.int64, count=len(wkb))
+    return {name: np.frombuffer(b"".join(wkb), dtype=np.uint8), f"{name}_sizes": sizes}
+
+
+def _unpack_geometries(name: str, data: dict[str, np.ndarray]) -> np.ndarray:
+    raw, sizes = data[name].tobytes(), data[f"{name}_sizes"]
+    ends = np.cumsum(sizes).tolist()
+    starts = [0, *ends[:-1]]
+    return shapely.from_wkb([raw[a:b] for a, b in zip(starts, ends, strict=True)])
+
+
 def _numbers(values) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fiub":
@@ -788,11 +965,15 @@ def locate_csv(
     chunksize: int = 200_000,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
-    """Add the locate columns and ``reason`` to every row of a CSV, chunk by chunk.
+    """Add the locate columns and ``reason`` to every row of a CSV (UTF-8 or GBK), chunk by chunk.
 
     Rows whose coordinates cannot be read keep their values and get ``status`` ``"invalid"``;
     nothing is dropped. Memory stays bounded by ``chunksize`` whatever the file's length.
-    Values are read and written as text, so the input columns come out unchanged.
+    Values are read and written as text, so the input columns come out unchanged, except that
+    a text cell a spreadsheet would run as a formula gets a leading ``'``
+    (:mod:`geo.csvsafe`); distances are rounded to the centimetre. pyarrow reads and writes the
+    file (columnar, in C++: a million rows take about a second where pandas' ``to_csv`` took
+    ten); its writer quotes every text cell.
 
     Parameters
     ----------
@@ -807,35 +988,153 @@ def locate_csv(
     Raises
     ------
     InputError
-        The file lacks ``lon_col`` or ``lat_col``.
+        The file lacks ``lon_col`` or ``lat_col``, or is not a readable CSV.
     """
+    from pyarrow import csv as arrow_csv  # only batch locates need pyarrow
+
     parse_crs_name(crs)
     counts = dict.fromkeys(STATUSES, 0)
     done = 0
-    reader = pd.read_csv(input_path, chunksize=chunksize, dtype=str, keep_default_na=False)
-    output = Path(output_path)
-    with output.open("w", encoding="utf-8", newline="") as handle:
-        for number, chunk in enumerate(reader):
-            missing = [c for c in (lon_col, lat_col) if c not in chunk.columns]
-            if missing:
-                raise InputError(
-                    f"{input_path} has no column(s) {', '.join(missing)}",
-                    hint=f"its columns are {', '.join(chunk.columns)}",
+    reader = _open_csv(input_path, lon_col, lat_col)
+    names = [n for n in reader.schema.names if n not in (*COLUMNS, "reason")]
+    header = [str(csv_safe(n)) for n in (*names, *COLUMNS, "reason")]
+    writer = None
+    try:
+        for batch in _batches(reader, input_path):
+            for start in range(0, max(batch.num_rows, 1), chunksize):
+                chunk = batch.slice(start, chunksize)
+                located = index.locate_lonlat(
+                    chunk.column(lon_col).to_numpy(zero_copy_only=False),
+                    chunk.column(lat_col).to_numpy(zero_copy_only=False),
+                    crs=crs,
                 )
-            located = index.locate_lonlat(
-                chunk[lon_col].to_numpy(), chunk[lat_col].to_numpy(), crs=crs
-            )
-            located.index = chunk.index
-            out = chunk.drop(columns=[c for c in located.columns if c in chunk.columns])
-            out = pd.concat([out, located], axis=1)
-            # Input columns are text and stay as read; distances to the centimetre.
-            csv_safe_frame(out).to_csv(handle, header=number == 0, index=False, float_format="%.2f")
-            for status, n in located["status"].value_counts().items():
-                counts[status] += int(n)
-            done += len(chunk)
-            if progress is not None:
-                progress(done)
+                table = _arrow_table(header, [chunk.column(n) for n in names], located)
+                if writer is None:
+                    writer = arrow_csv.CSVWriter(str(output_path), table.schema)
+                writer.write_table(table)
+                for status, n in located["status"].value_counts().items():
+                    counts[status] += int(n)
+                done += chunk.num_rows
+                if progress is not None:
+                    progress(done)
+    finally:
+        if writer is not None:
+            writer.close()
     return counts
+
+
+def _open_csv(path: str | Path, lon_col: str, lat_col: str):
+    """A pyarrow stream of the CSV's record batches, every column read as text."""
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
+
+    encoding = _encoding(path)
+
+    def open_with(columns: dict):
+        return arrow_csv.open_csv(
+            str(path),
+            read_options=arrow_csv.ReadOptions(block_size=16 << 20, encoding=encoding),
+            parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types=columns, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
+
+    try:
+        names = open_with({}).schema.names
+        reader = open_with(dict.fromkeys(names, pa.string()))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise _unreadable(path, error) from None
+    missing = [c for c in (lon_col, lat_col) if c not in names]
+    if missing:
+        raise InputError(
+            f"{path} has no column(s) {', '.join(missing)}",
+            hint=f"its columns are {', '.join(names)}",
+        )
+    return reader
+
+
+def _batches(reader, path: str | Path):
+    """The reader's batches (one empty batch for a file of only a header, so the output has
+    its header); a malformed row or bad encoding further down is one clear error."""
+    import pyarrow as pa
+
+    seen = False
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            raise _unreadable(path, error) from None
+        seen = True
+        yield batch
+    if not seen:
+        yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+
+
+def _encoding(path: str | Path) -> str:
+    """``utf8``, or ``gb18030`` (GBK's superset, what Chinese Excel saves) when the file's
+    first megabyte is not UTF-8."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}", zh=f"无法读取 {path}") from None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf8"
+
+
+def _unreadable(path: str | Path, error: Exception) -> InputError:
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return InputError(
+        f"{path} is not a readable CSV file (UTF-8 or GBK): {detail}",
+        zh=f"{path} 不是可读取的 CSV 文件（UTF-8 或 GBK）：{detail}",
+    )
+
+
+def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
+    """The output chunk: the input's text columns, then the located ones, all spreadsheet-safe."""
+    import pyarrow as pa
+
+    arrays = [_csv_safe_text(column) for column in columns]
+    for name in (*COLUMNS, "reason"):
+        values = located[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            dictionary = pa.array([csv_safe(v) for v in values.cat.categories], type=pa.string())
+            arrays.append(
+                pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
+            )
+        elif values.dtype.kind == "f":
+            arrays.append(pa.array(values.to_numpy().round(2), from_pandas=True))
+        else:
+            arrays.append(pa.array(values.to_numpy(dtype=object), type=pa.string()))
+    return pa.Table.from_arrays(arrays, names=header)
+
+
+# an ASCII number: safe as it is whatever its sign (csv_safe's own test, in RE2 for speed)
+_ASCII_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _csv_safe_text(column):
+    """:func:`geo.csvsafe.csv_safe` on a pyarrow text column: vectorised tests pick the few
+    cells that start like a formula and are not plain numbers; those go through csv_safe."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    risky = pc.starts_with(column, FORMULA_STARTS[0])
+    for start in FORMULA_STARTS[1:]:
+        risky = pc.or_(risky, pc.starts_with(column, start))
+    risky = pc.and_not(risky, pc.match_substring_regex(column, _ASCII_NUMBER))
+    if not pc.any(risky).as_py():
+        return column
+    cells = pc.filter(column, risky).to_pylist()
+    return pc.replace_with_mask(column, risky, pa.array([csv_safe(v) for v in cells], pa.string()))
 
 
 _NOT_WORD = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -894,12 +1193,11 @@ def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd
         raise InputError(f"buildings have none of the fields {', '.join(_ADDRESS_FIELDS)}")
     values = buildings[fields].astype("string").fillna("")
     empty = pd.Series("", index=values.index, dtype="string")
+    # OSM-style parts: street then house number (中山东一路 20), where no address was stored
+    parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
+    address = pd.concat(parts, axis=1).agg(" ".join, axis=1).str.strip()
     if "address" in values.columns:
-        address = values["address"]
-    else:
-        # OSM-style parts: street then house number (中山东一路 20).
-        parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
-        address = pd.concat(parts, axis=1).agg(" ".join, axis=1).str.strip()
+        address = values["address"].where(values["address"].str.strip() != "", address)
     name = values["name"] if "name" in values.columns else empty
     candidates = {"name": name, "address": address, "joined": address + name}
     scores = np.zeros(len(buildings))

@@ -45,3 +45,28 @@ def osm_grid_as_buildings_pbf(
                 writer.add_way(obj.replace(tags=_retagged(obj)))
             else:
                 writer.add_relation(obj.replace(tags=_retagged(obj)))
+
+
+def write_buildings_pbf(path: Path, footprints) -> None:
+    """Footprints (WGS84, with ``name``, ``addr_street``, ``addr_housenumber``) as OSM ways.
+
+    The address goes into ``addr:*`` tags, where GDAL's OSM driver packs it into ``other_tags``.
+    """
+    with osmium.SimpleWriter(str(path), overwrite=True) as writer:
+        node, ways = 0, []
+        for row in footprints.itertuples():
+            polygon = max(getattr(row.geometry, "geoms", [row.geometry]), key=lambda p: p.area)
+            refs = []
+            for lon, lat in polygon.exterior.coords[:-1]:
+                node += 1
+                refs.append(node)
+                writer.add_node(osmium.osm.mutable.Node(id=node, location=(lon, lat)))
+            tags = {
+                "building": "yes",
+                "name": str(row.name),
+                "addr:street": str(row.addr_street),
+                "addr:housenumber": str(row.addr_housenumber),
+            }
+            ways.append(osmium.osm.mutable.Way(id=len(ways) + 1, nodes=[*refs, refs[0]], tags=tags))
+        for way in ways:
+            writer.add_way(way)
