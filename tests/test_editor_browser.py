@@ -157,3 +157,160 @@ def test_the_editor_fits_a_phone_and_speaks_english_on_request(served):
         assert panel["top"] >= map_box["bottom"] - 1  # the panel sits below the map
         assert panel["bottom"] <= 844 + 1
         assert not opened.errors, opened.errors
+
+
+# -- the editor as a person reads it (issue #21) ---------------------------------------------------
+
+
+def fills_and_neighbours(page, store, draft) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Each grid's fill on the page, and the pairs of grids that touch in the plan."""
+    fills = page.evaluate(
+        """() => Object.fromEntries(Object.entries(window.__gridmapEditor.grids)
+             .map(([code, layer]) => [code, layer.options.fillColor]))"""
+    )
+    grids = plans.load_plan(store, draft).grids
+    left, right = grids.sindex.query(grids.geometry, predicate="touches")
+    codes = list(grids.index)
+    pairs = [(codes[a], codes[b]) for a, b in zip(left, right, strict=True) if a < b]
+    return fills, pairs
+
+
+def test_editor_grids_are_coloured_so_neighbours_differ_and_carry_their_codes(served):
+    base, token, draft, store = served
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with open_page(url, route=only_local(base)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        fills, pairs = fills_and_neighbours(page, store, draft)
+        assert len(set(fills.values())) >= 3  # not one mint colour for all
+        assert len(pairs) > 20
+        assert [(a, b) for a, b in pairs if fills[a] == fills[b]] == []
+        first = sorted(fills)[0]
+        page.evaluate("(code) => window.__gridmapEditor.focus(code)", first)
+        page.wait_for_function("document.querySelectorAll('.gm-label').length > 0")
+        labels = page.eval_on_selector_all(".gm-label", "ns => ns.map(n => n.textContent)")
+        assert first[9:12] + "-" + first[12:] in labels or first in labels
+        sections = page.eval_on_selector_all(
+            ".gm-legend-section", "ns => ns.filter(n => n.offsetParent).map(n => n.dataset.layer)"
+        )
+        assert "grids" in sections  # the legend still lists the grids the editor draws
+        assert not opened.errors, opened.errors
+
+
+def test_choosing_a_move_target_outlines_it_on_the_map(served):
+    base, token, draft, store = served
+    plan = plans.load_plan(store, draft)
+    building = plan.labels.index[
+        plan.labels.isin(plan.grids.index[plan.grids["community"] == COMMUNITY])
+    ][0]
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with open_page(url, route=only_local(base)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        click_building(page, building)
+        page.wait_for_selector("#gm-ed-target")
+        options = page.eval_on_selector_all("#gm-ed-target option", "os => os.map(o => o.value)")
+        target = options[2]
+        page.select_option("#gm-ed-target", target)
+        colours = page.evaluate(
+            """() => Object.fromEntries(Object.entries(window.__gridmapEditor.grids)
+                 .map(([code, layer]) => [code, [layer.options.color, layer.options.weight]]))"""
+        )
+        assert colours[target] == ["#ff6f00", 5]
+        assert [code for code, look in colours.items() if look[0] == "#ff6f00"] == [target]
+        in_view = page.evaluate(
+            """(code) => { const ed = window.__gridmapEditor;
+                 return ed.view.map.getBounds().intersects(ed.grids[code].getBounds()); }""",
+            target,
+        )
+        assert in_view
+
+
+def test_clicking_a_violation_moves_the_map_to_its_grid_and_outlines_it(served):
+    base, token, draft, _ = served
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with open_page(url, route=only_local(base)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        codes = page.eval_on_selector_all(
+            "#gm-ed-violations li[data-grid]", "ns => ns.map(n => n.dataset.grid)"
+        )
+        assert len(codes) > 5  # Kunming has no roster: every grid lacks a worker
+        code = codes[-1]
+        before = page.evaluate("window.__gridmapEditor.view.map.getZoom()")
+        page.click(f'#gm-ed-violations li[data-grid="{code}"]')
+        view = page.evaluate(
+            """(code) => { const ed = window.__gridmapEditor, map = ed.view.map;
+                 const grid = ed.grids[code];
+                 return {zoom: map.getZoom(), contains: map.getBounds().contains(grid.getBounds()),
+                         centre: grid.getBounds().contains(map.getCenter()),
+                         color: grid.options.color}; }""",
+            code,
+        )
+        assert view["zoom"] > before
+        assert view["contains"]
+        assert view["centre"]
+        assert view["color"] == "#d50000"
+        assert "gm-ed-focus" in page.get_attribute(
+            f'#gm-ed-violations li[data-grid="{code}"]', "class"
+        )
+
+
+def test_publish_is_in_view_without_scrolling_and_the_phone_panel_folds(served):
+    base, token, draft, store = served
+    plan = plans.load_plan(store, draft)
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with launch() as browser:
+        with open_page(url, route=only_local(base), browser=browser) as opened:
+            page = opened.page
+            page.wait_for_function(READY)
+            click_building(page, plan.labels.index[0])
+            page.wait_for_selector("#gm-ed-target")
+            box = page.locator("#gm-ed-publish").bounding_box()
+            assert box["y"] > 0
+            assert box["y"] + box["height"] <= 800
+        with open_page(url, route=only_local(base), browser=browser, viewport=(390, 844)) as opened:
+            page = opened.page
+            page.wait_for_function(READY)
+            assert page.locator("#gm-ed-publish").bounding_box()["y"] < 844
+            page.click("#gm-ed-fold")
+            panel = page.locator("#gm-editor").bounding_box()
+            map_box = page.locator(".folium-map").bounding_box()
+            assert panel["height"] <= 52
+            assert map_box["height"] >= 844 - 52 - 1
+            assert not page.locator("#gm-ed-publish").is_visible()
+            page.click("#gm-ed-fold")
+            assert page.locator("#gm-ed-publish").is_visible()
+            assert not opened.errors, opened.errors
+
+
+def test_split_into_named_parts_and_repartition_buttons_edit_the_plan(served):
+    base, token, draft, store = served
+    plan = plans.load_plan(store, draft)
+    grid = plan.grids.index[plan.grids["n_buildings"] == 5][0]
+    first, second = plan.labels.index[plan.labels == grid][:2]
+    url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
+    with open_page(url, route=only_local(base)) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        for building in (first, second):
+            click_building(page, building)
+            page.click("#gm-ed-add-part")
+        assert len(page.query_selector_all("#gm-ed-parts li")) == 2
+        page.click("#gm-ed-split-parts")
+        page.wait_for_function("window.__gridmapEditorRevision === 1")
+        labels = plans.load_plan(store, draft).labels
+        assert (
+            len({labels[first], labels[second], labels[plan.labels.index[plan.labels == grid][2]]})
+            == 3
+        )
+        community = plan.grids.loc[grid, "community"]
+        page.evaluate("(code) => window.__gridmapEditor.selectGrid(code)", labels[first])
+        page.click("#gm-ed-repartition-community")
+        page.wait_for_function("window.__gridmapEditorRevision === 2")
+        steps = editing.history(store, draft)
+        assert list(steps["op"]) == ["split", "repartition"]
+        after = plans.load_plan(store, draft)
+        sizes = after.grids.loc[after.grids["community"] == community, "n_buildings"]
+        assert (sizes > 1).all()  # the one-building parts were regrouped with the community
+        assert not opened.errors, opened.errors

@@ -470,6 +470,13 @@
     return L.marker(latlng, { icon: icon, interactive: false, keyboard: false, pane: pane });
   }
 
+  // The plan editor (api/editor/editor.js) labels its own grids as the map does.
+  gm.decodePoints = decodePoints;
+  gm.labelText = labelText;
+  gm.labelMarker = function (map, latlng, cls, text) {
+    return textMarker(latlng, cls, text, labelPane(map));
+  };
+
   GridMap.prototype.setupLabels = function () {
     var self = this, d = this.data.grids, points = decodePoints(d.label), group = this.groups.labels;
     var minZoom = this.data.options.label_zoom, limit = 600, pane = labelPane(this.map);
