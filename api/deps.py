@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 import numpy as np
@@ -21,7 +20,7 @@ from api.auth import ROLES, Principal, outranks
 from api.settings import Settings
 from api.state import ProjectState
 from geo.errors import Forbidden, InputError, TooLarge, Unauthorized
-from geo.incidents.feeds import EARLIEST_TIME, LATEST_TIME
+from geo.incidents.feeds import parse_iso_time
 from geo.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="a token from 'gridmap token create'")
@@ -178,39 +177,9 @@ async def parse_bbox(
 BBoxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]
 
 
-#: ISO 8601 dates and date-times as ``since``/``until`` take them (calendar validity by datetime)
-_ISO_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
-)
-
-
 def parse_time(value: str | None, name: str) -> pd.Timestamp | None:
-    """A strict ISO 8601 date or date-time from 1900 to 2199; naive values are Beijing time (UTC+8).
-
-    Words (``yesterday``, ``now``), other orders (``01/31/2026``) and impossible dates
-    (``2026-13-01``) are refused, so that a bound means one thing.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        moment = datetime.fromisoformat(text) if _ISO_TIME.fullmatch(text) else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise InputError(
-            f"{name} must be an ISO 8601 date or date-time (2026-01-31 or 2026-01-31T08:00+08:00), "
-            f"not {text[:60]!r}",
-            zh=f"{name} 应为 ISO 8601 日期或时间，如 2026-01-31",
-        )
-    if not EARLIEST_TIME.year <= moment.year < LATEST_TIME.year:
-        raise InputError(
-            f"{name} {text[:40]!r} is outside the supported range "
-            f"({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})",
-            zh=f"{name} 超出支持的时间范围（{EARLIEST_TIME.year} 至 {LATEST_TIME.year - 1} 年）",
-        )
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
+    """``since``/``until``: see :func:`geo.incidents.feeds.parse_iso_time` (strict ISO 8601)."""
+    return parse_iso_time(value, name)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def test_map_options_are_checked(kunming_project_base, tmp_path):
         (["--lang", "fr"], "--lang must be zh or en"),
         (["--grid", "320581104999999"], "no grid"),
         (["--community", "不存在社区"], "不存在社区"),
-        (["--since", "yesterday-ish"], "cannot read the time"),
+        (["--since", "yesterday-ish"], "--since must be an ISO 8601 date"),
+        (["--until", "0001-01-01"], "outside the supported range"),
     ]
     for args, message in cases:
         result = gridmap("map", tmp_path / "m.html", "--db", kunming_project_base, *args)

@@ -32,6 +32,7 @@ from geo.crs import REASONS_ZH
 from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
 from geo.incidents import store as cases
+from geo.incidents.feeds import parse_iso_time
 from geo.jsonvalue import json_records
 from geo.locate import find_by_address, locate_csv
 
@@ -273,7 +274,9 @@ def incidents_stats(
     """事件统计 Statistics per grid, community or worker (--format xlsx: a workbook with Chinese
     headers)."""
     store = store_for(db)
-    stats = cases.incident_statistics(store, by=by, since=_time(since), until=_time(until))
+    stats = cases.incident_statistics(
+        store, by=by, since=_time(since, "--since"), until=_time(until, "--until")
+    )
     output_format = "json" if as_json else output_format
     if output_format in ("csv", "xlsx"):
         _write_stats(stats, output_format, output, db=db, excel=excel)
@@ -344,17 +347,9 @@ def categories_load(
     note(say(f"已载入 {count} 个分类", f"loaded {count} categories"))
 
 
-def _time(text: str | None) -> pd.Timestamp | None:
-    if text is None:
-        return None
-    try:
-        stamp = pd.Timestamp(text)
-    except ValueError:
-        raise InputError(
-            f"cannot read the time {text!r} (e.g. 2026-08-01 or 2026-08-01 08:00)",
-            zh=f"无法识别时间 {text}",
-        ) from None
-    return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
+def _time(text: str | None, name: str) -> pd.Timestamp | None:
+    """``--since``/``--until``: strict ISO 8601 from 1900 to 2199, as the API takes them."""
+    return parse_iso_time(text, name)
 
 
 def _cell(value: object, column: str) -> str:

@@ -85,8 +85,8 @@ def map_command(
         request = MapRequest(
             community=community,
             grid=grid,
-            since=_time(since),
-            until=_time(until),
+            since=_time(since, "--since"),
+            until=_time(until, "--until"),
             basemap=basemap,
             lang=lang,
             offline=offline,

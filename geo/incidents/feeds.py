@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,6 +52,41 @@ _ZH_DATE = str.maketrans({"年": "-", "月": "-", "日": " ", "时": ":", "分":
 EARLIEST_TIME = pd.Timestamp("1900-01-01", tz="UTC")
 LATEST_TIME = pd.Timestamp("2200-01-01", tz="UTC")
 _OUT_OF_RANGE = f"time out of range ({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})"
+
+
+#: ISO 8601 dates and date-times as time bounds (``since``, ``until``) take them (calendar validity by datetime)
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+
+
+def parse_iso_time(value: str | None, name: str) -> pd.Timestamp | None:
+    """A strict ISO 8601 date or date-time from 1900 to 2199; naive values are Beijing time (UTC+8).
+
+    Words (``yesterday``, ``now``), other orders (``01/31/2026``) and impossible dates
+    (``2026-13-01``) are refused, so that a bound means one thing.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text) if _ISO_TIME.fullmatch(text) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InputError(
+            f"{name} must be an ISO 8601 date or date-time (2026-01-31 or 2026-01-31T08:00+08:00), "
+            f"not {text[:60]!r}",
+            zh=f"{name} 应为 ISO 8601 日期或时间，如 2026-01-31",
+        )
+    if not EARLIEST_TIME.year <= moment.year < LATEST_TIME.year:
+        raise InputError(
+            f"{name} {text[:40]!r} is outside the supported range "
+            f"({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})",
+            zh=f"{name} 超出支持的时间范围（{EARLIEST_TIME.year} 至 {LATEST_TIME.year - 1} 年）",
+        )
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("Asia/Shanghai") if stamp.tzinfo is None else stamp
 
 
 class FeedError(InputError):
