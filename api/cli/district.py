@@ -12,6 +12,7 @@ import typer
 
 from api.cli.common import (
     DbOption,
+    JsonOption,
     console,
     is_stdio,
     new_project_file,
@@ -19,6 +20,7 @@ from api.cli.common import (
     out,
     output_file,
     output_or_stdout,
+    print_json,
     progress_bar,
     refuse_project_as_input,
     say,
@@ -82,6 +84,7 @@ def import_command(
             help="替换项目中已有的建筑（删除其方案）replace the district's buildings and plans"
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """导入建筑轮廓 Import building footprints into the project file."""
     refuse_project_as_input(db, buildings, communities, roads)
@@ -127,7 +130,26 @@ def import_command(
             style="yellow",
             markup=False,
         )
-    console.print(
+    if as_json:
+        print_json(
+            {
+                "features_read": report.read,
+                "repaired": report.repaired,
+                "dropped_empty": report.dropped_empty,
+                "dropped_non_polygon": report.dropped_non_polygon,
+                "dropped_unreadable": report.dropped_unreadable,
+                "dropped_ids": list(report.dropped_ids),
+                "renamed_fields": dict(report.renamed_fields),
+                "buildings": summary.buildings,
+                "communities": summary.communities,
+                "communities_from": summary.community_method,
+                "source_crs": str(report.source_crs),
+                "working_crs": str(summary.working_crs),
+                "warnings": [english for english, _ in summary.warnings],
+            }
+        )
+        return
+    out.print(
         table(
             say("导入完成", "Import done"),
             [
@@ -268,5 +290,4 @@ def settings_set(
 def settings_show(db: DbOption = project.DEFAULT_DB) -> None:
     """显示设置 Show the project settings."""
     store = store_for(db)
-    values = project.get_settings(store)
-    out.print_json(data=values)
+    print_json(project.get_settings(store))

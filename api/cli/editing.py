@@ -25,6 +25,7 @@ from api.cli.common import (
 from api.cli.grids import plan_app
 from geo import editing, plans, project
 from geo.errors import NotFound
+from geo.jsonvalue import json_records
 from geo.store import Store
 from geo.store import plans as plans_table
 
@@ -295,4 +296,4 @@ def plan_history(
     """编辑历史 The plan's steps, oldest first (JSON)."""
     store = store_for(db)
     table = editing.history(store, plan_id if plan_id is not None else newest_draft(store))
-    print_json(table.to_dict("records"))
+    print_json(json_records(table))

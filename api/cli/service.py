@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from api.auth import ROLE_HELP, ROLES, create_token, list_tokens, revoke_token
-from api.cli.common import DbOption, console, out, rows_table, say, store_for
+from api.cli.common import DbOption, JsonOption, console, out, report, rows_table, say, store_for
 from geo import project
 
 token_app = typer.Typer(
@@ -85,14 +85,18 @@ def token_revoke(
 
 
 @token_app.command("list")
-def token_list(db: DbOption = project.DEFAULT_DB) -> None:
+def token_list(db: DbOption = project.DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出令牌 List tokens (names and roles; never the tokens)."""
+    from geo.jsonvalue import json_records
+
     columns = ("name", "role", "created_at", "revoked_at")
-    records = list_tokens(store_for(db)).to_dict("records")
-    console.print(
+    records = json_records(list_tokens(store_for(db))[list(columns)])
+    report(
         rows_table(
             say("访问令牌", "Tokens"),
             columns,
             ([record[c] or "" for c in columns] for record in records),
-        )
+        ),
+        records,
+        as_json=as_json,
     )
