@@ -23,6 +23,7 @@ from .prepare import (
     prepare_communities,
     prepare_grids,
     prepare_incidents,
+    prepare_roads,
     to_display,
 )
 
@@ -56,6 +57,8 @@ class MapOptions:
     tolerance: float = 1.0
     #: Lines of the map's title (district or area, plan, date); none: no title.
     title: tuple[str, ...] = ()
+    #: The project's roads, drawn light grey where no tiles lie under the map (offline, none).
+    roads: gpd.GeoDataFrame | None = None
 
 
 def _group(m: folium.Map, name: str, *, show: bool) -> folium.FeatureGroup:
@@ -126,6 +129,7 @@ class _Page:
         self.t = strings(options.lang)
         self.lang = language(options.lang)
         basemap = "none" if options.offline else options.basemap
+        self.tiles = basemap != "none"
         self.crs = display_crs(basemap)
         self.show = DEFAULT_SHOW | options.show
         self.m = folium.Map(
@@ -164,6 +168,12 @@ class _Page:
     def group(self, key: str, name: str) -> None:
         self.groups[key] = _group(self.m, name, show=self.show[key])
         self.legend_layers[key] = self.groups[key]
+
+    def add_roads(self, roads: gpd.GeoDataFrame) -> None:
+        """The imported roads as a light reference layer, where no tiles show the streets."""
+        self.data["roads"] = prepare_roads(roads, crs=self.crs)
+        self.group("roads", self.t["layer_roads"])
+        self.legend.append(("roads", "", [("gm-swatch gm-swatch-road", "", self.t["layer_roads"])]))
 
     def add_communities(self, communities: gpd.GeoDataFrame) -> None:
         self.data["communities"] = prepare_communities(communities, crs=self.crs)
@@ -319,6 +329,7 @@ DEFAULT_SHOW = {
     "heatmap": False,
     "choropleth": False,
     "before": True,
+    "roads": True,
 }
 
 
@@ -339,6 +350,8 @@ def build_map(
     ``focus`` is what the view is framed on (default: everything).
     """
     page = _Page(options)
+    if options.roads is not None and len(options.roads) and not page.tiles:
+        page.add_roads(options.roads)
     if communities is not None and len(communities):
         page.add_communities(communities)
     if grids is not None and len(grids):

@@ -1,4 +1,5 @@
-"""Base maps: OpenStreetMap, Tianditu (vector or imagery, with labels), Amap (GCJ-02), none.
+"""Base maps: OpenStreetMap, Tianditu (vector or imagery, with labels), Amap (GCJ-02), an
+intranet's own tiles (``tiles:URL-TEMPLATE``, see :mod:`maps.tiles`), none.
 
 Tianditu uses CGCS2000, which matches WGS84 at map precision; Amap tiles are drawn in GCJ-02,
 so a map on Amap shifts its overlays to GCJ-02 (:func:`display_crs`).
@@ -33,9 +34,10 @@ def display_crs(basemap: str) -> str:
 
 
 def _check(basemap: str) -> None:
-    if basemap not in BASEMAPS:
+    if basemap not in BASEMAPS and not basemap.startswith("tiles:"):
         raise MapInputError(
-            f"unknown basemap {basemap!r}", hint=f"use one of {', '.join(BASEMAPS)}"
+            f"unknown basemap {basemap!r}",
+            hint=f"use one of {', '.join(BASEMAPS)} or tiles:PATH|URL",
         )
 
 
@@ -50,7 +52,15 @@ def add_basemap(
         For an unknown basemap, or Tianditu without a key.
     """
     _check(basemap)
-    if basemap == "osm":
+    if basemap.startswith("tiles:"):
+        folium.TileLayer(
+            tiles=basemap.removeprefix("tiles:"),
+            attr=escape_html(strings["attribution_tiles"]),
+            name=escape_html(strings["basemap_tiles"]),
+            max_zoom=20,
+            max_native_zoom=18,
+        ).add_to(m)
+    elif basemap == "osm":
         folium.TileLayer(
             tiles="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
             attr=strings["attribution_osm_tiles"],

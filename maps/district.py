@@ -26,6 +26,7 @@ def district_map(
     max_buildings: int = MAX_EMBEDDED_BUILDINGS,
     choropleth: str | None = "open",
     title: tuple[str, ...] = (),
+    roads: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """A map of the whole district: grids coloured so neighbours differ, codes, buildings, incidents.
 
@@ -57,6 +58,8 @@ def district_map(
         The per-grid incident count shown as a (hidden by default) choropleth layer.
     title : tuple of str
         Lines of the map's title, e.g. ``("碧溪新区 网格图", "方案 3 · 2026-12-04")``.
+    roads : GeoDataFrame, optional
+        Road lines, drawn as a light reference layer when the map has no tiles.
 
     Returns
     -------
@@ -78,6 +81,7 @@ def district_map(
         max_buildings=max_buildings,
         choropleth=choropleth,
         title=tuple(title),
+        roads=roads,
     )
     return build_map(
         grids=grids,

@@ -15,7 +15,7 @@ from geopandas import GeoSeries
 
 from geo.errors import InputError
 
-__all__ = ["encode_points", "encode_polygons"]
+__all__ = ["encode_lines", "encode_points", "encode_polygons"]
 
 SCALE = 1_000_000
 
@@ -86,3 +86,24 @@ def encode_points(lon: np.ndarray, lat: np.ndarray) -> dict[str, list[int]]:
     {'c': [120500000, 31250000, 1, 0]}
     """
     return {"c": _deltas(np.column_stack([lon, lat]))}
+
+
+def encode_lines(geoms: GeoSeries) -> dict[str, list[int]]:
+    """Encode (multi)lines in WGS84 as ``{"c", "r"}``: every part's vertices, ``r`` per part.
+
+    The page draws them as one reference layer (roads), so parts are not grouped by feature.
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> encode_lines(GeoSeries([LineString([(120.0, 31.0), (120.000001, 31.0)])]))
+    {'c': [120000000, 31000000, 1, 0], 'r': [2]}
+    """
+    values = np.asarray(geoms.values if isinstance(geoms, GeoSeries) else geoms, dtype=object)
+    parts = shapely.get_parts(values[~shapely.is_empty(values)])
+    parts = parts[shapely.get_type_id(parts) == 1]
+    if len(parts) == 0:
+        return {"c": [], "r": []}
+    counts = shapely.get_num_coordinates(parts)
+    coords = shapely.get_coordinates(parts)
+    return {"c": _deltas(coords), "r": counts.tolist()}

@@ -17,7 +17,7 @@ import shapely
 
 from geo.errors import InputError
 
-from .encode import encode_points, encode_polygons
+from .encode import encode_lines, encode_points, encode_polygons
 
 __all__ = [
     "MapInputError",
@@ -26,6 +26,7 @@ __all__ = [
     "prepare_communities",
     "prepare_grids",
     "prepare_incidents",
+    "prepare_roads",
     "to_display",
 ]
 
@@ -252,6 +253,17 @@ def prepare_communities(communities: gpd.GeoDataFrame, *, crs: str = "wgs84") ->
         "name": _text(communities["community"], len(communities)),
         "label": encode_points(inside.x.to_numpy(), inside.y.to_numpy()),
     }
+
+
+def prepare_roads(
+    roads: gpd.GeoDataFrame, *, crs: str = "wgs84", tolerance: float = 2.0
+) -> dict[str, Any]:
+    """Road centre lines, simplified by ``tolerance`` metres, encoded for a reference layer."""
+    if roads.crs is None:
+        raise MapInputError("the roads layer has no CRS; set one before mapping it")
+    roads = roads[roads.geometry.notna() & ~roads.geometry.is_empty]
+    simplified = _metric(roads).geometry.simplify(tolerance)
+    return encode_lines(to_display(simplified, crs=crs))
 
 
 def _times(series: pd.Series | None, n: int) -> list[str | None]:

@@ -24,6 +24,8 @@ from .diff import diff_map
 from .district import district_map
 from .grid import grid_map
 from .i18n import strings
+from .prepare import MapInputError
+from .tiles import tile_template
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class MapRequest:
     features_url: str | None = None
     max_buildings: int = MAX_EMBEDDED_BUILDINGS  # above: buildings come from features_url
     plan_id: int | None = None
+    #: the page comes from ``gridmap serve``: tile folders and MBTiles files are under /tiles/
+    served: bool = False
 
 
 def project_layers(
@@ -83,22 +87,41 @@ def map_title(
     return f"{area} {t['title_map']}".strip(), f"{t['title_plan']} {plan_id} · {day}"
 
 
+def resolve_basemap(store: Store, basemap: str, *, served: bool = False) -> str:
+    """``basemap`` with the project's tiles filled in: ``tiles`` alone is the ``basemap_tiles``
+    setting, and ``tiles:SOURCE`` becomes ``tiles:URL-TEMPLATE`` (:func:`maps.tiles.tile_template`).
+    """
+    if basemap != "tiles" and not basemap.startswith("tiles:"):
+        return basemap
+    source = basemap.removeprefix("tiles").removeprefix(":")
+    if not source:
+        source = str(store.get_setting("basemap_tiles", "") or "")
+        if not source:
+            raise MapInputError(
+                "the project has no tiles",
+                hint="gridmap settings set basemap_tiles PATH|URL, or --basemap tiles:PATH|URL",
+            )
+    return "tiles:" + tile_template(source, served=served)
+
+
 def project_map(store: Store, request: MapRequest) -> folium.Map:
     """The map ``request`` asks for, from the project's published (or given) plan."""
     layers = project_layers(store, plan_id=request.plan_id)
     title = map_title(store, request, plan_id=layers.pop("plan_id"))
+    roads = store.read_layer("roads") if store.has_layer("roads") else None
     incidents = incidents_for_map(store, since=request.since, until=request.until)
     credit = store.get_setting("attribution", "")
     options = {
         "lang": request.lang,
-        "basemap": request.basemap,
+        "basemap": resolve_basemap(store, request.basemap, served=request.served),
         "offline": request.offline,
         "include_contacts": request.include_contacts,
         "attribution_osm": "OpenStreetMap" in credit,
-        "tianditu_key": request.tianditu_key,
+        "tianditu_key": request.tianditu_key or store.get_setting("tianditu_key", None),
         "features_url": request.features_url,
         "max_buildings": request.max_buildings,
         "title": title,
+        "roads": roads,
     }
     if not request.include_contacts:
         layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")

@@ -39,6 +39,9 @@ KNOWN_SETTINGS = {
     "min_size": "网格最少建筑数 fewest buildings per grid (default 4)",
     "max_size": "网格最多建筑数 most buildings per grid (default 5)",
     "max_households": "网格户数上限 households cap per grid (optional)",
+    "district_name": "地图标题中的街道/新区名称 the district's name in map titles",
+    "tianditu_key": "天地图密钥 Tianditu key for --basemap tianditu",
+    "basemap_tiles": "本地底图：瓦片目录、.mbtiles 或内网瓦片 URL local tiles (folder, .mbtiles, URL)",
 }
 
 

@@ -44,7 +44,9 @@ def map_command(
     grid: Annotated[str | None, typer.Option(help="只画一个网格 one grid (code)")] = None,
     since: Annotated[str | None, typer.Option(help="事件起 incidents since")] = None,
     until: Annotated[str | None, typer.Option(help="事件止 incidents until")] = None,
-    basemap: Annotated[str, typer.Option(help=" | ".join(BASEMAPS))] = "osm",
+    basemap: Annotated[
+        str, typer.Option(help=" | ".join(BASEMAPS) + " | tiles[:PATH|URL] 本地瓦片 local tiles")
+    ] = "osm",
     lang: Annotated[str, typer.Option(help="zh | en")] = "zh",
     offline: Annotated[
         bool, typer.Option(help="离线单文件，无底图 one self-contained file, no tiles")
@@ -58,9 +60,9 @@ def map_command(
     ] = None,
 ) -> None:
     """生成网格地图 Write an HTML map of the district, a community or a grid."""
-    if basemap not in BASEMAPS:
+    if basemap not in BASEMAPS and basemap != "tiles" and not basemap.startswith("tiles:"):
         raise InputError(
-            f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}",
+            f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)} or tiles:PATH|URL",
             zh=f"未知底图 {basemap}",
         )
     if lang not in ("zh", "en"):
@@ -142,6 +144,7 @@ def demo_command(
         with store.transaction() as conn:
             store.set_setting(conn, "demo", True)
             store.set_setting(conn, "division_code", "320581104")
+            store.set_setting(conn, "district_name", "碧溪新区")  # the maps' title
         roster = read_roster(inputs / "workers.csv", communities=district.communities["community"])
         plans.import_roster(store, roster, author="demo")
         outcome = plans.partition_project(store, author="demo", progress=update)

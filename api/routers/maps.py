@@ -30,9 +30,10 @@ from api.models import plain
 from api.routers._frames import in_bbox, problem_responses
 from api.state import ProjectState
 from api.static import ASSETS_URL
-from geo.errors import Forbidden, InputError
+from geo.errors import Forbidden, InputError, NotFound
 from maps.project import MapRequest, project_map
 from maps.render import render_html
+from maps.tiles import is_url, read_tile
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 FEATURES_URL = "/maps/buildings.geojson"
@@ -41,8 +42,8 @@ BUILDING_COLUMNS = ("building_id", "community", "households", "grid_code", "name
 ERRORS = {200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 422)}
 GEOJSON_ERRORS = {200: {"content": {"application/geo+json": {}}}, **problem_responses(401, 422)}
 Basemap = Annotated[
-    Literal["osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none"],
-    Query(description="background tiles"),
+    Literal["osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "tiles", "none"],
+    Query(description="background tiles (tiles: the project's basemap_tiles setting)"),
 ]
 Lang = Annotated[Literal["zh", "en"], Query(description="labels")]
 Offline = Annotated[bool, Query(description="inline every script: the page works without internet")]
@@ -70,6 +71,7 @@ async def map_request(
         lang=lang,
         offline=offline,
         include_contacts=include_contacts,
+        served=True,
     )
 
 
@@ -130,6 +132,35 @@ def grid(
     state: StateDep, request: MapRequestDep, grid_code: str = Path(max_length=40)
 ) -> HTMLResponse:
     return _page(state, replace(request, grid=grid_code))
+
+
+@router.get(
+    "/tiles/{z}/{x}/{y}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **problem_responses(401, 404, 422)},
+    summary="The project's own basemap tiles (setting basemap_tiles: a tile folder or MBTiles)",
+)
+def tile(
+    state: StateDep,
+    _: MapReader,
+    z: Annotated[int, Path(ge=0, le=24)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+) -> Response:
+    """One tile of the intranet basemap; tiles hold no personal data, so browsers may keep them."""
+    source = str(state.store.get_setting("basemap_tiles", "") or "")
+    if not source or is_url(source):
+        raise NotFound(
+            "this project serves no tiles (setting basemap_tiles is not a folder or .mbtiles)",
+            zh="本项目没有本地瓦片（basemap_tiles 设置不是瓦片目录或 .mbtiles 文件）",
+        )
+    if x >= 1 << z or y >= 1 << z:
+        raise InputError(f"no tile {z}/{x}/{y}", zh=f"没有瓦片 {z}/{x}/{y}")
+    found = read_tile(source, z, x, y)
+    if found is None:
+        raise NotFound(f"no tile {z}/{x}/{y}", zh=f"没有瓦片 {z}/{x}/{y}")
+    data, media = found
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get(

@@ -614,6 +614,23 @@
     refresh();
   };
 
+  // Roads as a light reference under the grids, on maps without tiles (offline, an intranet).
+  GridMap.prototype.drawRoads = function () {
+    var d = this.data.roads;
+    if (!d || !this.groups.roads) return;
+    var points = decodePoints(d), lines = [], k = 0;
+    for (var i = 0; i < d.r.length; i++) {
+      lines.push(points.slice(k, k + d.r[i]));
+      k += d.r[i];
+    }
+    if (!this.map.getPane("gm-roads")) this.map.createPane("gm-roads").style.zIndex = 385;
+    var renderer = L.canvas({ pane: "gm-roads", padding: 0.5 });
+    this.groups.roads.addLayer(
+      L.polyline(lines, { renderer: renderer, color: "#9e9e9e", weight: 3, opacity: 0.85, interactive: false })
+    );
+    this.stats.roads = d.r.length;
+  };
+
   GridMap.prototype.drawCommunities = function () {
     var d = this.data.communities;
     if (!d || !this.groups.communities) return;
@@ -821,6 +838,18 @@
     });
   };
 
+  // The project's own tiles, served by gridmap serve under /maps/tiles/, are guarded like the
+  // page: a tile is an <img>, which cannot send a header, so the page's token rides along.
+  GridMap.prototype.tokenForTiles = function () {
+    var token = pageToken();
+    if (!token) return;
+    this.map.eachLayer(function (layer) {
+      if (layer instanceof L.TileLayer && String(layer._url).indexOf("/maps/tiles/") === 0) {
+        layer.setUrl(layer._url + "?token=" + encodeURIComponent(token));
+      }
+    });
+  };
+
   // The map's title (district or area, plan, date), centred on top; text only.
   GridMap.prototype.addTitle = function (lines) {
     var box = el("div", "gm-title");
@@ -881,6 +910,7 @@
     });
     view = new GridMap(map, data, groups);
     gm.maps[dataId] = view;
+    timed("roads", view.drawRoads.bind(view));
     timed("communities", view.drawCommunities.bind(view));
     timed("grids", view.drawGrids.bind(view));
     timed("before", view.drawBefore.bind(view));
@@ -892,6 +922,7 @@
     if (data.options.title && data.options.title.length) view.addTitle(data.options.title);
     if (data.options.display_crs === "gcj02") view.shiftLocations();
     if (data.options.search) view.addSearch();
+    view.tokenForTiles();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
   };
