@@ -230,7 +230,10 @@ def test_a_feed_where_no_row_has_coordinates_is_refused_and_nothing_stored(
         client.post("/incidents/import", params=params, content=feed, headers=headers), 422
     )
     assert "none of the 100 cases has usable coordinates" in refused["detail"]
-    assert "without a readable time" in refused["detail"]
+    # the usual headers are recognised (issue 14 item 4): Boston's points are read, and lie
+    # outside this Kunming district; the refusal names the columns it read them from
+    assert "outside the district: 100" in refused["detail"]
+    assert "lon=longitude, lat=latitude" in refused["detail"]
     with sqlite3.connect(api_db) as conn:
         assert (
             conn.execute("SELECT count(*) FROM incidents WHERE source = 'junk'").fetchone()[0] == 0

@@ -79,6 +79,9 @@ def post_incidents(
     body: Annotated[IncidentBatch | IncidentSingle, Body()],
     allow_unlocated: AllowUnlocated = False,
 ) -> IncidentImport:
+    # a crs the caller named is taken as given; without one, a batch whose points look like
+    # GCJ-02 or BD-09 is refused (as the CLI does)
+    crs_named = "crs" in body.model_fields_set
     if isinstance(body, IncidentSingle):
         case = IncidentIn(**body.model_dump(exclude={"source", "crs"}))
         batch = IncidentBatch(source=body.source, crs=body.crs, incidents=[case])
@@ -103,6 +106,7 @@ def post_incidents(
         source=batch.source,
         author=principal.name,
         allow_unlocated=allow_unlocated,
+        check_crs=not crs_named,
     )
     return IncidentImport(
         read=len(rows),
@@ -140,13 +144,24 @@ def import_feed(
     time_col: Column = None,
     description_col: Column = None,
     address_col: Column = None,
-    crs: Annotated[str, Query(max_length=40)] = "wgs84",
+    crs: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="wgs84, gcj02, bd09, cgcs2000, EPSG:n; without it WGS84 is assumed and "
+            "a feed whose points look like GCJ-02 or BD-09 is refused",
+        ),
+    ] = None,
     tz: Annotated[
         TimeZoneName, Query(max_length=60, description="IANA zone of times without one")
     ] = "Asia/Shanghai",
     allow_unlocated: AllowUnlocated = False,
+    update: Annotated[
+        bool, Query(description="rewrite stored cases whose place, category, time or text changed")
+    ] = False,
 ) -> IncidentImport:
-    """The body is the feed file; the query names its columns (as the CLI options do)."""
+    """The body is the feed file; the query names its columns (as the CLI options do); columns
+    it does not name are taken from the usual headers (lon/lng/经度, lat/纬度, id/案件编号 ...)."""
     kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
     suffix = {"application/geo+json": ".geojson", "application/json": ".json"}.get(kind, ".csv")
     if suffix != ".csv":
@@ -159,7 +174,7 @@ def import_feed(
         time_col=time_col,
         description_col=description_col,
         address_col=address_col,
-        crs=crs,
+        crs=crs or "wgs84",
         tz=tz,
     )
     with tempfile.TemporaryDirectory(prefix="gridmap-feed-") as folder:
@@ -172,6 +187,8 @@ def import_feed(
             source=source,
             author=principal.name,
             allow_unlocated=allow_unlocated,
+            check_crs=crs is None,
+            update=update,
         )
     return IncidentImport(
         read=int(summary.get("read", summary["added"] + summary["already_present"])),

@@ -7,6 +7,7 @@ and worker from the published plan; ``incident_events`` holds every workflow ste
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +20,21 @@ import pyproj
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo.errors import InputError, NotFound
+from geo.crs import parse_crs_name, to_wgs84
+from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.catalogue import load_catalogue
 from geo.incidents.feeds import (
     FEED_COLUMNS,
     FeedError,
     IncidentMapping,
+    describe_mapping,
     normalise_records,
     read_feed_records,
+    recognise_columns,
     summarise_import,
 )
+from geo.incidents.shift import refuse_shifted
 from geo.incidents.stats import incident_stats
 from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
 from geo.store import (
@@ -125,12 +130,19 @@ def import_incidents(
     source: str,
     author: str = "",
     allow_unlocated: bool = False,
+    check_crs: bool = True,
+    update: bool = False,
 ) -> dict[str, Any]:
     """Read a feed file and add its new cases; re-importing the same file changes nothing.
 
+    Columns the mapping leaves unnamed are taken from the feed's usual headers
+    (:func:`geo.incidents.feeds.recognise_columns`); ``summary["mapping"]`` says which were used.
     Returns the feed's counts (read, located, unlocated, unknown_category, fallback_point, ...)
-    plus ``added`` and ``already_present``. A feed in which no case has usable coordinates is
-    refused (see :func:`refuse_unplaceable`) unless ``allow_unlocated``.
+    plus ``added``, ``updated`` and ``already_present``. Refused, with nothing stored: a feed in
+    which no case has usable coordinates (:func:`refuse_unplaceable`) unless ``allow_unlocated``,
+    and with ``check_crs`` one read as WGS84 whose points look like GCJ-02 or BD-09
+    (:func:`geo.incidents.shift.refuse_shifted`). With ``update``, cases already stored whose
+    content changed (place, category, time, text) take the feed's values; their workflow stays.
     """
     return import_records(
         store,
@@ -139,6 +151,8 @@ def import_incidents(
         source=source,
         author=author,
         allow_unlocated=allow_unlocated,
+        check_crs=check_crs,
+        update=update,
     )
 
 
@@ -150,20 +164,26 @@ def import_records(
     source: str,
     author: str = "",
     allow_unlocated: bool = False,
+    check_crs: bool = True,
+    update: bool = False,
 ) -> dict[str, Any]:
     """:func:`import_incidents` for records already in memory (cases pushed to the API)."""
+    mapping = recognise_columns(records, mapping)
     cat = catalogue(store)
     feed = normalise_records(
         records, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
     )
-    summary = summarise_import(feed)
+    summary = {**summarise_import(feed), "mapping": describe_mapping(mapping)}
+    if check_crs:
+        refuse_shifted(store, records, mapping)
     if not allow_unlocated:
         refuse_unplaceable(summary)
-    added = add_cases(store, feed, catalogue_table=cat, author=author)
+    added, updated = store_cases(store, feed, catalogue_table=cat, author=author, update=update)
     return {
         **summary,
         "added": added,
-        "already_present": int(len(feed) - added - feed["duplicate"].sum()),
+        "updated": updated,
+        "already_present": int(len(feed) - added - updated - feed["duplicate"].sum()),
     }
 
 
@@ -175,9 +195,10 @@ def refuse_unplaceable(summary: dict[str, Any]) -> None:
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["unlocated_reasons"].items())
     times = summary["bad_time"]
     when = f"; {times} without a readable time" if times else ""
+    read_with = f"; columns read: {summary['mapping']}" if summary.get("mapping") else ""
     raise FeedError(
         f"none of the {summary['read']} cases has usable coordinates ({reasons}){when}; "
-        "nothing was stored",
+        f"nothing was stored{read_with}",
         hint="check the coordinate columns and --crs, or store them unlocated with "
         "--allow-unlocated (API: allow_unlocated=true)",
         zh=f"{summary['read']} 条案件均无可用坐标（{reasons}），未导入任何案件；"
@@ -193,6 +214,19 @@ def add_cases(
     author: str = "",
 ) -> int:
     """Store normalised feed rows (:data:`FEED_COLUMNS`) not stored yet; return how many were added."""
+    return store_cases(store, feed, catalogue_table=catalogue_table, author=author)[0]
+
+
+def store_cases(
+    store: Store,
+    feed: pd.DataFrame,
+    *,
+    catalogue_table: pd.DataFrame | None = None,
+    author: str = "",
+    update: bool = False,
+) -> tuple[int, int]:
+    """Add the feed's new cases and, with ``update``, rewrite stored ones whose content changed
+    (:func:`_replace_changed`), in one transaction; returns (added, updated)."""
     missing = [c for c in FEED_COLUMNS if c not in feed.columns]
     if missing:
         raise InputError(f"incident rows lack the columns {', '.join(missing)}")
@@ -201,35 +235,190 @@ def add_cases(
     feed["incident_id"] = feed["source"].astype(str) + ":" + feed["source_id"].astype(str)
     check_case_ids(feed["incident_id"])
     # a first look spares the assignment of cases already stored; the decision is taken below
-    fresh = feed[~feed["incident_id"].isin(set(list_ids(store)))].copy()
-    if fresh.empty:
-        return 0
-    cases = _cases(store, fresh, cat)
+    known = feed["incident_id"].isin(set(list_ids(store)))
+    fresh, again = feed[~known], feed[known] if update else feed.iloc[:0]
+    if fresh.empty and again.empty:
+        return 0, 0
+    cases = _cases(store, fresh, cat) if not fresh.empty else None
+    revised = _cases(store, again, cat) if not again.empty else None
     with store.transaction() as conn:
-        # inside the write lock: an API post or import that committed meanwhile is seen here, and
-        # the UNIQUE index on incident_id refuses any copy that would still slip through
-        cases = cases[~cases["incident_id"].isin(set(list_ids(store, conn=conn)))]
-        if cases.empty:
-            return 0
-        store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
-        ensure_unique_keys(conn)
-        ensure_lookup_indexes(conn)
-        conn.execute(
-            sa.insert(incident_events),
-            [
-                {
-                    "incident_id": i,
-                    "from_status": None,
-                    "to_status": "reported",
-                    "actor": author,
-                    "at": t,
-                    "note": "imported",
-                }
-                for i, t in zip(cases["incident_id"], _iso_times(cases["reported_at"]), strict=True)
-            ],
+        added = _append_new(store, conn, cases, author=author) if cases is not None else 0
+        updated = (
+            _replace_changed(store, conn, revised, author=author) if revised is not None else 0
         )
-        store.log(conn, "incidents import", actor=author, added=len(cases))
+    return added, updated
+
+
+def _append_new(store: Store, conn: Connection, cases: gpd.GeoDataFrame, *, author: str) -> int:
+    # inside the write lock: an API post or import that committed meanwhile is seen here, and
+    # the UNIQUE index on incident_id refuses any copy that would still slip through
+    cases = cases[~cases["incident_id"].isin(set(list_ids(store, conn=conn)))]
+    if cases.empty:
+        return 0
+    store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
+    ensure_unique_keys(conn)
+    ensure_lookup_indexes(conn)
+    conn.execute(
+        sa.insert(incident_events),
+        [
+            {
+                "incident_id": i,
+                "from_status": None,
+                "to_status": "reported",
+                "actor": author,
+                "at": t,
+                "note": "imported",
+            }
+            for i, t in zip(cases["incident_id"], _iso_times(cases["reported_at"]), strict=True)
+        ],
+    )
+    store.log(conn, "incidents import", actor=author, added=len(cases))
     return len(cases)
+
+
+#: what a re-import with ``--update`` may change: the feed's own facts, not the workflow
+CONTENT = (
+    "category_code",
+    "category_raw",
+    "reported_at",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "located",
+    "unlocated_reason",
+    "fallback_point",
+)
+#: what a case keeps when its content is updated or relocated: the case loop and its times
+WORKFLOW = ("status", "registered_at", "closed_at", "deadline", "imported_at")
+
+
+def _replace_changed(
+    store: Store, conn: Connection, revised: gpd.GeoDataFrame, *, author: str
+) -> int:
+    """Rewrite the stored cases whose :data:`CONTENT` differs from ``revised`` (their grid and
+    worker follow the new place; :data:`WORKFLOW` stays); logged. Returns how many changed."""
+    stored = store.read_layer(
+        LAYER, where={"incident_id": revised["incident_id"].tolist()}, conn=conn
+    )
+    stored = stored.set_index("incident_id", drop=False)
+    revised = revised.set_index("incident_id", drop=False)
+    revised = revised[revised.index.isin(stored.index)]
+    old = stored.loc[revised.index]
+    changed = (_comparable(old) != _comparable(revised)).any(axis=1)
+    if not changed.any():
+        return 0
+    new = revised[changed].copy()
+    for column in WORKFLOW:
+        new[column] = old.loc[changed, column]
+    _rewrite(store, conn, new)
+    ids = new.index.tolist()
+    store.log(conn, "incidents update", actor=author, updated=len(ids), ids=ids[:500])
+    return len(ids)
+
+
+def _comparable(cases: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`CONTENT` of cases as text, so that stored and fresh rows compare equal."""
+    out = pd.DataFrame(index=cases.index)
+    for column in CONTENT:
+        values = cases[column]
+        if column in ("lon", "lat"):
+            values = pd.to_numeric(values, errors="coerce").round(7)
+        elif column == "reported_at":
+            values = pd.to_datetime(values, utc=True, format="ISO8601")
+        elif column in ("located", "fallback_point"):
+            values = values.fillna(False).astype(bool)
+        out[column] = ["" if pd.isna(v) else str(v) for v in values]
+    return out
+
+
+def _rewrite(store: Store, conn: Connection, cases: gpd.GeoDataFrame) -> None:
+    """Replace stored cases by these rows (same ids; a point moves, so the row is written anew)."""
+    conn.exec_driver_sql(
+        f'DELETE FROM "{LAYER}" WHERE incident_id = ?', [(i,) for i in cases["incident_id"]]
+    )
+    frame = gpd.GeoDataFrame(
+        cases[list(COLUMNS)].reset_index(drop=True), geometry=list(cases.geometry), crs=4326
+    )
+    store.write_layer(conn, LAYER, frame, mode="append", description="12345 / 数字城管 cases")
+
+
+def relocate_cases(
+    store: Store, *, crs: str, source: str | None = None, author: str = ""
+) -> dict[str, int]:
+    """Read the stored coordinates of located cases (of ``source``, or all) as ``crs`` instead of
+    WGS84: for a feed imported without ``--crs gcj02``. Each case moves to its true place and its
+    grid, community and worker follow; a point that lands outside the district becomes unlocated.
+    One transaction, logged; relocating the same cases a second time is refused (it would move
+    them twice). Cases stored without coordinates cannot move: re-import their feed with
+    ``--crs`` and ``--update``.
+    """
+    if parse_crs_name(crs) == "wgs84":
+        raise InputError(
+            "relocate needs the coordinates' real system (--crs gcj02 or bd09)",
+            zh="请用 --crs 指明坐标的实际坐标系（如 gcj02）",
+        )
+    scope = {"source": source} if source else None
+    with store.transaction() as conn:
+        _refuse_second_relocation(store, conn, source)
+        cases = (
+            store.read_layer(LAYER, where=scope, conn=conn)
+            if store.has_layer(LAYER, conn)
+            else None
+        )
+        if cases is None or cases.empty:
+            raise NotFound(
+                f"no cases{f' of source {source!r}' if source else ''} to relocate",
+                zh="没有可重新定位的案件",
+            )
+        located = cases[cases["located"].fillna(False).astype(bool)].copy()
+        moved = _moved_cases(store, located, crs=crs)
+        if not moved.empty:
+            _rewrite(store, conn, moved)
+        outside = int((~moved["located"].astype(bool)).sum()) if not moved.empty else 0
+        counts = {
+            "relocated": len(moved),
+            "now_outside": outside,
+            "without_coordinates": len(cases) - len(located),
+        }
+        store.log(conn, "incidents relocate", actor=author, crs=str(crs), source=source, **counts)
+    return counts
+
+
+def _refuse_second_relocation(store: Store, conn: Connection, source: str | None) -> None:
+    log = store.read_table("audit_log", where={"action": "incidents relocate"}, conn=conn)
+    for details in log["details"] if not log.empty else []:
+        earlier = json.loads(details).get("source")
+        if earlier is None or source is None or earlier == source:
+            raise Conflict(
+                f"the cases{f' of source {source!r}' if source else ''} were relocated before; "
+                "relocating again would move them twice",
+                zh="这些案件已重新定位过，再次定位会重复偏移",
+            )
+
+
+def _moved_cases(store: Store, located: gpd.GeoDataFrame, *, crs: str) -> gpd.GeoDataFrame:
+    """The located cases with their coordinates read as ``crs``, checked against the district
+    and assigned to the grids again."""
+    if located.empty:
+        return located
+    lon, lat = to_wgs84(located["lon"].to_numpy(float), located["lat"].to_numpy(float), crs=crs)
+    located["lon"], located["lat"] = lon, lat
+    bounds = _district_bounds(store)
+    if bounds is not None:
+        west, south, east, north = bounds
+        outside = ~((lon >= west) & (lon <= east) & (lat >= south) & (lat <= north))
+        located.loc[outside, "located"] = False
+        located.loc[outside, "unlocated_reason"] = "outside the district"
+        located.loc[outside, ["lon", "lat"]] = np.nan
+    assigned = _assignment(store, located)
+    for column in ("grid_code", "community", "worker_id", "worker"):
+        located[column] = assigned[column]
+    inside = located["located"].astype(bool).to_numpy()
+    points = gpd.points_from_xy(located["lon"], located["lat"])
+    return located.set_geometry(
+        list(np.where(inside, np.asarray(points, dtype=object), None)), crs=4326
+    )
 
 
 def list_ids(store: Store, *, conn: Connection | None = None) -> list[str]:
