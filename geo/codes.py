@@ -46,6 +46,10 @@ PROVINCES = frozenset(
     | {"71", "81", "82"}
 )
 MAX_NUMBER = 999
+#: The division code of a project that has set none. No county has it, so a grid code made from
+#: it (000000000001003) can never pass for a real place's; ``gridmap plan recode`` renumbers
+#: such grids once the real code is set.
+PLACEHOLDER_DIVISION_CODE = "000000000"
 
 
 def validate_division_code(text: str | int) -> str:
@@ -57,6 +61,8 @@ def validate_division_code(text: str | int) -> str:
     '320581104'
     """
     code = str(text).strip()
+    if code == PLACEHOLDER_DIVISION_CODE:
+        return code
     if len(code) != 9 or not code.isdigit():
         raise InputError(
             f"division code {code!r} must be 9 digits: the 6-digit county code and a 3-digit street code",

@@ -445,10 +445,7 @@ def partition_project(
             grids=grids,
             parent_id=parent_id,
             author=author,
-            note=note
-            or (
-                "automatic partition" if chosen is None else f"re-partition of {', '.join(chosen)}"
-            ),
+            note=_plan_note(note, chosen, placeholder=district.division_code_is_default),
             min_size=min_size,
             max_size=max_size,
             max_households=max_households,
@@ -479,6 +476,16 @@ def partition_project(
         grids=grids,
         division_code_is_default=district.division_code_is_default,
     )
+
+
+def _plan_note(note: str, chosen: list[str] | None, *, placeholder: bool) -> str:
+    """The plan's note; a plan coded under the placeholder division code says so."""
+    from geo.project import PLACEHOLDER_NOTE
+
+    text = note or (
+        "automatic partition" if chosen is None else f"re-partition of {', '.join(chosen)}"
+    )
+    return f"{text} ({PLACEHOLDER_NOTE})" if placeholder else text
 
 
 def _chosen_communities(

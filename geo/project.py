@@ -6,6 +6,7 @@ transaction of the :class:`~geo.store.Store`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +16,19 @@ import geopandas as gpd
 import pandas as pd
 import pyproj
 
-from geo import boundaries, io
+from geo import boundaries, codes, io
 from geo.communities import assign_communities
 from geo.csvsafe import csv_safe_frame
 from geo.errors import Conflict, InputError, NotFound
 from geo.store import DEFAULT_PATH, Store, assignments, plans
 
 DEFAULT_DB = DEFAULT_PATH
-#: Bixi New District (碧溪新区), Changshu: used, with a warning, until a project sets its own
-DEFAULT_DIVISION_CODE = "320581104"
+#: used, with a warning and a note on the plan, until a project sets its own: never another
+#: place's code (a Shanghai plan once got Changshu's 320581104...)
+DEFAULT_DIVISION_CODE = codes.PLACEHOLDER_DIVISION_CODE
+PLACEHOLDER_NOTE = (
+    "placeholder division code 000000000: set division_code, then gridmap plan recode"
+)
 DEFAULT_SETTINGS: dict[str, Any] = {
     "division_code": None,
     "min_size": 4,
@@ -89,6 +94,13 @@ def set_setting(store: Store, key: str, value: str) -> None:
                 f"320581104), not {value!r}",
                 zh=f"区划代码应为 9 位数字（6 位县级代码 + 3 位街道代码，如 320581104），而不是 {value}",
             )
+        if parsed == codes.PLACEHOLDER_DIVISION_CODE:
+            raise InputError(
+                f"{parsed} is the placeholder for a project without a division code; give your "
+                "county + street code",
+                zh=f"{parsed} 是未设置区划代码时的占位符，请给出本地的县级 + 街道代码",
+            )
+        parsed = codes.validate_division_code(parsed)
     elif key in ("min_size", "max_size", "max_households"):
         if not value.strip().isdigit() or int(value) < 1:
             raise InputError(
@@ -106,6 +118,80 @@ def set_setting(store: Store, key: str, value: str) -> None:
     with store.transaction() as conn:
         store.set_setting(conn, key, parsed)
         store.log(conn, "settings", key=key, value=parsed)
+
+
+@dataclass
+class RecodeOutcome:
+    """What ``gridmap plan recode`` did."""
+
+    division_code: str
+    previous: list[str]  # the division codes replaced
+    codes: int  # grid codes renumbered
+
+
+#: tables and layers whose ``grid_code`` column holds grid codes
+CODE_TABLES = ("assignments", "grid_codes", "plan_grids", "grids", "incidents")
+
+
+def recode_division(store: Store, *, author: str = "") -> RecodeOutcome:
+    """Renumber every plan's grids under the project's division code; the numbers stay.
+
+    A code is kept by a child plan only under its parent's prefix, so all plans move together:
+    assignments, plan grids, the published grids, the code registry, cases' grids and the edit
+    history, in one transaction. Refused without a division code, or when a renamed code would
+    meet one already issued under the new prefix.
+    """
+    new = store.get_setting("division_code")
+    if not new:
+        raise InputError(
+            "no division code is set; first run: gridmap settings set division_code <9 digits>",
+            zh="尚未设置区划代码；请先运行 gridmap settings set division_code <9位代码>",
+        )
+    with store.transaction() as conn:
+        issued = [row[0] for row in conn.exec_driver_sql("SELECT grid_code FROM grid_codes")]
+        moving = [code for code in issued if code[:9] != new]
+        if not moving:
+            return RecodeOutcome(new, [], 0)
+        clash = sorted({new + code[9:] for code in moving} & set(issued))
+        if clash:
+            raise Conflict(
+                f"codes {', '.join(clash[:3])} are already issued under {new}; the plans cannot be "
+                "renumbered without two grids sharing a code",
+                zh=f"编码 {', '.join(clash[:3])} 已在 {new} 下使用，重新编码会产生重复编码",
+            )
+        previous = sorted({code[:9] for code in moving})
+        for table in CODE_TABLES:
+            if _has_column(conn, table, "grid_code"):
+                conn.exec_driver_sql(
+                    f'UPDATE "{table}" SET grid_code = ? || substr(grid_code, 10) '
+                    "WHERE length(grid_code) = 15 AND substr(grid_code, 1, 9) <> ?",
+                    (new, new),
+                )
+        _recode_history(conn, previous, new)
+        conn.exec_driver_sql(
+            "UPDATE plans SET note = replace(note, ?, '')", (f" ({PLACEHOLDER_NOTE})",)
+        )
+        store.log(
+            conn, "recode", actor=author, division_code=new, previous=previous, codes=len(moving)
+        )
+    return RecodeOutcome(new, previous, len(moving))
+
+
+def _has_column(conn: Any, table: str, column: str) -> bool:
+    rows = conn.exec_driver_sql(f'PRAGMA table_info("{table}")').fetchall()
+    return any(row[1] == column for row in rows)
+
+
+def _recode_history(conn: Any, previous: list[str], new: str) -> None:
+    """The codes inside the edit history (arguments, undo patches) under the new prefix."""
+    pattern = re.compile(rf"(?<!\d)(?:{'|'.join(previous)})(?=\d{{6}}(?!\d))")
+    rows = conn.exec_driver_sql("SELECT edit_id, args, inverse FROM edits").fetchall()
+    for edit_id, args, inverse in rows:
+        fresh = (pattern.sub(new, args), pattern.sub(new, inverse))
+        if fresh != (args, inverse):
+            conn.exec_driver_sql(
+                "UPDATE edits SET args = ?, inverse = ? WHERE edit_id = ?", (*fresh, edit_id)
+            )
 
 
 def import_buildings(

@@ -27,6 +27,7 @@ from api.cli.common import (
     store_for,
     table,
 )
+from api.cli.grids import plan_app
 from geo import project
 from geo.errors import InputError
 
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
     app.command("ledger")(ledger_command)
     app.command("backup")(backup_command)
     app.add_typer(settings_app, name="settings")
+    plan_app.command("recode")(recode_command)
 
 
 def import_command(
@@ -287,6 +289,41 @@ def settings_set(
     store = store_for(db)
     project.set_setting(store, key, value)
     console.print(f"{key} = {project.get_settings(store)[key]}")
+    if key == "division_code" and store.count("grid_codes"):
+        console.print(
+            say(
+                "已有网格编码用的是原区划代码；运行 gridmap plan recode 按新代码重新编码",
+                "grids already coded keep the old division code; run gridmap plan recode to "
+                "renumber them under the new one",
+            ),
+            style="yellow",
+        )
+
+
+def recode_command(db: DbOption = project.DEFAULT_DB) -> None:
+    """按新区划代码重新编码 Renumber every plan's grids under the division code now set.
+
+    Only the 9-digit prefix changes; community and grid numbers stay. Cases, the published grids
+    and the edit history follow.
+    """
+    store = store_for(db)
+    outcome = project.recode_division(store)
+    if not outcome.codes:
+        console.print(
+            say(
+                f"所有网格编码已使用 {outcome.division_code}",
+                f"every grid code already carries {outcome.division_code}",
+            )
+        )
+        return
+    console.print(
+        say(
+            f"已将 {outcome.codes} 个网格编码从 {', '.join(outcome.previous)} 改为 "
+            f"{outcome.division_code}",
+            f"renumbered {outcome.codes} grid codes from {', '.join(outcome.previous)} to "
+            f"{outcome.division_code}",
+        )
+    )
 
 
 @settings_app.command("show")

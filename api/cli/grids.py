@@ -102,10 +102,11 @@ def partition_command(
     if outcome.division_code_is_default:
         console.print(
             say(
-                f"注意：未设置区划代码，暂用 {project.DEFAULT_DIVISION_CODE}（常熟市碧溪街道）；"
-                "请运行 gridmap settings set division_code <9位代码>",
-                f"Note: division_code is not set; using {project.DEFAULT_DIVISION_CODE} (Bixi, Changshu) "
-                "for the codes. Set yours: gridmap settings set division_code <9 digits>",
+                f"注意：未设置区划代码，网格编码暂用占位符 {project.DEFAULT_DIVISION_CODE}；"
+                "请运行 gridmap settings set division_code <9位代码>，再运行 gridmap plan recode",
+                f"Note: division_code is not set; the codes carry the placeholder "
+                f"{project.DEFAULT_DIVISION_CODE}. Set yours: gridmap settings set division_code "
+                "<9 digits>, then gridmap plan recode",
             ),
             style="yellow",
             markup=False,
