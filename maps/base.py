@@ -59,6 +59,8 @@ class MapOptions:
     title: tuple[str, ...] = ()
     #: The project's roads, drawn light grey where no tiles lie under the map (offline, none).
     roads: gpd.GeoDataFrame | None = None
+    #: A page for paper (:mod:`maps.printing`): no buttons, legend open, every code, north arrow.
+    print_mode: bool = False
 
 
 def _group(m: folium.Map, name: str, *, show: bool) -> folium.FeatureGroup:
@@ -140,6 +142,8 @@ class _Page:
             control_scale=False,  # gridmap.js adds a metric-only scale bar (no feet, no miles)
             maxZoom=20,  # markercluster needs the map's own maxZoom (there may be no tile layer)
             minZoom=6,  # a district map never needs the world; fewer zoom levels to cluster
+            # paper: the area fills the sheet (quarter zoom steps), not the nearest whole zoom
+            zoomSnap=0.25 if options.print_mode else 1,
         )
         _with_assets(self.m, "leaflet")
         add_basemap(self.m, basemap, self.t, tianditu_key=options.tianditu_key)
@@ -148,7 +152,7 @@ class _Page:
             "strings": self.t,
             "palette": PALETTE,
             "options": {
-                "label_zoom": options.label_zoom,
+                "label_zoom": 0 if options.print_mode else options.label_zoom,
                 "incident_classes": list(INCIDENT_CLASSES),
                 "search": True,
                 "osm_credit": options.attribution_osm,
@@ -158,6 +162,7 @@ class _Page:
                 "wait_for_clusters": 0,
                 "display_crs": self.crs,
                 "title": list(options.title),
+                "print": options.print_mode,
             },
         }
         self.groups: dict[str, folium.FeatureGroup] = {}

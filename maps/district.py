@@ -27,6 +27,7 @@ def district_map(
     choropleth: str | None = "open",
     title: tuple[str, ...] = (),
     roads: gpd.GeoDataFrame | None = None,
+    print_mode: bool = False,
 ) -> folium.Map:
     """A map of the whole district: grids coloured so neighbours differ, codes, buildings, incidents.
 
@@ -60,6 +61,8 @@ def district_map(
         Lines of the map's title, e.g. ``("碧溪新区 网格图", "方案 3 · 2026-12-04")``.
     roads : GeoDataFrame, optional
         Road lines, drawn as a light reference layer when the map has no tiles.
+    print_mode : bool
+        A page for paper (see :mod:`maps.printing`).
 
     Returns
     -------
@@ -82,6 +85,7 @@ def district_map(
         choropleth=choropleth,
         title=tuple(title),
         roads=roads,
+        print_mode=print_mode,
     )
     return build_map(
         grids=grids,

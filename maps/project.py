@@ -7,7 +7,9 @@ give the same map everywhere.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -25,6 +27,8 @@ from .district import district_map
 from .grid import grid_map
 from .i18n import strings
 from .prepare import MapInputError
+from .printing import Sheet, print_pages
+from .render import render_html
 from .tiles import tile_template
 
 
@@ -46,6 +50,8 @@ class MapRequest:
     plan_id: int | None = None
     #: the page comes from ``gridmap serve``: tile folders and MBTiles files are under /tiles/
     served: bool = False
+    #: a page for paper (maps.printing): no incidents, every code, north arrow
+    print_mode: bool = False
 
 
 def project_layers(
@@ -104,14 +110,10 @@ def resolve_basemap(store: Store, basemap: str, *, served: bool = False) -> str:
     return "tiles:" + tile_template(source, served=served)
 
 
-def project_map(store: Store, request: MapRequest) -> folium.Map:
-    """The map ``request`` asks for, from the project's published (or given) plan."""
-    layers = project_layers(store, plan_id=request.plan_id)
-    title = map_title(store, request, plan_id=layers.pop("plan_id"))
-    roads = store.read_layer("roads") if store.has_layer("roads") else None
-    incidents = incidents_for_map(store, since=request.since, until=request.until)
+def map_options(store: Store, request: MapRequest, *, title: tuple[str, ...]) -> dict[str, Any]:
+    """The keywords of the map functions for ``request`` (settings filled in)."""
     credit = store.get_setting("attribution", "")
-    options = {
+    return {
         "lang": request.lang,
         "basemap": resolve_basemap(store, request.basemap, served=request.served),
         "offline": request.offline,
@@ -121,8 +123,19 @@ def project_map(store: Store, request: MapRequest) -> folium.Map:
         "features_url": request.features_url,
         "max_buildings": request.max_buildings,
         "title": title,
-        "roads": roads,
+        "roads": store.read_layer("roads") if store.has_layer("roads") else None,
+        "print_mode": request.print_mode,
     }
+
+
+def project_map(store: Store, request: MapRequest) -> folium.Map:
+    """The map ``request`` asks for, from the project's published (or given) plan."""
+    layers = project_layers(store, plan_id=request.plan_id)
+    title = map_title(store, request, plan_id=layers.pop("plan_id"))
+    incidents = None
+    if not request.print_mode:  # a wall map shows the grids, not this week's cases
+        incidents = incidents_for_map(store, since=request.since, until=request.until)
+    options = map_options(store, request, title=title)
     if not request.include_contacts:
         layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")
     if request.grid:
@@ -178,3 +191,63 @@ def plan_diff_map(
         basemap=basemap,
         offline=offline,
     )
+
+
+def print_map(
+    store: Store, request: MapRequest, out: Path, *, sheet: Sheet, signboard: bool = False
+) -> Path:
+    """Print the map ``request`` asks for to ``out`` (PDF or PNG) on ``sheet``.
+
+    ``signboard``: one sheet per grid (of ``request.community``, or ``request.grid``, or all),
+    with its map, code, community and worker; the phone only with ``include_contacts``.
+    """
+    request = replace(request, print_mode=True, offline=_no_tiles(request.basemap))
+    if not signboard:
+        page = render_html(project_map(store, request), offline=request.offline, inline=True)
+        return print_pages([page], out, sheet=sheet)
+    layers = project_layers(store, plan_id=request.plan_id)
+    plan_id = layers.pop("plan_id")
+    grids = layers["grids"]
+    chosen = grids
+    if request.grid:
+        chosen = grids[grids["grid_code"] == request.grid]
+    elif request.community:
+        chosen = grids[grids["community"] == request.community]
+    if chosen.empty:
+        raise NotFound("no grid to print", zh="没有可打印的网格")
+    if not request.include_contacts:
+        grids = grids.drop(columns=["phone"], errors="ignore")
+    credit = str(store.get_setting("attribution", "") or "")
+    pages, facts = [], []
+    for row in chosen.itertuples():
+        one = replace(request, grid=str(row.grid_code), community=None)
+        title = map_title(store, one, plan_id=plan_id)
+        options = map_options(store, one, title=title)
+        m = grid_map(
+            grids,
+            layers["buildings"],
+            layers["communities"],
+            None,
+            grid_code=str(row.grid_code),
+            **options,
+        )
+        pages.append(render_html(m, offline=request.offline, inline=True))
+        phone = getattr(row, "phone", None) if request.include_contacts else None
+        facts.append(
+            {
+                "code": str(row.grid_code),
+                "community": str(row.community),
+                "worker": "" if pd.isna(row.worker) else str(row.worker),
+                "phone": "" if phone is None or pd.isna(phone) else str(phone),
+                "plan": str(plan_id),
+                "date": title[1].rsplit(" ", 1)[-1],
+                "credit": credit,
+                "lang": request.lang,
+            }
+        )
+    return print_pages(pages, out, sheet=sheet, signboard=facts)
+
+
+def _no_tiles(basemap: str) -> bool:
+    # Paper is printed here, without internet: only the project's own tiles can lie under it.
+    return basemap != "tiles" and not basemap.startswith("tiles:")

@@ -26,7 +26,8 @@ from geo.incidents import store as cases
 from geo.incidents.feeds import IncidentMapping
 from geo.store import open_store
 from geo.workers import read_roster
-from maps.project import MapRequest, plan_diff_map, project_map
+from maps.printing import Sheet
+from maps.project import MapRequest, plan_diff_map, print_map, project_map
 from maps.render import save_map
 
 BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
@@ -34,6 +35,7 @@ BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
 
 def register(app: typer.Typer) -> None:
     app.command("map")(map_command)
+    app.command("print")(print_command)
     app.command("demo")(demo_command)
 
 
@@ -100,6 +102,60 @@ def map_command(
     with output_file(output, db=db) as scratch:
         save_map(m, scratch, offline=offline)
     console.print(say(f"地图已写入 {output}", f"map written to {output}"))
+
+
+def print_command(
+    output: Annotated[Path, typer.Argument(help="输出 PDF 或 PNG output .pdf | .png")],
+    db: DbOption = project.DEFAULT_DB,
+    paper: Annotated[str, typer.Option(help="A4 | A3")] = "A4",
+    landscape: Annotated[
+        bool, typer.Option("--landscape/--portrait", help="横向/纵向 orientation")
+    ] = False,
+    community: Annotated[str | None, typer.Option(help="只印一个社区 one community")] = None,
+    grid: Annotated[str | None, typer.Option(help="只印一个网格 one grid (code)")] = None,
+    plan: Annotated[int | None, typer.Option(help="方案编号（默认已发布）plan id")] = None,
+    lang: Annotated[str, typer.Option(help="zh | en")] = "zh",
+    basemap: Annotated[
+        str, typer.Option(help="none | tiles[:PATH|URL] 底图（打印不联网）basemap, offline")
+    ] = "none",
+    signboard: Annotated[
+        bool, typer.Option(help="公示牌：每个网格一页 one sheet per grid with its worker")
+    ] = False,
+    with_contacts: Annotated[
+        bool, typer.Option(help="公示牌印网格员电话 print workers' phones")
+    ] = False,
+) -> None:
+    """打印网格图 Print a grid map (A4/A3) to PDF or PNG through chromium, or signboards."""
+    suffix = output.suffix.lower()
+    if suffix not in (".pdf", ".png"):
+        raise InputError(
+            f"print writes .pdf or .png, not {output.name}", zh="打印输出应为 .pdf 或 .png 文件"
+        )
+    if signboard and suffix != ".pdf":
+        raise InputError(
+            "signboards are one PDF with a page per grid: give a .pdf",
+            zh="公示牌输出为多页 PDF，请给出 .pdf 文件",
+        )
+    if lang not in ("zh", "en"):
+        raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
+    if basemap != "none" and basemap != "tiles" and not basemap.startswith("tiles:"):
+        raise InputError(
+            f"print draws without internet: --basemap none or tiles:PATH|URL, not {basemap!r}",
+            zh="打印不联网：底图只能是 none 或 tiles:路径|URL",
+        )
+    sheet = Sheet(paper.upper(), landscape=landscape)
+    store = store_for(db)
+    request = MapRequest(
+        community=community,
+        grid=grid,
+        basemap=basemap,
+        lang=lang,
+        include_contacts=with_contacts,
+        plan_id=plan,
+    )
+    with output_file(output, db=db) as scratch:
+        print_map(store, request, scratch, sheet=sheet, signboard=signboard)
+    console.print(say(f"已打印到 {output}", f"printed to {output}"))
 
 
 DEMO_MAPPING = IncidentMapping(

@@ -850,6 +850,23 @@
     });
   };
 
+  // Print mode (maps/printing.py): the page is a sheet of paper. Buttons go (CSS), the legend
+  // stays open, and a north arrow joins the scale bar.
+  GridMap.prototype.forPaper = function () {
+    this.map.getContainer().classList.add("gm-print");
+    var t = this.t;
+    var North = L.Control.extend({
+      options: { position: "topright" },
+      onAdd: function () {
+        var box = el("div", "gm-north");
+        box.appendChild(el("div", "gm-north-arrow"));
+        box.appendChild(el("div", "gm-north-letter", t.north));
+        return box;
+      },
+    });
+    this.map.addControl(new North());
+  };
+
   // The map's title (district or area, plan, date), centred on top; text only.
   GridMap.prototype.addTitle = function (lines) {
     var box = el("div", "gm-title");
@@ -923,6 +940,7 @@
     if (data.options.display_crs === "gcj02") view.shiftLocations();
     if (data.options.search) view.addSearch();
     view.tokenForTiles();
+    if (data.options.print) view.forPaper();
     if (data.options.osm_credit) map.attributionControl.addAttribution(data.strings.osm_credit_html);
     return view;
   };
@@ -970,7 +988,8 @@
         fold(!node.classList.contains("gm-legend-folded"));
       });
     }
-    fold(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+    var paper = map.getContainer().classList.contains("gm-print");
+    fold(!paper && !!window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
     map.on("overlayadd overlayremove layeradd layerremove", later);
     update();
     gm.legends = gm.legends || [];
