@@ -346,7 +346,7 @@ def test_export_writes_wgs84_by_extension(tmp_path, kunming_db, suffix):
     assert result.exit_code == 0, result.output
     if suffix == ".csv":
         text = out.read_text(encoding="utf-8")
-        assert text.splitlines()[0].startswith("WKT")
+        assert text.splitlines()[0].endswith(",WKT")  # the geometry last, for spreadsheets
         assert len(text.splitlines()) == 141
         return
     exported = gpd.read_file(out)
