@@ -208,6 +208,9 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
         return pyogrio.read_dataframe(path, layer=layer)
     except GEOSException:
         pass
+    except UnicodeDecodeError:
+        # GeoJSON is UTF-8 by definition, but Chinese offices save it as GBK too
+        return pyogrio.read_dataframe(path, layer=layer, encoding="gb18030")
     attributes = pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
     meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
     present = np.array([value is not None for value in wkb], dtype=bool)
@@ -548,16 +551,15 @@ def osm_tags(raw: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def composed_address(source: pd.DataFrame) -> pd.Series:
     """Street and house number as one Chinese address (中山东一路 + 20 -> 中山东一路20号)."""
-    empty = pd.Series(None, index=source.index, dtype=object)
     street = _first_column(source, STREET_FIELD_GUESSES)
     number = _first_column(source, HOUSENUMBER_FIELD_GUESSES)
-    if street is None:
-        return empty
-    streets = source[street].map(normalise_text)
-    numbers = source[number].map(normalise_text) if number else empty
-    numbers = numbers.map(lambda n: f"{n}号" if isinstance(n, str) and n[-1].isdigit() else n)
-    joined = streets.fillna("") + numbers.fillna("")
-    return joined.where(streets.notna(), None).astype(object)
+    streets = [normalise_text(v) for v in source[street]] if street else [None] * len(source)
+    numbers = [normalise_text(v) for v in source[number]] if number else [None] * len(source)
+    addresses = [
+        None if s is None else s + (n or "") + ("号" if n and n[-1].isdigit() else "")
+        for s, n in zip(streets, numbers, strict=True)
+    ]
+    return pd.Series(addresses, index=source.index, dtype=object)
 
 
 def _first_column(frame: pd.DataFrame, guesses: tuple[str, ...]) -> str | None:

@@ -143,3 +143,162 @@ def test_a_csv_without_what_footprints_need_is_refused_in_one_line(
     assert len(errors) == 1, result.output
     assert message in errors[0]
     assert not db.exists()
+
+
+# -- damaged variants of Kunming's real footprints ------------------------------------------------
+
+
+@pytest.fixture
+def kunming(kunming_path) -> gpd.GeoDataFrame:
+    """Kunming's 140 real footprints in their 16 compounds (WGS84)."""
+    return gpd.read_file(kunming_path)
+
+
+def import_frame(tmp_path: Path, frame: gpd.GeoDataFrame, *args: str | Path):
+    """Write ``frame`` as GeoJSON and import it into a new project; the result and the file."""
+    source = tmp_path / "source.geojson"
+    frame.to_file(source)
+    db = tmp_path / "p.gpkg"
+    return gridmap("import", source, "--db", db, *args), db
+
+
+def assert_cells_are_coverages(db: Path, n_buildings: int) -> None:
+    cells = open_store(db).read_layer("cells")
+    assert len(cells) == n_buildings
+    assert not cells.geometry.is_empty.any()
+    for name, members in cells.groupby("community"):
+        assert shapely.coverage_is_valid(members.geometry.values), name
+
+
+def bowtie_at(polygon: shapely.Geometry) -> shapely.Polygon:
+    x, y = polygon.centroid.coords[0]
+    d = 0.00005
+    return shapely.Polygon([(x - d, y - d), (x + d, y + d), (x + d, y - d), (x - d, y + d)])
+
+
+def test_bowtie_footprints_are_repaired_and_counted(tmp_path, kunming):
+    kunming.loc[:3, "geometry"] = [bowtie_at(g) for g in kunming.geometry[:4]]
+    result, db = import_frame(tmp_path, kunming, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    assert summary_row(result.output, "repaired") == 4
+    assert summary_row(result.output, "buildings") == 140
+    assert_cells_are_coverages(db, 140)
+
+
+def test_unclosed_and_two_point_rings_in_geojson_are_closed_or_dropped(tmp_path, kunming_path):
+    collection = json.loads(kunming_path.read_text(encoding="utf-8"))
+    rings = [f["geometry"]["coordinates"][0] for f in collection["features"][:2]]
+    collection["features"][0]["geometry"]["coordinates"][0] = rings[0][:-1]  # not closed
+    collection["features"][1]["geometry"]["coordinates"][0] = rings[1][:2]  # two points
+    source = tmp_path / "rings.geojson"
+    source.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", source, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    # GDAL closes both rings; the two-point one is a line then, with nothing polygonal to keep
+    assert summary_row(result.output, "dropped: not polygons") == 1
+    assert summary_row(result.output, "buildings") == 139
+    dropped = str(collection["features"][1]["properties"]["id"])
+    assert last_import_entry(db)["dropped_ids"] == [dropped]
+    assert_cells_are_coverages(db, 139)
+
+
+def test_duplicate_and_overlapping_footprints_each_get_a_cell(tmp_path, kunming):
+    copies = kunming.iloc[:3].assign(id=lambda f: f["id"].astype(str) + "-copy")
+    shifted = kunming.iloc[3:6].assign(id=lambda f: f["id"].astype(str) + "-shifted")
+    shifted["geometry"] = shifted.geometry.translate(0.00002, 0.00001)
+    frame = pd.concat([kunming.astype({"id": str}), copies, shifted], ignore_index=True)
+    result, db = import_frame(
+        tmp_path, gpd.GeoDataFrame(frame, crs=4326), "--community-field", "community"
+    )
+    assert result.exit_code == 0, result.output
+    assert summary_row(result.output, "buildings") == 146
+    assert_cells_are_coverages(db, 146)
+
+
+def test_buildings_straddling_two_communities_go_to_the_larger_overlap(tmp_path, kunming):
+    minx, miny, maxx, maxy = kunming.total_bounds
+    straddler = kunming.geometry.iloc[0]
+    middle = straddler.centroid.x  # the boundary runs through building 0
+    halves = gpd.GeoDataFrame(
+        {"name": ["西区", "东区"]},
+        geometry=[
+            shapely.box(minx - 0.01, miny - 0.01, middle, maxy + 0.01),
+            shapely.box(middle, miny - 0.01, maxx + 0.01, maxy + 0.01),
+        ],
+        crs=4326,
+    )
+    halves.to_file(tmp_path / "halves.geojson")
+    result, db = import_frame(
+        tmp_path,
+        kunming,
+        "--communities",
+        tmp_path / "halves.geojson",
+        "--communities-field",
+        "name",
+    )
+    assert result.exit_code == 0, result.output
+    buildings = open_store(db).read_layer("buildings")
+    assert set(buildings["community"]) == {"西区", "东区"}
+    assert_cells_are_coverages(db, 140)
+
+
+def test_roads_running_through_buildings_still_give_valid_cells(tmp_path, kunming):
+    centres = kunming.geometry.centroid
+    minx, miny, maxx, maxy = kunming.total_bounds
+    roads = gpd.GeoDataFrame(
+        {"kind": ["major_road", "major_road"]},
+        geometry=[
+            shapely.LineString([(minx, centres.iloc[0].y), (maxx, centres.iloc[0].y)]),
+            shapely.LineString([(centres.iloc[5].x, miny), (centres.iloc[5].x, maxy)]),
+        ],
+        crs=4326,
+    )
+    roads.to_file(tmp_path / "roads.geojson")
+    result, db = import_frame(
+        tmp_path, kunming, "--community-field", "community", "--roads", tmp_path / "roads.geojson"
+    )
+    assert result.exit_code == 0, result.output
+    assert_cells_are_coverages(db, 140)
+    assert gridmap("partition", "--db", db).exit_code == 0
+
+
+def test_a_community_of_one_building_gets_one_flagged_grid(tmp_path, kunming):
+    kunming.loc[0, "community"] = "独栋"
+    result, db = import_frame(tmp_path, kunming, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    partition = gridmap("partition", "--db", db)
+    assert partition.exit_code == 0, partition.output
+    grids = open_store(db).read_layer("grids")
+    alone = grids[grids["community"] == "独栋"]
+    assert alone["n_buildings"].tolist() == [1]
+    assert (alone["status"] != "ok").all()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk"])
+def test_geojson_saved_with_a_bom_or_as_gbk_keeps_its_chinese_names(
+    tmp_path, kunming_path, encoding
+):
+    text = kunming_path.read_text(encoding="utf-8")
+    source = tmp_path / "saved.geojson"
+    source.write_bytes(text.encode(encoding))
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", source, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    communities = set(open_store(db).read_layer("buildings")["community"])
+    assert communities == set(gpd.read_file(kunming_path)["community"])
+
+
+def test_a_table_without_geometry_is_refused_in_one_line(tmp_path, kunming):
+    source = tmp_path / "table.gpkg"
+    pd.DataFrame(kunming.drop(columns="geometry")).to_csv(tmp_path / "t.csv", index=False)
+    import pyogrio
+
+    pyogrio.write_dataframe(pd.DataFrame(kunming.drop(columns="geometry")), source)
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", source, "--db", db)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "holds no geometry" in errors[0]
+    assert not db.exists()
