@@ -135,7 +135,7 @@ def partition_command(
     flagged = s.get("flagged_communities", [])
     if flagged and not as_json:
         reason = "reason_zh" if say("zh", "en") == "zh" else "reason"
-        console.print(
+        out.print(
             rows_table(
                 say("需要关注的社区", "Flagged communities"),
                 [say("社区", "community"), say("原因", "reason")],
