@@ -232,3 +232,9 @@ def test_a_feed_mapping_with_an_unknown_time_zone_is_refused_when_made():
     with pytest.raises(FeedError, match="unknown time zone 'Mars/Olympus'"):
         IncidentMapping(time_col="t", tz="Mars/Olympus")
     assert IncidentMapping(tz="UTC").tz == "UTC"
+
+
+def test_an_address_search_among_no_buildings_finds_nothing(client):
+    response = client.get("/buildings", params={"community": "不存在社区", "q": "外滩 18 号"})
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 0

@@ -45,7 +45,7 @@ def list_buildings(
         chosen = chosen[chosen["community"] == community]
     if grid is not None:
         chosen = chosen[chosen["grid_code"] == grid]
-    if q is not None and q.strip():
+    if q is not None and q.strip() and len(chosen):  # no buildings left: nothing to search
         found = find_by_address(chosen, q, limit=page.offset + page.limit)
         rank = dict(zip(found["building_id"], range(len(found)), strict=True))
         chosen = chosen[chosen["building_id"].isin(rank)]
