@@ -1003,11 +1003,8 @@ def locate_csv(
         for batch in _batches(reader, input_path):
             for start in range(0, max(batch.num_rows, 1), chunksize):
                 chunk = batch.slice(start, chunksize)
-                located = index.locate_lonlat(
-                    chunk.column(lon_col).to_numpy(zero_copy_only=False),
-                    chunk.column(lat_col).to_numpy(zero_copy_only=False),
-                    crs=crs,
-                )
+                lon, lat = _coordinates(chunk.column(lon_col), chunk.column(lat_col))
+                located = index.locate_lonlat(lon, lat, crs=crs)
                 table = _arrow_table(header, [chunk.column(n) for n in names], located)
                 if writer is None:
                     writer = arrow_csv.CSVWriter(str(output_path), table.schema)
@@ -1096,6 +1093,22 @@ def _unreadable(path: str | Path, error: Exception) -> InputError:
     )
 
 
+def _coordinates(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Two text columns as float64 when pyarrow reads every cell as a number (its parser gives
+    the same doubles as pandas'), else as text for :meth:`GridIndex.locate_lonlat` to sort out
+    (missing, not a number: pandas' rules, and the reasons they give)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        x, y = (pc.cast(c, pa.float64()).to_numpy() for c in (lon, lat))
+    except pa.ArrowInvalid:
+        x = y = None
+    if x is None or np.isnan(x).any() or np.isnan(y).any():  # "nan" text is "not a number"
+        return lon.to_numpy(zero_copy_only=False), lat.to_numpy(zero_copy_only=False)
+    return x, y
+
+
 def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
     """The output chunk: the input's text columns, then the located ones, all spreadsheet-safe."""
     import pyarrow as pa
@@ -1112,7 +1125,7 @@ def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
         elif values.dtype.kind == "f":
             arrays.append(pa.array(values.to_numpy().round(2), from_pandas=True))
         else:
-            arrays.append(pa.array(values.to_numpy(dtype=object), type=pa.string()))
+            arrays.append(pa.array(values, type=pa.string()))
     return pa.Table.from_arrays(arrays, names=header)
 
 
@@ -1121,8 +1134,9 @@ _ASCII_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def _csv_safe_text(column):
-    """:func:`geo.csvsafe.csv_safe` on a pyarrow text column: vectorised tests pick the few
-    cells that start like a formula and are not plain numbers; those go through csv_safe."""
+    """:func:`geo.csvsafe.csv_safe` on a pyarrow text column, vectorised: a cell that starts like
+    a formula and is not an ASCII number gets its ``'``; one holding other characters goes
+    through csv_safe itself (its number test knows every script's digits)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1133,8 +1147,15 @@ def _csv_safe_text(column):
     risky = pc.and_not(risky, pc.match_substring_regex(column, _ASCII_NUMBER))
     if not pc.any(risky).as_py():
         return column
-    cells = pc.filter(column, risky).to_pylist()
-    return pc.replace_with_mask(column, risky, pa.array([csv_safe(v) for v in cells], pa.string()))
+    ascii_text = pc.string_is_ascii(column)
+    safe = pc.if_else(
+        pc.and_(risky, ascii_text), pc.binary_join_element_wise("'", column, ""), column
+    )
+    others = pc.and_not(risky, ascii_text)
+    if not pc.any(others).as_py():
+        return safe
+    cells = [csv_safe(v) for v in pc.filter(column, others).to_pylist()]
+    return pc.replace_with_mask(safe, others, pa.array(cells, pa.string()))
 
 
 _NOT_WORD = re.compile(r"[\s\W_]+", re.UNICODE)

@@ -42,6 +42,7 @@ from geo.adjacency import (
     community_components,
 )
 from geo.cut import cut_runs
+from geo.defaults import MAX_GRID_SIZE  # also the CLI's --max bound
 from geo.errors import InputError
 from geo.regroup import grid_pieces, regroup_pairs
 
@@ -55,8 +56,6 @@ __all__ = [
     "unavoidable_flags",
 ]
 
-#: largest ``max_size`` accepted (the engine holds two grids' buildings in 62-bit masks)
-MAX_GRID_SIZE = 30
 #: most grids cut by one dynamic programme; longer units are cut in consecutive chunks
 _CHUNK_GRIDS = 64
 #: extra runs for the communities left with a grid broken where their graph is whole

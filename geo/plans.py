@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo import boundaries, codes, partition
+from geo import boundaries, codes, locate_index, partition
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.store import reassign_open_cases
@@ -628,6 +628,7 @@ def _publish(
         .values(status="published", published_at=now_iso(), override_reason=override_reason)
     )
     write_published_grids(store, conn, plan_id)
+    locate_index.keep_index(store, conn, plan_id)  # what locate loads instead of rebuilding
     store.set_setting(conn, "published_plan", plan_id)
     reassign_open_cases(store, conn, actor=author)
     store.log(conn, "publish", actor=author, plan_id=plan_id, override_reason=override_reason)
@@ -863,9 +864,7 @@ def diff_plans(before: Plan, after: Plan) -> dict[str, Any]:
 # -- locate ----------------------------------------------------------------------------------------------
 
 
-def grid_index(store: Store, plan_id: int | None = None) -> GridIndex:
-    """A :class:`~geo.locate.GridIndex` over a plan's buildings and grids (published by default)."""
-    plan = load_plan(store, plan_id)
-    buildings = store.read_layer("buildings", columns=["building_id", "community"])
-    grids = plan.grids.reset_index(names="grid_code")
-    return GridIndex.build(buildings, grids[["grid_code", "community", "worker", "geometry"]])
+def grid_index(store: Store, plan_id: int | None = None, *, cells: bool = False) -> GridIndex:
+    """A :class:`~geo.locate.GridIndex` over a plan's buildings and grids (published by default),
+    loaded from the project file where it is kept (:mod:`geo.locate_index`)."""
+    return locate_index.grid_index(store, plan_id, cells=cells)

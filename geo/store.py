@@ -41,9 +41,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from geo import gpkg
+from geo.defaults import DEFAULT_PATH
 from geo.errors import NotFound, StoreError
-
-DEFAULT_PATH = Path("gridmap.gpkg")
 
 metadata = sa.MetaData()
 
@@ -144,6 +143,20 @@ audit_log = sa.Table(
     sa.Column("actor", sa.Text, nullable=False, server_default=""),
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),  # JSON
+)
+
+#: what locating in a published plan derives from its polygons, kept so that a command loads it
+#: in milliseconds instead of rebuilding it (geo.locate_index): valid while the plan's revision
+#: and creation time are those it was built from; ``cells`` is filled on the first large batch
+locate_indexes = sa.Table(
+    "locate_indexes",
+    metadata,
+    sa.Column("plan_id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("plan_created_at", sa.Text, nullable=False),
+    sa.Column("built_at", sa.Text, nullable=False),
+    sa.Column("index_data", sa.LargeBinary, nullable=False),  # zlib'd GridIndex.to_bytes
+    sa.Column("cells", sa.LargeBinary, nullable=True),  # zlib'd GridIndex.cells_to_bytes
 )
 
 _TYPE_OF_DTYPE = {"b": "BOOLEAN", "i": "INTEGER", "u": "INTEGER", "f": "REAL", "M": "DATETIME"}

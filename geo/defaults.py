@@ -1,0 +1,16 @@
+"""Defaults the command line shows before it imports anything heavy.
+
+``gridmap --help`` and every option's default must not wait for sqlalchemy, geopandas or numba
+(issue #16: start-up under 0.3 s), so the few values a command signature needs live here, in a
+module that imports nothing; :mod:`geo.store` and :mod:`geo.partition` take them from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the project file when neither ``--db`` nor ``GRIDMAP_DB`` names one
+DEFAULT_PATH = Path("gridmap.gpkg")
+
+#: largest ``max_size`` accepted (the engine holds two grids' buildings in 62-bit masks)
+MAX_GRID_SIZE = 30

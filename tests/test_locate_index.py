@@ -1,0 +1,132 @@
+"""The locate index kept in the project file answers exactly as one built afresh (issue #16).
+
+Publishing keeps the plan's polygons and ids (``locate_indexes``); the first large batch keeps
+the cell tables. These tests hold the kept index to the answers of :meth:`GridIndex.build` on
+the real Suzhou and Kunming footprints, on both lookup paths (the STRtree for small batches, the
+cell tables for large ones), and check that a kept row is only used for the plan it was built
+from: an edited and republished plan, or a worker given after publishing, shows at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from geo import editing, plans
+from geo.locate import GridIndex
+from geo.locate_index import build_index
+from geo.store import Store, locate_indexes, open_store
+from geo.workers import read_roster
+
+COMMUNITY = "北泰花园"
+
+
+def kept_rows(store: Store) -> list[tuple]:
+    with store.reading() as conn:
+        return conn.execute(
+            sa.select(
+                locate_indexes.c.plan_id,
+                locate_indexes.c.revision,
+                locate_indexes.c.built_at,
+                locate_indexes.c.cells.is_not(None),
+            )
+        ).all()
+
+
+def fresh_index(store: Store, plan_id: int | None = None) -> GridIndex:
+    """The index as ``plans.grid_index`` built it before anything was kept."""
+    plan = plans.load_plan(store, plan_id)
+    buildings = store.read_layer("buildings", columns=["building_id", "community"])
+    grids = plan.grids.reset_index(names="grid_code")
+    return GridIndex.build(buildings, grids[["grid_code", "community", "worker", "geometry"]])
+
+
+def random_points(index: GridIndex, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform points over the index's extent and 300 m around it (inside, between, outside)."""
+    minx, miny, maxx, maxy = index.buildings.extent
+    rng = np.random.default_rng(seed)
+    return rng.uniform(minx - 300, maxx + 300, n), rng.uniform(miny - 300, maxy + 300, n)
+
+
+def test_a_published_plan_keeps_its_polygons_and_the_first_batch_its_cell_tables(
+    suzhou_project,
+):
+    store = open_store(suzhou_project)
+    published = plans.published_plan_id(store)
+    assert [(row[0], row[3]) for row in kept_rows(store)] == [(published, False)]
+    plans.grid_index(store, cells=True)
+    assert [(row[0], row[3]) for row in kept_rows(store)] == [(published, True)]
+
+
+def test_the_kept_index_answers_exactly_like_a_fresh_one_on_suzhou(suzhou_project):
+    store = open_store(suzhou_project)
+    fresh = fresh_index(store)
+    plans.grid_index(store, cells=True)  # the first batch: cell tables built and kept
+    kept = plans.grid_index(store, cells=True)  # loaded, nothing built
+    assert kept.has_cells
+    x, y = random_points(fresh, 300_000, seed=16)
+    pd.testing.assert_frame_equal(kept.locate(x, y), fresh.locate(x, y))
+    small = plans.grid_index(store)  # without cell tables: the STRtree path
+    assert not small.has_cells
+    pd.testing.assert_frame_equal(
+        small.locate(x[:5000], y[:5000]), fresh.locate(x[:5000], y[:5000])
+    )
+    for k in range(50):
+        assert small.locate_point(x[k], y[k]) == fresh.locate_point(x[k], y[k])
+
+
+def test_an_edited_and_republished_plan_is_located_in_its_new_grids(kunming_project):
+    store = open_store(kunming_project)
+    draft = editing.copy_plan(store, plans.published_plan_id(store))
+    grids = plans.load_plan(store, draft).grids
+    a, b = grids[grids["community"] == COMMUNITY].sort_values("n_buildings").index[:2]
+    editing.apply_edit(store, draft, "merge", {"grids": [a, b]}, revision=0)
+    plans.publish_plan(store, draft, revision=1, override_reason="测试")
+    assert [row[:2] for row in kept_rows(store)] == [(draft, 1)]
+    kept, fresh = plans.grid_index(store, cells=True), fresh_index(store)
+    x, y = random_points(fresh, 50_000, seed=3)
+    pd.testing.assert_frame_equal(kept.locate(x, y), fresh.locate(x, y))
+    assert a not in set(kept.grid_codes) or b not in set(kept.grid_codes)
+
+
+def test_a_row_kept_for_another_revision_is_not_used_but_rebuilt(kunming_project):
+    store = open_store(kunming_project)
+    with store.transaction() as conn:
+        conn.execute(sa.update(locate_indexes).values(revision=99))
+    index = plans.grid_index(store)
+    pd.testing.assert_frame_equal(
+        index.locate(*random_points(index, 2000, seed=5)),
+        fresh_index(store).locate(*random_points(index, 2000, seed=5)),
+    )
+    assert [row[1] for row in kept_rows(store)] == [0]  # kept again, for the plan as it is
+
+
+def test_a_worker_given_after_publishing_is_located_without_rebuilding(kunming_project, tmp_path):
+    store = open_store(kunming_project)
+    (before,) = kept_rows(store)
+    communities = sorted(set(store.read_layer("communities")["community"]))
+    roster = tmp_path / "roster.csv"
+    pd.DataFrame(
+        {
+            "工号": [f"W{k:02d}" for k in range(len(communities))],
+            "姓名": [f"网格员{k}" for k in range(len(communities))],
+            "手机": ["13800000000"] * len(communities),
+            "社区": communities,
+        }
+    ).to_csv(roster, index=False)
+    plans.import_roster(store, read_roster(roster, communities=communities))
+    plans.fill_workers(store, author="test")
+    kept, fresh = plans.grid_index(store), fresh_index(store)
+    assert kept_rows(store) == [before]  # the polygons did not change: nothing rebuilt
+    assert set(kept.workers) - {None}, "the roster gave the grids workers"
+    assert kept.workers.tolist() == fresh.workers.tolist()
+    x, y = random_points(fresh, 2000, seed=7)
+    pd.testing.assert_frame_equal(kept.locate(x, y), fresh.locate(x, y))
+
+
+def test_build_index_is_what_the_published_plan_held_before_any_was_kept(kunming_project):
+    store = open_store(kunming_project)
+    built, fresh = build_index(store, plans.published_plan_id(store)), fresh_index(store)
+    x, y = random_points(fresh, 2000, seed=11)
+    pd.testing.assert_frame_equal(built.locate(x, y), fresh.locate(x, y))
