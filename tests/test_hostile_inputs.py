@@ -302,3 +302,22 @@ def test_a_table_without_geometry_is_refused_in_one_line(tmp_path, kunming):
     assert len(errors) == 1
     assert "holds no geometry" in errors[0]
     assert not db.exists()
+
+
+def test_cells_whose_shared_edge_differs_by_a_vertex_are_rebuilt_into_a_coverage():
+    import numpy as np
+
+    from geo import boundaries
+
+    # the left cell's right edge has a vertex at (10, 5) that the right cell's left edge lacks
+    left = shapely.Polygon([(0, 0), (10, 0), (10, 5), (10, 10), (0, 10)])
+    right = shapely.Polygon([(10, 0), (20, 0), (20, 10), (10, 10)])
+    cells = np.array([left, right], dtype=object)
+    assert not shapely.coverage_is_valid(cells)
+    grids = boundaries.grid_polygons(gpd.GeoSeries(cells), pd.Series(["g", "g"]))
+    assert grids.geometry.iloc[0].area == pytest.approx(200)  # partition never fails on it
+    points = shapely.points([(5, 5), (15, 5)])
+    fixed, rebuilt = boundaries.valid_coverage(cells, points, np.array(["a", "a"], dtype=object))
+    assert rebuilt == ["a"]
+    assert shapely.coverage_is_valid(fixed)
+    assert shapely.within(points, fixed).all()
