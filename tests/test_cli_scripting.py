@@ -193,3 +193,14 @@ def test_assign_reasons_are_in_the_users_language(tmp_path, api_db):
     assert "no worker" not in chinese.stdout
     english = strict_json(gridmap("workers", "assign", "--db", db, "--json", lang="en").stdout)
     assert english["without_worker"][0]["reason"] == "no worker in this community"
+
+
+def test_commands_that_write_a_file_report_it_as_json_when_asked(db, tmp_path):
+    exported = gridmap("export", tmp_path / "g.gpkg", "--db", db, "--layer", "grids", "--json")
+    assert exported.exit_code == 0, exported.output
+    assert strict_json(exported.stdout)["layer"] == "grids"
+    ledger = gridmap("ledger", tmp_path / "台账.xlsx", "--db", db, "--json")
+    assert strict_json(ledger.stdout)["grids"] == strict_json(exported.stdout)["features"]
+    wrong = gridmap("ledger", tmp_path / "台账.csv", "--db", db)
+    assert wrong.exit_code == 2
+    assert wrong.stderr.startswith("错误：网格台账是 Excel 文件")

@@ -6,15 +6,17 @@ import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.common import (
+    DEFAULT_DB,
     DbOption,
     JsonOption,
     console,
     is_stdio,
+    lazy,
     new_project_file,
     note,
     out,
@@ -28,8 +30,12 @@ from api.cli.common import (
     table,
 )
 from api.cli.grids import plan_app
-from geo import project
 from geo.errors import InputError
+
+if TYPE_CHECKING:
+    from geo import project
+else:  # imported by the commands that use it (issue #16: start-up)
+    project = lazy("geo.project")
 
 settings_app = typer.Typer(
     help="项目设置 project settings (division_code, ...)", no_args_is_help=True
@@ -62,7 +68,7 @@ def import_command(
             help="建筑轮廓文件 footprints: GeoJSON, Shapefile (.shp/.zip), GeoPackage, FlatGeobuf, OSM PBF/.osm"
         ),
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     layer: Annotated[str | None, typer.Option(help="图层名 layer (GeoPackage, OSM)")] = None,
     id_field: Annotated[str | None, typer.Option(help="建筑编号字段 id field")] = None,
     community_field: Annotated[str | None, typer.Option(help="社区字段 community field")] = None,
@@ -180,7 +186,7 @@ def export_command(
             help="输出文件 .geojson .gpkg .shp .fgb .csv（.gpkg 已存在则追加图层 adds a layer）"
         ),
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     layer: Annotated[
         str, typer.Option(help="buildings | communities | grids | incidents")
     ] = "buildings",
@@ -195,6 +201,7 @@ def export_command(
     geometry: Annotated[
         bool, typer.Option("--geometry/--no-geometry", help="CSV 是否含几何列（WKT，最后一列）")
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """导出图层 Export a layer (WGS84 by default). Into an existing .gpkg the layer is added (or
     replaced) and the package's other layers are kept: one file for buildings, grids and
@@ -217,6 +224,12 @@ def export_command(
         )
     for english, chinese in result.notes:
         note(f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow")
+    if as_json:
+        notes = [english for english, _ in result.notes]
+        print_json(
+            {"output": str(output), "layer": layer, "features": result.count, "notes": notes}
+        )
+        return
     note(
         say(
             f"已导出 {result.count} 个要素到 {output}（图层 {layer}）",
@@ -227,7 +240,8 @@ def export_command(
 
 def ledger_command(
     output: Annotated[Path, typer.Argument(help="网格台账 .xlsx（- 为标准输出 stdout）")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
 ) -> None:
     """网格台账 Write the grid ledger as Excel: code, community, worker, buildings, households,
     open cases, with Chinese headers."""
@@ -241,6 +255,9 @@ def ledger_command(
     store = store_for(db)
     with output_or_stdout(output, db=db, suffix=".xlsx") as scratch:
         count = write_ledger(store, scratch)
+    if as_json and not is_stdio(output):
+        print_json({"output": str(output), "grids": count})
+        return
     note(
         say(
             f"网格台账（{count} 个网格）已写入 {output}",
@@ -251,7 +268,7 @@ def ledger_command(
 
 def backup_command(
     output: Annotated[Path, typer.Argument(help="备份文件 backup file (.gpkg)")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """备份项目文件 Copy the project file consistently, even while the server writes to it."""
     store_for(db)  # a missing or foreign file is refused here
@@ -278,7 +295,7 @@ def backup_project(source: Path, target: Path) -> None:
 def settings_set(
     key: Annotated[str, typer.Argument(help=", ".join(KNOWN_SETTINGS))],
     value: Annotated[str, typer.Argument()],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """设置 Set a project setting."""
     if key not in KNOWN_SETTINGS:
@@ -300,7 +317,7 @@ def settings_set(
         )
 
 
-def recode_command(db: DbOption = project.DEFAULT_DB) -> None:
+def recode_command(db: DbOption = DEFAULT_DB) -> None:
     """按新区划代码重新编码 Renumber every plan's grids under the division code now set.
 
     Only the 9-digit prefix changes; community and grid numbers stay. Cases, the published grids
@@ -327,7 +344,7 @@ def recode_command(db: DbOption = project.DEFAULT_DB) -> None:
 
 
 @settings_app.command("show")
-def settings_show(db: DbOption = project.DEFAULT_DB) -> None:
+def settings_show(db: DbOption = DEFAULT_DB) -> None:
     """显示设置 Show the project settings."""
     store = store_for(db)
     print_json(project.get_settings(store))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from api.cli.common import (
+    DEFAULT_DB,
     AuthorOption,
     DbOption,
     JsonOption,
     console,
+    lazy,
     note,
     out,
     print_json,
@@ -24,10 +25,14 @@ from api.cli.common import (
     store_for,
     table,
 )
-from geo import plans, project
-from geo.jsonvalue import json_records
-from geo.partition import MAX_GRID_SIZE
-from geo.workers import NO_WORKER, read_roster
+from geo.defaults import MAX_GRID_SIZE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from geo import plans, project
+else:  # imported by the commands that use them (issue #16: start-up)
+    pd, plans, project = lazy("pandas"), lazy("geo.plans"), lazy("geo.project")
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -58,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
 
 def partition_command(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     min_size: Annotated[
         int | None,
         typer.Option(
@@ -159,7 +164,7 @@ def workers_import(
             help="花名册 CSV 或 Excel .xlsx：工号,姓名,手机,社区 (worker id, name, phone, community)"
         ),
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     replace: Annotated[
         bool,
         typer.Option(
@@ -174,6 +179,8 @@ def workers_import(
     """导入网格员花名册 Import the grid workers' roster (replaces the current one; one that
     removes workers or leaves grids without a worker is refused, with the difference, unless
     --replace)."""
+    from geo.workers import read_roster
+
     refuse_project_as_input(db, roster_csv)
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
@@ -211,7 +218,7 @@ def workers_import(
 
 @workers_app.command("assign")
 def workers_assign(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: Annotated[
         int | None, typer.Option(help="方案编号（默认已发布方案）plan id (default: published)")
     ] = None,
@@ -233,15 +240,15 @@ def workers_assign(
     )
 
 
-#: the Chinese reasons a grid has no worker (geo.workers gives them in English)
-REASONS_ZH = {NO_WORKER: "本社区没有网格员", "no responsible worker assigned": "未指定网格员"}
-
-
 def _reasons(missing: pd.DataFrame) -> pd.DataFrame:
     """Grid code, community and the reason, in the user's language, one row per grid."""
+    from geo.workers import NO_WORKER
+
+    # the Chinese reasons a grid has no worker (geo.workers gives them in English)
+    reasons_zh = {NO_WORKER: "本社区没有网格员", "no responsible worker assigned": "未指定网格员"}
     frame = missing if "grid_code" in missing.columns else missing.reset_index(names="grid_code")
     frame = frame[["grid_code", "community", "reason"]].copy()
-    frame["reason"] = [say(REASONS_ZH.get(r, r), r) for r in frame["reason"]]
+    frame["reason"] = [say(reasons_zh.get(r, r), r) for r in frame["reason"]]
     return frame
 
 
@@ -258,10 +265,12 @@ def _show_missing(missing: pd.DataFrame, title: str) -> None:
 
 @workers_app.command("list")
 def workers_list(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     include_contacts: Annotated[bool, typer.Option(help="显示电话 show phone numbers")] = False,
 ) -> None:
     """列出网格员及其网格数 List workers and how many grids each holds (JSON)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     team = plans.roster(store)
     grids = plans.published_grids(store)
@@ -272,8 +281,10 @@ def workers_list(
 
 
 @plan_app.command("list")
-def plan_list(db: DbOption = project.DEFAULT_DB, as_json: JsonOption = False) -> None:
+def plan_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出方案 List the plan versions (a table, or JSON with --json)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     frame = plans.list_plans(store)
     for column in ("plan_id", "parent_id", "grids", "flagged", "revision"):
@@ -294,9 +305,11 @@ def plan_list(db: DbOption = project.DEFAULT_DB, as_json: JsonOption = False) ->
 @plan_app.command("show")
 def plan_show(
     plan_id: Annotated[int | None, typer.Argument(help="方案编号（默认已发布方案）")] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """显示方案的网格 Show a plan's grids and its violations (JSON)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     plan = plans.load_plan(store, plan_id)
     grids = plan.grids.drop(columns="geometry")
@@ -315,7 +328,7 @@ def plan_show(
 @plan_app.command("publish")
 def plan_publish(
     plan_id: Annotated[int, typer.Argument(help="方案编号 plan id")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     override: Annotated[
         str | None, typer.Option(help="带违规发布的理由 reason to publish despite violations")
     ] = None,
@@ -327,6 +340,7 @@ def plan_publish(
         ),
     ] = None,
     author: AuthorOption = "",
+    as_json: JsonOption = False,
 ) -> None:
     """发布方案 Publish a plan: its grids become the district's grids."""
     store = store_for(db)
@@ -334,6 +348,9 @@ def plan_publish(
         store, plan_id, author=author, override_reason=override, revision=revision
     )
     accepted = result["violations"]
+    if as_json:
+        print_json(result)
+        return
     note(
         say(f"方案 {plan_id} 已发布", f"plan {plan_id} published")
         + (
