@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from geo import project
-from geo.errors import GridmapError
+from geo.errors import InputError
 from geo.store import open_store
 
 LON, LAT = 121.485, 31.235
@@ -82,7 +82,7 @@ def test_any_polygon_soup_imports_with_valid_coverages_or_is_refused_by_gridmap(
             project.import_buildings(
                 store, source, community_field="community" if with_communities else None
             )
-        except GridmapError as error:
+        except InputError as error:
             event(f"refused: {type(error).__name__}")
             assert store.count("buildings") == 0
             return
