@@ -1,4 +1,4 @@
-"""Property: any soup of polygons imports or is refused with gridmap's own error, never a crash.
+"""Property: any soup of polygons imports or is refused with an InputError, never a crash.
 
 Random footprints near the Bund (boxes, bow-ties, collinear slivers, two-point and unclosed rings,
 exact duplicates, optionally split between two communities) are written as raw GeoJSON, so the
