@@ -310,9 +310,9 @@ def _localised(naive: pd.DatetimeIndex, tz: str) -> np.ndarray:
 
 def _aware_index(moments) -> pd.DatetimeIndex:
     """Tz-aware moments as one UTC index; a naive one is refused as :func:`_as_aware` does."""
+    if isinstance(getattr(moments, "dtype", None), pd.DatetimeTZDtype):
+        return pd.DatetimeIndex(moments).tz_convert("UTC")
     values = moments if isinstance(moments, pd.Series) else pd.Series(list(moments), dtype=object)
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return pd.DatetimeIndex(values).tz_convert("UTC")
     if values.empty:
         return pd.DatetimeIndex([], tz="UTC")
     return pd.DatetimeIndex([_as_aware(v).tz_convert("UTC") for v in values])
@@ -386,9 +386,9 @@ def deadlines(
         raise InputError(f"category code(s) not in the catalogue: {', '.join(unknown)}")
     starts = _aware_index(_start_times(incidents))
     parsed = {text: parse_time_limit(text) for text in pd.unique(limits)}
-    text = incidents["category_code"].map(limits).to_numpy(dtype=object)
-    value = np.array([parsed[t][0] for t in text], dtype=float)
-    unit = np.array([parsed[t][1] for t in text], dtype=object)
+    text = incidents["category_code"].map(limits)
+    value = text.map({t: v for t, (v, _) in parsed.items()}).to_numpy(dtype=float)
+    unit = text.map({t: u for t, (_, u) in parsed.items()}).to_numpy(dtype=object)
     result = starts.as_unit("ns").asi8.copy()
     days = unit == "d"
     if days.any():
