@@ -234,3 +234,68 @@ def test_the_api_refuses_a_gcj02_feed_without_crs_and_updates_with_it(api_db, ap
 def test_relocate_needs_a_real_system(kunming_project):
     with pytest.raises(InputError, match="--crs gcj02"):
         cases.relocate_cases(open_store(kunming_project), crs="wgs84")
+
+
+# -- the same from the command line --------------------------------------------------------------
+
+
+def test_the_cli_names_the_columns_it_read_and_refuses_boston_in_one_line(
+    kunming_project, shared_data
+):
+    boston = shared_data / "boston311_100.csv"
+    refused = gridmap("incidents", "import", boston, "--db", kunming_project)
+    assert refused.exit_code != 0
+    lines = refused.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "outside the district: 100" in lines[0]
+    assert "lon=longitude, lat=latitude" in lines[0]
+    assert stored_count(kunming_project) == 0
+    done = gridmap("incidents", "import", boston, "--db", kunming_project, "--allow-unlocated")
+    assert done.exit_code == 0, done.output
+    assert "columns: id=case_enquiry_id, lon=longitude, lat=latitude, time=open_dt" in done.output
+
+
+def test_the_cli_help_names_the_shipped_mappings_and_lists_the_catalogue(kunming_project):
+    shown = gridmap("incidents", "import", "--help")
+    assert "boston311" in shown.output
+    assert "shuzi_chengguan_example" in shown.output
+    listed = gridmap("incidents", "categories", "list", "--db", kunming_project, "--json")
+    assert listed.exit_code == 0, listed.output
+    assert "06001" in listed.output
+    assert "私搭乱建" in listed.output
+
+
+def test_the_cli_refuses_an_amap_feed_then_relocate_and_update_correct_it(
+    kunming_project, tmp_path
+):
+    points = building_points(kunming_project)
+    feed = chinese_feed(points, tmp_path / "amap.csv", crs="gcj02")
+    db = ("--db", kunming_project)
+    refused = gridmap("incidents", "import", feed, *db)
+    assert refused.exit_code != 0
+    assert "look like GCJ-02" in refused.output
+    assert "--crs gcj02" in refused.output
+    assert stored_count(kunming_project) == 0
+    # the accident of the issue, said explicitly: stored as WGS84, in the wrong grids
+    assert gridmap("incidents", "import", feed, *db, "--crs", "wgs84").exit_code == 0
+    assert stored(kunming_project)["grid_code"].tolist() != points["grid"].tolist()
+    moved = gridmap("incidents", "relocate", "--crs", "gcj02", "--source", "12345", *db)
+    assert moved.exit_code == 0, moved.output
+    assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()
+    again = gridmap("incidents", "relocate", "--crs", "gcj02", "--source", "12345", *db)
+    assert again.exit_code == 4
+    assert "relocated before" in again.output
+
+
+def test_the_cli_update_rewrites_what_a_plain_reimport_leaves(kunming_project, tmp_path):
+    points = building_points(kunming_project)
+    feed = chinese_feed(points, tmp_path / "amap.csv", crs="gcj02")
+    db = ("--db", kunming_project)
+    assert gridmap("incidents", "import", feed, *db, "--crs", "wgs84").exit_code == 0
+    plain = gridmap("incidents", "import", feed, *db, "--crs", "gcj02", "--json")
+    assert plain.exit_code == 0, plain.output
+    assert '"already_present": 30' in plain.output
+    updated = gridmap("incidents", "import", feed, *db, "--crs", "gcj02", "--update", "--json")
+    assert updated.exit_code == 0, updated.output
+    assert '"updated": 30' in updated.output
+    assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Column
 
 from api.cli.common import (
+    DEFAULT_DB,
     AuthorOption,
     DbOption,
     JsonOption,
     input_or_stdin,
     is_stdio,
+    lazy,
     new_project_file,
     note,
     output_or_stdout,
@@ -27,14 +28,17 @@ from api.cli.common import (
     store_for,
     table,
 )
-from geo import plans, project
-from geo.crs import REASONS_ZH
-from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
-from geo.incidents import store as cases
-from geo.incidents.feeds import parse_iso_time
-from geo.jsonvalue import json_records
-from geo.locate import find_by_address, locate_csv
+from geo.reference import shipped_mapping_names
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from geo import project
+    from geo.incidents import store as cases
+else:  # imported by the commands that use them (issue #16: start-up)
+    pd, project = lazy("pandas"), lazy("geo.project")
+    cases = lazy("geo.incidents.store")
 
 incidents_app = typer.Typer(
     help="事件 incidents: import feeds, workflow, statistics", no_args_is_help=True
@@ -53,7 +57,7 @@ def register(app: typer.Typer) -> None:
 def locate_command(
     lon: Annotated[str | None, typer.Argument(help="经度 longitude (or x)")] = None,
     lat: Annotated[str | None, typer.Argument(help="纬度 latitude (or y)")] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     crs: CrsOption = "wgs84",
     input_csv: Annotated[
         Path | None,
@@ -71,8 +75,13 @@ def locate_command(
     limit: Annotated[int, typer.Option(min=1, max=50, help="地址候选数 address candidates")] = 5,
 ) -> None:
     """定位 Locate a coordinate (or a CSV of them, or an address) to building, grid, community, worker."""
+    from geo.crs import REASONS_ZH
+    from geo.locate import find_by_address, locate_csv
+    from geo.locate_index import grid_index  # not geo.plans: locating needs no partition engine
+
     store = store_for(db)
-    index = plans.grid_index(store)
+    # a batch loads the kept cell tables (built and kept on the plan's first batch)
+    index = grid_index(store, cells=input_csv is not None)
     if address is not None:
         buildings = store.read_layer("buildings")
         found = find_by_address(buildings, address, limit=limit)
@@ -132,16 +141,25 @@ def incidents_import(
     feed: Annotated[
         Path, typer.Argument(help="CSV / Excel .xlsx / GeoJSON / JSON; - 标准输入 stdin")
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     source: Annotated[str, typer.Option(help="来源 12345 | 数字城管 | ...")] = "12345",
     mapping: Annotated[
-        Path | None, typer.Option(help="保存的列映射 saved column mapping (JSON)")
+        Path | None,
+        typer.Option(
+            help="保存的列映射 saved column mapping (JSON), or a shipped one: "
+            + ", ".join(shipped_mapping_names())
+            + " (data/incident_mappings)"
+        ),
     ] = None,
     id_col: Annotated[str | None, typer.Option()] = None,
     lon_col: Annotated[str | None, typer.Option()] = None,
     lat_col: Annotated[str | None, typer.Option()] = None,
     crs: Annotated[
-        str | None, typer.Option(help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n")
+        str | None,
+        typer.Option(
+            help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n; without it WGS84 is assumed and "
+            "points that look like GCJ-02/BD-09 are refused"
+        ),
     ] = None,
     category_col: Annotated[str | None, typer.Option()] = None,
     time_col: Annotated[str | None, typer.Option()] = None,
@@ -155,11 +173,26 @@ def incidents_import(
             help="即使没有一条可定位也导入 store the feed even when no case has usable coordinates",
         ),
     ] = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="更新已导入但内容有变的案件 rewrite stored cases whose place, category, time or "
+            "text changed (their workflow stays)",
+        ),
+    ] = False,
     author: AuthorOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """导入事件 Import cases; the same file twice changes nothing; a feed where no case has
-    usable coordinates is refused unless --allow-unlocated."""
+    """导入事件 Import cases; the same file twice changes nothing (--update rewrites changed ones).
+
+    Columns not given are found by their usual headers (lon/lng/longitude/x/经度, lat/latitude/y/
+    纬度, id/案件编号, time/上报时间, category/问题类型, description/问题描述, address/地址); the
+    columns used are printed. Refused, with nothing stored: a feed where no case has usable
+    coordinates (unless --allow-unlocated), and one read as WGS84 whose points look like GCJ-02
+    or BD-09 (name the system with --crs)."""
+    from geo.crs import REASONS_ZH
+
     refuse_project_as_input(db, feed, mapping)
     columns = cases.mapping_from_options(
         mapping,
@@ -181,7 +214,10 @@ def incidents_import(
             source=source,
             author=author,
             allow_unlocated=allow_unlocated,
+            check_crs=crs is None and mapping is None,
+            update=update,
         )
+    note(say("列映射", "columns") + ": " + summary["mapping"])
     shown = table(
         say("事件导入", "Incident import"),
         [
@@ -195,6 +231,7 @@ def incidents_import(
             (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
             (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
             (say("新增", "added"), summary["added"]),
+            (say("已更新", "updated"), summary["updated"]),
             (say("已存在", "already present"), summary["already_present"]),
         ],
     )
@@ -205,13 +242,51 @@ def incidents_import(
         note(f"  {say('未定位原因', 'unlocated')}: {shown_reason}: {count}")
 
 
+@incidents_app.command("relocate")
+def incidents_relocate(
+    crs: Annotated[
+        str,
+        typer.Option(
+            "--crs", help="已存坐标的实际坐标系 the stored coordinates' real system: gcj02 | bd09"
+        ),
+    ],
+    db: DbOption = DEFAULT_DB,
+    source: Annotated[
+        str | None, typer.Option(help="只改此来源的案件 only this feed's cases")
+    ] = None,
+    author: AuthorOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """重新定位 Read stored case coordinates as --crs (a GCJ-02 feed imported as WGS84): the cases
+    move to their true grids and workers; logged, and refused a second time."""
+    store = store_for(db)
+    counts = cases.relocate_cases(store, crs=crs, source=source, author=author)
+    shown = table(
+        say("重新定位", "Relocated"),
+        [
+            (say("已重新定位", "relocated"), counts["relocated"]),
+            (say("落在辖区外", "now outside the district"), counts["now_outside"]),
+            (say("无坐标（未改）", "without coordinates (left)"), counts["without_coordinates"]),
+        ],
+    )
+    report(shown, counts, as_json=as_json)
+    if counts["without_coordinates"]:
+        note(
+            say(
+                f"{counts['without_coordinates']} 条案件没有坐标：请用 --crs {crs} --update 重新导入原始数据",
+                f"{counts['without_coordinates']} cases have no stored coordinates: re-import "
+                f"their feed with --crs {crs} --update",
+            )
+        )
+
+
 @incidents_app.command("update")
 def incidents_update(
     incident_id: Annotated[str, typer.Argument(help="案件编号 (source:id)")],
     status: Annotated[
         str, typer.Option(help="registered | dispatched | handled | verified | closed | rejected")
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     note: Annotated[str, typer.Option(help="备注")] = "",
     author: AuthorOption = "",
 ) -> None:
@@ -223,7 +298,7 @@ def incidents_update(
 
 @incidents_app.command("list")
 def incidents_list(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     grid: Annotated[str | None, typer.Option()] = None,
     community: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option()] = None,
@@ -237,6 +312,8 @@ def incidents_list(
     ] = 50,
 ) -> None:
     """列出事件 List cases (JSON on stdout; how many more there are on stderr)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     found = cases.list_incidents(store, grid=grid, community=community, status=status)
     shown = found if limit == 0 else found.head(limit)
@@ -253,7 +330,7 @@ def incidents_list(
 
 @incidents_app.command("stats")
 def incidents_stats(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     by: Annotated[str, typer.Option(help="grid | community | worker")] = "grid",
     since: Annotated[str | None, typer.Option(help="起 e.g. 2026-08-01")] = None,
     until: Annotated[str | None, typer.Option(help="止 e.g. 2026-11-01")] = None,
@@ -273,6 +350,8 @@ def incidents_stats(
 ) -> None:
     """事件统计 Statistics per grid, community or worker (--format xlsx: a workbook with Chinese
     headers)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     stats = cases.incident_statistics(
         store, by=by, since=_time(since, "--since"), until=_time(until, "--until")
@@ -313,6 +392,7 @@ def _write_stats(
     stats: pd.DataFrame, output_format: str, output: Path | None, *, db: Path, excel: bool
 ) -> None:
     """The statistics as CSV (stdout unless --output) or as an .xlsx workbook (--output)."""
+    from geo.csvsafe import csv_safe_frame
     from geo.exports import write_stats
 
     if output_format == "xlsx" and output is None:
@@ -331,13 +411,26 @@ def _write_stats(
         note(say(f"已写入 {target}", f"written {target}"))
 
 
+@categories_app.command("list")
+def categories_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """列出事件分类 The project's category catalogue (its own, or the national one)."""
+    catalogue = cases.catalogue(store_for(db))
+    columns = ["code", "class_zh", "name_zh", "name_en", "time_limit"]
+    shown = rows_table(
+        say(f"事件分类（{len(catalogue)} 类）", f"Incident categories ({len(catalogue)})"),
+        columns,
+        catalogue[columns].itertuples(index=False),
+    )
+    report(shown, catalogue[["class_code", *columns]].to_dict("records"), as_json=as_json)
+
+
 @categories_app.command("load")
 def categories_load(
     catalogue_csv: Annotated[
         Path,
         typer.Argument(help="分类 CSV (code,class_code,name_zh,name_en,aliases,time_limit,...)"),
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     author: AuthorOption = "",
 ) -> None:
     """载入本地事件分类 Load the city's own category catalogue."""
@@ -349,6 +442,8 @@ def categories_load(
 
 def _time(text: str | None, name: str) -> pd.Timestamp | None:
     """``--since``/``--until``: strict ISO 8601 from 1900 to 2199, as the API takes them."""
+    from geo.incidents.feeds import parse_iso_time
+
     return parse_iso_time(text, name)
 
 
