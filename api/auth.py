@@ -19,17 +19,10 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
+from api.roles import ROLES
 from geo.errors import Conflict, InputError, NotFound, Unauthorized
 from geo.store import Store, now_iso, tokens
 
-ROLES = ("viewer", "staff", "planner", "admin")
-#: what each role may do, for the docs and ``gridmap token create --help``
-ROLE_HELP = {
-    "viewer": "maps, grids, buildings, communities, OGC reads (no phone numbers)",
-    "staff": "+ locate, incidents, workers' phone numbers",
-    "planner": "+ imports, partitions, plan edits",
-    "admin": "+ tokens, workers",
-}
 PREFIX = "gm_"
 
 

@@ -50,13 +50,14 @@ def random_points(index: GridIndex, n: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def test_a_published_plan_keeps_its_polygons_and_the_first_batch_its_cell_tables(
-    suzhou_project,
+    kunming_project,
 ):
-    store = open_store(suzhou_project)
-    published = plans.published_plan_id(store)
-    assert [(row[0], row[3]) for row in kept_rows(store)] == [(published, False)]
+    store = open_store(kunming_project)
+    draft = editing.copy_plan(store, plans.published_plan_id(store))
+    plans.publish_plan(store, draft, revision=0, override_reason="测试")
+    assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, False)]
     plans.grid_index(store, cells=True)
-    assert [(row[0], row[3]) for row in kept_rows(store)] == [(published, True)]
+    assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, True)]
 
 
 def test_the_kept_index_answers_exactly_like_a_fresh_one_on_suzhou(suzhou_project):

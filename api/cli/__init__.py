@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer._click.core import Context
@@ -11,7 +11,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from api.cli import cases, district, editing, grids, maps, service
-from api.cli.common import console, error_line, say
+from api.cli.common import console, error_line, out, say
 from geo.errors import GridmapError
 
 
@@ -63,9 +63,38 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every sub-command inherits it
 )
 for module in (district, grids, editing, cases, maps, service):
     module.register(app)
+
+
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("gridmap")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown"
+    out.print(f"gridmap {number}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="显示版本并退出 print the version and exit",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def main() -> None:

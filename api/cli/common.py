@@ -12,14 +12,16 @@ Two safety rules live here so that every command keeps them the same way:
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
 import tempfile
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,8 +29,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
+from geo.defaults import DEFAULT_PATH
 from geo.errors import GridmapError, InputError
-from geo.store import DEFAULT_PATH, Store, open_store
+
+if TYPE_CHECKING:
+    from geo.store import Store
+
+#: ``--db``'s default, from a module that imports nothing heavy
+DEFAULT_DB = DEFAULT_PATH
+
+
+def lazy(name: str) -> Any:
+    """The module ``name``, imported when one of its attributes is first used.
+
+    ``gridmap --help`` and ``--version`` must start in a tenth of a second, and geo and maps
+    import geopandas, momepy, numba (five seconds): a command module binds the modules its
+    commands run as ``plans = lazy("geo.plans")`` (type checkers see the real import under
+    ``TYPE_CHECKING``), so each command imports what it uses and nothing else.
+    """
+    return _LazyModule(name)
+
+
+class _LazyModule(types.ModuleType):
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attribute)
+
 
 # markup and emoji codes off: names, notes and paths are data and print exactly as stored
 console = Console(
@@ -61,12 +86,16 @@ def say(zh: str, en: str) -> str:
 
 
 def store_for(db: Path, *, create: bool = False) -> Store:
+    from geo.store import open_store
+
     return open_store(db or DEFAULT_PATH, create=create)
 
 
 @contextmanager
 def new_project_file(db: Path) -> Iterator[Store]:
     """The project file at ``db``, created if missing, and removed again if the command fails."""
+    from geo.store import open_store
+
     created = not Path(db).exists()
     store = open_store(db, create=True)
     try:

@@ -8,26 +8,31 @@ and the rules they now break as JSON on stdout and a one-line summary on stderr.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 import typer
 
 from api.cli.common import (
+    DEFAULT_DB,
     AuthorOption,
     DbOption,
     console,
+    lazy,
     output_file,
     print_json,
     say,
     store_for,
 )
 from api.cli.grids import plan_app
-from geo import editing, plans, project
 from geo.errors import NotFound
-from geo.jsonvalue import json_records
-from geo.store import Store
-from geo.store import plans as plans_table
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from geo import editing, plans
+    from geo.store import Store
+else:  # imported by the commands that use them (issue #16: start-up)
+    sa, editing, plans = lazy("sqlalchemy"), lazy("geo.editing"), lazy("geo.plans")
 
 PlanOption = Annotated[
     int | None,
@@ -65,6 +70,8 @@ def register(app: typer.Typer) -> None:
 
 def newest_draft(store: Store) -> int:
     """The id of the newest draft plan."""
+    from geo.store import plans as plans_table
+
     with store.reading() as conn:
         plan_id = conn.execute(
             sa.select(sa.func.max(plans_table.c.plan_id)).where(plans_table.c.status == "draft")
@@ -109,7 +116,7 @@ def _report(result: editing.EditResult) -> None:
 
 def plan_copy(
     plan_id: Annotated[int, typer.Argument(help="要复制的方案 plan to copy")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     note: Annotated[str, typer.Option(help="说明 note")] = "",
     author: AuthorOption = "",
 ) -> None:
@@ -128,7 +135,7 @@ def plan_copy(
 def plan_diff(
     before: Annotated[int, typer.Argument(help="旧方案 plan A")],
     after: Annotated[int, typer.Argument(help="新方案 plan B")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     map_out: Annotated[
         Path | None, typer.Option("--map", help="写出差异地图 write the diff map (HTML)")
     ] = None,
@@ -164,7 +171,7 @@ def plan_move(
     to: Annotated[
         str, typer.Option("--to", help="目标网格编码，或 new 新建网格 target grid code, or 'new'")
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -177,7 +184,7 @@ def plan_move(
 def plan_swap(
     a: Annotated[str, typer.Argument(help="楼栋 A building")],
     b: Annotated[str, typer.Argument(help="楼栋 B building")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -190,7 +197,7 @@ def plan_merge(
     grids: Annotated[
         list[str], typer.Argument(help="网格编码（至少两个）grid codes (two or more)")
     ],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -207,7 +214,7 @@ def plan_split(
             help="一部分楼栋，逗号分隔（可多次）one part: building ids, comma-separated (repeat)"
         ),
     ] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -224,7 +231,7 @@ def plan_repartition(
     grid: Annotated[
         list[str] | None, typer.Option(help="网格编码（可多次）grid code (repeat)")
     ] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -235,7 +242,7 @@ def plan_repartition(
 
 def plan_lock(
     grids: Annotated[list[str], typer.Argument(help="网格编码 grid codes")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -246,7 +253,7 @@ def plan_lock(
 
 def plan_unlock(
     grids: Annotated[list[str], typer.Argument(help="网格编码 grid codes")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -260,7 +267,7 @@ def plan_assign_worker(
     worker: Annotated[
         str | None, typer.Argument(help="网格员工号（省略则清除）worker id (none: clear)")
     ] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -270,7 +277,7 @@ def plan_assign_worker(
 
 
 def plan_undo(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -280,7 +287,7 @@ def plan_undo(
 
 
 def plan_redo(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     plan: PlanOption = None,
     revision: RevisionOption = None,
     author: AuthorOption = "",
@@ -291,9 +298,11 @@ def plan_redo(
 
 def plan_history(
     plan_id: Annotated[int | None, typer.Argument(help="方案编号（默认最新草稿）")] = None,
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """编辑历史 The plan's steps, oldest first (JSON)."""
+    from geo.jsonvalue import json_records
+
     store = store_for(db)
     table = editing.history(store, plan_id if plan_id is not None else newest_draft(store))
     print_json(json_records(table))

@@ -5,30 +5,30 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.cases import _time
 from api.cli.common import (
+    DEFAULT_DB,
     DbOption,
     console,
+    lazy,
     output_file,
     progress_bar,
     say,
     store_for,
     table,
 )
-from geo import plans, project
-from geo.demo import demo_district
 from geo.errors import Conflict, InputError
-from geo.incidents import store as cases
-from geo.incidents.feeds import IncidentMapping
-from geo.store import open_store
-from geo.workers import read_roster
-from maps.printing import Sheet
-from maps.project import MapRequest, plan_diff_map, print_map, project_map
-from maps.render import save_map
+
+if TYPE_CHECKING:
+    from geo import plans, project
+    from geo.incidents import store as cases
+else:  # imported by the commands that use them (issue #16: start-up)
+    plans, project = lazy("geo.plans"), lazy("geo.project")
+    cases = lazy("geo.incidents.store")
 
 BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
 
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
 def map_command(
     output: Annotated[Path, typer.Argument(help="输出 HTML 文件 output .html")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     community: Annotated[str | None, typer.Option(help="只画一个社区 one community")] = None,
     grid: Annotated[str | None, typer.Option(help="只画一个网格 one grid (code)")] = None,
     since: Annotated[str | None, typer.Option(help="事件起 incidents since")] = None,
@@ -62,6 +62,9 @@ def map_command(
     ] = None,
 ) -> None:
     """生成网格地图 Write an HTML map of the district, a community or a grid."""
+    from maps.project import MapRequest, plan_diff_map, project_map
+    from maps.render import save_map
+
     if basemap not in BASEMAPS and basemap != "tiles" and not basemap.startswith("tiles:"):
         raise InputError(
             f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)} or tiles:PATH|URL",
@@ -106,7 +109,7 @@ def map_command(
 
 def print_command(
     output: Annotated[Path, typer.Argument(help="输出 PDF 或 PNG output .pdf | .png")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     paper: Annotated[str, typer.Option(help="A4 | A3")] = "A4",
     landscape: Annotated[
         bool, typer.Option("--landscape/--portrait", help="横向/纵向 orientation")
@@ -126,6 +129,9 @@ def print_command(
     ] = False,
 ) -> None:
     """打印网格图 Print a grid map (A4/A3) to PDF or PNG through chromium, or signboards."""
+    from maps.printing import Sheet
+    from maps.project import MapRequest, print_map
+
     suffix = output.suffix.lower()
     if suffix not in (".pdf", ".png"):
         raise InputError(
@@ -158,15 +164,16 @@ def print_command(
     console.print(say(f"已打印到 {output}", f"printed to {output}"))
 
 
-DEMO_MAPPING = IncidentMapping(
-    id_col="编号",
-    lon_col="经度",
-    lat_col="纬度",
-    category_col="类别",
-    time_col="上报时间",
-    description_col="问题描述",
-    address_col="地址",
-)
+#: the columns of the demo's incidents.csv (a geo.incidents.feeds.IncidentMapping)
+DEMO_COLUMNS = {
+    "id_col": "编号",
+    "lon_col": "经度",
+    "lat_col": "纬度",
+    "category_col": "类别",
+    "time_col": "上报时间",
+    "description_col": "问题描述",
+    "address_col": "地址",
+}
 
 
 def demo_command(
@@ -174,6 +181,13 @@ def demo_command(
     seed: Annotated[int, typer.Option(min=0, help="随机种子 seed")] = 2026,
 ) -> None:
     """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
+    from geo.demo import demo_district
+    from geo.incidents.feeds import IncidentMapping
+    from geo.store import open_store
+    from geo.workers import read_roster
+    from maps.project import MapRequest, project_map
+    from maps.render import save_map
+
     db = out_dir / "gridmap.gpkg"
     inputs = out_dir / "input"
     _clear_demo_folder(db, inputs)
@@ -205,7 +219,11 @@ def demo_command(
         plans.import_roster(store, roster, author="demo")
         outcome = plans.partition_project(store, author="demo", progress=update)
     summary = cases.import_incidents(
-        store, inputs / "incidents.csv", mapping=DEMO_MAPPING, source="12345", author="demo"
+        store,
+        inputs / "incidents.csv",
+        mapping=IncidentMapping(**DEMO_COLUMNS),
+        source="12345",
+        author="demo",
     )
     history = district.workflow.assign(
         incident_id="12345:" + district.workflow["编号"],
@@ -257,6 +275,8 @@ DEMO_INPUTS = {
 
 def _clear_demo_folder(db: Path, inputs: Path) -> None:
     """Remove an earlier demo from its folder; refuse a folder that holds anything else."""
+    from geo.store import open_store
+
     is_demo = db.exists() and open_store(db).get_setting("demo") is True
     if db.exists() and not is_demo:
         raise Conflict(

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from api.auth import ROLE_HELP, ROLES, create_token, list_tokens, revoke_token
-from api.cli.common import DbOption, JsonOption, console, out, report, rows_table, say, store_for
-from geo import project
+from api.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    console,
+    lazy,
+    out,
+    report,
+    rows_table,
+    say,
+    store_for,
+)
+from api.roles import ROLE_HELP, ROLES
+
+if TYPE_CHECKING:
+    from api import auth
+else:  # the project file's token table: imported by the commands that use it
+    auth = lazy("api.auth")
 
 token_app = typer.Typer(
     help="访问令牌 API tokens: create (shown once), list, revoke", no_args_is_help=True
@@ -23,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve_command(
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="监听地址 address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="端口 port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="进程数 worker processes (one per core)")] = 1,
@@ -60,10 +75,10 @@ def serve_command(
 def token_create(
     role: Annotated[str, typer.Option(help=" | ".join(f"{r}: {ROLE_HELP[r]}" for r in ROLES))],
     name: Annotated[str, typer.Option(help="令牌名称（人或系统）who or what uses it")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """创建令牌 Create a token; it is printed once and only its hash is kept."""
-    token = create_token(store_for(db), name, role, actor=os.environ.get("GRIDMAP_USER", ""))
+    token = auth.create_token(store_for(db), name, role, actor=os.environ.get("GRIDMAP_USER", ""))
     console.print(
         say(
             f"令牌 {name}（{role}）已创建，仅显示这一次：",
@@ -77,20 +92,20 @@ def token_create(
 @token_app.command("revoke")
 def token_revoke(
     name: Annotated[str, typer.Argument(help="令牌名称 token name")],
-    db: DbOption = project.DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """吊销令牌 Revoke a token (it stops working at once)."""
-    revoke_token(store_for(db), name, actor=os.environ.get("GRIDMAP_USER", ""))
+    auth.revoke_token(store_for(db), name, actor=os.environ.get("GRIDMAP_USER", ""))
     console.print(say(f"令牌 {name} 已吊销", f"token {name} revoked"), markup=False)
 
 
 @token_app.command("list")
-def token_list(db: DbOption = project.DEFAULT_DB, as_json: JsonOption = False) -> None:
+def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出令牌 List tokens (names and roles; never the tokens)."""
     from geo.jsonvalue import json_records
 
     columns = ("name", "role", "created_at", "revoked_at")
-    records = json_records(list_tokens(store_for(db))[list(columns)])
+    records = json_records(auth.list_tokens(store_for(db))[list(columns)])
     report(
         rows_table(
             say("访问令牌", "Tokens"),
