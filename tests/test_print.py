@@ -145,3 +145,15 @@ def test_a_missing_chromium_is_one_clear_line(district, tmp_path, monkeypatch):
     assert "printing needs chromium" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_a_district_name_with_markup_prints_as_text(district, tmp_path):
+    db = tmp_path / "hostile.gpkg"
+    db.write_bytes(district.read_bytes())
+    name = "{{ 7*7 }}<b>x</b>"
+    assert run("settings", "set", "district_name", name, "--db", str(db)).exit_code == 0
+    out = tmp_path / "hostile.pdf"
+    assert run("print", str(out), "--db", str(db), "--community", "北泰花园").exit_code == 0
+    text = " ".join(pdf_text(out).split())
+    assert f"{name} 北泰花园" in text  # the title, exactly as typed
+    assert "49" not in text.split("网格图")[0]
