@@ -53,6 +53,7 @@ def db(api_db, tmp_path_factory):
     assert result.exit_code == 0, result.output
     summary = strict_json(result.stdout)
     assert (summary["read"], summary["located"], summary["unlocated"]) == (83, 80, 3)
+    assert "  未定位原因: 不在辖区内: 3" in result.stderr.splitlines()  # Chinese throughout
     return api_db
 
 

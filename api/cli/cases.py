@@ -238,8 +238,29 @@ def incidents_import(
     report(shown, summary, as_json=as_json)
     reasons = summary.get("unlocated_reasons") or {}
     for reason, count in reasons.items():
-        shown_reason = say(REASONS_ZH.get(reason, reason), reason)
-        note(f"  {say('未定位原因', 'unlocated')}: {shown_reason}: {count}")
+        chinese = UNLOCATED_ZH.get(reason) or REASONS_ZH.get(reason) or _geometry_zh(reason)
+        note(f"  {say('未定位原因', 'unlocated')}: {say(chinese, reason)}: {count}")
+
+
+#: the Chinese of the reasons geo.incidents.feeds gives for a case it could not place
+UNLOCATED_ZH = {
+    "no coordinates": "没有坐标",
+    "not numbers": "坐标不是数字",
+    "coordinates are 0,0": "坐标为 0,0",
+    "coordinates out of range": "坐标超出范围",
+    "coordinates out of range (lon/lat swapped?)": "坐标超出范围（经纬度是否颠倒？）",
+    "outside the district": "不在辖区内",
+    "outside the district (lon/lat swapped?)": "不在辖区内（经纬度是否颠倒？）",
+    "geocoder fallback point": "地理编码的默认点（疑似未能定位）",
+}
+
+
+def _geometry_zh(reason: str) -> str:
+    """``geometry is a LineString, not a point`` in Chinese; other text as it is."""
+    if reason.startswith("geometry is a ") and reason.endswith(", not a point"):
+        kind = reason.removeprefix("geometry is a ").removesuffix(", not a point")
+        return f"几何类型为 {kind}，不是点"
+    return reason
 
 
 @incidents_app.command("relocate")
