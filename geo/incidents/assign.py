@@ -1,11 +1,23 @@
-"""Which grid, community and worker answer for each incident (上面千条线，基层一张网)."""
+"""Which grid, community and worker answer for each incident (上面千条线，基层一张网).
+
+Cases are assigned by the plan's :class:`~geo.locate.GridIndex` (:func:`assign_with_index`), the
+index ``/locate`` and ``gridmap locate`` answer from, so one rule decides a point's grid
+everywhere: inside a grid's polygon or on its edge, the lowest ``grid_code`` where grids share an
+edge. The index is built once per plan and kept (:mod:`geo.locate_index`; the service caches it),
+so a posted case costs a tree query instead of reading the whole grids layer for an ``sjoin``.
+:func:`assign_to_grids` (the ``sjoin``) stays for grid polygons that have no index: it gives the
+same answers, and the tests hold the two to it on the shared data.
+"""
 
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
+from geo.crs import from_wgs84
 from geo.errors import InputError
+from geo.locate import GridIndex
 
 ASSIGN_COLUMNS = ["grid_code", "community", "worker"]
 
@@ -41,10 +53,7 @@ def assign_to_grids(incidents_lonlat: pd.DataFrame, grids_metric: gpd.GeoDataFra
         raise InputError(f"grids lack the column(s) {', '.join(missing)}")
     if grids_metric.crs is None or not grids_metric.crs.is_projected:
         raise InputError("grids must be in a metric (projected) CRS")
-    usable = incidents_lonlat["lon"].notna() & incidents_lonlat["lat"].notna()
-    for flag, wanted in (("located", True), ("fallback_point", False)):
-        if flag in incidents_lonlat.columns:
-            usable &= incidents_lonlat[flag].fillna(not wanted).astype(bool) == wanted
+    usable = _usable(incidents_lonlat)
     result = pd.DataFrame(index=incidents_lonlat.index, columns=ASSIGN_COLUMNS, dtype=object)
     if not usable.any():
         return result
@@ -54,12 +63,68 @@ def assign_to_grids(incidents_lonlat: pd.DataFrame, grids_metric: gpd.GeoDataFra
         index=subset.index,
         crs="EPSG:4326",
     ).to_crs(grids_metric.crs)
+    joined = joined_grids(points, grids_metric)
+    result.loc[joined.index, ASSIGN_COLUMNS] = joined[ASSIGN_COLUMNS].to_numpy()
+    return result.astype(object).where(result.notna(), None)
+
+
+def joined_grids(points: gpd.GeoDataFrame, grids_metric: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The ``sjoin`` rule: each point (in the grids' CRS) with the lowest ``grid_code`` of the
+    grids it intersects, indexed like ``points`` (points in no grid left out)."""
     grids = grids_metric[[*ASSIGN_COLUMNS, "geometry"]].sort_values("grid_code")
     joined = gpd.sjoin(points, grids, how="inner", predicate="intersects")
     joined = joined.sort_values("grid_code", kind="stable")
-    joined = joined[~joined.index.duplicated(keep="first")]
-    result.loc[joined.index, ASSIGN_COLUMNS] = joined[ASSIGN_COLUMNS].to_numpy()
+    return joined[~joined.index.duplicated(keep="first")]
+
+
+def grids_at(index: GridIndex, x, y) -> np.ndarray:
+    """Position in ``index.grid_codes`` of the grid holding each point (index CRS), -1 outside
+    every grid: the :class:`GridIndex` rule, which is :func:`joined_grids`'s."""
+    grid, distance = index.grids.lookup(
+        np.asarray(x, dtype=float), np.asarray(y, dtype=float), nearest_polygon=False
+    )
+    inside = (distance == 0) & (grid >= 0) & (grid < len(index.grid_codes))
+    return np.where(inside, grid, -1)
+
+
+def assign_with_index(incidents_lonlat: pd.DataFrame, index: GridIndex) -> pd.DataFrame:
+    """:func:`assign_to_grids` answered by a plan's :class:`GridIndex`: the same rows, rule
+    and result (``grid_code``, ``community`` and the index's ``worker``, None where a case is
+    not located, is a fallback point or lies outside every grid).
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> grids = gpd.GeoDataFrame({"grid_code": ["A"], "community": ["c"], "worker": ["w"]},
+    ...                          geometry=[box(0, 0, 1e6, 1e7)], crs=32651)
+    >>> homes = gpd.GeoDataFrame({"building_id": ["b"]}, geometry=[box(0, 0, 1, 1)], crs=32651)
+    >>> index = GridIndex.build(homes, grids)
+    >>> assign_with_index(pd.DataFrame({"lon": [120.6], "lat": [31.3]}), index)["worker"].tolist()
+    ['w']
+    """
+    usable = _usable(incidents_lonlat)
+    result = pd.DataFrame(index=incidents_lonlat.index, columns=ASSIGN_COLUMNS, dtype=object)
+    if not usable.any():
+        return result
+    subset = incidents_lonlat.loc[usable]
+    x, y = from_wgs84(subset["lon"].to_numpy(float), subset["lat"].to_numpy(float), crs=index.crs)
+    grid = grids_at(index, x, y)
+    inside = grid >= 0
+    chosen = grid[inside]
+    rows = subset.index[inside]
+    result.loc[rows, "grid_code"] = index.grid_codes[chosen]
+    result.loc[rows, "community"] = index.communities[chosen]
+    result.loc[rows, "worker"] = index.workers[chosen]
     return result.astype(object).where(result.notna(), None)
+
+
+def _usable(incidents_lonlat: pd.DataFrame) -> pd.Series:
+    """Rows with both coordinates, located (when said) and not a fallback point (when said)."""
+    usable = incidents_lonlat["lon"].notna() & incidents_lonlat["lat"].notna()
+    for flag, wanted in (("located", True), ("fallback_point", False)):
+        if flag in incidents_lonlat.columns:
+            usable &= incidents_lonlat[flag].fillna(not wanted).astype(bool) == wanted
+    return usable
 
 
 def reassign_open(
