@@ -74,6 +74,7 @@ def test_a_draft_after_one_harmless_move_publishes_without_override_from_the_cli
     assert done.exit_code == 0, done.output
     assert plans.published_plan_id(store) == draft
     assert plans.plan_row(store, draft)["override_reason"] is None
+    assert f"{KUNMING_UNAVOIDABLE} unavoidable flags" in done.output
 
 
 def test_a_draft_after_one_harmless_move_publishes_without_override_over_the_api(staffed):

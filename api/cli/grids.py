@@ -359,3 +359,12 @@ def plan_publish(
             else ""
         )
     )
+    if result.get("unavoidable"):
+        unavoidable = result["unavoidable"]
+        note(
+            say(
+                f"另有 {unavoidable} 处无法避免的标记（楼栋数无法成格、被隔开的楼栋），无需理由",
+                f"{unavoidable} unavoidable flags (compounds whose count cannot make grids, "
+                "forced bridges) need no reason",
+            )
+        )
