@@ -18,7 +18,6 @@ import pyproj
 
 from geo import boundaries, codes, io
 from geo.communities import assign_communities
-from geo.csvsafe import csv_safe_frame
 from geo.errors import Conflict, InputError, NotFound
 from geo.store import DEFAULT_PATH, Store, assignments, plans
 
@@ -356,42 +355,3 @@ def read_buildings_with_grids(store: Store, *, plan_id: int | None = None) -> gp
     codes = table.set_index("building_id")["grid_code"]
     buildings["grid_code"] = buildings["building_id"].map(codes).astype("string")
     return buildings
-
-
-def export_layer(
-    store: Store,
-    out: str | Path,
-    *,
-    layer: str = "buildings",
-    crs: str = "EPSG:4326",
-    include_contacts: bool = False,
-) -> int:
-    """Write a layer of the project to a file chosen by its extension; return the feature count."""
-    out = Path(out)
-    driver = EXPORT_DRIVERS.get(out.suffix.lower())
-    if driver is None:
-        raise InputError(
-            f"cannot tell the format of {out.name}; use one of {', '.join(EXPORT_DRIVERS)}",
-            zh=f"无法识别输出格式 {out.name}，可用：{', '.join(EXPORT_DRIVERS)}",
-        )
-    if layer not in EXPORTABLE_LAYERS:
-        raise InputError(
-            f"unknown layer {layer!r}; choose one of {', '.join(EXPORTABLE_LAYERS)}",
-            zh=f"未知图层 {layer}",
-        )
-    frame = read_buildings_with_grids(store) if layer == "buildings" else store.read_layer(layer)
-    if not include_contacts:
-        frame = frame.drop(columns=[c for c in frame.columns if c in ("phone", "worker_phone")])
-    target = io.parse_crs(crs)
-    frame = frame.to_crs(target)
-    credit = store.get_setting("attribution", "")
-    if credit:
-        frame["attribution"] = credit
-    options: dict[str, Any] = {}
-    if driver == "CSV":
-        options["layer_options"] = {"GEOMETRY": "AS_WKT"}
-        frame = csv_safe_frame(frame)  # a spreadsheet runs no formula from the data
-    if out.exists():
-        out.unlink()
-    frame.to_file(out, driver=driver, engine="pyogrio", **options)
-    return len(frame)
