@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from api_support import bearer
+from api_support import bearer, role_tokens
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -298,4 +298,20 @@ def test_the_cli_update_rewrites_what_a_plain_reimport_leaves(kunming_project, t
     updated = gridmap("incidents", "import", feed, *db, "--crs", "gcj02", "--update", "--json")
     assert updated.exit_code == 0, updated.output
     assert '"updated": 30' in updated.output
+    assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()
+
+
+def test_the_api_relocates_stored_cases_once(kunming_project, tmp_path):
+    points, _ = shifted_cases_stored(kunming_project, tmp_path)
+    planner = bearer(role_tokens(kunming_project)["planner"])
+    body = {"crs": "gcj02", "source": "12345"}
+    with TestClient(create_app(Settings(db=kunming_project))) as client:
+        done = client.post("/incidents/relocate", json=body, headers=planner)
+        assert done.status_code == 200, done.text
+        assert done.json() == {"relocated": CASES, "now_outside": 0, "without_coordinates": 0}
+        again = client.post("/incidents/relocate", json=body, headers=planner)
+        assert again.status_code == 409
+        assert "relocated before" in again.json()["detail"]
+        wrong = client.post("/incidents/relocate", json={"crs": "wgs84"}, headers=planner)
+        assert wrong.status_code == 422
     assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import ConfigDict, Field
 
 from api.deps import (
     BBoxDep,
@@ -35,6 +36,7 @@ from api.models import (
     IncidentSingle,
     IncidentStats,
     IncidentStatsRow,
+    Model,
     TimeZoneName,
     plain,
     records,
@@ -196,6 +198,37 @@ def import_feed(
         already_present=int(summary["already_present"]),
         summary={k: plain(v) for k, v in summary.items()},
     )
+
+
+class Relocation(Model):
+    """Which stored cases to read as which coordinate system."""
+
+    model_config = ConfigDict(extra="forbid")
+    crs: str = Field(max_length=40, description="the stored coordinates' real system: gcj02, bd09")
+    source: str | None = Field(None, max_length=60, description="only this feed's cases")
+
+
+class Relocated(Model):
+    relocated: int = Field(description="located cases moved to their true place and grid")
+    now_outside: int = Field(description="of those, now outside the district (unlocated)")
+    without_coordinates: int = Field(
+        description="cases stored without coordinates: re-import their feed with crs and update"
+    )
+
+
+@router.post(
+    "/incidents/relocate",
+    response_model=Relocated,
+    responses=ERRORS,
+    summary="Read stored case coordinates as GCJ-02/BD-09 (a feed imported as WGS84 by mistake)",
+)
+def relocate(state: StateDep, principal: Planner, body: Relocation) -> Relocated:
+    """Like ``gridmap incidents relocate``: the cases move to their true grids and workers, in one
+    logged transaction; the same cases a second time are refused (409)."""
+    counts = incident_store.relocate_cases(
+        state.store, crs=body.crs, source=body.source, author=principal.name
+    )
+    return Relocated(**counts)
 
 
 def _check_times(rows: list[dict]) -> None:
