@@ -315,3 +315,12 @@ def test_the_api_relocates_stored_cases_once(kunming_project, tmp_path):
         wrong = client.post("/incidents/relocate", json={"crs": "wgs84"}, headers=planner)
         assert wrong.status_code == 422
     assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()
+
+
+def test_a_baidu_feed_imported_as_wgs84_is_named_bd09(kunming_project, tmp_path):
+    feed = chinese_feed(building_points(kunming_project), tmp_path / "baidu.csv", crs="bd09")
+    with pytest.raises(FeedError, match=r"look like BD-09 \(Baidu\)"):
+        cases.import_incidents(
+            open_store(kunming_project), feed, mapping=IncidentMapping(), source="baidu"
+        )
+    assert stored_count(kunming_project) == 0
