@@ -1,7 +1,7 @@
 """Property: any soup of polygons imports or is refused with an InputError, never a crash.
 
 Random footprints near the Bund (boxes, bow-ties, collinear slivers, two-point and unclosed rings,
-exact duplicates, optionally split between two communities) are written as raw GeoJSON, so the
+exact duplicates, optionally split between two communities and cut by straight roads) are written as raw GeoJSON, so the
 rings reach GDAL exactly as drawn. Whatever imports has cells that form a valid coverage in every
 community (issue #14).
 """
@@ -60,6 +60,26 @@ def _write(path: Path, soup: list[tuple], with_communities: bool) -> None:
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
+def _write_roads(path: Path, roads: list[tuple[int, int, int, int]]) -> Path:
+    """Straight major roads across the soup, through whatever buildings lie on them."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"kind": "major_road"},
+            "geometry": {
+                "type": "LineString",
+                "coordinates": [
+                    [LON + x0 * STEP, LAT + y0 * STEP],
+                    [LON + x1 * STEP, LAT + y1 * STEP],
+                ],
+            },
+        }
+        for x0, y0, x1, y1 in roads
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -70,17 +90,22 @@ def _write(path: Path, soup: list[tuple], with_communities: bool) -> None:
         lambda items: st.just(items + items[: len(items) // 4])  # some exact duplicates
     ),
     with_communities=st.booleans(),
+    roads=st.lists(st.tuples(*[st.integers(-20, 220)] * 4), max_size=3),
 )
 def test_any_polygon_soup_imports_with_valid_coverages_or_is_refused_by_gridmap(
-    soup, with_communities
+    soup, with_communities, roads
 ):
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "soup.geojson"
         _write(source, soup, with_communities)
+        roads_path = _write_roads(Path(folder) / "roads.geojson", roads) if roads else None
         store = open_store(Path(folder) / "p.gpkg", create=True)
         try:
             project.import_buildings(
-                store, source, community_field="community" if with_communities else None
+                store,
+                source,
+                community_field="community" if with_communities else None,
+                roads_path=roads_path,
             )
         except InputError as error:
             event(f"refused: {type(error).__name__}")
