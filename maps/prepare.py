@@ -36,6 +36,10 @@ CLOSED_STATUSES = frozenset({"closed", "结案", "cancelled", "rejected"})
 PHONE_COLUMNS = ("worker_phone", "phone", "mobile", "telephone", "电话", "联系电话")
 
 
+#: Classes of the roads reference layer, drawn in this order (see ``drawRoads`` in gridmap.js).
+ROAD_CLASSES = ("water", "path", "rail", "minor", "major")
+
+
 class MapInputError(InputError):
     """A layer given to a map lacks a column or a CRS the map needs."""
 
@@ -258,12 +262,29 @@ def prepare_communities(communities: gpd.GeoDataFrame, *, crs: str = "wgs84") ->
 def prepare_roads(
     roads: gpd.GeoDataFrame, *, crs: str = "wgs84", tolerance: float = 2.0
 ) -> dict[str, Any]:
-    """Road centre lines, simplified by ``tolerance`` metres, encoded for a reference layer."""
+    """Road centre lines by class, simplified by ``tolerance`` metres, for a reference layer.
+
+    Classes come from the ``kind`` column where the source has one (OSM-style ``major_road``,
+    ``path``, ``rail``, ``ferry``...): major roads are drawn wider, paths thinner, and ferries and
+    waterways in blue, which is where the river is when no tiles show it.
+    """
     if roads.crs is None:
         raise MapInputError("the roads layer has no CRS; set one before mapping it")
     roads = roads[roads.geometry.notna() & ~roads.geometry.is_empty]
     simplified = _metric(roads).geometry.simplify(tolerance)
-    return encode_lines(to_display(simplified, crs=crs))
+    kinds = roads["kind"].astype(str).str.lower() if "kind" in roads.columns else None
+    classes = pd.Series("minor", index=roads.index)
+    if kinds is not None:
+        classes[kinds.str.contains("major|primary|trunk|motorway|secondary")] = "major"
+        classes[kinds.str.contains("path|footway|track|cycle")] = "path"
+        classes[kinds.str.contains("rail")] = "rail"
+        classes[kinds.str.contains("ferry|water|river|canal|stream")] = "water"
+    shown = to_display(simplified, crs=crs)
+    return {
+        name: encode_lines(shown[classes == name])
+        for name in ROAD_CLASSES
+        if (classes == name).any()
+    }
 
 
 def _times(series: pd.Series | None, n: int) -> list[str | None]:

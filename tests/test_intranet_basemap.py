@@ -148,6 +148,8 @@ def test_without_tiles_the_imported_roads_are_drawn_as_a_light_reference(bund, t
         page = opened.page
         page.wait_for_function(READY)
         assert page.evaluate("window.__gridmapStats.roads") > 50
+        classes = page.evaluate(f"Object.keys({VIEW}.data.roads)")
+        assert {"major", "minor", "water"} <= set(classes)  # the Bund's ferries show the river
         sections = page.eval_on_selector_all(
             ".gm-legend-section", "ns => ns.filter(n => n.offsetParent).map(n => n.dataset.layer)"
         )

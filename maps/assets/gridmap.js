@@ -615,20 +615,33 @@
   };
 
   // Roads as a light reference under the grids, on maps without tiles (offline, an intranet).
+  // Classes from maps/prepare.py (ROAD_CLASSES); ferries and waterways in blue show the river.
+  var ROAD_STYLES = {
+    water: { color: "#64b5f6", weight: 3, dashArray: "6 5" },
+    path: { color: "#bdbdbd", weight: 1.5 },
+    rail: { color: "#757575", weight: 2, dashArray: "8 4" },
+    minor: { color: "#9e9e9e", weight: 3 },
+    major: { color: "#8d8d8d", weight: 5.5 },
+  };
+
   GridMap.prototype.drawRoads = function () {
     var d = this.data.roads;
     if (!d || !this.groups.roads) return;
-    var points = decodePoints(d), lines = [], k = 0;
-    for (var i = 0; i < d.r.length; i++) {
-      lines.push(points.slice(k, k + d.r[i]));
-      k += d.r[i];
-    }
     if (!this.map.getPane("gm-roads")) this.map.createPane("gm-roads").style.zIndex = 385;
-    var renderer = L.canvas({ pane: "gm-roads", padding: 0.5 });
-    this.groups.roads.addLayer(
-      L.polyline(lines, { renderer: renderer, color: "#9e9e9e", weight: 3, opacity: 0.85, interactive: false })
-    );
-    this.stats.roads = d.r.length;
+    var renderer = L.canvas({ pane: "gm-roads", padding: 0.5 }), group = this.groups.roads, n = 0;
+    Object.keys(ROAD_STYLES).forEach(function (name) {
+      var enc = d[name];
+      if (!enc) return;
+      var points = decodePoints(enc), lines = [], k = 0;
+      for (var i = 0; i < enc.r.length; i++) {
+        lines.push(points.slice(k, k + enc.r[i]));
+        k += enc.r[i];
+      }
+      var style = L.extend({ renderer: renderer, opacity: 0.85, interactive: false }, ROAD_STYLES[name]);
+      group.addLayer(L.polyline(lines, style));
+      n += enc.r.length;
+    });
+    this.stats.roads = n;
   };
 
   GridMap.prototype.drawCommunities = function () {
@@ -642,12 +655,22 @@
     this.groups.communities.addLayer(this.communitySet);
     this.stats.communities = store.n;
     if (!d.label) return;
-    // Each community's name inside its outline, on every zoom (the outlines' layer switches it).
+    // Each community's name inside its outline (the outlines' layer switches it), as long as
+    // the view holds few enough of them to read: a city of small blocks shows them zoomed in.
     var points = decodePoints(d.label), pane = labelPane(this.map), names = L.layerGroup();
+    var map = this.map, group = this.groups.communities, MAX_NAMES = 40;
     for (var i = 0; i < points.length; i++) {
       if (present(d.name[i])) names.addLayer(textMarker(points[i], "gm-community-label", d.name[i], pane));
     }
-    this.groups.communities.addLayer(names);
+    function readable() {
+      var bounds = map.getBounds(), inView = 0;
+      for (var k = 0; k < points.length; k++) if (bounds.contains(points[k])) inView++;
+      var show = inView <= MAX_NAMES;
+      if (show && !group.hasLayer(names)) group.addLayer(names);
+      if (!show && group.hasLayer(names)) group.removeLayer(names);
+    }
+    map.on("moveend zoomend", readable);
+    map.whenReady(readable);
   };
 
   // Plan diffs: the changed grids' outlines before the change, dashed.
