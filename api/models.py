@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from geo.incidents.feeds import EARLIEST_TIME, LATEST_TIME
+from geo.jsonvalue import json_value
 from geo.partition import GRID_STATUSES, MAX_GRID_SIZE
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
 def plain(value: Any) -> Any:
-    """A JSON-ready Python value: NaN/NA -> None, numpy scalars -> Python, times -> ISO text."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return value
+    """A JSON-ready Python value (NaN/NA -> None, numpy -> Python, times -> ISO text): the one
+    serialiser the CLI uses too, :func:`geo.jsonvalue.json_value`."""
+    return json_value(value)
 
 
 def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:

@@ -68,6 +68,7 @@ from sqlalchemy import Connection
 from geo import boundaries, codes, partition, plans
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
+from geo.jsonvalue import json_value
 from geo.store import Store, audit_log, edits, now_iso
 from geo.store import plans as plans_table
 
@@ -951,8 +952,4 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
-        return None
-    return value
+    return json_value(value)
