@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from geo.store import open_store
+from geo.store import workers as workers_table
 
 runner = CliRunner()
 GRIDMAP = Path(sys.executable).with_name("gridmap")
@@ -205,3 +206,24 @@ def test_commands_that_write_a_file_report_it_as_json_when_asked(db, tmp_path):
     wrong = gridmap("ledger", tmp_path / "台账.csv", "--db", db)
     assert wrong.exit_code == 2
     assert wrong.stderr.startswith("错误：网格台账是 Excel 文件")
+
+
+def test_a_roster_comes_from_stdin_and_a_map_goes_to_stdout(tmp_path, api_db):
+    import shutil
+
+    db = shutil.copyfile(api_db, tmp_path / "p.gpkg")
+    store = open_store(db)
+    roster = store.read_table(workers_table)
+    store.engine.dispose()
+    lines = [
+        "工号,姓名,社区",
+        *(f"{r.worker_id},{r.name},{r.community}" for r in roster.itertuples()),
+    ]
+    imported = gridmap("workers", "import", "-", "--db", db, "--json", stdin="\n".join(lines))
+    assert imported.exit_code == 0, imported.output
+    assert strict_json(imported.stdout)["workers"] == len(roster)
+    page = gridmap("map", "-", "--db", db, "--basemap", "none")
+    assert page.exit_code == 0, page.output
+    assert page.stdout.lstrip().lower().startswith("<!doctype html>")
+    assert page.stderr == ""
+    assert not Path("-").exists()

@@ -13,6 +13,7 @@ from api.cli.common import (
     DbOption,
     JsonOption,
     console,
+    input_or_stdin,
     lazy,
     note,
     out,
@@ -161,7 +162,8 @@ def workers_import(
     roster_csv: Annotated[
         Path,
         typer.Argument(
-            help="花名册 CSV 或 Excel .xlsx：工号,姓名,手机,社区 (worker id, name, phone, community)"
+            help="花名册 CSV 或 Excel .xlsx（- 为标准输入）：工号,姓名,手机,社区 "
+            "(worker id, name, phone, community; - for stdin)"
         ),
     ],
     db: DbOption = DEFAULT_DB,
@@ -179,9 +181,17 @@ def workers_import(
     """导入网格员花名册 Import the grid workers' roster (replaces the current one; one that
     removes workers or leaves grids without a worker is refused, with the difference, unless
     --replace)."""
+    refuse_project_as_input(db, roster_csv)
+    with input_or_stdin(roster_csv) as roster_file:
+        _import_roster(db, roster_file, replace=replace, author=author, as_json=as_json)
+
+
+def _import_roster(
+    db: Path, roster_csv: Path, *, replace: bool, author: str, as_json: bool
+) -> None:
+    """``gridmap workers import``'s work, on the roster file (stdin saved to one for ``-``)."""
     from geo.workers import read_roster
 
-    refuse_project_as_input(db, roster_csv)
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
     roster = read_roster(roster_csv, communities=communities)

@@ -14,8 +14,10 @@ from api.cli.common import (
     DEFAULT_DB,
     DbOption,
     console,
+    is_stdio,
     lazy,
     output_file,
+    output_or_stdout,
     progress_bar,
     say,
     store_for,
@@ -40,7 +42,9 @@ def register(app: typer.Typer) -> None:
 
 
 def map_command(
-    output: Annotated[Path, typer.Argument(help="输出 HTML 文件 output .html")],
+    output: Annotated[
+        Path, typer.Argument(help="输出 HTML 文件（- 为标准输出）output .html, - for stdout")
+    ],
     db: DbOption = DEFAULT_DB,
     community: Annotated[str | None, typer.Option(help="只画一个社区 one community")] = None,
     grid: Annotated[str | None, typer.Option(help="只画一个网格 one grid (code)")] = None,
@@ -72,7 +76,7 @@ def map_command(
         )
     if lang not in ("zh", "en"):
         raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
-    if output.suffix.lower() not in (".html", ".htm"):
+    if not is_stdio(output) and output.suffix.lower() not in (".html", ".htm"):
         raise InputError(
             f"the map is an HTML file: {output.name} should end in .html",
             zh="地图输出文件应以 .html 结尾",
@@ -102,9 +106,10 @@ def map_command(
             tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
         )
         m = project_map(store, request)
-    with output_file(output, db=db) as scratch:
+    with output_or_stdout(output, db=db, suffix=".html") as scratch:
         save_map(m, scratch, offline=offline)
-    console.print(say(f"地图已写入 {output}", f"map written to {output}"))
+    if not is_stdio(output):
+        console.print(say(f"地图已写入 {output}", f"map written to {output}"))
 
 
 def print_command(
