@@ -80,9 +80,13 @@ def joined_grids(points: gpd.GeoDataFrame, grids_metric: gpd.GeoDataFrame) -> pd
 def grids_at(index: GridIndex, x, y) -> np.ndarray:
     """Position in ``index.grid_codes`` of the grid holding each point (index CRS), -1 outside
     every grid: the :class:`GridIndex` rule, which is :func:`joined_grids`'s."""
-    grid, distance = index.grids.lookup(
-        np.asarray(x, dtype=float), np.asarray(y, dtype=float), nearest_polygon=False
-    )
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    layer = index.grids
+    if layer.cells is None:  # the STRtree, however many points: a case import builds no cells
+        with layer.lock:
+            grid, distance = layer.lookup_tree(x, y)
+    else:
+        grid, distance = layer.lookup(x, y, nearest_polygon=False)
     inside = (distance == 0) & (grid >= 0) & (grid < len(index.grid_codes))
     return np.where(inside, grid, -1)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from geo.crs import parse_crs_name
+from geo.crs import from_wgs84, parse_crs_name
 from geo.incidents.feeds import FeedError, IncidentMapping, feed_coordinates
 from geo.store import Store
 
@@ -42,8 +42,7 @@ def count_inside(lon: np.ndarray, lat: np.ndarray, areas: tuple[np.ndarray, pypr
     if not usable.any():
         return 0
     polygons, crs = areas
-    to_metric = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
-    x, y = to_metric.transform(lon[usable], lat[usable])
+    x, y = from_wgs84(lon[usable], lat[usable], crs=crs)  # a cached transformer
     hits = shapely.STRtree(polygons).query(shapely.points(x, y), predicate="intersects")
     return int(np.unique(hits[0]).size)
 
@@ -76,11 +75,21 @@ def looks_shifted(
     return best
 
 
-def refuse_shifted(store: Store, records: pd.DataFrame, mapping: IncidentMapping) -> None:
-    """Refuse a feed read as WGS84 whose points look like GCJ-02 or BD-09 (see :func:`looks_shifted`)."""
-    if parse_crs_name(mapping.crs) != "wgs84":
+def refuse_shifted(
+    store: Store,
+    records: pd.DataFrame,
+    mapping: IncidentMapping,
+    *,
+    areas: tuple[np.ndarray, pyproj.CRS] | None = None,
+) -> None:
+    """Refuse a feed read as WGS84 whose points look like GCJ-02 or BD-09 (see :func:`looks_shifted`).
+
+    ``areas``: the published grids when the caller holds them (the locate index's polygons),
+    else they are read (:func:`district_areas`) for feeds of :data:`MIN_POINTS` or more points.
+    """
+    if parse_crs_name(mapping.crs) != "wgs84" or len(records) < MIN_POINTS:
         return
-    areas = district_areas(store)
+    areas = areas if areas is not None else district_areas(store)
     if areas is None:
         return
     found = looks_shifted(records, mapping, areas)

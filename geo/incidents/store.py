@@ -7,6 +7,7 @@ and worker from the published plan; ``incident_events`` holds every workflow ste
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ import pyproj
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from geo import locate_index
 from geo.crs import parse_crs_name, to_wgs84
 from geo.errors import Conflict, InputError, NotFound
-from geo.incidents.assign import assign_to_grids
+from geo.incidents.assign import assign_to_grids, assign_with_index
 from geo.incidents.catalogue import load_catalogue
 from geo.incidents.feeds import (
     FEED_COLUMNS,
@@ -37,6 +39,7 @@ from geo.incidents.feeds import (
 from geo.incidents.shift import refuse_shifted
 from geo.incidents.stats import incident_stats
 from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
+from geo.locate import GridIndex
 from geo.store import (
     Store,
     ensure_lookup_indexes,
@@ -109,8 +112,15 @@ def catalogue(store: Store) -> pd.DataFrame:
     if own:
         path = Path(own)
         if path.exists():
-            return load_catalogue(path)
-    return load_catalogue()
+            stat = path.stat()
+            return _catalogue_read(str(path), stat.st_mtime_ns, stat.st_size).copy()
+    return _catalogue_read(None, 0, 0).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _catalogue_read(path: str | None, mtime_ns: int, size: int) -> pd.DataFrame:
+    """A catalogue CSV read once per version of the file (every posted case needs it)."""
+    return load_catalogue(path) if path is not None else load_catalogue()
 
 
 def load_project_catalogue(store: Store, path: str | Path, *, author: str = "") -> int:
@@ -166,19 +176,29 @@ def import_records(
     allow_unlocated: bool = False,
     check_crs: bool = True,
     update: bool = False,
+    index: GridIndex | None = None,
 ) -> dict[str, Any]:
-    """:func:`import_incidents` for records already in memory (cases pushed to the API)."""
+    """:func:`import_incidents` for records already in memory (cases pushed to the API).
+
+    ``index``: the published plan's locate index when the caller holds it (the service caches
+    it), else it is loaded from the project file (:func:`geo.locate_index.grid_index`).
+    """
     mapping = recognise_columns(records, mapping)
     cat = catalogue(store)
     feed = normalise_records(
         records, mapping=mapping, source=source, catalogue=cat, bounds=_district_bounds(store)
     )
     summary = {**summarise_import(feed), "mapping": describe_mapping(mapping)}
+    if index is None:
+        index = _published_index(store)
     if check_crs:
-        refuse_shifted(store, records, mapping)
+        areas = (index.grids.geoms, index.crs) if index is not None else None
+        refuse_shifted(store, records, mapping, areas=areas)
     if not allow_unlocated:
         refuse_unplaceable(summary)
-    added, updated = store_cases(store, feed, catalogue_table=cat, author=author, update=update)
+    added, updated = store_cases(
+        store, feed, catalogue_table=cat, author=author, update=update, index=index
+    )
     return {
         **summary,
         "added": added,
@@ -224,9 +244,11 @@ def store_cases(
     catalogue_table: pd.DataFrame | None = None,
     author: str = "",
     update: bool = False,
+    index: GridIndex | None = None,
 ) -> tuple[int, int]:
     """Add the feed's new cases and, with ``update``, rewrite stored ones whose content changed
-    (:func:`_replace_changed`), in one transaction; returns (added, updated)."""
+    (:func:`_replace_changed`), in one transaction; returns (added, updated). Cases are assigned
+    by ``index``, the published plan's locate index (loaded when not given)."""
     missing = [c for c in FEED_COLUMNS if c not in feed.columns]
     if missing:
         raise InputError(f"incident rows lack the columns {', '.join(missing)}")
@@ -235,12 +257,14 @@ def store_cases(
     feed["incident_id"] = feed["source"].astype(str) + ":" + feed["source_id"].astype(str)
     check_case_ids(feed["incident_id"])
     # a first look spares the assignment of cases already stored; the decision is taken below
-    known = feed["incident_id"].isin(set(list_ids(store)))
+    known = feed["incident_id"].isin(stored_ids(store, feed["incident_id"]))
     fresh, again = feed[~known], feed[known] if update else feed.iloc[:0]
     if fresh.empty and again.empty:
         return 0, 0
-    cases = _cases(store, fresh, cat) if not fresh.empty else None
-    revised = _cases(store, again, cat) if not again.empty else None
+    if index is None:
+        index = _published_index(store)
+    cases = _cases(store, fresh, cat, index=index) if not fresh.empty else None
+    revised = _cases(store, again, cat, index=index) if not again.empty else None
     with store.transaction() as conn:
         added = _append_new(store, conn, cases, author=author) if cases is not None else 0
         updated = (
@@ -252,7 +276,7 @@ def store_cases(
 def _append_new(store: Store, conn: Connection, cases: gpd.GeoDataFrame, *, author: str) -> int:
     # inside the write lock: an API post or import that committed meanwhile is seen here, and
     # the UNIQUE index on incident_id refuses any copy that would still slip through
-    cases = cases[~cases["incident_id"].isin(set(list_ids(store, conn=conn)))]
+    cases = cases[~cases["incident_id"].isin(stored_ids(store, cases["incident_id"], conn=conn))]
     if cases.empty:
         return 0
     store.write_layer(conn, LAYER, cases, mode="append", description="12345 / 数字城管 cases")
@@ -429,7 +453,27 @@ def list_ids(store: Store, *, conn: Connection | None = None) -> list[str]:
         return [row[0] for row in c.exec_driver_sql(f'SELECT incident_id FROM "{LAYER}"')]
 
 
-def _cases(store: Store, feed: pd.DataFrame, cat: pd.DataFrame) -> gpd.GeoDataFrame:
+def stored_ids(store: Store, ids: pd.Series, *, conn: Connection | None = None) -> set[str]:
+    """Which of ``ids`` are stored already (read inside ``conn`` when given): looked up by the
+    unique index on ``incident_id``, so a post costs the same however many cases are stored."""
+    wanted = list(dict.fromkeys(ids.astype(str)))
+    found: set[str] = set()
+    with store.reading(conn) as c:
+        if not wanted or not store.has_layer(LAYER, c):
+            return found
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = c.exec_driver_sql(
+                f'SELECT incident_id FROM "{LAYER}" WHERE incident_id IN ({marks})', tuple(chunk)
+            )
+            found.update(row[0] for row in rows)
+    return found
+
+
+def _cases(
+    store: Store, feed: pd.DataFrame, cat: pd.DataFrame, *, index: GridIndex | None = None
+) -> gpd.GeoDataFrame:
     names = cat.set_index("code")
     cases = pd.DataFrame({c: feed[c] for c in FEED_COLUMNS if c in feed.columns})
     cases.insert(0, "incident_id", feed["incident_id"])
@@ -445,7 +489,7 @@ def _cases(store: Store, feed: pd.DataFrame, cat: pd.DataFrame) -> gpd.GeoDataFr
     cases["deadline"] = pd.Series(pd.NaT, index=cases.index, dtype="datetime64[ns, UTC]")
     if has_time.any():
         cases.loc[has_time, "deadline"] = deadlines(cases[has_time], cat)
-    assigned = _assignment(store, cases)
+    assigned = _assignment(store, cases, index=index)
     for column in ("grid_code", "community", "worker_id", "worker"):
         cases[column] = assigned[column]
     cases["imported_at"] = now_iso()
@@ -468,24 +512,53 @@ def _cases(store: Store, feed: pd.DataFrame, cat: pd.DataFrame) -> gpd.GeoDataFr
     return gpd.GeoDataFrame(cases[list(COLUMNS)], geometry=list(geometry), crs=4326)
 
 
-def _assignment(store: Store, cases: pd.DataFrame) -> pd.DataFrame:
-    """Grid, community and worker of each case from the published grids (None without)."""
-    empty = pd.DataFrame(
-        None,
-        index=cases.index,
-        columns=["grid_code", "community", "worker_id", "worker"],
-        dtype=object,
-    )
+def _assignment(
+    store: Store, cases: pd.DataFrame, *, index: GridIndex | None = None
+) -> pd.DataFrame:
+    """Grid, community and worker of each case from the published grids (None without).
+
+    The grid is the one the published plan's locate index gives (``index``, or the one kept in
+    the project file), so a case lands where ``/locate`` says its point lies; community, worker
+    id and name are that grid's row of the ``grids`` layer.
+    """
+    columns = ["grid_code", "community", "worker_id", "worker"]
+    empty = pd.DataFrame(None, index=cases.index, columns=columns, dtype=object)
     if not store.has_layer("grids"):
         return empty
-    grids = store.read_layer("grids", columns=["grid_code", "community", "worker_id", "worker"])
-    if grids.empty:
-        return empty
-    found = assign_to_grids(cases, grids.assign(worker=grids["worker_id"]))
-    workers = grids.set_index("grid_code")["worker"]
-    found = found.rename(columns={"worker": "worker_id"})
-    found["worker"] = found["grid_code"].map(workers)
+    if index is None:
+        index = _published_index(store)
+    if index is None:  # grids without a published plan (an older project): the sjoin
+        grids = store.read_layer("grids", columns=columns)
+        if grids.empty:
+            return empty
+        found = assign_to_grids(cases, grids)[["grid_code"]]
+    else:
+        found = assign_with_index(cases, index)[["grid_code"]]
+    codes = found["grid_code"].dropna().unique().tolist()
+    rows: list = []
+    with store.reading() as conn:
+        for start in range(0, len(codes), 500):  # only the grids the cases landed in
+            chunk = codes[start : start + 500]
+            rows += conn.exec_driver_sql(
+                f"SELECT {', '.join(columns)} FROM grids "
+                f"WHERE grid_code IN ({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            ).fetchall()
+    facts = pd.DataFrame([tuple(row) for row in rows], columns=columns).set_index("grid_code")
+    for column in columns[1:]:
+        found[column] = found["grid_code"].map(facts[column])
     return found.astype(object).where(found.notna(), None)
+
+
+def _published_index(store: Store) -> GridIndex | None:
+    """The published plan's locate index as kept in the project file (built when it is not kept
+    for this plan revision), None without a published plan. It never writes: it may run inside
+    the caller's transaction (relocate), where keeping the index would wait for the caller."""
+    key = locate_index._plan_key(store, None)
+    if key is None or not key.published:
+        return None
+    kept = locate_index._kept(store, key, cells=False)
+    return kept if kept is not None else locate_index.build_index(store, key.plan_id)
 
 
 def reassign_open_cases(store: Store, conn: Any, *, actor: str = "") -> int:
@@ -838,9 +911,14 @@ def _district_bounds(store: Store) -> tuple[float, float, float, float] | None:
     extent = store.layer_extent("buildings") if store.has_layer("buildings") else None
     if extent is None:
         return None
-    crs = store.layer_crs("buildings")
+    return _wgs84_box(pyproj.CRS(store.layer_crs("buildings")).srs, tuple(extent))
+
+
+@functools.lru_cache(maxsize=16)
+def _wgs84_box(srs: str, extent: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """:func:`_district_bounds` for one extent (a Transformer costs 90 ms to make: once)."""
     minx, miny, maxx, maxy = pyproj.Transformer.from_crs(
-        crs, 4326, always_xy=True
+        srs, 4326, always_xy=True
     ).transform_bounds(*extent)
     return (minx - 0.05, miny - 0.05, maxx + 0.05, maxy + 0.05)
 
