@@ -22,7 +22,7 @@ import pandas as pd
 
 from api.auth import Principal, verify_token
 from api.settings import Settings
-from geo import plans, project
+from geo import locate_index, plans, project
 from geo.errors import NotFound
 from geo.locate import GridIndex
 from geo.store import GeoPackageStore, Store, open_store
@@ -165,15 +165,25 @@ class ProjectState:
         return int(plan[0])
 
     def locator(self) -> Locator:
-        """The published plan's :class:`GridIndex`, rebuilt when the published plan changes."""
+        """The published plan's :class:`GridIndex`, loaded again when the published plan changes.
+
+        It is the index kept in the project file (:func:`geo.locate_index.grid_index`), the one
+        ``gridmap locate`` and case intake use: ``GET /locate`` and ``POST /incidents`` answer
+        from this one object, so a point's grid is decided by one rule everywhere.
+        """
         plan_id = self.published_plan_id()
 
         def build() -> Locator:
-            buildings = self.store.read_layer("buildings", columns=["building_id"])
-            grids = plans.published_grids(self.store)
-            return Locator(plan_id=plan_id, index=GridIndex.build(buildings, grids))
+            return Locator(plan_id=plan_id, index=locate_index.grid_index(self.store, plan_id))
 
         return self.cached("locator", build, depends=PLAN)
+
+    def case_index(self) -> GridIndex | None:
+        """The locator's index for assigning posted cases; None while nothing is published."""
+        try:
+            return self.locator().index
+        except NotFound:
+            return None
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """``grids``, ``buildings`` or ``communities`` of the published plan in WGS84 (cached)."""

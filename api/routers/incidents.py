@@ -109,6 +109,7 @@ def post_incidents(
         author=principal.name,
         allow_unlocated=allow_unlocated,
         check_crs=not crs_named,
+        index=state.case_index(),  # the locate index /locate answers from, cached per plan
     )
     return IncidentImport(
         read=len(rows),
