@@ -55,7 +55,7 @@ from geo.crs import (
     parse_crs_name,
     to_wgs84,
 )
-from geo.csvsafe import FORMULA_STARTS, csv_safe
+from geo.csvsafe import csv_safe
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
@@ -390,13 +390,14 @@ class _Cells:
             "cover_geom": self.cover_geom.astype(np.int32),
             "edge_count": _narrow(self.edge_count),
             "edge_index": self.edge_index.astype(np.int32),
+            "next_from_centre": self.next_from_centre,
         }
 
     @classmethod
     def from_arrays(cls, layer: _Layer, arrays: dict[str, np.ndarray]) -> _Cells:
         """The table :meth:`to_arrays` kept, for ``layer``: the starts are cumulative counts and
-        the edges and their distances from the cell centres are computed again, exactly as
-        :meth:`build` computed them, so lookups give bit-identical answers."""
+        the edges are computed again from the polygons, exactly as :meth:`build` computed them,
+        so lookups give bit-identical answers."""
         ends, edge_geom = _segments(layer.geoms)
         table = _edge_table(ends)
         ny, nx = (int(v) for v in arrays["shape"])
@@ -405,7 +406,6 @@ class _Cells:
         cover_count = arrays["cover_count"].astype(np.int64)
         edge_count = arrays["edge_count"].astype(np.int64)
         edge_index = arrays["edge_index"].astype(np.int32)
-        grid = _Grid(origin[0], origin[1], size, nx, ny)
         return cls(
             origin=origin,
             size=size,
@@ -417,7 +417,7 @@ class _Cells:
             edge_start=np.cumsum(edge_count) - edge_count,
             edge_count=edge_count,
             edge_index=edge_index,
-            next_from_centre=_next_from_centre(grid, edge_count, edge_index, table),
+            next_from_centre=arrays["next_from_centre"].astype(np.float64),
             edge_table=table,
             edge_geom=edge_geom,
         )
@@ -515,18 +515,6 @@ class _Cells:
 def _narrow(counts: np.ndarray) -> np.ndarray:
     """Non-negative integers in the smallest unsigned type that holds them."""
     return counts.astype(np.min_scalar_type(int(counts.max()) if counts.size else 0))
-
-
-def _next_from_centre(
-    grid: _Grid, edge_count: np.ndarray, edge_index: np.ndarray, table: np.ndarray
-) -> np.ndarray:
-    """:attr:`_Cells.next_from_centre` computed again, by the same arithmetic as in build."""
-    later = np.flatnonzero(edge_count > _FIRST)
-    edge = edge_index[np.cumsum(edge_count)[later] - edge_count[later] + _FIRST]
-    cx, cy = grid.centres(later)
-    distance = np.full(edge_count.size, np.inf)
-    distance[later] = np.sqrt(_point_segment_distance2(cx, cy, table[edge]))
-    return distance
 
 
 def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -1118,7 +1106,8 @@ def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
         values = located[name]
         if isinstance(values.dtype, pd.CategoricalDtype):
             codes = values.cat.codes.to_numpy()
-            dictionary = pa.array([csv_safe(v) for v in values.cat.categories], type=pa.string())
+            categories = values.cat.categories.to_numpy(dtype=object)
+            dictionary = _csv_safe_text(pa.array(categories, type=pa.string()))
             arrays.append(
                 pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
             )
@@ -1129,6 +1118,8 @@ def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
     return pa.Table.from_arrays(arrays, names=header)
 
 
+# a cell starting with one of geo.csvsafe.FORMULA_STARTS (in RE2, pyarrow's regex engine)
+_RISKY_START = r"^[=+\-@\t\r]"
 # an ASCII number: safe as it is whatever its sign (csv_safe's own test, in RE2 for speed)
 _ASCII_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
@@ -1141,9 +1132,9 @@ def _csv_safe_text(column):
     import pyarrow.compute as pc
 
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    risky = pc.starts_with(column, FORMULA_STARTS[0])
-    for start in FORMULA_STARTS[1:]:
-        risky = pc.or_(risky, pc.starts_with(column, start))
+    risky = pc.match_substring_regex(column, _RISKY_START)
+    if not pc.any(risky).as_py():  # one pass for the usual column: nothing to look at
+        return column
     risky = pc.and_not(risky, pc.match_substring_regex(column, _ASCII_NUMBER))
     if not pc.any(risky).as_py():
         return column

@@ -150,7 +150,7 @@ def _kept(store: Store, key: _PlanKey, *, cells: bool) -> GridIndex | None:
             grids=grids,
             cells=zlib.decompress(row[1]) if row[1] is not None else None,
         )
-    except ValueError:  # not this plan's grids after all: rebuild
+    except (ValueError, KeyError, zlib.error):  # not this plan's, or kept by another version
         return None
 
 

@@ -372,3 +372,14 @@ def test_address_hits_located_in_their_grid(shared_data):
     assert located["grid_code"].astype(str).tolist() == expected.tolist()
     with pytest.raises(NotFound):
         index.locate_buildings(["no-such-building"])
+
+
+def test_the_vectorised_formula_guard_of_locate_csv_is_csv_safe_on_every_start():
+    import pyarrow as pa
+
+    from geo.csvsafe import FORMULA_STARTS, csv_safe
+    from geo.locate import _csv_safe_text
+
+    cells = [start + tail for start in FORMULA_STARTS for tail in ("x", "12", "1e5", "１２", "")]
+    cells += ["ok", "", "-١٢", "=北泰", "北泰花园", "'=x", "+86 138", "-12.5", ".5"]
+    assert _csv_safe_text(pa.array(cells)).to_pylist() == [csv_safe(c) for c in cells]
