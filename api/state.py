@@ -179,11 +179,16 @@ class ProjectState:
         return self.cached("locator", build, depends=PLAN)
 
     def case_index(self) -> GridIndex | None:
-        """The locator's index for assigning posted cases; None while nothing is published."""
+        """The locator's index for assigning posted cases; None while nothing is published, or
+        when the plan published now is not the locator's (``refresh_seconds`` lets locate lag
+        behind a publish; a case is stored for good, so it is assigned from the project file)."""
         try:
-            return self.locator().index
+            locator = self.locator()
         except NotFound:
             return None
+        with self.store.reading() as conn:
+            now = conn.exec_driver_sql(_FINGERPRINT_SQL["plan"]).first()
+        return locator.index if now is not None and int(now[0]) == locator.plan_id else None
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """``grids``, ``buildings`` or ``communities`` of the published plan in WGS84 (cached)."""

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
+from api.state import ProjectState
 from geo import plans
 from geo.crs import to_wgs84
 from geo.incidents.assign import assign_to_grids
@@ -68,3 +69,18 @@ def test_posted_cases_land_where_locate_and_the_sjoin_put_their_points(api_db):
     assigned = expected["grid_code"].notna()
     assert assigned.sum() > len(lon) // 2
     assert (~assigned).any()
+
+
+def test_a_case_posted_after_a_publish_is_not_assigned_by_the_previous_plans_index(
+    kunming_project,
+):
+    state = ProjectState(Settings(db=kunming_project, refresh_seconds=3600))
+    try:
+        before = state.locator()
+        assert state.case_index() is before.index
+        plans.partition_project(open_store(kunming_project), author="t", publish=True)
+        assert plans.published_plan_id(open_store(kunming_project)) != before.plan_id
+        assert state.locator() is before  # locate may lag behind for refresh_seconds
+        assert state.case_index() is None  # cases are assigned from the project file then
+    finally:
+        state.close()
