@@ -88,17 +88,7 @@ def keep_index(store: Store, conn: Connection, plan_id: int) -> None:
     except TypeError:  # ids that are not text: not kept, built per command as before
         conn.execute(sa.delete(locate_indexes))
         return
-    conn.execute(sa.delete(locate_indexes))
-    conn.execute(
-        sa.insert(locate_indexes).values(
-            plan_id=key.plan_id,
-            revision=key.revision,
-            plan_created_at=key.created_at,
-            built_at=now_iso(),
-            index_data=data,
-            cells=None,
-        )
-    )
+    _replace_row(conn, key, data, None)
 
 
 def _plan_key(store: Store, plan_id: int | None, *, conn: Connection | None = None):
@@ -164,16 +154,21 @@ def _keep(store: Store, key: _PlanKey, index: GridIndex, *, cells: bool) -> None
         with store.transaction() as conn:
             if _plan_key(store, None, conn=conn) != key:
                 return
-            conn.execute(sa.delete(locate_indexes))
-            conn.execute(
-                sa.insert(locate_indexes).values(
-                    plan_id=key.plan_id,
-                    revision=key.revision,
-                    plan_created_at=key.created_at,
-                    built_at=now_iso(),
-                    index_data=data,
-                    cells=cell_data,
-                )
-            )
+            _replace_row(conn, key, data, cell_data)
     except sa.exc.OperationalError:
         return
+
+
+def _replace_row(conn: Connection, key: _PlanKey, data: bytes, cells: bytes | None) -> None:
+    """The one kept row: only the published plan's index is ever looked up."""
+    conn.execute(sa.delete(locate_indexes))
+    conn.execute(
+        sa.insert(locate_indexes).values(
+            plan_id=key.plan_id,
+            revision=key.revision,
+            plan_created_at=key.created_at,
+            built_at=now_iso(),
+            index_data=data,
+            cells=cells,
+        )
+    )

@@ -67,6 +67,15 @@ def project_copy(
     return copy
 
 
+def cli_in_english(*args: object):
+    """Run ``gridmap ARGS`` in-process with English messages (typer's CliRunner result)."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": "en"})
+
+
 def role_tokens(db: Path) -> dict[str, str]:
     """One token per role, named after the role."""
     store = open_store(db)

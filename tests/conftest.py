@@ -108,6 +108,19 @@ def api_db(tmp_path_factory, shared_data) -> Path:
     )
 
 
+@pytest.fixture
+def staffed(tmp_path_factory, shared_data) -> Path:
+    """A private Kunming project with two workers per community and every grid staffed."""
+    from api_support import project_copy
+
+    return project_copy(
+        tmp_path_factory,
+        shared_data / "kunming_buildings.geojson",
+        name="kunming",
+        community_field="community",
+    )
+
+
 @pytest.fixture(scope="module")
 def api_tokens(api_db: Path) -> dict[str, str]:
     """One token per role on ``api_db``, named after the role."""

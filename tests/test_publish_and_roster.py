@@ -13,13 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pandas as pd
-import pytest
-from api_support import bearer, project_copy, role_tokens, uvicorn_server
+from api_support import bearer, cli_in_english, role_tokens, uvicorn_server
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app
 from api.settings import Settings
 from geo import editing, plans
 from geo.incidents import store as cases
@@ -27,22 +24,9 @@ from geo.store import open_store
 
 COMMUNITY = "北泰花园"
 REASON = "小区太小，街道同意"
-runner = CliRunner()
 
 
-@pytest.fixture
-def staffed(tmp_path_factory, shared_data):
-    """A private Kunming project with two workers per community and every grid staffed."""
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
-
-
-def gridmap(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": "en"})
+gridmap = cli_in_english
 
 
 def small_grids(plan: plans.Plan) -> list[str]:

@@ -9,34 +9,20 @@ the edit introduced (or could have avoided) needs a reason. Real Kunming footpri
 from __future__ import annotations
 
 import pytest
-from api_support import bearer, project_copy, role_tokens
+from api_support import bearer, cli_in_english, role_tokens
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app
 from api.settings import Settings
 from geo import editing, plans
 from geo.errors import Conflict
 from geo.store import open_store
 
-runner = CliRunner()
 #: the odd grids of Kunming: one in each compound of 6, 6, 3, 3, 2 and 2 buildings
 KUNMING_UNAVOIDABLE = 6
 
 
-@pytest.fixture
-def staffed(tmp_path_factory, shared_data):
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
-
-
-def gridmap(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": "en"})
+gridmap = cli_in_english
 
 
 def harmless_move(store, draft: int) -> int:

@@ -11,32 +11,15 @@ from __future__ import annotations
 import sqlite3
 
 import pandas as pd
-import pytest
-from api_support import bearer, project_copy, role_tokens
+from api_support import bearer, cli_in_english, role_tokens
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app
 from api.settings import Settings
 from geo import plans
 from geo.store import open_store
 
-runner = CliRunner()
-
-
-@pytest.fixture
-def staffed(tmp_path_factory, shared_data):
-    return project_copy(
-        tmp_path_factory,
-        shared_data / "kunming_buildings.geojson",
-        name="kunming",
-        community_field="community",
-    )
-
-
-def gridmap(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"GRIDMAP_LANG": "en"})
+gridmap = cli_in_english
 
 
 def one_row_roster(store, path):
