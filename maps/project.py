@@ -44,6 +44,8 @@ class MapRequest:
     lang: str = "zh"
     offline: bool = False
     include_contacts: bool = False
+    #: what callers wrote about cases (descriptions, addresses): for those who may read cases
+    include_case_text: bool = True
     tianditu_key: str | None = None
     features_url: str | None = None
     max_buildings: int = MAX_EMBEDDED_BUILDINGS  # above: buildings come from features_url
@@ -134,7 +136,9 @@ def project_map(store: Store, request: MapRequest) -> folium.Map:
     title = map_title(store, request, plan_id=layers.pop("plan_id"))
     incidents = None
     if not request.print_mode:  # a wall map shows the grids, not this week's cases
-        incidents = incidents_for_map(store, since=request.since, until=request.until)
+        incidents = incidents_for_map(
+            store, since=request.since, until=request.until, with_text=request.include_case_text
+        )
     options = map_options(store, request, title=title)
     if not request.include_contacts:
         layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")

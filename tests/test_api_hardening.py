@@ -117,3 +117,41 @@ def test_the_buildings_of_a_map_page_need_a_token_unless_maps_are_public(client,
     answer = client.get(url, params=box, headers=bearer(api_tokens["viewer"]))
     assert answer.status_code == 200
     assert answer.json()["features"]
+
+
+def test_what_callers_wrote_about_cases_is_on_maps_for_staff_only(tmp_path, api_db, api_tokens):
+    """A 12345 description can name a resident: viewers and the public see category and status."""
+    from geo.incidents import store as incident_store
+
+    store = open_store(api_db)
+    lon, lat = store.read_layer("buildings").to_crs(4326).geometry.iloc[0].centroid.coords[0]
+    secret = "邻居张三家漏水，电话13912345678"
+    with TestClient(create_app(Settings(db=api_db))) as staff_client:
+        posted = staff_client.post(
+            "/incidents",
+            json={
+                "source": "12345",
+                "id": "PRIVATE-1",
+                "lon": lon,
+                "lat": lat,
+                "category": "0601",
+                "description": secret,
+                "address": "幸福里3号楼",
+            },
+            headers=bearer(api_tokens["staff"]),
+        )
+        assert posted.status_code in (200, 201), posted.text
+        shown = {
+            role: staff_client.get("/maps/district.html", headers=bearer(api_tokens[role])).text
+            for role in ("viewer", "staff")
+        }
+    with TestClient(create_app(Settings(db=api_db, public_maps=True))) as anonymous:
+        shown["public"] = anonymous.get("/maps/district.html").text
+    stored = incident_store.list_incidents(store).set_index("incident_id")
+    case_id = stored.index[stored["description"] == secret][0]
+    for role, html in shown.items():
+        data = json.loads(DATA_BLOCK.search(html).group(1))
+        texts = json.dumps(data, ensure_ascii=False)
+        assert case_id in texts, role  # the case itself is on every map
+        assert (secret in texts) == (role == "staff"), role
+        assert ("幸福里3号楼" in texts) == (role == "staff"), role

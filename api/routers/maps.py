@@ -71,6 +71,7 @@ async def map_request(
         lang=lang,
         offline=offline,
         include_contacts=include_contacts,
+        include_case_text=principal.can("staff"),  # as GET /incidents: staff and above
         served=True,
     )
 

@@ -828,10 +828,18 @@ def _stored_time(moment: Any) -> str:
     return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: what a caller wrote about a case: 12345 descriptions and addresses can name residents, so
+#: only those who may read the cases themselves (staff and above) see them on a map
+CASE_TEXT_COLUMNS = ("description", "address")
+
+
 def incidents_for_map(
-    store: Store, *, since: Any = None, until: Any = None
+    store: Store, *, since: Any = None, until: Any = None, with_text: bool = True
 ) -> gpd.GeoDataFrame | None:
-    """Located, non-fallback cases for a map (None when the project has none)."""
+    """Located, non-fallback cases for a map (None when the project has none).
+
+    ``with_text=False`` blanks :data:`CASE_TEXT_COLUMNS`: category, status and times remain.
+    """
     if not store.has_layer(LAYER):
         return None
     cases = list_incidents(store, since=since, until=until)
@@ -839,6 +847,8 @@ def incidents_for_map(
         cases["located"].fillna(False).astype(bool)
         & ~cases["fallback_point"].fillna(False).astype(bool)
     ]
+    if not with_text:
+        cases = cases.assign(**dict.fromkeys(CASE_TEXT_COLUMNS, None))
     return cases if not cases.empty else None
 
 
