@@ -1207,7 +1207,10 @@ def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd
     empty = pd.Series("", index=values.index, dtype="string")
     # OSM-style parts: street then house number (中山东一路 20), where no address was stored
     parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
-    address = pd.concat(parts, axis=1).agg(" ".join, axis=1).str.strip()
+    address = parts[0]
+    for part in parts[1:]:  # column-wise joins: a row-wise agg fails on no rows at all
+        address = address + " " + part
+    address = address.str.strip()
     if "address" in values.columns:
         address = values["address"].where(values["address"].str.strip() != "", address)
     name = values["name"] if "name" in values.columns else empty

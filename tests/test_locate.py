@@ -383,3 +383,12 @@ def test_the_vectorised_formula_guard_of_locate_csv_is_csv_safe_on_every_start()
     cells = [start + tail for start in FORMULA_STARTS for tail in ("x", "12", "1e5", "１２", "")]
     cells += ["ok", "", "-١٢", "=北泰", "北泰花园", "'=x", "+86 138", "-12.5", ".5"]
     assert _csv_safe_text(pa.array(cells)).to_pylist() == [csv_safe(c) for c in cells]
+
+
+def test_an_address_search_over_no_buildings_finds_nothing_and_fails_not():
+    from geo.locate import find_by_address
+
+    none = pd.DataFrame(
+        {"building_id": [], "addr_street": [], "addr_housenumber": []}, dtype=object
+    )
+    assert find_by_address(none, "中山东一路20号").empty
