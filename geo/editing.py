@@ -132,7 +132,8 @@ class EditResult:
     touched: gpd.GeoDataFrame  # the touched grids after the step, indexed by grid code
     removed: list[str]  # codes that no longer exist
     violations: pd.DataFrame  # rules the touched grids now break
-    total_violations: int  # in the whole plan
+    total_violations: int  # in the whole plan, those that need a reason to publish
+    unavoidable_flags: int  # in the whole plan, those no plan could avoid (listed, never blocking)
     moved: dict[str, str]  # building id -> new grid code
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +148,7 @@ class EditResult:
             "removed": self.removed,
             "violations": _records(self.violations),
             "total_violations": self.total_violations,
+            "unavoidable_flags": self.unavoidable_flags,
             "moved": self.moved,
         }
 
@@ -780,7 +782,8 @@ def _commit(
     )
     _remember(_states, _state_key(store, conn, plan.plan_id, after.revision), after)
     broken = plans.violations(dataclasses.replace(after, grids=new_rows))
-    total = int((grids["status"] != "ok").sum() + grids["worker_id"].isna().sum())
+    forced = plans.violations(after)["unavoidable"].astype(bool)
+    unavoidable, total = int(forced.sum()), int((~forced).sum())
     return EditResult(
         plan_id=plan.plan_id,
         revision=after.revision,
@@ -790,6 +793,7 @@ def _commit(
         removed=removed,
         violations=broken,
         total_violations=total,
+        unavoidable_flags=unavoidable,
         moved={str(b): str(c) for b, c in changed.items()},
     )
 

@@ -52,6 +52,18 @@ def test_the_kunming_plan_counts_its_odd_grids_as_unavoidable(staffed):
     assert not flags.loc[~flags["unavoidable"], "rule"].tolist()
 
 
+def test_an_edit_counts_only_the_flags_that_need_a_reason_as_the_plans_violations(staffed):
+    store = open_store(staffed)
+    draft = editing.copy_plan(store, plans.published_plan_id(store))
+    revision = harmless_move(store, draft)
+    target = plans.load_plan(store, draft).grids.index[0]
+    # locking a grid breaks nothing, and answers with the whole plan's counts
+    result = editing.apply_edit(store, draft, "lock", {"grids": [target]}, revision=revision)
+    assert result.total_violations == 0
+    assert result.unavoidable_flags == KUNMING_UNAVOIDABLE
+    assert result.to_dict()["unavoidable_flags"] == KUNMING_UNAVOIDABLE
+
+
 def test_a_draft_after_one_harmless_move_publishes_without_override_from_the_cli(staffed):
     store = open_store(staffed)
     draft = editing.copy_plan(store, plans.published_plan_id(store))

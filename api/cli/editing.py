@@ -104,9 +104,11 @@ def _report(result: editing.EditResult) -> None:
     console.print(
         say(
             f"方案 {result.plan_id} 版本 {result.revision}：{result.op}，涉及 {len(result.touched)} 个网格，"
-            f"{broken} 处违规（全方案 {result.total_violations} 处）",
+            f"{broken} 处违规（全方案 {result.total_violations} 处需理由，"
+            f"{result.unavoidable_flags} 处无法避免）",
             f"plan {result.plan_id} revision {result.revision}: {result.op} touched "
-            f"{len(result.touched)} grids, {broken} violations there ({result.total_violations} in the plan)",
+            f"{len(result.touched)} grids, {broken} violations there ({result.total_violations} "
+            f"in the plan need a reason, {result.unavoidable_flags} unavoidable)",
         ),
         markup=False,
         highlight=False,

@@ -14,7 +14,8 @@
     grids: config.grids, // code -> facts
     labels: config.labels, // building id -> code
     violations: config.violations,
-    total: config.violations.length,
+    // what blocks publishing: flags no plan could avoid are listed but not counted
+    total: config.violations.filter(function (v) { return !v.unavoidable; }).length,
     touched: [],
     building: null, // the building clicked last (index)
     extra: [], // more buildings picked with shift/ctrl-click or the multi-select box
@@ -575,9 +576,10 @@
       state.violations.filter(function (v) { return v.rule === "no_worker"; })
     );
     ordered.slice(0, 300).forEach(function (v) {
-      var cls = (v.rule !== "no_worker" ? "gm-ed-bad " : "") + "gm-ed-violation" + (v.grid_code === state.focus ? " gm-ed-focus" : "");
+      var cls = (v.rule !== "no_worker" && !v.unavoidable ? "gm-ed-bad " : "") + "gm-ed-violation" + (v.grid_code === state.focus ? " gm-ed-focus" : "");
       var item = el("li", cls,
-        v.grid_code + " · " + ruleText(v.rule) + (v.reason_zh || v.reason ? " · " + (config.lang === "zh" ? v.reason_zh || v.reason : v.reason) : ""));
+        v.grid_code + " · " + ruleText(v.rule) + (v.reason_zh || v.reason ? " · " + (config.lang === "zh" ? v.reason_zh || v.reason : v.reason) : "") +
+        (v.unavoidable ? " · " + t.unavoidable : ""));
       item.dataset.rule = v.rule;
       item.dataset.grid = v.grid_code;
       item.tabIndex = 0;

@@ -76,6 +76,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "non_contiguous": "不连片",
         "households_over_cap": "户数超限",
         "no_worker": "无网格员",
+        "unavoidable": "无法避免，不影响发布",
         "error": "错误",
         "diff_map": "与上一方案对比地图",
         "multi": "多选楼栋（也可按住 Shift 点击）",
@@ -138,6 +139,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "non_contiguous": "not contiguous",
         "households_over_cap": "households over cap",
         "no_worker": "no worker",
+        "unavoidable": "unavoidable, does not block publishing",
         "error": "Error",
         "diff_map": "Map of changes against the parent plan",
         "multi": "select several buildings (or shift-click)",
@@ -181,7 +183,10 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
         },
         "labels": {str(b): str(c) for b, c in plan.labels.items()},
         "violations": [
-            {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
+            {
+                k: bool(v) if k == "unavoidable" else (None if pd.isna(v) else str(v))
+                for k, v in record.items()
+            }
             for record in plans.violations(plan).to_dict("records")
         ],
         "workers": [
