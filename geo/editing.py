@@ -68,7 +68,7 @@ from sqlalchemy import Connection
 from geo import boundaries, codes, partition, plans
 from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
-from geo.jsonvalue import json_value
+from geo.jsonvalue import json_records, json_value
 from geo.store import Store, audit_log, edits, now_iso
 from geo.store import plans as plans_table
 
@@ -144,9 +144,9 @@ class EditResult:
             "revision": self.revision,
             "edit_id": self.edit_id,
             "op": self.op,
-            "touched": _records(grids),
+            "touched": json_records(grids),
             "removed": self.removed,
-            "violations": _records(self.violations),
+            "violations": json_records(self.violations),
             "total_violations": self.total_violations,
             "unavoidable_flags": self.unavoidable_flags,
             "moved": self.moved,
@@ -712,7 +712,7 @@ def _regroup(
     source = plan.labels[ids].groupby(new_labels).agg(lambda s: s.value_counts().index[0])
     workers = plan.grids["worker_id"].reindex(source.to_numpy())
     grids_patch = {
-        str(code): {"worker_id": _none(worker), "locked": False}
+        str(code): {"worker_id": json_value(worker), "locked": False}
         for code, worker in zip(source.index, workers, strict=True)
     }
     shapes = polygons.rename(index=lambda key: str(code_of[key]))
@@ -851,7 +851,7 @@ def _grid_rows(
         worker_id.append(
             given["worker_id"]
             if "worker_id" in given
-            else _none(old["worker_id"])
+            else json_value(old["worker_id"])
             if old is not None
             else None
         )
@@ -941,19 +941,7 @@ def _append_grid_rows(store: Store, conn: Connection, rows: gpd.GeoDataFrame, pl
 
 
 def _facts(row: pd.Series) -> dict[str, Any]:
-    return {"worker_id": _none(row.get("worker_id")), "locked": bool(row.get("locked") is True)}
-
-
-def _none(value: Any) -> Any:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for record in frame.to_dict("records"):
-        out.append({k: _json_value(v) for k, v in record.items()})
-    return out
-
-
-def _json_value(value: Any) -> Any:
-    return json_value(value)
+    return {
+        "worker_id": json_value(row.get("worker_id")),
+        "locked": bool(row.get("locked") is True),
+    }

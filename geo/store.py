@@ -620,6 +620,9 @@ def _sql_type(series: pd.Series) -> str:
 
 
 def _python_scalar(value: Any) -> Any:
+    # A bind parameter, not a JSON answer (that is geo.jsonvalue.json_value): a genuinely
+    # different rule. Times go to the stored UTC text (_iso, millisecond "Z" form, which sorts and
+    # compares as text in SQLite), and bytes and other driver types pass through untouched.
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
         return None
     if isinstance(value, np.generic):

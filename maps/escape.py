@@ -16,11 +16,12 @@ Examples
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Any
 
 from jinja2.utils import htmlsafe_json_dumps
+
+from geo.jsonvalue import json_value
 
 __all__ = ["css_string", "escape_html", "json_for_html"]
 
@@ -31,13 +32,6 @@ _LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 _TEMPLATE_OPENER = re.compile(r"\{(?=[{%#])")
 
 
-def _finite(value: Any) -> Any:
-    # JSON has no NaN/Infinity: a missing number is null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def json_for_html(value: Any) -> str:
     """JSON text that is safe inside an HTML ``<script>`` element and parses back to ``value``.
 
@@ -45,12 +39,13 @@ def json_for_html(value: Any) -> str:
     escapes: no ``</script>``, ``<!--`` or entity can appear in the page source), plus U+2028 and
     U+2029, and the ``{`` of any ``{{``, ``{%`` or ``{#``: the text is inert even if something
     ever put it through a template engine. All of these occur only inside JSON strings, so the
-    JSON stays equal. NaN and infinities become ``null``.
+    JSON stays equal. Values go through :func:`geo.jsonvalue.json_value` first, the one rule for
+    JSON answers: NaN and infinities become ``null``, numpy numbers Python ones, times ISO text.
 
     Parameters
     ----------
     value : Any
-        Plain JSON-able data (dict, list, str, int, float, bool, None).
+        Data :func:`geo.jsonvalue.json_value` takes (dicts, lists, scalars, pandas/numpy values).
 
     Returns
     -------
@@ -64,25 +59,12 @@ def json_for_html(value: Any) -> str:
     '{"d":"\\\\u007b{ 7*7 }} \\\\u007b# c"}'
     """
     text = htmlsafe_json_dumps(
-        _clean(value),
+        json_value(value),
         ensure_ascii=False,
         separators=(",", ":"),
         allow_nan=False,
-        default=_unsupported,
     )
     return _TEMPLATE_OPENER.sub(r"\\u007b", str(text).translate(_LINE_SEPARATORS))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
-    return _finite(value)
-
-
-def _unsupported(value: Any) -> Any:
-    raise TypeError(f"cannot put a {type(value).__name__} into map data")
 
 
 def escape_html(text: Any) -> str:

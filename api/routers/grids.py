@@ -99,13 +99,5 @@ def partition(state: StateDep, principal: Planner, options: PartitionIn) -> Part
     return PartitionResult(
         plan_id=outcome.plan_id,
         published=outcome.published,
-        summary=_plain_tree(outcome.summary),
+        summary=plain(outcome.summary),
     )
-
-
-def _plain_tree(value):
-    if isinstance(value, dict):
-        return {str(k): _plain_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain_tree(v) for v in value]
-    return plain(value)

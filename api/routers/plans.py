@@ -9,10 +9,8 @@ the steps made since (see :mod:`geo.editing`).
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -21,6 +19,7 @@ from pydantic import BaseModel, Field
 from api.deps import PagePlanner, PageViewer, Planner, StoreDep, Viewer
 from api.routers._frames import problem_responses
 from geo import editing, plans
+from geo.jsonvalue import json_records, json_value
 from geo.store import Store
 
 router = APIRouter(tags=["plans"])
@@ -74,7 +73,7 @@ class CopyBody(BaseModel):
 @router.get("/plans", responses=ERRORS)
 def list_plans(store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
     """Every plan version: status, parent, revision, grids and flagged grids."""
-    return _records(plans.list_plans(store))
+    return json_records(plans.list_plans(store))
 
 
 @router.get("/plans/{plan_id}", responses=ERRORS)
@@ -84,16 +83,16 @@ def show_plan(plan_id: PlanId, store: StoreDep, _: Viewer) -> dict[str, Any]:
     row = plans.plan_row(store, plan_id)
     grids = pd.DataFrame(plan.grids.drop(columns="geometry")).reset_index(names="grid_code")
     return {
-        **{k: _plain(v) for k, v in row.items()},
-        "grids": _records(grids),
-        "violations": _records(plans.violations(plan)),
+        **json_value(dict(row)),
+        "grids": json_records(grids),
+        "violations": json_records(plans.violations(plan)),
     }
 
 
 @router.get("/plans/{plan_id}/history", responses=ERRORS)
 def plan_history(plan_id: PlanId, store: StoreDep, _: Viewer) -> list[dict[str, Any]]:
     """The plan's steps, oldest first."""
-    return _records(editing.history(store, plan_id))
+    return json_records(editing.history(store, plan_id))
 
 
 @router.get("/plans/{plan_id}/diff", responses=ERRORS)
@@ -108,10 +107,7 @@ def plan_diff(
         editing.plan_state(store, _against(store, plan_id, against)),
         editing.plan_state(store, plan_id),
     )
-    return {
-        k: _plain(v) if not isinstance(v, list) else [_plain(i) for i in v]
-        for k, v in changes.items()
-    }
+    return json_value(changes)
 
 
 @router.get("/plans/{plan_id}/diff/map", response_class=HTMLResponse, responses=ERRORS)
@@ -206,7 +202,7 @@ def publish(plan_id: PlanId, body: PublishBody, store: StoreDep, principal: Plan
     Status, revision and violations are checked in the publishing transaction: of two publishes
     of one plan one succeeds, and an edit made after the review answers 409 here.
     """
-    return _plain_dict(
+    return json_value(
         plans.publish_plan(
             store,
             plan_id,
@@ -270,23 +266,3 @@ def _geojson(result: editing.EditResult, display: str) -> dict[str, Any]:
             for code, shape in zip(touched.index, shapes.values, strict=True)
         ],
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, dict):
-        return _plain_dict(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool | list):
-        return value
-    return None if pd.isna(value) else str(value)
-
-
-def _plain_dict(values: dict) -> dict[str, Any]:
-    return {str(k): _plain(v) for k, v in values.items()}
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_plain_dict(record) for record in frame.to_dict("records")]
