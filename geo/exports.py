@@ -30,6 +30,7 @@ from geo.incidents.workflow import OPEN_STATUSES
 from geo.plans import published_grids
 from geo.project import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
 from geo.store import Store
+from geo.workers import public_worker_columns
 from geo.xlsx import write_xlsx
 
 #: The users' clock: times in exports are shown in it, with the offset written out.
@@ -137,9 +138,7 @@ def _add_gpkg_layer(frame: gpd.GeoDataFrame, out: Path, *, layer: str, credit: s
 
 def _layer_frame(store: Store, layer: str, *, include_contacts: bool) -> gpd.GeoDataFrame:
     frame = read_buildings_with_grids(store) if layer == "buildings" else store.read_layer(layer)
-    if not include_contacts:
-        frame = frame.drop(columns=[c for c in frame.columns if c in ("phone", "worker_phone")])
-    return frame
+    return public_worker_columns(frame, include_contacts=include_contacts)
 
 
 def _format_notes(caught: list[warnings.WarningMessage]) -> list[tuple[str, str]]:

@@ -55,8 +55,10 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "community": ("community", "社区", "所属社区", "社区名称", "社区名"),
 }
 REQUIRED = ("worker_id", "name", "community")
-#: Columns that hold personal contact data.
-CONTACT_COLUMNS = ("phone", "worker_phone")
+#: Columns that hold personal contact data, the one list every export, map and answer strips:
+#: the project's own ``phone`` and ``worker_phone`` first (the order :func:`contact_column` picks
+#: in), then every header a roster may give a phone under (a layer from elsewhere may keep one).
+CONTACT_COLUMNS = tuple(dict.fromkeys(("worker_phone", "phone", *HEADERS["phone"])))
 ENCODINGS = ("utf-8-sig", "gb18030")
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -253,6 +255,17 @@ def public_worker_columns(frame: pd.DataFrame, *, include_contacts: bool = False
     if include_contacts:
         return frame
     return frame.drop(columns=[c for c in frame.columns if c in CONTACT_COLUMNS])
+
+
+def contact_column(frame: pd.DataFrame) -> str | None:
+    """The column of ``frame`` that holds a worker's phone number, if any (``worker_phone`` first).
+
+    Examples
+    --------
+    >>> contact_column(pd.DataFrame(columns=["name", "联系电话"]))
+    '联系电话'
+    """
+    return next((c for c in CONTACT_COLUMNS if c in frame.columns), None)
 
 
 def _parse_csv(raw: bytes, name: str) -> pd.DataFrame:

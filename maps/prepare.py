@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from geo.errors import InputError
+from geo.workers import contact_column
 
 from .encode import encode_lines, encode_points, encode_polygons
 
@@ -32,8 +33,6 @@ __all__ = [
 
 #: Incident statuses that count as closed (everything else is open).
 CLOSED_STATUSES = frozenset({"closed", "结案", "cancelled", "rejected"})
-#: Columns that may hold a worker's phone number (kept out unless contacts are asked for).
-PHONE_COLUMNS = ("worker_phone", "phone", "mobile", "telephone", "电话", "联系电话")
 
 
 #: Classes of the roads reference layer, drawn in this order (see ``drawRoads`` in gridmap.js).
@@ -197,7 +196,7 @@ def prepare_grids(
         "color": colours.tolist(),
     }
     if include_contacts:
-        phone = next((c for c in PHONE_COLUMNS if c in grids.columns), None)
+        phone = contact_column(grids)
         if phone is not None:
             data["phone"] = _text(grids[phone], n)
     return data

@@ -19,6 +19,7 @@ from geo import plans, project
 from geo.errors import NotFound
 from geo.incidents.store import incidents_for_map
 from geo.store import Store
+from geo.workers import public_worker_columns
 
 from .base import MAX_EMBEDDED_BUILDINGS
 from .community import community_map
@@ -140,8 +141,9 @@ def project_map(store: Store, request: MapRequest) -> folium.Map:
             store, since=request.since, until=request.until, with_text=request.include_case_text
         )
     options = map_options(store, request, title=title)
-    if not request.include_contacts:
-        layers["grids"] = layers["grids"].drop(columns=["phone"], errors="ignore")
+    layers["grids"] = public_worker_columns(
+        layers["grids"], include_contacts=request.include_contacts
+    )
     if request.grid:
         if request.grid not in set(layers["grids"]["grid_code"]):
             raise NotFound(
@@ -219,8 +221,7 @@ def print_map(
         chosen = grids[grids["community"] == request.community]
     if chosen.empty:
         raise NotFound("no grid to print", zh="没有可打印的网格")
-    if not request.include_contacts:
-        grids = grids.drop(columns=["phone"], errors="ignore")
+    grids = public_worker_columns(grids, include_contacts=request.include_contacts)
     credit = str(store.get_setting("attribution", "") or "")
     pages, facts = [], []
     for row in chosen.itertuples():
