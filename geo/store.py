@@ -436,7 +436,7 @@ class GeoPackageStore(Store):
             result = c.exec_driver_sql(
                 f"SELECT {select} FROM {quote(name)}{clause} ORDER BY fid", params
             )
-            frame = pd.DataFrame(result.fetchall(), columns=["fid", "geom", *wanted])
+            frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
         geometry = gpkg.decode_geometries(frame.pop("geom").tolist())
         frame = _restore_types(frame.set_index("fid"), types)
         return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
@@ -480,7 +480,7 @@ class GeoPackageStore(Store):
         with self.reading(conn) as c:
             clause, params = _where(where)
             result = c.exec_driver_sql(f"SELECT * FROM {quote(name)}{clause}", params)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
 
     # -- settings -------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any:
@@ -657,6 +657,12 @@ def _restore_types(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFram
         elif kind == "DATETIME":
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame
+
+
+def _plain_rows(result: sa.CursorResult) -> list[tuple]:
+    """The rows as plain tuples: pandas builds a frame from SQLAlchemy's Row objects by probing
+    each for named-tuple fields, eight times slower (0.1 s on 8,000 buildings, every read)."""
+    return list(map(tuple, result.fetchall()))
 
 
 def _grow_extent(conn: Connection, name: str, geometries: np.ndarray) -> None:
