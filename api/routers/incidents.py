@@ -43,10 +43,11 @@ from api.models import (
 )
 from api.routers._frames import problem_responses
 from geo.errors import InputError
-from geo.incidents import IncidentMapping, allowed_next, parse_timestamps
+from geo.incidents import IncidentMapping, allowed_next, intake, parse_timestamps
 from geo.incidents import store as incident_store
 from geo.incidents.feeds import records_from_objects
 from geo.incidents.workflow import IllegalTransition
+from geo.locate import GridIndex
 
 router = APIRouter(tags=["incidents"])
 ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
@@ -98,19 +99,24 @@ def post_incidents(
         row["id"] = str(row["id"])
         # a pushed case without a time was reported when it arrives
         row["reported_at"] = row["reported_at"] or received
-    _check_times(rows)
     mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": batch.crs})
-    # the same normalisation as a feed file, without the file
-    summary = incident_store.import_records(
-        state.store,
-        records_from_objects(rows),
-        mapping=mapping,
-        source=batch.source,
-        author=principal.name,
-        allow_unlocated=allow_unlocated,
-        check_crs=not crs_named,
-        index=state.case_index(),  # the locate index /locate answers from, cached per plan
-    )
+    index = state.case_index()  # the locate index /locate answers from, cached per plan
+    # one case (a hotline pushing as calls come in): the lean path stores the row a feed of it
+    # would, without the feed machinery; None where it cannot promise that
+    summary = _one_case(state, rows, mapping, batch.source, principal.name, allow_unlocated, index)
+    if summary is None:
+        _check_times(rows)
+        # the same normalisation as a feed file, without the file
+        summary = incident_store.import_records(
+            state.store,
+            records_from_objects(rows),
+            mapping=mapping,
+            source=batch.source,
+            author=principal.name,
+            allow_unlocated=allow_unlocated,
+            check_crs=not crs_named,
+            index=index,
+        )
     return IncidentImport(
         read=len(rows),
         added=int(summary["added"]),
@@ -232,10 +238,44 @@ def relocate(state: StateDep, principal: Planner, body: Relocation) -> Relocated
     return Relocated(**counts)
 
 
+def _one_case(
+    state: StateDep,
+    rows: list[dict],
+    mapping: IncidentMapping,
+    source: str,
+    author: str,
+    allow_unlocated: bool,
+    index: GridIndex | None,
+) -> dict | None:
+    """:func:`geo.incidents.intake.add_posted_case` for a post of one case, None otherwise."""
+    if len(rows) != 1:
+        return None
+    time = intake.read_time(rows[0]["reported_at"], tz=mapping.tz)
+    if time is None:
+        return None
+    if time.problem:
+        _refuse_times([(rows[0]["id"], time.problem)])
+    return intake.add_posted_case(
+        state.store,
+        rows[0],
+        source=source,
+        mapping=mapping,
+        time=time,
+        index=index,
+        author=author,
+        allow_unlocated=allow_unlocated,
+    )
+
+
 def _check_times(rows: list[dict]) -> None:
     """Refuse cases whose time cannot be read (the stored case loop needs one)."""
     _, problems = parse_timestamps(pd.Series([row["reported_at"] for row in rows], dtype=object))
-    bad = [(row["id"], problem) for row, problem in zip(rows, problems, strict=True) if problem]
+    _refuse_times(
+        [(row["id"], problem) for row, problem in zip(rows, problems, strict=True) if problem]
+    )
+
+
+def _refuse_times(bad: list[tuple[str, str]]) -> None:
     if bad:
         listed = ", ".join(f"{case_id} ({problem})" for case_id, problem in bad[:10])
         raise InputError(

@@ -1,0 +1,295 @@
+"""One posted case through the lean path is stored exactly as a feed of that case is (issue #16).
+
+``POST /incidents`` with one case skips the feed machinery (geo.incidents.intake); these tests
+hold it to the feed path on Kunming (imported, partitioned, staffed): two copies of the project,
+the same case added to one by the lean path and to the other by ``import_records``, and every
+column of the stored row, its geometry blob, its creation event and the answered summary equal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from api.routers.incidents import POSTED
+from geo import locate_index, plans
+from geo.crs import to_wgs84
+from geo.errors import InputError
+from geo.incidents import intake
+from geo.incidents import store as incident_store
+from geo.incidents.feeds import IncidentMapping, parse_timestamps, records_from_objects
+from geo.store import open_store
+
+HOSTILE = "=cmd|' /C calc'!A0 <script>alert(1)</script> '); DROP TABLE incidents;-- \u202e\n\t😀"
+
+
+def _row(**given) -> dict:
+    """A case as the service hands it on: every posted field present (None when not given)."""
+    fields = ("id", "category", "reported_at", "description", "address", "lon", "lat")
+    return {**dict.fromkeys(fields), **given}
+
+
+def _copy(source: Path, target: Path) -> Path:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
+@pytest.fixture(scope="module")
+def seeded(api_db, tmp_path_factory) -> Path:
+    """Kunming with one case stored by the feed path (the layer and its indexes exist)."""
+    path = _copy(api_db, tmp_path_factory.mktemp("intake") / "seeded.gpkg")
+    store = open_store(path)
+    seed = _row(id="seed", reported_at="2026-01-05T09:00:00+08:00")
+    incident_store.import_records(
+        store, records_from_objects([seed]), mapping=POSTED, source="seed", allow_unlocated=True
+    )
+    store.engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="module")
+def inside(seeded) -> tuple[float, float]:
+    """A WGS84 point inside a building of the published plan."""
+    store = open_store(seeded)
+    point = store.read_layer("buildings").representative_point().iloc[7]
+    lon, lat = to_wgs84(
+        np.array([point.x]), np.array([point.y]), crs=plans.published_grids(store).crs
+    )
+    store.engine.dispose()
+    return float(lon[0]), float(lat[0])
+
+
+def _stored(store, incident_id: str) -> tuple[dict, list[tuple]]:
+    with store.reading() as conn:
+        result = conn.exec_driver_sql(
+            "SELECT * FROM incidents WHERE incident_id = ?", (incident_id,)
+        )
+        rows = [dict(zip(result.keys(), row, strict=True)) for row in result]
+        events = conn.exec_driver_sql(
+            "SELECT incident_id, from_status, to_status, actor, at, note FROM incident_events "
+            "WHERE incident_id = ?",
+            (incident_id,),
+        ).fetchall()
+    assert len(rows) == 1
+    row = rows[0]
+    row.pop("fid")
+    assert row.pop("imported_at")  # both "now": the moment differs, the form is checked apart
+    return row, [tuple(e) for e in events]
+
+
+def _both_ways(seeded: Path, tmp_path: Path, case: dict, **options) -> tuple:
+    """The case added to one copy by the lean path and to another by the feed path."""
+    results = []
+    for way in ("lean", "feed"):
+        store = open_store(_copy(seeded, tmp_path / f"{way}.gpkg"))
+        index = locate_index.grid_index(store)
+        mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": options.get("crs", "wgs84")})
+        allow = options.get("allow_unlocated", False)
+        if way == "lean":
+            time = intake.read_time(case["reported_at"], tz=mapping.tz)
+            summary = intake.add_posted_case(
+                store,
+                dict(case),
+                source="12345",
+                mapping=mapping,
+                time=time,
+                index=index,
+                author="tester",
+                allow_unlocated=allow,
+            )
+            assert summary is not None, "the lean path declined the case"
+        else:
+            summary = incident_store.import_records(
+                store,
+                records_from_objects([dict(case)]),
+                mapping=mapping,
+                source="12345",
+                author="tester",
+                allow_unlocated=allow,
+                check_crs=True,
+                index=index,
+            )
+        results.append((summary, *_stored(store, f"12345:{str(case['id']).strip()}")))
+        store.engine.dispose()
+    return results
+
+
+CASES = {
+    "located": {"category": "乱堆乱放", "reported_at": "2026-03-06T16:40:00+08:00"},
+    "located, naive time, legacy code": {"category": "0101", "reported_at": "2026-03-07 09:15"},
+    "located, UTC time with microseconds": {
+        "category": "06001",
+        "reported_at": "2026-12-04T17:30:00.123456+00:00",
+    },
+    "unknown category": {"category": "飞碟降落", "reported_at": "2026-03-06T08:00:00Z"},
+    "hostile text": {
+        "category": HOSTILE[:150],
+        "description": HOSTILE * 20,
+        "address": HOSTILE,
+        "reported_at": "2026-03-06T08:00:00+08:00",
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_located_case_is_stored_by_the_lean_path_as_the_feed_path_stores_it(
+    name, seeded, inside, tmp_path
+):
+    case = _row(id=f" {name} ", lon=inside[0], lat=inside[1], **CASES[name])
+    (lean, lean_row, lean_events), (feed, feed_row, feed_events) = _both_ways(
+        seeded, tmp_path, case
+    )
+    assert lean_row == feed_row
+    assert lean_events == feed_events
+    assert lean == feed
+    assert lean_row["grid_code"], "the case was assigned to a grid"
+    assert lean_row["worker"], "the grid is staffed"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [(None, None), (0.0, 0.0), (102.7, 250.0), (float("nan"), 25.0), (2.35, 48.85), (25.04, 102.7)],
+)
+def test_an_unlocated_case_stored_with_the_flag_is_stored_alike_with_its_reason(
+    where, seeded, tmp_path
+):
+    case = _row(
+        id="u1",
+        lon=where[0],
+        lat=where[1],
+        category="占道经营",
+        reported_at="2026-03-06T08:00:00+08:00",
+        description="no place",
+    )
+    (lean, lean_row, lean_events), (feed, feed_row, feed_events) = _both_ways(
+        seeded, tmp_path, case, allow_unlocated=True
+    )
+    assert (lean_row, lean_events, lean) == (feed_row, feed_events, feed)
+    assert lean_row["unlocated_reason"]
+    assert lean_row["geom"] is None
+
+
+def test_a_case_on_a_geocoder_fallback_point_is_stored_alike(seeded, inside, tmp_path):
+    """One case is never a fallback point (five records must share it): both paths agree."""
+    store = open_store(seeded)
+    centre = plans.published_grids(store).to_crs(4326).union_all().centroid
+    store.engine.dispose()
+    case = _row(
+        id="centre",
+        lon=round(centre.x, 6),
+        lat=round(centre.y, 6),
+        reported_at="2026-03-06T08:00:00+08:00",
+    )
+    (lean, lean_row, _), (feed, feed_row, _) = _both_ways(
+        seeded, tmp_path, case, allow_unlocated=True
+    )
+    assert (lean_row, lean) == (feed_row, feed)
+    assert lean_row["fallback_point"] == 0
+
+
+def test_a_gcj02_case_is_moved_to_wgs84_by_both_paths_alike(seeded, inside, tmp_path):
+    case = _row(
+        id="g1",
+        lon=inside[0] + 0.004,
+        lat=inside[1] - 0.002,
+        reported_at="2026-03-06T08:00:00+08:00",
+    )
+    (lean, lean_row, _), (feed, feed_row, _) = _both_ways(seeded, tmp_path, case, crs="gcj02")
+    assert (lean_row, lean) == (feed_row, feed)
+
+
+def test_an_unplaceable_case_without_the_flag_is_refused_by_both_paths_with_one_message(
+    seeded, tmp_path
+):
+    case = _row(id="u2", reported_at="2026-03-06T08:00:00+08:00")
+    store = open_store(_copy(seeded, tmp_path / "refused.gpkg"))
+    with pytest.raises(InputError) as lean:
+        intake.add_posted_case(
+            store,
+            dict(case),
+            source="12345",
+            mapping=POSTED,
+            time=intake.read_time(case["reported_at"]),
+            index=locate_index.grid_index(store),
+        )
+    with pytest.raises(InputError) as feed:
+        incident_store.import_records(
+            store, records_from_objects([case]), mapping=POSTED, source="12345"
+        )
+    assert lean.value.message == feed.value.message
+    assert "nothing was stored" in lean.value.message
+    assert incident_store.stored_ids(store, pd.Series(["12345:u2"])) == set()
+
+
+def test_posting_a_stored_case_again_adds_nothing_and_says_it_was_there(seeded, inside, tmp_path):
+    store = open_store(_copy(seeded, tmp_path / "again.gpkg"))
+    index = locate_index.grid_index(store)
+    case = _row(id="again", lon=inside[0], lat=inside[1], reported_at="2026-03-06T08:00:00Z")
+    time = intake.read_time(case["reported_at"])
+    answers = [
+        intake.add_posted_case(
+            store, dict(case), source="12345", mapping=POSTED, time=time, index=index
+        )
+        for _ in range(2)
+    ]
+    assert [(a["added"], a["already_present"]) for a in answers] == [(1, 0), (0, 1)]
+    with store.reading() as conn:
+        count = conn.exec_driver_sql(
+            "SELECT count(*) FROM incident_events WHERE incident_id = '12345:again'"
+        ).scalar()
+    assert count == 1
+
+
+def test_a_too_long_case_id_is_refused_as_the_feed_path_refuses_it(seeded, inside, tmp_path):
+    store = open_store(_copy(seeded, tmp_path / "long.gpkg"))
+    case = _row(id="x" * 300, lon=inside[0], lat=inside[1], reported_at="2026-03-06")
+    with pytest.raises(InputError, match="is not a valid id"):
+        intake.add_posted_case(
+            store,
+            case,
+            source="12345",
+            mapping=POSTED,
+            time=intake.read_time("2026-03-06"),
+            index=locate_index.grid_index(store),
+        )
+
+
+TIMES = [
+    "2026-03-06",
+    "2026-03-06 08:00",
+    "2026-03-06T08:00:00",
+    "2026-03-06T08:00:00.5",
+    "2026-03-06T08:00:00Z",
+    "2026-03-06T08:00+08:00",
+    "2026-03-06T08:00:00+0530",
+    "2026-03-06T08:00:00-03:00",
+    " 2026-03-06T08:00:00+08:00 ",
+    "1899-12-31",
+    "2200-01-01T00:00Z",
+    "1900-01-01T03:00",
+    "1988-04-10 02:30",
+    "1988-09-11 01:30",
+    "2199-12-31T23:59:59.999999+00:00",
+]
+
+
+@pytest.mark.parametrize("text", TIMES)
+def test_a_posted_time_is_read_to_the_moment_and_problem_the_feed_reader_gives(text):
+    moments, problems = parse_timestamps(pd.Series([text], dtype=object))
+    read = intake.read_time(text)
+    assert read is not None
+    expected = None if pd.isna(moments[0]) else moments[0]
+    assert (read.moment, read.problem) == (expected, problems[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-03-06T08:00:00z", "2026年3月6日 8时", "1741219200", "2026-02-30", "03/06/2026", "now"],
+)
+def test_a_time_in_another_form_is_left_to_the_feed_reader(text):
+    assert intake.read_time(text) is None
