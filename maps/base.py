@@ -15,7 +15,7 @@ from folium.utilities import JsCode
 from .basemaps import add_basemap, display_crs
 from .elements import Legend, MapData, PageRuntime, Ready
 from .escape import escape_html
-from .i18n import INCIDENT_CLASSES, language, strings
+from .i18n import incident_classes, language, strings
 from .offline import plugin_css, plugin_js
 from .prepare import (
     MapInputError,
@@ -153,7 +153,7 @@ class _Page:
             "palette": PALETTE,
             "options": {
                 "label_zoom": 0 if options.print_mode else options.label_zoom,
-                "incident_classes": list(INCIDENT_CLASSES),
+                "incident_classes": list(incident_classes()),
                 "search": True,
                 "osm_credit": options.attribution_osm,
                 "features_url": None,
@@ -285,7 +285,7 @@ class _Page:
             blur=14,
         )
         _with_assets(heat, "heat").add_to(self.m)
-        classes = [(f"gm-inc gm-inc-{c}", "", t[f"class_{c}"]) for c in INCIDENT_CLASSES]
+        classes = [(f"gm-inc gm-inc-{c}", "", t[f"class_{c}"]) for c in incident_classes()]
         overdue = ("gm-inc gm-inc-other gm-inc-overdue", "", t["legend_overdue"])
         self.legend.append(("incidents", t["legend_incidents"], [*classes, overdue]))
 

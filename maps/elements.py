@@ -12,6 +12,7 @@ from branca.element import Element, MacroElement
 from jinja2 import Template
 
 from .escape import css_string, escape_html, json_for_html
+from .i18n import incident_classes
 from .offline import ASSETS_DIR
 
 __all__ = ["Legend", "MapData", "PageRuntime", "Ready"]
@@ -42,7 +43,7 @@ class PageRuntime(MacroElement):
         js, css = _runtime()
         symbols = "".join(
             f".gm-inc-{cls}::after{{content:{css_string(strings[f'class_{cls}_symbol'])}}}"
-            for cls in ("06", "07", "08", "09", "10", "other")
+            for cls in (*incident_classes(), "other")
         )
         self.js = js.replace("</", "<\\/")
         self.css = (css + symbols).replace("</", "<\\/")

@@ -11,11 +11,19 @@ Examples
 from __future__ import annotations
 
 from geo.errors import InputError
+from geo.incidents import catalogue
 
-__all__ = ["LANGUAGES", "STRINGS", "language", "strings"]
+__all__ = ["LANGUAGES", "STRINGS", "incident_classes", "language", "strings"]
 
-#: Incident classes of the national city-management catalogue (see data/ catalogue).
-INCIDENT_CLASSES = ("06", "07", "08", "09", "10")
+
+def incident_classes() -> tuple[str, ...]:
+    """The incident classes the maps draw: the shipped catalogue's (data/incident_categories.csv).
+
+    Their names come from the catalogue too (:func:`strings` adds them as ``class_<code>``); this
+    table only gives each a map symbol, ``class_<code>_symbol``.
+    """
+    return tuple(catalogue.incident_classes())
+
 
 STRINGS: dict[str, dict[str, str]] = {
     "zh": {
@@ -72,11 +80,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_oversized": "建筑数偏多",
         "status_non_contiguous": "不连片",
         # incident classes and workflow
-        "class_06": "市容环境",
-        "class_07": "宣传广告",
-        "class_08": "施工管理",
-        "class_09": "街面秩序",
-        "class_10": "其他",
         "class_other": "未分类",
         "class_06_symbol": "容",
         "class_07_symbol": "广",
@@ -169,11 +172,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_undersized": "too few buildings",
         "status_oversized": "too many buildings",
         "status_non_contiguous": "not contiguous",
-        "class_06": "City appearance",
-        "class_07": "Advertising",
-        "class_08": "Construction",
-        "class_09": "Street order",
-        "class_10": "Other",
         "class_other": "Unclassified",
         "class_06_symbol": "E",
         "class_07_symbol": "A",
@@ -243,7 +241,9 @@ def strings(lang: str = "zh") -> dict[str, str]:
     >>> strings("zh-CN")["worker"]
     '网格员'
     """
-    return dict(STRINGS[language(lang)])
+    key = language(lang)
+    names = {f"class_{code}": name[key] for code, name in catalogue.incident_classes().items()}
+    return {**STRINGS[key], **names}
 
 
 def language(lang: str = "zh") -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from geo.errors import InputError
+from geo.incidents.stats import open_counts
 from geo.workers import contact_column
 
 from .encode import encode_lines, encode_points, encode_polygons
@@ -30,9 +31,6 @@ __all__ = [
     "prepare_roads",
     "to_display",
 ]
-
-#: Incident statuses that count as closed (everything else is open).
-CLOSED_STATUSES = frozenset({"closed", "结案", "cancelled", "rejected"})
 
 
 #: Classes of the roads reference layer, drawn in this order (see ``drawRoads`` in gridmap.js).
@@ -208,21 +206,7 @@ def _incident_counts(
     n = len(grids)
     if "open_incidents" in grids.columns or incidents is None or "grid_code" not in incidents:
         return _int(grids.get("open_incidents"), n), _int(grids.get("overdue_incidents"), n)
-    status = incidents.get("status", pd.Series("", index=incidents.index)).astype(str)
-    is_open = ~status.str.lower().isin(CLOSED_STATUSES)
-    overdue = incidents.get("overdue", pd.Series(False, index=incidents.index)).fillna(False)
-    by_grid = (
-        pd.DataFrame(
-            {
-                "grid": incidents["grid_code"].astype(str),
-                "open": is_open,
-                "overdue": is_open & overdue.astype(bool),
-            }
-        )
-        .groupby("grid")[["open", "overdue"]]
-        .sum()
-    )
-    counts = by_grid.reindex(codes.to_numpy()).fillna(0).astype(int)
+    counts = open_counts(incidents, codes)
     return counts["open"].tolist(), counts["overdue"].tolist()
 
 

@@ -33,6 +33,7 @@ from geo.incidents.stats import (
 )
 from geo.incidents.workflow import (
     EVENT_COLUMNS,
+    FINAL_STATUSES,
     OPEN_STATUSES,
     STATUSES,
     IllegalTransition,
@@ -42,6 +43,7 @@ from geo.incidents.workflow import (
     current_status,
     deadline,
     deadlines,
+    is_open,
     is_overdue,
     is_sent_back,
     transition,
@@ -51,6 +53,7 @@ from geo.incidents.workflow import (
 __all__ = [
     "EVENT_COLUMNS",
     "FEED_COLUMNS",
+    "FINAL_STATUSES",
     "OPEN_STATUSES",
     "STATUSES",
     "CatalogueError",
@@ -69,6 +72,7 @@ __all__ = [
     "flag_fallback_points",
     "hotspot_labels",
     "incident_stats",
+    "is_open",
     "is_overdue",
     "is_sent_back",
     "load_catalogue",

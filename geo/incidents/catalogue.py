@@ -12,6 +12,7 @@ calendar days (``"2h"``, ``"5wd"``, ``"3d"``); see :mod:`geo.incidents.workflow`
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -28,13 +29,6 @@ LEGACY_PATH = reference_file("legacy_category_map.csv")
 
 REQUIRED_COLUMNS = ("code", "class_code", "name_zh", "name_en", "time_limit")
 OPTIONAL_COLUMNS = ("class_zh", "class_en", "aliases", "fallback", "code_status")
-CLASSES = {
-    "06": ("市容环境", "City appearance and environment"),
-    "07": ("宣传广告", "Publicity and advertising"),
-    "08": ("施工管理", "Construction management"),
-    "09": ("街面秩序", "Street order"),
-    "10": ("其他", "Other"),
-}
 LIMIT_UNITS = {"h": "working hours", "wd": "working days", "d": "calendar days"}
 _LIMIT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|wd|d)\s*$", re.IGNORECASE)
 # Punctuation and spaces people and spreadsheets put into names and codes ("06-001", "乱堆 乱放").
@@ -131,6 +125,23 @@ def _fallback_flags(table: pd.DataFrame, path: Path) -> pd.Series:
             )
         marked = table["code"] == other.min()
     return marked
+
+
+@functools.cache
+def incident_classes() -> dict[str, dict[str, str]]:
+    """The classes (大类) of the shipped catalogue in code order, each with its ``zh`` and ``en``
+    name (the Chinese one where the file gives no English): what the maps' legends and popups say.
+
+    Examples
+    --------
+    >>> incident_classes()["09"]
+    {'zh': '街面秩序', 'en': 'Street order'}
+    """
+    table = load_catalogue().drop_duplicates("class_code").sort_values("class_code")
+    return {
+        row.class_code: {"zh": row.class_zh or row.class_code, "en": row.class_en or row.class_zh}
+        for row in table.itertuples(index=False)
+    }
 
 
 def load_legacy_map(path: str | Path | None = None) -> pd.DataFrame:

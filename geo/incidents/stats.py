@@ -19,7 +19,7 @@ from shapely.geometry import MultiPoint
 
 from geo.errors import InputError
 from geo.incidents.catalogue import load_catalogue
-from geo.incidents.workflow import EVENT_COLUMNS, WorkCalendar, deadlines, is_overdue
+from geo.incidents.workflow import EVENT_COLUMNS, WorkCalendar, deadlines, is_open, is_overdue
 
 BY_COLUMNS = {"grid": "grid_code", "community": "community", "worker": "worker"}
 UNASSIGNED = "(unassigned)"
@@ -161,6 +161,30 @@ def incident_stats(
 
 def _rate(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator / denominator.where(denominator > 0)
+
+
+def open_counts(cases: pd.DataFrame, grid_codes: pd.Series) -> pd.DataFrame:
+    """Per grid of ``grid_codes`` (in its order, 0 where none): ``open`` cases and ``overdue``
+    ones among them, as the maps show them.
+
+    Open is :func:`~geo.incidents.workflow.is_open`; overdue is the cases' ``overdue`` column
+    (as :func:`geo.incidents.store.list_incidents` computes it), none when there is no such column.
+    """
+    status = cases["status"] if "status" in cases else pd.Series(None, index=cases.index)
+    still_open = is_open(status)
+    overdue = cases["overdue"] if "overdue" in cases else pd.Series(False, index=cases.index)
+    by_grid = (
+        pd.DataFrame(
+            {
+                "grid": cases["grid_code"].astype(str),
+                "open": still_open,
+                "overdue": still_open & overdue.fillna(False).astype(bool),
+            }
+        )
+        .groupby("grid")[["open", "overdue"]]
+        .sum()
+    )
+    return by_grid.reindex(grid_codes.astype(str).to_numpy()).fillna(0).astype(int)
 
 
 def category_counts(

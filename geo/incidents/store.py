@@ -38,7 +38,14 @@ from geo.incidents.feeds import (
 )
 from geo.incidents.shift import refuse_shifted
 from geo.incidents.stats import incident_stats
-from geo.incidents.workflow import OPEN_STATUSES, STATUSES, deadlines, is_overdue, transition
+from geo.incidents.workflow import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    STATUSES,
+    deadlines,
+    is_overdue,
+    transition,
+)
 from geo.locate import GridIndex
 from geo.store import (
     Store,
@@ -698,7 +705,7 @@ def advance_cases(store: Store, steps: pd.DataFrame) -> int:
                 case["deadline"] = deadlines(
                     pd.DataFrame([{**case, "registered_at": at}]), catalogue(store)
                 ).iloc[0]
-            if step["status"] in ("closed", "rejected"):
+            if step["status"] in FINAL_STATUSES:
                 case["closed_at"] = at
             last_event[step["incident_id"]] = at
         update = pd.DataFrame(

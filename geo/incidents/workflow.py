@@ -48,7 +48,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "rejected": (),
 }
 SENT_BACK = {("handled", "dispatched"), ("dispatched", "registered")}
-OPEN_STATUSES = ("reported", "registered", "dispatched", "handled", "verified")
+#: Statuses a case cannot leave (结案, 不予立案); every other status is open.
+FINAL_STATUSES = tuple(status for status, onward in TRANSITIONS.items() if not onward)
+OPEN_STATUSES = tuple(status for status in STATUSES if status not in FINAL_STATUSES)
 EVENT_COLUMNS = ["incident_id", "from_status", "to_status", "actor", "at"]
 
 
@@ -110,6 +112,24 @@ def transition(current_status: str, target_status: str) -> None:
             f"cannot go from {_label(current_status)} to {_label(target_status)}; "
             f"allowed next: {steps}"
         )
+
+
+def is_open(status: pd.Series) -> pd.Series:
+    """Whether each case is still open: the one rule the maps, exports and statistics share.
+
+    A status is a key of :data:`STATUSES` or its Chinese label, in any case; only the
+    :data:`FINAL_STATUSES` are closed, so a case without a status (a layer from elsewhere) or
+    with one the loop does not know still counts as open: nobody closed it.
+
+    Examples
+    --------
+    >>> is_open(pd.Series(["handled", "结案", "Rejected", None, "?"])).tolist()
+    [True, False, False, True, True]
+    """
+    key_of = {label: key for key, label in STATUSES.items()}
+    text = status.astype(object).where(status.notna(), "").astype(str).str.strip()
+    keys = text.map(key_of).fillna(text.str.lower())
+    return (~keys.isin(FINAL_STATUSES)).rename("open")
 
 
 def is_sent_back(from_status: str, to_status: str) -> bool:
