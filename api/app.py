@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.locator()
         except NotFound:
             log.warning("no published plan yet: /locate answers 404 until one is published")
+        state.warm_editor()  # the first edit then costs what later edits cost
         # the libraries and the index are long-lived: keep the collector from walking them
         # again and again (full collections showed up as 100+ ms stalls in the p99)
         gc.collect()
