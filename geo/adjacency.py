@@ -37,6 +37,7 @@ __all__ = [
     "centroid_coordinates",
     "community_components",
     "edge_list",
+    "touching_pairs",
 ]
 
 #: smallest stored edge weight, so that duplicate centroids still count as an edge
@@ -299,3 +300,20 @@ def community_components(
         )
     _, comp = csgraph.connected_components(graph, directed=False)
     return comp
+
+
+def touching_pairs(polygons: gpd.GeoSeries | gpd.GeoDataFrame) -> np.ndarray:
+    """Pairs ``(i, j)``, ``i < j``, of row positions whose polygons share an edge or a corner.
+
+    The neighbour graph of grids (not buildings): the maps colour it so that neighbours differ.
+    Pairs come in the spatial index's query order, which keeps the colouring reproducible.
+
+    Examples
+    --------
+    >>> row = gpd.GeoSeries([shapely.box(i, 0, i + 1, 1) for i in range(3)], crs=3857)
+    >>> touching_pairs(row).tolist()
+    [[0, 1], [1, 2]]
+    """
+    left, right = polygons.sindex.query(polygons.geometry, predicate="intersects")
+    keep = left < right
+    return np.column_stack([left[keep], right[keep]])

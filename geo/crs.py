@@ -20,12 +20,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyproj
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
 
 from geo.errors import CoordinateError, CRSError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    GeoFrame = TypeVar("GeoFrame", gpd.GeoDataFrame, gpd.GeoSeries)
 
 __all__ = [
     "REASONS_ZH",
@@ -33,6 +41,7 @@ __all__ = [
     "check_lonlat",
     "coordinate_error",
     "from_wgs84",
+    "in_metres",
     "metric_crs_for",
     "parse_crs_name",
     "to_wgs84",
@@ -297,8 +306,24 @@ def metric_crs_for(lon, lat) -> pyproj.CRS:
     meridian = 3 * round(cx / 3)
     if 75 <= meridian <= 135 and 0 <= cy <= 56:
         return pyproj.CRS.from_epsg(4534 + (meridian - 75) // 3)
-    zone = min(int((cx + 180) // 6) + 1, 60)
-    return pyproj.CRS.from_epsg((32600 if cy >= 0 else 32700) + zone)
+    return _utm_crs(cx, cy)
+
+
+def _utm_crs(lon: float, lat: float) -> pyproj.CRS:
+    # pyproj's UTM query on the district's point, which is what GeoDataFrame.estimate_utm_crs()
+    # runs (without importing geopandas here, on the start-up path of locate).
+    point = AreaOfInterest(lon, lat, lon, lat)
+    found = query_utm_crs_info(datum_name="WGS 84", area_of_interest=point)
+    return pyproj.CRS.from_epsg(found[0].code)
+
+
+def in_metres(frame: GeoFrame) -> GeoFrame:
+    """``frame`` in a metric CRS: as it is when projected (a project's layers are stored in its
+    working CRS), else in the UTM zone geopandas' ``estimate_utm_crs()`` picks for it.
+
+    For measuring and simplifying in metres (the maps); the display datum is chosen later.
+    """
+    return frame if frame.crs.is_projected else frame.to_crs(frame.estimate_utm_crs())
 
 
 MISSING = "missing coordinate"

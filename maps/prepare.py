@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo import boundaries
+from geo.adjacency import touching_pairs
+from geo.crs import in_metres
 from geo.errors import InputError
 from geo.incidents.stats import open_counts
 from geo.workers import contact_column
@@ -72,10 +75,6 @@ def _int(series: pd.Series | None, n: int) -> list[int | None]:
     return [None if pd.isna(v) else int(v) for v in values]
 
 
-def _metric(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    return frame if frame.crs.is_projected else frame.to_crs(frame.estimate_utm_crs())
-
-
 def to_display(geoms: gpd.GeoSeries, *, crs: str = "wgs84") -> gpd.GeoSeries:
     """``geoms`` in WGS84 lon/lat, or shifted to GCJ-02 for display over Amap tiles.
 
@@ -123,23 +122,18 @@ def grid_colours(grids: gpd.GeoDataFrame) -> pd.Series:
     [0, 1, 0]
     """
     n = len(grids)
-    left, right = grids.sindex.query(grids.geometry, predicate="intersects")
     graph = nx.Graph()
     graph.add_nodes_from(range(n))
-    graph.add_edges_from((a, b) for a, b in zip(left, right, strict=True) if a < b)
+    graph.add_edges_from(map(tuple, touching_pairs(grids).tolist()))
     colours = nx.greedy_color(graph, strategy="smallest_last")
     return pd.Series([colours[i] for i in range(n)], index=grids.index, dtype="int64")
 
 
 def _simplified_grids(grids: gpd.GeoDataFrame, tolerance: float) -> gpd.GeoSeries:
-    metric = _metric(grids)
+    metric = in_metres(grids)
     if tolerance <= 0:
         return metric.geometry
-    out = metric.geometry.copy()
-    # One coverage per community: shared edges stay shared after simplification.
-    for _, part in metric.groupby("community", sort=False, dropna=False):
-        out.loc[part.index] = shapely.coverage_simplify(part.geometry.values, tolerance)
-    return out
+    return boundaries.simplified(metric, tolerance_m=tolerance).geometry
 
 
 def _polygons_only(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
@@ -217,7 +211,7 @@ def prepare_buildings(
     _require(buildings, ("geometry",), "buildings")
     buildings = buildings[buildings.geometry.notna() & ~buildings.geometry.is_empty]
     n = len(buildings)
-    geoms = _metric(buildings).geometry
+    geoms = in_metres(buildings).geometry
     if tolerance > 0:
         geoms = geoms.simplify(tolerance, preserve_topology=True)
     data: dict[str, Any] = {"geom": encode_polygons(to_display(_polygons_only(geoms), crs=crs))}
@@ -234,7 +228,7 @@ def prepare_communities(communities: gpd.GeoDataFrame, *, crs: str = "wgs84") ->
     _require(communities, ("community", "geometry"), "communities")
     communities = communities[communities.geometry.notna() & ~communities.geometry.is_empty]
     # Where the name is written: a point inside each outline (centroids can fall outside).
-    inside = to_display(_metric(communities).geometry.representative_point(), crs=crs)
+    inside = to_display(in_metres(communities).geometry.representative_point(), crs=crs)
     return {
         "geom": encode_polygons(to_display(_polygons_only(communities.geometry), crs=crs)),
         "name": _text(communities["community"], len(communities)),
@@ -254,7 +248,7 @@ def prepare_roads(
     if roads.crs is None:
         raise MapInputError("the roads layer has no CRS; set one before mapping it")
     roads = roads[roads.geometry.notna() & ~roads.geometry.is_empty]
-    simplified = _metric(roads).geometry.simplify(tolerance)
+    simplified = in_metres(roads).geometry.simplify(tolerance)
     kinds = roads["kind"].astype(str).str.lower() if "kind" in roads.columns else None
     classes = pd.Series("minor", index=roads.index)
     if kinds is not None:
