@@ -22,6 +22,7 @@ from geo.errors import InputError
 from geo.incidents import intake
 from geo.incidents import store as incident_store
 from geo.incidents.feeds import IncidentMapping, parse_timestamps, records_from_objects
+from geo.incidents.workflow import deadline
 from geo.store import open_store
 
 HOSTILE = "=cmd|' /C calc'!A0 <script>alert(1)</script> '); DROP TABLE incidents;-- \u202e\n\t😀"
@@ -293,3 +294,28 @@ def test_a_posted_time_is_read_to_the_moment_and_problem_the_feed_reader_gives(t
 )
 def test_a_time_in_another_form_is_left_to_the_feed_reader(text):
     assert intake.read_time(text) is None
+
+
+def test_a_posted_case_has_the_deadline_the_vectorised_calendar_gives(seeded):
+    """Every time limit of the catalogue, from starts all over the week, the working day, the
+    lunch break and the years of Chinese summer time (1986-1991)."""
+    limits = sorted(set(incident_store.catalogue(open_store(seeded))["time_limit"]))
+    rng = np.random.default_rng(16)
+    seconds = rng.integers(pd.Timestamp("1986-01-01").value // 10**9, 2_000_000_000, 400)
+    starts = [pd.Timestamp(int(s), unit="s", tz="UTC") for s in seconds]
+    starts += [
+        pd.Timestamp(f"2026-11-27 {clock}", tz="Asia/Shanghai")
+        for clock in ("08:30", "12:00", "13:29:59.999", "17:30", "23:59")
+    ]
+    for limit in [*limits, "0h", "0.5h", "40h"]:
+        for start in starts:
+            assert intake.case_deadline(start, limit) == deadline(start, None, limit), (
+                start,
+                limit,
+            )
+
+
+def test_the_lean_path_refuses_points_outside_the_same_district_box_as_the_feed_path(seeded):
+    store = open_store(seeded)
+    assert intake.district_bounds(store) == incident_store._district_bounds(store)
+    store.engine.dispose()

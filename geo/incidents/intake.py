@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,7 +32,7 @@ from geo import gpkg
 from geo.crs import from_wgs84, to_wgs84
 from geo.incidents import store as feed_store
 from geo.incidents.assign import grids_at
-from geo.incidents.catalogue import load_legacy_map, match_category
+from geo.incidents.catalogue import load_legacy_map, match_category, parse_time_limit
 from geo.incidents.feeds import (
     _OUT_OF_RANGE,
     EARLIEST_TIME,
@@ -39,7 +40,7 @@ from geo.incidents.feeds import (
     IncidentMapping,
     describe_mapping,
 )
-from geo.incidents.workflow import deadline
+from geo.incidents.workflow import WorkCalendar, _clock_offset, deadline
 from geo.locate import GridIndex
 from geo.store import Store, incident_events, now_iso
 
@@ -49,7 +50,16 @@ _LEAN_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
 _INCIDENTS = sa.table(feed_store.LAYER, sa.column("geom"), *map(sa.column, feed_store.COLUMNS))
-_NEEDED = ("grids", "incidents", "incidents_incident_id_unique")
+#: one statement, compiled once: the case unless its id is stored (the UNIQUE index decides)
+_INSERT = sqlite_insert(_INCIDENTS).on_conflict_do_nothing(index_elements=["incident_id"])
+_EVENT = sa.insert(incident_events)
+#: what the lean path needs of the file: the layer, its UNIQUE index, WGS84 (and the grids)
+_LAYOUT = (
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'incidents'), "
+    "EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'incidents_incident_id_unique'), "
+    "EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'grids'), "
+    "(SELECT srs_id FROM gpkg_geometry_columns WHERE table_name = 'incidents')"
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,24 @@ def _catalogue_key(store: Store) -> tuple:
     return (None, 0, 0)
 
 
+def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
+    """:func:`geo.incidents.store._district_bounds` in one query (its box cached per extent)."""
+    with store.reading() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT c.min_x, c.min_y, c.max_x, c.max_y, g.srs_id FROM gpkg_contents c "
+            "JOIN gpkg_geometry_columns g ON g.table_name = c.table_name "
+            "WHERE c.table_name = 'buildings'"
+        ).first()
+    if row is None or row[0] is None:
+        return None
+    return _box(int(row[4]), tuple(row[:4]))
+
+
+@functools.lru_cache(maxsize=16)
+def _box(srs_id: int, extent: tuple[float, ...]) -> tuple[float, float, float, float]:
+    return feed_store._wgs84_box(pyproj.CRS.from_epsg(srs_id).srs, extent)
+
+
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -185,7 +213,7 @@ def add_posted_case(
         case.get(mapping.lon_col) if mapping.lon_col else None,
         case.get(mapping.lat_col) if mapping.lat_col else None,
         crs=mapping.crs,
-        bounds=feed_store._district_bounds(store),
+        bounds=district_bounds(store),
     )
     summary = {
         "read": 1,
@@ -215,7 +243,7 @@ def add_posted_case(
         "reported_at": _stored(time.moment),
         "registered_at": None,
         "closed_at": None,
-        "deadline": _stored(deadline(time.moment, None, limit)) if time.moment else None,
+        "deadline": _stored(case_deadline(time.moment, limit)) if time.moment else None,
         "description": _text(case.get(mapping.description_col))
         if mapping.description_col
         else None,
@@ -251,25 +279,10 @@ def _insert(
     """Insert the case unless its id is stored (the UNIQUE index decides), with its creation
     event and log line, in one transaction; 1 added, 0 already there, None: no lean path here."""
     with store.transaction() as conn:
-        present = {
-            name
-            for (name,) in conn.execute(
-                sa.text("SELECT name FROM sqlite_master WHERE name IN :names").bindparams(
-                    sa.bindparam("names", expanding=True)
-                ),
-                {"names": list(_NEEDED)},
-            )
-        }
-        srs = conn.exec_driver_sql(
-            "SELECT srs_id FROM gpkg_geometry_columns WHERE table_name = ?", (feed_store.LAYER,)
-        ).scalar()
-        if (
-            "incidents" not in present
-            or "incidents_incident_id_unique" not in present
-            or srs != 4326
-        ):
+        layer, unique, grids, srs = conn.exec_driver_sql(_LAYOUT).one()
+        if not (layer and unique) or srs != 4326:
             return None
-        row.update(_grid_of(conn, row, index) if "grids" in present else _NO_GRID)
+        row.update(_grid_of(conn, row, index) if grids else _NO_GRID)
         point = shapely.Point(row["lon"], row["lat"]) if row["located"] else None
         row["geom"] = gpkg.encode_geometries([point], srs_id=4326)[0]
         statement = (
@@ -281,14 +294,15 @@ def _insert(
             return 0
         at = now_iso() if reported is None else pd.Timestamp(reported).isoformat()
         conn.execute(
-            sa.insert(incident_events).values(
-                incident_id=row["incident_id"],
-                from_status=None,
-                to_status="reported",
-                actor=author,
-                at=at,
-                note="imported",
-            )
+            _EVENT,
+            {
+                "incident_id": row["incident_id"],
+                "from_status": None,
+                "to_status": "reported",
+                "actor": author,
+                "at": at,
+                "note": "imported",
+            },
         )
         store.log(conn, "incidents import", actor=author, added=1)
         if point is not None:
@@ -327,3 +341,38 @@ def _grow_extent(conn: sa.Connection, lon: float, lat: float) -> None:
         ),
         {"x": lon, "y": lat, "t": feed_store.LAYER},
     )
+
+
+#: the calendar deadlines are counted in (:func:`geo.incidents.workflow.deadline`'s default)
+_CALENDAR = WorkCalendar()
+_CLOCKS = tuple((_clock_offset(a).value, _clock_offset(b).value) for a, b in _CALENDAR.periods)
+
+
+def case_deadline(reported: pd.Timestamp, time_limit: str) -> pd.Timestamp:
+    """:func:`geo.incidents.workflow.deadline` of an unregistered case, walking the working
+    periods from its day instead of laying out weeks of them (the same moment: the same
+    periods, localised as pandas localises them, and the same rule where a need ends)."""
+    value, unit = parse_time_limit(time_limit)
+    if unit == "d" or _CALENDAR.holidays or _CALENDAR.workdays:
+        return deadline(reported, None, time_limit)
+    hours = value * _CALENDAR.hours_per_day if unit == "wd" else value
+    need = pd.Timedelta(hours=hours).value if math.isfinite(hours) else -1
+    start = reported.tz_convert("UTC")
+    if need <= 0:
+        return deadline(reported, None, time_limit)
+    at = start.value
+    day = start.tz_convert(_CALENDAR.tz).tz_localize(None).normalize()
+    for _ in range(366):  # a year of days; longer limits take the vectorised path
+        if day.day_of_week in _CALENDAR.weekdays:
+            for begin_offset, end_offset in _CLOCKS:
+                begin = (day + pd.Timedelta(begin_offset)).tz_localize(_CALENDAR.tz).value
+                end = (day + pd.Timedelta(end_offset)).tz_localize(_CALENDAR.tz).value
+                if end <= at:
+                    continue  # over before the start
+                need += max(at - begin, 0)
+                if need <= end - begin:
+                    return pd.Timestamp(begin + need, tz="UTC")
+                need -= end - begin
+                at = end
+        day += pd.Timedelta(days=1)
+    return deadline(reported, None, time_limit)
