@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,19 +31,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNION_MEMBER = re.compile(r"[A-Z][A-Za-z]+|int|str|float|bool|[a-z-]+\[.*\]")
 log = logging.getLogger("gridmap.api")
 
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    500: "Internal server error",
-}
-
 
 def problem(
     status: int,
@@ -57,7 +45,7 @@ def problem(
     """A problem+json response."""
     body: dict[str, Any] = {
         "type": f"urn:gridmap:error:{kind or status}",
-        "title": _TITLES.get(status, "Error"),
+        "title": _title(status),
         "status": status,
         "detail": detail,
     }
@@ -67,6 +55,14 @@ def problem(
         body["hint"] = hint
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(_encodable(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _title(status: int) -> str:
+    """The status's standard reason phrase (``404`` -> ``"Not Found"``), as RFC 9457 suggests."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _encodable(value: Any) -> Any:
@@ -155,7 +151,7 @@ async def unicode_error(request: Request, error: Exception) -> JSONResponse:
 
 async def http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code)
+    detail = error.detail if isinstance(error.detail, str) else _title(error.status_code)
     if error.status_code == 404 and detail == "Not Found":
         detail = f"no such route: {request.method} {request.url.path}; see /docs"
     return problem(error.status_code, str(detail), headers=getattr(error, "headers", None))
