@@ -354,6 +354,7 @@ def _enclosed(
         return _morphological(frame, limit, segment_m)
     enclosures = momepy.enclosures(local, limit=gpd.GeoSeries([limit], crs=roads.crs))
     try:
+        # simplify=False is deprecated upstream; pyproject.toml holds momepy below 1.0 for it
         return momepy.enclosed_tessellation(
             frame, enclosures.geometry, segment=segment_m, simplify=False, n_jobs=1
         )
