@@ -17,6 +17,7 @@ import functools
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,10 @@ _LEAN_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
 _INCIDENTS = sa.table(feed_store.LAYER, sa.column("geom"), *map(sa.column, feed_store.COLUMNS))
+#: posts in one process queue here for the write lock, woken as soon as it is free: waiting in
+#: SQLite's busy handler instead sleeps in growing steps (up to 100 ms) and made the p99 of ten
+#: concurrent posters 750 ms where their p50 was 50 ms
+_WRITING = threading.Lock()
 #: one statement, compiled once: the case unless its id is stored (the UNIQUE index decides)
 _INSERT = sqlite_insert(_INCIDENTS).on_conflict_do_nothing(index_elements=["incident_id"])
 _EVENT = sa.insert(incident_events)
@@ -278,7 +283,7 @@ def _insert(
 ) -> int | None:
     """Insert the case unless its id is stored (the UNIQUE index decides), with its creation
     event and log line, in one transaction; 1 added, 0 already there, None: no lean path here."""
-    with store.transaction() as conn:
+    with _WRITING, store.transaction() as conn:
         layer, unique, grids, srs = conn.exec_driver_sql(_LAYOUT).one()
         if not (layer and unique) or srs != 4326:
             return None
