@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from geo import project
     from geo.incidents import store as cases
+    from geo.store import Store
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, project = lazy("pandas"), lazy("geo.project")
     cases = lazy("geo.incidents.store")
@@ -75,58 +76,80 @@ def locate_command(
     limit: Annotated[int, typer.Option(min=1, max=50, help="地址候选数 address candidates")] = 5,
 ) -> None:
     """定位 Locate a coordinate (or a CSV of them, or an address) to building, grid, community, worker."""
-    from geo.crs import REASONS_ZH
-    from geo.locate import find_by_address, locate_csv
-    from geo.locate_index import grid_index  # not geo.plans: locating needs no partition engine
-
     store = store_for(db)
-    # a batch loads the kept cell tables (built and kept on the plan's first batch)
-    index = grid_index(store, cells=input_csv is not None)
     if address is not None:
-        buildings = store.read_layer("buildings")
-        found = find_by_address(buildings, address, limit=limit)
-        if found.empty:
-            print_json([])
-            return
-        points = buildings.set_index("building_id").loc[found["building_id"]].representative_point()
-        located = index.locate(points.x.to_numpy(), points.y.to_numpy())
-        result = pd.concat(
-            [
-                found.reset_index(drop=True),
-                located.drop(columns="building_id").reset_index(drop=True),
-            ],
-            axis=1,
-        )
-        print_json(result.to_dict("records"))
-        return
-    if input_csv is not None:
-        if output_csv is None:
-            raise InputError(
-                "--input needs --output (the CSV to write)", zh="--input 需要同时给出 --output"
-            )
-        with (
-            input_or_stdin(input_csv) as source,
-            output_or_stdout(output_csv, db=db, inputs=[input_csv], suffix=".csv") as scratch,
-            progress_bar() as update,
-        ):
-            counts = locate_csv(
-                index,
-                source,
-                scratch,
-                lon_col=lon_col,
-                lat_col=lat_col,
-                crs=crs,
-                progress=lambda rows: update("locate", rows, max(rows, 1)),
-            )
-        shown = say("标准输出", "stdout") if is_stdio(output_csv) else str(output_csv)
-        note(say(f"已写入 {shown}", f"written {shown}") + f" {counts}")
-        return
-    if lon is None or lat is None:
+        _locate_address(store, address, limit=limit)
+    elif input_csv is not None:
+        _locate_batch(store, input_csv, output_csv, db=db, crs=crs, columns=(lon_col, lat_col))
+    elif lon is None or lat is None:
         raise InputError(
             "give LON LAT, or --input CSV --output CSV, or --address TEXT",
             zh="请给出 经度 纬度，或 --input/--output，或 --address",
         )
-    row = index.locate_lonlat([lon], [lat], crs=crs).iloc[0].to_dict()
+    else:
+        _locate_point(store, lon, lat, crs=crs)
+
+
+def _locate_address(store: Store, address: str, *, limit: int) -> None:
+    from geo.locate import find_by_address
+    from geo.locate_index import grid_index  # not geo.plans: locating needs no partition engine
+
+    buildings = store.read_layer("buildings")
+    found = find_by_address(buildings, address, limit=limit)
+    if found.empty:
+        print_json([])
+        return
+    points = buildings.set_index("building_id").loc[found["building_id"]].representative_point()
+    located = grid_index(store).locate(points.x.to_numpy(), points.y.to_numpy())
+    result = pd.concat(
+        [found.reset_index(drop=True), located.drop(columns="building_id").reset_index(drop=True)],
+        axis=1,
+    )
+    print_json(result.to_dict("records"))
+
+
+def _locate_batch(
+    store: Store,
+    input_csv: Path,
+    output_csv: Path | None,
+    *,
+    db: Path,
+    crs: str,
+    columns: tuple[str, str],
+) -> None:
+    from geo.locate import locate_csv
+    from geo.locate_index import grid_index
+
+    if output_csv is None:
+        raise InputError(
+            "--input needs --output (the CSV to write)", zh="--input 需要同时给出 --output"
+        )
+    # the output is checked (never the project file, never the input) before anything is read
+    # or kept: a refused command leaves the project file as it was
+    with (
+        input_or_stdin(input_csv) as source,
+        output_or_stdout(output_csv, db=db, inputs=[input_csv], suffix=".csv") as scratch,
+        progress_bar() as update,
+    ):
+        # a batch loads the kept cell tables (built and kept on the plan's first batch)
+        counts = locate_csv(
+            grid_index(store, cells=True),
+            source,
+            scratch,
+            lon_col=columns[0],
+            lat_col=columns[1],
+            crs=crs,
+            progress=lambda rows: update("locate", rows, max(rows, 1)),
+        )
+    shown = say("标准输出", "stdout") if is_stdio(output_csv) else str(output_csv)
+    note(say(f"已写入 {shown}", f"written {shown}") + f" {counts}")
+
+
+def _locate_point(store: Store, lon: str, lat: str, *, crs: str) -> None:
+    from geo.crs import REASONS_ZH
+    from geo.locate_index import grid_index
+
+    row = grid_index(store).locate_lonlat([lon], [lat], crs=crs).iloc[0].to_dict()
     if row["status"] == "invalid":
         raise InputError(
             f"cannot locate ({lon}, {lat}): {row['reason']}",
