@@ -35,13 +35,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
-import momepy
 import numpy as np
 import pandas as pd
 import shapely
 from shapely.errors import GEOSException
 
 from geo.errors import GridmapError, InputError
+from geo.threads import worker_pool
 
 # Gaps narrower than this (m) are floating-point slivers between momepy's clipped cells.
 SLIVER_M = 0.01
@@ -49,6 +49,8 @@ SLIVER_M = 0.01
 GRID_M = 0.001
 # A building momepy dropped gets at most this much room (m) around its footprint when repaired.
 CARVE_M = 1.0
+# Footprints shrink by this much (m) before sampling, so touching walls leave room (momepy's).
+SHRINK_M = 0.4
 
 
 class CoverageError(GridmapError):
@@ -157,12 +159,20 @@ def building_cells(
         buildings, communities=communities, buffer_m=buffer_m, segment_m=segment_m
     )
     road_lines = None if roads is None else gpd.GeoSeries(_lines(roads, buildings.crs))
+    if roads is not None:
+        import momepy  # noqa: F401  (imported once here, not by the worker threads)
+
+    def one(name: str, limit: shapely.Geometry) -> _Pieces:
+        members = np.flatnonzero(community == name)
+        return _tessellate_community(
+            footprints, members, limit, name, road_lines, segment_m, points
+        )
 
     def each_community() -> Iterator[_Pieces]:
-        for done, (name, limit) in enumerate(limits.items(), start=1):
-            yield _tessellate_community(
-                footprints, np.flatnonzero(community == name), limit, name, road_lines, segment_m
-            )
+        # GEOS releases the GIL: communities are tessellated on every core, yielded in order.
+        tasks = worker_pool().map(one, limits.index, limits.values)
+        for done, pieces in enumerate(tasks, start=1):
+            yield pieces
             if progress is not None:
                 progress(done, len(limits))
 
@@ -316,18 +326,24 @@ def _tessellate_community(
     name: str,
     roads: gpd.GeoSeries | None,
     segment_m: float,
+    anchors: np.ndarray,
 ) -> _Pieces:
     """momepy's cells of one community, plus the gaps they leave inside the limit (owner -1)."""
     if len(positions) == 0:
         # A community polygon without buildings: its area stays unowned and is reported as such.
         return _Pieces(np.array([limit]), np.array([-1]), np.array([name], dtype=object))
     frame = gpd.GeoSeries(footprints[positions], index=positions)
-    if roads is not None:
-        cells = _enclosed(frame, limit, roads, segment_m)
+    cells = _enclosed(frame, limit, roads, segment_m) if roads is not None else None
+    if cells is None:
+        # valid cells inside the limit
+        cells = _morphological(frame, limit, segment_m, anchors=anchors[positions])
+        geometry = cells.geometry.values
     else:
-        cells = _morphological(frame, limit, segment_m)
-    geometry = shapely.intersection(shapely.make_valid(cells.geometry.values), limit)
+        geometry = shapely.intersection(shapely.make_valid(cells.geometry.values), limit)
     owner = np.where(cells.index.to_numpy() >= 0, cells.index.to_numpy(), -1)
+    if shapely.area(limit) - shapely.area(geometry).sum() < SLIVER_M**2:
+        # Disjoint cells inside the limit whose areas add up to its area cover it: no gap.
+        return _Pieces(geometry, owner, np.full(len(geometry), name, dtype=object))
     gap = shapely.difference(limit, shapely.union_all(geometry))
     geometry = np.append(geometry, gap)
     owner = np.append(owner, -1)
@@ -335,23 +351,98 @@ def _tessellate_community(
 
 
 def _morphological(
-    frame: gpd.GeoSeries, limit: shapely.Geometry, segment_m: float
+    frame: gpd.GeoSeries,
+    limit: shapely.Geometry,
+    segment_m: float,
+    *,
+    anchors: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
+    """Morphological tessellation (momepy's method) in a few vectorised GEOS calls.
+
+    The footprints, shrunk by ``SHRINK_M`` so that touching walls leave room between them, are
+    sampled every ``segment_m``; each building's cell is the union of its samples' Voronoi cells
+    (one grouped coverage union, not a union per building), clipped to ``limit`` where it
+    crosses it. The Voronoi diagram is extended to ``limit``, so the cells cover it. Each
+    building's ``anchors`` point (aligned to ``frame``) is a site of its own, so that its cell
+    holds it inside even where footprints overlap or nest.
+    """
     try:
-        return momepy.morphological_tessellation(
-            frame, clip=limit, segment=segment_m, simplify=False
-        )
-    except (ValueError, GEOSException):
-        # momepy fails when every footprint collapses under its shrink: fall back to points.
+        sites, owner = _boundary_samples(frame.values, segment_m, anchors=anchors)
+        cells = _grouped_union(_site_cells(sites, limit), owner, len(frame))
+        broken = ~shapely.is_valid(cells)
+        cells[broken] = [_polygonal(cell) for cell in cells[broken]]
+        shapely.prepare(limit)
+        crossing = ~shapely.contains_properly(limit, cells)
+        cells[crossing] = shapely.intersection(cells[crossing], limit)
+    except GEOSException:
+        # Degenerate sites (every sample collinear or coincident): fall back to points.
         return _point_voronoi(frame, limit)
+    keep = ~shapely.is_empty(cells)
+    return gpd.GeoDataFrame(geometry=cells[keep], index=frame.index[keep])
+
+
+def _boundary_samples(
+    footprints: np.ndarray, segment_m: float, *, anchors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct points every ``segment_m`` along the shrunk footprints, and their footprint.
+
+    A footprint too thin to shrink is sampled as it is; a point two footprints share (touching
+    or overlapping buildings) goes to the first; ``anchors`` come first of all.
+    """
+    shrunk = shapely.buffer(footprints, -SHRINK_M, cap_style="flat", join_style="mitre")
+    thin = shapely.is_empty(shrunk) | shapely.is_missing(shrunk)
+    shrunk[thin] = footprints[thin]
+    xy, owner = shapely.get_coordinates(shapely.segmentize(shrunk, segment_m), return_index=True)
+    if anchors is not None:
+        xy = np.concatenate([shapely.get_coordinates(anchors), xy])
+        owner = np.concatenate([np.arange(len(anchors)), owner])
+    xy, first = np.unique(xy, axis=0, return_index=True)
+    return shapely.points(xy), owner[first]
+
+
+def _site_cells(sites: np.ndarray, limit: shapely.Geometry) -> np.ndarray:
+    """The Voronoi cell of each site (all distinct), aligned to ``sites``, covering ``limit``."""
+    if len(sites) < 3:
+        raise GEOSException("too few sites for a Voronoi diagram")
+    diagram = shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=limit, ordered=True)
+    cells = shapely.get_parts(diagram)
+    if len(cells) == len(sites):
+        return cells
+    # GEOS's ordered output can miss a near-degenerate site's cell: match cells spatially.
+    aligned = np.full(len(sites), None, dtype=object)
+    site, cell = shapely.STRtree(cells).query(sites, predicate="intersects")
+    aligned[site] = cells[cell]
+    return aligned
+
+
+def _grouped_union(parts: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """The coverage union of ``parts`` per ``group`` (0..n-1), in one call; empty where none.
+
+    Parts that are not polygons (GEOS's cell of a near-degenerate site) are left out; should the
+    parts not form a coverage after all, the overlay union takes over.
+    """
+    solid = shapely.get_type_id(parts) == 3
+    parts, group = parts[solid], group[solid]
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_group, sorted_group)
+    table = np.full((n, rank.max() + 1 if len(rank) else 1), None, dtype=object)
+    table[sorted_group, rank] = parts[order]
+    try:
+        return shapely.coverage_union_all(table, axis=1)
+    except GEOSException:
+        return shapely.union_all(table, axis=1)
 
 
 def _enclosed(
     frame: gpd.GeoSeries, limit: shapely.Geometry, roads: gpd.GeoSeries, segment_m: float
-) -> gpd.GeoDataFrame:
+) -> gpd.GeoDataFrame | None:
+    """momepy's enclosed tessellation of one community; None where no road crosses it."""
+    import momepy  # only imports with roads need it (a second of start-up)
+
     local = roads[roads.intersects(limit)]
     if local.empty:
-        return _morphological(frame, limit, segment_m)
+        return None
     enclosures = momepy.enclosures(local, limit=gpd.GeoSeries([limit], crs=roads.crs))
     try:
         # simplify=False is deprecated upstream; pyproject.toml holds momepy below 1.0 for it
