@@ -344,10 +344,8 @@ class GeoPackageStore(Store):
         with self.reading(conn) as c:
             if not _table_exists(c, name):
                 return 0
-            clause, params = _where(where)
-            return int(
-                c.exec_driver_sql(f"SELECT count(*) FROM {quote(name)}{clause}", params).scalar()
-            )
+            query = _filtered(sa.select(sa.func.count()).select_from(_table(name)), where)
+            return int(c.execute(query).scalar_one())
 
     def write_layer(
         self,
@@ -431,11 +429,9 @@ class GeoPackageStore(Store):
                 if unknown:
                     raise NotFound(f"layer {name!r} has no column {unknown}")
                 wanted = list(columns)
-            clause, params = _where(where)
-            select = ", ".join(quote(col) for col in ["fid", "geom", *wanted])
-            result = c.exec_driver_sql(
-                f"SELECT {select} FROM {quote(name)}{clause} ORDER BY fid", params
-            )
+            fields = [_column(col) for col in ["fid", "geom", *wanted]]
+            query = _filtered(sa.select(*fields).select_from(_table(name)), where)
+            result = c.execute(query.order_by(_column("fid")))
             frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
         geometry = gpkg.decode_geometries(frame.pop("geom").tolist())
         frame = _restore_types(frame.set_index("fid"), types)
@@ -445,9 +441,8 @@ class GeoPackageStore(Store):
         """Delete the rows of a layer or table matching ``where`` (column = value, or IN a list)."""
         if not _table_exists(conn, name):
             return 0
-        clause, params = _where(where)
         # the layer's extent may now be larger than its rows: QGIS only zooms a little wider
-        return conn.exec_driver_sql(f"DELETE FROM {quote(name)}{clause}", params).rowcount
+        return conn.execute(_filtered(sa.delete(_table(name)), where)).rowcount
 
     def update_rows(
         self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
@@ -478,8 +473,8 @@ class GeoPackageStore(Store):
         """A non-spatial table as a DataFrame."""
         name = table if isinstance(table, str) else table.name
         with self.reading(conn) as c:
-            clause, params = _where(where)
-            result = c.exec_driver_sql(f"SELECT * FROM {quote(name)}{clause}", params)
+            query = _filtered(sa.select(sa.text("*")).select_from(_table(name)), where)
+            result = c.execute(query)
             return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
 
     # -- settings -------------------------------------------------------------------------------
@@ -592,23 +587,30 @@ def _declared_types(conn: Connection, name: str) -> dict[str, str]:
     return {row[1]: (row[2] or "").upper() for row in rows}
 
 
-def _where(where: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    if not where:
-        return "", {}
-    parts, params = [], {}
-    for i, (column, value) in enumerate(where.items()):
+def _table(name: str) -> sa.TableClause:
+    # quoted_name(..., True): always quoted by the dialect's preparer, as quote() does
+    return sa.table(sa.sql.quoted_name(str(name), True))
+
+
+def _column(name: object) -> sa.ColumnClause:
+    return sa.column(sa.sql.quoted_name(str(name), True))
+
+
+_Filterable = sa.Select | sa.Delete
+
+
+def _filtered(statement: _Filterable, where: Mapping[str, Any] | None) -> _Filterable:
+    """``statement`` restricted to the rows matching ``where``: a column equal to a value, IS NULL
+    for None, or IN a list (one expanding bind parameter: no SQL text is built from the values)."""
+    for column, value in (where or {}).items():
+        field = _column(column)
         if isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Index | pd.Series):
-            names = []
-            for j, item in enumerate(value):
-                params[f"w{i}_{j}"] = _python_scalar(item)
-                names.append(f":w{i}_{j}")
-            parts.append(f"{quote(column)} IN ({', '.join(names) or 'NULL'})")
+            statement = statement.where(field.in_([_python_scalar(item) for item in value]))
         elif value is None:
-            parts.append(f"{quote(column)} IS NULL")
+            statement = statement.where(field.is_(None))
         else:
-            params[f"w{i}"] = _python_scalar(value)
-            parts.append(f"{quote(column)} = :w{i}")
-    return " WHERE " + " AND ".join(parts), params
+            statement = statement.where(field == _python_scalar(value))
+    return statement
 
 
 def _sql_type(series: pd.Series) -> str:
