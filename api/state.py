@@ -20,6 +20,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from api.auth import Principal, verify_token
 from api.settings import Settings
@@ -190,6 +191,7 @@ class ProjectState:
         """
         try:
             editing.warm(self.store)
+            _warm_display(self.store)
         except GridmapError as error:
             log.warning("the editor's caches are loaded by the first edit: %s", error)
 
@@ -211,6 +213,15 @@ class ProjectState:
 
     def roster(self) -> pd.DataFrame:
         return self.cached("roster", lambda: plans.roster(self.store), depends=("workers",))
+
+
+def _warm_display(store: Store) -> None:
+    """Project one point of the district's CRS to WGS84: PROJ sets that transformation up once per
+    process (0.1 s), and an edit's answer carries its grids in WGS84."""
+    from maps.prepare import to_display
+
+    if store.has_layer("buildings"):
+        to_display(gpd.GeoSeries([shapely.Point(0.0, 0.0)], crs=store.layer_crs("buildings")))
 
 
 def _read_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
