@@ -31,3 +31,37 @@ def test_lower_layers_never_import_upper_ones(package):
     offenders = {name: bad for name, bad in offenders.items() if bad}
     assert not offenders
     assert list((ROOT / package).rglob("*.py"))  # the package is there and was read
+
+
+def listed_strings(path: Path) -> set[str]:
+    """The strings written inside tuple, list and set literals of a module: where a rule would be
+    spelt out as data (a status list, a column list), as opposed to a dict of display strings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        element.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Tuple | ast.List | ast.Set)
+        for element in node.elts
+        if isinstance(element, ast.Constant) and isinstance(element.value, str)
+    }
+
+
+def test_maps_list_no_incident_status_class_or_contact_column_of_their_own():
+    from geo.incidents.catalogue import incident_classes
+    from geo.incidents.workflow import STATUSES
+    from geo.workers import CONTACT_COLUMNS
+
+    rules = {
+        "incident statuses": {*STATUSES, *STATUSES.values()},
+        "incident classes": set(incident_classes()),
+        "contact columns": set(CONTACT_COLUMNS),
+    }
+    modules = sorted((ROOT / "maps").glob("*.py"))
+    offenders = {
+        f"{path.relative_to(ROOT)}: {rule}": sorted(listed_strings(path) & names)
+        for path in modules
+        for rule, names in rules.items()
+        if listed_strings(path) & names
+    }
+    assert not offenders, "maps/ renders what geo/ decides (geo.incidents, geo.workers)"
+    assert len(modules) > 10
