@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from geo import boundaries, codes, locate_index, partition
-from geo.adjacency import building_adjacency
+from geo.adjacency import building_adjacency, centroid_coordinates
 from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.store import reassign_open_cases
 from geo.incidents.workflow import OPEN_STATUSES
@@ -197,6 +198,7 @@ def grid_facts(
     max_size: int,
     max_households: int | None,
     adjacency: Any = None,
+    centroids: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The facts of every grid of a labelling (building_id -> key), indexed by key."""
     report = partition.grid_report(
@@ -206,6 +208,7 @@ def grid_facts(
         min_size=min_size,
         max_size=max_size,
         max_households=max_households,
+        centroids=centroids,
     )
     return report.set_index("grid_key")
 
@@ -226,7 +229,7 @@ def coded_grids(
     polygons = boundaries.grid_polygons(
         district.cells, labels, community=district.buildings["community"]
     )
-    members = {key: frozenset(ids) for key, ids in labels.groupby(labels).groups.items()}
+    members = {key: frozenset(ids) for key, ids in members_by_label(labels).items()}
     grid_code = codes.assign_grid_codes(
         polygons,
         members,
@@ -292,9 +295,10 @@ def save_plan(
             max_households=max_households,
         )
     ).inserted_primary_key[0]
-    conn.execute(
-        sa.insert(assignments),
-        [{"plan_id": plan_id, "building_id": b, "grid_code": c} for b, c in labels.items()],
+    # one prepared statement over plain tuples (SQLAlchemy's executemany of dicts: 0.2 s per 36,000)
+    conn.exec_driver_sql(
+        f"INSERT INTO {assignments.name} (plan_id, building_id, grid_code) VALUES (?, ?, ?)",
+        [(plan_id, b, c) for b, c in zip(labels.index.tolist(), labels.tolist(), strict=True)],
     )
     store.write_layer(
         conn,
@@ -307,18 +311,39 @@ def save_plan(
     return int(plan_id)
 
 
+def members_by_label(labels: pd.Series) -> dict[Any, np.ndarray]:
+    """The index values of each label, labels in sorted order, as ``labels.groupby(labels).groups``
+    gives them (missing labels left out), without its Index per group (0.3 s per 36,000 buildings).
+
+    Examples
+    --------
+    >>> members_by_label(pd.Series(["b", "a", "b", None], index=["x", "y", "z", "w"]))
+    {'a': array(['y'], dtype=object), 'b': array(['x', 'z'], dtype=object)}
+    """
+    position, keys = pd.factorize(labels, sort=True)
+    order = np.argsort(position, kind="stable")
+    order = order[position[order] >= 0]
+    bounds = np.searchsorted(position[order], np.arange(len(keys) + 1))
+    ids = labels.index.to_numpy()[order]
+    return {
+        key: ids[start:end]
+        for key, start, end in zip(keys.tolist(), bounds[:-1], bounds[1:], strict=True)
+    }
+
+
 def record_codes(
     conn: Connection, labels: pd.Series, *, plan_id: int, communities: pd.Series
 ) -> None:
     """Register codes issued for the first time, with the buildings they named."""
     issued = set(conn.execute(sa.select(grid_codes.c.grid_code)).scalars())
+    community_of = communities.to_dict()
     rows = []
-    for code, ids in labels.groupby(labels).groups.items():
+    for code, ids in members_by_label(labels).items():
         if code not in issued:
             rows.append(
                 {
                     "grid_code": code,
-                    "community": str(communities[code]),
+                    "community": str(community_of[code]),
                     "members": json.dumps(sorted(map(str, ids)), ensure_ascii=False),
                     "first_plan_id": plan_id,
                     "issued_at": now_iso(),
@@ -396,7 +421,8 @@ def partition_project(
 
     step("partition", 0, 1)
     roads = store.read_layer("roads") if store.has_layer("roads") else None
-    adjacency = building_adjacency(buildings, min_size=min_size, roads=roads)
+    centroids = centroid_coordinates(buildings)  # once, for the graph and the grid report
+    adjacency = building_adjacency(buildings, min_size=min_size, roads=roads, centroids=centroids)
     scope = buildings[in_scope]
     result = partition.partition_buildings(
         scope,
@@ -419,6 +445,7 @@ def partition_project(
         max_size=max_size,
         max_households=max_households,
         adjacency=adjacency,
+        centroids=centroids,
     )
     step("boundaries", 0, 1)
     previous = _previous_members(parent)
@@ -507,9 +534,7 @@ def _chosen_communities(
 def _previous_members(parent: Plan | None) -> dict[frozenset, str]:
     if parent is None:
         return {}
-    return {
-        frozenset(ids): code for code, ids in parent.labels.groupby(parent.labels).groups.items()
-    }
+    return {frozenset(ids): code for code, ids in members_by_label(parent.labels).items()}
 
 
 def _current_workers(parent: Plan | None) -> dict[str, str]:
