@@ -106,7 +106,7 @@ def loaded_tiles(page) -> list[str]:
 
 
 def zoom_to_tiles(page) -> None:
-    page.evaluate(f"{VIEW}.map.setZoom({ZOOM}, {{animate: false}})")
+    page.evaluate(f"void {VIEW}.map.setZoom({ZOOM}, {{animate: false}})")
 
 
 def test_a_map_file_shows_a_local_tile_folder_without_any_network(bund, tiles, tmp_path):
@@ -189,6 +189,30 @@ def test_gridmap_serve_serves_an_mbtiles_file_to_its_map_pages(bund, tiles, tmp_
             sources = loaded_tiles(opened.page)
             assert all(s.startswith(f"{base}/maps/tiles/{ZOOM}/") for s in sources)
             assert "token" not in opened.page.url
+
+
+def test_the_editor_and_the_diff_map_draw_over_the_projects_tiles(bund, tiles, tmp_path):
+    db = tmp_path / "edited.gpkg"
+    db.write_bytes(bund.read_bytes())
+    assert (
+        run("settings", "set", "basemap_tiles", str(tiles["mbtiles"]), "--db", str(db)).exit_code
+        == 0
+    )
+    store = open_store(db)
+    token = create_token(store, "规划科", "planner")
+    plan_id = plans.published_plan_id(store)
+    store.engine.dispose()
+    pages = [f"/plans/{plan_id}/edit", f"/plans/{plan_id}/diff/map"]
+    with uvicorn_server(db) as base, launch() as browser:
+        for path in pages:
+            url = f"{base}{path}?basemap=tiles&token={token}"
+            only_local = lambda r: r.continue_() if r.request.url.startswith(base) else r.abort()  # noqa: E731
+            with open_page(url, browser=browser, route=only_local) as opened:
+                opened.page.wait_for_function(READY)
+                zoom_to_tiles(opened.page)
+                sources = loaded_tiles(opened.page)
+                assert sources, path
+                assert all(s.startswith(f"{base}/maps/tiles/{ZOOM}/") for s in sources), path
 
 
 def test_the_tianditu_key_is_a_project_setting(bund, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from geo import editing, plans
 from geo.store import Store
 from maps.basemaps import display_crs
 from maps.escape import json_for_html
-from maps.project import MapRequest, project_map
+from maps.project import MapRequest, project_map, resolve_basemap
 from maps.render import render_html
 
 HERE = Path(__file__).resolve().parent
@@ -197,8 +197,10 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
 
 
 def editor_html(store: Store, plan_id: int, *, lang: str = "zh", basemap: str = "osm") -> str:
-    """The editor page for plan ``plan_id`` (``basemap="none"`` gives a fully offline page)."""
+    """The editor page for plan ``plan_id`` (``basemap="none"`` gives a fully offline page;
+    ``"tiles"`` the project's own tiles, served by ``gridmap serve``)."""
     offline = basemap == "none"
+    basemap = resolve_basemap(store, basemap, served=True)
     config = editor_config(store, plan_id, lang=lang, basemap=basemap)
     m = project_map(store, MapRequest(plan_id=plan_id, lang=lang, basemap=basemap, offline=offline))
     page = render_html(m, offline=offline, assets_url=ASSETS_URL)

@@ -32,7 +32,13 @@ Display = Annotated[
     str, Query(pattern="^(wgs84|gcj02)$", description="datum of the returned GeoJSON")
 ]
 PageLang = Annotated[str, Query(pattern="^(zh|en)$")]
-PageBasemap = Annotated[str, Query(pattern="^(osm|amap|tianditu|none)$")]
+PageBasemap = Annotated[
+    str,
+    Query(
+        pattern="^(osm|amap|tianditu|tiles|none)$",
+        description="background tiles (tiles: the project's basemap_tiles setting)",
+    ),
+]
 
 
 # -- bodies -----------------------------------------------------------------------------------------
@@ -122,6 +128,7 @@ def plan_diff_map(
     """This plan on a map with the grids that differ from plan ``against`` highlighted."""
     from api.static import ASSETS_URL
     from maps.project import plan_diff_map as diff_map
+    from maps.project import resolve_basemap
     from maps.render import render_html
 
     offline = basemap == "none"
@@ -130,7 +137,7 @@ def plan_diff_map(
         _against(store, plan_id, against),
         plan_id,
         lang=lang,
-        basemap=basemap,
+        basemap=resolve_basemap(store, basemap, served=True),
         offline=offline,
     )
     return HTMLResponse(render_html(m, offline=offline, assets_url=ASSETS_URL))
