@@ -623,26 +623,34 @@ def _sql_type(series: pd.Series) -> str:
 
 def _python_scalar(value: Any) -> Any:
     # A bind parameter, not a JSON answer (that is geo.jsonvalue.json_value): a genuinely
-    # different rule. Times go to the stored UTC text (_iso, millisecond "Z" form, which sorts and
-    # compares as text in SQLite), and bytes and other driver types pass through untouched.
+    # different rule. Times go to the stored UTC text (stored_time: milliseconds and "Z", which
+    # sorts and compares as text in SQLite); bytes and other driver types pass through untouched.
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
         return None
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, pd.Timestamp):
-        return _iso(value)
+        return stored_time(value)
     return value
 
 
 def _python_values(series: pd.Series) -> list[Any]:
     if series.dtype.kind == "M" or isinstance(series.dtype, pd.DatetimeTZDtype):
-        return [None if pd.isna(v) else _iso(v) for v in series]
+        return [None if pd.isna(v) else stored_time(v) for v in series]
     if series.dtype.kind in "iufb" and not series.isna().any():
         return series.to_numpy().tolist()
     return [_python_scalar(v) for v in series.astype(object)]
 
 
-def _iso(value: pd.Timestamp) -> str:
+def stored_time(value: pd.Timestamp) -> str:
+    """A time as the store writes it: UTC text with milliseconds and ``Z``, which sorts and
+    compares as time in SQL (a naive time is taken as UTC).
+
+    Examples
+    --------
+    >>> stored_time(pd.Timestamp("2024-05-01 08:30", tz="Asia/Shanghai"))
+    '2024-05-01T00:30:00.000Z'
+    """
     stamp = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

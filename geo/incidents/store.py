@@ -53,6 +53,7 @@ from geo.store import (
     ensure_unique_keys,
     incident_events,
     now_iso,
+    stored_time,
 )
 
 LAYER = "incidents"
@@ -832,7 +833,7 @@ def _read_rows(store: Store, conn: Connection, fids: list[int]) -> gpd.GeoDataFr
 
 def _stored_time(moment: Any) -> str:
     """A time as the layer stores it (UTC, milliseconds, ``Z``), so that text compares as time."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return stored_time(_utc(moment))
 
 
 #: what a caller wrote about a case: 12345 descriptions and addresses can name residents, so
