@@ -26,6 +26,14 @@ import pandas as pd
 
 def json_value(value: Any) -> Any:
     """``value`` as plain JSON-ready Python (dicts, lists, str, int, float, bool, None)."""
+    kind = type(value)
+    # the plain types first, by exact type: a map page's data is hundreds of thousands of them
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is list or kind is tuple:
+        return [json_value(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
