@@ -4,28 +4,41 @@ Run: ``.venv/bin/python -m bench.editing`` (``--double`` adds a 16,484-building 
 twice, the copy shifted 20 km east; ``--db FILE`` reuses a partitioned project file).
 Each edit is one store transaction: revision check, regrouping, polygons, codes and facts of the
 touched grids only, writes, history step. Writes the ``editing`` section of docs/benchmarks.md.
+
+Besides the in-process timings, each district is served by a fresh ``gridmap serve`` process on
+loopback: the first edit posted once the server answers ``/health`` against the edits after it,
+as a planner meets them (issue #16: the first took 1.1 s, later ones 0.1 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from api.auth import create_token
 from bench._report import write_section
 from geo import editing, plans, project
 from geo.store import open_store
 
-SUZHOU = Path(__file__).resolve().parents[2] / "shared" / "data" / "suzhou_gusu_buildings.geojson"
+ROOT = Path(__file__).resolve().parents[1]
+SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
+#: seconds a served run may take to start, and one request to answer (a shared machine is slow)
+START_TIMEOUT_S, REQUEST_TIMEOUT_S = 180.0, 60.0
 
 
 def build_project(folder: Path, *, double: bool = False) -> Path:
@@ -75,10 +88,8 @@ def _stats(ms: list[tuple[float, float]]) -> str:
     wall = sorted(m[0] for m in ms)
     cpu = sorted(m[1] for m in ms)
     p95 = wall[min(len(wall) - 1, round(0.95 * (len(wall) - 1)))]
-    return (
-        f"{statistics.median(wall):.0f} | {p95:.0f} | {max(wall):.0f} | "
-        f"{statistics.median(cpu):.0f}"
-    )
+    cpu_ms = f"{statistics.median(cpu):.0f}" if any(cpu) else "(server)"
+    return f"{statistics.median(wall):.0f} | {p95:.0f} | {max(wall):.0f} | {cpu_ms}"
 
 
 def run(
@@ -166,13 +177,76 @@ def run(
     return len(plan.labels), len(plan.grids), times
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gridmap serve did not start") from None
+            time.sleep(0.05)
+
+
+def _post(url: str, token: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
+        return json.load(answer)
+
+
+def run_served(db: Path, *, n: int = 20, seed: int = 1) -> dict[str, list[tuple[float, float]]]:
+    """Edits posted to a fresh ``gridmap serve`` on a copy of ``db``: the first one once the
+    server answers, then ``n`` more; wall ms (the CPU column is the server's, not measured: 0)."""
+    served = db.with_name("served.gpkg")
+    shutil.copy(db, served)
+    store = open_store(served)
+    draft = editing.copy_plan(store, plans.published_plan_id(store), author="bench")
+    token = create_token(store, "bench", "planner")
+    moves = _moves(plans.load_plan(store, draft), np.random.default_rng(seed), n + 1)
+    store.engine.dispose()
+    editing.clear_cache()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "api", "serve", "--db", str(served), "--port", str(port)]
+    times: dict[str, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        server = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(base, server)
+            times["gridmap serve: start until /health answers"] = [
+                ((time.perf_counter() - started) * 1000, 0.0)
+            ]
+            for revision, (building, target) in enumerate(moves):
+                body = {"op": "move", "args": {"buildings": [building], "to": target}}
+                start = time.perf_counter()
+                _post(f"{base}/plans/{draft}/edits", token, {**body, "revision": revision})
+                name = "served: first move" if revision == 0 else "served: later moves"
+                times.setdefault(name, []).append(((time.perf_counter() - start) * 1000, 0.0))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="a partitioned project file (copied, not changed)")
     parser.add_argument("--double", action="store_true", help="also run Suzhou twice (16,484)")
     parser.add_argument("-n", type=int, default=30, help="edits per kind")
     args = parser.parse_args()
-    rows = []
+    rows, verdicts = [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         runs = []
@@ -186,6 +260,15 @@ def main() -> None:
             )
         for label, db in runs:
             buildings, grids, times = run(Path(db), n=args.n)
+            served = run_served(Path(db), n=min(args.n, 20))
+            times.update(served)
+            first = served["served: first move"][0][0]
+            later = statistics.median(m[0] for m in served["served: later moves"])
+            verdict = "met" if first < 300 else f"not met (by {first - 300:.0f} ms)"
+            verdicts.append(
+                f"- {label}: the first move after `gridmap serve` answered in {first:.0f} ms, "
+                f"later moves in {later:.0f} ms (median): the < 300 ms target is {verdict}."
+            )
             for name, ms in times.items():
                 rows.append(
                     f"| {label} | {buildings:,} | {grids:,} | {name} | {len(ms)} | {_stats(ms)} |"
@@ -201,13 +284,23 @@ def main() -> None:
             "Each edit is one store transaction on a draft copy of the published plan: revision "
             "check, regrouping, polygons/codes/facts of the touched grids only, writes and the "
             "history step. Target: an edit answers in under 200 ms on a 10,000-building district. "
-            "The first edit includes loading the district, its adjacency and the plan into the "
-            "in-process cache (once per server process). Wall time on this shared machine is "
+            "The in-process 'first, cold caches' move includes loading the district, its adjacency "
+            "and the plan into the in-process cache. Wall time on this shared machine is "
             "mostly waiting for a core; CPU ms is the process's own work per edit.",
+            "",
+            "The 'served' rows are a fresh `gridmap serve` process on loopback (a draft copied and "
+            "a planner token made before it starts): the first move is posted as soon as `/health` "
+            "answers, then 20 more, timed by the client over HTTP. The service loads the district, "
+            "its adjacency, the newest drafts and the engine's compiled functions while it starts "
+            "(`geo.editing.warm`), so the first edit costs what later ones cost. Issue #16's "
+            "target: the first edit after the server starts under 300 ms (it took 1.1 s on "
+            "Suzhou, 1.5 s on Suzhou twice, while later edits took 100 ms).",
             "",
             "| district | buildings | grids | step | n | median ms | p95 ms | max ms | median CPU ms |",
             "|---|---:|---:|---|---:|---:|---:|---:|---:|",
             *rows,
+            "",
+            *verdicts,
         ]
     )
     write_section("editing", text)
