@@ -159,7 +159,14 @@ locate_indexes = sa.Table(
     sa.Column("cells", sa.LargeBinary, nullable=True),  # zlib'd GridIndex.cells_to_bytes
 )
 
-_TYPE_OF_DTYPE = {"b": "BOOLEAN", "i": "INTEGER", "u": "INTEGER", "f": "REAL", "M": "DATETIME"}
+#: the declared type of a column by its numpy kind (the names _restore_types reads back)
+_TYPE_OF_DTYPE: dict[str, sa.types.TypeEngine] = {
+    "b": sa.Boolean(),
+    "i": sa.Integer(),
+    "u": sa.Integer(),
+    "f": sa.REAL(),
+    "M": sa.DateTime(),
+}
 _PREPARER = sqlite_dialect.dialect().identifier_preparer
 
 
@@ -373,14 +380,7 @@ class GeoPackageStore(Store):
         geometries = _uniform_polygons(np.asarray(frame.geometry.values, dtype=object))
         if mode == "replace" or not exists:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
-            columns = ", ".join(
-                f"{quote(c)} {_sql_type(attributes[c])}" for c in attributes.columns
-            )
-            conn.exec_driver_sql(
-                f"CREATE TABLE {quote(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB"
-                + (f", {columns}" if columns else "")
-                + ")"
-            )
+            conn.execute(sa.schema.CreateTable(_layer_table(name, attributes)))
             gpkg.register_features(
                 conn,
                 name,
@@ -593,7 +593,7 @@ def _table(name: str) -> sa.TableClause:
 
 
 def _column(name: object) -> sa.ColumnClause:
-    return sa.column(sa.sql.quoted_name(str(name), True))
+    return sa.column(_column_name(name))
 
 
 _Filterable = sa.Select | sa.Delete
@@ -613,12 +613,29 @@ def _filtered(statement: _Filterable, where: Mapping[str, Any] | None) -> _Filte
     return statement
 
 
-def _sql_type(series: pd.Series) -> str:
+def _layer_table(name: str, attributes: pd.DataFrame) -> sa.Table:
+    """A feature table as GeoPackage wants it (``fid INTEGER PRIMARY KEY AUTOINCREMENT``, ``geom``
+    BLOB) with one column per attribute, each declared by its dtype; every name always quoted."""
+    return sa.Table(
+        sa.sql.quoted_name(str(name), True),
+        sa.MetaData(),
+        sa.Column(_column_name("fid"), sa.Integer, primary_key=True),
+        sa.Column(_column_name("geom"), sa.LargeBinary),
+        *(sa.Column(_column_name(c), _sql_type(attributes[c])) for c in attributes.columns),
+        sqlite_autoincrement=True,
+    )
+
+
+def _column_name(name: object) -> sa.sql.quoted_name:
+    return sa.sql.quoted_name(str(name), True)
+
+
+def _sql_type(series: pd.Series) -> sa.types.TypeEngine:
     if isinstance(series.dtype, pd.BooleanDtype):
-        return "BOOLEAN"
+        return sa.Boolean()
     if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return "DATETIME"
-    return _TYPE_OF_DTYPE.get(series.dtype.kind, "TEXT")
+        return sa.DateTime()
+    return _TYPE_OF_DTYPE.get(series.dtype.kind, sa.Text())
 
 
 def _python_scalar(value: Any) -> Any:
