@@ -319,3 +319,23 @@ def test_the_lean_path_refuses_points_outside_the_same_district_box_as_the_feed_
     store = open_store(seeded)
     assert intake.district_bounds(store) == incident_store._district_bounds(store)
     store.engine.dispose()
+
+
+def test_a_post_that_would_wait_for_another_writer_says_so_instead_and_stores_nothing(
+    seeded, inside, tmp_path
+):
+    """On the event loop a post must not sleep in SQLite's busy handler: it is handed back."""
+    store = open_store(_copy(seeded, tmp_path / "busy.gpkg"))
+    index = locate_index.grid_index(store)
+    case = _row(id="busy", lon=inside[0], lat=inside[1], reported_at="2026-03-06T08:00:00Z")
+    post = {"source": "12345", "mapping": POSTED, "time": intake.read_time("2026-03-06T08:00:00Z")}
+    other = open_store(tmp_path / "busy.gpkg")
+    with other.transaction(), pytest.raises(intake.WriterBusy):
+        intake.add_posted_case(store, dict(case), **post, index=index, wait=False)
+    assert incident_store.stored_ids(store, pd.Series(["12345:busy"])) == set()
+    answer = intake.add_posted_case(store, dict(case), **post, index=index, wait=False)
+    assert answer["added"] == 1
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    other.engine.dispose()
+    store.engine.dispose()

@@ -18,6 +18,8 @@ import json
 import math
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,10 +206,66 @@ def add_posted_case(
     index: GridIndex | None,
     author: str = "",
     allow_unlocated: bool = False,
+    wait: bool = True,
 ) -> dict[str, Any] | None:
     """Store one posted case (raw values under ``mapping``'s columns, its time read by
     :func:`read_time`) as :func:`geo.incidents.store.import_records` stores a feed of it, and
-    answer the same summary; None where this path cannot promise that (see the module)."""
+    answer the same summary; None where this path cannot promise that (see the module).
+    ``wait=False`` (a caller on an event loop): :class:`WriterBusy` instead of waiting for
+    another writer."""
+    prepared = prepare_posted_case(
+        store,
+        case,
+        source=source,
+        mapping=mapping,
+        time=time,
+        index=index,
+        author=author,
+        allow_unlocated=allow_unlocated,
+    )
+    return None if prepared is None else store_prepared(store, prepared, wait=wait)
+
+
+@dataclass(frozen=True)
+class PreparedCase:
+    """A posted case read and checked, ready to store: its row, the summary, how to assign it."""
+
+    row: dict[str, Any]
+    summary: dict[str, Any]
+    index: GridIndex
+    author: str
+    reported: pd.Timestamp | None
+
+
+def store_prepared(store: Store, prepared: PreparedCase, *, wait: bool = True) -> dict | None:
+    """Store a :class:`PreparedCase` (see :func:`add_posted_case`); without ``wait`` it may be
+    tried again after :class:`WriterBusy`."""
+    added = _insert(
+        store,
+        dict(prepared.row),
+        index=prepared.index,
+        author=prepared.author,
+        reported=prepared.reported,
+        wait=wait,
+    )
+    if added is None:
+        return None
+    return {**prepared.summary, "added": added, "updated": 0, "already_present": 1 - added}
+
+
+def prepare_posted_case(
+    store: Store,
+    case: dict[str, Any],
+    *,
+    source: str,
+    mapping: IncidentMapping,
+    time: CaseTime,
+    index: GridIndex | None,
+    author: str = "",
+    allow_unlocated: bool = False,
+) -> PreparedCase | None:
+    """The first half of :func:`add_posted_case`: the case read, checked (refusals raised here)
+    and its row made; None where the lean path does not apply."""
     source_id = str(case.get(mapping.id_col or "")).strip() if mapping.id_col else ""
     if index is None or not source_id or case.get(mapping.id_col) is None:
         return None
@@ -260,10 +318,7 @@ def add_posted_case(
         "fallback_point": False,
         "imported_at": now_iso(),
     }
-    added = _insert(store, row, index=index, author=author, reported=time.moment)
-    if added is None:
-        return None
-    return {**summary, "added": added, "updated": 0, "already_present": 1 - added}
+    return PreparedCase(row, summary, index, author, time.moment)
 
 
 def _stored(moment: pd.Timestamp | None) -> str | None:
@@ -280,38 +335,84 @@ def _insert(
     index: GridIndex,
     author: str,
     reported: pd.Timestamp | None,
+    wait: bool,
 ) -> int | None:
     """Insert the case unless its id is stored (the UNIQUE index decides), with its creation
-    event and log line, in one transaction; 1 added, 0 already there, None: no lean path here."""
-    with _WRITING, store.transaction() as conn:
-        layer, unique, grids, srs = conn.exec_driver_sql(_LAYOUT).one()
-        if not (layer and unique) or srs != 4326:
-            return None
-        row.update(_grid_of(conn, row, index) if grids else _NO_GRID)
-        point = shapely.Point(row["lon"], row["lat"]) if row["located"] else None
-        row["geom"] = gpkg.encode_geometries([point], srs_id=4326)[0]
-        statement = (
-            sqlite_insert(_INCIDENTS)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["incident_id"])
-        )
-        if conn.execute(statement).rowcount != 1:
-            return 0
-        at = now_iso() if reported is None else pd.Timestamp(reported).isoformat()
-        conn.execute(
-            _EVENT,
-            {
-                "incident_id": row["incident_id"],
-                "from_status": None,
-                "to_status": "reported",
-                "actor": author,
-                "at": at,
-                "note": "imported",
-            },
-        )
-        store.log(conn, "incidents import", actor=author, added=1)
-        if point is not None:
-            _grow_extent(conn, row["lon"], row["lat"])
+    event and log line, in one transaction; 1 added, 0 already there, None: no lean path here.
+    Without ``wait``, :class:`WriterBusy` when another writer holds the file."""
+    if not _WRITING.acquire(blocking=wait):
+        raise WriterBusy
+    try:
+        with _transaction(store, wait=wait) as conn:
+            return _write(store, conn, row, index=index, author=author, reported=reported)
+    except sa.exc.OperationalError as error:
+        if wait or "locked" not in str(error.orig):
+            raise
+        raise WriterBusy from None
+    finally:
+        _WRITING.release()
+
+
+class WriterBusy(Exception):
+    """Another writer holds the project file (raised only to callers that would not wait)."""
+
+
+@contextmanager
+def _transaction(store: Store, *, wait: bool) -> Iterator[sa.Connection]:
+    """``store.transaction()``; without ``wait``, one that fails at once when another writer
+    holds the file instead of waiting in SQLite's busy handler (for callers on an event loop)."""
+    if wait:
+        with store.transaction() as conn:
+            yield conn
+        return
+    with store.engine.connect() as raw:
+        conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+        finally:
+            conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
+
+
+def _write(
+    store: Store,
+    conn: sa.Connection,
+    row: dict[str, Any],
+    *,
+    index: GridIndex,
+    author: str,
+    reported: pd.Timestamp | None,
+) -> int | None:
+    """:func:`_insert`'s transaction."""
+    layer, unique, grids, srs = conn.exec_driver_sql(_LAYOUT).one()
+    if not (layer and unique) or srs != 4326:
+        return None
+    row.update(_grid_of(conn, row, index) if grids else _NO_GRID)
+    point = shapely.Point(row["lon"], row["lat"]) if row["located"] else None
+    row["geom"] = gpkg.encode_geometries([point], srs_id=4326)[0]
+    if conn.execute(_INSERT, row).rowcount != 1:
+        return 0
+    at = now_iso() if reported is None else pd.Timestamp(reported).isoformat()
+    conn.execute(
+        _EVENT,
+        {
+            "incident_id": row["incident_id"],
+            "from_status": None,
+            "to_status": "reported",
+            "actor": author,
+            "at": at,
+            "note": "imported",
+        },
+    )
+    store.log(conn, "incidents import", actor=author, added=1)
+    if point is not None:
+        _grow_extent(conn, row["lon"], row["lat"])
     return 1
 
 
