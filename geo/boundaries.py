@@ -406,6 +406,9 @@ def _site_cells(sites: np.ndarray, limit: shapely.Geometry) -> np.ndarray:
         raise GEOSException("too few sites for a Voronoi diagram")
     diagram = shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=limit, ordered=True)
     cells = shapely.get_parts(diagram)
+    # GEOS can return a self-touching cell for near-collinear sites (libgeos/geos#1062).
+    broken = ~shapely.is_valid(cells)
+    cells[broken] = [_polygonal(cell) for cell in cells[broken]]
     if len(cells) == len(sites):
         return cells
     # GEOS's ordered output can miss a near-degenerate site's cell: match cells spatially.
@@ -421,7 +424,7 @@ def _grouped_union(parts: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     Parts that are not polygons (GEOS's cell of a near-degenerate site) are left out; should the
     parts not form a coverage after all, the overlay union takes over.
     """
-    solid = shapely.get_type_id(parts) == 3
+    solid = np.isin(shapely.get_type_id(parts), [3, 6])
     parts, group = parts[solid], group[solid]
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]

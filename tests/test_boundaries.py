@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -260,6 +262,18 @@ boxes = st.tuples(st.floats(0, 200), st.floats(0, 200), st.floats(0.5, 30), st.f
 # GEOS's Voronoi diagram of these two boxes' vertices holds an invalid cell whose union once
 # left a slice of the second box to no community (its point on the edge of its limit)
 @example([shapely.box(0, 0, 1, 1), shapely.box(122.94110895051287, 0, 133.684045261115, 17.5)], 2)
+# a box nested in a bigger one sharing its corner: the point of the outer box lies on the inner
+# box's wall, and the inner box's point on a Voronoi vertex; no repair could anchor it until each
+# point became a site of its own
+@example(
+    [
+        shapely.box(0, 0, 2, 1.75),
+        shapely.box(0, 0, 4, 2),
+        shapely.box(84, 3, 113, 33),
+        shapely.box(126, 0, 130.75396840638663, 17),
+    ],
+    1,
+)
 def test_any_footprints_get_a_tiling(footprints, n_communities):
     """Overlapping, nested and tiny footprints: still one cell per building around its point."""
     buildings = gpd.GeoDataFrame(
@@ -358,3 +372,29 @@ def test_repaired_and_odd_footprints_each_get_a_cell(shared_data):
         .all()
     )
     assert (~cells[present].is_empty).all()
+
+
+def test_cells_are_the_footprints_nearest_space_and_need_no_momepy():
+    """Without roads the cells come from shapely alone (momepy costs a second of start-up), and
+    each cell is the space nearer its footprint than any other: it holds its whole footprint."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, geopandas as gpd, shapely
+from geo import boundaries
+b = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(14, 0, 24, 8),
+                               shapely.box(0, 15, 30, 25)], crs=4549)
+cells = boundaries.building_cells(b, buffer_m=20)
+assert cells.buffer(0.5).contains(b.geometry).all(), cells
+assert shapely.coverage_is_valid(cells.values)
+print("momepy" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.stdout.strip() == "False"
