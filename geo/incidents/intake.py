@@ -278,17 +278,7 @@ def prepare_posted_case(
         crs=mapping.crs,
         bounds=district_bounds(store),
     )
-    summary = {
-        "read": 1,
-        "located": int(reason is None),
-        "unlocated": int(reason is not None),
-        "unknown_category": int(not known),
-        "fallback_point": 0,  # a point is a fallback only when five records or more share it
-        "duplicate_id": 0,
-        "bad_time": int(time.moment is None),
-        "unlocated_reasons": {} if reason is None else {reason: 1},
-        "mapping": describe_mapping(mapping),
-    }
+    summary = _summary(reason=reason, known=known, time=time, mapping=mapping)
     if not allow_unlocated:
         feed_store.refuse_unplaceable(summary)
     incident_id = feed_store.check_case_id(f"{source}:{source_id}")
@@ -319,6 +309,23 @@ def prepare_posted_case(
         "imported_at": now_iso(),
     }
     return PreparedCase(row, summary, index, author, time.moment)
+
+
+def _summary(
+    *, reason: str | None, known: bool, time: CaseTime, mapping: IncidentMapping
+) -> dict[str, Any]:
+    """:func:`geo.incidents.feeds.summarise_import` of a feed of this one case."""
+    return {
+        "read": 1,
+        "located": int(reason is None),
+        "unlocated": int(reason is not None),
+        "unknown_category": int(not known),
+        "fallback_point": 0,  # a point is a fallback only when five records or more share it
+        "duplicate_id": 0,
+        "bad_time": int(time.moment is None),
+        "unlocated_reasons": {} if reason is None else {reason: 1},
+        "mapping": describe_mapping(mapping),
+    }
 
 
 def _stored(moment: pd.Timestamp | None) -> str | None:
