@@ -298,9 +298,15 @@ def _vertex_territories(
         )
         site_of[lost[nearest[0]]] = nearest[1]
     owner = community[index[first]][site_of]
+    # The cells grouped by community in one sort: a mask per community cost names x cells
+    # (8 s of Python for 1,428 communities of 49,000 buildings).
+    order = np.argsort(owner, kind="stable")
+    keys, starts = np.unique(owner[order], return_index=True)
+    members = dict(zip(keys, np.split(order, starts[1:]), strict=True))
+    none = np.array([], dtype=int)
     return {
         name: shapely.intersection(
-            _polygonal(shapely.coverage_union_all(cells[owner == name])), reach
+            _polygonal(shapely.coverage_union_all(cells[members.get(name, none)])), reach
         )
         for name in np.unique(community)
     }
