@@ -224,7 +224,7 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = Fals
 class Store:
     """What callers may do with a project file. See :class:`GeoPackageStore`."""
 
-    def transaction(self) -> Any:  # pragma: no cover - interface
+    def transaction(self, *, wait: bool = True) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
     def read_layer(self, name: str, **kwargs: Any) -> gpd.GeoDataFrame:  # pragma: no cover
@@ -280,17 +280,28 @@ class GeoPackageStore(Store):
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One SQLite transaction: everything inside is written, or nothing is."""
+    def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
+        """One SQLite transaction: everything inside is written, or nothing is.
+
+        ``wait=False``: when another writer holds the file, fail at once (``OperationalError``,
+        database is locked) instead of sleeping in SQLite's busy handler, for callers on an
+        event loop that must not block it.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not wait:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 0")
             try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+            finally:
+                if not wait:  # the pooled connection goes back as the pragmas left it
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
 
     @contextmanager
     def reading(self, conn: Connection | None = None) -> Iterator[Connection]:

@@ -18,8 +18,6 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,7 +348,7 @@ def _insert(
     if not _WRITING.acquire(blocking=wait):
         raise WriterBusy
     try:
-        with _transaction(store, wait=wait) as conn:
+        with store.transaction(wait=wait) as conn:
             return _write(store, conn, row, index=index, author=author, reported=reported)
     except sa.exc.OperationalError as error:
         if wait or "locked" not in str(error.orig):
@@ -362,29 +360,6 @@ def _insert(
 
 class WriterBusy(Exception):
     """Another writer holds the project file (raised only to callers that would not wait)."""
-
-
-@contextmanager
-def _transaction(store: Store, *, wait: bool) -> Iterator[sa.Connection]:
-    """``store.transaction()``; without ``wait``, one that fails at once when another writer
-    holds the file instead of waiting in SQLite's busy handler (for callers on an event loop)."""
-    if wait:
-        with store.transaction() as conn:
-            yield conn
-        return
-    with store.engine.connect() as raw:
-        conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
-        finally:
-            conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
 
 
 def _write(
