@@ -157,16 +157,21 @@ def test_without_tiles_the_imported_roads_are_drawn_as_a_light_reference(bund, t
         assert not opened.errors
 
 
-def test_gridmap_serve_serves_an_mbtiles_file_to_its_map_pages(bund, tiles, tmp_path):
-    db = tmp_path / "served.gpkg"
+def with_mbtiles(bund: Path, tiles: dict, folder: Path, *, role: str) -> tuple[Path, str, int]:
+    """A copy of the Bund whose basemap is the MBTiles file: (its path, a token, the plan)."""
+    db = folder / f"{role}.gpkg"
     db.write_bytes(bund.read_bytes())
-    assert (
-        run("settings", "set", "basemap_tiles", str(tiles["mbtiles"]), "--db", str(db)).exit_code
-        == 0
-    )
+    setting = run("settings", "set", "basemap_tiles", str(tiles["mbtiles"]), "--db", str(db))
+    assert setting.exit_code == 0, setting.output
     store = open_store(db)
-    token = create_token(store, "街道办", "viewer")
+    token = create_token(store, role, role)
+    plan_id = plans.published_plan_id(store)
     store.engine.dispose()
+    return db, token, plan_id
+
+
+def test_gridmap_serve_serves_an_mbtiles_file_to_its_map_pages(bund, tiles, tmp_path):
+    db, token, _ = with_mbtiles(bund, tiles, tmp_path, role="viewer")
     cx, cy = tiles["centre"]
     with uvicorn_server(db) as base, launch() as browser:
         import urllib.error
@@ -192,16 +197,7 @@ def test_gridmap_serve_serves_an_mbtiles_file_to_its_map_pages(bund, tiles, tmp_
 
 
 def test_the_editor_and_the_diff_map_draw_over_the_projects_tiles(bund, tiles, tmp_path):
-    db = tmp_path / "edited.gpkg"
-    db.write_bytes(bund.read_bytes())
-    assert (
-        run("settings", "set", "basemap_tiles", str(tiles["mbtiles"]), "--db", str(db)).exit_code
-        == 0
-    )
-    store = open_store(db)
-    token = create_token(store, "规划科", "planner")
-    plan_id = plans.published_plan_id(store)
-    store.engine.dispose()
+    db, token, plan_id = with_mbtiles(bund, tiles, tmp_path, role="planner")
     pages = [f"/plans/{plan_id}/edit", f"/plans/{plan_id}/diff/map"]
     with uvicorn_server(db) as base, launch() as browser:
         for path in pages:
