@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ sys.path[:0] = [str(ROOT)]  # run as a script (make bench) as well as with -m
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench._report import write_section  # noqa: E402
+from bench._report import timed_process, write_section  # noqa: E402
 
 GRIDMAP = Path(sys.executable).with_name("gridmap")
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
@@ -83,14 +82,8 @@ def _points(db: Path, path: Path, n: int) -> None:
 
 
 def _run(argv: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, the child's) of one fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, env={**os.environ, "GRIDMAP_LANG": "en"})
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    """Wall and CPU seconds of one fresh process (English messages)."""
+    return timed_process(argv, env={**os.environ, "GRIDMAP_LANG": "en"})
 
 
 def _verdict(ratio: float) -> str:

@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from bench._report import write_section
+from bench._report import timed_process, write_section
 from bench.partition import run_kmeans_constrained
 from geo import project
 from geo.store import open_store
@@ -95,13 +93,7 @@ def run_command(db: Path, work: Path) -> tuple[float, float]:
     copy = work / "run.gpkg"
     shutil.copyfile(db, copy)
     command = [sys.executable, "-m", "api", "partition", "--db", str(copy)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=TIMEOUT_S)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return timed_process(command, cwd=ROOT, timeout=TIMEOUT_S)
 
 
 def grids_per_community(db: Path) -> pd.Series:

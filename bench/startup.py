@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -25,23 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]  # run as a script (make bench) as well as with -m
 
-from bench._report import write_section  # noqa: E402
+from bench._report import timed_process, write_section  # noqa: E402
 
 GRIDMAP = Path(sys.executable).with_name("gridmap")
 
 
 def _time(argv: list[str], *, runs: int, cwd: Path, db: Path) -> tuple[float, float]:
-    """The median wall and CPU seconds (user + system) of ``argv`` in a fresh process; raises
-    if it fails. On a shared machine the CPU time is the steadier figure."""
+    """The median wall and CPU seconds of ``argv`` in a fresh process."""
     env = {**os.environ, "GRIDMAP_DB": str(db)}
-    walls, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    walls, cpus = zip(*(timed_process(argv, cwd=cwd, env=env) for _ in range(runs)), strict=True)
     return statistics.median(walls), statistics.median(cpus)
 
 
