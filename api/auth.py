@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from api.roles import ROLES
 from geo.errors import Conflict, InputError, NotFound, Unauthorized
-from geo.store import Store, now_iso, tokens
+from geo.storage.store import Store, now_iso, tokens
 
 PREFIX = "gm_"
 

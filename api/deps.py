@@ -21,7 +21,7 @@ from api.settings import Settings
 from api.state import ProjectState
 from geo.errors import Forbidden, InputError, TooLarge, Unauthorized
 from geo.incidents.feeds import parse_iso_time
-from geo.store import Store
+from geo.storage.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="a token from 'gridmap token create'")
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from geo.grids.partition import GRID_STATUSES, MAX_GRID_SIZE
 from geo.incidents.feeds import EARLIEST_TIME, LATEST_TIME
 from geo.jsonvalue import json_value
-from geo.partition import GRID_STATUSES, MAX_GRID_SIZE
 
 # -- helpers -------------------------------------------------------------------------------------
 

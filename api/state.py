@@ -1,6 +1,6 @@
 """What the service keeps between requests: the store, the locate index, WGS84 layers, tokens.
 
-A few things are too slow to rebuild per request (the :class:`~geo.locate.GridIndex`, the
+A few things are too slow to rebuild per request (the :class:`~geo.locate.engine.GridIndex`, the
 buildings in WGS84) and too important to serve stale (a revoked token, a newly published plan).
 SQLite's ``PRAGMA data_version`` tells, in microseconds, whether another connection committed
 since the last look; only then is the project's *fingerprint* (published plan, its revision,
@@ -24,10 +24,13 @@ import shapely
 
 from api.auth import Principal, verify_token
 from api.settings import Settings
-from geo import editing, locate_index, plans, project
 from geo.errors import GridmapError, NotFound
-from geo.locate import GridIndex
-from geo.store import GeoPackageStore, Store, open_store
+from geo.locate import kept as locate_index
+from geo.locate.engine import GridIndex
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import GeoPackageStore, Store, open_store
+from geo.usecases import district as project
 
 _FINGERPRINT_SQL = {
     "plan": "SELECT plan_id, revision, published_at FROM plans WHERE status = 'published' "
@@ -170,7 +173,7 @@ class ProjectState:
     def locator(self) -> Locator:
         """The published plan's :class:`GridIndex`, loaded again when the published plan changes.
 
-        It is the index kept in the project file (:func:`geo.locate_index.grid_index`), the one
+        It is the index kept in the project file (:func:`geo.locate.kept.grid_index`), the one
         ``gridmap locate`` and case intake use: ``GET /locate`` and ``POST /incidents`` answer
         from this one object, so a point's grid is decided by one rule everywhere.
         """
@@ -183,7 +186,7 @@ class ProjectState:
 
     def warm_editor(self) -> None:
         """Load what the first edit would wait for: the district, its adjacency, the newest
-        drafts and the engine's compiled functions (:func:`geo.editing.warm`).
+        drafts and the engine's compiled functions (:func:`geo.plans.editing.warm`).
 
         Called when the service starts, so that the first edit costs what later edits cost
         (1.1 s cold on Suzhou, 0.1 s warm). A project that cannot be read for editing yet is

@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import create_token  # noqa: E402
 from bench._report import write_section  # noqa: E402
-from geo import plans, project  # noqa: E402
-from geo.store import open_store  # noqa: E402
+from geo.plans import store as plans  # noqa: E402
+from geo.storage.store import open_store  # noqa: E402
+from geo.usecases import district as project  # noqa: E402
 
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
 

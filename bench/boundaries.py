@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._report import write_section  # noqa: E402
-from geo import boundaries, codes  # noqa: E402
+from geo.grids import boundaries, codes  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
 

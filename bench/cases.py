@@ -34,7 +34,7 @@ from api.settings import Settings  # noqa: E402
 from bench._report import write_section  # noqa: E402
 from geo.incidents import IncidentMapping  # noqa: E402
 from geo.incidents import store as incident_store  # noqa: E402
-from geo.store import open_store  # noqa: E402
+from geo.storage.store import open_store  # noqa: E402
 
 KUNMING = ROOT.parent / "shared" / "data" / "kunming_buildings.geojson"
 MAPPING = IncidentMapping(

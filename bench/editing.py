@@ -1,4 +1,4 @@
-"""Benchmark geo.editing: how fast a planner's edit answers on a real district.
+"""Benchmark geo.plans.editing: how fast a planner's edit answers on a real district.
 
 Run: ``.venv/bin/python -m bench.editing`` (``--double`` adds a 16,484-building run: Suzhou
 twice, the copy shifted 20 km east; ``--db FILE`` reuses a partitioned project file).
@@ -32,8 +32,10 @@ import pandas as pd
 
 from api.auth import create_token
 from bench._report import write_section
-from geo import editing, plans, project
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 ROOT = Path(__file__).resolve().parents[1]
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
@@ -292,7 +294,7 @@ def main() -> None:
             "a planner token made before it starts): the first move is posted as soon as `/health` "
             "answers, then 20 more, timed by the client over HTTP. The service loads the district, "
             "its adjacency, the newest drafts and the engine's compiled functions while it starts "
-            "(`geo.editing.warm`), so the first edit costs what later ones cost. Issue #16's "
+            "(`geo.plans.editing.warm`), so the first edit costs what later ones cost. Issue #16's "
             "target: the first edit after the server starts under 300 ms (it took 1.1 s on "
             "Suzhou, 1.5 s on Suzhou twice, while later edits took 100 ms).",
             "",

@@ -54,8 +54,9 @@ print(json.dumps({{"wall": time.perf_counter() - w, "cpu": time.process_time() -
 CELLS = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from geo import boundaries, io
-from geo.communities import assign_communities
+from geo.grids import boundaries
+from geo.buildings import reading as io
+from geo.buildings.communities import assign_communities
 b, _ = io.read_buildings(sys.argv[1])
 found = assign_communities(b)
 b["community"] = found.community

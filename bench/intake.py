@@ -49,7 +49,7 @@ print(int(joined["grid_code"].notna().sum()))
 
 def generated_feed(db: Path, count: int, path: Path) -> None:
     """``count`` cases over the district's box and 60 days, as a 12345 CSV export."""
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     store = open_store(db)
     west, south, east, north = store.read_layer("buildings").to_crs(4326).total_bounds

@@ -1,4 +1,4 @@
-"""Benchmark geo.locate: batch throughput against geopandas.sjoin, and single-point latency.
+"""Benchmark geo.locate.engine: batch throughput against geopandas.sjoin, and single-point latency.
 
 Run: ``.venv/bin/python bench/locate.py`` or ``.venv/bin/python -m bench.locate``
 (``--quick`` skips the 10^7 run).
@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench._report import write_section  # noqa: E402
-from geo.locate import GridIndex  # noqa: E402
+from geo.locate.engine import GridIndex  # noqa: E402
 from tests.footprints import voronoi_grids  # noqa: E402
 
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"

@@ -67,7 +67,7 @@ def _project(folder: Path) -> Path:
 
 def _points(db: Path, path: Path, n: int) -> None:
     """``n`` uniform random points over the district's box, with an id and a note column."""
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     west, south, east, north = open_store(db).read_layer("grids").to_crs(4326).total_bounds
     rng = np.random.default_rng(16)

@@ -1,7 +1,7 @@
 """Benchmark the partition engine against k-means-constrained and spopt's MaxP heuristic.
 
 Every method partitions the same buildings per community; every result is judged by the same
-:func:`geo.partition.grid_report` on the same trimmed adjacency graph. Writes the ``partition``
+:func:`geo.grids.partition.grid_report` on the same trimmed adjacency graph. Writes the ``partition``
 section of ``docs/benchmarks.md``.
 
 Usage::
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._report import write_section  # noqa: E402
-from geo.adjacency import building_adjacency  # noqa: E402
-from geo.partition import grid_report, partition_buildings, partition_summary  # noqa: E402
+from geo.grids.adjacency import building_adjacency  # noqa: E402
+from geo.grids.partition import grid_report, partition_buildings, partition_summary  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MIN_SIZE, MAX_SIZE = 4, 5
@@ -364,8 +364,8 @@ def main() -> None:
             skipped.append(name)
         rows.extend(rows_in_fresh_process(name, anchors))
     notes = [
-        "All methods partition each community separately; every result is judged by `geo.partition.grid_report` "
-        "on the same trimmed adjacency graph (`geo.adjacency.building_adjacency`).",
+        "All methods partition each community separately; every result is judged by `geo.grids.partition.grid_report` "
+        "on the same trimmed adjacency graph (`geo.grids.adjacency.building_adjacency`).",
         "k-means-constrained gets the number of grids gridmap chose in each community; where that count cannot "
         "hold 4-5 each its bounds are widened to the nearest feasible sizes.",
         "gridmap's time is the whole `partition_buildings` call: adjacency graph, partition and the grid "

@@ -35,8 +35,8 @@ import shapely
 
 from bench._report import timed_process, write_section
 from bench.partition import run_kmeans_constrained
-from geo import project
-from geo.store import open_store
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMUNITIES, PER_COMMUNITY = 30, 1_200

@@ -75,7 +75,7 @@ def main() -> None:
         "- Before (issue #16): 4.9-5.3 s for any of these (importing api.cli pulled momepy, "
         "libpysal, numba, geopandas). Now api.cli imports typer, rich and light modules only "
         "(tests/test_startup.py checks sys.modules), each command imports what it runs, and "
-        "`gridmap locate` loads the published plan's kept index (geo.locate_index) instead of "
+        "`gridmap locate` loads the published plan's kept index (geo.locate.kept) instead of "
         "rebuilding it; its remaining time is importing pandas, pyproj, shapely and sqlalchemy.",
     ]
     print("\n".join(lines))

@@ -31,8 +31,9 @@ from api_support import uvicorn_server  # noqa: E402
 from browser import launch, open_page  # noqa: E402
 
 from api.auth import create_token  # noqa: E402
-from geo import editing, plans  # noqa: E402
-from geo.store import open_store  # noqa: E402
+from geo.plans import editing  # noqa: E402
+from geo.plans import store as plans  # noqa: E402
+from geo.storage.store import open_store  # noqa: E402
 
 DEMO = ROOT / "demo"
 DOCS = ROOT / "docs"

@@ -2,7 +2,7 @@
 
 ``gridmap --help`` and every option's default must not wait for sqlalchemy, geopandas or numba
 (issue #16: start-up under 0.3 s), so the few values a command signature needs live here, in a
-module that imports nothing; :mod:`geo.store` and :mod:`geo.partition` take them from here.
+module that imports nothing; :mod:`geo.storage.store` and :mod:`geo.grids.partition` take them from here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One pool of worker threads for the steps that release the GIL.
 
-Qhull (the Delaunay triangulations of :mod:`geo.adjacency`) and the compiled pair search of
-:mod:`geo.regroup` run without the GIL, so independent pieces of work (communities, units) go to
+Qhull (the Delaunay triangulations of :mod:`geo.grids.adjacency`) and the compiled pair search of
+:mod:`geo.grids.regroup` run without the GIL, so independent pieces of work (communities, units) go to
 one thread per core. The pool is made once per process: starting threads for every call cost
 more than the work on small districts. Tasks never wait on other tasks, so callers on several
 threads (the API) can share it.

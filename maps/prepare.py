@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo import boundaries
-from geo.adjacency import touching_pairs
 from geo.crs import in_metres
 from geo.errors import InputError
+from geo.grids import boundaries
+from geo.grids.adjacency import touching_pairs
 from geo.incidents.stats import open_counts
-from geo.workers import contact_column
+from geo.people.workers import contact_column
 
 from .encode import encode_lines, encode_points, encode_polygons
 

@@ -15,11 +15,12 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from geo import plans, project
 from geo.errors import NotFound
 from geo.incidents.store import incidents_for_map
-from geo.store import Store
-from geo.workers import public_worker_columns
+from geo.people.workers import public_worker_columns
+from geo.plans import store as plans
+from geo.storage.store import Store
+from geo.usecases import district as project
 
 from .base import MAX_EMBEDDED_BUILDINGS
 from .community import community_map

@@ -22,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from api.auth import ROLES, create_token
-from geo import plans, project
-from geo.store import open_store
-from geo.workers import read_roster
+from geo.people.workers import read_roster
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,7 +43,7 @@ def _checkpointed_copy(source: Path, target: Path) -> Path:
     """Copy a project file whole (its WAL folded in first), so a test may change the copy."""
     import shutil
 
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     store = open_store(source)
     with store.engine.connect() as conn:
@@ -54,8 +54,9 @@ def _checkpointed_copy(source: Path, target: Path) -> Path:
 
 
 def _built_project(folder: Path, source: Path, **options) -> Path:
-    from geo import plans, project
-    from geo.store import open_store
+    from geo.plans import store as plans
+    from geo.storage.store import open_store
+    from geo.usecases import district as project
 
     db = folder / "project.gpkg"
     store = open_store(db, create=True)

@@ -34,7 +34,7 @@ def square_communities(buildings: gpd.GeoDataFrame, *, size_m: float = 500.0) ->
 def voronoi_grids(
     buildings: gpd.GeoDataFrame, *, block_m: float = 800.0, group: int = 5, clip_m: float = 20.0
 ) -> gpd.GeoDataFrame:
-    """Stand-in grid polygons with the shape geo.boundaries produces.
+    """Stand-in grid polygons with the shape geo.grids.boundaries produces.
 
     Voronoi cells of the buildings' representative points, clipped to their concave hull
     buffered by ``clip_m`` (courtyards and the moat stay outside); communities are ``block_m``

@@ -9,8 +9,8 @@ import shapely
 from footprints import read_metric, square_communities
 from scipy.sparse import csgraph
 
-from geo.adjacency import building_adjacency, community_components, edge_list
 from geo.errors import CRSError, InputError
+from geo.grids.adjacency import building_adjacency, community_components, edge_list
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from api.auth import verify_token
 from api.cli import app
 from geo.errors import Unauthorized
-from geo.store import open_store, tokens
+from geo.storage.store import open_store, tokens
 
 
 def test_token_life_cycle(api_db):

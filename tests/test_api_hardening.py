@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from geo import plans
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="gm-data-[^"]+">(.*?)</script>', re.S)
 #: what a map shows of a building; nothing else may leave in public mode

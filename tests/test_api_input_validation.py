@@ -22,10 +22,11 @@ from api.app import create_app
 from api.auth import create_token
 from api.errors import problem
 from api.settings import Settings
-from geo import plans, project
 from geo.incidents import IncidentMapping, parse_timestamps
 from geo.incidents.feeds import FeedError
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 PROBLEM = "application/problem+json"
 COLUMNS = {"id_col": "id", "lon_col": "lon", "lat_col": "lat"}

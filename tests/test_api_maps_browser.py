@@ -11,7 +11,7 @@ from api_support import role_tokens, uvicorn_server
 from browser import open_page, serve_vendored
 from playwright.sync_api import Route
 
-from geo.store import open_store
+from geo.storage.store import open_store
 
 pytestmark = pytest.mark.browser
 READY = "window.__gridmapReady === true"

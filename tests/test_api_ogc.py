@@ -15,9 +15,10 @@ import pytest
 import shapely
 from api_support import bearer, uvicorn_server
 
-from geo import plans, project
 from geo.incidents import store as incident_store
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 
 @pytest.fixture(scope="module")

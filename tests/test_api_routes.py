@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.models import LocateResult
 from api.settings import Settings
-from geo import plans
 from geo.incidents import allowed_next
-from geo.locate import GridIndex
-from geo.store import open_store
+from geo.locate.engine import GridIndex
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 PROBLEM = "application/problem+json"
 

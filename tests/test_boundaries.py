@@ -12,8 +12,8 @@ import shapely
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from geo import boundaries
 from geo.errors import InputError
+from geo.grids import boundaries
 
 SUZHOU_CRS = 4549
 SQUARE_M = 500.0
@@ -302,7 +302,7 @@ def enclosed_gaps(cells: gpd.GeoSeries, buildings: gpd.GeoDataFrame) -> pd.Serie
 def test_clustered_communities_leave_no_hole_between_cells(shared_data):
     # communities cut as clusters (as an import without a community field does): the limits of
     # 片区164 once had two holes (33 m² and 97 m²) that no community's cells covered
-    from geo.communities import clusters_as_communities
+    from geo.buildings.communities import clusters_as_communities
 
     buildings = gpd.read_file(shared_data / "suzhou_gusu_buildings.geojson").to_crs(SUZHOU_CRS)
     buildings["community"] = clusters_as_communities(buildings)
@@ -382,7 +382,7 @@ def test_cells_are_the_footprints_nearest_space_and_need_no_momepy():
 
     code = """
 import sys, geopandas as gpd, shapely
-from geo import boundaries
+from geo.grids import boundaries
 b = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(14, 0, 24, 8),
                                shapely.box(0, 15, 30, 25)], crs=4549)
 cells = boundaries.building_cells(b, buffer_m=20)

@@ -1,7 +1,7 @@
 """Cases assigned by the plan's locate index land in the grids the ``sjoin`` gave them (issue #16).
 
 Case intake used to read the whole published grids layer and ``sjoin`` every batch; it now asks
-the plan's :class:`~geo.locate.GridIndex`, the one ``/locate`` answers from. These tests hold the
+the plan's :class:`~geo.locate.engine.GridIndex`, the one ``/locate`` answers from. These tests hold the
 two to the same answers on the shared data (Kunming staffed, Suzhou's 8,242 footprints): grid,
 community and worker of every case, for random points, points inside buildings, and points
 exactly on grid vertices and shared edges (where the lowest grid code wins), through both of
@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo import locate_index, plans
 from geo.crs import to_wgs84
 from geo.incidents.assign import (
     assign_to_grids,
@@ -24,7 +23,9 @@ from geo.incidents.assign import (
     grids_at,
     joined_grids,
 )
-from geo.store import open_store
+from geo.locate import kept as locate_index
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 
 @pytest.fixture(params=["kunming", "suzhou"])

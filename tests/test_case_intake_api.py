@@ -19,10 +19,10 @@ from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
 from api.state import ProjectState
-from geo import plans
 from geo.crs import to_wgs84
 from geo.incidents.assign import assign_to_grids
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 
 def sample_points(store) -> tuple[np.ndarray, np.ndarray]:

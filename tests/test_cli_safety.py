@@ -16,7 +16,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.store import open_store
+from geo.storage.store import open_store
 
 runner = CliRunner()
 

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.store import open_store
-from geo.store import workers as workers_table
+from geo.storage.store import open_store
+from geo.storage.store import workers as workers_table
 
 runner = CliRunner()
 GRIDMAP = Path(sys.executable).with_name("gridmap")

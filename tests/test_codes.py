@@ -10,8 +10,8 @@ import shapely
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geo import boundaries, codes
 from geo.errors import InputError
+from geo.grids import boundaries, codes
 
 DIVISION = "320508004"  # a street of Gusu district (320508), Suzhou
 

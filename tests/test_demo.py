@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_plans import check_tiling
 
-from geo import plans
 from geo.demo import demo_district
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 
 def test_the_generator_is_deterministic_and_realistic():
@@ -71,7 +71,7 @@ def test_demo_twice_rebuilds_but_never_overwrites_a_real_project(demo_dir, tmp_p
         timeout=600,
     )
     assert again.returncode == 0, again.stderr
-    from geo import project
+    from geo.usecases import district as project
 
     real = tmp_path / "gridmap.gpkg"
     project.import_buildings(

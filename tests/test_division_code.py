@@ -13,8 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import plans
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import editing, plans
 from geo.errors import Conflict, InputError, NotFound
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 COMMUNITY = "北泰花园"  # six grids of 4-5 buildings in the automatic plan
 
@@ -352,8 +353,8 @@ def test_killing_an_edit_mid_write_leaves_the_plan_at_the_last_complete_edit(dra
     script = textwrap.dedent(
         f"""
         import os, signal
-        from geo import editing
-        from geo.store import open_store
+        from geo.plans import editing
+        from geo.storage.store import open_store
         append = editing._append_grid_rows
         def append_then_die(*args):
             append(*args)  # assignments updated, grid rows written, not committed
@@ -490,8 +491,8 @@ def test_two_planners_at_once_one_wins_and_the_other_is_told(draft):
     script = textwrap.dedent(
         """
         import sys, time
-        from geo import editing
-        from geo.store import open_store
+        from geo.plans import editing
+        from geo.storage.store import open_store
         path, plan_id, code, start = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
         store = open_store(path)
         editing.plan_state(store, plan_id)  # warm, then go at the same moment

@@ -13,8 +13,9 @@ from browser import launch, open_page
 from playwright.sync_api import Route
 
 from api.auth import create_token
-from geo import editing, plans
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 pytestmark = pytest.mark.browser
 

@@ -12,9 +12,9 @@ from openpyxl import Workbook, load_workbook
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import workers
 from geo.incidents.feeds import IncidentMapping, read_incident_feed
-from geo.store import open_store
+from geo.people import workers
+from geo.storage.store import open_store
 
 runner = CliRunner()
 BOSTON_MAPPING = "data/incident_mappings/boston311.json"
@@ -151,7 +151,7 @@ def test_statistics_as_xlsx_have_chinese_headers_and_inert_text(project_with_cas
 
 
 def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path):
-    from geo.xlsx import write_xlsx
+    from geo.exchange.xlsx import write_xlsx
 
     target = tmp_path / "x.xlsx"
     write_xlsx(

@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app
 from api.settings import Settings
-from geo import plans
 from geo.crs import from_wgs84
 from geo.errors import Conflict, InputError
 from geo.incidents import store as cases
 from geo.incidents.feeds import FeedError, IncidentMapping
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 CASES = 30

@@ -18,8 +18,8 @@ import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.io import distinct_field_names
-from geo.store import open_store
+from geo.buildings.reading import distinct_field_names
+from geo.storage.store import open_store
 
 runner = CliRunner()
 INJECTED = 'note" TEXT, "injected'

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.project import OSM_ATTRIBUTION
-from geo.store import open_store
+from geo.storage.store import open_store
+from geo.usecases.district import OSM_ATTRIBUTION
 
 runner = CliRunner()
 

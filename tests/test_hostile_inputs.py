@@ -18,7 +18,7 @@ from hostile import osm_grid_as_buildings_pbf
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.store import audit_log, open_store
+from geo.storage.store import audit_log, open_store
 
 runner = CliRunner()
 
@@ -307,7 +307,7 @@ def test_a_table_without_geometry_is_refused_in_one_line(tmp_path, kunming):
 def test_cells_whose_shared_edge_differs_by_a_vertex_are_rebuilt_into_a_coverage():
     import numpy as np
 
-    from geo import boundaries
+    from geo.grids import boundaries
 
     # the left cell's right edge has a vertex at (10, 5) that the right cell's left edge lacks
     left = shapely.Polygon([(0, 0), (10, 0), (10, 5), (10, 10), (0, 10)])

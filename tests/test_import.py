@@ -17,7 +17,7 @@ import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.store import open_store
+from geo.storage.store import open_store
 
 runner = CliRunner()
 
@@ -323,7 +323,8 @@ def test_killing_an_import_mid_write_leaves_the_file_exactly_as_it_was(
     script = textwrap.dedent(
         f"""
         import os, signal
-        from geo import store, project
+        from geo.storage import store
+        from geo.usecases import district as project
         insert = store.GeoPackageStore._insert_rows
         def insert_then_die(self, conn, name, *args):
             insert(self, conn, name, *args)

@@ -25,7 +25,7 @@ from api.app import create_app
 from api.settings import Settings
 from geo.errors import InputError
 from geo.incidents import store as cases
-from geo.store import open_store
+from geo.storage.store import open_store
 
 PROBLEM = "application/problem+json"
 

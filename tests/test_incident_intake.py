@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 
 from api.routers.incidents import POSTED
-from geo import locate_index, plans
 from geo.crs import to_wgs84
 from geo.errors import InputError
 from geo.incidents import intake
 from geo.incidents import store as incident_store
 from geo.incidents.feeds import IncidentMapping, parse_timestamps, records_from_objects
 from geo.incidents.workflow import deadline
-from geo.store import open_store
+from geo.locate import kept as locate_index
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 HOSTILE = "=cmd|' /C calc'!A0 <script>alert(1)</script> '); DROP TABLE incidents;-- \u202e\n\t😀"
 

@@ -13,10 +13,10 @@ import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import plans
 from geo.errors import InputError
 from geo.incidents import store as cases
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 BOSTON_MAPPING = "data/incident_mappings/boston311.json"

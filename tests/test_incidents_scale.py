@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
-from geo import plans
 from geo.incidents import store as incident_store
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.stats import incident_stats
-from geo.store import (
+from geo.plans import store as plans
+from geo.storage.store import (
     LOOKUP_INDEXES,
     ensure_lookup_indexes,
     ensure_unique_keys,

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from api.auth import create_token
 from api.cli import app
-from geo import plans, project
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 pytestmark = pytest.mark.browser
 

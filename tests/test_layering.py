@@ -49,7 +49,7 @@ def listed_strings(path: Path) -> set[str]:
 def test_maps_list_no_incident_status_class_or_contact_column_of_their_own():
     from geo.incidents.catalogue import incident_classes
     from geo.incidents.workflow import STATUSES
-    from geo.workers import CONTACT_COLUMNS
+    from geo.people.workers import CONTACT_COLUMNS
 
     rules = {
         "incident statuses": {*STATUSES, *STATUSES.values()},
@@ -63,5 +63,5 @@ def test_maps_list_no_incident_status_class_or_contact_column_of_their_own():
         for rule, names in rules.items()
         if listed_strings(path) & names
     }
-    assert not offenders, "maps/ renders what geo/ decides (geo.incidents, geo.workers)"
+    assert not offenders, "maps/ renders what geo/ decides (geo.incidents, geo.people.workers)"
     assert len(modules) > 10

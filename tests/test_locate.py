@@ -1,4 +1,4 @@
-"""geo.locate on the real Suzhou footprints: agreement with brute force, the boundary rule,
+"""geo.locate.engine on the real Suzhou footprints: agreement with brute force, the boundary rule,
 outside points, coordinate systems, the chunked CSV path and the address search."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from geo.crs import (
     metric_crs_for,
 )
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
-from geo.locate import GridIndex, find_by_address, locate_csv
+from geo.locate.engine import GridIndex, find_by_address, locate_csv
 
 RNG_SEED = 20261127
 
@@ -377,8 +377,8 @@ def test_address_hits_located_in_their_grid(shared_data):
 def test_the_vectorised_formula_guard_of_locate_csv_is_csv_safe_on_every_start():
     import pyarrow as pa
 
-    from geo.csvsafe import FORMULA_STARTS, csv_safe
-    from geo.locate import _csv_safe_text
+    from geo.exchange.csvsafe import FORMULA_STARTS, csv_safe
+    from geo.locate.engine import _csv_safe_text
 
     cells = [start + tail for start in FORMULA_STARTS for tail in ("x", "12", "1e5", "１２", "")]
     cells += ["ok", "", "-١٢", "=北泰", "北泰花园", "'=x", "+86 138", "-12.5", ".5"]
@@ -386,7 +386,7 @@ def test_the_vectorised_formula_guard_of_locate_csv_is_csv_safe_on_every_start()
 
 
 def test_an_address_search_over_no_buildings_finds_nothing_and_fails_not():
-    from geo.locate import find_by_address
+    from geo.locate.engine import find_by_address
 
     none = pd.DataFrame(
         {"building_id": [], "addr_street": [], "addr_housenumber": []}, dtype=object

@@ -9,9 +9,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import plans
 from geo.crs import from_wgs84
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 
@@ -95,8 +95,8 @@ def test_a_csv_batch_keeps_every_row_and_marks_the_bad_ones(suzhou_project_base,
 
 
 def test_address_search_tolerates_full_width_and_spaces(tmp_path, shared_data):
-    from geo import project
-    from geo.store import open_store as open_
+    from geo.storage.store import open_store as open_
+    from geo.usecases import district as project
 
     db = tmp_path / "bund.gpkg"
     store = open_(db, create=True)

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from geo import editing, plans
-from geo.locate import GridIndex
-from geo.locate_index import build_index
-from geo.store import Store, locate_indexes, open_store
-from geo.workers import read_roster
+from geo.locate.engine import GridIndex
+from geo.locate.kept import build_index
+from geo.people.workers import read_roster
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import Store, locate_indexes, open_store
 
 COMMUNITY = "北泰花园"
 

@@ -9,8 +9,8 @@ from browser import open_page
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import plans
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 READY = "window.__gridmapReady === true"

@@ -22,7 +22,7 @@ from geo.incidents import catalogue
 from geo.incidents import store as cases
 from geo.incidents.feeds import IncidentMapping
 from geo.reference import reference_dir, reference_file, shipped_mapping
-from geo.store import open_store
+from geo.storage.store import open_store
 from maps.offline import check_offline
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from footprints import read_metric, square_communities
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.adjacency import building_adjacency, community_components
 from geo.errors import CRSError
-from geo.partition import (
+from geo.grids.adjacency import building_adjacency, community_components
+from geo.grids.partition import (
     PartitionInputError,
     grid_report,
     is_feasible_count,

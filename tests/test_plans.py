@@ -9,9 +9,10 @@ import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import boundaries, codes, plans
 from geo.errors import Conflict
-from geo.store import open_store
+from geo.grids import boundaries, codes
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 runner = CliRunner()
 
@@ -247,7 +248,7 @@ def major_road_blocks(store, buildings: gpd.GeoDataFrame, outline) -> pd.Series:
 
 def test_grids_keep_to_one_side_of_major_roads(tmp_path, shared_data):
     """The Bund as one community with its roads: far fewer grids straddle a major road."""
-    from geo import project
+    from geo.usecases import district as project
 
     footprints = gpd.read_file(shared_data / "shanghai_bund_buildings.geojson")
     outline = footprints.to_crs(3857).union_all().convex_hull.buffer(200)

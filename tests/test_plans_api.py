@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
-from geo import editing, plans
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 COMMUNITY = "北泰花园"
 

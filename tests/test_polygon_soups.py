@@ -16,9 +16,9 @@ import shapely
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from geo import project
 from geo.errors import InputError
-from geo.store import open_store
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 LON, LAT = 121.485, 31.235
 STEP = 0.00002  # about 2 m

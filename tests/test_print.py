@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo import plans
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 pytestmark = pytest.mark.browser
 

@@ -18,9 +18,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from geo import editing, plans
 from geo.incidents import store as cases
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 COMMUNITY = "北泰花园"
 REASON = "小区太小，街道同意"

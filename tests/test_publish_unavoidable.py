@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from geo import editing, plans
 from geo.errors import Conflict
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 #: the odd grids of Kunming: one in each compound of 6, 6, 3, 3, 2 and 2 buildings
 KUNMING_UNAVOIDABLE = 6

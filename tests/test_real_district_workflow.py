@@ -17,7 +17,7 @@ from hostile import write_buildings_pbf
 from typer.testing import CliRunner
 
 from api.cli import app
-from geo.store import open_store
+from geo.storage.store import open_store
 
 runner = CliRunner()
 

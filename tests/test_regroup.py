@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from geo import regroup
-from geo.adjacency import building_adjacency, centroid_coordinates
-from geo.cut import cut_runs
-from geo.partition import partition_buildings
-from geo.regroup import grid_pieces, regroup_pairs
+from geo.grids import regroup
+from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.grids.cut import cut_runs
+from geo.grids.partition import partition_buildings
+from geo.grids.regroup import grid_pieces, regroup_pairs
 
 
 def kunming_compound(shared_data, name_index: int):

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from geo import plans
-from geo.store import open_store
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 gridmap = cli_in_english
 

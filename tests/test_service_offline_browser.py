@@ -15,8 +15,9 @@ from api_support import role_tokens, uvicorn_server
 from browser import launch, open_page
 from playwright.sync_api import Browser, Route
 
-from geo import editing, plans
-from geo.store import open_store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
 
 pytestmark = pytest.mark.browser
 

@@ -9,8 +9,8 @@ import pytest
 import shapely
 
 from geo.errors import NotFound, StoreError
-from geo.gpkg import decode_geometries, encode_geometries
-from geo.store import open_store, plans
+from geo.storage.gpkg import decode_geometries, encode_geometries
+from geo.storage.store import open_store, plans
 
 
 def test_blob_round_trip_keeps_every_geometry_kind(kunming_path):

@@ -30,10 +30,12 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app as cli_app
 from api.settings import Settings
-from geo import editing, plans, project
 from geo.incidents import store as incident_store
-from geo.store import open_store
-from geo.workers import read_roster
+from geo.people.workers import read_roster
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import open_store
+from geo.usecases import district as project
 
 POPEN = "{{ this.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}"
 TEMPLATES = ("{{ 7*7 }}", "{% if 1 %}x{% endif %}", "{# c #", "${7*7}", POPEN)

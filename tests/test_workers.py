@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo import boundaries, workers
 from geo.errors import InputError
+from geo.grids import boundaries
+from geo.people import workers
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,11 @@ from geo.reference import shipped_mapping_names
 if TYPE_CHECKING:
     import pandas as pd
 
-    from geo import project
     from geo.incidents import store as cases
-    from geo.store import Store
+    from geo.storage.store import Store
+    from geo.usecases import district as project
 else:  # imported by the commands that use them (issue #16: start-up)
-    pd, project = lazy("pandas"), lazy("geo.project")
+    pd, project = lazy("pandas"), lazy("geo.usecases.district")
     cases = lazy("geo.incidents.store")
 
 incidents_app = typer.Typer(
@@ -91,8 +91,10 @@ def locate_command(
 
 
 def _locate_address(store: Store, address: str, *, limit: int) -> None:
-    from geo.locate import find_by_address
-    from geo.locate_index import grid_index  # not geo.plans: locating needs no partition engine
+    from geo.locate.engine import find_by_address
+    from geo.locate.kept import (
+        grid_index,  # not geo.plans.store: locating needs no partition engine
+    )
 
     buildings = store.read_layer("buildings")
     found = find_by_address(buildings, address, limit=limit)
@@ -117,8 +119,8 @@ def _locate_batch(
     crs: str,
     columns: tuple[str, str],
 ) -> None:
-    from geo.locate import locate_csv
-    from geo.locate_index import grid_index
+    from geo.locate.engine import locate_csv
+    from geo.locate.kept import grid_index
 
     if output_csv is None:
         raise InputError(
@@ -147,7 +149,7 @@ def _locate_batch(
 
 def _locate_point(store: Store, lon: str, lat: str, *, crs: str) -> None:
     from geo.crs import REASONS_ZH
-    from geo.locate_index import grid_index
+    from geo.locate.kept import grid_index
 
     row = grid_index(store).locate_lonlat([lon], [lat], crs=crs).iloc[0].to_dict()
     if row["status"] == "invalid":
@@ -436,8 +438,8 @@ def _write_stats(
     stats: pd.DataFrame, output_format: str, output: Path | None, *, db: Path, excel: bool
 ) -> None:
     """The statistics as CSV (stdout unless --output) or as an .xlsx workbook (--output)."""
-    from geo.csvsafe import csv_safe_frame
-    from geo.exports import write_stats
+    from geo.exchange.csvsafe import csv_safe_frame
+    from geo.exchange.exports import write_stats
 
     if output_format == "xlsx" and output is None:
         raise InputError(

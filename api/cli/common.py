@@ -33,7 +33,7 @@ from geo.defaults import DEFAULT_PATH
 from geo.errors import GridmapError, InputError
 
 if TYPE_CHECKING:
-    from geo.store import Store
+    from geo.storage.store import Store
 
 #: ``--db``'s default, from a module that imports nothing heavy
 DEFAULT_DB = DEFAULT_PATH
@@ -44,7 +44,7 @@ def lazy(name: str) -> Any:
 
     ``gridmap --help`` and ``--version`` must start in a tenth of a second, and geo and maps
     import geopandas, momepy, numba (five seconds): a command module binds the modules its
-    commands run as ``plans = lazy("geo.plans")`` (type checkers see the real import under
+    commands run as ``plans = lazy("geo.plans.store")`` (type checkers see the real import under
     ``TYPE_CHECKING``), so each command imports what it uses and nothing else.
     """
     return _LazyModule(name)
@@ -86,7 +86,7 @@ def say(zh: str, en: str) -> str:
 
 
 def store_for(db: Path, *, create: bool = False) -> Store:
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     return open_store(db or DEFAULT_PATH, create=create)
 
@@ -94,7 +94,7 @@ def store_for(db: Path, *, create: bool = False) -> Store:
 @contextmanager
 def new_project_file(db: Path) -> Iterator[Store]:
     """The project file at ``db``, created if missing, and removed again if the command fails."""
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     created = not Path(db).exists()
     store = open_store(db, create=True)

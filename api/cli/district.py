@@ -33,9 +33,9 @@ from api.cli.grids import plan_app
 from geo.errors import InputError
 
 if TYPE_CHECKING:
-    from geo import project
+    from geo.usecases import district as project
 else:  # imported by the commands that use it (issue #16: start-up)
-    project = lazy("geo.project")
+    project = lazy("geo.usecases.district")
 
 settings_app = typer.Typer(
     help="项目设置 project settings (division_code, ...)", no_args_is_help=True
@@ -206,7 +206,7 @@ def export_command(
     """导出图层 Export a layer (WGS84 by default). Into an existing .gpkg the layer is added (or
     replaced) and the package's other layers are kept: one file for buildings, grids and
     communities in QGIS. For the grid ledger as Excel see gridmap ledger."""
-    from geo.exports import check_geopackage, export_layer_file
+    from geo.exchange.exports import check_geopackage, export_layer_file
 
     store = store_for(db)
     with output_file(output, db=db) as scratch:
@@ -245,7 +245,7 @@ def ledger_command(
 ) -> None:
     """网格台账 Write the grid ledger as Excel: code, community, worker, buildings, households,
     open cases, with Chinese headers."""
-    from geo.exports import write_ledger
+    from geo.exchange.exports import write_ledger
 
     if not is_stdio(output) and output.suffix.lower() != ".xlsx":
         raise InputError(

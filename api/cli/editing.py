@@ -29,10 +29,11 @@ from geo.errors import NotFound
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from geo import editing, plans
-    from geo.store import Store
+    from geo.plans import editing
+    from geo.plans import store as plans
+    from geo.storage.store import Store
 else:  # imported by the commands that use them (issue #16: start-up)
-    sa, editing, plans = lazy("sqlalchemy"), lazy("geo.editing"), lazy("geo.plans")
+    sa, editing, plans = lazy("sqlalchemy"), lazy("geo.plans.editing"), lazy("geo.plans.store")
 
 PlanOption = Annotated[
     int | None,
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
 def newest_draft(store: Store) -> int:
     """The id of the newest draft plan."""
-    from geo.store import plans as plans_table
+    from geo.storage.store import plans as plans_table
 
     with store.reading() as conn:
         plan_id = conn.execute(

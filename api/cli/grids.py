@@ -31,9 +31,10 @@ from geo.defaults import MAX_GRID_SIZE
 if TYPE_CHECKING:
     import pandas as pd
 
-    from geo import plans, project
+    from geo.plans import store as plans
+    from geo.usecases import district as project
 else:  # imported by the commands that use them (issue #16: start-up)
-    pd, plans, project = lazy("pandas"), lazy("geo.plans"), lazy("geo.project")
+    pd, plans, project = lazy("pandas"), lazy("geo.plans.store"), lazy("geo.usecases.district")
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -190,7 +191,7 @@ def _import_roster(
     db: Path, roster_csv: Path, *, replace: bool, author: str, as_json: bool
 ) -> None:
     """``gridmap workers import``'s work, on the roster file (stdin saved to one for ``-``)."""
-    from geo.workers import read_roster
+    from geo.people.workers import read_roster
 
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
@@ -252,9 +253,9 @@ def workers_assign(
 
 def _reasons(missing: pd.DataFrame) -> pd.DataFrame:
     """Grid code, community and the reason, in the user's language, one row per grid."""
-    from geo.workers import NO_WORKER
+    from geo.people.workers import NO_WORKER
 
-    # the Chinese reasons a grid has no worker (geo.workers gives them in English)
+    # the Chinese reasons a grid has no worker (geo.people.workers gives them in English)
     reasons_zh = {NO_WORKER: "本社区没有网格员", "no responsible worker assigned": "未指定网格员"}
     frame = missing if "grid_code" in missing.columns else missing.reset_index(names="grid_code")
     frame = frame[["grid_code", "community", "reason"]].copy()

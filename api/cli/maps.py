@@ -26,10 +26,11 @@ from api.cli.common import (
 from geo.errors import Conflict, InputError
 
 if TYPE_CHECKING:
-    from geo import plans, project
     from geo.incidents import store as cases
+    from geo.plans import store as plans
+    from geo.usecases import district as project
 else:  # imported by the commands that use them (issue #16: start-up)
-    plans, project = lazy("geo.plans"), lazy("geo.project")
+    plans, project = lazy("geo.plans.store"), lazy("geo.usecases.district")
     cases = lazy("geo.incidents.store")
 
 BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
@@ -188,8 +189,8 @@ def demo_command(
     """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
     from geo.demo import demo_district
     from geo.incidents.feeds import IncidentMapping
-    from geo.store import open_store
-    from geo.workers import read_roster
+    from geo.people.workers import read_roster
+    from geo.storage.store import open_store
     from maps.project import MapRequest, project_map
     from maps.render import save_map
 
@@ -280,7 +281,7 @@ DEMO_INPUTS = {
 
 def _clear_demo_folder(db: Path, inputs: Path) -> None:
     """Remove an earlier demo from its folder; refuse a folder that holds anything else."""
-    from geo.store import open_store
+    from geo.storage.store import open_store
 
     is_demo = db.exists() and open_store(db).get_setting("demo") is True
     if db.exists() and not is_demo:

@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from api.static import ASSETS_URL
-from geo import editing, plans
-from geo.store import Store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import Store
 from maps.basemaps import display_crs
 from maps.escape import json_for_html
 from maps.project import MapRequest, project_map, resolve_basemap

@@ -11,7 +11,7 @@ from api.deps import BBoxDep, PageDep, StateDep, Viewer
 from api.models import Building, Buildings, records
 from api.routers._frames import in_bbox, problem_responses
 from geo.errors import NotFound
-from geo.locate import find_by_address
+from geo.locate.engine import find_by_address
 
 router = APIRouter(prefix="/buildings", tags=["buildings"])
 ERRORS = problem_responses(401, 403, 404, 422)

@@ -20,8 +20,8 @@ from api.models import (
 )
 from api.routers._frames import in_bbox, problem_responses, with_contacts
 from api.routers.buildings import building_records
-from geo import plans
 from geo.errors import InputError, NotFound
+from geo.plans import store as plans
 
 router = APIRouter(prefix="/grids", tags=["grids"])
 ERRORS = problem_responses(401, 403, 404, 422)

@@ -1,6 +1,6 @@
 """``/locate``: which building, grid, community and worker a point falls in (like ``gridmap locate``).
 
-``GET`` answers one point from the published plan's cached :class:`~geo.locate.GridIndex`
+``GET`` answers one point from the published plan's cached :class:`~geo.locate.engine.GridIndex`
 through its single-point path (a refused coordinate is a 422 saying why); ``POST`` takes a batch as JSON or CSV (bounded) and answers like
 ``gridmap locate`` on a file: every row kept, invalid ones with ``status`` ``invalid`` and a
 ``reason``.
@@ -21,8 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from api.deps import BodyDep, Staff, StateDep, check_batch
 from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, plain
 from api.routers._frames import problem_responses
-from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
+from geo.exchange.csvsafe import csv_safe_frame
 
 router = APIRouter(tags=["locate"])
 ERRORS = problem_responses(401, 403, 404, 413, 422)

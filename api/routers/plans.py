@@ -4,7 +4,7 @@ Reads need a viewer token; copies, edits, undo/redo and publishing need the ``pl
 so does the editor page, which also takes the token as ``?token=`` because a browser navigation
 cannot send a header (the page's script keeps it in local storage and sends it as a bearer token).
 Every edit names the plan ``revision`` it was made on; a stale one answers 409 with ``changes``:
-the steps made since (see :mod:`geo.editing`).
+the steps made since (see :mod:`geo.plans.editing`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import PagePlanner, PageViewer, Planner, StoreDep, Viewer
 from api.routers._frames import problem_responses
-from geo import editing, plans
 from geo.jsonvalue import json_records, json_value
-from geo.store import Store
+from geo.plans import editing
+from geo.plans import store as plans
+from geo.storage.store import Store
 
 router = APIRouter(tags=["plans"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)

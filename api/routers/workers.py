@@ -10,9 +10,9 @@ from pydantic import Field
 from api.deps import Admin, BodyDep, StateDep, Viewer
 from api.models import Model, Worker, WorkerAssignment, plain, records
 from api.routers._frames import problem_responses
-from geo import plans
 from geo.errors import InputError, NotFound
-from geo.workers import parse_roster
+from geo.people.workers import parse_roster
+from geo.plans import store as plans
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 ERRORS = problem_responses(401, 403, 404, 409, 413, 422)

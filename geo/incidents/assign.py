@@ -1,9 +1,9 @@
 """Which grid, community and worker answer for each incident (上面千条线，基层一张网).
 
-Cases are assigned by the plan's :class:`~geo.locate.GridIndex` (:func:`assign_with_index`), the
+Cases are assigned by the plan's :class:`~geo.locate.engine.GridIndex` (:func:`assign_with_index`), the
 index ``/locate`` and ``gridmap locate`` answer from, so one rule decides a point's grid
 everywhere: inside a grid's polygon or on its edge, the lowest ``grid_code`` where grids share an
-edge. The index is built once per plan and kept (:mod:`geo.locate_index`; the service caches it),
+edge. The index is built once per plan and kept (:mod:`geo.locate.kept`; the service caches it),
 so a posted case costs a tree query instead of reading the whole grids layer for an ``sjoin``.
 :func:`assign_to_grids` (the ``sjoin``) stays for grid polygons that have no index: it gives the
 same answers, and the tests hold the two to it on the shared data.
@@ -17,7 +17,7 @@ import pandas as pd
 
 from geo.crs import from_wgs84
 from geo.errors import InputError
-from geo.locate import GridIndex
+from geo.locate.engine import GridIndex
 
 ASSIGN_COLUMNS = ["grid_code", "community", "worker"]
 

@@ -24,9 +24,9 @@ import pandas as pd
 
 from geo.crs import to_wgs84
 from geo.errors import InputError
+from geo.exchange.xlsx import is_xlsx, read_xlsx
 from geo.incidents.catalogue import load_catalogue, load_legacy_map, match_category
 from geo.reference import shipped_mapping, shipped_mapping_names
-from geo.xlsx import is_xlsx, read_xlsx
 
 FEED_COLUMNS = [
     "source",

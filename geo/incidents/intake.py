@@ -29,7 +29,6 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from geo import gpkg
 from geo.crs import from_wgs84, to_wgs84
 from geo.incidents import store as feed_store
 from geo.incidents.assign import grids_at
@@ -42,8 +41,9 @@ from geo.incidents.feeds import (
     describe_mapping,
 )
 from geo.incidents.workflow import WorkCalendar, _clock_offset, deadline
-from geo.locate import GridIndex
-from geo.store import Store, incident_events, now_iso
+from geo.locate.engine import GridIndex
+from geo.storage import gpkg
+from geo.storage.store import Store, incident_events, now_iso
 
 #: the time forms read here, which the feed reader reads to the same moment: ISO 8601 without
 #: an offset (the mapping's zone), with ``Z`` or with a full ``+hh:mm``/``+hhmm`` offset

@@ -18,7 +18,7 @@ import shapely
 
 from geo.crs import from_wgs84, parse_crs_name
 from geo.incidents.feeds import FeedError, IncidentMapping, feed_coordinates
-from geo.store import Store
+from geo.storage.store import Store
 
 #: the systems a feed read as WGS84 may really be in, with how to say it
 SUSPECTS = {"gcj02": "GCJ-02 (Amap, Tencent)", "bd09": "BD-09 (Baidu)"}

@@ -21,7 +21,6 @@ import pyproj
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo import locate_index
 from geo.crs import parse_crs_name, to_wgs84
 from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.assign import assign_to_grids, assign_with_index
@@ -46,8 +45,9 @@ from geo.incidents.workflow import (
     is_overdue,
     transition,
 )
-from geo.locate import GridIndex
-from geo.store import (
+from geo.locate import kept as locate_index
+from geo.locate.engine import GridIndex
+from geo.storage.store import (
     Store,
     ensure_lookup_indexes,
     ensure_unique_keys,
@@ -189,7 +189,7 @@ def import_records(
     """:func:`import_incidents` for records already in memory (cases pushed to the API).
 
     ``index``: the published plan's locate index when the caller holds it (the service caches
-    it), else it is loaded from the project file (:func:`geo.locate_index.grid_index`).
+    it), else it is loaded from the project file (:func:`geo.locate.kept.grid_index`).
     """
     mapping = recognise_columns(records, mapping)
     cat = catalogue(store)

@@ -11,7 +11,7 @@ size, households, diameter, status) and a polygon per grid, stored in the projec
 
 Examples
 --------
->>> from geo.store import open_store  # doctest: +SKIP
+>>> from geo.storage.store import open_store  # doctest: +SKIP
 >>> plan_id = partition_project(open_store("gridmap.gpkg")).plan_id  # doctest: +SKIP
 >>> load_plan(store, plan_id).grids[["community", "n_buildings"]].head()  # doctest: +SKIP
 """
@@ -29,14 +29,15 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo import boundaries, codes, locate_index, partition
-from geo.adjacency import building_adjacency, centroid_coordinates
 from geo.errors import Conflict, InputError, NotFound
+from geo.grids import boundaries, codes, partition
+from geo.grids.adjacency import building_adjacency, centroid_coordinates
 from geo.incidents.store import reassign_open_cases
 from geo.incidents.workflow import OPEN_STATUSES
-from geo.locate import GridIndex
-from geo.store import Store, assignments, grid_codes, now_iso, plans, workers
-from geo.workers import assign_workers
+from geo.locate import kept as locate_index
+from geo.locate.engine import GridIndex
+from geo.people.workers import assign_workers
+from geo.storage.store import Store, assignments, grid_codes, now_iso, plans, workers
 
 Progress = Callable[[str, int, int], None]
 
@@ -103,7 +104,7 @@ class District:
 
 def load_district(store: Store, *, conn: Connection | None = None) -> District:
     """Buildings, cells and numbering settings of the project."""
-    from geo.project import division_code  # the project module imports this one
+    from geo.usecases.district import division_code  # the project module imports this one
 
     buildings = store.read_layer("buildings", conn=conn).set_index("building_id", drop=False)
     buildings.index.name = None
@@ -385,7 +386,7 @@ def partition_project(
     kept either way. The plan is published when ``publish`` is True, or when it is None and no
     plan has been published yet (the first partition of a district).
     """
-    from geo.project import get_settings
+    from geo.usecases.district import get_settings
 
     step = progress or (lambda *_: None)
     settings = get_settings(store)
@@ -507,7 +508,7 @@ def partition_project(
 
 def _plan_note(note: str, chosen: list[str] | None, *, placeholder: bool) -> str:
     """The plan's note; a plan coded under the placeholder division code says so."""
-    from geo.project import PLACEHOLDER_NOTE
+    from geo.usecases.district import PLACEHOLDER_NOTE
 
     text = note or (
         "automatic partition" if chosen is None else f"re-partition of {', '.join(chosen)}"
@@ -550,7 +551,7 @@ def _current_workers(parent: Plan | None) -> dict[str, str]:
 def violations(plan: Plan) -> pd.DataFrame:
     """Every rule the plan's grids break: size, contiguity, households, a grid without worker.
 
-    ``unavoidable`` marks the flags no plan could avoid (:func:`geo.partition.unavoidable_flags`:
+    ``unavoidable`` marks the flags no plan could avoid (:func:`geo.grids.partition.unavoidable_flags`:
     the one odd grid of a community whose count cannot make regular grids, a forced bridge);
     they are reported but do not make publishing need a reason.
     """
@@ -694,7 +695,7 @@ class RosterChange:
 def import_roster(
     store: Store, frame: pd.DataFrame, *, author: str = "", replace: bool = False
 ) -> RosterChange:
-    """Replace the workers table with a checked roster (see :func:`geo.workers.read_roster`).
+    """Replace the workers table with a checked roster (see :func:`geo.people.workers.read_roster`).
 
     A roster that would remove workers (or move them to another community) or take published
     grids off their worker is refused with that difference (:class:`RosterShrinks`, 409) unless
@@ -801,7 +802,7 @@ def _release_workers(conn: Connection, layer: str, team: pd.DataFrame) -> int:
 
 
 def _published_without_worker(store: Store, conn: Connection, team: pd.DataFrame) -> pd.DataFrame:
-    from geo.workers import unassigned_grids
+    from geo.people.workers import unassigned_grids
 
     columns = ["grid_code", "community", "reason"]
     if not store.has_layer("grids", conn):
@@ -822,7 +823,7 @@ def fill_workers(
     Returns the number of grids newly assigned and the grids still without a worker (with the
     reason). Workers who left the roster or moved community lose their grids first.
     """
-    from geo.workers import unassigned_grids
+    from geo.people.workers import unassigned_grids
 
     plan = load_plan(store, plan_id)
     team = roster(store)
@@ -890,6 +891,6 @@ def diff_plans(before: Plan, after: Plan) -> dict[str, Any]:
 
 
 def grid_index(store: Store, plan_id: int | None = None, *, cells: bool = False) -> GridIndex:
-    """A :class:`~geo.locate.GridIndex` over a plan's buildings and grids (published by default),
-    loaded from the project file where it is kept (:mod:`geo.locate_index`)."""
+    """A :class:`~geo.locate.engine.GridIndex` over a plan's buildings and grids (published by default),
+    loaded from the project file where it is kept (:mod:`geo.locate.kept`)."""
     return locate_index.grid_index(store, plan_id, cells=cells)

@@ -1,6 +1,6 @@
 """Regroup neighbouring grids: re-split every pair of touching grids as well as it can be split.
 
-Steps 3 and 4 of :mod:`geo.partition`. Two neighbouring grids ``a`` and ``b`` hold ``m``
+Steps 3 and 4 of :mod:`geo.grids.partition`. Two neighbouring grids ``a`` and ``b`` hold ``m``
 buildings together (8 to 10 for grids of 4 to 5); every way to split those buildings into two
 grids of allowed sizes is scored and the best one is kept when it beats the current split.
 Better means, in this order: fewer disconnected pieces, fewer households above the cap, then

@@ -1,6 +1,6 @@
 """The published plan's locate index, kept in the project file so that no command rebuilds it.
 
-What :class:`~geo.locate.GridIndex` derives from a plan depends only on the plan's polygons and
+What :class:`~geo.locate.engine.GridIndex` derives from a plan depends only on the plan's polygons and
 the buildings: the polygons in priority order with their ids (a tenth of a second to build,
 and reading the two layers takes longer), and the cell tables that answer millions of points
 a second (seconds to build). Both are kept in the ``locate_indexes`` table, zlib'd:
@@ -13,7 +13,7 @@ a second (seconds to build). Both are kept in the ``locate_indexes`` table, zlib
 A kept row is used while its plan's revision and creation time are those it was built from
 (a plan id reused after ``gridmap import --replace`` has another creation time); each grid's
 community and worker are read from ``plan_grids`` every time, since a worker may change without
-the polygons changing. This module imports no more than locating needs (no geo.plans), so that
+the polygons changing. This module imports no more than locating needs (no geo.plans.store), so that
 ``gridmap locate LON LAT`` starts in well under a second.
 """
 
@@ -26,9 +26,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo.locate import GridIndex
-from geo.store import Store, locate_indexes, now_iso
-from geo.store import plans as plans_table
+from geo.locate.engine import GridIndex
+from geo.storage.store import Store, locate_indexes, now_iso
+from geo.storage.store import plans as plans_table
 
 __all__ = ["build_index", "grid_index", "keep_index"]
 
@@ -55,7 +55,9 @@ def grid_index(store: Store, plan_id: int | None = None, *, cells: bool = False)
     key = _plan_key(store, plan_id)
     index = _kept(store, key, cells=cells) if key is not None else None
     if index is None:
-        from geo import plans  # heavy (the partition engine): only when nothing is kept
+        from geo.plans import (
+            store as plans,  # heavy (the partition engine): only when nothing is kept
+        )
 
         plan = plans.load_plan(store, plan_id)  # raises NotFound with the reason
         index = build_index(store, plan.plan_id)

@@ -55,8 +55,8 @@ from geo.crs import (
     parse_crs_name,
     to_wgs84,
 )
-from geo.csvsafe import csv_safe
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
+from geo.exchange.csvsafe import csv_safe
 
 __all__ = ["STATUSES", "GridIndex", "find_by_address", "locate_csv"]
 
@@ -644,7 +644,7 @@ class GridIndex:
             bounds_wgs84=(float(west), float(south), float(east), float(north)),
         )
 
-    # -- kept in the project file (geo.locate_index) -------------------------------------------
+    # -- kept in the project file (geo.locate.kept) -------------------------------------------
     def to_bytes(self) -> bytes:
         """The ids, polygons and extents, for :meth:`from_bytes` (the cell tables are kept
         apart: :meth:`cells_to_bytes`). The format is numpy's ``.npz``, read without pickle.
@@ -959,7 +959,7 @@ def locate_csv(
     nothing is dropped. Memory stays bounded by ``chunksize`` whatever the file's length.
     Values are read and written as text, so the input columns come out unchanged, except that
     a text cell a spreadsheet would run as a formula gets a leading ``'``
-    (:mod:`geo.csvsafe`); distances are rounded to the centimetre. pyarrow reads and writes the
+    (:mod:`geo.exchange.csvsafe`); distances are rounded to the centimetre. pyarrow reads and writes the
     file (columnar, in C++: a million rows take about a second where pandas' ``to_csv`` took
     ten); its writer quotes every text cell.
 
@@ -1118,14 +1118,14 @@ def _arrow_table(header: list[str], columns: list, located: pd.DataFrame):
     return pa.Table.from_arrays(arrays, names=header)
 
 
-# a cell starting with one of geo.csvsafe.FORMULA_STARTS (in RE2, pyarrow's regex engine)
+# a cell starting with one of geo.exchange.csvsafe.FORMULA_STARTS (in RE2, pyarrow's regex engine)
 _RISKY_START = r"^[=+\-@\t\r]"
 # an ASCII number: safe as it is whatever its sign (csv_safe's own test, in RE2 for speed)
 _ASCII_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def _csv_safe_text(column):
-    """:func:`geo.csvsafe.csv_safe` on a pyarrow text column, vectorised: a cell that starts like
+    """:func:`geo.exchange.csvsafe.csv_safe` on a pyarrow text column, vectorised: a cell that starts like
     a formula and is not an ASCII number gets its ``'``; one holding other characters goes
     through csv_safe itself (its number test knows every script's digits)."""
     import pyarrow as pa

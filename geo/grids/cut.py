@@ -1,6 +1,6 @@
 """Cut ordered buildings into consecutive runs of allowed sizes with the least spread.
 
-Step 2 of :mod:`geo.partition`: once the buildings of a unit are ordered along a space-filling
+Step 2 of :mod:`geo.grids.partition`: once the buildings of a unit are ordered along a space-filling
 curve, neighbours on the curve are mostly neighbours on the ground, so cutting the sequence into
 runs of ``lo..hi`` buildings gives grids of the right size that are nearly compact already. The
 cut is exact by dynamic programming: ``best[j][b]`` is the least spread (sum of squared distances

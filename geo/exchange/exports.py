@@ -23,15 +23,15 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geo import io
-from geo.csvsafe import csv_safe_frame
+from geo.buildings import reading as io
 from geo.errors import InputError
+from geo.exchange.csvsafe import csv_safe_frame
+from geo.exchange.xlsx import write_xlsx
 from geo.incidents.workflow import OPEN_STATUSES
-from geo.plans import published_grids
-from geo.project import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
-from geo.store import Store
-from geo.workers import public_worker_columns
-from geo.xlsx import write_xlsx
+from geo.people.workers import public_worker_columns
+from geo.plans.store import published_grids
+from geo.storage.store import Store
+from geo.usecases.district import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
 
 #: The users' clock: times in exports are shown in it, with the offset written out.
 LOCAL_TIME_ZONE = "Asia/Shanghai"

@@ -19,7 +19,7 @@ Rules
   cap, no worker) may be broken by a draft: every edit answers with the grids it touched and the
   rules they now break (:class:`EditResult`), and publishing then needs an override reason.
 
-Codes. Grid codes of the touched grids are assigned with :func:`geo.codes.assign_grid_codes`
+Codes. Grid codes of the touched grids are assigned with :func:`geo.grids.codes.assign_grid_codes`
 against the touched grids before the edit, with ``match="majority"``: a grid keeping more than
 half of its buildings (and being more than half new-grid) keeps its code, so moving one building
 between two grids of five renumbers nothing; a grid that is really new (a split piece, a merge of
@@ -38,7 +38,7 @@ touched rows.
 
 Examples
 --------
->>> from geo.store import open_store  # doctest: +SKIP
+>>> from geo.storage.store import open_store  # doctest: +SKIP
 >>> store = open_store("gridmap.gpkg")  # doctest: +SKIP
 >>> draft = copy_plan(store, 1, author="王工")  # doctest: +SKIP
 >>> result = apply_edit(store, draft, "move", {"buildings": ["B123"], "to": "320581104001003"},
@@ -65,12 +65,13 @@ import sqlalchemy as sa
 from scipy import sparse
 from sqlalchemy import Connection
 
-from geo import boundaries, codes, partition, plans
-from geo.adjacency import building_adjacency
 from geo.errors import Conflict, InputError, NotFound
+from geo.grids import boundaries, codes, partition
+from geo.grids.adjacency import building_adjacency
 from geo.jsonvalue import json_records, json_value
-from geo.store import Store, audit_log, edits, now_iso
-from geo.store import plans as plans_table
+from geo.plans import store as plans
+from geo.storage.store import Store, audit_log, edits, now_iso
+from geo.storage.store import plans as plans_table
 
 __all__ = [
     "OPERATIONS",

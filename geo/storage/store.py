@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from geo import gpkg
 from geo.defaults import DEFAULT_PATH
 from geo.errors import NotFound, StoreError
+from geo.storage import gpkg
 
 metadata = sa.MetaData()
 
@@ -146,7 +146,7 @@ audit_log = sa.Table(
 )
 
 #: what locating in a published plan derives from its polygons, kept so that a command loads it
-#: in milliseconds instead of rebuilding it (geo.locate_index): valid while the plan's revision
+#: in milliseconds instead of rebuilding it (geo.locate.kept): valid while the plan's revision
 #: and creation time are those it was built from; ``cells`` is filled on the first large batch
 locate_indexes = sa.Table(
     "locate_indexes",

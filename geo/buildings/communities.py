@@ -25,8 +25,8 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from geo.buildings.reading import pick_field
 from geo.errors import InputError
-from geo.io import pick_field
 
 ROAD_KINDS_FOR_BLOCKS = (
     "major_road",

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo.errors import InputError
-from geo.xlsx import is_xlsx, read_xlsx
+from geo.exchange.xlsx import is_xlsx, read_xlsx
 
 #: Accepted headers (compared without case, spaces, underscores) for each roster column.
 HEADERS: dict[str, tuple[str, ...]] = {

@@ -3,7 +3,7 @@
 Street offices keep their rosters (花名册) and case lists in Excel, so everything gridmap reads as
 CSV it also reads as .xlsx (the first sheet, the first row as header), with every cell turned into
 the text a CSV would have held: ``13800000000`` not ``13800000000.0``, a date cell as
-``2026-08-01 08:30:00``. What gridmap writes goes through :func:`geo.csvsafe.csv_safe_frame`
+``2026-08-01 08:30:00``. What gridmap writes goes through :func:`geo.exchange.csvsafe.csv_safe_frame`
 first, so a case description ``=HYPERLINK(...)`` stays text in the clerk's spreadsheet.
 
 openpyxl is imported inside the functions: most commands never touch a workbook.
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.csvsafe import csv_safe_frame
 from geo.errors import InputError
+from geo.exchange.csvsafe import csv_safe_frame
 
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 

@@ -1,10 +1,10 @@
 """Reading building footprints: any format GDAL reads, checked, repaired and put in a metric CRS.
 
-The functions here never touch the project file; :mod:`geo.project` stores what they return.
+The functions here never touch the project file; :mod:`geo.usecases.district` stores what they return.
 
 Examples
 --------
->>> from geo.io import read_buildings
+>>> from geo.buildings.reading import read_buildings
 >>> buildings, report = read_buildings("../shared/data/kunming_buildings.geojson",
 ...                                    community_field="community")  # doctest: +SKIP
 >>> report.read, report.kept

@@ -1,7 +1,7 @@
 """Whole-district operations on the project file: import buildings, export layers, settings.
 
 These are what ``gridmap import`` / ``gridmap export`` and the API call; each write is one
-transaction of the :class:`~geo.store.Store`.
+transaction of the :class:`~geo.storage.store.Store`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import geopandas as gpd
 import pandas as pd
 import pyproj
 
-from geo import boundaries, codes, io
-from geo.communities import assign_communities
+from geo.buildings import reading as io
+from geo.buildings.communities import assign_communities
 from geo.errors import Conflict, InputError, NotFound
-from geo.store import DEFAULT_PATH, Store, assignments, plans
+from geo.grids import boundaries, codes
+from geo.storage.store import DEFAULT_PATH, Store, assignments, plans
 
 DEFAULT_DB = DEFAULT_PATH
 #: used, with a warning and a note on the plan, until a project sets its own: never another

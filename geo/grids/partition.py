@@ -2,16 +2,16 @@
 
 The engine, in four steps; no grid ever crosses a community:
 
-1. **units**: the community's adjacency graph (:func:`geo.adjacency.building_adjacency`) is split
+1. **units**: the community's adjacency graph (:func:`geo.grids.adjacency.building_adjacency`) is split
    into connected pieces; a piece whose count cannot form grids of the allowed sizes is joined to
    its nearest piece, so only the grid bridging them can be non-contiguous.
 2. **cut**: the buildings of each unit are ordered along a Hilbert curve (turned by ``seed``) and
    the sequence is cut into runs of allowed sizes by dynamic programming, minimising the sum of
-   squared distances to each run's centre (:mod:`geo.cut`).
+   squared distances to each run's centre (:mod:`geo.grids.cut`).
 3. **regroup by spread**: every pair of neighbouring grids is re-split as well as it can be split
    (all splits of their 8-10 buildings into two grids of allowed sizes), until no pair improves:
    fewer disconnected pieces first, then fewer households above the cap, then less spread
-   (:mod:`geo.regroup`).
+   (:mod:`geo.grids.regroup`).
 4. **regroup by diameter**: the same search again, judging splits by the sum of the two grids'
    diameters, the measure the report gives planners.
 
@@ -36,15 +36,15 @@ import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from geo.adjacency import (
+from geo.defaults import MAX_GRID_SIZE  # also the CLI's --max bound
+from geo.errors import InputError
+from geo.grids.adjacency import (
     building_adjacency,
     centroid_coordinates,
     community_components,
 )
-from geo.cut import cut_runs
-from geo.defaults import MAX_GRID_SIZE  # also the CLI's --max bound
-from geo.errors import InputError
-from geo.regroup import grid_pieces, regroup_pairs
+from geo.grids.cut import cut_runs
+from geo.grids.regroup import grid_pieces, regroup_pairs
 
 __all__ = [
     "PartitionInputError",
@@ -436,7 +436,7 @@ def grid_report(
     min_size, max_size, max_households
         The rules to check.
     centroids : (n, 2) array, optional
-        :func:`geo.adjacency.centroid_coordinates` of ``buildings`` when the caller has them.
+        :func:`geo.grids.adjacency.centroid_coordinates` of ``buildings`` when the caller has them.
 
     Returns
     -------

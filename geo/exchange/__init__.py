@@ -1,0 +1,1 @@
+"""Files exchanged with offices: layer exports, Excel workbooks, spreadsheet-safe text."""

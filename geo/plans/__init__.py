@@ -1,0 +1,1 @@
+"""Plans: versions of the district's grids, their persistence, publishing and a planner's edits."""
