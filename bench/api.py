@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from api.auth import create_token  # noqa: E402
 from bench._report import write_section  # noqa: E402
 from geo.plans import store as plans  # noqa: E402
-from geo.storage.store import open_store  # noqa: E402
+from geo.storage.store import Store, open_store  # noqa: E402
 from geo.usecases import district as project  # noqa: E402
 
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
@@ -230,7 +230,27 @@ def intake_verdict(posted: Tally, seconds: float) -> str:
     )
 
 
-def main() -> None:
+TARGETS_TEXT = (
+    "Targets: GET /locate p99 < 20 ms and >= 1,500 req/s at 50 clients, zero errors. "
+    "The load generator shares the two cores with the server, so the figures are a floor "
+    "for a server on its own machine. With 50 clients each waiting for its answer, the "
+    "mean latency is 50 / throughput (Little's law): a p99 under 20 ms needs well over "
+    "2,500 req/s, about 0.8 ms of CPU per request on two cores with the load generator "
+    "taking its share; the lookup itself (GridIndex.locate_lonlat_point) takes about 55 us, "
+    "the rest of a request is HTTP, routing and the token check. "
+    "Each POST /incidents is one case and one write transaction (SQLite lets one writer "
+    "at a time); it is assigned by the locate index the service caches for GET /locate "
+    "(issue #16; before, every POST read the whole grids layer for an sjoin: p50 444 ms, "
+    "11 cases/s; then 18 cases/s, p50 535 ms, through the pandas feed reader). One case now "
+    "takes the lean path (geo.incidents.intake: plain values, the cached category match, "
+    "the deadline walked from the case's day, one INSERT ... ON CONFLICT DO NOTHING), which "
+    "stores exactly the row a feed of that case stores (tests/test_incident_intake.py). "
+    "The 'alone' row is the posts without the locate load: the ceiling on this machine. "
+    "Target (issue #16): 200 cases/s with p99 < 100 ms alongside the locate load: "
+)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", type=Path, help="project file (default: build Suzhou)")
     parser.add_argument("--quick", action="store_true", help="5 s per phase instead of 30 s")
@@ -240,61 +260,46 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--httpx", action="store_true", help="load with httpx even if wrk exists")
     parser.add_argument("--posters", type=int, default=10, help="clients posting cases in the mix")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _sample_points(store: Store) -> tuple[list[tuple[float, float]], int]:
+    """Up to 5,000 points inside buildings (WGS84) and the number of buildings."""
+    buildings = store.read_layer("buildings", columns=["building_id"])
+    sample = buildings.sample(min(len(buildings), 5_000), random_state=0)
+    inside = sample.to_crs(4326).representative_point()
+    points = list(zip(inside.x.round(7).tolist(), inside.y.round(7).tolist(), strict=True))
+    return points, len(buildings)
+
+
+def _phases(args: argparse.Namespace, url: str, token: str, points: list, folder: Path) -> dict:
+    """Locates alone, locates with posts, posts alone: wrk for the locates where it exists."""
     seconds = args.seconds or (5.0 if args.quick else 30.0)
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="gridmap-bench-api-") as folder:
-        db = args.db or build_project(Path(folder))
-        store = open_store(db)
-        token = create_token(store, f"bench-{os.getpid()}-{time.time_ns()}", "staff")
-        buildings = store.read_layer("buildings", columns=["building_id"])
-        sample = buildings.sample(min(len(buildings), 5_000), random_state=0)
-        inside = sample.to_crs(4326).representative_point()
-        points = list(zip(inside.x.round(7).tolist(), inside.y.round(7).tolist(), strict=True))
-        url = f"http://127.0.0.1:{args.port}"
-        server = start_server(db, args.port, args.workers)
-        use_wrk = shutil.which("wrk") is not None and not args.httpx
-        posters = max(1, min(args.posters, args.clients - 1))
-        try:
-            asyncio.run(run_phase(url, token, points[:200], seconds=2, locators=5, posters=0))
-            if use_wrk:
-                alone = wrk_locate(
-                    url,
-                    token,
-                    points,
-                    seconds=seconds,
-                    connections=args.clients,
-                    folder=Path(folder),
-                )
-                mixed, posted = asyncio.run(
-                    mixed_with_wrk(
-                        url, token, points, seconds, args.clients - posters, posters, Path(folder)
-                    )
-                )
-                _, alone_posted = asyncio.run(
-                    run_phase(url, token, points, seconds=seconds, locators=0, posters=posters)
-                )
-            else:
-                alone, _ = asyncio.run(
-                    run_phase(url, token, points, seconds=seconds, locators=args.clients, posters=0)
-                )
-                mixed, posted = asyncio.run(
-                    run_phase(
-                        url,
-                        token,
-                        points,
-                        seconds=seconds,
-                        locators=args.clients - posters,
-                        posters=posters,
-                    )
-                )
-                _, alone_posted = asyncio.run(
-                    run_phase(url, token, points, seconds=seconds, locators=0, posters=posters)
-                )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        n_buildings = len(buildings)
+    posters = max(1, min(args.posters, args.clients - 1))
+    asyncio.run(run_phase(url, token, points[:200], seconds=2, locators=5, posters=0))
+    if shutil.which("wrk") is not None and not args.httpx:
+        alone = wrk_locate(
+            url, token, points, seconds=seconds, connections=args.clients, folder=folder
+        )
+        mixed, posted = asyncio.run(
+            mixed_with_wrk(url, token, points, seconds, args.clients - posters, posters, folder)
+        )
+    else:
+        phase = {"url": url, "token": token, "points": points, "seconds": seconds}
+        alone, _ = asyncio.run(run_phase(**phase, locators=args.clients, posters=0))
+        mixed, posted = asyncio.run(
+            run_phase(**phase, locators=args.clients - posters, posters=posters)
+        )
+    _, alone_posted = asyncio.run(
+        run_phase(url, token, points, seconds=seconds, locators=0, posters=posters)
+    )
+    return {"alone": alone, "mixed": mixed, "posted": posted, "alone_posted": alone_posted}
+
+
+def _report(args: argparse.Namespace, phases: dict, *, n_buildings: int, load: float) -> str:
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    posters = max(1, min(args.posters, args.clients - 1))
+    use_wrk = shutil.which("wrk") is not None and not args.httpx
     command = "python bench/api.py" + (" --quick" if args.quick else "")
     command += f" --seconds {args.seconds:g}" if args.seconds else ""
     command += " --db PROJECT" if args.db else ""
@@ -303,35 +308,40 @@ def main() -> None:
         f"uvicorn {args.workers} workers (uvloop, httptools), {args.clients} clients "
         f"({'wrk -t2' if use_wrk else 'httpx async'} for GET /locate, httpx async for the POSTs) "
         f"on the same machine, {seconds:.0f} s per phase, project of {n_buildings:,} buildings "
-        f"({'Suzhou Gusu' if not args.db else db.name}); load average "
-        f"{load_before:.1f} before the run (other work on the machine).",
+        f"({'Suzhou Gusu' if not args.db else args.db.name}); load average "
+        f"{load:.1f} before the run (other work on the machine).",
         "",
         "| requests | count | per second | p50 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|",
-        alone.row(f"GET /locate alone ({args.clients} clients)", seconds),
-        mixed.row(f"GET /locate in the mix ({args.clients - posters} clients)", seconds),
-        posted.row(f"POST /incidents in the mix ({posters} clients, one case each)", seconds),
-        alone_posted.row(f"POST /incidents alone ({posters} clients, one case each)", seconds),
+        phases["alone"].row(f"GET /locate alone ({args.clients} clients)", seconds),
+        phases["mixed"].row(f"GET /locate in the mix ({args.clients - posters} clients)", seconds),
+        phases["posted"].row(
+            f"POST /incidents in the mix ({posters} clients, one case each)", seconds
+        ),
+        phases["alone_posted"].row(
+            f"POST /incidents alone ({posters} clients, one case each)", seconds
+        ),
         "",
-        "Targets: GET /locate p99 < 20 ms and >= 1,500 req/s at 50 clients, zero errors. "
-        "The load generator shares the two cores with the server, so the figures are a floor "
-        "for a server on its own machine. With 50 clients each waiting for its answer, the "
-        "mean latency is 50 / throughput (Little's law): a p99 under 20 ms needs well over "
-        "2,500 req/s, about 0.8 ms of CPU per request on two cores with the load generator "
-        "taking its share; the lookup itself (GridIndex.locate_lonlat_point) takes about 55 us, "
-        "the rest of a request is HTTP, routing and the token check. "
-        "Each POST /incidents is one case and one write transaction (SQLite lets one writer "
-        "at a time); it is assigned by the locate index the service caches for GET /locate "
-        "(issue #16; before, every POST read the whole grids layer for an sjoin: p50 444 ms, "
-        "11 cases/s; then 18 cases/s, p50 535 ms, through the pandas feed reader). One case now "
-        "takes the lean path (geo.incidents.intake: plain values, the cached category match, "
-        "the deadline walked from the case's day, one INSERT ... ON CONFLICT DO NOTHING), which "
-        "stores exactly the row a feed of that case stores (tests/test_incident_intake.py). "
-        "The 'alone' row is the posts without the locate load: the ceiling on this machine. "
-        "Target (issue #16): 200 cases/s with p99 < 100 ms alongside the locate load: "
-        + intake_verdict(posted, seconds),
+        TARGETS_TEXT + intake_verdict(phases["posted"], seconds),
     ]
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = _arguments()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="gridmap-bench-api-") as folder:
+        db = args.db or build_project(Path(folder))
+        store = open_store(db)
+        token = create_token(store, f"bench-{os.getpid()}-{time.time_ns()}", "staff")
+        points, n_buildings = _sample_points(store)
+        server = start_server(db, args.port, args.workers)
+        try:
+            phases = _phases(args, f"http://127.0.0.1:{args.port}", token, points, Path(folder))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    text = _report(args, phases, n_buildings=n_buildings, load=load_before)
     print(text)
     write_section("api", text)
 
