@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]  # run as a script (make bench) as well as with -m
@@ -84,50 +85,23 @@ def _single_point(index: GridIndex, bounds, samples: int = 5000) -> np.ndarray:
     return times / 1000.0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="skip the 10^7 run")
-    args = parser.parse_args(argv)
-    sizes = [10**4, 10**6] if args.quick else [10**4, 10**6, 10**7]
-    chunk = 10**6
-
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    buildings = suzhou_buildings()
+def _prepared(buildings: Any) -> tuple[Any, Any, dict[str, float]]:
+    """Stand-in grids and the index, each step timed (s)."""
     start = time.perf_counter()
     grids = voronoi_grids(buildings)
     grids_s = time.perf_counter() - start
     start = time.perf_counter()
     index = GridIndex.build(buildings, grids)
     build_s = time.perf_counter() - start
-    bounds = buildings.total_bounds
     start = time.perf_counter()
-    index.locate(*next(_points(bounds, 50_000, seed=1, chunk=50_000)))  # builds the cell tables
+    # the first batch builds the cell tables
+    index.locate(*next(_points(buildings.total_bounds, 50_000, seed=1, chunk=50_000)))
     cells_s = time.perf_counter() - start
+    return grids, index, {"grids": grids_s, "build": build_s, "cells": cells_s}
 
-    rows = []
-    for n in sizes:
-        gc.collect()
-        ours, ours_cpu, counts = _run_locate(index, bounds, n, chunk)
-        theirs, theirs_cpu = _run_sjoin(buildings, grids, bounds, n, chunk)
-        rows.append((n, ours, ours_cpu, theirs, theirs_cpu, counts))
-        print(f"{n:>10,} points: locate {n / ours:,.0f}/s, sjoin {n / theirs:,.0f}/s", flush=True)
-    single = _single_point(index, bounds)
 
+def _table(rows: list[tuple]) -> list[str]:
     lines = [
-        "Command: `.venv/bin/python bench/locate.py" + (" --quick`" if args.quick else "`"),
-        "",
-        f"Suzhou footprints: {len(buildings):,} buildings in EPSG:{METRIC_EPSG}; {len(grids):,} stand-in "
-        f"grids (Voronoi cells in groups of 5, built in {grids_s:.1f} s). Uniform random points over the "
-        f"footprints' box (about 10 % fall in a footprint, 60 % outside every grid). Machine: "
-        f"{platform.processor() or platform.machine()}, 2 cores shared with other jobs "
-        f"(load average at start {' '.join(load)}).",
-        "",
-        f"Index: STRtrees {build_s * 1000:.0f} ms; cell tables (built on the first batch of "
-        f"20,000+ points, once per plan) {cells_s:.1f} s.",
-        "",
-        "Wall time is what a caller waits for; CPU time (all threads: locate queries the two "
-        "layers on two threads) is the work done, steadier on a shared machine.",
-        "",
         "| points | locate wall | points/s | locate CPU | points per CPU-s | sjoin bldg + grids wall "
         "| points/s | sjoin CPU | locate speed / sjoin (wall) | (CPU) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -138,9 +112,30 @@ def main(argv: list[str] | None = None) -> None:
             f"| {theirs:.2f} s | {n / theirs:,.0f} | {theirs_cpu:.2f} s | {theirs / ours:.2f}x "
             f"| {theirs_cpu / ours_cpu:.2f}x |"
         )
+    return lines
+
+
+def _report(*, quick: bool, sizes: dict, rows: list[tuple], single: np.ndarray, chunk: int) -> str:
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     n, *_, counts = rows[-1]
     shares = ", ".join(f"{k} {v / n:.1%}" for k, v in counts.items() if v)
-    lines += [
+    lines = [
+        "Command: `.venv/bin/python bench/locate.py" + (" --quick`" if quick else "`"),
+        "",
+        f"Suzhou footprints: {sizes['buildings']:,} buildings in EPSG:{METRIC_EPSG}; "
+        f"{sizes['grids']:,} stand-in grids (Voronoi cells in groups of 5, built in "
+        f"{sizes['grids_s']:.1f} s). Uniform random points over the "
+        f"footprints' box (about 10 % fall in a footprint, 60 % outside every grid). Machine: "
+        f"{platform.processor() or platform.machine()}, 2 cores shared with other jobs "
+        f"(load average at the end {' '.join(load)}).",
+        "",
+        f"Index: STRtrees {sizes['build_s'] * 1000:.0f} ms; cell tables (built on the first "
+        f"batch of 20,000+ points, once per plan) {sizes['cells_s']:.1f} s.",
+        "",
+        "Wall time is what a caller waits for; CPU time (all threads: locate queries the two "
+        "layers on two threads) is the work done, steadier on a shared machine.",
+        "",
+        *_table(rows),
         "",
         f"Statuses at {n:,} points: {shares}. Points are processed in chunks of {chunk:,} "
         "(memory bounded); locate also computes the nearest grid for outside points and the "
@@ -149,8 +144,32 @@ def main(argv: list[str] | None = None) -> None:
         f"Single point in-process (`GridIndex.locate_point`, {single.size:,} random points): "
         f"median {np.median(single):.0f} µs, p99 {np.percentile(single, 99):.0f} µs.",
     ]
-    write_section("locate", "\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="skip the 10^7 run")
+    args = parser.parse_args(argv)
+    sizes = [10**4, 10**6] if args.quick else [10**4, 10**6, 10**7]
+    chunk = 10**6
+    buildings = suzhou_buildings()
+    grids, index, seconds = _prepared(buildings)
+    bounds = buildings.total_bounds
+    rows = []
+    for n in sizes:
+        gc.collect()
+        ours, ours_cpu, counts = _run_locate(index, bounds, n, chunk)
+        theirs, theirs_cpu = _run_sjoin(buildings, grids, bounds, n, chunk)
+        rows.append((n, ours, ours_cpu, theirs, theirs_cpu, counts))
+        print(f"{n:>10,} points: locate {n / ours:,.0f}/s, sjoin {n / theirs:,.0f}/s", flush=True)
+    facts = {"buildings": len(buildings), "grids": len(grids)}
+    facts |= {f"{k}_s": v for k, v in seconds.items()}
+    text = _report(
+        quick=args.quick, sizes=facts, rows=rows, single=_single_point(index, bounds), chunk=chunk
+    )
+    write_section("locate", text)
+    print(text)
 
 
 if __name__ == "__main__":
