@@ -321,49 +321,9 @@ def markdown(rows: list[dict], command: str, notes: list[str]) -> str:
     return text + "\n" + "\n".join(f"- {n}" for n in notes)
 
 
-def main() -> None:
-    global BUDGET_S
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--inputs",
-        nargs="+",
-        default=["kunming", "suzhou", "demo", "synthetic-100000", "synthetic-1000000"],
-    )
-    parser.add_argument("--quick", action="store_true", help="Kunming and Suzhou only")
-    parser.add_argument(
-        "--anchors-up-to", type=int, default=20000, help="run the anchors only on inputs this small"
-    )
-    parser.add_argument(
-        "--no-write", action="store_true", help="print, do not touch docs/benchmarks.md"
-    )
-    parser.add_argument(
-        "--budget", type=float, default=BUDGET_S, help="seconds per anchor and input"
-    )
-    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
-    parser.add_argument("--rows-of", help=argparse.SUPPRESS)
-    parser.add_argument("--with-anchors", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    BUDGET_S = args.budget
-    if args.memory_of:
-        gdf = load(args.memory_of)
-        partition_buildings(gdf, min_size=MIN_SIZE, max_size=MAX_SIZE)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
-        return
-    if args.rows_of:
-        warm_up()
-        time.sleep(1.0)  # let worker threads the warm-up left spinning (BLAS, OpenMP) go idle
-        print(json.dumps(bench_input(args.rows_of, args.with_anchors, memory=True)))
-        return
-    inputs = ["kunming", "suzhou"] if args.quick else args.inputs
-    rows = []
-    skipped = []
-    for name in inputs:
-        size = int(name.split("-", 1)[1]) if name.startswith("synthetic-") else 0
-        anchors = size <= args.anchors_up_to
-        if not anchors:
-            skipped.append(name)
-        rows.extend(rows_in_fresh_process(name, anchors))
-    notes = [
+def _notes() -> list[str]:
+    """What the table's columns mean and how each was measured."""
+    return [
         "All methods partition each community separately; every result is judged by `geo.grids.partition.grid_report` "
         "on the same trimmed adjacency graph (`geo.grids.adjacency.building_adjacency`).",
         "k-means-constrained gets the number of grids gridmap chose in each community; where that count cannot "
@@ -389,6 +349,62 @@ def main() -> None:
         "'contiguous' is judged on the trimmed graph; a community cut into pieces by open space needs a "
         "bridging grid wherever a piece is too small for a grid of its own (gridmap flags it non_contiguous).",
     ]
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--inputs",
+        nargs="+",
+        default=["kunming", "suzhou", "demo", "synthetic-100000", "synthetic-1000000"],
+    )
+    parser.add_argument("--quick", action="store_true", help="Kunming and Suzhou only")
+    parser.add_argument(
+        "--anchors-up-to", type=int, default=20000, help="run the anchors only on inputs this small"
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print, do not touch docs/benchmarks.md"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=BUDGET_S, help="seconds per anchor and input"
+    )
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--rows-of", help=argparse.SUPPRESS)
+    parser.add_argument("--with-anchors", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def _child(args: argparse.Namespace) -> None:
+    """The work of a fresh child process: a peak-memory reading or one input's rows."""
+    if args.memory_of:
+        gdf = load(args.memory_of)
+        partition_buildings(gdf, min_size=MIN_SIZE, max_size=MAX_SIZE)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
+        return
+    if args.rows_of:
+        warm_up()
+        time.sleep(1.0)  # let worker threads the warm-up left spinning (BLAS, OpenMP) go idle
+        print(json.dumps(bench_input(args.rows_of, args.with_anchors, memory=True)))
+        return
+
+
+def main() -> None:
+    global BUDGET_S
+    args = _arguments()
+    BUDGET_S = args.budget
+    if args.memory_of or args.rows_of:
+        _child(args)
+        return
+    inputs = ["kunming", "suzhou"] if args.quick else args.inputs
+    rows = []
+    skipped = []
+    for name in inputs:
+        size = int(name.split("-", 1)[1]) if name.startswith("synthetic-") else 0
+        anchors = size <= args.anchors_up_to
+        if not anchors:
+            skipped.append(name)
+        rows.extend(rows_in_fresh_process(name, anchors))
+    notes = _notes()
     if skipped:
         notes.append(
             "Anchors not run on "
