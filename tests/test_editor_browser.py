@@ -60,83 +60,89 @@ def click_building(page, building_id: str) -> None:
     page.mouse.click(x, y)
 
 
+def grid_counts(page) -> dict[str, int]:
+    """The editor's table of buildings per touched grid, as the planner reads it."""
+    return {
+        row.get_attribute("data-grid"): int(row.query_selector(".gm-ed-n").inner_text())
+        for row in page.query_selector_all("#gm-ed-counts tr[data-grid]")
+    }
+
+
+def move_to_nearest_grid_and_undo(page, store, draft, grids, small, building) -> None:
+    """Move one building out of a four-building grid: the grid is flagged; undo clears it."""
+    click_building(page, building)
+    page.wait_for_selector("#gm-ed-target")
+    assert building in page.inner_text("#gm-editor")
+    options = page.eval_on_selector_all("#gm-ed-target option", "os => os.map(o => o.value)")
+    target = options[0]  # the nearest grid of the same community
+    assert target in set(grids.index) - {small}
+    page.select_option("#gm-ed-target", target)
+    page.click("#gm-ed-move")
+    page.wait_for_function("window.__gridmapEditorRevision === 1")
+    assert grid_counts(page) == {small: 3, target: int(grids.loc[target, "n_buildings"]) + 1}
+    flagged = f'#gm-ed-violations li[data-grid="{small}"][data-rule="undersized"]'
+    assert page.query_selector(flagged) is not None
+    assert "楼栋过少" in page.inner_text(flagged)
+    assert plans.load_plan(store, draft).labels[building] == target
+
+    page.click("#gm-ed-undo")
+    page.wait_for_function("window.__gridmapEditorRevision === 2")
+    assert page.query_selector(flagged) is None
+    row = page.query_selector(f'#gm-ed-counts tr[data-grid="{small}"] .gm-ed-n')
+    assert row.inner_text() == "4"
+    assert plans.load_plan(store, draft).labels[building] == small
+
+
+def split_two_off_and_undo(page, store, draft, members) -> None:
+    """Click one building, shift-click another, move both to a new grid; then undo."""
+    first, second = members[:2]
+    click_building(page, first)
+    page.keyboard.down("Shift")
+    click_building(page, second)
+    page.keyboard.up("Shift")
+    assert "+1" in page.inner_text("#gm-editor h2")
+    page.select_option("#gm-ed-target", "")
+    page.click("#gm-ed-move")
+    page.wait_for_function("window.__gridmapEditorRevision === 3")
+    counts = grid_counts(page)
+    assert sorted(counts.values()) == [2, 2]
+    labels = plans.load_plan(store, draft).labels
+    groups = {code: sorted(labels.index[labels == code]) for code in counts}
+    assert sorted([first, second]) in groups.values()  # two halves: both get fresh codes
+    page.click("#gm-ed-undo")
+    page.wait_for_function("window.__gridmapEditorRevision === 4")
+
+
+def publish_with_a_reason(page, store, draft) -> None:
+    """A plan that breaks rules asks for a reason, then publishes with it."""
+    page.click("#gm-ed-publish")
+    page.wait_for_function("document.getElementById('gm-ed-message').textContent.includes('理由')")
+    assert plans.plan_row(store, draft)["status"] == "draft"
+    page.fill("#gm-ed-reason", "两个小区楼栋太少，街道办同意")
+    page.click("#gm-ed-publish")
+    page.wait_for_function(
+        "document.getElementById('gm-ed-message').textContent.includes('已发布')"
+    )
+    row = plans.plan_row(store, draft)
+    assert (row["status"], row["override_reason"]) == ("published", "两个小区楼栋太少，街道办同意")
+    assert page.is_disabled("#gm-ed-undo")
+
+
 def test_a_planner_moves_a_building_sees_the_violation_undoes_and_publishes(served):
     base, token, draft, store = served
     plan = plans.load_plan(store, draft)
     grids = plan.grids[plan.grids["community"] == COMMUNITY]
     small = grids.index[grids["n_buildings"] == 4][0]
-    building = plan.labels.index[plan.labels == small][0]
+    members = plan.labels.index[plan.labels == small]
     url = f"{base}/plans/{draft}/edit?token={token}&basemap=none"
     with launch() as browser, open_page(url, browser=browser, route=only_local(base)) as opened:
         page = opened.page
         page.wait_for_function(READY)
         assert "token" not in page.url  # kept in local storage, not in the address bar
         assert "网格编辑" in page.inner_text("#gm-editor")
-
-        click_building(page, building)
-        page.wait_for_selector("#gm-ed-target")
-        assert building in page.inner_text("#gm-editor")
-        options = page.eval_on_selector_all("#gm-ed-target option", "os => os.map(o => o.value)")
-        target = options[0]  # the nearest grid of the same community
-        assert target in set(grids.index) - {small}
-        page.select_option("#gm-ed-target", target)
-        page.click("#gm-ed-move")
-        page.wait_for_function("window.__gridmapEditorRevision === 1")
-
-        counts = {
-            row.get_attribute("data-grid"): int(row.query_selector(".gm-ed-n").inner_text())
-            for row in page.query_selector_all("#gm-ed-counts tr[data-grid]")
-        }
-        assert counts == {small: 3, target: int(grids.loc[target, "n_buildings"]) + 1}
-        flagged = f'#gm-ed-violations li[data-grid="{small}"][data-rule="undersized"]'
-        assert page.query_selector(flagged) is not None
-        assert "楼栋过少" in page.inner_text(flagged)
-        assert plans.load_plan(store, draft).labels[building] == target
-
-        page.click("#gm-ed-undo")
-        page.wait_for_function("window.__gridmapEditorRevision === 2")
-        assert page.query_selector(flagged) is None
-        row = page.query_selector(f'#gm-ed-counts tr[data-grid="{small}"] .gm-ed-n')
-        assert row.inner_text() == "4"
-        assert plans.load_plan(store, draft).labels[building] == small
-
-        # split two buildings off into a new grid: click one, shift-click another, move to "new"
-        first, second = plan.labels.index[plan.labels == small][:2]
-        click_building(page, first)
-        page.keyboard.down("Shift")
-        click_building(page, second)
-        page.keyboard.up("Shift")
-        assert "+1" in page.inner_text("#gm-editor h2")
-        page.select_option("#gm-ed-target", "")
-        page.click("#gm-ed-move")
-        page.wait_for_function("window.__gridmapEditorRevision === 3")
-        counts = {
-            row.get_attribute("data-grid"): int(row.query_selector(".gm-ed-n").inner_text())
-            for row in page.query_selector_all("#gm-ed-counts tr[data-grid]")
-        }
-        assert sorted(counts.values()) == [2, 2]
-        labels = plans.load_plan(store, draft).labels
-        groups = {code: sorted(labels.index[labels == code]) for code in counts}
-        assert sorted([first, second]) in groups.values()  # two halves: both get fresh codes
-        page.click("#gm-ed-undo")
-        page.wait_for_function("window.__gridmapEditorRevision === 4")
-
-        page.click("#gm-ed-publish")  # the plan breaks rules: a reason is asked for
-        page.wait_for_function(
-            "document.getElementById('gm-ed-message').textContent.includes('理由')"
-        )
-        assert plans.plan_row(store, draft)["status"] == "draft"
-        page.fill("#gm-ed-reason", "两个小区楼栋太少，街道办同意")
-        page.click("#gm-ed-publish")
-        page.wait_for_function(
-            "document.getElementById('gm-ed-message').textContent.includes('已发布')"
-        )
-        row = plans.plan_row(store, draft)
-        assert (row["status"], row["override_reason"]) == (
-            "published",
-            "两个小区楼栋太少，街道办同意",
-        )
-        assert page.is_disabled("#gm-ed-undo")
+        move_to_nearest_grid_and_undo(page, store, draft, grids, small, members[0])
+        split_two_off_and_undo(page, store, draft, members)
+        publish_with_a_reason(page, store, draft)
         with page.expect_popup() as popup:  # the diff against the parent plan, on a map
             page.click("#gm-ed-diff")
         popup.value.wait_for_function("window.__gridmapReady === true")
