@@ -82,7 +82,9 @@ def imported_town(folder: Path) -> Path:
     partial = folder / "town.partial.gpkg"
     partial.unlink(missing_ok=True)
     store = open_store(partial, create=True)
-    project.import_buildings(store, source, community_field="community")
+    project.import_buildings(
+        store, source, options=project.ReadOptions(community_field="community")
+    )
     store.engine.dispose()
     partial.rename(db)
     return db

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _build(path: Path, source: Path, community_field: str | None) -> None:
     store = open_store(path, create=True)
-    project.import_buildings(store, source, community_field=community_field)
+    project.import_buildings(
+        store, source, options=project.ReadOptions(community_field=community_field)
+    )
     plans.partition_project(store, author="tests")
     # two workers per community, with phone numbers, so that contacts can be checked
     communities = store.read_layer("communities", columns=["community"])["community"]

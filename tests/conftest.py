@@ -60,7 +60,7 @@ def _built_project(folder: Path, source: Path, **options) -> Path:
 
     db = folder / "project.gpkg"
     store = open_store(db, create=True)
-    project.import_buildings(store, source, **options)
+    project.import_buildings(store, source, options=project.ReadOptions(**options))
     plans.partition_project(store, author="test")
     store.engine.dispose()
     return db

@@ -207,7 +207,11 @@ def slashed(tmp_path_factory, shared_data):
     footprints["community"] = footprints["community"].replace(first, "一村/二村")
     footprints.to_file(folder / "buildings.geojson", driver="GeoJSON")
     store = open_store(folder / "project.gpkg", create=True)
-    project.import_buildings(store, folder / "buildings.geojson", community_field="community")
+    project.import_buildings(
+        store,
+        folder / "buildings.geojson",
+        options=project.ReadOptions(community_field="community"),
+    )
     plans.partition_project(store, author="tests")
     token = create_token(store, "slash-viewer", "viewer")
     store.engine.dispose()

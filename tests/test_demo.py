@@ -75,7 +75,9 @@ def test_demo_twice_rebuilds_but_never_overwrites_a_real_project(demo_dir, tmp_p
 
     real = tmp_path / "gridmap.gpkg"
     project.import_buildings(
-        open_store(real, create=True), kunming_path, community_field="community"
+        open_store(real, create=True),
+        kunming_path,
+        options=project.ReadOptions(community_field="community"),
     )
     refused = subprocess.run(
         [sys.executable, "-m", "api", "demo", "--out", str(tmp_path)],

@@ -101,7 +101,9 @@ def test_address_search_tolerates_full_width_and_spaces(tmp_path, shared_data):
     db = tmp_path / "bund.gpkg"
     store = open_(db, create=True)
     project.import_buildings(
-        store, shared_data / "shanghai_bund_buildings.geojson", community_field=None
+        store,
+        shared_data / "shanghai_bund_buildings.geojson",
+        options=project.ReadOptions(community_field=None),
     )
     plans.partition_project(store)
     named = store.read_layer("buildings")

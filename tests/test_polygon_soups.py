@@ -104,7 +104,9 @@ def test_any_polygon_soup_imports_with_valid_coverages_or_is_refused_by_gridmap(
             project.import_buildings(
                 store,
                 source,
-                community_field="community" if with_communities else None,
+                options=project.ReadOptions(
+                    community_field="community" if with_communities else None
+                ),
                 roads_path=roads_path,
             )
         except InputError as error:

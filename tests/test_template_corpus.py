@@ -93,7 +93,11 @@ def corpus(tmp_path_factory, shared_data) -> dict:
     folder = tmp_path_factory.mktemp("corpus")
     db = folder / "project.gpkg"
     store = open_store(db, create=True)
-    project.import_buildings(store, _source(shared_data, folder), community_field="community")
+    project.import_buildings(
+        store,
+        _source(shared_data, folder),
+        options=project.ReadOptions(community_field="community"),
+    )
     plans.partition_project(store, author="tests")
     _roster(store, folder)
     published = plans.published_plan_id(store)

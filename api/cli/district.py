@@ -33,6 +33,8 @@ from api.cli.grids import plan_app
 from geo.errors import InputError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from geo.usecases import district as project
 else:  # imported by the commands that use it (issue #16: start-up)
     project = lazy("geo.usecases.district")
@@ -99,22 +101,34 @@ def import_command(
 ) -> None:
     """导入建筑轮廓 Import building footprints into the project file."""
     refuse_project_as_input(db, buildings, communities, roads)
+    options = project.ReadOptions(
+        layer=layer,
+        crs=crs,
+        id_field=id_field,
+        community_field=community_field,
+        households_field=households_field,
+        attribution=attribution,
+    )
     with new_project_file(db) as store, progress_bar() as update:
         summary = project.import_buildings(
             store,
             buildings,
-            layer=layer,
-            crs=crs,
-            id_field=id_field,
-            community_field=community_field,
-            households_field=households_field,
+            options=options,
             communities_path=communities,
             communities_field=communities_field,
             roads_path=roads,
-            attribution=attribution,
             replace=replace,
             progress=update,
         )
+    _print_import_notes(summary)
+    if as_json:
+        print_json(_import_json(summary))
+    else:
+        out.print(_import_table(summary))
+
+
+def _print_import_notes(summary: project.ImportSummary) -> None:
+    """The import's warnings, renamed fields and dropped features, in yellow on stderr."""
     for english, chinese in summary.warnings:
         console.print(
             f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow", markup=False
@@ -141,41 +155,43 @@ def import_command(
             style="yellow",
             markup=False,
         )
-    if as_json:
-        print_json(
-            {
-                "features_read": report.read,
-                "repaired": report.repaired,
-                "dropped_empty": report.dropped_empty,
-                "dropped_non_polygon": report.dropped_non_polygon,
-                "dropped_unreadable": report.dropped_unreadable,
-                "dropped_ids": list(report.dropped_ids),
-                "renamed_fields": dict(report.renamed_fields),
-                "buildings": summary.buildings,
-                "communities": summary.communities,
-                "communities_from": summary.community_method,
-                "source_crs": str(report.source_crs),
-                "working_crs": str(summary.working_crs),
-                "warnings": [english for english, _ in summary.warnings],
-            }
-        )
-        return
-    out.print(
-        table(
-            say("导入完成", "Import done"),
-            [
-                (say("读取要素", "features read"), report.read),
-                (say("修复几何", "repaired"), report.repaired),
-                (say("丢弃：空几何", "dropped: empty"), report.dropped_empty),
-                (say("丢弃：非面要素", "dropped: not polygons"), report.dropped_non_polygon),
-                (say("丢弃：无法读取的几何", "dropped: unreadable"), report.dropped_unreadable),
-                (say("建筑", "buildings"), summary.buildings),
-                (say("社区", "communities"), summary.communities),
-                (say("社区来源", "communities from"), summary.community_method),
-                (say("源坐标系", "source CRS"), report.source_crs),
-                (say("工作坐标系", "working CRS"), summary.working_crs),
-            ],
-        )
+
+
+def _import_json(summary: project.ImportSummary) -> dict[str, object]:
+    report = summary.read
+    return {
+        "features_read": report.read,
+        "repaired": report.repaired,
+        "dropped_empty": report.dropped_empty,
+        "dropped_non_polygon": report.dropped_non_polygon,
+        "dropped_unreadable": report.dropped_unreadable,
+        "dropped_ids": list(report.dropped_ids),
+        "renamed_fields": dict(report.renamed_fields),
+        "buildings": summary.buildings,
+        "communities": summary.communities,
+        "communities_from": summary.community_method,
+        "source_crs": str(report.source_crs),
+        "working_crs": str(summary.working_crs),
+        "warnings": [english for english, _ in summary.warnings],
+    }
+
+
+def _import_table(summary: project.ImportSummary) -> Table:
+    report = summary.read
+    return table(
+        say("导入完成", "Import done"),
+        [
+            (say("读取要素", "features read"), report.read),
+            (say("修复几何", "repaired"), report.repaired),
+            (say("丢弃：空几何", "dropped: empty"), report.dropped_empty),
+            (say("丢弃：非面要素", "dropped: not polygons"), report.dropped_non_polygon),
+            (say("丢弃：无法读取的几何", "dropped: unreadable"), report.dropped_unreadable),
+            (say("建筑", "buildings"), summary.buildings),
+            (say("社区", "communities"), summary.communities),
+            (say("社区来源", "communities from"), summary.community_method),
+            (say("源坐标系", "source CRS"), report.source_crs),
+            (say("工作坐标系", "working CRS"), summary.working_crs),
+        ],
     )
 
 

@@ -210,8 +210,7 @@ def demo_command(
         imported = project.import_buildings(
             store,
             inputs / "buildings.geojson",
-            id_field="building_id",
-            households_field="households",
+            options=project.ReadOptions(id_field="building_id", households_field="households"),
             communities_path=inputs / "communities.geojson",
             communities_field="community",
             roads_path=inputs / "roads.geojson",

@@ -4,9 +4,9 @@ The functions here never touch the project file; :mod:`geo.usecases.district` st
 
 Examples
 --------
->>> from geo.buildings.reading import read_buildings
+>>> from geo.buildings.reading import ReadOptions, read_buildings
 >>> buildings, report = read_buildings("../shared/data/kunming_buildings.geojson",
-...                                    community_field="community")  # doctest: +SKIP
+...                                    ReadOptions(community_field="community"))  # doctest: +SKIP
 >>> report.read, report.kept
 (140, 140)
 """
@@ -53,6 +53,7 @@ OSM_ADDRESS_TAGS = {
     "addr:city": "addr_city",
     "addr:district": "addr_district",
 }
+OSM_ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
 #: footprints as text tables, with the geometry as WKT in one of the WKT_COLUMNS
 TABLE_SUFFIXES = (".csv",)
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape", "几何")
@@ -80,6 +81,8 @@ class ReadReport:
     renamed_fields: dict[str, str] = field(default_factory=dict)
     repaired_ids: list[str] = field(default_factory=list)
     dropped_ids: list[str] = field(default_factory=list)
+    #: the credit line kept with the data (the given one, or OpenStreetMap's for OSM data)
+    attribution: str = ""
 
 
 def read_features(
@@ -351,15 +354,32 @@ def normalise_text(value: object) -> str | None:
     return text or None
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a footprints file: what the caller knows that the file may not say.
+
+    One set of options for :func:`read_buildings`, the import use case and ``gridmap import``, so
+    that a new option is added in one place.
+    """
+
+    #: the layer to read (GeoPackage, OSM); None: the only one (OSM: ``multipolygons``)
+    layer: str | None = None
+    #: the source CRS, only for files that carry none (e.g. ``EPSG:4326``)
+    crs: str | None = None
+    #: the field holding building ids; None: the first of :data:`ID_FIELD_GUESSES`, else numbered
+    id_field: str | None = None
+    #: the field holding each building's community; None: no community field
+    community_field: str | None = None
+    #: the field holding each building's households; None: unknown
+    households_field: str | None = None
+    #: the district's metric CRS; None: chosen from the footprints' centre
+    working_crs: pyproj.CRS | None = None
+    #: the credit line to keep with the data; None: OpenStreetMap's for OSM data, else none
+    attribution: str | None = None
+
+
 def read_buildings(
-    path: str | Path,
-    *,
-    layer: str | None = None,
-    crs: str | None = None,
-    id_field: str | None = None,
-    community_field: str | None = None,
-    households_field: str | None = None,
-    working_crs: pyproj.CRS | None = None,
+    path: str | Path, options: ReadOptions | None = None
 ) -> tuple[gpd.GeoDataFrame, ReadReport]:
     """Footprints from a file as gridmap's buildings, in the district's metric CRS.
 
@@ -368,23 +388,54 @@ def read_buildings(
     :class:`ReadReport`. Refuses (with a message naming the problem) a file without CRS, out of
     range or swapped coordinates, duplicate ids, unknown field names and an empty result.
     """
+    options = options or ReadOptions()
     path = Path(path)
-    raw, from_osm = read_features(path, layer=layer, crs=crs)
+    raw, report = _read_raw(path, options)
+    columns = _source_columns(raw, options)
+    frame = _polygonal_features(raw, report, path, id_column=columns["id_column"])
+    buildings = _standard_columns(frame, **columns)
+    _refuse_duplicate_ids(buildings, path.name, columns["id_column"])
+    buildings, report.renamed_fields = distinct_field_names(buildings)
+    working_crs = options.working_crs
+    if working_crs is None:
+        lon, lat = _centre_lonlat(buildings)
+        working_crs = metric_crs_for(lon, lat)
+    report.kept = len(buildings)
+    return _valid_after_projection(buildings.to_crs(working_crs)), report
+
+
+def _read_raw(path: Path, options: ReadOptions) -> tuple[gpd.GeoDataFrame, ReadReport]:
+    """The file's features (OSM tags as columns, OSM ids made one) and a report on the source."""
+    raw, from_osm = read_features(path, layer=options.layer, crs=options.crs)
     raw = osm_tags(raw)
     report = ReadReport(
         source=str(path), source_crs=raw.crs.to_string(), read=len(raw), from_osm=from_osm
     )
-    if id_field is None and {"osm_id", "osm_way_id"} <= set(raw.columns):
+    guessed_osm = from_osm or (options.attribution is None and "openstreetmap" in str(path).lower())
+    report.attribution = options.attribution or (OSM_ATTRIBUTION if guessed_osm else "")
+    if options.id_field is None and {"osm_id", "osm_way_id"} <= set(raw.columns):
         # GDAL's multipolygons layer: closed ways carry osm_way_id, relations osm_id
         raw["osm_id"] = ("w" + raw["osm_way_id"].astype("string")).fillna(
             "r" + raw["osm_id"].astype("string")
         )
-    id_column = pick_field(raw, id_field, ID_FIELD_GUESSES, what="building ids")
-    community_column = pick_field(raw, community_field, (), what="communities")
-    households_column = pick_field(raw, households_field, (), what="households")
-    name_column = pick_field(raw, None, NAME_FIELD_GUESSES, what="names")
-    address_column = pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses")
+    return raw, report
 
+
+def _source_columns(raw: gpd.GeoDataFrame, options: ReadOptions) -> dict[str, str | None]:
+    """The source's columns for gridmap's standard ones (keyword arguments of _standard_columns)."""
+    return {
+        "id_column": pick_field(raw, options.id_field, ID_FIELD_GUESSES, what="building ids"),
+        "community_column": pick_field(raw, options.community_field, (), what="communities"),
+        "households_column": pick_field(raw, options.households_field, (), what="households"),
+        "name_column": pick_field(raw, None, NAME_FIELD_GUESSES, what="names"),
+        "address_column": pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses"),
+    }
+
+
+def _polygonal_features(
+    raw: gpd.GeoDataFrame, report: ReadReport, path: Path, *, id_column: str | None
+) -> gpd.GeoDataFrame:
+    """The features with polygonal footprints, repaired, counted in ``report``, coordinates checked."""
     geometry, repaired, empty = polygonal_parts(raw.geometry)
     _tally(report, raw, geometry, repaired=repaired, empty=empty, id_column=id_column)
     keep = ~geometry.isna()
@@ -399,22 +450,7 @@ def read_buildings(
             zh=f"{path.name}：没有可用的建筑轮廓（读取 {report.read} 个要素，均为空或非面要素）",
         )
     check_coordinates(frame, name=path.name)
-
-    buildings = _standard_columns(
-        frame,
-        id_column=id_column,
-        community_column=community_column,
-        households_column=households_column,
-        name_column=name_column,
-        address_column=address_column,
-    )
-    _refuse_duplicate_ids(buildings, path.name, id_column)
-    buildings, report.renamed_fields = distinct_field_names(buildings)
-    if working_crs is None:
-        lon, lat = _centre_lonlat(buildings)
-        working_crs = metric_crs_for(lon, lat)
-    report.kept = len(buildings)
-    return _valid_after_projection(buildings.to_crs(working_crs)), report
+    return frame
 
 
 def _valid_after_projection(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

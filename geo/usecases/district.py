@@ -17,7 +17,8 @@ import pandas as pd
 import pyproj
 
 from geo.buildings import reading as io
-from geo.buildings.communities import assign_communities
+from geo.buildings.communities import CommunityAssignment, assign_communities
+from geo.buildings.reading import ReadOptions
 from geo.errors import Conflict, InputError, NotFound
 from geo.grids import boundaries, codes
 from geo.storage.store import DEFAULT_PATH, Store, assignments, plans
@@ -36,7 +37,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_households": None,
 }
 
-OSM_ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
+OSM_ATTRIBUTION = io.OSM_ATTRIBUTION  # kept with OSM data unless the import gives another credit
 EXPORT_DRIVERS = {
     ".geojson": "GeoJSON",
     ".json": "GeoJSON",
@@ -75,12 +76,6 @@ def working_crs(store: Store) -> pyproj.CRS:
 def get_settings(store: Store) -> dict[str, Any]:
     """The project's settings, defaults filled in."""
     return {**DEFAULT_SETTINGS, **store.all_settings()}
-
-
-def division_code(store: Store) -> tuple[str, bool]:
-    """The 9-digit division code, and whether it is the default (the caller warns)."""
-    code = store.get_setting("division_code")
-    return (code, False) if code else (DEFAULT_DIVISION_CODE, True)
 
 
 def set_setting(store: Store, key: str, value: str) -> None:
@@ -198,36 +193,34 @@ def import_buildings(
     store: Store,
     path: str | Path,
     *,
-    layer: str | None = None,
-    crs: str | None = None,
-    id_field: str | None = None,
-    community_field: str | None = None,
-    households_field: str | None = None,
+    options: ReadOptions | None = None,
     communities_path: str | Path | None = None,
     communities_field: str | None = None,
     roads_path: str | Path | None = None,
-    attribution: str | None = None,
     replace: bool = False,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Read, check and store a district's footprints, communities and cells in one transaction."""
+    """Read, check and store a district's footprints, communities and cells in one transaction.
+
+    Parameters
+    ----------
+    store
+        The project file.
+    path
+        The footprints file, read with ``options`` (see :class:`~geo.buildings.reading.ReadOptions`).
+    communities_path, communities_field
+        Community polygons and their name field, when the footprints carry no community.
+    roads_path
+        Roads, to cut street blocks where there are neither community fields nor polygons.
+    replace
+        Start the district over when the project already holds buildings (refused otherwise).
+    progress
+        Called with (step, done, total) as the import goes.
+    """
     step = progress or (lambda *_: None)
-    existing = store.count("buildings")
-    if existing and not replace:
-        raise Conflict(
-            f"the project already holds {existing} buildings; give --replace to start the district "
-            "over (its plans, grids and incidents' grid assignments are removed), or use another --db",
-            zh=f"项目中已有 {existing} 栋建筑；如需重新导入请加 --replace，或用 --db 指定新文件",
-        )
+    _refuse_existing(store, replace=replace)
     step("read", 0, 1)
-    buildings, report = io.read_buildings(
-        path,
-        layer=layer,
-        crs=crs,
-        id_field=id_field,
-        community_field=community_field,
-        households_field=households_field,
-    )
+    buildings, report = io.read_buildings(path, options)
     step("read", 1, 1)
     metric = buildings.crs
     polygons = io.read_polygons(communities_path, crs=metric) if communities_path else None
@@ -238,6 +231,53 @@ def import_buildings(
     )
     buildings["community"] = found.community
     step("communities", 1, 1)
+    district = _district_layers(buildings, found, roads=roads, step=step)
+    step("write", 0, 1)
+    with store.transaction() as conn:
+        if replace:
+            _clear_district(store, conn)
+        _write_district(store, conn, district)
+        _write_import_settings(store, conn, path, report, buildings=buildings, method=found.method)
+    step("write", 1, 1)
+    return ImportSummary(
+        read=report,
+        buildings=len(buildings),
+        communities=len(district.communities),
+        community_method=found.method,
+        working_crs=metric.to_string(),
+        warnings=district.warnings,
+    )
+
+
+@dataclass
+class _DistrictLayers:
+    """What an import writes: the layers and the warnings met building them."""
+
+    buildings: gpd.GeoDataFrame
+    communities: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame | None
+    warnings: list[tuple[str, str]]
+
+
+def _refuse_existing(store: Store, *, replace: bool) -> None:
+    existing = store.count("buildings")
+    if existing and not replace:
+        raise Conflict(
+            f"the project already holds {existing} buildings; give --replace to start the district "
+            "over (its plans, grids and incidents' grid assignments are removed), or use another --db",
+            zh=f"项目中已有 {existing} 栋建筑；如需重新导入请加 --replace，或用 --db 指定新文件",
+        )
+
+
+def _district_layers(
+    buildings: gpd.GeoDataFrame,
+    found: CommunityAssignment,
+    *,
+    roads: gpd.GeoDataFrame | None,
+    step: Progress,
+) -> _DistrictLayers:
+    """The buildings' cells and the community table, from the communities ``found``."""
     cells = boundaries.building_cells(
         buildings,
         communities=found.outlines,
@@ -259,60 +299,63 @@ def import_buildings(
         if found.outlines is not None
         else boundaries.community_outlines(buildings, cells)
     )
-    communities = _community_table(buildings, outlines)
-    from_osm = report.from_osm or (attribution is None and "openstreetmap" in str(path).lower())
-    credit = attribution or (OSM_ATTRIBUTION if from_osm else "")
+    cell_frame = gpd.GeoDataFrame(
+        {"building_id": buildings["building_id"], "community": buildings["community"]},
+        geometry=cells.values,
+        crs=buildings.crs,
+    )
+    return _DistrictLayers(
+        buildings, _community_table(buildings, outlines), cell_frame, roads, warnings
+    )
 
-    step("write", 0, 1)
-    with store.transaction() as conn:
-        if replace:
-            _clear_district(store, conn)
+
+def _write_district(store: Store, conn: Any, district: _DistrictLayers) -> None:
+    """Write the district's layers (a previous import's roads go when this one has none)."""
+    store.write_layer(
+        conn,
+        "buildings",
+        district.buildings,
+        description="building footprints (one residents' group each)",
+    )
+    store.write_layer(conn, "communities", district.communities, description="communities (社区)")
+    store.write_layer(
+        conn, "cells", district.cells, description="one tessellation cell per building"
+    )
+    roads = district.roads
+    if roads is not None:
+        kept = [c for c in ("name", "kind") if c in roads.columns]
         store.write_layer(
             conn,
-            "buildings",
-            buildings,
-            description="building footprints (one residents' group each)",
+            "roads",
+            roads[[*kept, "geometry"]].reset_index(drop=True),
+            description="roads: blocks and grids do not cross major roads",
         )
-        store.write_layer(conn, "communities", communities, description="communities (社区)")
-        cell_frame = gpd.GeoDataFrame(
-            {"building_id": buildings["building_id"], "community": buildings["community"]},
-            geometry=cells.values,
-            crs=metric,
-        )
-        store.write_layer(
-            conn, "cells", cell_frame, description="one tessellation cell per building"
-        )
-        if roads is not None:
-            kept = [c for c in ("name", "kind") if c in roads.columns]
-            store.write_layer(
-                conn,
-                "roads",
-                roads[[*kept, "geometry"]].reset_index(drop=True),
-                description="roads: blocks and grids do not cross major roads",
-            )
-        elif store.has_layer("roads", conn):
-            store.drop_layer(conn, "roads")
-        store.set_setting(conn, "working_crs", metric.to_string())
-        store.set_setting(conn, "source_crs", report.source_crs)
-        store.set_setting(conn, "source_file", str(path))
-        store.set_setting(conn, "attribution", credit)
-        store.log(
-            conn,
-            "import",
-            source=str(path),
-            buildings=len(buildings),
-            method=found.method,
-            repaired_ids=report.repaired_ids,
-            dropped_ids=report.dropped_ids,
-        )
-    step("write", 1, 1)
-    return ImportSummary(
-        read=report,
+    elif store.has_layer("roads", conn):
+        store.drop_layer(conn, "roads")
+
+
+def _write_import_settings(
+    store: Store,
+    conn: Any,
+    path: str | Path,
+    report: io.ReadReport,
+    *,
+    buildings: gpd.GeoDataFrame,
+    method: str,
+) -> None:
+    """The district's CRS, source and credit, and the import's entry in the audit log."""
+    store.set_setting(conn, "working_crs", buildings.crs.to_string())
+    store.set_setting(conn, "source_crs", report.source_crs)
+    store.set_setting(conn, "source_file", str(path))
+    store.set_setting(conn, "attribution", report.attribution)
+    store.log(
+        conn,
+        "import",
+        source=str(path),
         buildings=len(buildings),
-        communities=len(communities),
-        community_method=found.method,
-        working_crs=metric.to_string(),
-        warnings=warnings,
+        method=method,
+        repaired_ids=report.repaired_ids,
+        dropped_ids=report.dropped_ids,
     )
 
 
