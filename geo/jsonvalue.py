@@ -38,18 +38,43 @@ def json_value(value: Any) -> Any:
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
         return [json_value(v) for v in value]
-    if value is None or value is pd.NA or value is pd.NaT:
+    return _scalar(value)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _iso_time(value: pd.Timestamp | dt.datetime | dt.date | dt.time) -> str:
+    return value.isoformat()
+
+
+def _iso_duration(value: pd.Timedelta | dt.timedelta) -> str:
+    return pd.Timedelta(value).isoformat()
+
+
+def _as_is(value: str | int | bool) -> str | int | bool:
+    return value
+
+
+#: (types, converter) for the scalars that are not plain Python, first match wins
+_CONVERTERS: tuple[tuple[Any, Any], ...] = (
+    (float, _finite),
+    (pd.Timestamp | dt.datetime | dt.date | dt.time, _iso_time),
+    (pd.Timedelta | dt.timedelta, _iso_duration),
+    (str | int | bool, _as_is),
+)
+
+
+def _scalar(value: Any) -> Any:
+    """A scalar other than a plain str/int/bool/float/None: missing, numpy, time or other."""
+    if value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, pd.Timestamp | dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, pd.Timedelta | dt.timedelta):
-        return pd.Timedelta(value).isoformat()
-    if isinstance(value, str | int | bool):
-        return value
+    for types, convert in _CONVERTERS:
+        if isinstance(value, types):
+            return convert(value)
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
     return str(value)
