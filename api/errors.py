@@ -1,9 +1,10 @@
 """One place that turns every error into ``application/problem+json`` (RFC 9457).
 
-A :class:`~geo.errors.GridmapError` keeps its status (4xx for what the client sent), its message
-and its Chinese message; request validation (also a pydantic model a route builds from the
-client's data) becomes 422 with the fields named, and text that is not valid Unicode 422 wherever
-it is found; an unknown route 404; anything else is a bug: 500 with a generic message and no
+A :class:`~geo.errors.GridmapError` gets the status of :data:`STATUS_CODES`, this module's one
+class -> status map (4xx for what the client sent), and keeps its message and Chinese message;
+request validation (also a pydantic model a route builds from the client's data) becomes 422
+with the fields named, and text that is not valid Unicode 422 wherever it is found; an unknown
+route 404; anything else is a bug: 500 with a generic message and no
 stack trace. Every answer is encodable: text the client sent (a lone surrogate in a field name or
 an id) is echoed with U+FFFD in its place, so that writing the error can never fail in turn.
 """
@@ -22,7 +23,17 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo.errors import GridmapError
+from geo.errors import (
+    Conflict,
+    Forbidden,
+    GridmapError,
+    InputError,
+    InternalError,
+    NotFound,
+    StoreError,
+    TooLarge,
+    Unauthorized,
+)
 
 PROBLEM = "application/problem+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -30,6 +41,24 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 #: and of the member of a union of types (``int``, ``function-before[valid_text(), str]``)
 _UNION_MEMBER = re.compile(r"[A-Z][A-Za-z]+|int|str|float|bool|[a-z-]+\[.*\]")
 log = logging.getLogger("gridmap.api")
+#: the HTTP status of each kind of error, most specific class first (an error takes the first
+#: class it is an instance of): geo's exceptions say what went wrong, this map how HTTP says it
+STATUS_CODES: dict[type[GridmapError], int] = {
+    TooLarge: 413,
+    InputError: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unauthorized: 401,
+    StoreError: 500,
+    InternalError: 500,
+    GridmapError: 400,
+}
+
+
+def status_of(error: GridmapError) -> int:
+    """The HTTP status of ``error``: its first class in :data:`STATUS_CODES`."""
+    return next(status for kind, status in STATUS_CODES.items() if isinstance(error, kind))
 
 
 def problem(
@@ -89,7 +118,7 @@ def _kind(error: Exception) -> str:
 
 async def gridmap_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, GridmapError)
-    status = error.status
+    status = status_of(error)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -1,8 +1,9 @@
 """The small exception classes of gridmap.
 
-Every error a user can cause is a :class:`GridmapError`. The CLI turns one into a one-line
-message and an exit code; the API turns one into ``application/problem+json`` with the status
-below. Nothing else in the code base catches broadly.
+Every error a user can cause is a :class:`GridmapError`. The classes say *what* went wrong, never
+how a caller reports it: the CLI's one class -> exit-code map (:mod:`api.cli.common`) turns one
+into a one-line message and an exit code, the API's one class -> status map (:mod:`api.errors`)
+into ``application/problem+json``. Nothing else in the code base catches broadly.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 
 class GridmapError(Exception):
     """Base class: a problem a person can act on. ``str(error)`` is the message."""
-
-    status = 400
-    exit_code = 2
 
     def __init__(self, message: str, *, hint: str | None = None, zh: str | None = None) -> None:
         super().__init__(message)
@@ -28,8 +26,6 @@ class GridmapError(Exception):
 class InputError(GridmapError):
     """The input (a file, a field, a number, a coordinate) is wrong."""
 
-    status = 422
-
 
 class CRSError(InputError):
     """The coordinate reference system is missing, unknown, or does not fit the data."""
@@ -42,39 +38,28 @@ class CoordinateError(InputError):
 class NotFound(GridmapError):
     """A named thing (plan, grid, building, incident, worker, layer) does not exist."""
 
-    status = 404
-    exit_code = 3
-
 
 class Conflict(GridmapError):
     """The request conflicts with the current state (a stale revision, a duplicate id)."""
-
-    status = 409
-    exit_code = 4
 
 
 class Forbidden(GridmapError):
     """The caller's role does not allow this."""
 
-    status = 403
-    exit_code = 5
-
 
 class Unauthorized(GridmapError):
     """No or an unknown token."""
-
-    status = 401
-    exit_code = 5
 
 
 class TooLarge(InputError):
     """An upload or a batch above the configured limit."""
 
-    status = 413
-
 
 class StoreError(GridmapError):
     """The project file cannot be opened or is not a gridmap project."""
 
-    status = 500
-    exit_code = 6
+
+class InternalError(GridmapError):
+    """gridmap cannot finish the task for a reason that is not in what the caller sent: a bug
+    (cells that do not clean into a coverage) or a part missing from the installation (an
+    offline map's vendored scripts)."""

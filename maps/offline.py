@@ -17,7 +17,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from geo.errors import GridmapError
+from geo.errors import InternalError
 
 __all__ = [
     "ASSETS_DIR",
@@ -59,11 +59,8 @@ PLUGINS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-class OfflineAssetError(GridmapError):
+class OfflineAssetError(InternalError):
     """An offline map cannot be made self-contained (assets not vendored, or a URL left)."""
-
-    status = 500
-    exit_code = 6
 
 
 @cache

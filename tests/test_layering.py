@@ -65,3 +65,48 @@ def test_maps_list_no_incident_status_class_or_contact_column_of_their_own():
     }
     assert not offenders, "maps/ renders what geo/ decides (geo.incidents, geo.people.workers)"
     assert len(modules) > 10
+
+
+def class_attributes(path: Path) -> dict[str, set[str]]:
+    """The names each class of a module assigns in its body (``status = 404``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name: {
+            target.id
+            for statement in node.body
+            if isinstance(statement, ast.Assign)
+            for target in statement.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+def test_errors_say_what_went_wrong_and_leave_statuses_and_exit_codes_to_their_callers():
+    # one class -> status map in api/errors.py, one class -> exit-code map in the CLI
+    from api.cli.common import EXIT_CODES
+    from api.errors import STATUS_CODES
+    from geo import errors
+
+    offenders = {
+        f"{path.relative_to(ROOT)}:{name}": sorted(assigned & {"status", "exit_code"})
+        for package in ("geo", "maps")
+        for path in (ROOT / package).rglob("*.py")
+        for name, assigned in class_attributes(path).items()
+        if assigned & {"status", "exit_code"}
+    }
+    assert not offenders
+    defined = {
+        kind
+        for kind in vars(errors).values()
+        if isinstance(kind, type) and issubclass(kind, errors.GridmapError)
+    }
+    for mapping in (STATUS_CODES, EXIT_CODES):
+        kinds = list(mapping)
+        assert set(kinds) <= defined
+        assert kinds[-1] is errors.GridmapError  # every error has a status and an exit code
+        # most specific first: a class never comes after one of its bases
+        assert all(
+            not issubclass(later, kind) for i, kind in enumerate(kinds) for later in kinds[i + 1 :]
+        )

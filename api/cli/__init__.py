@@ -11,7 +11,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from api.cli import cases, district, editing, grids, maps, service
-from api.cli.common import console, error_line, out, say
+from api.cli.common import console, error_line, exit_code, out, say
 from geo.errors import GridmapError
 
 
@@ -23,7 +23,7 @@ class GridmapGroup(TyperGroup):
             return super().invoke(ctx)
         except GridmapError as error:
             console.print(error_line(error), style="bold red", markup=False, highlight=False)
-            raise typer.Exit(error.exit_code) from None
+            raise typer.Exit(exit_code(error)) from None
         except (typer.Exit, typer.Abort, ClickException):
             raise  # --help, usage errors and exits are typer's to report
         except KeyboardInterrupt:

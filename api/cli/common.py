@@ -1,4 +1,5 @@
-"""What every ``gridmap`` command shares: the project file option, output, errors, progress.
+"""What every ``gridmap`` command shares: the project file option, output, errors and their exit
+codes, progress.
 
 Two safety rules live here so that every command keeps them the same way:
 
@@ -30,7 +31,16 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from geo.defaults import DEFAULT_PATH
-from geo.errors import GridmapError, InputError
+from geo.errors import (
+    Conflict,
+    Forbidden,
+    GridmapError,
+    InputError,
+    InternalError,
+    NotFound,
+    StoreError,
+    Unauthorized,
+)
 
 if TYPE_CHECKING:
     from geo.storage.store import Store
@@ -188,6 +198,25 @@ def output_file(
             os.replace(part, folder / part.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: the exit code of each kind of error, most specific class first (an error takes the first class
+#: it is an instance of); ``gridmap --help`` lists them (api.cli.EXIT_CODES)
+EXIT_CODES: dict[type[GridmapError], int] = {
+    InputError: 2,
+    NotFound: 3,
+    Conflict: 4,
+    Forbidden: 5,
+    Unauthorized: 5,
+    StoreError: 6,
+    InternalError: 6,
+    GridmapError: 2,
+}
+
+
+def exit_code(error: GridmapError) -> int:
+    """The exit code of ``error``: its first class in :data:`EXIT_CODES`."""
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
 
 
 def error_line(error: GridmapError) -> str:

@@ -40,7 +40,7 @@ import pandas as pd
 import shapely
 from shapely.errors import GEOSException
 
-from geo.errors import GridmapError, InputError
+from geo.errors import InputError, InternalError
 from geo.threads import worker_pool
 
 # Gaps narrower than this (m) are floating-point slivers between momepy's clipped cells.
@@ -53,11 +53,8 @@ CARVE_M = 1.0
 SHRINK_M = 0.4
 
 
-class CoverageError(GridmapError):
+class CoverageError(InternalError):
     """The cells could not be made into a valid coverage (a bug: please report the data)."""
-
-    status = 500
-    exit_code = 6
 
 
 @dataclass
