@@ -76,9 +76,15 @@ def token_create(
     role: Annotated[str, typer.Option(help=" | ".join(f"{r}: {ROLE_HELP[r]}" for r in ROLES))],
     name: Annotated[str, typer.Option(help="令牌名称（人或系统）who or what uses it")],
     db: DbOption = DEFAULT_DB,
+    worker: Annotated[
+        str | None,
+        typer.Option(help="绑定网格员（工号或姓名）bind the token to a grid worker (id or name)"),
+    ] = None,
 ) -> None:
     """创建令牌 Create a token; it is printed once and only its hash is kept."""
-    token = auth.create_token(store_for(db), name, role, actor=os.environ.get("GRIDMAP_USER", ""))
+    token = auth.create_token(
+        store_for(db), name, role, worker=worker, actor=os.environ.get("GRIDMAP_USER", "")
+    )
     console.print(
         say(
             f"令牌 {name}（{role}）已创建，仅显示这一次：",
@@ -104,7 +110,7 @@ def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出令牌 List tokens (names and roles; never the tokens)."""
     from geo.jsonvalue import json_records
 
-    columns = ("name", "role", "created_at", "revoked_at")
+    columns = ("name", "role", "worker", "created_at", "revoked_at")
     records = json_records(auth.list_tokens(store_for(db))[list(columns)])
     report(
         rows_table(

@@ -1,0 +1,175 @@
+"""Bearer tokens with roles: create (shown once), verify, revoke, list.
+
+Only the SHA-256 of a token is stored (the ``tokens`` table of the project): a copy of the file
+does not give access. Roles are ordered (:mod:`geo.people.roles`). A token may also be bound to
+one grid worker (``worker``, their ``worker_id``), so that staff can be kept to their own grids;
+tokens made before the binding existed hold none and work as before.
+
+Examples
+--------
+>>> len(token_hash("gm_x"))
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from geo.errors import Conflict, InputError, NotFound, Unauthorized
+from geo.people.roles import ROLES
+from geo.storage.store import Store, now_iso, tokens, workers
+
+PREFIX = "gm_"
+#: what :func:`list_tokens` shows of each token (never the hash)
+LISTED = ["name", "role", "worker", "created_at", "revoked_at"]
+#: the column binding a token to a worker, added to the tokens table of an older project by
+#: :func:`ensure_worker_column` (the schema in geo.storage.store does not declare it yet)
+WORKER = "worker"
+#: the tokens table with that column, for the insert that fills it
+_BOUND_TOKENS = sa.table(
+    tokens.name, *(sa.column(c.name) for c in tokens.columns), sa.column(WORKER)
+)
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a token belongs to: its name, its role, and the worker it is bound to, if any."""
+
+    name: str
+    role: str
+    worker: str | None = None
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) of ``token``: what the project keeps of it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_role(role: str) -> str:
+    """``role`` if it is one of :data:`~geo.people.roles.ROLES`, else :class:`InputError`."""
+    if role not in ROLES:
+        raise InputError(
+            f"unknown role {role!r}; roles: {', '.join(ROLES)}",
+            zh=f"未知角色 {role}；可选：{', '.join(ROLES)}",
+        )
+    return role
+
+
+def create_token(
+    store: Store, name: str, role: str, *, worker: str | None = None, actor: str = ""
+) -> str:
+    """A new token for ``name`` with ``role``; the caller shows it once, it is not kept.
+
+    ``worker``: bind the token to the roster's worker with this ``worker_id`` or, when no id
+    matches, this name (one worker only); the binding holds their ``worker_id``.
+    """
+    check_role(role)
+    name = _checked_name(name)
+    token = PREFIX + secrets.token_urlsafe(32)
+    with store.transaction() as conn:
+        ensure_worker_column(conn)
+        bound = None if worker is None else _worker_id(conn, worker)
+        _free_name(conn, name)
+        conn.execute(
+            sa.insert(_BOUND_TOKENS).values(
+                name=name, role=role, hash=token_hash(token), created_at=now_iso(), worker=bound
+            )
+        )
+        details = {"worker": bound} if bound is not None else {}
+        store.log(conn, "token create", actor=actor, name=name, role=role, **details)
+    return token
+
+
+def revoke_token(store: Store, name: str, *, actor: str = "") -> None:
+    """Revoke the token called ``name`` (it stops working at once)."""
+    with store.transaction() as conn:
+        done = conn.execute(
+            sa.update(tokens)
+            .where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now_iso())
+        ).rowcount
+        if not done:
+            raise NotFound(f"no active token named {name!r}", zh=f"没有名为 {name} 的有效令牌")
+        store.log(conn, "token revoke", actor=actor, name=name)
+
+
+def list_tokens(store: Store) -> pd.DataFrame:
+    """Name, role, bound worker, created and revoked times of every token (never the hashes)."""
+    table = store.read_table(tokens)
+    if WORKER not in table.columns:  # a project whose tokens predate worker bindings
+        table[WORKER] = None
+    return table[LISTED].sort_values("name")
+
+
+def verify_token(store: Store, token: str) -> TokenHolder:
+    """The holder of ``token``; :class:`~geo.errors.Unauthorized` when unknown or revoked."""
+    with store.reading() as conn:
+        # every column: an older project's tokens table has no worker column
+        row = conn.execute(
+            sa.select(sa.literal_column("*"))
+            .select_from(tokens)
+            .where(tokens.c.hash == token_hash(token))
+        ).first()
+    if row is None:
+        raise Unauthorized("unknown token", zh="令牌无效")
+    found = row._mapping
+    if found["revoked_at"] is not None:
+        raise Unauthorized(f"the token {found['name']!r} was revoked", zh="令牌已被吊销")
+    return TokenHolder(name=found["name"], role=found["role"], worker=found.get(WORKER))
+
+
+def ensure_worker_column(conn: Connection) -> None:
+    """Give the tokens table its nullable ``worker`` column when it has none (idempotent)."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(tokens.name)}
+    if WORKER not in present:
+        conn.execute(sa.text(f"ALTER TABLE {tokens.name} ADD COLUMN {WORKER} TEXT"))
+
+
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InputError(
+            "a token needs a name of 1 to 100 characters", zh="令牌名称应为 1-100 个字符"
+        )
+    return name
+
+
+def _free_name(conn: Connection, name: str) -> None:
+    """Refuse a name an active token holds; forget a revoked one's (the name may be used again)."""
+    taken = conn.execute(sa.select(tokens.c.revoked_at).where(tokens.c.name == name)).first()
+    if taken is not None and taken[0] is None:
+        raise Conflict(
+            f"a token named {name!r} exists; revoke it first or choose another name",
+            zh=f"已有名为 {name} 的令牌，请先吊销或换一个名称",
+        )
+    if taken is not None:
+        conn.execute(sa.delete(tokens).where(tokens.c.name == name))
+
+
+def _worker_id(conn: Connection, worker: str) -> str:
+    """The ``worker_id`` of the roster's worker ``worker`` names (an id, else a unique name)."""
+    worker = worker.strip()
+    by_id = conn.execute(
+        sa.select(workers.c.worker_id).where(workers.c.worker_id == worker)
+    ).scalar()
+    if by_id is not None:
+        return str(by_id)
+    named = conn.execute(sa.select(workers.c.worker_id).where(workers.c.name == worker)).all()
+    if len(named) == 1:
+        return str(named[0][0])
+    if named:
+        raise InputError(
+            f"{len(named)} workers are called {worker!r}; give their worker id",
+            zh=f"有 {len(named)} 名网格员叫 {worker}，请给出工号",
+        )
+    raise InputError(
+        f"no worker {worker!r} in the roster (a worker id or name)",
+        hint="gridmap workers import",
+        zh=f"名册中没有网格员 {worker}（工号或姓名）",
+    )

@@ -1,0 +1,46 @@
+"""A token bound to one grid worker (issue #18: staff kept to their own grids): made from the CLI
+by worker id or name, verified as the principal's ``worker``, listed; older tokens keep working."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from api.auth import create_token, verify_token
+from api.cli import app
+from geo.storage.store import open_store
+
+
+def _create(db, *arguments):
+    return CliRunner().invoke(app, ["token", "create", "--db", str(db), *arguments])
+
+
+def test_a_token_bound_to_a_worker_names_them_and_older_tokens_keep_working(api_db):
+    store = open_store(api_db)
+    roster = store.read_table("workers")
+    first = roster.iloc[0]
+    if "worker" in {c["name"] for c in sa.inspect(store.engine).get_columns("tokens")}:
+        raise AssertionError("the project should predate worker bindings")
+    older = create_token(store, "旧令牌", "viewer")  # made before any binding: no worker column
+    assert verify_token(store, older).worker is None
+    made = _create(api_db, "--role", "staff", "--name", "网格员令牌", "--worker", first["name"])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[-1]
+    principal = verify_token(open_store(api_db), token)
+    assert (principal.role, principal.worker) == ("staff", first["worker_id"])
+    assert verify_token(open_store(api_db), older).worker is None
+    by_id = _create(api_db, "--role", "staff", "--name", "按工号", "--worker", first["worker_id"])
+    assert by_id.exit_code == 0, by_id.output
+    listed = CliRunner().invoke(app, ["token", "list", "--db", str(api_db), "--json"])
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["网格员令牌"]["worker"] == rows["按工号"]["worker"] == first["worker_id"]
+    assert rows["旧令牌"]["worker"] is None
+
+
+def test_a_worker_not_in_the_roster_is_refused_with_exit_code_2(api_db):
+    refused = _create(api_db, "--role", "staff", "--name", "无此人", "--worker", "查无此人")
+    assert refused.exit_code == 2
+    listed = CliRunner().invoke(app, ["token", "list", "--db", str(api_db), "--json"])
+    assert "无此人" not in {row["name"] for row in json.loads(listed.stdout)}
