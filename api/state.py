@@ -2,16 +2,15 @@
 
 A few things are too slow to rebuild per request (the :class:`~geo.locate.engine.GridIndex`, the
 buildings in WGS84) and too important to serve stale (a revoked token, a newly published plan).
-SQLite's ``PRAGMA data_version`` tells, in microseconds, whether another connection committed
-since the last look; only then is the project's *fingerprint* (published plan, its revision,
-the layers' last change, workers) read again, and a cache rebuilt when it differs. Each uvicorn
-worker process holds its own copy.
+The project tells, in microseconds, whether anyone committed since the last look
+(:class:`geo.usecases.service.ChangeWatch`); only then is the project's *fingerprint* (published
+plan, its revision, the layers' last change, workers; :func:`geo.usecases.service.fingerprint`)
+read again, and a cache rebuilt when it differs. Each uvicorn worker process holds its own copy.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,24 +27,11 @@ from geo.errors import GridmapError, NotFound
 from geo.locate import kept as locate_index
 from geo.locate.engine import GridIndex
 from geo.plans import editing
-from geo.plans import store as plans
-from geo.storage.store import GeoPackageStore, Store, open_store
-from geo.usecases import district as project
+from geo.storage.store import Store, open_store
+from geo.usecases import service
+from geo.usecases.service import EVERYTHING, PLAN
 
-_FINGERPRINT_SQL = {
-    "plan": "SELECT plan_id, revision, published_at FROM plans WHERE status = 'published' "
-    "ORDER BY plan_id DESC LIMIT 1",
-    "layers": "SELECT group_concat(table_name || '@' || last_change, ',') FROM "
-    "(SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-    "('buildings', 'grids', 'communities') ORDER BY table_name)",
-    "workers": "SELECT count(*), group_concat(worker_id || '|' || name || '|' || "
-    "coalesce(phone, '') || '|' || community, ',') FROM workers",
-    "incidents": "SELECT count(*), max(event_id) FROM incident_events",
-}
-_GRID_WORKERS_SQL = "SELECT count(*), group_concat(coalesce(worker_id, '-'), ',') FROM grids"
-#: what each cache depends on (a new case must not rebuild the locate index)
-PLAN = ("plan", "layers", "grid_workers")
-EVERYTHING = (*_FINGERPRINT_SQL, "grid_workers")
+__all__ = ["EVERYTHING", "MAX_CACHED", "PLAN", "Locator", "ProjectState"]
 #: entries kept (layers, the locate index, map pages); the oldest built goes first
 MAX_CACHED = 48
 log = logging.getLogger("gridmap.api")
@@ -60,17 +46,13 @@ class Locator:
 
 
 class ProjectState:
-    """The service's view of one project file (one per app)."""
+    """The service's view of one project (one per app)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Store = open_store(settings.db)
-        path = self.store.path if isinstance(self.store, GeoPackageStore) else settings.db
-        # a connection of our own: PRAGMA data_version counts commits made by *other* connections
-        self._watch = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._watch_lock = threading.Lock()
+        self._watch = service.ChangeWatch(self.store)
         self._build_lock = threading.Lock()
-        self._data_version: int | None = None
         self._checked_at = 0.0
         self._fingerprint: dict[str, tuple] | None = None
         self._tokens: dict[str, Principal] = {}
@@ -78,41 +60,19 @@ class ProjectState:
 
     def close(self) -> None:
         self._watch.close()
-        if isinstance(self.store, GeoPackageStore):
-            self.store.engine.dispose()
+        self.store.engine.dispose()
 
     # -- freshness ---------------------------------------------------------------------------------
-    def _changed(self) -> bool:
-        with self._watch_lock:
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version:
-            return False
-        self._data_version = version
-        return True
-
     def fingerprint(self) -> dict[str, tuple]:
         """What the caches depend on; re-read only after another connection committed."""
         now = time.monotonic()
         if self._fingerprint is not None and now - self._checked_at < self.settings.refresh_seconds:
             return self._fingerprint
-        if self._changed() or self._fingerprint is None:
+        if self._watch.changed() or self._fingerprint is None:
             self._tokens.clear()  # a revoked token stops working with the next request
-            self._fingerprint = self._read_fingerprint()
+            self._fingerprint = service.fingerprint(self.store)
         self._checked_at = now
         return self._fingerprint
-
-    def _read_fingerprint(self) -> dict[str, tuple]:
-        with self.store.reading() as conn:
-            parts = {
-                name: tuple(conn.exec_driver_sql(sql).first() or ())
-                for name, sql in _FINGERPRINT_SQL.items()
-            }
-            parts["grid_workers"] = (
-                tuple(conn.exec_driver_sql(_GRID_WORKERS_SQL).first())
-                if self.store.has_layer("grids", conn)
-                else ()
-            )
-        return parts
 
     def cached(
         self,
@@ -140,14 +100,18 @@ class ProjectState:
             value = build()
             self._cache.pop(key, None)
             self._cache[key] = (fingerprint, value)
-            if keep is not None:
-                kind = key.split(":", 1)[0] + ":"
-                same = [k for k in self._cache if k.startswith(kind)]
-                for oldest in same[: max(len(same) - keep, 0)]:
-                    del self._cache[oldest]
-            while len(self._cache) > MAX_CACHED:  # map pages: drop the least recently built
-                del self._cache[next(iter(self._cache))]
+            self._evict(key, keep)
             return value
+
+    def _evict(self, key: str, keep: int | None) -> None:
+        """Drop the oldest entries of ``key``'s kind beyond ``keep``, then beyond MAX_CACHED."""
+        if keep is not None:
+            kind = key.split(":", 1)[0] + ":"
+            same = [k for k in self._cache if k.startswith(kind)]
+            for oldest in same[: max(len(same) - keep, 0)]:
+                del self._cache[oldest]
+        while len(self._cache) > MAX_CACHED:  # map pages: drop the least recently built
+            del self._cache[next(iter(self._cache))]
 
     # -- tokens ------------------------------------------------------------------------------------
     def principal(self, token: str) -> Principal:
@@ -206,16 +170,17 @@ class ProjectState:
             locator = self.locator()
         except NotFound:
             return None
-        with self.store.reading() as conn:
-            now = conn.exec_driver_sql(_FINGERPRINT_SQL["plan"]).first()
-        return locator.index if now is not None and int(now[0]) == locator.plan_id else None
+        now = service.published_plan(self.store)
+        return locator.index if now and int(now[0]) == locator.plan_id else None
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """``grids``, ``buildings`` or ``communities`` of the published plan in WGS84 (cached)."""
-        return self.cached(f"layer:{name}", lambda: _read_wgs84(self.store, name), depends=PLAN)
+        return self.cached(
+            f"layer:{name}", lambda: service.layer_in_wgs84(self.store, name), depends=PLAN
+        )
 
     def roster(self) -> pd.DataFrame:
-        return self.cached("roster", lambda: plans.roster(self.store), depends=("workers",))
+        return self.cached("roster", lambda: service.roster(self.store), depends=("workers",))
 
 
 def _warm_display(store: Store) -> None:
@@ -225,15 +190,3 @@ def _warm_display(store: Store) -> None:
 
     if store.has_layer("buildings"):
         to_display(gpd.GeoSeries([shapely.Point(0.0, 0.0)], crs=store.layer_crs("buildings")))
-
-
-def _read_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
-    if name == "buildings":
-        frame = project.read_buildings_with_grids(store)
-    elif name == "grids":
-        frame = plans.published_grids(store).drop(columns=["plan_id"], errors="ignore")
-    else:
-        frame = store.read_layer(name)
-    frame = frame.to_crs(4326).reset_index(drop=True)
-    frame.sindex  # noqa: B018 - build the spatial index once, before requests share the frame
-    return frame

@@ -1,0 +1,167 @@
+"""What a long-running service reads from the project to keep its caches honest.
+
+``gridmap serve`` keeps things too slow to rebuild per request (the locate index, the layers in
+WGS84, map pages) and must never serve them stale (a revoked token, a newly published plan). Two
+store-level notions make that cheap and leave api/ without SQL or a file format:
+
+- :class:`ChangeWatch` tells, in microseconds, whether anyone committed since the last look
+  (a GeoPackage's ``PRAGMA data_version`` on a connection of its own; a backend without such a
+  counter says "maybe" and the fingerprint decides);
+- :func:`fingerprint` reads the revision counters each cache depends on (the published plan and
+  its revision, when each layer last changed, the roster, the case events, the grids' workers),
+  through SQLAlchemy, so one comparison of tuples says whether a cache is still good.
+
+Examples
+--------
+>>> sorted(PARTS) == sorted(EVERYTHING)
+True
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import geopandas as gpd
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from geo.people import roster as team
+from geo.plans import publish
+from geo.storage.store import GeoPackageStore, Store, incident_events, plans, workers
+from geo.usecases import district
+
+#: the layers a cache of the published plan depends on
+LAYERS = ("buildings", "communities", "grids")
+
+
+def published_plan(store: Store, conn: Connection | None = None) -> tuple:
+    """``(plan_id, revision, published_at)`` of the published plan, ``()`` when there is none."""
+    query = (
+        sa.select(plans.c.plan_id, plans.c.revision, plans.c.published_at)
+        .where(plans.c.status == "published")
+        .order_by(plans.c.plan_id.desc())
+        .limit(1)
+    )
+    with store.reading(conn) as c:
+        return tuple(c.execute(query).first() or ())
+
+
+def layer_versions(
+    store: Store, names: tuple[str, ...] = LAYERS, conn: Connection | None = None
+) -> tuple:
+    """``(layer, last change)`` of each of ``names`` that exists, by name.
+
+    Both backends stamp a layer's ``last_change`` whenever its rows are written: GeoPackage in
+    ``gpkg_contents``, the PostGIS store in its ``gridmap_layers`` registry.
+    """
+    with store.reading(conn) as c:
+        registry = "gpkg_contents" if c.dialect.name == "sqlite" else "gridmap_layers"
+        contents = sa.table(registry, sa.column("table_name"), sa.column("last_change"))
+        rows = c.execute(
+            sa.select(contents.c.table_name, contents.c.last_change)
+            .where(contents.c.table_name.in_(names))
+            .order_by(contents.c.table_name)
+        )
+        return tuple(tuple(row) for row in rows)
+
+
+def _roster_version(store: Store, conn: Connection) -> tuple:
+    query = sa.select(workers.c.worker_id, workers.c.name, workers.c.phone, workers.c.community)
+    return tuple(tuple(row) for row in conn.execute(query.order_by(workers.c.worker_id)))
+
+
+def _case_events_version(store: Store, conn: Connection) -> tuple:
+    query = sa.select(sa.func.count(), sa.func.max(incident_events.c.event_id))
+    return tuple(conn.execute(query).first() or ())
+
+
+def _grid_workers_version(store: Store, conn: Connection) -> tuple:
+    """The worker of each published grid, in the layer's order (a reassignment changes it)."""
+    if not store.has_layer("grids", conn):
+        return ()
+    query = sa.select(sa.column("worker_id")).select_from(sa.table("grids"))
+    return tuple(row[0] for row in conn.execute(query))
+
+
+def _layers_version(store: Store, conn: Connection) -> tuple:
+    return layer_versions(store, LAYERS, conn)
+
+
+#: each part of the fingerprint and how it is read
+PARTS: dict[str, Callable[[Store, Connection], tuple]] = {
+    "plan": published_plan,
+    "layers": _layers_version,
+    "workers": _roster_version,
+    "incidents": _case_events_version,
+    "grid_workers": _grid_workers_version,
+}
+#: what a cache of the published plan depends on (a new case must not rebuild the locate index)
+PLAN = ("plan", "layers", "grid_workers")
+EVERYTHING = tuple(PARTS)
+
+
+def fingerprint(store: Store) -> dict[str, tuple]:
+    """The revision counters of every part of the project a cache may depend on (:data:`PARTS`),
+    read in one snapshot: equal fingerprints, equal data."""
+    with store.reading() as conn:
+        return {name: read(store, conn) for name, read in PARTS.items()}
+
+
+def layer_in_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
+    """``grids``, ``buildings`` (with their grid codes) or ``communities`` of the published plan
+    in WGS84, with the spatial index built (before requests share the frame)."""
+    if name == "buildings":
+        frame = district.read_buildings_with_grids(store)
+    elif name == "grids":
+        frame = publish.published_grids(store).drop(columns=["plan_id"], errors="ignore")
+    else:
+        frame = store.read_layer(name)
+    frame = frame.to_crs(4326).reset_index(drop=True)
+    frame.sindex  # noqa: B018 - build the spatial index once
+    return frame
+
+
+def roster(store: Store) -> pd.DataFrame:
+    """The grid workers (:func:`geo.people.roster.roster`)."""
+    return team.roster(store)
+
+
+class ChangeWatch:
+    """Whether another connection committed to the project since the last look.
+
+    A GeoPackage counts commits in ``PRAGMA data_version``, which changes only for commits made
+    by *other* connections: the watch keeps one connection of its own for asking. Other
+    backends have no such counter: :meth:`changed` is always true there, and the caller reads
+    the :func:`fingerprint` (a few small queries) to know.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._engine: sa.Engine | None = None
+        self._conn: Connection | None = None
+        if isinstance(store, GeoPackageStore):
+            self._engine = sa.create_engine(
+                store.url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                poolclass=sa.pool.StaticPool,
+            )
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def changed(self) -> bool:
+        """True when something was committed since the previous call (and on the first)."""
+        if self._conn is None:
+            return True
+        with self._lock:
+            version = self._conn.exec_driver_sql("PRAGMA data_version").scalar()
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def close(self) -> None:
+        if self._conn is not None and self._engine is not None:
+            self._conn.close()
+            self._engine.dispose()
