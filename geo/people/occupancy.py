@@ -1,0 +1,113 @@
+"""以房管人: occupancy per building and per grid, from the household records, aggregates only.
+
+What every role may see: households by type, residents, rented units, floating residents and
+their share, contact households and recent visits. No name, ID number or phone is read (nothing
+is decrypted), so maps, OGC collections, ledgers and exports can carry these columns.
+
+A building's ``households`` here replaces the bare count imported with the footprints where the
+records cover it (:func:`building_households`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from geo.people import households as hh
+from geo.people.access import placement
+from geo.storage.store import Store
+
+TYPE_COLUMNS = {
+    "户籍": "registered",
+    "常住": "resident",
+    "流动": "floating",
+    "出租": "rented",
+    "空置": "vacant",
+}
+#: the columns of :func:`building_occupancy` and :func:`grid_occupancy` (after the key)
+COLUMNS = (
+    "households",
+    *TYPE_COLUMNS.values(),
+    "residents",
+    "rented_units",
+    "floating_residents",
+    "floating_share",
+    "contact_households",
+    "visits_30d",
+)
+
+
+def _records(store: Store) -> pd.DataFrame:
+    hh.ensure_tables(store)
+    table = hh.households.c
+    with store.reading() as conn:
+        rows = conn.execute(
+            sa.select(
+                table.household_id, table.building_id, table.household_type, table.size, table.tags
+            )
+        ).all()
+        cutoff = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+        visits = conn.execute(
+            sa.select(hh.household_visits.c.household_id, sa.func.count())
+            .where(hh.household_visits.c.visited_on >= cutoff)
+            .group_by(hh.household_visits.c.household_id)
+        ).all()
+        cadres = {r[0] for r in conn.execute(sa.select(hh.household_cadres.c.household_id))}
+    frame = pd.DataFrame(
+        rows, columns=["household_id", "building_id", "household_type", "size", "tags"]
+    )
+    contact_tags = set(hh.household_tags().query("contact_household")["tag"])
+    frame["contact"] = frame["household_id"].isin(cadres) | frame["tags"].map(
+        lambda text: bool(contact_tags & set(str(text).split("|")))
+    )
+    frame["visits"] = frame["household_id"].map(dict(visits)).fillna(0).astype(int)
+    return frame
+
+
+def _aggregate(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    grouped = frame.groupby(key)
+    out = pd.DataFrame({"households": grouped.size()})
+    for kind, column in TYPE_COLUMNS.items():
+        out[column] = grouped["household_type"].agg(lambda s, k=kind: int((s == k).sum()))
+    out["residents"] = grouped["size"].sum()
+    out["rented_units"] = out["rented"]
+    floating = frame["size"].where(frame["household_type"] == "流动", 0)
+    out["floating_residents"] = floating.groupby(frame[key]).sum()
+    out["floating_share"] = (
+        out["floating_residents"] / out["residents"].where(out["residents"] > 0)
+    ).round(3)
+    out["contact_households"] = grouped["contact"].sum()
+    out["visits_30d"] = grouped["visits"].sum()
+    return out.astype({c: "int64" for c in COLUMNS if c != "floating_share"})
+
+
+def building_occupancy(store: Store) -> pd.DataFrame:
+    """One row per building with records (index ``building_id``), the :data:`COLUMNS`."""
+    frame = _records(store)
+    if frame.empty:
+        return pd.DataFrame(columns=list(COLUMNS)).rename_axis("building_id")
+    return _aggregate(frame, "building_id")
+
+
+def grid_occupancy(store: Store) -> pd.DataFrame:
+    """One row per published grid (index ``grid_code``, with ``community``), the :data:`COLUMNS`;
+    grids without records get zeros."""
+    places = placement(store)
+    frame = _records(store).join(places[["grid_code"]], on="building_id")
+    grids = places.drop_duplicates("grid_code").set_index("grid_code")[["community"]]
+    if frame.empty:
+        counts = pd.DataFrame(columns=list(COLUMNS))
+    else:
+        counts = _aggregate(frame.dropna(subset=["grid_code"]), "grid_code")
+    joined = grids.join(counts)
+    filled = joined[[c for c in COLUMNS if c != "floating_share"]].fillna(0).astype("int64")
+    joined[filled.columns] = filled
+    return joined.sort_index()
+
+
+def building_households(store: Store, counts: pd.Series) -> pd.Series:
+    """The buildings' household counts, the records' count where a building has records."""
+    recorded = building_occupancy(store)["households"]
+    return recorded.reindex(counts.index).fillna(counts).astype("Int64")
