@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -118,50 +119,11 @@ def demo_district(*, seed: int = 2026, n_incidents: int = 400) -> DemoDistrict:
         )
         road = ROAD_NAMES[index % len(ROAD_NAMES)]
         for q, kind in enumerate(quarters):
-            qx = x0 + ROAD_HALF_WIDTH + 20 + (q % 2) * BLOCK_W / 2
-            qy = y0 + ROAD_HALF_WIDTH + 20 + (1 - q // 2) * BLOCK_H / 2
-            size = (BLOCK_W / 2 - 2 * ROAD_HALF_WIDTH - 40, BLOCK_H / 2 - 2 * ROAD_HALF_WIDTH - 40)
-            compound = (
-                f"{community.removesuffix('村')}{'一二三四'[q]}组"
-                if kind == "village"
-                else next(compound_names)
+            records += _quarter(
+                rng, community, road, q, kind, corner=(x0, y0), compound_names=compound_names
             )
-            footprints, households = _BUILDERS[kind](rng, qx, qy, *size)
-            door = rng.integers(1, 300)
-            for number, (footprint, hh) in enumerate(
-                zip(footprints, households, strict=True), start=1
-            ):
-                label = f"{compound}{number}号" if kind == "village" else f"{compound}{number}幢"
-                records.append(
-                    {
-                        "community": community,
-                        "households": int(hh),
-                        "name": label,
-                        "address": f"{STREET}{road}{door + (number - 1) // 4}号 {label}",
-                        "kind": kind,
-                        "geometry": footprint,
-                    }
-                )
         if community == "李袁村":
-            # an isolated hamlet of two houses across the fields: too small for a grid of its own
-            hx, hy = x0 + BLOCK_W - 120, y0 + 60
-            fields = shapely.Point(hx + 30, hy).buffer(120)
-            records = [
-                r
-                for r in records
-                if r["community"] != community or not r["geometry"].intersects(fields)
-            ]
-            for number in (1, 2):
-                records.append(
-                    {
-                        "community": community,
-                        "households": int(rng.integers(1, 4)),
-                        "name": f"李袁村独户{number}号",
-                        "address": f"{STREET}李袁路{900 + number}号",
-                        "kind": "village",
-                        "geometry": _house(rng, hx + 22 * number, hy, 11, 9, angle=5),
-                    }
-                )
+            records = _with_hamlet(rng, records, community, corner=(x0, y0))
     buildings = gpd.GeoDataFrame(records, crs=WORKING_EPSG)
     buildings.insert(0, "building_id", [f"BX{i:05d}" for i in range(1, len(buildings) + 1)])
     communities = gpd.GeoDataFrame(outlines, crs=WORKING_EPSG)
@@ -174,6 +136,70 @@ def demo_district(*, seed: int = 2026, n_incidents: int = 400) -> DemoDistrict:
         incidents=(incidents := _incidents(rng, buildings, n_incidents)),
         workflow=_workflow(rng, incidents, workers),
     )
+
+
+def _quarter(
+    rng: np.random.Generator,
+    community: str,
+    road: str,
+    q: int,
+    kind: str,
+    *,
+    corner: tuple[float, float],
+    compound_names: Iterator[str],
+) -> list[dict]:
+    """The buildings of quarter ``q`` (0-3, reading order) of the block whose south-west corner
+    is ``corner``: a village group, or the next of ``compound_names``."""
+    x0, y0 = corner
+    qx = x0 + ROAD_HALF_WIDTH + 20 + (q % 2) * BLOCK_W / 2
+    qy = y0 + ROAD_HALF_WIDTH + 20 + (1 - q // 2) * BLOCK_H / 2
+    size = (BLOCK_W / 2 - 2 * ROAD_HALF_WIDTH - 40, BLOCK_H / 2 - 2 * ROAD_HALF_WIDTH - 40)
+    compound = (
+        f"{community.removesuffix('村')}{'一二三四'[q]}组"
+        if kind == "village"
+        else next(compound_names)
+    )
+    footprints, households = _BUILDERS[kind](rng, qx, qy, *size)
+    door = rng.integers(1, 300)
+    records = []
+    for number, (footprint, hh) in enumerate(zip(footprints, households, strict=True), start=1):
+        label = f"{compound}{number}号" if kind == "village" else f"{compound}{number}幢"
+        records.append(
+            {
+                "community": community,
+                "households": int(hh),
+                "name": label,
+                "address": f"{STREET}{road}{door + (number - 1) // 4}号 {label}",
+                "kind": kind,
+                "geometry": footprint,
+            }
+        )
+    return records
+
+
+def _with_hamlet(
+    rng: np.random.Generator, records: list[dict], community: str, *, corner: tuple[float, float]
+) -> list[dict]:
+    """``records`` with an isolated hamlet of two houses across the fields: too small for a
+    grid of its own (the buildings it stands on are removed)."""
+    x0, y0 = corner
+    hx, hy = x0 + BLOCK_W - 120, y0 + 60
+    fields = shapely.Point(hx + 30, hy).buffer(120)
+    records = [
+        r for r in records if r["community"] != community or not r["geometry"].intersects(fields)
+    ]
+    for number in (1, 2):
+        records.append(
+            {
+                "community": community,
+                "households": int(rng.integers(1, 4)),
+                "name": f"李袁村独户{number}号",
+                "address": f"{STREET}李袁路{900 + number}号",
+                "kind": "village",
+                "geometry": _house(rng, hx + 22 * number, hy, 11, 9, angle=5),
+            }
+        )
+    return records
 
 
 def _slabs(rng, x0, y0, width, height):

@@ -120,15 +120,12 @@ def import_command(
             replace=replace,
             progress=update,
         )
-    _print_import_notes(summary)
-    if as_json:
-        print_json(_import_json(summary))
-    else:
-        out.print(_import_table(summary))
+    _print_import(summary, as_json=as_json)
 
 
-def _print_import_notes(summary: project.ImportSummary) -> None:
-    """The import's warnings, renamed fields and dropped features, in yellow on stderr."""
+def _print_import(summary: project.ImportSummary, *, as_json: bool) -> None:
+    """The import's warnings, renamed fields and dropped features in yellow on stderr, then
+    its summary (a table, or JSON) on stdout."""
     for english, chinese in summary.warnings:
         console.print(
             f"{say('注意', 'Note')}: {say(chinese, english)}", style="yellow", markup=False
@@ -155,6 +152,10 @@ def _print_import_notes(summary: project.ImportSummary) -> None:
             style="yellow",
             markup=False,
         )
+    if as_json:
+        print_json(_import_json(summary))
+    else:
+        out.print(_import_table(summary))
 
 
 def _import_json(summary: project.ImportSummary) -> dict[str, object]:

@@ -288,6 +288,49 @@ def _refine_edges(grid: _Grid, cell, edge, full, table):
     return kid[order], kid_edge[order]
 
 
+def _coarse_grid(layer: _Layer, *, cells: int, levels: int) -> _Grid:
+    """The coarsest level: ``levels`` halvings from cells of about ``cells`` over the extent."""
+    minx, miny, maxx, maxy = layer.extent or shapely.total_bounds(layer.geoms)
+    area = max((maxx - minx) * (maxy - miny), 1.0)
+    # Smaller cells mean fewer candidate edges per point but a longer build.
+    size = max(math.sqrt(area / cells), 0.5) * 2**levels
+    nx, ny = int((maxx - minx) // size) + 1, int((maxy - miny) // size) + 1
+    return _Grid(minx, miny, size, nx, ny)
+
+
+def _coarse_edges(layer: _Layer, grid: _Grid, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, edge) pairs, by cell: the edges that can be nearest to a point in each coarse cell."""
+    # A point p in a cell with centre c (half-diagonal r) outside every polygon has its
+    # nearest edge within d(c) + r of p, hence within d(c) + 2r of c: those edges suffice.
+    n = grid.nx * grid.ny
+    centres = shapely.points(*grid.centres(np.arange(n)))
+    (near_cell, _), near_distance = layer.tree.query_nearest(centres, return_distance=True)
+    reach = np.zeros(n)
+    reach[near_cell] = near_distance + 2 * grid.radius
+    lines = shapely.linestrings(ends.reshape(-1, 2, 2))
+    edge_cell, edge = shapely.STRtree(lines).query(centres, predicate="dwithin", distance=reach)
+    order = np.argsort(edge_cell, kind="stable")
+    return edge_cell[order], edge[order]
+
+
+def _edges_nearest_first(
+    grid: _Grid, edge_cell: np.ndarray, edge: np.ndarray, table: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's edges as CSR (start, count, index), nearest its centre first, and the
+    distance from the centre to its (_FIRST + 1)-th edge (inf with fewer)."""
+    # A point's distance to the first few edges bounds the rest: lookup stops early for most.
+    n_cells = grid.nx * grid.ny
+    cx, cy = grid.centres(edge_cell)
+    from_centre = np.sqrt(_point_segment_distance2(cx, cy, table[edge]))
+    order = np.lexsort((from_centre, edge_cell))
+    edge_cell, edge, from_centre = edge_cell[order], edge[order], from_centre[order]
+    edge_start, edge_count, edge_index = _csr(edge_cell, edge, n_cells)
+    later = np.flatnonzero(edge_count > _FIRST)
+    next_from_centre = np.full(n_cells, np.inf)
+    next_from_centre[later] = from_centre[edge_start[later] + _FIRST]
+    return edge_start, edge_count, edge_index, next_from_centre
+
+
 @dataclass(eq=False, repr=False)
 class _Cells:
     """A square-cell table over the layer's extent (see the module docstring).
@@ -314,30 +357,16 @@ class _Cells:
 
     @classmethod
     def build(cls, layer: _Layer, *, cells: int = 1_000_000, levels: int = 3) -> _Cells:
-        minx, miny, maxx, maxy = layer.extent or shapely.total_bounds(layer.geoms)
-        area = max((maxx - minx) * (maxy - miny), 1.0)
-        # Smaller cells mean fewer candidate edges per point but a longer build.
-        size = max(math.sqrt(area / cells), 0.5) * 2**levels
-        nx, ny = int((maxx - minx) // size) + 1, int((maxy - miny) // size) + 1
-        grid = _Grid(minx, miny, size, nx, ny)
+        """The table of ``layer``: about ``cells`` cells, refined ``levels`` times from coarse ones."""
         ends, edge_geom = _segments(layer.geoms)
         table = _edge_table(ends)
-
-        boxes = grid.boxes(np.arange(nx * ny))
-        cover_cell, cover = layer.tree.query(boxes, predicate="intersects")
-        full, cover_cell, cover = _classify(layer, grid, cover_cell, cover, nx * ny)
-
-        # A point p in a cell with centre c (half-diagonal r) outside every polygon has its
-        # nearest edge within d(c) + r of p, hence within d(c) + 2r of c: those edges suffice.
-        centres = shapely.points(*grid.centres(np.arange(nx * ny)))
-        (near_cell, _), near_distance = layer.tree.query_nearest(centres, return_distance=True)
-        reach = np.zeros(nx * ny)
-        reach[near_cell] = near_distance + 2 * grid.radius
-        lines = shapely.linestrings(ends.reshape(-1, 2, 2))
-        edge_cell, edge = shapely.STRtree(lines).query(centres, predicate="dwithin", distance=reach)
-        order = np.argsort(edge_cell, kind="stable")
-        edge_cell, edge = edge_cell[order], edge[order]
-
+        grid = _coarse_grid(layer, cells=cells, levels=levels)
+        n_coarse = grid.nx * grid.ny
+        cover_cell, cover = layer.tree.query(
+            grid.boxes(np.arange(n_coarse)), predicate="intersects"
+        )
+        full, cover_cell, cover = _classify(layer, grid, cover_cell, cover, n_coarse)
+        edge_cell, edge = _coarse_edges(layer, grid, ends)
         for _ in range(levels):
             edge_cell, edge = _refine_edges(grid, edge_cell, edge, full, table)
             child = grid.child()
@@ -345,23 +374,15 @@ class _Cells:
             grid = child
 
         n_cells = grid.nx * grid.ny
-        need = full[edge_cell] < 0
         cover_start, cover_count, cover_geom = _csr(cover_cell, cover, n_cells)
         # Each cell's candidates in ascending order, so the lowest index can win by reduceat.
         cover_geom = cover_geom[
             np.lexsort((cover_geom, np.repeat(np.arange(n_cells), cover_count)))
         ]
-        edge_cell, edge = edge_cell[need], edge[need]
-        # Each cell's edges nearest its centre first, with that distance: a point's distance to
-        # the first few bounds the rest (lookup stops early for most points).
-        cx, cy = grid.centres(edge_cell)
-        from_centre = np.sqrt(_point_segment_distance2(cx, cy, table[edge]))
-        order = np.lexsort((from_centre, edge_cell))
-        edge_cell, edge, from_centre = edge_cell[order], edge[order], from_centre[order]
-        edge_start, edge_count, edge_index = _csr(edge_cell, edge, n_cells)
-        later = np.flatnonzero(edge_count > _FIRST)
-        next_from_centre = np.full(n_cells, np.inf)
-        next_from_centre[later] = from_centre[edge_start[later] + _FIRST]
+        need = full[edge_cell] < 0
+        edge_start, edge_count, edge_index, next_from_centre = _edges_nearest_first(
+            grid, edge_cell[need], edge[need], table
+        )
         return cls(
             origin=(grid.x0, grid.y0),
             size=grid.size,
@@ -524,6 +545,66 @@ def _csr(owner: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, ...]
     return start, count, value[order]
 
 
+def _check_columns(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> None:
+    """Refuse a frame without the columns :meth:`GridIndex.build` reads, or an empty one."""
+    for name, frame, columns in (
+        ("buildings", buildings, ("building_id",)),
+        ("grids", grids, ("grid_code", "community")),
+    ):
+        missing = [column for column in columns if column not in frame.columns]
+        if missing:
+            raise InputError(f"{name} lack the column(s) {', '.join(missing)}")
+        if frame.empty:
+            raise InputError(f"no {name} to locate points in")
+
+
+def _check_crs(
+    buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, crs: str | int | pyproj.CRS | None
+) -> None:
+    """Refuse frames whose CRS is missing, differs between them or from ``crs``, or is not metric."""
+    if buildings.crs is None or grids.crs is None:
+        raise CRSError("buildings and grids must carry a coordinate system")
+    if buildings.crs != grids.crs:
+        raise CRSError(f"buildings are in {buildings.crs.name} but grids in {grids.crs.name}")
+    if crs is not None:
+        wanted = parse_crs_name(crs)
+        if isinstance(wanted, str) or wanted != buildings.crs:
+            raise CRSError(f"buildings and grids are in {buildings.crs.name}, not {crs}")
+    if not buildings.crs.is_projected:
+        raise CRSError(
+            f"buildings are in {buildings.crs.name}; locate works in a metric CRS",
+            hint="reproject with geo.crs.metric_crs_for",
+        )
+
+
+def _check_unique(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> None:
+    """Refuse missing or repeated building ids and grid codes."""
+    for name, frame, column in (
+        ("buildings", buildings, "building_id"),
+        ("grids", grids, "grid_code"),
+    ):
+        repeated = frame[column][frame[column].duplicated()]
+        if frame[column].isna().any() or not repeated.empty:
+            raise InputError(
+                f"{name} need a unique, non-empty {column}",
+                hint=f"repeated: {', '.join(map(str, repeated.unique()[:5]))}",
+            )
+
+
+def _shared_extent(
+    buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame
+) -> tuple[float, float, float, float]:
+    """One extent for both cell tables: both layers' box plus 100 m; the STRtree answers beyond."""
+    minx, miny, maxx, maxy = np.vstack([buildings.total_bounds, grids.total_bounds]).T
+    margin = 100.0
+    return (
+        minx.min() - margin,
+        miny.min() - margin,
+        maxx.max() + margin,
+        maxy.max() + margin,
+    )
+
+
 @dataclass(eq=False)
 class GridIndex:
     """Buildings and grids of one plan, ready to locate points.
@@ -587,52 +668,15 @@ class GridIndex:
         CRSError
             The frames' CRS differ, are missing, are not metric, or differ from ``crs``.
         """
-        for name, frame, columns in (
-            ("buildings", buildings, ("building_id",)),
-            ("grids", grids, ("grid_code", "community")),
-        ):
-            missing = [column for column in columns if column not in frame.columns]
-            if missing:
-                raise InputError(f"{name} lack the column(s) {', '.join(missing)}")
-            if frame.empty:
-                raise InputError(f"no {name} to locate points in")
-        if buildings.crs is None or grids.crs is None:
-            raise CRSError("buildings and grids must carry a coordinate system")
-        if buildings.crs != grids.crs:
-            raise CRSError(f"buildings are in {buildings.crs.name} but grids in {grids.crs.name}")
-        if crs is not None:
-            wanted = parse_crs_name(crs)
-            if isinstance(wanted, str) or wanted != buildings.crs:
-                raise CRSError(f"buildings and grids are in {buildings.crs.name}, not {crs}")
-        if not buildings.crs.is_projected:
-            raise CRSError(
-                f"buildings are in {buildings.crs.name}; locate works in a metric CRS",
-                hint="reproject with geo.crs.metric_crs_for",
-            )
-        for name, frame, column in (
-            ("buildings", buildings, "building_id"),
-            ("grids", grids, "grid_code"),
-        ):
-            repeated = frame[column][frame[column].duplicated()]
-            if frame[column].isna().any() or not repeated.empty:
-                raise InputError(
-                    f"{name} need a unique, non-empty {column}",
-                    hint=f"repeated: {', '.join(map(str, repeated.unique()[:5]))}",
-                )
+        _check_columns(buildings, grids)
+        _check_crs(buildings, grids, crs)
+        _check_unique(buildings, grids)
         # Priority order: the lowest building_id / grid_code wins a shared boundary.
         buildings = buildings.sort_values("building_id", key=lambda s: s.astype(str))
         grids = grids.sort_values("grid_code", key=lambda s: s.astype(str))
         workers = grids["worker"] if "worker" in grids.columns else pd.Series(None, grids.index)
         west, south, east, north = grids.to_crs(_WGS84).total_bounds
-        # One extent for both cell tables: both layers' box plus 100 m; the STRtree answers beyond.
-        minx, miny, maxx, maxy = np.vstack([buildings.total_bounds, grids.total_bounds]).T
-        margin = 100.0
-        extent = (
-            minx.min() - margin,
-            miny.min() - margin,
-            maxx.max() + margin,
-            maxy.max() + margin,
-        )
+        extent = _shared_extent(buildings, grids)
         return cls(
             crs=buildings.crs,
             building_ids=buildings["building_id"].to_numpy(dtype=object),
@@ -978,34 +1022,54 @@ def locate_csv(
     InputError
         The file lacks ``lon_col`` or ``lat_col``, or is not a readable CSV.
     """
-    from pyarrow import csv as arrow_csv  # only batch locates need pyarrow
-
     parse_crs_name(crs)
-    counts = dict.fromkeys(STATUSES, 0)
-    done = 0
     reader = _open_csv(input_path, lon_col, lat_col)
     names = [n for n in reader.schema.names if n not in (*COLUMNS, "reason")]
     header = [str(csv_safe(n)) for n in (*names, *COLUMNS, "reason")]
-    writer = None
+    output = _LocatedCsv(output_path, progress)
     try:
-        for batch in _batches(reader, input_path):
-            for start in range(0, max(batch.num_rows, 1), chunksize):
-                chunk = batch.slice(start, chunksize)
-                lon, lat = _coordinates(chunk.column(lon_col), chunk.column(lat_col))
-                located = index.locate_lonlat(lon, lat, crs=crs)
-                table = _arrow_table(header, [chunk.column(n) for n in names], located)
-                if writer is None:
-                    writer = arrow_csv.CSVWriter(str(output_path), table.schema)
-                writer.write_table(table)
-                for status, n in located["status"].value_counts().items():
-                    counts[status] += int(n)
-                done += chunk.num_rows
-                if progress is not None:
-                    progress(done)
+        for chunk in _chunks(reader, input_path, chunksize):
+            lon, lat = _coordinates(chunk.column(lon_col), chunk.column(lat_col))
+            located = index.locate_lonlat(lon, lat, crs=crs)
+            output.write(_arrow_table(header, [chunk.column(n) for n in names], located), located)
     finally:
-        if writer is not None:
-            writer.close()
-    return counts
+        output.close()
+    return output.counts
+
+
+def _chunks(reader, path: str | Path, chunksize: int):
+    """The reader's record batches in slices of at most ``chunksize`` rows (memory bounded)."""
+    for batch in _batches(reader, path):
+        for start in range(0, max(batch.num_rows, 1), chunksize):
+            yield batch.slice(start, chunksize)
+
+
+class _LocatedCsv:
+    """The output CSV of :func:`locate_csv`, opened with the first chunk's columns, and the
+    row count per status so far."""
+
+    def __init__(self, path: str | Path, progress: Callable[[int], None] | None) -> None:
+        self.path, self.progress = path, progress
+        self.writer = None
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.done = 0
+
+    def write(self, table, located: pd.DataFrame) -> None:
+        """Append one chunk's ``table`` and count its ``located`` statuses."""
+        from pyarrow import csv as arrow_csv  # only batch locates need pyarrow
+
+        if self.writer is None:
+            self.writer = arrow_csv.CSVWriter(str(self.path), table.schema)
+        self.writer.write_table(table)
+        for status, n in located["status"].value_counts().items():
+            self.counts[status] += int(n)
+        self.done += table.num_rows
+        if self.progress is not None:
+            self.progress(self.done)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _open_csv(path: str | Path, lon_col: str, lat_col: str):
@@ -1196,27 +1260,10 @@ def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd
     ['a']
     """
     query = _normalise(str(text))
-    if not query:
-        raise InputError("give an address or a building name to search for")
-    if "building_id" not in buildings.columns:
-        raise InputError("buildings lack the column building_id")
-    fields = [c for c in _ADDRESS_FIELDS if c in buildings.columns]
-    if not fields:
-        raise InputError(f"buildings have none of the fields {', '.join(_ADDRESS_FIELDS)}")
-    values = buildings[fields].astype("string").fillna("")
-    empty = pd.Series("", index=values.index, dtype="string")
-    # OSM-style parts: street then house number (中山东一路 20), where no address was stored
-    parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
-    address = parts[0]
-    for part in parts[1:]:  # column-wise joins: a row-wise agg fails on no rows at all
-        address = address + " " + part
-    address = address.str.strip()
-    if "address" in values.columns:
-        address = values["address"].where(values["address"].str.strip() != "", address)
-    name = values["name"] if "name" in values.columns else empty
-    candidates = {"name": name, "address": address, "joined": address + name}
+    fields = _searchable_fields(buildings, query)
+    name, address = _name_and_address(buildings[fields].astype("string").fillna(""))
     scores = np.zeros(len(buildings))
-    for series in candidates.values():
+    for series in (name, address, address + name):
         for position, value in enumerate(series.map(_normalise)):
             if value:
                 scores[position] = max(scores[position], _score(query, value))
@@ -1230,6 +1277,33 @@ def find_by_address(buildings: pd.DataFrame, text: str, *, limit: int = 5) -> pd
             "score": scores[order].round(3),
         }
     )
+
+
+def _searchable_fields(buildings: pd.DataFrame, query: str) -> list[str]:
+    """The name and address fields of ``buildings``; refuses an empty query or no such field."""
+    if not query:
+        raise InputError("give an address or a building name to search for")
+    if "building_id" not in buildings.columns:
+        raise InputError("buildings lack the column building_id")
+    fields = [c for c in _ADDRESS_FIELDS if c in buildings.columns]
+    if not fields:
+        raise InputError(f"buildings have none of the fields {', '.join(_ADDRESS_FIELDS)}")
+    return fields
+
+
+def _name_and_address(values: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each building's name and address as text ("" when missing): the stored address, else
+    the OSM-style parts (street then house number: 中山东一路 20)."""
+    empty = pd.Series("", index=values.index, dtype="string")
+    parts = [values[c] for c in _ADDRESS_FIELDS[2:] if c in values.columns] or [empty]
+    address = parts[0]
+    for part in parts[1:]:  # column-wise joins: a row-wise agg fails on no rows at all
+        address = address + " " + part
+    address = address.str.strip()
+    if "address" in values.columns:
+        address = values["address"].where(values["address"].str.strip() != "", address)
+    name = values["name"] if "name" in values.columns else empty
+    return name, address
 
 
 def _score(query: str, value: str) -> float:

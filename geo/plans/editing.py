@@ -375,18 +375,7 @@ def apply_edit(
         plan = _editable(store, conn, plan_id, revision)
         context = _context(store, conn)
         change = _OPERATIONS[op](store, conn, plan, context, args)
-        return _commit(
-            store,
-            conn,
-            plan,
-            context,
-            op=op,
-            args=args,
-            labels_patch=change.labels,
-            grids_patch=change.grids,
-            shapes=change.shapes,
-            author=author,
-        )
+        return _commit(store, conn, plan, context, change, op=op, args=args, author=author)
 
 
 def undo(store: Store, plan_id: int, *, revision: int, author: str = "") -> EditResult:
@@ -422,10 +411,9 @@ def _walk(store: Store, plan_id: int, *, revision: int, author: str, direction: 
             conn,
             plan,
             _context(store, conn),
+            _Change(patch["labels"], patch["grids"]),
             op=direction,
             args={"edit_id": int(target)},
-            labels_patch=patch["labels"],
-            grids_patch=patch["grids"],
             author=author,
         )
 
@@ -771,16 +759,52 @@ def _commit(
     conn: Connection,
     plan: plans.Plan,
     ctx: _Context,
+    change: _Change,
     *,
     op: str,
     args: dict,
-    labels_patch: Mapping[str, str],
-    grids_patch: Mapping[str, Mapping[str, Any]],
     author: str,
-    shapes: gpd.GeoDataFrame | None = None,
 ) -> EditResult:
-    """Apply the patches to ``plan``, write the touched rows and the history step."""
-    patch = pd.Series(dict(labels_patch), dtype=object)
+    """Apply ``change`` to ``plan``, write the touched rows and the history step."""
+    step = _step(store, conn, plan, ctx, change)
+    _write(store, conn, step.after, step.changed, step.touched, step.new_rows)
+    edit_id = _record(conn, step, op=op, args=args, author=author)
+    _remember(_states, _state_key(store, conn, plan.plan_id, step.after.revision), step.after)
+    broken = plans.violations(dataclasses.replace(step.after, grids=step.new_rows))
+    forced = plans.violations(step.after)["unavoidable"].astype(bool)
+    unavoidable, total = int(forced.sum()), int((~forced).sum())
+    return EditResult(
+        plan_id=plan.plan_id,
+        revision=step.after.revision,
+        edit_id=edit_id,
+        op=op,
+        touched=step.new_rows,
+        removed=step.removed,
+        violations=broken,
+        total_violations=total,
+        unavoidable_flags=unavoidable,
+        moved={str(b): str(c) for b, c in step.changed.items()},
+    )
+
+
+@dataclass
+class _Step:
+    """One step worked out, not yet written: the plan after it and what it changed."""
+
+    after: plans.Plan
+    previous: pd.Series  # building -> code before the step, for the moved buildings
+    changed: pd.Series  # building -> code after the step, for the moved buildings
+    touched: set[str]  # codes of the grids whose rows change
+    before_grids: gpd.GeoDataFrame  # their rows before
+    new_rows: gpd.GeoDataFrame  # and after
+    removed: list[str]  # codes of the grids the step emptied
+
+
+def _step(
+    store: Store, conn: Connection, plan: plans.Plan, ctx: _Context, change: _Change
+) -> _Step:
+    """``plan`` with ``change`` applied; refuses a building the plan does not hold."""
+    patch = pd.Series(dict(change.labels), dtype=object)
     current = plan.labels.reindex(patch.index)
     if current.isna().any():
         raise NotFound(f"no building {current.index[current.isna()][0]!r} in plan {plan.plan_id}")
@@ -788,30 +812,41 @@ def _commit(
     reshaped = set(current[changed.index]) | set(changed)
     labels = plan.labels.copy()
     labels[changed.index] = changed.to_numpy()
-    touched = reshaped | set(grids_patch)
-    before_grids = plan.grids.reindex(sorted(touched & set(plan.grids.index)))
+    touched = reshaped | set(change.grids)
+    kept = sorted(touched & set(plan.grids.index))
     new_rows = _grid_rows(
-        plan, ctx, labels, reshaped, grids_patch, shapes=shapes, store=store, conn=conn
+        plan, ctx, labels, reshaped, change.grids, shapes=change.shapes, store=store, conn=conn
     )
-    removed = sorted(reshaped - set(new_rows.index))
-    grids = pd.concat([plan.grids.drop(index=sorted(touched & set(plan.grids.index))), new_rows])
-    after = dataclasses.replace(plan, labels=labels, grids=grids, revision=plan.revision + 1)
+    grids = pd.concat([plan.grids.drop(index=kept), new_rows])
+    return _Step(
+        after=dataclasses.replace(plan, labels=labels, grids=grids, revision=plan.revision + 1),
+        previous=current[changed.index],
+        changed=changed,
+        touched=touched,
+        before_grids=plan.grids.reindex(kept),
+        new_rows=new_rows,
+        removed=sorted(reshaped - set(new_rows.index)),
+    )
 
+
+def _record(conn: Connection, step: _Step, *, op: str, args: dict, author: str) -> int:
+    """The history row of ``step`` (with the patches undo and redo apply) and the plan's new
+    revision; returns the edit id."""
     inverse = {
         "before": {
-            "labels": {str(b): str(c) for b, c in current[changed.index].items()},
-            "grids": {str(c): _facts(row) for c, row in before_grids.iterrows()},
+            "labels": {str(b): str(c) for b, c in step.previous.items()},
+            "grids": {str(c): _facts(row) for c, row in step.before_grids.iterrows()},
         },
         "after": {
-            "labels": {str(b): str(c) for b, c in changed.items()},
-            "grids": {str(c): _facts(row) for c, row in new_rows.iterrows()},
+            "labels": {str(b): str(c) for b, c in step.changed.items()},
+            "grids": {str(c): _facts(row) for c, row in step.new_rows.iterrows()},
         },
     }
-    _write(store, conn, after, changed, touched, new_rows)
+    plan_id, revision = step.after.plan_id, step.after.revision
     edit_id = conn.execute(
         sa.insert(edits).values(
-            plan_id=plan.plan_id,
-            revision=after.revision,
+            plan_id=plan_id,
+            revision=revision,
             op=op,
             args=json.dumps(args, ensure_ascii=False, default=str),
             inverse=json.dumps(inverse, ensure_ascii=False),
@@ -820,26 +855,9 @@ def _commit(
         )
     ).inserted_primary_key[0]
     conn.execute(
-        sa.update(plans_table)
-        .where(plans_table.c.plan_id == plan.plan_id)
-        .values(revision=after.revision)
+        sa.update(plans_table).where(plans_table.c.plan_id == plan_id).values(revision=revision)
     )
-    _remember(_states, _state_key(store, conn, plan.plan_id, after.revision), after)
-    broken = plans.violations(dataclasses.replace(after, grids=new_rows))
-    forced = plans.violations(after)["unavoidable"].astype(bool)
-    unavoidable, total = int(forced.sum()), int((~forced).sum())
-    return EditResult(
-        plan_id=plan.plan_id,
-        revision=after.revision,
-        edit_id=int(edit_id),
-        op=op,
-        touched=new_rows,
-        removed=removed,
-        violations=broken,
-        total_violations=total,
-        unavoidable_flags=unavoidable,
-        moved={str(b): str(c) for b, c in changed.items()},
-    )
+    return int(edit_id)
 
 
 def _grid_rows(
@@ -861,35 +879,66 @@ def _grid_rows(
     rows = []
     members = labels[labels.isin(list(reshaped))]
     if len(members):
-        ids = members.index
-        wanted = pd.unique(members.to_numpy())
-        if shapes is not None and set(wanted) <= set(shapes.index):
-            polygons = shapes.loc[wanted]
-        else:
-            polygons = boundaries.grid_polygons(
-                ctx.district.cells.loc[ids], members, community=ctx.community[ids]
-            )
-        # facts are judged within whole communities (a cut-off piece is reported as forced)
-        scope = ctx.community.index[ctx.community.isin(set(ctx.community[ids]))]
-        report = partition.grid_report(
-            ctx.district.buildings.loc[scope],
-            labels[scope],
-            adjacency=_sub_adjacency(ctx, scope),
-            min_size=plan.min_size,
-            max_size=plan.max_size,
-            max_households=plan.max_households,
-        ).set_index("grid_key")
-        facts = report.loc[polygons.index].drop(columns=["community", "n_buildings", "pieces"])
-        shaped = polygons.join(facts)
-        shaped.index = shaped.index.astype(str)
-        rows.append(shaped)
+        rows.append(_reshaped_rows(plan, ctx, labels, members, shapes=shapes))
     only_facts = [c for c in grids_patch if c not in reshaped and c in plan.grids.index]
     if only_facts:
         rows.append(plan.grids.loc[only_facts].drop(columns=["worker_id", "worker", "locked"]))
     frame = gpd.GeoDataFrame(pd.concat(rows), crs=plan.grids.crs)
     names = plans.worker_names(store, conn=conn)
+    worker_id, locked = _workers_and_locks(plan, frame.index, grids_patch)
+    # a worker who left the roster since the step was recorded does not come back with undo/redo
+    on_roster = [w if w is not None and w in names.index else None for w in worker_id]
+    frame["worker_id"] = pd.Series(on_roster, index=frame.index, dtype=object)
+    frame["worker"] = frame["worker_id"].map(names).astype(object)
+    frame["locked"] = pd.array(locked, dtype="boolean")
+    frame["contiguous"] = frame["contiguous"].astype("boolean")
+    frame["households"] = pd.array(frame["households"], dtype="Int64")
+    frame["n_buildings"] = pd.array(frame["n_buildings"], dtype="Int64")
+    columns = [c for c in plans.GRID_COLUMNS[1:] if c in frame.columns]
+    frame = frame[[*columns, "geometry"]]
+    frame.index.name = "grid_code"
+    return frame
+
+
+def _reshaped_rows(
+    plan: plans.Plan,
+    ctx: _Context,
+    labels: pd.Series,
+    members: pd.Series,
+    *,
+    shapes: gpd.GeoDataFrame | None,
+) -> gpd.GeoDataFrame:
+    """Polygons and facts (by code) of the grids ``members`` (building -> code) now make up."""
+    ids = members.index
+    wanted = pd.unique(members.to_numpy())
+    if shapes is not None and set(wanted) <= set(shapes.index):
+        polygons = shapes.loc[wanted]
+    else:
+        polygons = boundaries.grid_polygons(
+            ctx.district.cells.loc[ids], members, community=ctx.community[ids]
+        )
+    # facts are judged within whole communities (a cut-off piece is reported as forced)
+    scope = ctx.community.index[ctx.community.isin(set(ctx.community[ids]))]
+    report = partition.grid_report(
+        ctx.district.buildings.loc[scope],
+        labels[scope],
+        adjacency=_sub_adjacency(ctx, scope),
+        min_size=plan.min_size,
+        max_size=plan.max_size,
+        max_households=plan.max_households,
+    ).set_index("grid_key")
+    facts = report.loc[polygons.index].drop(columns=["community", "n_buildings", "pieces"])
+    shaped = polygons.join(facts)
+    shaped.index = shaped.index.astype(str)
+    return shaped
+
+
+def _workers_and_locks(
+    plan: plans.Plan, codes: pd.Index, grids_patch: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[Any], list[bool]]:
+    """Each grid's worker id and lock: as the patch gives them, else as the plan had them."""
     worker_id, locked = [], []
-    for code in frame.index:
+    for code in codes:
         given = grids_patch.get(code, {})
         old = plan.grids.loc[code] if code in plan.grids.index else None
         worker_id.append(
@@ -906,18 +955,7 @@ def _grid_rows(
             if old is not None
             else False
         )
-    # a worker who left the roster since the step was recorded does not come back with undo/redo
-    on_roster = [w if w is not None and w in names.index else None for w in worker_id]
-    frame["worker_id"] = pd.Series(on_roster, index=frame.index, dtype=object)
-    frame["worker"] = frame["worker_id"].map(names).astype(object)
-    frame["locked"] = pd.array(locked, dtype="boolean")
-    frame["contiguous"] = frame["contiguous"].astype("boolean")
-    frame["households"] = pd.array(frame["households"], dtype="Int64")
-    frame["n_buildings"] = pd.array(frame["n_buildings"], dtype="Int64")
-    columns = [c for c in plans.GRID_COLUMNS[1:] if c in frame.columns]
-    frame = frame[[*columns, "geometry"]]
-    frame.index.name = "grid_code"
-    return frame
+    return worker_id, locked
 
 
 def _write(
