@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import create_token  # noqa: E402
 from bench._report import write_section  # noqa: E402
-from geo.plans import store as plans  # noqa: E402
 from geo.storage.store import Store, open_store  # noqa: E402
 from geo.usecases import district as project  # noqa: E402
+from geo.usecases.partition import partition_project  # noqa: E402
 
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
 
@@ -74,7 +74,7 @@ def build_project(folder: Path) -> Path:
     db = folder / "suzhou.gpkg"
     store = open_store(db, create=True)
     project.import_buildings(store, SUZHOU)
-    plans.partition_project(store, author="bench")
+    partition_project(store, author="bench")
     store.engine.dispose()
     return db
 

@@ -38,6 +38,7 @@ from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import Store, open_store
 from geo.usecases import district as project
+from geo.usecases.partition import partition_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SUZHOU = ROOT.parent / "shared" / "data" / "suzhou_gusu_buildings.geojson"
@@ -61,7 +62,7 @@ def build_project(folder: Path, *, double: bool = False) -> Path:
     db = folder / "project.gpkg"
     store = open_store(db, create=True)
     project.import_buildings(store, source)
-    plans.partition_project(store, author="bench")
+    partition_project(store, author="bench")
     store.engine.dispose()
     return db
 

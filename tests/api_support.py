@@ -26,6 +26,7 @@ from geo.people.workers import read_roster
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases.partition import partition_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def _build(path: Path, source: Path, community_field: str | None) -> None:
     project.import_buildings(
         store, source, options=project.ReadOptions(community_field=community_field)
     )
-    plans.partition_project(store, author="tests")
+    partition_project(store, author="tests")
     # two workers per community, with phone numbers, so that contacts can be checked
     communities = store.read_layer("communities", columns=["community"])["community"]
     rows = [

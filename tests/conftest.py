@@ -54,14 +54,14 @@ def _checkpointed_copy(source: Path, target: Path) -> Path:
 
 
 def _built_project(folder: Path, source: Path, **options) -> Path:
-    from geo.plans import store as plans
     from geo.storage.store import open_store
     from geo.usecases import district as project
+    from geo.usecases.partition import partition_project
 
     db = folder / "project.gpkg"
     store = open_store(db, create=True)
     project.import_buildings(store, source, options=project.ReadOptions(**options))
-    plans.partition_project(store, author="test")
+    partition_project(store, author="test")
     store.engine.dispose()
     return db
 

@@ -27,6 +27,7 @@ from geo.incidents.feeds import FeedError
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases.partition import partition_project
 
 PROBLEM = "application/problem+json"
 COLUMNS = {"id_col": "id", "lon_col": "lon", "lat_col": "lat"}
@@ -212,7 +213,7 @@ def slashed(tmp_path_factory, shared_data):
         folder / "buildings.geojson",
         options=project.ReadOptions(community_field="community"),
     )
-    plans.partition_project(store, author="tests")
+    partition_project(store, author="tests")
     token = create_token(store, "slash-viewer", "viewer")
     store.engine.dispose()
     app = create_app(Settings(db=folder / "project.gpkg"))

@@ -19,6 +19,7 @@ from geo.incidents import allowed_next
 from geo.locate.engine import GridIndex
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases.partition import PartitionOptions, partition_project
 
 PROBLEM = "application/problem+json"
 
@@ -246,7 +247,9 @@ def test_locate_follows_a_newly_published_plan(client, api_tokens, store, grids)
     point = store.read_layer("buildings").to_crs(4326).geometry.representative_point().iloc[0]
     params = {"lon": point.x, "lat": point.y}
     before = client.get("/locate", params=params, headers=as_(api_tokens, "staff")).json()
-    outcome = plans.partition_project(store, seed=7, publish=True, author="tests")
+    outcome = partition_project(
+        store, options=PartitionOptions(seed=7), publish=True, author="tests"
+    )
     after = client.get("/locate", params=params, headers=as_(api_tokens, "staff")).json()
     assert before["plan_id"] != after["plan_id"] == outcome.plan_id
     assert after["grid_code"] == plans.load_plan(store).labels[before["building_id"]]

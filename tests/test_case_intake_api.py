@@ -23,6 +23,7 @@ from geo.crs import to_wgs84
 from geo.incidents.assign import assign_to_grids
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases.partition import partition_project
 
 
 def sample_points(store) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +79,7 @@ def test_a_case_posted_after_a_publish_is_not_assigned_by_the_previous_plans_ind
     try:
         before = state.locator()
         assert state.case_index() is before.index
-        plans.partition_project(open_store(kunming_project), author="t", publish=True)
+        partition_project(open_store(kunming_project), author="t", publish=True)
         assert plans.published_plan_id(open_store(kunming_project)) != before.plan_id
         assert state.locator() is before  # locate may lag behind for refresh_seconds
         assert state.case_index() is None  # cases are assigned from the project file then

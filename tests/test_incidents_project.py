@@ -17,6 +17,7 @@ from geo.errors import InputError
 from geo.incidents import store as cases
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases.partition import PartitionOptions, partition_project
 
 runner = CliRunner()
 BOSTON_MAPPING = "data/incident_mappings/boston311.json"
@@ -268,7 +269,9 @@ def test_publishing_a_new_plan_moves_open_cases_with_a_log(kunming_project, tmp_
     mapping = plain_mapping()
     cases.import_incidents(store, path, mapping=mapping, source="12345")
     target = buildings["community"].value_counts().idxmax()
-    outcome = plans.partition_project(store, communities=[target], seed=9, publish=True)
+    outcome = partition_project(
+        store, options=PartitionOptions(communities=[target], seed=9), publish=True
+    )
     stored = cases.list_incidents(store)
     new_plan = plans.load_plan(store, outcome.plan_id)
     building_of = dict(

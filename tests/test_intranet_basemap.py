@@ -24,6 +24,7 @@ from api.cli import app
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases.partition import partition_project
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +66,7 @@ def bund(tmp_path_factory, shared_data) -> Path:
         shared_data / "shanghai_bund_buildings.geojson",
         roads_path=shared_data / "shanghai_bund_roads.geojson",
     )
-    plans.partition_project(store, author="test")
+    partition_project(store, author="test")
     store.engine.dispose()
     return db
 

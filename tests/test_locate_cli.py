@@ -12,6 +12,7 @@ from api.cli import app
 from geo.crs import from_wgs84
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases.partition import partition_project
 
 runner = CliRunner()
 
@@ -105,7 +106,7 @@ def test_address_search_tolerates_full_width_and_spaces(tmp_path, shared_data):
         shared_data / "shanghai_bund_buildings.geojson",
         options=project.ReadOptions(community_field=None),
     )
-    plans.partition_project(store)
+    partition_project(store)
     named = store.read_layer("buildings")
     target = named[named["name"].notna()].iloc[0]
     wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in target["name"])

@@ -13,6 +13,7 @@ from geo.errors import Conflict
 from geo.grids import boundaries, codes
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases.partition import PartitionOptions, partition_project
 
 runner = CliRunner()
 
@@ -120,7 +121,7 @@ def test_partition_cli_prints_the_summary_and_flags(kunming_project):
 def test_a_rerun_keeps_every_code_of_unchanged_grids(kunming_project):
     store = open_store(kunming_project)
     first = plans.load_plan(store)
-    outcome = plans.partition_project(store, seed=0, publish=True)
+    outcome = partition_project(store, options=PartitionOptions(seed=0), publish=True)
     second = plans.load_plan(store, outcome.plan_id)
     assert second.plan_id != first.plan_id
     # the same input and seed give the same grids, and so the same codes
@@ -131,7 +132,9 @@ def test_a_community_repartition_keeps_the_others_and_issues_fresh_codes(kunming
     store = open_store(kunming_project)
     first = plans.load_plan(store)
     target = first.grids.groupby("community").size().idxmax()
-    outcome = plans.partition_project(store, communities=[target], seed=5, publish=True)
+    outcome = partition_project(
+        store, options=PartitionOptions(communities=[target], seed=5), publish=True
+    )
     second = plans.load_plan(store, outcome.plan_id)
     others = first.grids.index[first.grids["community"] != target]
     assert set(others) <= set(second.grids.index)
@@ -156,7 +159,7 @@ def test_locked_grids_survive_a_rerun(kunming_project):
             pd.DataFrame({"locked": [True], "plan_id": [first.plan_id], "grid_code": [code]}),
             key=["plan_id", "grid_code"],
         )
-    outcome = plans.partition_project(store, seed=11, publish=True)
+    outcome = partition_project(store, options=PartitionOptions(seed=11), publish=True)
     second = plans.load_plan(store, outcome.plan_id)
     assert bool(second.grids.loc[code, "locked"])
     assert set(second.labels[second.labels == code].index) == set(
@@ -195,7 +198,7 @@ def test_workers_are_assigned_fairly_and_phones_stay_private(kunming_project, tm
 
 def test_publishing_a_plan_with_violations_needs_a_recorded_reason(kunming_project):
     store = open_store(kunming_project)
-    draft = plans.partition_project(store, publish=False).plan_id
+    draft = partition_project(store, publish=False).plan_id
     with pytest.raises(Conflict, match="override"):
         plans.publish_plan(store, draft)
     result = gridmap(
@@ -217,7 +220,7 @@ def test_publishing_a_plan_with_violations_needs_a_recorded_reason(kunming_proje
 def test_plan_diff_lists_moves(kunming_project):
     store = open_store(kunming_project)
     first = plans.load_plan(store)
-    second_id = plans.partition_project(store, seed=3, publish=False).plan_id
+    second_id = partition_project(store, options=PartitionOptions(seed=3), publish=False).plan_id
     diff = plans.diff_plans(first, plans.load_plan(store, second_id))
     moved = pd.DataFrame(diff["buildings_moved"])
     assert set(diff) >= {"grids_added", "grids_removed", "grids_changed"}
@@ -269,8 +272,8 @@ def test_grids_keep_to_one_side_of_major_roads(tmp_path, shared_data):
         labels = plans.load_plan(store, plan_id).labels.reindex(buildings.index)
         return int((block.groupby(labels).nunique() > 1).sum())
 
-    with_roads = plans.partition_project(store).plan_id
+    with_roads = partition_project(store).plan_id
     with store.transaction() as conn:
         store.drop_layer(conn, "roads")
-    without_roads = plans.partition_project(store, publish=False).plan_id
+    without_roads = partition_project(store, publish=False).plan_id
     assert straddling(with_roads) < 0.75 * straddling(without_roads)

@@ -36,6 +36,7 @@ from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases.partition import partition_project
 
 POPEN = "{{ this.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}"
 TEMPLATES = ("{{ 7*7 }}", "{% if 1 %}x{% endif %}", "{# c #", "${7*7}", POPEN)
@@ -98,7 +99,7 @@ def corpus(tmp_path_factory, shared_data) -> dict:
         _source(shared_data, folder),
         options=project.ReadOptions(community_field="community"),
     )
-    plans.partition_project(store, author="tests")
+    partition_project(store, author="tests")
     _roster(store, folder)
     published = plans.published_plan_id(store)
     draft = editing.copy_plan(store, published, author="tests", note=hostile("note", 0))

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
     from geo.plans import store as plans
     from geo.usecases import district as project
+    from geo.usecases import partition as partitioning
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, plans, project = lazy("pandas"), lazy("geo.plans.store"), lazy("geo.usecases.district")
+    partitioning = lazy("geo.usecases.partition")
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -95,13 +97,15 @@ def partition_command(
     """划分网格 Group each community's buildings into grids of 4 to 5 (a new plan version)."""
     store = store_for(db)
     with progress_bar() as update:
-        outcome = plans.partition_project(
+        outcome = partitioning.partition_project(
             store,
-            min_size=min_size,
-            max_size=max_size,
-            max_households=max_households,
-            communities=community,
-            seed=seed,
+            options=partitioning.PartitionOptions(
+                min_size=min_size,
+                max_size=max_size,
+                max_households=max_households,
+                communities=community,
+                seed=seed,
+            ),
             author=author,
             publish=publish,
             progress=update,

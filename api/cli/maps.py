@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from geo.incidents import store as cases
     from geo.plans import store as plans
     from geo.usecases import district as project
+    from geo.usecases import partition as partitioning
 else:  # imported by the commands that use them (issue #16: start-up)
     plans, project = lazy("geo.plans.store"), lazy("geo.usecases.district")
+    partitioning = lazy("geo.usecases.partition")
     cases = lazy("geo.incidents.store")
 
 BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
@@ -222,7 +224,7 @@ def demo_command(
             store.set_setting(conn, "district_name", "碧溪新区")  # the maps' title
         roster = read_roster(inputs / "workers.csv", communities=district.communities["community"])
         plans.import_roster(store, roster, author="demo")
-        outcome = plans.partition_project(store, author="demo", progress=update)
+        outcome = partitioning.partition_project(store, author="demo", progress=update)
     summary = cases.import_incidents(
         store,
         inputs / "incidents.csv",

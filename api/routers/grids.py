@@ -21,7 +21,7 @@ from api.models import (
 from api.routers._frames import in_bbox, problem_responses, with_contacts
 from api.routers.buildings import building_records
 from geo.errors import InputError, NotFound
-from geo.plans import store as plans
+from geo.usecases.partition import PartitionOptions, partition_project
 
 router = APIRouter(prefix="/grids", tags=["grids"])
 ERRORS = problem_responses(401, 403, 404, 422)
@@ -86,13 +86,15 @@ def partition(state: StateDep, principal: Planner, options: PartitionIn) -> Part
             f"min_size {options.min_size} is above max_size {options.max_size}",
             zh="最少建筑数不能大于最多建筑数",
         )
-    outcome = plans.partition_project(
+    outcome = partition_project(
         state.store,
-        min_size=options.min_size,
-        max_size=options.max_size,
-        max_households=options.max_households,
-        communities=options.communities,
-        seed=options.seed,
+        options=PartitionOptions(
+            min_size=options.min_size,
+            max_size=options.max_size,
+            max_households=options.max_households,
+            communities=options.communities,
+            seed=options.seed,
+        ),
         publish=options.publish,
         author=principal.name,
     )

@@ -294,11 +294,7 @@ def copy_plan(store: Store, plan_id: int, *, author: str = "", note: str = "") -
     source = plan_state(store, plan_id)
     grids = source.grids.assign(grid_code=source.grids.index.astype(str))
     with store.transaction() as conn:
-        new_id = plans.save_plan(
-            store,
-            conn,
-            labels=source.labels,
-            grids=grids,
+        header = plans.PlanHeader(
             parent_id=plan_id,
             author=author,
             note=note or f"copy of plan {plan_id}",
@@ -306,6 +302,7 @@ def copy_plan(store: Store, plan_id: int, *, author: str = "", note: str = "") -
             max_size=source.max_size,
             max_households=source.max_households,
         )
+        new_id = plans.save_plan(store, conn, labels=source.labels, grids=grids, header=header)
         store.log(conn, "plan copy", actor=author, plan_id=new_id, parent_id=plan_id)
     return new_id
 

@@ -12,6 +12,7 @@ size, households, diameter, status) and a polygon per grid, stored in the projec
 Examples
 --------
 >>> from geo.storage.store import open_store  # doctest: +SKIP
+>>> from geo.usecases.partition import partition_project  # doctest: +SKIP
 >>> plan_id = partition_project(open_store("gridmap.gpkg")).plan_id  # doctest: +SKIP
 >>> load_plan(store, plan_id).grids[["community", "n_buildings"]].head()  # doctest: +SKIP
 """
@@ -19,8 +20,9 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -29,17 +31,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo.errors import Conflict, InputError, NotFound
+from geo.errors import Conflict, NotFound
 from geo.grids import boundaries, codes, partition
-from geo.grids.adjacency import building_adjacency, centroid_coordinates
 from geo.incidents.store import reassign_open_cases
 from geo.incidents.workflow import OPEN_STATUSES
 from geo.locate import kept as locate_index
 from geo.locate.engine import GridIndex
 from geo.people.workers import assign_workers
 from geo.storage.store import Store, assignments, grid_codes, now_iso, plans, workers
-
-Progress = Callable[[str, int, int], None]
 
 #: the facts a grid carries in ``plan_grids`` and ``grids``, in this order
 GRID_COLUMNS = (
@@ -78,17 +77,6 @@ class Plan:
 
 
 @dataclass
-class PartitionOutcome:
-    """What ``gridmap partition`` reports."""
-
-    plan_id: int
-    published: bool
-    summary: dict
-    grids: pd.DataFrame
-    division_code_is_default: bool
-
-
-@dataclass
 class District:
     """The project's buildings (indexed by ``building_id``), their cells and the settings."""
 
@@ -104,8 +92,6 @@ class District:
 
 def load_district(store: Store, *, conn: Connection | None = None) -> District:
     """Buildings, cells and numbering settings of the project."""
-    from geo.usecases.district import division_code  # the project module imports this one
-
     buildings = store.read_layer("buildings", conn=conn).set_index("building_id", drop=False)
     buildings.index.name = None
     cells = store.read_layer("cells", conn=conn).set_index("building_id").geometry
@@ -121,6 +107,13 @@ def load_district(store: Store, *, conn: Connection | None = None) -> District:
         division_code=code,
         division_code_is_default=is_default,
     )
+
+
+def division_code(store: Store) -> tuple[str, bool]:
+    """The 9-digit division code the grid codes start with, and whether it is the placeholder
+    (:data:`geo.grids.codes.PLACEHOLDER_DIVISION_CODE`, for a project without one: the caller warns)."""
+    code = store.get_setting("division_code")
+    return (code, False) if code else (codes.PLACEHOLDER_DIVISION_CODE, True)
 
 
 def published_plan_id(store: Store, *, conn: Connection | None = None) -> int | None:
@@ -214,19 +207,31 @@ def grid_facts(
     return report.set_index("grid_key")
 
 
+@dataclass(frozen=True)
+class Inherited:
+    """What a new labelling's grids take over: the ``previous`` codes by their buildings (a grid
+    with the same buildings keeps its code), the ``used`` codes (never issued again), the
+    ``workers`` by code (kept by a grid whose code stays) and the ``locked`` codes."""
+
+    previous: Mapping[frozenset, str] = field(default_factory=dict)
+    used: AbstractSet[str] = frozenset()
+    workers: Mapping[str, str] = field(default_factory=dict)
+    locked: AbstractSet[str] = frozenset()
+
+
 def coded_grids(
     district: District,
     labels: pd.Series,
     facts: pd.DataFrame,
     *,
-    previous: dict[frozenset, str],
-    used: set[str],
-    current_workers: dict[str, str],
-    locked: set[str],
+    inherited: Inherited,
     roster: pd.DataFrame,
     names: pd.Series,
 ) -> tuple[pd.Series, gpd.GeoDataFrame]:
-    """Polygons, stable codes and workers for a labelling by key; returns codes per building too."""
+    """Polygons, stable codes and workers for a labelling by key; returns codes per building too.
+
+    ``roster`` is the workers table and ``names`` their names by worker id.
+    """
     polygons = boundaries.grid_polygons(
         district.cells, labels, community=district.buildings["community"]
     )
@@ -236,14 +241,14 @@ def coded_grids(
         members,
         division_code=district.division_code,
         community_numbers=district.community_numbers,
-        previous=previous,
-        used=used,
+        previous=inherited.previous,
+        used=inherited.used,
     )
     grids = polygons.join(facts.drop(columns=["community", "n_buildings"], errors="ignore"))
     grids["grid_code"] = grid_code
     grids = grids.set_index("grid_code", drop=False)
     grids.index.name = None
-    carried = {code: worker for code, worker in current_workers.items() if code in grids.index}
+    carried = {code: worker for code, worker in inherited.workers.items() if code in grids.index}
     worker_id = (
         assign_workers(grids, roster, current=carried)
         if not roster.empty
@@ -251,7 +256,7 @@ def coded_grids(
     )
     grids["worker_id"] = worker_id.reindex(grids.index).astype(object)
     grids["worker"] = grids["worker_id"].map(names).astype(object)
-    grids["locked"] = grids.index.isin(list(locked))
+    grids["locked"] = grids.index.isin(list(inherited.locked))
     return labels.map(grid_code), grids
 
 
@@ -269,31 +274,38 @@ def _frame_for_layer(grids: gpd.GeoDataFrame, plan_id: int | None = None) -> gpd
     return gpd.GeoDataFrame(frame[columns], geometry=frame.geometry.values, crs=grids.crs)
 
 
+@dataclass(frozen=True)
+class PlanHeader:
+    """What a new plan's row records besides its buildings and grids."""
+
+    parent_id: int | None
+    author: str
+    note: str
+    min_size: int
+    max_size: int
+    max_households: int | None
+
+
 def save_plan(
     store: Store,
     conn: Connection,
     *,
     labels: pd.Series,
     grids: gpd.GeoDataFrame,
-    parent_id: int | None,
-    author: str,
-    note: str,
-    min_size: int,
-    max_size: int,
-    max_households: int | None,
+    header: PlanHeader,
 ) -> int:
     """Write a new draft plan (assignments, grid layer rows, newly issued codes)."""
     plan_id = conn.execute(
         sa.insert(plans).values(
-            parent_id=parent_id,
+            parent_id=header.parent_id,
             status="draft",
-            author=author,
-            note=note,
+            author=header.author,
+            note=header.note,
             created_at=now_iso(),
             revision=0,
-            min_size=min_size,
-            max_size=max_size,
-            max_households=max_households,
+            min_size=header.min_size,
+            max_size=header.max_size,
+            max_households=header.max_households,
         )
     ).inserted_primary_key[0]
     # one prepared statement over plain tuples (SQLAlchemy's executemany of dicts: 0.2 s per 36,000)
@@ -361,188 +373,6 @@ def issued_codes(store: Store, *, conn: Connection | None = None) -> set[str]:
 
 def roster(store: Store, *, conn: Connection | None = None) -> pd.DataFrame:
     return store.read_table(workers, conn=conn)
-
-
-# -- partition ------------------------------------------------------------------------------------
-
-
-def partition_project(
-    store: Store,
-    *,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    max_households: int | None = None,
-    communities: Iterable[str] | None = None,
-    seed: int = 0,
-    author: str = "",
-    note: str = "",
-    publish: bool | None = None,
-    progress: Progress | None = None,
-) -> PartitionOutcome:
-    """Partition the project's buildings into a new plan.
-
-    Without ``communities`` the whole district is partitioned; with them, the published plan is
-    copied and only those communities are partitioned again. Locked grids of the parent plan are
-    kept either way. The plan is published when ``publish`` is True, or when it is None and no
-    plan has been published yet (the first partition of a district).
-    """
-    from geo.usecases.district import get_settings
-
-    step = progress or (lambda *_: None)
-    settings = get_settings(store)
-    min_size = int(min_size or settings["min_size"])
-    max_size = int(max_size or settings["max_size"])
-    if max_households is None:
-        max_households = settings.get("max_households")
-    district = load_district(store)
-    buildings = district.buildings
-    parent_id = published_plan_id(store)
-    parent = load_plan(store, parent_id) if parent_id is not None else None
-    chosen = _chosen_communities(buildings, communities)
-    if chosen is not None and parent is None:
-        raise InputError(
-            "--community re-partitions communities of the published plan, and there is none yet; "
-            "partition the whole district first",
-            zh="尚无已发布方案，请先对整个区域运行 gridmap partition",
-        )
-    in_scope = (
-        buildings["community"].isin(chosen)
-        if chosen is not None
-        else pd.Series(True, index=buildings.index)
-    )
-    locked_codes = (
-        set(parent.grids.index[parent.grids["locked"].fillna(False).astype(bool)])
-        if parent
-        else set()
-    )
-    locked = None
-    if parent is not None and locked_codes:
-        parent_labels = parent.labels.reindex(buildings.index)
-        locked = parent_labels[parent_labels.isin(locked_codes) & in_scope]
-
-    step("partition", 0, 1)
-    roads = store.read_layer("roads") if store.has_layer("roads") else None
-    centroids = centroid_coordinates(buildings)  # once, for the graph and the grid report
-    adjacency = building_adjacency(buildings, min_size=min_size, roads=roads, centroids=centroids)
-    scope = buildings[in_scope]
-    result = partition.partition_buildings(
-        scope,
-        min_size=min_size,
-        max_size=max_size,
-        max_households=max_households,
-        seed=seed,
-        locked=locked,
-        adjacency=adjacency[in_scope.to_numpy()][:, in_scope.to_numpy()],
-        progress=lambda done, total: step("partition", done, total),
-    )
-    labels = result.labels.astype(str)
-    if parent is not None and chosen is not None:
-        kept = parent.labels.reindex(buildings.index)[~in_scope]
-        labels = pd.concat([kept, labels]).reindex(buildings.index)
-    facts = grid_facts(
-        district,
-        labels,
-        min_size=min_size,
-        max_size=max_size,
-        max_households=max_households,
-        adjacency=adjacency,
-        centroids=centroids,
-    )
-    step("boundaries", 0, 1)
-    previous = _previous_members(parent)
-    by_building, grids = coded_grids(
-        district,
-        labels,
-        facts,
-        previous=previous,
-        used=issued_codes(store),
-        current_workers=_current_workers(parent),
-        locked=set(),
-        roster=roster(store),
-        names=worker_names(store),
-    )
-    grids["locked"] = grids.index.isin(list(locked_codes))
-    step("boundaries", 1, 1)
-    should_publish = publish if publish is not None else parent is None
-    flagged = int((grids["status"] != "ok").sum())
-    with store.transaction() as conn:
-        plan_id = save_plan(
-            store,
-            conn,
-            labels=by_building,
-            grids=grids,
-            parent_id=parent_id,
-            author=author,
-            note=_plan_note(note, chosen, placeholder=district.division_code_is_default),
-            min_size=min_size,
-            max_size=max_size,
-            max_households=max_households,
-        )
-        store.log(
-            conn,
-            "partition",
-            actor=author,
-            plan_id=plan_id,
-            seed=seed,
-            communities=chosen,
-            flagged=flagged,
-        )
-        if should_publish:
-            reason = (
-                f"automatic partition: {flagged} grids flagged with their reasons"
-                if flagged
-                else None
-            )
-            _publish(store, conn, plan_id, author=author, override_reason=reason)
-    summary = partition.partition_summary(
-        grids.reset_index(drop=True), min_size=min_size, max_size=max_size
-    )
-    return PartitionOutcome(
-        plan_id=plan_id,
-        published=bool(should_publish),
-        summary=summary,
-        grids=grids,
-        division_code_is_default=district.division_code_is_default,
-    )
-
-
-def _plan_note(note: str, chosen: list[str] | None, *, placeholder: bool) -> str:
-    """The plan's note; a plan coded under the placeholder division code says so."""
-    from geo.usecases.district import PLACEHOLDER_NOTE
-
-    text = note or (
-        "automatic partition" if chosen is None else f"re-partition of {', '.join(chosen)}"
-    )
-    return f"{text} ({PLACEHOLDER_NOTE})" if placeholder else text
-
-
-def _chosen_communities(
-    buildings: pd.DataFrame, communities: Iterable[str] | None
-) -> list[str] | None:
-    if not communities:
-        return None
-    chosen = list(dict.fromkeys(communities))
-    unknown = sorted(set(chosen) - set(buildings["community"]))
-    if unknown:
-        raise InputError(
-            f"unknown communities: {', '.join(unknown)}; the district has: "
-            f"{', '.join(sorted(buildings['community'].unique())[:30])}",
-            zh=f"未知社区：{', '.join(unknown)}",
-        )
-    return chosen
-
-
-def _previous_members(parent: Plan | None) -> dict[frozenset, str]:
-    if parent is None:
-        return {}
-    return {frozenset(ids): code for code, ids in members_by_label(parent.labels).items()}
-
-
-def _current_workers(parent: Plan | None) -> dict[str, str]:
-    if parent is None:
-        return {}
-    workers_of = parent.grids["worker_id"].dropna()
-    return {str(k): str(v) for k, v in workers_of.items()}
 
 
 # -- publishing --------------------------------------------------------------------------------
@@ -621,7 +451,7 @@ def publish_plan(
                 zh=f"方案 {plan_id} 有 {len(broken)} 处可避免的违规，如需发布请用 --override 说明理由"
                 + (f"（另有 {unavoidable} 处无法避免的标记，无需理由）" if unavoidable else ""),
             )
-        _publish(store, conn, plan_id, author=author, override_reason=override_reason)
+        publish_in_transaction(store, conn, plan_id, author=author, override_reason=override_reason)
     return {
         "plan_id": plan_id,
         "revision": int(row["revision"]),
@@ -644,9 +474,12 @@ class StalePlan(Conflict):
         self.problem_extra = {"revision": current, "reviewed": reviewed}
 
 
-def _publish(
+def publish_in_transaction(
     store: Store, conn: Connection, plan_id: int, *, author: str, override_reason: str | None
 ) -> None:
+    """Publish ``plan_id`` inside the caller's transaction, unchecked: the previous published plan
+    is archived, the grids copied to the ``grids`` layer, the locate index kept and the open cases
+    moved to their buildings' new grids."""
     conn.execute(sa.update(plans).where(plans.c.status == "published").values(status="archived"))
     conn.execute(
         sa.update(plans)
