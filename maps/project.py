@@ -1,7 +1,9 @@
-"""Maps of a project file: read the layers through geo/, pick the map kind, return a folium.Map.
+"""Maps of a project: pick the map kind for the frames geo/ read, return a folium.Map.
 
-``gridmap map`` and the API's map routes both call :func:`project_map`, so that the same options
-give the same map everywhere.
+geo reads what a map shows (:func:`geo.usecases.mapdata.read_map_data`, a :class:`MapData` of
+frames and settings); this module only draws it and never sees the store. ``gridmap map`` and
+the API's map routes both go through :func:`project_map` (by way of :mod:`api.mapping`), so that
+the same options give the same map everywhere.
 """
 
 from __future__ import annotations
@@ -9,18 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import folium
-import geopandas as gpd
 import pandas as pd
 
 from geo.errors import NotFound
-from geo.incidents.store import incidents_for_map
 from geo.people.workers import public_worker_columns
-from geo.plans import store as plans
-from geo.storage.store import Store
-from geo.usecases import district as project
 
 from .base import MAX_EMBEDDED_BUILDINGS
 from .community import community_map
@@ -32,6 +29,9 @@ from .prepare import MapInputError
 from .printing import Sheet, print_pages
 from .render import render_html
 from .tiles import tile_template
+
+if TYPE_CHECKING:
+    from geo.usecases.mapdata import DiffData, MapData
 
 
 @dataclass(frozen=True)
@@ -58,202 +58,137 @@ class MapRequest:
     print_mode: bool = False
 
 
-def project_layers(
-    store: Store, *, plan_id: int | None = None
-) -> dict[str, gpd.GeoDataFrame | None]:
-    """Grids (with worker names), buildings (with grid codes), communities, and the plan's id."""
-    plan = plans.load_plan(store, plan_id)
-    grids = plan.grids.reset_index(names="grid_code")
-    if "worker_phone" not in grids.columns:
-        team = plans.roster(store)
-        phones = team.set_index("worker_id")["phone"] if not team.empty else pd.Series(dtype=object)
-        grids["phone"] = grids["worker_id"].map(phones)
-    buildings = project.read_buildings_with_grids(store, plan_id=plan.plan_id)
-    communities = store.read_layer("communities")
-    return {
-        "grids": grids,
-        "buildings": buildings,
-        "communities": communities,
-        "plan_id": plan.plan_id,
-    }
-
-
 def map_title(
-    store: Store, request: MapRequest, *, plan_id: int, today: dt.date | None = None
+    data: MapData, request: MapRequest, *, today: dt.date | None = None
 ) -> tuple[str, str]:
     """The title lines: what the map shows (district, community or grid) and plan id and date.
 
     The district is the ``district_name`` setting, else the division code.
     """
     t = strings(request.lang)
-    district = str(
-        store.get_setting("district_name", "") or store.get_setting("division_code", "") or ""
-    )
+    settings = data.settings
+    district = str(settings.get("district_name") or settings.get("division_code") or "")
     if request.grid:
         area = f"{t['grid']} {request.grid}"
     else:
         area = " ".join(part for part in (district, request.community) if part)
     day = (today or dt.date.today()).isoformat()
-    return f"{area} {t['title_map']}".strip(), f"{t['title_plan']} {plan_id} · {day}"
+    return f"{area} {t['title_map']}".strip(), f"{t['title_plan']} {data.plan_id} · {day}"
 
 
-def resolve_basemap(store: Store, basemap: str, *, served: bool = False) -> str:
-    """``basemap`` with the project's tiles filled in: ``tiles`` alone is the ``basemap_tiles``
-    setting, and ``tiles:SOURCE`` becomes ``tiles:URL-TEMPLATE`` (:func:`maps.tiles.tile_template`).
-    """
+def resolve_basemap(basemap: str, *, tiles: str = "", served: bool = False) -> str:
+    """``basemap`` with the project's tiles filled in: ``tiles`` alone is the project's
+    ``basemap_tiles`` setting (``tiles``), and ``tiles:SOURCE`` becomes ``tiles:URL-TEMPLATE``
+    (:func:`maps.tiles.tile_template`)."""
     if basemap != "tiles" and not basemap.startswith("tiles:"):
         return basemap
-    source = basemap.removeprefix("tiles").removeprefix(":")
+    source = basemap.removeprefix("tiles").removeprefix(":") or tiles
     if not source:
-        source = str(store.get_setting("basemap_tiles", "") or "")
-        if not source:
-            raise MapInputError(
-                "the project has no tiles",
-                hint="gridmap settings set basemap_tiles PATH|URL, or --basemap tiles:PATH|URL",
-            )
+        raise MapInputError(
+            "the project has no tiles",
+            hint="gridmap settings set basemap_tiles PATH|URL, or --basemap tiles:PATH|URL",
+        )
     return "tiles:" + tile_template(source, served=served)
 
 
-def map_options(store: Store, request: MapRequest, *, title: tuple[str, ...]) -> dict[str, Any]:
+def map_options(data: MapData, request: MapRequest, *, title: tuple[str, ...]) -> dict[str, Any]:
     """The keywords of the map functions for ``request`` (settings filled in)."""
-    credit = store.get_setting("attribution", "")
+    settings = data.settings
     return {
         "lang": request.lang,
-        "basemap": resolve_basemap(store, request.basemap, served=request.served),
+        "basemap": resolve_basemap(
+            request.basemap, tiles=str(settings.get("basemap_tiles") or ""), served=request.served
+        ),
         "offline": request.offline,
         "include_contacts": request.include_contacts,
-        "attribution_osm": "OpenStreetMap" in credit,
-        "tianditu_key": request.tianditu_key or store.get_setting("tianditu_key", None),
+        "attribution_osm": "OpenStreetMap" in settings.get("attribution", ""),
+        "tianditu_key": request.tianditu_key or settings.get("tianditu_key"),
         "features_url": request.features_url,
         "max_buildings": request.max_buildings,
         "title": title,
-        "roads": store.read_layer("roads") if store.has_layer("roads") else None,
+        "roads": data.roads,
         "print_mode": request.print_mode,
     }
 
 
-def project_map(store: Store, request: MapRequest) -> folium.Map:
-    """The map ``request`` asks for, from the project's published (or given) plan."""
-    layers = project_layers(store, plan_id=request.plan_id)
-    title = map_title(store, request, plan_id=layers.pop("plan_id"))
-    incidents = None
-    if not request.print_mode:  # a wall map shows the grids, not this week's cases
-        incidents = incidents_for_map(
-            store, since=request.since, until=request.until, with_text=request.include_case_text
-        )
-    options = map_options(store, request, title=title)
-    layers["grids"] = public_worker_columns(
-        layers["grids"], include_contacts=request.include_contacts
-    )
+def project_map(data: MapData, request: MapRequest) -> folium.Map:
+    """The map ``request`` asks for, from ``data`` (the plan's frames; no cases on paper)."""
+    options = map_options(data, request, title=map_title(data, request))
+    incidents = None if request.print_mode else data.incidents  # a wall map shows the grids
+    grids = public_worker_columns(data.grids, include_contacts=request.include_contacts)
+    layers = (grids, data.buildings, data.communities, incidents)
     if request.grid:
-        if request.grid not in set(layers["grids"]["grid_code"]):
+        if request.grid not in set(grids["grid_code"]):
             raise NotFound(
                 f"no grid {request.grid!r} in the plan", zh=f"方案中没有网格 {request.grid}"
             )
-        return grid_map(
-            layers["grids"],
-            layers["buildings"],
-            layers["communities"],
-            incidents,
-            grid_code=request.grid,
-            **options,
-        )
+        return grid_map(*layers, grid_code=request.grid, **options)
     if request.community:
-        return community_map(
-            layers["grids"],
-            layers["buildings"],
-            layers["communities"],
-            incidents,
-            community=request.community,
-            **options,
-        )
-    return district_map(
-        layers["grids"], layers["buildings"], layers["communities"], incidents, **options
-    )
+        return community_map(*layers, community=request.community, **options)
+    return district_map(*layers, **options)
 
 
 def plan_diff_map(
-    store: Store,
-    before: int,
-    after: int,
-    *,
-    lang: str = "zh",
-    basemap: str = "osm",
-    offline: bool = False,
+    data: DiffData, *, lang: str = "zh", basemap: str = "osm", offline: bool = False
 ) -> folium.Map:
-    """Plan ``after`` with the grids that differ from plan ``before`` highlighted."""
-    old, new = plans.load_plan(store, before), plans.load_plan(store, after)
-    changes = plans.diff_plans(old, new)
-    changed = (
-        set(changes["grids_added"]) | set(changes["grids_changed"]) | set(changes["grids_removed"])
-    )
-    buildings = project.read_buildings_with_grids(store, plan_id=after)
+    """Plan ``data.after`` with the grids that differ from ``data.before`` highlighted."""
     return diff_map(
-        old.grids.reset_index(names="grid_code"),
-        new.grids.reset_index(names="grid_code"),
-        sorted(changed),
-        buildings=buildings,
-        communities=store.read_layer("communities"),
+        data.before,
+        data.after,
+        data.changed,
+        buildings=data.buildings,
+        communities=data.communities,
         lang=lang,
         basemap=basemap,
         offline=offline,
     )
 
 
+def print_request(request: MapRequest) -> MapRequest:
+    """``request`` for paper: no cases, every code, and tiles only from the project's own."""
+    # Paper is printed here, without internet: only the project's own tiles can lie under it.
+    no_tiles = request.basemap != "tiles" and not request.basemap.startswith("tiles:")
+    return replace(request, print_mode=True, offline=no_tiles)
+
+
 def print_map(
-    store: Store, request: MapRequest, out: Path, *, sheet: Sheet, signboard: bool = False
+    data: MapData, request: MapRequest, out: Path, *, sheet: Sheet, signboard: bool = False
 ) -> Path:
     """Print the map ``request`` asks for to ``out`` (PDF or PNG) on ``sheet``.
 
     ``signboard``: one sheet per grid (of ``request.community``, or ``request.grid``, or all),
     with its map, code, community and worker; the phone only with ``include_contacts``.
     """
-    request = replace(request, print_mode=True, offline=_no_tiles(request.basemap))
+    request = print_request(request)
     if not signboard:
-        page = render_html(project_map(store, request), offline=request.offline, inline=True)
+        page = render_html(project_map(data, request), offline=request.offline, inline=True)
         return print_pages([page], out, sheet=sheet)
-    layers = project_layers(store, plan_id=request.plan_id)
-    plan_id = layers.pop("plan_id")
-    grids = layers["grids"]
-    chosen = grids
+    chosen = data.grids
     if request.grid:
-        chosen = grids[grids["grid_code"] == request.grid]
+        chosen = chosen[chosen["grid_code"] == request.grid]
     elif request.community:
-        chosen = grids[grids["community"] == request.community]
+        chosen = chosen[chosen["community"] == request.community]
     if chosen.empty:
         raise NotFound("no grid to print", zh="没有可打印的网格")
-    grids = public_worker_columns(grids, include_contacts=request.include_contacts)
-    credit = str(store.get_setting("attribution", "") or "")
     pages, facts = [], []
     for row in chosen.itertuples():
         one = replace(request, grid=str(row.grid_code), community=None)
-        title = map_title(store, one, plan_id=plan_id)
-        options = map_options(store, one, title=title)
-        m = grid_map(
-            grids,
-            layers["buildings"],
-            layers["communities"],
-            None,
-            grid_code=str(row.grid_code),
-            **options,
-        )
-        pages.append(render_html(m, offline=request.offline, inline=True))
-        phone = getattr(row, "phone", None) if request.include_contacts else None
-        facts.append(
-            {
-                "code": str(row.grid_code),
-                "community": str(row.community),
-                "worker": "" if pd.isna(row.worker) else str(row.worker),
-                "phone": "" if phone is None or pd.isna(phone) else str(phone),
-                "plan": str(plan_id),
-                "date": title[1].rsplit(" ", 1)[-1],
-                "credit": credit,
-                "lang": request.lang,
-            }
-        )
+        title = map_title(data, one)
+        pages.append(render_html(project_map(data, one), offline=request.offline, inline=True))
+        facts.append(_signboard_facts(data, one, row, date=title[1].rsplit(" ", 1)[-1]))
     return print_pages(pages, out, sheet=sheet, signboard=facts)
 
 
-def _no_tiles(basemap: str) -> bool:
-    # Paper is printed here, without internet: only the project's own tiles can lie under it.
-    return basemap != "tiles" and not basemap.startswith("tiles:")
+def _signboard_facts(data: MapData, request: MapRequest, row: Any, *, date: str) -> dict[str, str]:
+    """What a grid's signboard says under its map."""
+    phone = getattr(row, "phone", None) if request.include_contacts else None
+    return {
+        "code": str(row.grid_code),
+        "community": str(row.community),
+        "worker": "" if pd.isna(row.worker) else str(row.worker),
+        "phone": "" if phone is None or pd.isna(phone) else str(phone),
+        "plan": str(data.plan_id),
+        "date": date,
+        "credit": str(data.settings.get("attribution", "") or ""),
+        "lang": request.lang,
+    }

@@ -159,7 +159,7 @@ def plan_diff(
         markup=False,
     )
     if map_out is not None:
-        from maps.project import plan_diff_map
+        from api.mapping import plan_diff_map
         from maps.render import save_map
 
         m = plan_diff_map(store, before, after, lang=lang, offline=offline)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,14 +27,22 @@ from api.cli.common import (
 from geo.errors import Conflict, InputError
 
 if TYPE_CHECKING:
-    from geo.incidents import store as cases
+    import folium
+
+    from api import mapping
+    from geo.demo import DemoDistrict
+    from geo.people import roster as rosters
     from geo.plans import store as plans
+    from geo.storage.store import Store
     from geo.usecases import district as project
+    from geo.usecases import incidents as cases
     from geo.usecases import partition as partitioning
 else:  # imported by the commands that use them (issue #16: start-up)
     plans, project = lazy("geo.plans.store"), lazy("geo.usecases.district")
+    cases = lazy("geo.usecases.incidents")
     partitioning = lazy("geo.usecases.partition")
-    cases = lazy("geo.incidents.store")
+    rosters = lazy("geo.people.roster")
+    mapping = lazy("api.mapping")
 
 BASEMAPS = ("osm", "tianditu", "tianditu-vec", "tianditu-img", "amap", "none")
 
@@ -69,32 +78,12 @@ def map_command(
     ] = None,
 ) -> None:
     """生成网格地图 Write an HTML map of the district, a community or a grid."""
-    from maps.project import MapRequest, plan_diff_map, project_map
-    from maps.render import save_map
+    from maps.project import MapRequest
 
-    if basemap not in BASEMAPS and basemap != "tiles" and not basemap.startswith("tiles:"):
-        raise InputError(
-            f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)} or tiles:PATH|URL",
-            zh=f"未知底图 {basemap}",
-        )
-    if lang not in ("zh", "en"):
-        raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
-    if not is_stdio(output) and output.suffix.lower() not in (".html", ".htm"):
-        raise InputError(
-            f"the map is an HTML file: {output.name} should end in .html",
-            zh="地图输出文件应以 .html 结尾",
-        )
+    _check_map_options(output, basemap=basemap, lang=lang)
     store = store_for(db)
     if diff_against is not None:
-        after = plan if plan is not None else plans.published_plan_id(store)
-        m = plan_diff_map(
-            store,
-            diff_against,
-            after,
-            lang=lang,
-            basemap="none" if offline else basemap,
-            offline=offline,
-        )
+        m = _diff_map(store, diff_against, plan, lang=lang, offline=offline, basemap=basemap)
     else:
         request = MapRequest(
             community=community,
@@ -108,7 +97,44 @@ def map_command(
             plan_id=plan,
             tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
         )
-        m = project_map(store, request)
+        m = mapping.project_map(store, request)
+    _write_map(m, output, db=db, offline=offline)
+
+
+def _check_map_options(output: Path, *, basemap: str, lang: str) -> None:
+    """Refuse an unknown basemap or language, or an output that is not an HTML file."""
+    if basemap not in BASEMAPS and basemap != "tiles" and not basemap.startswith("tiles:"):
+        raise InputError(
+            f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)} or tiles:PATH|URL",
+            zh=f"未知底图 {basemap}",
+        )
+    _check_lang(lang)
+    if not is_stdio(output) and output.suffix.lower() not in (".html", ".htm"):
+        raise InputError(
+            f"the map is an HTML file: {output.name} should end in .html",
+            zh="地图输出文件应以 .html 结尾",
+        )
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("zh", "en"):
+        raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
+
+
+def _diff_map(
+    store: Store, before: int, after: int | None, *, lang: str, offline: bool, basemap: str
+) -> folium.Map:
+    """Plan ``after`` (the published one by default) with its changes since ``before``."""
+    after = after if after is not None else plans.published_plan_id(store)
+    return mapping.plan_diff_map(
+        store, before, after, lang=lang, basemap="none" if offline else basemap, offline=offline
+    )
+
+
+def _write_map(m: folium.Map, output: Path, *, db: Path, offline: bool) -> None:
+    """Save ``m`` whole to ``output`` (``-``: stdout) and say where it went."""
+    from maps.render import save_map
+
     with output_or_stdout(output, db=db, suffix=".html") as scratch:
         save_map(m, scratch, offline=offline)
     if not is_stdio(output):
@@ -138,7 +164,7 @@ def print_command(
 ) -> None:
     """打印网格图 Print a grid map (A4/A3) to PDF or PNG through chromium, or signboards."""
     from maps.printing import Sheet
-    from maps.project import MapRequest, print_map
+    from maps.project import MapRequest
 
     suffix = output.suffix.lower()
     if suffix not in (".pdf", ".png"):
@@ -150,8 +176,7 @@ def print_command(
             "signboards are one PDF with a page per grid: give a .pdf",
             zh="公示牌输出为多页 PDF，请给出 .pdf 文件",
         )
-    if lang not in ("zh", "en"):
-        raise InputError(f"--lang must be zh or en, not {lang!r}", zh="--lang 只能是 zh 或 en")
+    _check_lang(lang)
     if basemap != "none" and basemap != "tiles" and not basemap.startswith("tiles:"):
         raise InputError(
             f"print draws without internet: --basemap none or tiles:PATH|URL, not {basemap!r}",
@@ -168,7 +193,7 @@ def print_command(
         plan_id=plan,
     )
     with output_file(output, db=db) as scratch:
-        print_map(store, request, scratch, sheet=sheet, signboard=signboard)
+        mapping.print_map(store, request, scratch, sheet=sheet, signboard=signboard)
     console.print(say(f"已打印到 {output}", f"printed to {output}"))
 
 
@@ -190,42 +215,60 @@ def demo_command(
 ) -> None:
     """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
     from geo.demo import demo_district
-    from geo.incidents.feeds import IncidentMapping
-    from geo.people.workers import read_roster
-    from geo.storage.store import open_store
-    from maps.project import MapRequest, project_map
-    from maps.render import save_map
 
     db = out_dir / "gridmap.gpkg"
     inputs = out_dir / "input"
     _clear_demo_folder(db, inputs)
-    inputs.mkdir(parents=True)
     district = demo_district(seed=seed)
+    _write_demo_inputs(district, inputs)
+    store = store_for(db, create=True)
+    with progress_bar() as update:
+        facts = _import_demo(store, inputs, district, progress=update)
+    facts.update(_demo_cases(store, inputs, district))
+    maps = _write_demo_maps(store, db=db, out_dir=out_dir)
+    _report_demo(facts, db=db, maps=maps)
+
+
+def _write_demo_inputs(district: DemoDistrict, inputs: Path) -> None:
+    """The demo's input files, as a user would bring them (GeoJSON in WGS84, CSV in UTF-8)."""
+    inputs.mkdir(parents=True)
     district.buildings.to_crs(4326).to_file(inputs / "buildings.geojson")
     district.communities.to_crs(4326).to_file(inputs / "communities.geojson")
     district.roads.to_crs(4326).to_file(inputs / "roads.geojson")
     district.workers.to_csv(inputs / "workers.csv", index=False, encoding="utf-8-sig")
     district.incidents.to_csv(inputs / "incidents.csv", index=False, encoding="utf-8-sig")
 
-    store = open_store(db, create=True)
-    with progress_bar() as update:
-        imported = project.import_buildings(
-            store,
-            inputs / "buildings.geojson",
-            options=project.ReadOptions(id_field="building_id", households_field="households"),
-            communities_path=inputs / "communities.geojson",
-            communities_field="community",
-            roads_path=inputs / "roads.geojson",
-            progress=update,
-        )
-        with store.transaction() as conn:
-            store.set_setting(conn, "demo", True)
-            store.set_setting(conn, "division_code", "320581104")
-            store.set_setting(conn, "district_name", "碧溪新区")  # the maps' title
-        roster = read_roster(inputs / "workers.csv", communities=district.communities["community"])
-        plans.import_roster(store, roster, author="demo")
-        outcome = partitioning.partition_project(store, author="demo", progress=update)
-    summary = cases.import_incidents(
+
+def _import_demo(
+    store: Store, inputs: Path, district: DemoDistrict, *, progress: Callable[..., None]
+) -> dict[str, Any]:
+    """Import the buildings, name the district, load the roster and partition; the figures."""
+    from geo.people.workers import read_roster
+
+    imported = project.import_buildings(
+        store,
+        inputs / "buildings.geojson",
+        options=project.ReadOptions(id_field="building_id", households_field="households"),
+        communities_path=inputs / "communities.geojson",
+        communities_field="community",
+        roads_path=inputs / "roads.geojson",
+        progress=progress,
+    )
+    with store.transaction() as conn:
+        store.set_setting(conn, "demo", True)
+        store.set_setting(conn, "division_code", "320581104")
+        store.set_setting(conn, "district_name", "碧溪新区")  # the maps' title
+    roster = read_roster(inputs / "workers.csv", communities=district.communities["community"])
+    rosters.import_roster(store, roster, author="demo")
+    outcome = partitioning.partition_project(store, author="demo", progress=progress)
+    return {"imported": imported, "summary": outcome.summary, "workers": len(roster)}
+
+
+def _demo_cases(store: Store, inputs: Path, district: DemoDistrict) -> dict[str, Any]:
+    """Import the demo's 12345 cases and play their workflow (assigned, handled, closed)."""
+    from geo.incidents.feeds import IncidentMapping
+
+    cases_summary = cases.import_incidents(
         store,
         inputs / "incidents.csv",
         mapping=IncidentMapping(**DEMO_COLUMNS),
@@ -238,29 +281,39 @@ def demo_command(
         note="",
     )
     cases.advance_cases(store, history[["incident_id", "status", "actor", "note", "at"]])
+    return {"cases": cases_summary}
+
+
+def _write_demo_maps(store: Store, *, db: Path, out_dir: Path) -> tuple[Path, Path]:
+    """The district map with tiles and its self-contained offline twin."""
+    from maps.project import MapRequest
+    from maps.render import save_map
+
     map_path, offline_path = out_dir / "map.html", out_dir / "map-offline.html"
     with output_file(map_path, db=db) as scratch:
-        save_map(project_map(store, MapRequest()), scratch)
+        save_map(mapping.project_map(store, MapRequest()), scratch)
     with output_file(offline_path, db=db) as scratch:
-        save_map(project_map(store, MapRequest(offline=True)), scratch, offline=True)
-    s = outcome.summary
-    console.print(
-        table(
-            say("碧溪新区演示", "Bixi demo district"),
-            [
-                (say("建筑", "buildings"), imported.buildings),
-                (say("社区", "communities"), imported.communities),
-                (say("网格", "grids"), s["grids"]),
-                (say("规模达标比例", "share in range"), f"{s['share_in_range']:.1%}"),
-                (say("连片比例", "contiguous share"), f"{s['share_contiguous']:.1%}"),
-                (say("网格员", "workers"), len(roster)),
-                (
-                    say("事件（已定位）", "incidents (located)"),
-                    f"{summary['added']} ({summary['located']})",
-                ),
-            ],
-        )
-    )
+        save_map(mapping.project_map(store, MapRequest(offline=True)), scratch, offline=True)
+    return map_path, offline_path
+
+
+def _report_demo(facts: dict[str, Any], *, db: Path, maps: tuple[Path, Path]) -> None:
+    """The demo's figures and files on stderr; the map's path on stdout."""
+    imported, s, located = facts["imported"], facts["summary"], facts["cases"]
+    rows = [
+        (say("建筑", "buildings"), imported.buildings),
+        (say("社区", "communities"), imported.communities),
+        (say("网格", "grids"), s["grids"]),
+        (say("规模达标比例", "share in range"), f"{s['share_in_range']:.1%}"),
+        (say("连片比例", "contiguous share"), f"{s['share_contiguous']:.1%}"),
+        (say("网格员", "workers"), facts["workers"]),
+        (
+            say("事件（已定位）", "incidents (located)"),
+            f"{located['added']} ({located['located']})",
+        ),
+    ]
+    console.print(table(say("碧溪新区演示", "Bixi demo district"), rows))
+    map_path, offline_path = maps
     console.print(say("项目文件", "project file") + f": {db.resolve()}", markup=False)
     console.print(say("地图", "map") + f": {map_path.resolve()}", markup=False)
     console.print(say("离线地图", "offline map") + f": {offline_path.resolve()}", markup=False)
@@ -282,9 +335,7 @@ DEMO_INPUTS = {
 
 def _clear_demo_folder(db: Path, inputs: Path) -> None:
     """Remove an earlier demo from its folder; refuse a folder that holds anything else."""
-    from geo.storage.store import open_store
-
-    is_demo = db.exists() and open_store(db).get_setting("demo") is True
+    is_demo = db.exists() and store_for(db).get_setting("demo") is True
     if db.exists() and not is_demo:
         raise Conflict(
             f"{db} holds a project that is not the demo; choose another --out",

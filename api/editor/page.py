@@ -15,13 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+from api.mapping import project_map, resolve_basemap
 from api.static import ASSETS_URL
 from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import Store
 from maps.basemaps import display_crs
 from maps.escape import json_for_html
-from maps.project import MapRequest, project_map, resolve_basemap
+from maps.project import MapRequest
 from maps.render import render_html
 
 HERE = Path(__file__).resolve().parent

@@ -26,12 +26,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import BBoxDep, MapReader, PageDep, StateDep, TimeRangeDep
+from api.mapping import project_map
 from api.models import plain
 from api.routers._frames import in_bbox, problem_responses
 from api.state import ProjectState
 from api.static import ASSETS_URL
 from geo.errors import Forbidden, InputError, NotFound
-from maps.project import MapRequest, project_map
+from maps.project import MapRequest
 from maps.render import render_html
 from maps.tiles import is_url, read_tile
 

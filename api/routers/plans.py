@@ -127,9 +127,9 @@ def plan_diff_map(
     basemap: PageBasemap = "osm",
 ) -> HTMLResponse:
     """This plan on a map with the grids that differ from plan ``against`` highlighted."""
+    from api.mapping import plan_diff_map as diff_map
+    from api.mapping import resolve_basemap
     from api.static import ASSETS_URL
-    from maps.project import plan_diff_map as diff_map
-    from maps.project import resolve_basemap
     from maps.render import render_html
 
     offline = basemap == "none"
