@@ -145,6 +145,7 @@ def households_find(
     id_number: Annotated[str, typer.Option("--id", help="身份证号 ID number")] = "",
     id_tail: Annotated[str, typer.Option(help="身份证号后几位 last digits of an ID number")] = "",
     address: Annotated[str, typer.Option(help="地址 小区+楼号+单元+室 address")] = "",
+    household: Annotated[str, typer.Option(help="户编号 household id")] = "",
     unmask: Annotated[bool, typer.Option(help="不打码显示 show unmasked (audited)")] = False,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
     worker: WorkerOption = None,
@@ -155,7 +156,12 @@ def households_find(
 ) -> None:
     """查找住户 Find households by name, phone, ID number (or its last digits) or address."""
     query = access.Query(
-        name=name, phone=phone, id_number=id_number, id_tail=id_tail, address=address
+        name=name,
+        phone=phone,
+        id_number=id_number,
+        id_tail=id_tail,
+        address=address,
+        household_id=household,
     )
     viewer = _viewer(author, worker, role)
     found = access.find(

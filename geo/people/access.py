@@ -58,6 +58,7 @@ class Query:
     id_number: str = ""
     id_tail: str = ""
     address: str = ""
+    household_id: str = ""
 
     def is_empty(self) -> bool:
         return not any(vars(self).values())
@@ -183,8 +184,9 @@ def _candidates(
 
 
 def _exact_ids(conn: Connection, keys: Keyring, query: Query) -> list[str] | None:
-    """Households an exact ID number or phone names, through the keyed hashes (None: no such)."""
-    ids: set[str] | None = None
+    """Households an exact id, ID number or phone names (ID and phone through the keyed hashes);
+    None when the query names none of them."""
+    ids: set[str] | None = {query.household_id.strip()} if query.household_id.strip() else None
     wanted = (
         ("id_hash", normalise_id(query.id_number), "id"),
         ("phone_hash", normalise_phone(query.phone), "phone"),
@@ -282,6 +284,7 @@ def _answer(
         "head": show_name(keys.open(row["head_name"], "households", key, "head_name") or ""),
         "phone": show_phone(keys.open(row["phone"], "households", key, "phone") or ""),
         "cadre": cadre,
+        "visits": _visits(conn, keys, key),
         "residents": [
             {
                 "name": show_name(m["name"]),
@@ -293,6 +296,26 @@ def _answer(
             for m in members
         ],
     }
+
+
+def _visits(conn: Connection, keys: Keyring, key: str) -> list[dict[str, Any]]:
+    """The household's visits, newest first, their notes opened (the reader is in scope)."""
+    table = hh.household_visits
+    rows = conn.execute(
+        sa.select(table).where(table.c.household_id == key).order_by(table.c.visited_on.desc())
+    ).mappings()
+    notes = ("asked", "done", "follow_up")
+    return [
+        {"visited_on": row["visited_on"], "cadre": row["cadre"]}
+        | {
+            column: keys.open(
+                row[column], "household_visits", f"{key}@{row['recorded_at']}", column
+            )
+            or ""
+            for column in notes
+        }
+        for row in rows
+    ]
 
 
 # -- the review list and purging ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from geo.errors import InputError
 from geo.people import addresses
-from geo.people.privacy import Keyring
+from geo.people.privacy import Keyring, normalise_id, valid_id
 from geo.reference import reference_dir, reference_file
 from geo.storage.store import Store
 
@@ -253,10 +253,20 @@ def household_keys(rows: pd.DataFrame, keys: Keyring) -> pd.Series:
         + ","
         + rows["lat"]
     )
-    derived = ["H" + keys.digest(text, "household")[:15] for text in where]
-    return rows["household_id"].where(
-        rows["household_id"] != "", pd.Series(derived, index=rows.index)
+    derived = pd.Series(
+        ["H" + keys.digest(text, "household")[:15] for text in where], index=rows.index
     )
+    given = rows["household_id"]
+    # some offices number a household by its head's ID number or phone: never kept in clear
+    personal = given.map(lambda text: valid_id(normalise_id(text))) | given.str.fullmatch(
+        r"1[3-9]\d{9}"
+    )
+    hidden = pd.Series(
+        ["H" + keys.digest(text, "household id")[:15] for text in given[personal]],
+        index=given.index[personal],
+        dtype=object,
+    )
+    return given.where(given != "", derived).where(~personal, hidden)
 
 
 @dataclass
