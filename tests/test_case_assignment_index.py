@@ -24,7 +24,7 @@ from geo.incidents.assign import (
     joined_grids,
 )
 from geo.locate import kept as locate_index
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import open_store
 
 
@@ -34,7 +34,7 @@ def district(request):
     it) and its kept locate index, with and without cell tables."""
     db = request.getfixturevalue("api_db" if request.param == "kunming" else "suzhou_project_base")
     store = open_store(db)
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     tree_index = locate_index.grid_index(store)
     cell_index = locate_index.grid_index(store, cells=True)
     yield store, grids, tree_index, cell_index

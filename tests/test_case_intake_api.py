@@ -21,6 +21,7 @@ from api.settings import Settings
 from api.state import ProjectState
 from geo.crs import to_wgs84
 from geo.incidents.assign import assign_to_grids
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases.partition import partition_project
@@ -28,7 +29,7 @@ from geo.usecases.partition import partition_project
 
 def sample_points(store) -> tuple[np.ndarray, np.ndarray]:
     """WGS84 points: every 7th grid vertex, building centres and random ones around."""
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     vertices = shapely.get_coordinates(grids.geometry.array)[::7]
     inside = store.read_layer("buildings").representative_point()
     rng = np.random.default_rng(16)
@@ -41,7 +42,7 @@ def sample_points(store) -> tuple[np.ndarray, np.ndarray]:
 def test_posted_cases_land_where_locate_and_the_sjoin_put_their_points(api_db):
     store = open_store(api_db)
     lon, lat = sample_points(store)
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     expected = assign_to_grids(pd.DataFrame({"lon": lon, "lat": lat}), grids)
     token = create_token(store, "intake-staff", "staff")
     with TestClient(create_app(Settings(db=api_db)), headers=bearer(token)) as client:

@@ -23,7 +23,7 @@ from api.settings import Settings
 from geo.incidents import store as incident_store
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.stats import incident_stats
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import (
     LOOKUP_INDEXES,
     ensure_lookup_indexes,
@@ -69,7 +69,7 @@ def generated_cases(store, count: int) -> gpd.GeoDataFrame:
             "fallback_point": pd.array([False] * count, dtype="boolean"),
         }
     )
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     found = assign_to_grids(cases, grids.assign(worker=grids["worker_id"]))
     cases["grid_code"] = found["grid_code"].astype(object)
     cases["community"] = found["community"].astype(object)

@@ -17,6 +17,7 @@ from geo.locate.engine import GridIndex
 from geo.locate.kept import build_index
 from geo.people.workers import read_roster
 from geo.plans import editing
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store, locate_indexes, open_store
 
@@ -55,7 +56,7 @@ def test_a_published_plan_keeps_its_polygons_and_the_first_batch_its_cell_tables
 ):
     store = open_store(kunming_project)
     draft = editing.copy_plan(store, plans.published_plan_id(store))
-    plans.publish_plan(store, draft, revision=0, override_reason="测试")
+    publishing.publish_plan(store, draft, revision=0, override_reason="测试")
     assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, False)]
     plans.grid_index(store, cells=True)
     assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, True)]
@@ -84,7 +85,7 @@ def test_an_edited_and_republished_plan_is_located_in_its_new_grids(kunming_proj
     grids = plans.load_plan(store, draft).grids
     a, b = grids[grids["community"] == COMMUNITY].sort_values("n_buildings").index[:2]
     editing.apply_edit(store, draft, "merge", {"grids": [a, b]}, revision=0)
-    plans.publish_plan(store, draft, revision=1, override_reason="测试")
+    publishing.publish_plan(store, draft, revision=1, override_reason="测试")
     assert [row[:2] for row in kept_rows(store)] == [(draft, 1)]
     kept, fresh = plans.grid_index(store, cells=True), fresh_index(store)
     x, y = random_points(fresh, 50_000, seed=3)

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from geo.errors import Conflict
 from geo.grids import boundaries, codes
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases.partition import PartitionOptions, partition_project
@@ -185,7 +186,7 @@ def test_workers_are_assigned_fairly_and_phones_stay_private(kunming_project, tm
     result = gridmap("workers", "assign", "--db", kunming_project)
     assert result.exit_code == 0, result.output
     assert "grids without a worker" in result.output
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     unstaffed = grids["community"] == communities[-1]
     assert grids.loc[~unstaffed, "worker"].notna().all()
     assert grids.loc[unstaffed, "worker"].isna().all()
@@ -200,7 +201,7 @@ def test_publishing_a_plan_with_violations_needs_a_recorded_reason(kunming_proje
     store = open_store(kunming_project)
     draft = partition_project(store, publish=False).plan_id
     with pytest.raises(Conflict, match="override"):
-        plans.publish_plan(store, draft)
+        publishing.publish_plan(store, draft)
     result = gridmap(
         "plan",
         "publish",

@@ -16,6 +16,7 @@ from api.app import create_app
 from api.settings import Settings
 from geo.errors import Conflict
 from geo.plans import editing
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 
@@ -48,7 +49,7 @@ def harmless_move(store, draft: int) -> int:
 
 def test_the_kunming_plan_counts_its_odd_grids_as_unavoidable(staffed):
     store = open_store(staffed)
-    flags = plans.violations(plans.load_plan(store))
+    flags = publishing.violations(plans.load_plan(store))
     assert int(flags["unavoidable"].sum()) == KUNMING_UNAVOIDABLE
     assert not flags.loc[~flags["unavoidable"], "rule"].tolist()
 
@@ -106,7 +107,7 @@ def test_a_move_that_breaks_a_rule_still_needs_a_reason(staffed):
     assert f"{KUNMING_UNAVOIDABLE} unavoidable flags need none" in refused.output
     assert plans.plan_row(store, draft)["status"] == "draft"
     with pytest.raises(Conflict, match="could be avoided"):
-        plans.publish_plan(store, draft, revision=1)
-    done = plans.publish_plan(store, draft, revision=1, override_reason="居委会要求")
+        publishing.publish_plan(store, draft, revision=1)
+    done = publishing.publish_plan(store, draft, revision=1, override_reason="居委会要求")
     assert done["violations"] == 2
     assert done["unavoidable"] == KUNMING_UNAVOIDABLE

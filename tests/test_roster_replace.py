@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 
@@ -55,7 +56,7 @@ def test_a_one_row_roster_is_refused_with_the_difference_and_changes_nothing(sta
     assert done.exit_code == 0, done.output
     workers, staffed_grids = staffing(staffed)
     assert workers == 1
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     ours = grids["community"] == kept["community"].iloc[0]
     assert staffed_grids == int(grids.loc[ours, "worker_id"].notna().sum())
     assert f"{int((~ours).sum()) + int(grids.loc[ours, 'worker_id'].isna().sum())} grids" in (
@@ -89,7 +90,7 @@ def test_the_api_answers_a_shrinking_roster_with_409_and_the_difference(staffed)
         assert refused.status_code == 409, refused.text
         problem = refused.json()
         assert problem["removed"] == sorted(gone)
-        grids = plans.published_grids(store)
+        grids = publishing.published_grids(store)
         losing = grids[grids["worker_id"].isin(gone)]["grid_code"]
         assert problem["grids_without_worker"] == sorted(losing)
         assert staffing(staffed) == before

@@ -31,12 +31,14 @@ from geo.defaults import MAX_GRID_SIZE
 if TYPE_CHECKING:
     import pandas as pd
 
+    from geo.plans import publish as publishing
     from geo.plans import store as plans
     from geo.usecases import district as project
     from geo.usecases import partition as partitioning
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, plans, project = lazy("pandas"), lazy("geo.plans.store"), lazy("geo.usecases.district")
     partitioning = lazy("geo.usecases.partition")
+    publishing = lazy("geo.plans.publish")
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -288,7 +290,7 @@ def workers_list(
 
     store = store_for(db)
     team = plans.roster(store)
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     team["grids"] = team["worker_id"].map(grids["worker_id"].value_counts()).fillna(0).astype(int)
     if not include_contacts:
         team = team.drop(columns="phone")
@@ -335,7 +337,7 @@ def plan_show(
             "revision": plan.revision,
             "parent_id": plan.parent_id,
             "grids": json_records(grids.reset_index(names="grid_code")),
-            "violations": json_records(plans.violations(plan)),
+            "violations": json_records(publishing.violations(plan)),
         }
     )
 
@@ -359,7 +361,7 @@ def plan_publish(
 ) -> None:
     """发布方案 Publish a plan: its grids become the district's grids."""
     store = store_for(db)
-    result = plans.publish_plan(
+    result = publishing.publish_plan(
         store, plan_id, author=author, override_reason=override, revision=revision
     )
     accepted = result["violations"]

@@ -18,6 +18,7 @@ import pandas as pd
 from api.mapping import project_map, resolve_basemap
 from api.static import ASSETS_URL
 from geo.plans import editing
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store
 from maps.basemaps import display_crs
@@ -189,7 +190,7 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
                 k: bool(v) if k == "unavoidable" else (None if pd.isna(v) else str(v))
                 for k, v in record.items()
             }
-            for record in plans.violations(plan).to_dict("records")
+            for record in publishing.violations(plan).to_dict("records")
         ],
         "workers": [
             {"worker_id": str(w.worker_id), "name": str(w.name), "community": str(w.community)}

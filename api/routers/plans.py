@@ -20,6 +20,7 @@ from api.deps import PagePlanner, PageViewer, Planner, StoreDep, Viewer
 from api.routers._frames import problem_responses
 from geo.jsonvalue import json_records, json_value
 from geo.plans import editing
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store
 
@@ -92,7 +93,7 @@ def show_plan(plan_id: PlanId, store: StoreDep, _: Viewer) -> dict[str, Any]:
     return {
         **json_value(dict(row)),
         "grids": json_records(grids),
-        "violations": json_records(plans.violations(plan)),
+        "violations": json_records(publishing.violations(plan)),
     }
 
 
@@ -211,7 +212,7 @@ def publish(plan_id: PlanId, body: PublishBody, store: StoreDep, principal: Plan
     of one plan one succeeds, and an edit made after the review answers 409 here.
     """
     return json_value(
-        plans.publish_plan(
+        publishing.publish_plan(
             store,
             plan_id,
             author=principal.name,

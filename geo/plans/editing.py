@@ -69,6 +69,7 @@ from geo.errors import Conflict, InputError, NotFound
 from geo.grids import boundaries, codes, partition
 from geo.grids.adjacency import building_adjacency
 from geo.jsonvalue import json_records, json_value
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store, audit_log, edits, now_iso
 from geo.storage.store import plans as plans_table
@@ -767,8 +768,8 @@ def _commit(
     _write(store, conn, step.after, step.changed, step.touched, step.new_rows)
     edit_id = _record(conn, step, op=op, args=args, author=author)
     _remember(_states, _state_key(store, conn, plan.plan_id, step.after.revision), step.after)
-    broken = plans.violations(dataclasses.replace(step.after, grids=step.new_rows))
-    forced = plans.violations(step.after)["unavoidable"].astype(bool)
+    broken = publishing.violations(dataclasses.replace(step.after, grids=step.new_rows))
+    forced = publishing.violations(step.after)["unavoidable"].astype(bool)
     unavoidable, total = int(forced.sum()), int((~forced).sum())
     return EditResult(
         plan_id=plan.plan_id,

@@ -25,6 +25,7 @@ import pandas as pd
 from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.plans.publish import publish_in_transaction
 from geo.plans.store import (
     District,
     Inherited,
@@ -36,7 +37,6 @@ from geo.plans.store import (
     load_district,
     load_plan,
     members_by_label,
-    publish_in_transaction,
     published_plan_id,
     roster,
     save_plan,
