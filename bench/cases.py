@@ -32,9 +32,10 @@ from api.app import create_app  # noqa: E402
 from api.auth import create_token  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from bench._report import write_section  # noqa: E402
-from geo.incidents import IncidentMapping  # noqa: E402
-from geo.incidents import store as incident_store  # noqa: E402
+from geo.incidents.cases import CaseImport  # noqa: E402
+from geo.incidents.feeds import IncidentMapping  # noqa: E402
 from geo.storage.store import open_store  # noqa: E402
+from geo.usecases.incidents import import_records  # noqa: E402
 
 KUNMING = ROOT.parent / "shared" / "data" / "kunming_buildings.geojson"
 MAPPING = IncidentMapping(
@@ -59,7 +60,7 @@ def add_cases(db: Path, count: int) -> None:
             ).strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
-    incident_store.import_records(store, records, mapping=MAPPING, source="bench")
+    import_records(store, records, CaseImport(mapping=MAPPING, source="bench"))
     store.engine.dispose()
 
 

@@ -121,7 +121,7 @@ def test_the_buildings_of_a_map_page_need_a_token_unless_maps_are_public(client,
 
 def test_what_callers_wrote_about_cases_is_on_maps_for_staff_only(tmp_path, api_db, api_tokens):
     """A 12345 description can name a resident: viewers and the public see category and status."""
-    from geo.incidents import store as incident_store
+    from geo.incidents import records as incident_records
 
     store = open_store(api_db)
     lon, lat = store.read_layer("buildings").to_crs(4326).geometry.iloc[0].centroid.coords[0]
@@ -147,7 +147,7 @@ def test_what_callers_wrote_about_cases_is_on_maps_for_staff_only(tmp_path, api_
         }
     with TestClient(create_app(Settings(db=api_db, public_maps=True))) as anonymous:
         shown["public"] = anonymous.get("/maps/district.html").text
-    stored = incident_store.list_incidents(store).set_index("incident_id")
+    stored = incident_records.list_incidents(store).set_index("incident_id")
     case_id = stored.index[stored["description"] == secret][0]
     for role, html in shown.items():
         data = json.loads(DATA_BLOCK.search(html).group(1))

@@ -25,10 +25,10 @@ from api.cli import app
 from api.settings import Settings
 from geo.crs import from_wgs84
 from geo.errors import Conflict, InputError
-from geo.incidents import store as cases
 from geo.incidents.feeds import FeedError, IncidentMapping
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases import incidents as incident_cases
 
 runner = CliRunner()
 CASES = 30
@@ -88,7 +88,7 @@ def stored_count(db: Path) -> int:
 def test_a_chinese_feed_without_column_options_is_placed_in_its_grids(kunming_project, tmp_path):
     points = building_points(kunming_project)
     feed = chinese_feed(points, tmp_path / "12345.csv")
-    summary = cases.import_incidents(
+    summary = incident_cases.import_incidents(
         open_store(kunming_project), feed, mapping=IncidentMapping(), source="12345"
     )
     assert summary["mapping"].startswith("id=案件编号, lon=经度, lat=纬度, time=上报时间")
@@ -103,14 +103,14 @@ def test_boston_without_column_options_is_read_by_its_headers_and_refused_off_th
 ):
     boston = shared_data / "boston311_100.csv"
     with pytest.raises(FeedError) as refused:
-        cases.import_incidents(
+        incident_cases.import_incidents(
             open_store(kunming_project), boston, mapping=IncidentMapping(), source="311"
         )
     message = str(refused.value)
     assert "none of the 100 cases has usable coordinates (outside the district: 100)" in message
     assert "id=case_enquiry_id, lon=longitude, lat=latitude, time=open_dt, category=type" in message
     assert stored_count(kunming_project) == 0
-    summary = cases.import_incidents(
+    summary = incident_cases.import_incidents(
         open_store(kunming_project),
         boston,
         mapping=IncidentMapping(),
@@ -147,7 +147,7 @@ def test_a_gcj02_feed_imported_as_wgs84_is_refused_with_the_crs_it_looks_like(
 ):
     feed = chinese_feed(building_points(kunming_project), tmp_path / "amap.csv", crs="gcj02")
     with pytest.raises(FeedError, match=r"look like GCJ-02 .*--crs gcj02") as refused:
-        cases.import_incidents(
+        incident_cases.import_incidents(
             open_store(kunming_project), feed, mapping=IncidentMapping(), source="12345"
         )
     assert f"{CASES} when read as gcj02" in str(refused.value)
@@ -157,7 +157,7 @@ def test_a_gcj02_feed_imported_as_wgs84_is_refused_with_the_crs_it_looks_like(
 def test_a_gcj02_feed_with_its_crs_named_lands_in_the_right_grids(kunming_project, tmp_path):
     points = building_points(kunming_project)
     feed = chinese_feed(points, tmp_path / "amap.csv", crs="gcj02")
-    summary = cases.import_incidents(
+    summary = incident_cases.import_incidents(
         open_store(kunming_project), feed, mapping=IncidentMapping(crs="gcj02"), source="12345"
     )
     assert summary["added"] == CASES
@@ -168,7 +168,7 @@ def shifted_cases_stored(db: Path, tmp_path: Path) -> tuple[pd.DataFrame, Path]:
     """The accident of the issue: an Amap feed stored as WGS84 (--crs wgs84 said explicitly)."""
     points = building_points(db)
     feed = chinese_feed(points, tmp_path / "amap.csv", crs="gcj02")
-    cases.import_incidents(
+    incident_cases.import_incidents(
         open_store(db), feed, mapping=IncidentMapping(), source="12345", check_crs=False
     )
     assert stored(db)["grid_code"].tolist() != points["grid"].tolist()
@@ -180,8 +180,8 @@ def test_relocate_moves_stored_cases_to_their_true_grids_once_and_logs_it(
 ):
     points, _ = shifted_cases_stored(kunming_project, tmp_path)
     store = open_store(kunming_project)
-    cases.update_incident(store, "12345:KM0000", status="registered")
-    counts = cases.relocate_cases(store, crs="gcj02", source="12345", author="街道")
+    incident_cases.update_incident(store, "12345:KM0000", status="registered")
+    counts = incident_cases.relocate_cases(store, crs="gcj02", source="12345", author="街道")
     assert counts == {"relocated": CASES, "now_outside": 0, "without_coordinates": 0}
     got = stored(kunming_project)
     assert got["grid_code"].tolist() == points["grid"].tolist()
@@ -190,7 +190,7 @@ def test_relocate_moves_stored_cases_to_their_true_grids_once_and_logs_it(
     assert len(log) == 1
     assert '"crs": "gcj02"' in log["details"].iloc[0]
     with pytest.raises(Conflict, match="relocated before"):
-        cases.relocate_cases(store, crs="gcj02", source="12345")
+        incident_cases.relocate_cases(store, crs="gcj02", source="12345")
     assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()
 
 
@@ -200,12 +200,12 @@ def test_a_reimport_with_update_corrects_the_cases_a_plain_reimport_leaves(
     points, feed = shifted_cases_stored(kunming_project, tmp_path)
     store = open_store(kunming_project)
     gcj = IncidentMapping(crs="gcj02")
-    again = cases.import_incidents(store, feed, mapping=gcj, source="12345")
+    again = incident_cases.import_incidents(store, feed, mapping=gcj, source="12345")
     assert (again["added"], again["updated"], again["already_present"]) == (0, 0, CASES)
-    fixed = cases.import_incidents(store, feed, mapping=gcj, source="12345", update=True)
+    fixed = incident_cases.import_incidents(store, feed, mapping=gcj, source="12345", update=True)
     assert (fixed["added"], fixed["updated"]) == (0, CASES)
     assert stored(kunming_project)["grid_code"].tolist() == points["grid"].tolist()
-    same = cases.import_incidents(store, feed, mapping=gcj, source="12345", update=True)
+    same = incident_cases.import_incidents(store, feed, mapping=gcj, source="12345", update=True)
     assert (same["updated"], same["already_present"]) == (0, CASES)
 
 
@@ -233,7 +233,7 @@ def test_the_api_refuses_a_gcj02_feed_without_crs_and_updates_with_it(api_db, ap
 
 def test_relocate_needs_a_real_system(kunming_project):
     with pytest.raises(InputError, match="--crs gcj02"):
-        cases.relocate_cases(open_store(kunming_project), crs="wgs84")
+        incident_cases.relocate_cases(open_store(kunming_project), crs="wgs84")
 
 
 # -- the same from the command line --------------------------------------------------------------
@@ -320,7 +320,7 @@ def test_the_api_relocates_stored_cases_once(kunming_project, tmp_path):
 def test_a_baidu_feed_imported_as_wgs84_is_named_bd09(kunming_project, tmp_path):
     feed = chinese_feed(building_points(kunming_project), tmp_path / "baidu.csv", crs="bd09")
     with pytest.raises(FeedError, match=r"look like BD-09 \(Baidu\)"):
-        cases.import_incidents(
+        incident_cases.import_incidents(
             open_store(kunming_project), feed, mapping=IncidentMapping(), source="baidu"
         )
     assert stored_count(kunming_project) == 0

@@ -24,8 +24,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from geo.errors import InputError
-from geo.incidents import store as cases
+from geo.incidents import feeds as incident_feeds
+from geo.incidents import records as incident_records
+from geo.incidents.cases import CaseImport
 from geo.storage.store import open_store
+from geo.usecases import incidents as incident_cases
 
 PROBLEM = "application/problem+json"
 
@@ -139,8 +142,8 @@ def test_the_database_refuses_a_second_row_for_one_case(api_db):
 def test_an_old_file_with_copies_of_a_case_is_deduplicated_on_open(kunming_project, points):
     store = open_store(kunming_project)
     records = pd.DataFrame([{"id": "OLD-1", "lon": points.iloc[3].x, "lat": points.iloc[3].y}])
-    mapping = cases.IncidentMapping(id_col="id", lon_col="lon", lat_col="lat")
-    cases.import_records(store, records, mapping=mapping, source="12345")
+    mapping = incident_feeds.IncidentMapping(id_col="id", lon_col="lon", lat_col="lat")
+    incident_cases.import_records(store, records, CaseImport(mapping=mapping, source="12345"))
     store.engine.dispose()
     with sqlite3.connect(kunming_project) as conn:  # what concurrent posts left before the index
         conn.execute("DROP INDEX incidents_incident_id_unique")
@@ -156,7 +159,7 @@ def test_an_old_file_with_copies_of_a_case_is_deduplicated_on_open(kunming_proje
     assert stored_rows(kunming_project, "12345:OLD-1") == 16
     reopened = open_store(kunming_project)
     assert stored_rows(kunming_project, "12345:OLD-1") == 1
-    record = cases.update_incident(reopened, "12345:OLD-1", status="registered")
+    record = incident_cases.update_incident(reopened, "12345:OLD-1", status="registered")
     assert record["status"] == "registered"
     assert [e["to_status"] for e in record["events"]] == ["reported", "registered"]
     log = reopened.read_table("audit_log", where={"action": "duplicates removed"})
@@ -187,7 +190,7 @@ def test_a_case_id_with_slashes_is_addressable_by_get_patch_and_ogc(client, api_
 
 
 def test_one_length_rule_refuses_long_ids_on_create_and_on_every_route(client, api_tokens, api_db):
-    longest = "x" * (cases.MAX_ID_LENGTH - len("12345:"))
+    longest = "x" * (incident_records.MAX_ID_LENGTH - len("12345:"))
     ok = client.post(
         "/incidents",
         json={"source": "12345", "id": longest},
@@ -204,7 +207,7 @@ def test_one_length_rule_refuses_long_ids_on_create_and_on_every_route(client, a
         headers=staff(api_tokens),
         params={"allow_unlocated": "true"},
     )
-    assert f"1 to {cases.MAX_ID_LENGTH} characters" in problem(refused, 422)["detail"]
+    assert f"1 to {incident_records.MAX_ID_LENGTH} characters" in problem(refused, 422)["detail"]
     assert stored_rows(api_db, f"12345:{too_long}") == 0
     for response in (
         client.get(f"/incidents/12345:{too_long}", headers=staff(api_tokens)),
@@ -214,7 +217,7 @@ def test_one_length_rule_refuses_long_ids_on_create_and_on_every_route(client, a
     ):
         problem(response, 422)
     with pytest.raises(InputError, match="characters"):
-        cases.get_incident(open_store(api_db), "12345:" + too_long)
+        incident_records.get_incident(open_store(api_db), "12345:" + too_long)
 
 
 # -- item 9: feeds where nothing maps ------------------------------------------------------------
@@ -261,11 +264,11 @@ def test_the_cli_refuses_a_feed_where_nothing_maps_in_one_line(kunming_project, 
     assert len(lines) == 1, lines
     assert "usable coordinates" in lines[0]
     assert "Traceback" not in done.stderr
-    assert cases.list_ids(open_store(kunming_project)) == []
+    assert incident_records.list_ids(open_store(kunming_project)) == []
     command.append("--allow-unlocated")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=english)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(cases.list_ids(open_store(kunming_project))) == 100
+    assert len(incident_records.list_ids(open_store(kunming_project))) == 100
 
 
 def test_a_posted_case_with_an_unreadable_time_is_a_422(client, api_tokens, points, api_db):

@@ -19,12 +19,14 @@ from api.routers.incidents import POSTED
 from geo.crs import to_wgs84
 from geo.errors import InputError
 from geo.incidents import intake
-from geo.incidents import store as incident_store
+from geo.incidents import records as incident_records
+from geo.incidents.cases import CaseImport
 from geo.incidents.feeds import IncidentMapping, parse_timestamps, records_from_objects
 from geo.incidents.workflow import deadline
 from geo.locate import kept as locate_index
-from geo.plans import publish as publishing
+from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases import incidents as incident_cases
 
 HOSTILE = "=cmd|' /C calc'!A0 <script>alert(1)</script> '); DROP TABLE incidents;-- \u202e\n\t😀"
 
@@ -47,8 +49,10 @@ def seeded(api_db, tmp_path_factory) -> Path:
     path = _copy(api_db, tmp_path_factory.mktemp("intake") / "seeded.gpkg")
     store = open_store(path)
     seed = _row(id="seed", reported_at="2026-01-05T09:00:00+08:00")
-    incident_store.import_records(
-        store, records_from_objects([seed]), mapping=POSTED, source="seed", allow_unlocated=True
+    incident_cases.import_records(
+        store,
+        records_from_objects([seed]),
+        CaseImport(mapping=POSTED, source="seed", allow_unlocated=True),
     )
     store.engine.dispose()
     return path
@@ -60,7 +64,7 @@ def inside(seeded) -> tuple[float, float]:
     store = open_store(seeded)
     point = store.read_layer("buildings").representative_point().iloc[7]
     lon, lat = to_wgs84(
-        np.array([point.x]), np.array([point.y]), crs=publishing.published_grids(store).crs
+        np.array([point.x]), np.array([point.y]), crs=plans.published_grids(store).crs
     )
     store.engine.dispose()
     return float(lon[0]), float(lat[0])
@@ -92,29 +96,14 @@ def _both_ways(seeded: Path, tmp_path: Path, case: dict, **options) -> tuple:
         index = locate_index.grid_index(store)
         mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": options.get("crs", "wgs84")})
         allow = options.get("allow_unlocated", False)
+        how = CaseImport(mapping=mapping, source="12345", author="tester", allow_unlocated=allow)
         if way == "lean":
             time = intake.read_time(case["reported_at"], tz=mapping.tz)
-            summary = intake.add_posted_case(
-                store,
-                dict(case),
-                source="12345",
-                mapping=mapping,
-                time=time,
-                index=index,
-                author="tester",
-                allow_unlocated=allow,
-            )
+            summary = intake.add_posted_case(store, dict(case), how, time=time, index=index)
             assert summary is not None, "the lean path declined the case"
         else:
-            summary = incident_store.import_records(
-                store,
-                records_from_objects([dict(case)]),
-                mapping=mapping,
-                source="12345",
-                author="tester",
-                allow_unlocated=allow,
-                check_crs=True,
-                index=index,
+            summary = incident_cases.import_records(
+                store, records_from_objects([dict(case)]), how, index=index
             )
         results.append((summary, *_stored(store, f"12345:{str(case['id']).strip()}")))
         store.engine.dispose()
@@ -179,7 +168,7 @@ def test_an_unlocated_case_stored_with_the_flag_is_stored_alike_with_its_reason(
 def test_a_case_on_a_geocoder_fallback_point_is_stored_alike(seeded, inside, tmp_path):
     """One case is never a fallback point (five records must share it): both paths agree."""
     store = open_store(seeded)
-    centre = publishing.published_grids(store).to_crs(4326).union_all().centroid
+    centre = plans.published_grids(store).to_crs(4326).union_all().centroid
     store.engine.dispose()
     case = _row(
         id="centre",
@@ -214,18 +203,17 @@ def test_an_unplaceable_case_without_the_flag_is_refused_by_both_paths_with_one_
         intake.add_posted_case(
             store,
             dict(case),
-            source="12345",
-            mapping=POSTED,
+            CaseImport(mapping=POSTED, source="12345"),
             time=intake.read_time(case["reported_at"]),
             index=locate_index.grid_index(store),
         )
     with pytest.raises(InputError) as feed:
-        incident_store.import_records(
-            store, records_from_objects([case]), mapping=POSTED, source="12345"
+        incident_cases.import_records(
+            store, records_from_objects([case]), CaseImport(mapping=POSTED, source="12345")
         )
     assert lean.value.message == feed.value.message
     assert "nothing was stored" in lean.value.message
-    assert incident_store.stored_ids(store, pd.Series(["12345:u2"])) == set()
+    assert incident_records.stored_ids(store, pd.Series(["12345:u2"])) == set()
 
 
 def test_posting_a_stored_case_again_adds_nothing_and_says_it_was_there(seeded, inside, tmp_path):
@@ -235,7 +223,7 @@ def test_posting_a_stored_case_again_adds_nothing_and_says_it_was_there(seeded, 
     time = intake.read_time(case["reported_at"])
     answers = [
         intake.add_posted_case(
-            store, dict(case), source="12345", mapping=POSTED, time=time, index=index
+            store, dict(case), CaseImport(mapping=POSTED, source="12345"), time=time, index=index
         )
         for _ in range(2)
     ]
@@ -254,8 +242,7 @@ def test_a_too_long_case_id_is_refused_as_the_feed_path_refuses_it(seeded, insid
         intake.add_posted_case(
             store,
             case,
-            source="12345",
-            mapping=POSTED,
+            CaseImport(mapping=POSTED, source="12345"),
             time=intake.read_time("2026-03-06"),
             index=locate_index.grid_index(store),
         )
@@ -300,7 +287,7 @@ def test_a_time_in_another_form_is_left_to_the_feed_reader(text):
 def test_a_posted_case_has_the_deadline_the_vectorised_calendar_gives(seeded):
     """Every time limit of the catalogue, from starts all over the week, the working day, the
     lunch break and the years of Chinese summer time (1986-1991)."""
-    limits = sorted(set(incident_store.catalogue(open_store(seeded))["time_limit"]))
+    limits = sorted(set(incident_records.catalogue(open_store(seeded))["time_limit"]))
     rng = np.random.default_rng(16)
     seconds = rng.integers(pd.Timestamp("1986-01-01").value // 10**9, 2_000_000_000, 400)
     starts = [pd.Timestamp(int(s), unit="s", tz="UTC") for s in seconds]
@@ -318,7 +305,7 @@ def test_a_posted_case_has_the_deadline_the_vectorised_calendar_gives(seeded):
 
 def test_the_lean_path_refuses_points_outside_the_same_district_box_as_the_feed_path(seeded):
     store = open_store(seeded)
-    assert intake.district_bounds(store) == incident_store._district_bounds(store)
+    assert intake.district_bounds(store) == incident_records.district_bounds(store)
     store.engine.dispose()
 
 
@@ -329,11 +316,14 @@ def test_a_post_that_would_wait_for_another_writer_says_so_instead_and_stores_no
     store = open_store(_copy(seeded, tmp_path / "busy.gpkg"))
     index = locate_index.grid_index(store)
     case = _row(id="busy", lon=inside[0], lat=inside[1], reported_at="2026-03-06T08:00:00Z")
-    post = {"source": "12345", "mapping": POSTED, "time": intake.read_time("2026-03-06T08:00:00Z")}
+    post = {
+        "how": CaseImport(mapping=POSTED, source="12345"),
+        "time": intake.read_time("2026-03-06T08:00:00Z"),
+    }
     other = open_store(tmp_path / "busy.gpkg")
     with other.transaction(), pytest.raises(intake.WriterBusy):
         intake.add_posted_case(store, dict(case), **post, index=index, wait=False)
-    assert incident_store.stored_ids(store, pd.Series(["12345:busy"])) == set()
+    assert incident_records.stored_ids(store, pd.Series(["12345:busy"])) == set()
     answer = intake.add_posted_case(store, dict(case), **post, index=index, wait=False)
     assert answer["added"] == 1
     with store.engine.connect() as conn:

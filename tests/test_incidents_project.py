@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from geo.errors import InputError
-from geo.incidents import store as cases
-from geo.plans import publish as publishing
+from geo.incidents import feeds as incident_feeds
+from geo.incidents import records as incident_records
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases import incidents as incident_cases
 from geo.usecases.partition import PartitionOptions, partition_project
 
 runner = CliRunner()
@@ -30,10 +31,10 @@ def gridmap(*args, lang: str = "en"):
 
 def import_boston(db, shared_data, *, allow_unlocated: bool = True) -> dict:
     """Boston's real 311 records imported into ``db`` with the shipped mapping."""
-    return cases.import_incidents(
+    return incident_cases.import_incidents(
         open_store(db),
         shared_data / "boston311_100.csv",
-        mapping=cases.mapping_from_options(BOSTON_MAPPING),
+        mapping=incident_feeds.mapping_from_options(BOSTON_MAPPING),
         source="boston311",
         allow_unlocated=allow_unlocated,
     )
@@ -46,9 +47,9 @@ def write_feed(path, *, ids, lon, lat, category, time):
     return path
 
 
-def plain_mapping(**options) -> cases.IncidentMapping:
+def plain_mapping(**options) -> incident_feeds.IncidentMapping:
     """The mapping of the generated feeds: columns id, lon, lat, type and time."""
-    return cases.mapping_from_options(
+    return incident_feeds.mapping_from_options(
         None,
         id_col="id",
         lon_col="lon",
@@ -114,7 +115,7 @@ def test_boston_imports_with_exact_counts_and_is_idempotent(tmp_path, shared_dat
     )  # rows on 42.3594,-71.0587 (19 in the file; its README says 20)
     assert summary["added"] == 0
     assert summary["already_present"] == 100
-    stored = cases.list_incidents(open_store(db))
+    stored = incident_records.list_incidents(open_store(db))
     assert len(stored) == 100
     assert stored["grid_code"].isna().all()  # no grids in this project
     assert int(stored["fallback_point"].sum()) == 19
@@ -126,7 +127,7 @@ def test_cases_far_from_the_district_are_refused_or_kept_unlocated_when_asked(
 ):
     with pytest.raises(InputError, match="outside the district: 100"):
         import_boston(kunming_project, shared_data, allow_unlocated=False)
-    assert cases.list_ids(open_store(kunming_project)) == []
+    assert incident_records.list_ids(open_store(kunming_project)) == []
     summary = import_boston(kunming_project, shared_data)
     assert summary["read"] == 100
     assert summary["located"] == 0  # Boston is not in Kunming
@@ -135,7 +136,7 @@ def test_cases_far_from_the_district_are_refused_or_kept_unlocated_when_asked(
 
 def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tmp_path):
     store = open_store(suzhou_project)
-    grids = publishing.published_grids(store)
+    grids = plans.published_grids(store)
     roster = pd.DataFrame(
         {
             "worker_id": [f"W{i:03d}" for i in range(grids["community"].nunique())],
@@ -147,7 +148,7 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
     plans.import_roster(store, roster)
     plans.fill_workers(store)
     frame, path = suzhou_cases(suzhou_project, tmp_path)
-    mapping = cases.mapping_from_options(
+    mapping = incident_feeds.mapping_from_options(
         None,
         id_col="案件编号",
         lon_col="经度",
@@ -157,17 +158,17 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
         description_col="问题描述",
         address_col="地址",
     )
-    summary = cases.import_incidents(store, path, mapping=mapping, source="12345")
+    summary = incident_cases.import_incidents(store, path, mapping=mapping, source="12345")
     assert summary["read"] == 300
     assert summary["unlocated"] == 1
     assert summary["unknown_category"] == 1
     assert summary["added"] == 300
-    stored = cases.list_incidents(store).set_index("source_id")
+    stored = incident_records.list_incidents(store).set_index("source_id")
     # the description is stored exactly as given
     assert stored.loc["SZ00002", "description"] == frame.loc[2, "问题描述"]
     assert stored.loc["SZ00001", "category_code"] == "10099"
     located = stored[stored["located"].astype(bool)]
-    grids = publishing.published_grids(store).set_index("grid_code")
+    grids = plans.published_grids(store).set_index("grid_code")
     metric = gpd.GeoSeries(located.geometry.values, crs=4326).to_crs(grids.crs).values
     own = grids.geometry.reindex(located["grid_code"]).values
     assert shapely.within(metric, own).all()
@@ -177,34 +178,30 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
     assert stored["deadline"].notna().sum() == 300
 
 
-def test_the_case_loop_refuses_illegal_steps(kunming_project, tmp_path):
-    store = open_store(kunming_project)
-    buildings = store.read_layer("buildings").to_crs(4326)
-    point = buildings.geometry.iloc[0].representative_point()
-    path = write_feed(
-        tmp_path / "one.csv",
+#: the columns of :func:`write_feed`'s files, as ``gridmap incidents import`` options
+FEED_OPTIONS = [
+    "--id-col", "id", "--lon-col", "lon", "--lat-col", "lat", "--category-col", "type",
+    "--time-col", "time", "--source", "数字城管",
+]  # fmt: skip
+
+
+def _one_case_feed(store, path):
+    """A feed of one case (A1) at a building of the district."""
+    point = store.read_layer("buildings").to_crs(4326).geometry.iloc[0].representative_point()
+    return write_feed(
+        path,
         ids=["A1"],
         lon=[point.x],
         lat=[point.y],
         category=["占道经营"],
         time=["2026-11-02 09:00"],
     )
-    args = [
-        "--db",
-        kunming_project,
-        "--id-col",
-        "id",
-        "--lon-col",
-        "lon",
-        "--lat-col",
-        "lat",
-        "--category-col",
-        "type",
-        "--time-col",
-        "time",
-        "--source",
-        "数字城管",
-    ]
+
+
+def test_the_case_loop_refuses_illegal_steps(kunming_project, tmp_path):
+    store = open_store(kunming_project)
+    path = _one_case_feed(store, tmp_path / "one.csv")
+    args = ["--db", kunming_project, *FEED_OPTIONS]
     assert gridmap("incidents", "import", path, *args).exit_code == 0
     incident = "数字城管:A1"
     refused = gridmap(
@@ -233,7 +230,7 @@ def test_the_case_loop_refuses_illegal_steps(kunming_project, tmp_path):
             "王建华",
         )
         assert step.exit_code == 0, (status, step.output)
-    record = cases.get_incident(store, incident)
+    record = incident_records.get_incident(store, incident)
     assert record["status"] == "closed"
     assert [e["to_status"] for e in record["events"]] == [
         "reported",
@@ -268,12 +265,12 @@ def test_publishing_a_new_plan_moves_open_cases_with_a_log(kunming_project, tmp_
         time="2026-11-02 09:00",
     )
     mapping = plain_mapping()
-    cases.import_incidents(store, path, mapping=mapping, source="12345")
+    incident_cases.import_incidents(store, path, mapping=mapping, source="12345")
     target = buildings["community"].value_counts().idxmax()
     outcome = partition_project(
         store, options=PartitionOptions(communities=[target], seed=9), publish=True
     )
-    stored = cases.list_incidents(store)
+    stored = incident_records.list_incidents(store)
     new_plan = plans.load_plan(store, outcome.plan_id)
     building_of = dict(
         zip(
@@ -326,8 +323,10 @@ def test_demo_cases_match_grids_in_wgs84_and_gcj02_input(kunming_project, tmp_pa
             time="2026-11-02 09:00",
         )
         mapping = plain_mapping(crs=crs)
-        cases.import_incidents(store, tmp_path / f"{name}.csv", mapping=mapping, source=name)
-    stored = cases.list_incidents(store)
+        incident_cases.import_incidents(
+            store, tmp_path / f"{name}.csv", mapping=mapping, source=name
+        )
+    stored = incident_records.list_incidents(store)
     by_source = stored.pivot_table(
         index="source_id", columns="source", values="grid_code", aggfunc="first"
     )
@@ -346,7 +345,7 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
         time=["2026-10-05 09:00"],
     )
     mapping = plain_mapping()
-    cases.import_incidents(store, tmp_path / "b.csv", mapping=mapping, source="12345")
+    incident_cases.import_incidents(store, tmp_path / "b.csv", mapping=mapping, source="12345")
     shanghai = "Asia/Shanghai"
     steps = pd.DataFrame(
         {
@@ -359,8 +358,8 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
             ).tz_localize(shanghai),
         }
     )
-    assert cases.advance_cases(store, steps) == 3
-    record = cases.get_incident(store, "12345:B7")
+    assert incident_cases.advance_cases(store, steps) == 3
+    record = incident_records.get_incident(store, "12345:B7")
     assert record["status"] == "handled"
     assert record["registered_at"] == pd.Timestamp("2026-10-05 10:00", tz=shanghai)
     # 06036 乱堆杂物 has a limit counted from registration: the deadline follows it
@@ -369,13 +368,15 @@ def test_steps_from_another_system_keep_their_times_in_order(kunming_project, tm
         status="verified", at=pd.Timestamp("2026-10-05 12:00", tz=shanghai)
     )
     with pytest.raises(InputError, match="before the case's previous step"):
-        cases.advance_cases(store, earlier)
+        incident_cases.advance_cases(store, earlier)
     future = steps.iloc[:1].assign(
         status="verified", at=pd.Timestamp.now(tz=shanghai) + pd.Timedelta(days=3)
     )
     with pytest.raises(InputError, match="in the future"):
-        cases.advance_cases(store, future)
-    assert cases.get_incident(store, "12345:B7")["status"] == "handled"  # nothing half-applied
+        incident_cases.advance_cases(store, future)
+    assert (
+        incident_records.get_incident(store, "12345:B7")["status"] == "handled"
+    )  # nothing half-applied
 
 
 def test_a_case_without_a_readable_time_is_kept(kunming_project, tmp_path):
@@ -390,9 +391,11 @@ def test_a_case_without_a_readable_time_is_kept(kunming_project, tmp_path):
         time=["不知道", ""],
     )
     mapping = plain_mapping()
-    summary = cases.import_incidents(store, tmp_path / "t.csv", mapping=mapping, source="12345")
+    summary = incident_cases.import_incidents(
+        store, tmp_path / "t.csv", mapping=mapping, source="12345"
+    )
     assert summary["added"] == 2
     assert summary["bad_time"] == 2
-    record = cases.get_incident(store, "12345:T1")
+    record = incident_records.get_incident(store, "12345:T1")
     assert pd.isna(record["reported_at"])
     assert record["events"][0]["at"]  # the step is dated when the case reached gridmap

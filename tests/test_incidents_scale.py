@@ -20,10 +20,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
-from geo.incidents import store as incident_store
+from geo.incidents import cases as case_rows
+from geo.incidents import records as incident_records
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.stats import incident_stats
-from geo.plans import publish as publishing
+from geo.plans import store as plans
 from geo.storage.store import (
     LOOKUP_INDEXES,
     ensure_lookup_indexes,
@@ -31,6 +32,7 @@ from geo.storage.store import (
     incident_events,
     open_store,
 )
+from geo.usecases import incidents as incident_cases
 
 CASES = 30_000
 NOW = pd.Timestamp.now("UTC")
@@ -69,7 +71,7 @@ def generated_cases(store, count: int) -> gpd.GeoDataFrame:
             "fallback_point": pd.array([False] * count, dtype="boolean"),
         }
     )
-    grids = publishing.published_grids(store)
+    grids = plans.published_grids(store)
     found = assign_to_grids(cases, grids.assign(worker=grids["worker_id"]))
     cases["grid_code"] = found["grid_code"].astype(object)
     cases["community"] = found["community"].astype(object)
@@ -82,7 +84,7 @@ def generated_cases(store, count: int) -> gpd.GeoDataFrame:
         .astype({c: cases[c].dtype for c in cases.columns if cases[c].dtype != object})
     )
     geometry = gpd.points_from_xy(lon, lat)
-    return gpd.GeoDataFrame(cases[list(incident_store.COLUMNS)], geometry=geometry, crs=4326)
+    return gpd.GeoDataFrame(cases[list(case_rows.COLUMNS)], geometry=geometry, crs=4326)
 
 
 @pytest.fixture(scope="module")
@@ -130,20 +132,20 @@ def ids(frame: pd.DataFrame) -> list[str]:
 
 
 def test_a_page_of_one_is_the_first_case_and_counts_them_all(store, everything):
-    total, page = incident_store.incident_page(store, incident_store.CaseFilter(), limit=1)
+    total, page = incident_records.incident_page(store, incident_records.CaseFilter(), limit=1)
     assert total == len(everything) == CASES
     assert ids(page) == ids(everything.iloc[:1])
 
 
 def test_a_page_deep_in_the_layer_holds_the_cases_at_that_offset(store, everything):
-    total, page = incident_store.incident_page(
-        store, incident_store.CaseFilter(), limit=3, offset=20_000
+    total, page = incident_records.incident_page(
+        store, incident_records.CaseFilter(), limit=3, offset=20_000
     )
     assert total == CASES
     assert ids(page) == ids(everything.iloc[20_000:20_003])
 
 
-def reference(everything: gpd.GeoDataFrame, wanted: incident_store.CaseFilter) -> pd.DataFrame:
+def reference(everything: gpd.GeoDataFrame, wanted: incident_records.CaseFilter) -> pd.DataFrame:
     """The cases ``wanted`` selects, found the slow way (pandas over the whole layer)."""
     keep = pd.Series(True, index=everything.index)
     for column, value in (
@@ -169,7 +171,7 @@ def reference(everything: gpd.GeoDataFrame, wanted: incident_store.CaseFilter) -
     return chosen
 
 
-def filters(everything: gpd.GeoDataFrame) -> list[incident_store.CaseFilter]:
+def filters(everything: gpd.GeoDataFrame) -> list[incident_records.CaseFilter]:
     grid = everything["grid_code"].dropna().iloc[0]
     worker = everything["worker_id"].dropna().iloc[-1]
     west, south, east, north = everything.total_bounds
@@ -177,13 +179,13 @@ def filters(everything: gpd.GeoDataFrame) -> list[incident_store.CaseFilter]:
     since = pd.Timestamp("2026-01-20", tz="Asia/Shanghai")
     until = pd.Timestamp("2026-02-03T12:00", tz="Asia/Shanghai")
     return [
-        incident_store.CaseFilter(grid=grid),
-        incident_store.CaseFilter(worker=worker, status="registered"),
-        incident_store.CaseFilter(category="07"),
-        incident_store.CaseFilter(category="08003", since=since),
-        incident_store.CaseFilter(since=since, until=until, status="closed"),
-        incident_store.CaseFilter(bbox=(west, south, *middle)),
-        incident_store.CaseFilter(community=everything["community"].dropna().iloc[5]),
+        incident_records.CaseFilter(grid=grid),
+        incident_records.CaseFilter(worker=worker, status="registered"),
+        incident_records.CaseFilter(category="07"),
+        incident_records.CaseFilter(category="08003", since=since),
+        incident_records.CaseFilter(since=since, until=until, status="closed"),
+        incident_records.CaseFilter(bbox=(west, south, *middle)),
+        incident_records.CaseFilter(community=everything["community"].dropna().iloc[5]),
     ]
 
 
@@ -191,14 +193,14 @@ def test_every_filter_selects_what_a_full_read_would(store, everything):
     for wanted in filters(everything):
         expected = reference(everything, wanted)
         assert len(expected) > 0, wanted
-        total, page = incident_store.incident_page(store, wanted, limit=50, offset=10)
+        total, page = incident_records.incident_page(store, wanted, limit=50, offset=10)
         assert total == len(expected), wanted
         assert ids(page) == ids(expected.iloc[10:60]), wanted
 
 
 def test_the_unpaged_list_used_by_maps_matches_a_full_read(store, everything):
     since = pd.Timestamp("2026-02-01", tz="Asia/Shanghai")
-    listed = incident_store.list_incidents(store, since=since)
+    listed = incident_records.list_incidents(store, since=since)
     assert ids(listed) == ids(everything[everything["reported_at"] >= since])
     assert listed["overdue"].dtype == bool
 
@@ -255,13 +257,13 @@ def test_ogc_pages_through_the_cases_with_the_match_count(client, everything):
 
 
 def test_statistics_read_lean_and_count_like_a_full_read(client, store, everything):
-    events = incident_store.events_table(store)
+    events = incident_records.events_table(store)
     since = pd.Timestamp("2026-01-15", tz="Asia/Shanghai")
     for by in ("worker", "grid"):
         expected = incident_stats(
-            everything, events, by=by, since=since, catalogue=incident_store.catalogue(store)
+            everything, events, by=by, since=since, catalogue=incident_records.catalogue(store)
         )
-        got = incident_store.incident_statistics(store, by=by, since=since)
+        got = incident_cases.incident_statistics(store, by=by, since=since)
         pd.testing.assert_frame_equal(got, expected)
     rows = client.get("/stats/incidents", params={"by": "worker"}).json()["rows"]
     assert sum(row["reported"] for row in rows) == CASES

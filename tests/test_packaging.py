@@ -19,7 +19,7 @@ import pytest
 
 from geo.errors import InputError
 from geo.incidents import catalogue
-from geo.incidents import store as cases
+from geo.incidents import records as incident_records
 from geo.incidents.feeds import IncidentMapping
 from geo.reference import reference_dir, reference_file, shipped_mapping
 from geo.storage.store import open_store
@@ -111,7 +111,7 @@ def test_the_wheel_from_a_clean_clone_runs_the_demo_an_import_and_an_offline_map
     feed = shared_data / "boston311_100.csv"
     command = ["incidents", "import", feed, "--db", "cases.gpkg", "--mapping", "boston311"]
     run([gridmap, *command, "--source", "boston311"], cwd=elsewhere, env=env)
-    stored = cases.list_incidents(open_store(elsewhere / "cases.gpkg"))
+    stored = incident_records.list_incidents(open_store(elsewhere / "cases.gpkg"))
     assert len(stored) == 100
     assert int(stored["geometry"].notna().sum()) == 81  # 19 sit on Boston's fallback point
 

@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from geo.incidents import store as cases
+from geo.incidents import feeds as incident_feeds
+from geo.incidents import records as incident_records
+from geo.incidents.cases import CaseImport
 from geo.plans import editing
-from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
+from geo.usecases import incidents as incident_cases
 
 COMMUNITY = "北泰花园"
 REASON = "小区太小，街道同意"
@@ -58,7 +60,7 @@ def test_a_publish_of_a_stale_revision_is_a_409_and_publishes_nothing(staffed):
         missing = client.post(f"/plans/{draft}/publish", json={}, headers=bearer(tokens["planner"]))
         assert missing.status_code == 422
     assert plans.published_plan_id(store) == before
-    done = publishing.publish_plan(store, draft, revision=1, override_reason=REASON)
+    done = plans.publish_plan(store, draft, revision=1, override_reason=REASON)
     assert done["revision"] == 1
     assert plans.published_plan_id(store) == draft
 
@@ -116,7 +118,7 @@ def test_an_edit_racing_a_publish_never_leaves_unreviewed_grids_published(staffe
             else:  # the publish came first: the edit found a published plan
                 assert (row["status"], row["revision"]) == ("published", 0)
             # either way the published grids are a reviewed state: the two grids are not merged
-            assert {a, b} <= set(publishing.published_grids(store)["grid_code"])
+            assert {a, b} <= set(plans.published_grids(store)["grid_code"])
 
 
 def test_the_cli_publishes_only_the_revision_given(staffed):
@@ -148,14 +150,14 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     records = pd.DataFrame(
         {"id": ["R1", "R2"], "lon": inside.x.iloc[:2].tolist(), "lat": inside.y.iloc[:2].tolist()}
     )
-    mapping = cases.IncidentMapping(id_col="id", lon_col="lon", lat_col="lat")
-    cases.import_records(store, records, mapping=mapping, source="12345")
+    mapping = incident_feeds.IncidentMapping(id_col="id", lon_col="lon", lat_col="lat")
+    incident_cases.import_records(store, records, CaseImport(mapping=mapping, source="12345"))
     for step in ("registered", "dispatched", "handled", "verified", "closed"):
-        cases.update_incident(store, "12345:R2", status=step)
-    assert cases.get_incident(store, "12345:R1")["worker_id"] in gone
+        incident_cases.update_incident(store, "12345:R2", status=step)
+    assert incident_records.get_incident(store, "12345:R1")["worker_id"] in gone
     change = plans.import_roster(store, team[~team["worker_id"].isin(gone)], replace=True)
     assert change.removed == sorted(gone)
-    published = publishing.published_grids(store)
+    published = plans.published_grids(store)
     ours = published["community"] == COMMUNITY
     assert published.loc[ours, "worker_id"].isna().all()
     assert published.loc[~ours, "worker_id"].notna().all()
@@ -163,11 +165,13 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     for plan_id in (plans.published_plan_id(store), draft):
         plan = plans.load_plan(store, plan_id)
         assert not plan.grids["worker_id"].isin(gone).any()
-        broken = publishing.violations(plan)
+        broken = plans.violations(plan)
         no_worker = set(broken.loc[broken["rule"] == "no_worker", "grid_code"])
         assert no_worker == set(plan.grids.index[plan.grids["community"] == COMMUNITY])
-    assert cases.get_incident(store, "12345:R1")["worker_id"] is None  # open: released
-    assert cases.get_incident(store, "12345:R2")["worker_id"] in gone  # closed: who handled it
+    assert incident_records.get_incident(store, "12345:R1")["worker_id"] is None  # open: released
+    assert (
+        incident_records.get_incident(store, "12345:R2")["worker_id"] in gone
+    )  # closed: who handled it
     metric = store.read_layer("buildings")
     points = metric[metric["community"] == COMMUNITY].representative_point()
     located = plans.grid_index(store).locate(points.x.to_numpy(), points.y.to_numpy())
@@ -184,7 +188,7 @@ def test_the_cli_roster_import_lists_the_grids_left_without_a_worker(staffed, tm
     ).to_csv(roster, index=False)
     result = gridmap("workers", "import", roster, "--db", staffed, "--replace")
     assert result.exit_code == 0, result.output
-    grids = publishing.published_grids(store)
+    grids = plans.published_grids(store)
     ours = grids[grids["community"] == COMMUNITY]["grid_code"]
     assert f"{len(ours)} grids without a worker" in result.output
     assert all(code in result.output for code in ours)

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app as cli_app
 from api.settings import Settings
-from geo.incidents import store as incident_store
+from geo.incidents import records as incident_records
 from geo.people.workers import read_roster
 from geo.plans import editing
 from geo.plans import store as plans
@@ -160,7 +160,7 @@ def expected(corpus: dict) -> dict[str, set[str]]:
     store = open_store(corpus["db"])
     buildings = store.read_layer("buildings")
     team = plans.roster(store)
-    cases = incident_store.list_incidents(store)
+    cases = incident_records.list_incidents(store)
     return {
         "community": set(buildings["community"]),
         "building": set(buildings["building_id"]) | set(buildings["name"]),
@@ -173,7 +173,7 @@ def expected(corpus: dict) -> dict[str, set[str]]:
 
 
 def incident_store_ids(corpus: dict) -> list[str]:
-    return incident_store.list_incidents(open_store(corpus["db"]))["incident_id"].tolist()
+    return incident_records.list_incidents(open_store(corpus["db"]))["incident_id"].tolist()
 
 
 def assert_verbatim(html: str, wanted: set[str]) -> None:

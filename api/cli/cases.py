@@ -34,12 +34,14 @@ from geo.reference import shipped_mapping_names
 if TYPE_CHECKING:
     import pandas as pd
 
-    from geo.incidents import store as cases
+    from geo.incidents import feeds, records
     from geo.storage.store import Store
     from geo.usecases import district as project
+    from geo.usecases import incidents as cases
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, project = lazy("pandas"), lazy("geo.usecases.district")
-    cases = lazy("geo.incidents.store")
+    cases, records = lazy("geo.usecases.incidents"), lazy("geo.incidents.records")
+    feeds = lazy("geo.incidents.feeds")
 
 incidents_app = typer.Typer(
     help="事件 incidents: import feeds, workflow, statistics", no_args_is_help=True
@@ -161,51 +163,62 @@ def _locate_point(store: Store, lon: str, lat: str, *, crs: str) -> None:
     print_json(row)
 
 
+#: the options of ``gridmap incidents import``
+FeedArgument = Annotated[
+    Path, typer.Argument(help="CSV / Excel .xlsx / GeoJSON / JSON; - 标准输入 stdin")
+]
+SourceOption = Annotated[str, typer.Option(help="来源 12345 | 数字城管 | ...")]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="保存的列映射 saved column mapping (JSON), or a shipped one: "
+        + ", ".join(shipped_mapping_names())
+        + " (data/incident_mappings)"
+    ),
+]
+ColumnOption = Annotated[str | None, typer.Option()]
+FeedCrsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n; without it WGS84 is assumed and "
+        "points that look like GCJ-02/BD-09 are refused"
+    ),
+]
+TzOption = Annotated[str | None, typer.Option(help="无时区时间的时区 zone of naive times")]
+AllowUnlocatedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unlocated",
+        help="即使没有一条可定位也导入 store the feed even when no case has usable coordinates",
+    ),
+]
+UpdateOption = Annotated[
+    bool,
+    typer.Option(
+        "--update",
+        help="更新已导入但内容有变的案件 rewrite stored cases whose place, category, time or "
+        "text changed (their workflow stays)",
+    ),
+]
+
+
 @incidents_app.command("import")
 def incidents_import(
-    feed: Annotated[
-        Path, typer.Argument(help="CSV / Excel .xlsx / GeoJSON / JSON; - 标准输入 stdin")
-    ],
+    feed: FeedArgument,
     db: DbOption = DEFAULT_DB,
-    source: Annotated[str, typer.Option(help="来源 12345 | 数字城管 | ...")] = "12345",
-    mapping: Annotated[
-        Path | None,
-        typer.Option(
-            help="保存的列映射 saved column mapping (JSON), or a shipped one: "
-            + ", ".join(shipped_mapping_names())
-            + " (data/incident_mappings)"
-        ),
-    ] = None,
-    id_col: Annotated[str | None, typer.Option()] = None,
-    lon_col: Annotated[str | None, typer.Option()] = None,
-    lat_col: Annotated[str | None, typer.Option()] = None,
-    crs: Annotated[
-        str | None,
-        typer.Option(
-            help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n; without it WGS84 is assumed and "
-            "points that look like GCJ-02/BD-09 are refused"
-        ),
-    ] = None,
-    category_col: Annotated[str | None, typer.Option()] = None,
-    time_col: Annotated[str | None, typer.Option()] = None,
-    description_col: Annotated[str | None, typer.Option()] = None,
-    address_col: Annotated[str | None, typer.Option()] = None,
-    tz: Annotated[str | None, typer.Option(help="无时区时间的时区 zone of naive times")] = None,
-    allow_unlocated: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unlocated",
-            help="即使没有一条可定位也导入 store the feed even when no case has usable coordinates",
-        ),
-    ] = False,
-    update: Annotated[
-        bool,
-        typer.Option(
-            "--update",
-            help="更新已导入但内容有变的案件 rewrite stored cases whose place, category, time or "
-            "text changed (their workflow stays)",
-        ),
-    ] = False,
+    source: SourceOption = "12345",
+    mapping: MappingOption = None,
+    id_col: ColumnOption = None,
+    lon_col: ColumnOption = None,
+    lat_col: ColumnOption = None,
+    crs: FeedCrsOption = None,
+    category_col: ColumnOption = None,
+    time_col: ColumnOption = None,
+    description_col: ColumnOption = None,
+    address_col: ColumnOption = None,
+    tz: TzOption = None,
+    allow_unlocated: AllowUnlocatedOption = False,
+    update: UpdateOption = False,
     author: AuthorOption = "",
     as_json: JsonOption = False,
 ) -> None:
@@ -216,10 +229,8 @@ def incidents_import(
     columns used are printed. Refused, with nothing stored: a feed where no case has usable
     coordinates (unless --allow-unlocated), and one read as WGS84 whose points look like GCJ-02
     or BD-09 (name the system with --crs)."""
-    from geo.crs import REASONS_ZH
-
     refuse_project_as_input(db, feed, mapping)
-    columns = cases.mapping_from_options(
+    columns = feeds.mapping_from_options(
         mapping,
         id_col=id_col,
         lon_col=lon_col,
@@ -242,29 +253,36 @@ def incidents_import(
             check_crs=crs is None and mapping is None,
             update=update,
         )
+    _print_import(summary, as_json=as_json)
+
+
+def _print_import(summary: dict, *, as_json: bool) -> None:
+    """The columns read, the import's counts (a table, or JSON) and why cases were unlocated."""
+    from geo.crs import REASONS_ZH
+
     note(say("列映射", "columns") + ": " + summary["mapping"])
-    shown = table(
-        say("事件导入", "Incident import"),
-        [
-            (say("读取", "read"), summary["read"]),
-            (say("已定位", "located"), summary["located"]),
-            (say("未定位", "unlocated"), summary["unlocated"]),
-            (
-                say("未知类别（归入其他）", "unknown category (其他)"),
-                summary["unknown_category"],
-            ),
-            (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
-            (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
-            (say("新增", "added"), summary["added"]),
-            (say("已更新", "updated"), summary["updated"]),
-            (say("已存在", "already present"), summary["already_present"]),
-        ],
+    report(
+        table(say("事件导入", "Incident import"), _import_rows(summary)), summary, as_json=as_json
     )
-    report(shown, summary, as_json=as_json)
     reasons = summary.get("unlocated_reasons") or {}
     for reason, count in reasons.items():
         chinese = UNLOCATED_ZH.get(reason) or REASONS_ZH.get(reason) or _geometry_zh(reason)
         note(f"  {say('未定位原因', 'unlocated')}: {say(chinese, reason)}: {count}")
+
+
+def _import_rows(summary: dict) -> list[tuple[str, object]]:
+    """The rows of the import's table: what was read, placed, added, updated, already there."""
+    return [
+        (say("读取", "read"), summary["read"]),
+        (say("已定位", "located"), summary["located"]),
+        (say("未定位", "unlocated"), summary["unlocated"]),
+        (say("未知类别（归入其他）", "unknown category (其他)"), summary["unknown_category"]),
+        (say("疑似默认坐标", "fallback point"), summary["fallback_point"]),
+        (say("时间无法识别", "unreadable time"), summary.get("bad_time", 0)),
+        (say("新增", "added"), summary["added"]),
+        (say("已更新", "updated"), summary["updated"]),
+        (say("已存在", "already present"), summary["already_present"]),
+    ]
 
 
 #: the Chinese of the reasons geo.incidents.feeds gives for a case it could not place
@@ -361,7 +379,7 @@ def incidents_list(
     from geo.jsonvalue import json_records
 
     store = store_for(db)
-    found = cases.list_incidents(store, grid=grid, community=community, status=status)
+    found = records.list_incidents(store, grid=grid, community=community, status=status)
     shown = found if limit == 0 else found.head(limit)
     print_json(json_records(shown))
     if len(found) > len(shown):
@@ -460,7 +478,7 @@ def _write_stats(
 @categories_app.command("list")
 def categories_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出事件分类 The project's category catalogue (its own, or the national one)."""
-    catalogue = cases.catalogue(store_for(db))
+    catalogue = records.catalogue(store_for(db))
     columns = ["code", "class_zh", "name_zh", "name_en", "time_limit"]
     shown = rows_table(
         say(f"事件分类（{len(catalogue)} 类）", f"Incident categories ({len(catalogue)})"),

@@ -47,10 +47,17 @@ from api.models import (
 from api.routers._frames import problem_responses
 from api.state import ProjectState
 from geo.errors import InputError
-from geo.incidents import IncidentMapping, allowed_next, intake, parse_timestamps
-from geo.incidents import store as incident_store
-from geo.incidents.feeds import records_from_objects
-from geo.incidents.workflow import IllegalTransition
+from geo.incidents import intake
+from geo.incidents import records as incident_records
+from geo.incidents.cases import CaseImport
+from geo.incidents.feeds import (
+    IncidentMapping,
+    parse_timestamps,
+    read_feed_records,
+    records_from_objects,
+)
+from geo.incidents.workflow import IllegalTransition, allowed_next
+from geo.usecases import incidents as cases
 
 router = APIRouter(tags=["incidents"])
 ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
@@ -64,13 +71,11 @@ POSTED = IncidentMapping(
     description_col="description",
     address_col="address",
 )
-Text = Annotated[str | None, Query(max_length=200)]
-Column = Annotated[str | None, Query(max_length=100, description="the feed's column")]
 AllowUnlocated = Annotated[
     bool, Query(description="store cases even when none has usable coordinates")
 ]
 #: a case id (``source:id``) in a path: slashes included (数字城管 ``2026/08/0001``), one length rule
-CaseId = Annotated[str, Path(max_length=incident_store.MAX_ID_LENGTH)]
+CaseId = Annotated[str, Path(max_length=incident_records.MAX_ID_LENGTH)]
 
 
 @router.post(
@@ -125,12 +130,11 @@ async def _post_one(
     prepared = intake.prepare_posted_case(
         state.store,
         rows[0],
-        source=batch.source,
-        mapping=mapping,
+        CaseImport(
+            mapping=mapping, source=batch.source, author=author, allow_unlocated=allow_unlocated
+        ),
         time=time,
         index=state.case_index(),  # the locate index /locate answers from, cached per plan
-        author=author,
-        allow_unlocated=allow_unlocated,
     )
     if prepared is None:
         return None
@@ -173,17 +177,70 @@ def _post(
     rows = _rows(batch)
     _check_times(rows)
     # the same normalisation as a feed file, without the file
-    summary = incident_store.import_records(
-        state.store,
-        records_from_objects(rows),
+    how = CaseImport(
         mapping=IncidentMapping(**{**POSTED.to_dict(), "crs": batch.crs}),
         source=batch.source,
         author=author,
         allow_unlocated=allow_unlocated,
         check_crs=not crs_named,
+    )
+    summary = cases.import_records(
+        state.store,
+        records_from_objects(rows),
+        how,
         index=state.case_index(),  # the locate index /locate answers from, cached per plan
     )
     return _answer(summary, read=len(rows))
+
+
+class FeedQuery(Model):
+    """The query of ``POST /incidents/import``: the feed's name and columns, as the CLI's options."""
+
+    source: str = Field(min_length=1, max_length=60, description="feed name: 12345...")
+    id_col: str | None = Field(None, max_length=100, description="the feed's column")
+    lon_col: str | None = Field(None, max_length=100, description="the feed's column")
+    lat_col: str | None = Field(None, max_length=100, description="the feed's column")
+    category_col: str | None = Field(None, max_length=100, description="the feed's column")
+    time_col: str | None = Field(None, max_length=100, description="the feed's column")
+    description_col: str | None = Field(None, max_length=100, description="the feed's column")
+    address_col: str | None = Field(None, max_length=100, description="the feed's column")
+    crs: str | None = Field(
+        None,
+        max_length=40,
+        description="wgs84, gcj02, bd09, cgcs2000, EPSG:n; without it WGS84 is assumed and "
+        "a feed whose points look like GCJ-02 or BD-09 is refused",
+    )
+    tz: TimeZoneName = Field(
+        "Asia/Shanghai", max_length=60, description="IANA zone of times without one"
+    )
+    allow_unlocated: bool = Field(
+        False, description="store cases even when none has usable coordinates"
+    )
+    update: bool = Field(
+        False, description="rewrite stored cases whose place, category, time or text changed"
+    )
+
+    def case_import(self, author: str) -> CaseImport:
+        """The import these options ask for (the crs is checked unless the caller named one)."""
+        mapping = IncidentMapping(
+            id_col=self.id_col,
+            lon_col=self.lon_col,
+            lat_col=self.lat_col,
+            category_col=self.category_col,
+            time_col=self.time_col,
+            description_col=self.description_col,
+            address_col=self.address_col,
+            crs=self.crs or "wgs84",
+            tz=self.tz,
+        )
+        return CaseImport(
+            mapping=mapping,
+            source=self.source,
+            author=author,
+            allow_unlocated=self.allow_unlocated,
+            check_crs=self.crs is None,
+            update=self.update,
+        )
 
 
 @router.post(
@@ -206,29 +263,7 @@ def import_feed(
     state: StateDep,
     principal: Planner,
     body: BodyDep,
-    source: Annotated[str, Query(min_length=1, max_length=60, description="feed name: 12345...")],
-    id_col: Column = None,
-    lon_col: Column = None,
-    lat_col: Column = None,
-    category_col: Column = None,
-    time_col: Column = None,
-    description_col: Column = None,
-    address_col: Column = None,
-    crs: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description="wgs84, gcj02, bd09, cgcs2000, EPSG:n; without it WGS84 is assumed and "
-            "a feed whose points look like GCJ-02 or BD-09 is refused",
-        ),
-    ] = None,
-    tz: Annotated[
-        TimeZoneName, Query(max_length=60, description="IANA zone of times without one")
-    ] = "Asia/Shanghai",
-    allow_unlocated: AllowUnlocated = False,
-    update: Annotated[
-        bool, Query(description="rewrite stored cases whose place, category, time or text changed")
-    ] = False,
+    options: Annotated[FeedQuery, Query()],
 ) -> IncidentImport:
     """The body is the feed file; the query names its columns (as the CLI options do); columns
     it does not name are taken from the usual headers (lon/lng/经度, lat/纬度, id/案件编号 ...)."""
@@ -236,30 +271,11 @@ def import_feed(
     suffix = {"application/geo+json": ".geojson", "application/json": ".json"}.get(kind, ".csv")
     if suffix != ".csv":
         check_json_depth(body)
-    mapping = IncidentMapping(
-        id_col=id_col,
-        lon_col=lon_col,
-        lat_col=lat_col,
-        category_col=category_col,
-        time_col=time_col,
-        description_col=description_col,
-        address_col=address_col,
-        crs=crs or "wgs84",
-        tz=tz,
-    )
+    how = options.case_import(principal.name)
     with tempfile.TemporaryDirectory(prefix="gridmap-feed-") as folder:
         path = FilePath(folder) / f"feed{suffix}"
         path.write_bytes(body)
-        summary = incident_store.import_incidents(
-            state.store,
-            path,
-            mapping=mapping,
-            source=source,
-            author=principal.name,
-            allow_unlocated=allow_unlocated,
-            check_crs=crs is None,
-            update=update,
-        )
+        summary = cases.import_records(state.store, read_feed_records(path), how)
     return IncidentImport(
         read=int(summary.get("read", summary["added"] + summary["already_present"])),
         added=int(summary["added"]),
@@ -293,7 +309,7 @@ class Relocated(Model):
 def relocate(state: StateDep, principal: Planner, body: Relocation) -> Relocated:
     """Like ``gridmap incidents relocate``: the cases move to their true grids and workers, in one
     logged transaction; the same cases a second time are refused (409)."""
-    counts = incident_store.relocate_cases(
+    counts = cases.relocate_cases(
         state.store, crs=body.crs, source=body.source, author=principal.name
     )
     return Relocated(**counts)
@@ -317,6 +333,18 @@ def _refuse_times(bad: list[tuple[str, str]]) -> None:
         )
 
 
+class CaseQuery(Model):
+    """The filters of ``GET /incidents`` besides the page, the box and the time range."""
+
+    grid: str | None = Field(None, max_length=200)
+    community: str | None = Field(None, max_length=200)
+    worker: str | None = Field(None, max_length=200, description="worker id")
+    status: str | None = Field(None, max_length=20)
+    category: str | None = Field(
+        None, max_length=20, description="category code or class code (06..10)"
+    )
+
+
 @router.get("/incidents", response_model=Incidents, responses=ERRORS, summary="List cases")
 def list_incidents(
     state: StateDep,
@@ -324,26 +352,13 @@ def list_incidents(
     page: PageDep,
     bbox: BBoxDep,
     times: TimeRangeDep,
-    grid: Text = None,
-    community: Text = None,
-    worker: Annotated[str | None, Query(max_length=200, description="worker id")] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    category: Annotated[
-        str | None, Query(max_length=20, description="category code or class code (06..10)")
-    ] = None,
+    query: Annotated[CaseQuery, Query()],
 ) -> Incidents:
-    wanted = incident_store.CaseFilter(
-        grid=grid,
-        community=community,
-        worker=worker,
-        status=status,
-        category=category,
-        since=times.since,
-        until=times.until,
-        bbox=bbox,
+    wanted = incident_records.CaseFilter(
+        **query.model_dump(), since=times.since, until=times.until, bbox=bbox
     )
     # one indexed count and one page of rows: the cost of a page, not of the whole layer
-    total, window = incident_store.incident_page(
+    total, window = incident_records.incident_page(
         state.store, wanted, limit=page.limit, offset=page.offset
     )
     return Incidents(total=total, limit=page.limit, offset=page.offset, items=records(window))
@@ -364,7 +379,7 @@ def _detail(record: dict) -> IncidentDetail:
     summary="One case with its history",
 )
 def get_incident(state: StateDep, _: Staff, incident_id: CaseId) -> IncidentDetail:
-    return _detail(incident_store.get_incident(state.store, incident_id))
+    return _detail(incident_records.get_incident(state.store, incident_id))
 
 
 class _Refused(IllegalTransition):
@@ -384,11 +399,11 @@ def patch_incident(
     incident_id: CaseId,
 ) -> IncidentDetail:
     try:
-        record = incident_store.update_incident(
+        record = cases.update_incident(
             state.store, incident_id, status=change.status, actor=principal.name, note=change.note
         )
     except IllegalTransition as error:
-        current = incident_store.get_incident(state.store, incident_id)["status"]
+        current = incident_records.get_incident(state.store, incident_id)["status"]
         refused = _Refused(error.message, hint=error.hint, zh=error.zh)
         refused.problem_extra = {"allowed": list(allowed_next(current)), "current": current}
         raise refused from None
@@ -407,9 +422,7 @@ def incident_stats(
     times: TimeRangeDep,
     by: Annotated[str, Query(pattern="^(grid|community|worker)$")] = "grid",
 ) -> IncidentStats:
-    table = incident_store.incident_statistics(
-        state.store, by=by, since=times.since, until=times.until
-    )
+    table = cases.incident_statistics(state.store, by=by, since=times.since, until=times.until)
     classes = [c for c in table.columns if c.startswith("class_")]
     rows = []
     for key, row in table.iterrows():

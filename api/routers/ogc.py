@@ -36,7 +36,7 @@ from api.models import (
 from api.routers._frames import in_bbox, problem_responses, with_contacts
 from api.state import ProjectState
 from geo.errors import Forbidden, NotFound
-from geo.incidents import store as incident_store
+from geo.incidents import records as incident_records
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 GEOJSON = "application/geo+json"
@@ -132,8 +132,8 @@ def _window(
     the feature with that id). Cases are read a page at a time by indexed SQL; the other
     collections are small and cached whole in WGS84."""
     if info.id == "incidents":
-        wanted = incident_store.CaseFilter(bbox=bbox, incident_id=key)
-        matched, cases = incident_store.incident_page(
+        wanted = incident_records.CaseFilter(bbox=bbox, incident_id=key)
+        matched, cases = incident_records.incident_page(
             state.store, wanted, limit=limit, offset=offset
         )
         return matched, cases.reset_index(drop=True)
@@ -309,7 +309,7 @@ def item(
     state: StateDep,
     principal: Viewer,
     collection_id: str = Path(max_length=40),
-    feature_id: str = Path(max_length=incident_store.MAX_ID_LENGTH),  # the one id rule
+    feature_id: str = Path(max_length=incident_records.MAX_ID_LENGTH),  # the one id rule
     f: F = None,
 ) -> Response:
     info = _info(collection_id, principal)

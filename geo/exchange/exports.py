@@ -29,7 +29,7 @@ from geo.exchange.csvsafe import csv_safe_frame
 from geo.exchange.xlsx import write_xlsx
 from geo.incidents.workflow import OPEN_STATUSES
 from geo.people.workers import public_worker_columns
-from geo.plans.publish import published_grids
+from geo.plans.store import published_grids
 from geo.storage.store import Store
 from geo.usecases.district import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
 
@@ -232,7 +232,7 @@ STATS_HEADERS = {
 
 
 def stats_sheet(stats: pd.DataFrame) -> pd.DataFrame:
-    """Incident statistics (as :func:`geo.incidents.store.incident_statistics` returns them) with
+    """Incident statistics (as :func:`geo.usecases.incidents.incident_statistics` returns them) with
     Chinese headers, rates and hours rounded for reading."""
     sheet = stats.reset_index()
     for column in ("registration_rate", "closure_rate", "on_time_rate"):

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -161,6 +162,13 @@ class IncidentMapping:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def mapping_from_options(mapping_file: str | Path | None, **columns: Any) -> IncidentMapping:
+    """A column mapping from a saved file, with any column given on the command line on top."""
+    base = IncidentMapping.from_file(mapping_file) if mapping_file else IncidentMapping()
+    given = {k: v for k, v in columns.items() if v is not None}
+    return IncidentMapping(**{**base.to_dict(), **given}) if given else base
+
+
 def read_incident_feed(
     path: str | Path,
     *,
@@ -268,18 +276,28 @@ def read_feed_records(path: str | Path) -> pd.DataFrame:
         raise FeedError(f"feed file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in {".csv", ".txt"}:
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-            except UnicodeDecodeError:
-                continue
-            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                raise FeedError(f"{path.name} is not a readable CSV: {exc}") from exc
-        raise FeedError(f"{path.name} is neither UTF-8 nor GBK text")
+        return _csv_records(path)
     if is_xlsx(path):
         return read_xlsx(path)
     if suffix not in {".json", ".geojson"}:
         raise FeedError(f"{path.name}: feeds are .csv, .xlsx, .geojson or .json")
+    return _json_records(path)
+
+
+def _csv_records(path: Path) -> pd.DataFrame:
+    """A CSV feed's cells as text, read as UTF-8 (with or without BOM) or else GBK."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise FeedError(f"{path.name} is not a readable CSV: {exc}") from exc
+    raise FeedError(f"{path.name} is neither UTF-8 nor GBK text")
+
+
+def _json_records(path: Path) -> pd.DataFrame:
+    """A GeoJSON FeatureCollection, a list of objects or ``{"records": [...]}`` as records."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -19,7 +19,6 @@ import math
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from geo.crs import from_wgs84, to_wgs84
-from geo.incidents import store as feed_store
+from geo.incidents import records
 from geo.incidents.assign import grids_at
+from geo.incidents.cases import COLUMNS, CaseImport, refuse_unplaceable
 from geo.incidents.catalogue import load_legacy_map, match_category, parse_time_limit
 from geo.incidents.feeds import (
     _OUT_OF_RANGE,
@@ -43,14 +43,14 @@ from geo.incidents.feeds import (
 from geo.incidents.workflow import WorkCalendar, _clock_offset, deadline
 from geo.locate.engine import GridIndex
 from geo.storage import gpkg
-from geo.storage.store import Store, incident_events, now_iso
+from geo.storage.store import Store, incident_events, now_iso, stored_time
 
 #: the time forms read here, which the feed reader reads to the same moment: ISO 8601 without
 #: an offset (the mapping's zone), with ``Z`` or with a full ``+hh:mm``/``+hhmm`` offset
 _LEAN_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
-_INCIDENTS = sa.table(feed_store.LAYER, sa.column("geom"), *map(sa.column, feed_store.COLUMNS))
+_INCIDENTS = sa.table(records.LAYER, sa.column("geom"), *map(sa.column, COLUMNS))
 #: posts in one process queue here for the write lock, woken as soon as it is free: waiting in
 #: SQLite's busy handler instead sleeps in growing steps (up to 100 ms) and made the p99 of ten
 #: concurrent posters 750 ms where their p50 was 50 ms
@@ -110,7 +110,7 @@ def _legacy() -> pd.DataFrame:
 @functools.lru_cache(maxsize=4096)
 def _category(key: tuple, value: str | None, extra: tuple) -> tuple[str, bool]:
     """:func:`match_category` of one value against the catalogue ``key`` names (cached)."""
-    table = feed_store._catalogue_read(*key)
+    table = records.cached_catalogue(*key)
     found = match_category(
         pd.Series([value], dtype=object), table, legacy=_legacy(), extra=dict(extra)
     )
@@ -120,7 +120,7 @@ def _category(key: tuple, value: str | None, extra: tuple) -> tuple[str, bool]:
 @functools.lru_cache(maxsize=8)
 def _names(key: tuple) -> dict[str, tuple[str, str, str]]:
     """code -> (name_zh, class_code as the feed path stores it, time limit)."""
-    table = feed_store._catalogue_read(*key)
+    table = records.cached_catalogue(*key)
     return {
         code: (name, str(klass), limit)
         for code, name, klass, limit in zip(
@@ -129,20 +129,8 @@ def _names(key: tuple) -> dict[str, tuple[str, str, str]]:
     }
 
 
-def _catalogue_key(store: Store) -> tuple:
-    """What :func:`geo.incidents.store.catalogue` reads: the project's own CSV (by version) or the
-    national one."""
-    own = store.get_setting("catalogue_csv")
-    if own:
-        path = Path(own)
-        if path.exists():
-            stat = path.stat()
-            return (str(path), stat.st_mtime_ns, stat.st_size)
-    return (None, 0, 0)
-
-
 def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
-    """:func:`geo.incidents.store._district_bounds` in one query (its box cached per extent)."""
+    """:func:`geo.incidents.records.district_bounds` in one query (its box cached per extent)."""
     with store.reading() as conn:
         row = conn.exec_driver_sql(
             "SELECT c.min_x, c.min_y, c.max_x, c.max_y, g.srs_id FROM gpkg_contents c "
@@ -156,7 +144,7 @@ def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
 
 @functools.lru_cache(maxsize=16)
 def _box(srs_id: int, extent: tuple[float, ...]) -> tuple[float, float, float, float]:
-    return feed_store._wgs84_box(pyproj.CRS.from_epsg(srs_id).srs, extent)
+    return records.wgs84_box(pyproj.CRS.from_epsg(srs_id).srs, extent)
 
 
 def _text(value: Any) -> str | None:
@@ -197,30 +185,18 @@ def _place(
 def add_posted_case(
     store: Store,
     case: dict[str, Any],
+    how: CaseImport,
     *,
-    source: str,
-    mapping: IncidentMapping,
     time: CaseTime,
     index: GridIndex | None,
-    author: str = "",
-    allow_unlocated: bool = False,
     wait: bool = True,
 ) -> dict[str, Any] | None:
-    """Store one posted case (raw values under ``mapping``'s columns, its time read by
-    :func:`read_time`) as :func:`geo.incidents.store.import_records` stores a feed of it, and
+    """Store one posted case (raw values under ``how.mapping``'s columns, its time read by
+    :func:`read_time`) as :func:`geo.usecases.incidents.import_records` stores a feed of it, and
     answer the same summary; None where this path cannot promise that (see the module).
     ``wait=False`` (a caller on an event loop): :class:`WriterBusy` instead of waiting for
-    another writer."""
-    prepared = prepare_posted_case(
-        store,
-        case,
-        source=source,
-        mapping=mapping,
-        time=time,
-        index=index,
-        author=author,
-        allow_unlocated=allow_unlocated,
-    )
+    another writer. ``how.check_crs`` and ``how.update`` do not apply to one case."""
+    prepared = prepare_posted_case(store, case, how, time=time, index=index)
     return None if prepared is None else store_prepared(store, prepared, wait=wait)
 
 
@@ -254,21 +230,19 @@ def store_prepared(store: Store, prepared: PreparedCase, *, wait: bool = True) -
 def prepare_posted_case(
     store: Store,
     case: dict[str, Any],
+    how: CaseImport,
     *,
-    source: str,
-    mapping: IncidentMapping,
     time: CaseTime,
     index: GridIndex | None,
-    author: str = "",
-    allow_unlocated: bool = False,
 ) -> PreparedCase | None:
     """The first half of :func:`add_posted_case`: the case read, checked (refusals raised here)
     and its row made; None where the lean path does not apply."""
+    mapping = how.mapping
     source_id = str(case.get(mapping.id_col or "")).strip() if mapping.id_col else ""
     if index is None or not source_id or case.get(mapping.id_col) is None:
         return None
-    key = _catalogue_key(store)
-    raw_category = _text(case.get(mapping.category_col)) if mapping.category_col else None
+    key = records.catalogue_key(store)
+    raw_category = _value(case, mapping.category_col)
     code, known = _category(key, raw_category, tuple(sorted(mapping.category_map.items())))
     lon, lat, reason = _place(
         case.get(mapping.lon_col) if mapping.lon_col else None,
@@ -277,13 +251,12 @@ def prepare_posted_case(
         bounds=district_bounds(store),
     )
     summary = _summary(reason=reason, known=known, time=time, mapping=mapping)
-    if not allow_unlocated:
-        feed_store.refuse_unplaceable(summary)
-    incident_id = feed_store.check_case_id(f"{source}:{source_id}")
+    if not how.allow_unlocated:
+        refuse_unplaceable(summary)
     name, class_code, limit = _names(key)[code]
     row = {
-        "incident_id": incident_id,
-        "source": source,
+        "incident_id": records.check_case_id(f"{how.source}:{source_id}"),
+        "source": how.source,
         "source_id": source_id,
         "category_code": code,
         "category_name": name,
@@ -295,10 +268,8 @@ def prepare_posted_case(
         "registered_at": None,
         "closed_at": None,
         "deadline": _stored(case_deadline(time.moment, limit)) if time.moment else None,
-        "description": _text(case.get(mapping.description_col))
-        if mapping.description_col
-        else None,
-        "address": _text(case.get(mapping.address_col)) if mapping.address_col else None,
+        "description": _value(case, mapping.description_col),
+        "address": _value(case, mapping.address_col),
         "lon": lon,
         "lat": lat,
         "located": reason is None,
@@ -306,7 +277,12 @@ def prepare_posted_case(
         "fallback_point": False,
         "imported_at": now_iso(),
     }
-    return PreparedCase(row, summary, index, author, time.moment)
+    return PreparedCase(row, summary, index, how.author, time.moment)
+
+
+def _value(case: dict[str, Any], column: str | None) -> str | None:
+    """The text of a case's column as the feed path stores it (None when the column is unnamed)."""
+    return _text(case.get(column)) if column else None
 
 
 def _summary(
@@ -327,10 +303,8 @@ def _summary(
 
 
 def _stored(moment: pd.Timestamp | None) -> str | None:
-    """A time as the project file stores it (UTC, milliseconds, ``Z``)."""
-    if moment is None or pd.isna(moment):
-        return None
-    return moment.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """A time as the project file stores it (:func:`geo.storage.store.stored_time`)."""
+    return None if moment is None or pd.isna(moment) else stored_time(moment)
 
 
 def _insert(
@@ -427,7 +401,7 @@ def _grow_extent(conn: sa.Connection, lon: float, lat: float) -> None:
             "max_y = max(coalesce(max_y, :y), :y), "
             "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = :t"
         ),
-        {"x": lon, "y": lat, "t": feed_store.LAYER},
+        {"x": lon, "y": lat, "t": records.LAYER},
     )
 
 
