@@ -23,7 +23,7 @@ from api.auth import create_token
 from api.errors import problem
 from api.settings import Settings
 from geo.incidents.feeds import FeedError, IncidentMapping, parse_timestamps
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import open_store
 from geo.usecases import district as project
 from geo.usecases.partition import partition_project
@@ -183,7 +183,7 @@ def test_since_and_until_accept_iso_dates_and_times_with_offsets(client):
 
 
 def test_the_grid_status_filter_takes_the_stored_statuses(client, api_db):
-    grids = plans.published_grids(open_store(api_db))
+    grids = publishing.published_grids(open_store(api_db))
     for status, expected in grids["status"].value_counts().items():
         listed = client.get("/grids", params={"status": status, "limit": 1000}).json()
         assert listed["total"] == expected

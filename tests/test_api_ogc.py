@@ -16,7 +16,7 @@ import shapely
 from api_support import bearer, uvicorn_server
 
 from geo.incidents import records as incident_records
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import open_store
 from geo.usecases import district as project
 
@@ -73,7 +73,7 @@ def test_gdal_reads_exactly_the_store(server, api_tokens, api_db, with_incidents
     if layer == "buildings":
         expected = project.read_buildings_with_grids(store)
     elif layer == "grids":
-        expected = plans.published_grids(store)
+        expected = publishing.published_grids(store)
     elif layer == "incidents":
         expected = incident_records.list_incidents(store)
     else:

@@ -17,6 +17,7 @@ from api.models import LocateResult
 from api.settings import Settings
 from geo.incidents.workflow import allowed_next
 from geo.locate.engine import GridIndex
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases.partition import PartitionOptions, partition_project
@@ -38,7 +39,7 @@ def store(api_db):
 
 @pytest.fixture(scope="module")
 def grids(store):
-    return plans.published_grids(store)
+    return publishing.published_grids(store)
 
 
 def as_(tokens, role):
@@ -411,7 +412,7 @@ def test_workers_phones_only_for_staff(client, api_tokens, store):
     assert len(viewer) == len(staff) == len(plans.roster(store))
     assert all(w["phone"] is None for w in viewer)
     assert all(w["phone"].startswith("138") for w in staff)
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     assert sum(w["grids"] for w in staff) == int(grids["worker_id"].notna().sum())
 
 
@@ -432,9 +433,9 @@ def test_admin_replaces_roster_and_assigns(client, api_tokens, store):
     ]
     # the old workers left every grid at once: all published grids are reported without one
     assert put.json()["removed"]
-    assert len(put.json()["without_worker"]) == len(plans.published_grids(store))
+    assert len(put.json()["without_worker"]) == len(publishing.published_grids(store))
     assigned = client.post("/workers/assign", headers=as_(api_tokens, "admin")).json()
-    assert assigned["assigned"] == len(plans.published_grids(store))
+    assert assigned["assigned"] == len(publishing.published_grids(store))
     grids = client.get("/grids", params={"limit": 50}, headers=as_(api_tokens, "staff")).json()[
         "items"
     ]
@@ -660,7 +661,7 @@ def test_planner_partitions_a_draft(client, api_tokens, store):
 
 
 def test_map_pages_follow_new_cases(client, api_tokens, store):
-    grid = plans.published_grids(store)["grid_code"].iloc[0]
+    grid = publishing.published_grids(store)["grid_code"].iloc[0]
     page = f"/maps/grids/{grid}.html"
     before = client.get(page, headers=as_(api_tokens, "viewer")).text
     assert client.get(page, headers=as_(api_tokens, "viewer")).text == before  # cached

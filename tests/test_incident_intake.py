@@ -24,7 +24,7 @@ from geo.incidents.cases import CaseImport
 from geo.incidents.feeds import IncidentMapping, parse_timestamps, records_from_objects
 from geo.incidents.workflow import deadline
 from geo.locate import kept as locate_index
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import open_store
 from geo.usecases import incidents as incident_cases
 
@@ -64,7 +64,7 @@ def inside(seeded) -> tuple[float, float]:
     store = open_store(seeded)
     point = store.read_layer("buildings").representative_point().iloc[7]
     lon, lat = to_wgs84(
-        np.array([point.x]), np.array([point.y]), crs=plans.published_grids(store).crs
+        np.array([point.x]), np.array([point.y]), crs=publishing.published_grids(store).crs
     )
     store.engine.dispose()
     return float(lon[0]), float(lat[0])
@@ -168,7 +168,7 @@ def test_an_unlocated_case_stored_with_the_flag_is_stored_alike_with_its_reason(
 def test_a_case_on_a_geocoder_fallback_point_is_stored_alike(seeded, inside, tmp_path):
     """One case is never a fallback point (five records must share it): both paths agree."""
     store = open_store(seeded)
-    centre = plans.published_grids(store).to_crs(4326).union_all().centroid
+    centre = publishing.published_grids(store).to_crs(4326).union_all().centroid
     store.engine.dispose()
     case = _row(
         id="centre",

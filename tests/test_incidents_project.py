@@ -16,6 +16,7 @@ from api.cli import app
 from geo.errors import InputError
 from geo.incidents import feeds as incident_feeds
 from geo.incidents import records as incident_records
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import incidents as incident_cases
@@ -136,7 +137,7 @@ def test_cases_far_from_the_district_are_refused_or_kept_unlocated_when_asked(
 
 def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tmp_path):
     store = open_store(suzhou_project)
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     roster = pd.DataFrame(
         {
             "worker_id": [f"W{i:03d}" for i in range(grids["community"].nunique())],
@@ -168,7 +169,7 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
     assert stored.loc["SZ00002", "description"] == frame.loc[2, "问题描述"]
     assert stored.loc["SZ00001", "category_code"] == "10099"
     located = stored[stored["located"].astype(bool)]
-    grids = plans.published_grids(store).set_index("grid_code")
+    grids = publishing.published_grids(store).set_index("grid_code")
     metric = gpd.GeoSeries(located.geometry.values, crs=4326).to_crs(grids.crs).values
     own = grids.geometry.reindex(located["grid_code"]).values
     assert shapely.within(metric, own).all()

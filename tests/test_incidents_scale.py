@@ -24,7 +24,7 @@ from geo.incidents import cases as case_rows
 from geo.incidents import records as incident_records
 from geo.incidents.assign import assign_to_grids
 from geo.incidents.stats import incident_stats
-from geo.plans import store as plans
+from geo.plans import publish as publishing
 from geo.storage.store import (
     LOOKUP_INDEXES,
     ensure_lookup_indexes,
@@ -71,7 +71,7 @@ def generated_cases(store, count: int) -> gpd.GeoDataFrame:
             "fallback_point": pd.array([False] * count, dtype="boolean"),
         }
     )
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     found = assign_to_grids(cases, grids.assign(worker=grids["worker_id"]))
     cases["grid_code"] = found["grid_code"].astype(object)
     cases["community"] = found["community"].astype(object)

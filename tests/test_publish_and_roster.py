@@ -22,6 +22,7 @@ from geo.incidents import feeds as incident_feeds
 from geo.incidents import records as incident_records
 from geo.incidents.cases import CaseImport
 from geo.plans import editing
+from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import incidents as incident_cases
@@ -60,7 +61,7 @@ def test_a_publish_of_a_stale_revision_is_a_409_and_publishes_nothing(staffed):
         missing = client.post(f"/plans/{draft}/publish", json={}, headers=bearer(tokens["planner"]))
         assert missing.status_code == 422
     assert plans.published_plan_id(store) == before
-    done = plans.publish_plan(store, draft, revision=1, override_reason=REASON)
+    done = publishing.publish_plan(store, draft, revision=1, override_reason=REASON)
     assert done["revision"] == 1
     assert plans.published_plan_id(store) == draft
 
@@ -118,7 +119,7 @@ def test_an_edit_racing_a_publish_never_leaves_unreviewed_grids_published(staffe
             else:  # the publish came first: the edit found a published plan
                 assert (row["status"], row["revision"]) == ("published", 0)
             # either way the published grids are a reviewed state: the two grids are not merged
-            assert {a, b} <= set(plans.published_grids(store)["grid_code"])
+            assert {a, b} <= set(publishing.published_grids(store)["grid_code"])
 
 
 def test_the_cli_publishes_only_the_revision_given(staffed):
@@ -157,7 +158,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     assert incident_records.get_incident(store, "12345:R1")["worker_id"] in gone
     change = plans.import_roster(store, team[~team["worker_id"].isin(gone)], replace=True)
     assert change.removed == sorted(gone)
-    published = plans.published_grids(store)
+    published = publishing.published_grids(store)
     ours = published["community"] == COMMUNITY
     assert published.loc[ours, "worker_id"].isna().all()
     assert published.loc[~ours, "worker_id"].notna().all()
@@ -165,7 +166,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     for plan_id in (plans.published_plan_id(store), draft):
         plan = plans.load_plan(store, plan_id)
         assert not plan.grids["worker_id"].isin(gone).any()
-        broken = plans.violations(plan)
+        broken = publishing.violations(plan)
         no_worker = set(broken.loc[broken["rule"] == "no_worker", "grid_code"])
         assert no_worker == set(plan.grids.index[plan.grids["community"] == COMMUNITY])
     assert incident_records.get_incident(store, "12345:R1")["worker_id"] is None  # open: released
@@ -188,7 +189,7 @@ def test_the_cli_roster_import_lists_the_grids_left_without_a_worker(staffed, tm
     ).to_csv(roster, index=False)
     result = gridmap("workers", "import", roster, "--db", staffed, "--replace")
     assert result.exit_code == 0, result.output
-    grids = plans.published_grids(store)
+    grids = publishing.published_grids(store)
     ours = grids[grids["community"] == COMMUNITY]["grid_code"]
     assert f"{len(ours)} grids without a worker" in result.output
     assert all(code in result.output for code in ours)

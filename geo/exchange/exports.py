@@ -29,7 +29,7 @@ from geo.exchange.csvsafe import csv_safe_frame
 from geo.exchange.xlsx import write_xlsx
 from geo.incidents.workflow import OPEN_STATUSES
 from geo.people.workers import public_worker_columns
-from geo.plans.store import published_grids
+from geo.plans.publish import published_grids
 from geo.storage.store import Store
 from geo.usecases.district import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
 

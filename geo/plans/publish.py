@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from geo.errors import Conflict, NotFound
 from geo.grids import partition
-from geo.incidents.store import reassign_open_cases
+from geo.incidents.records import reassign_open_cases
 from geo.locate import kept as locate_index
 from geo.plans.store import Plan, load_plan, plan_row
 from geo.storage.store import Store, now_iso, plans
