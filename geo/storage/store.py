@@ -1,14 +1,15 @@
-"""The project file: one GeoPackage per district, behind one small interface.
+"""The project's storage, behind one small interface: a GeoPackage file or a PostGIS database.
 
-Every write goes through :meth:`Store.transaction`, one SQLite transaction in WAL mode: an import
-or an edit that fails, or is killed half-way, leaves the file exactly as it was, and readers never
-wait on a writer. Spatial layers (``buildings``, ``communities``, ``cells``, ``grids``,
-``plan_grids``, ``incidents``) are GeoPackage feature tables that QGIS opens; the other tables
-(plans, assignments, edits, workers, settings, tokens, audit log) are registered as GeoPackage
-attribute tables in the same file.
-
-Callers use :func:`open_store` with a path or a URL, so that a PostgreSQL + PostGIS backend can
-be selected by a ``postgresql://`` URL later without touching them.
+:class:`Store` names what the rest of geo may do with it; :func:`open_store` picks the backend
+from a path or URL. A GeoPackage (:class:`GeoPackageStore`) is the embedded default, one file per
+district: every write goes through :meth:`Store.transaction`, one SQLite transaction in WAL mode,
+so an import or an edit that fails, or is killed half-way, leaves the file exactly as it was, and
+readers never wait on a writer. Spatial layers (``buildings``, ``communities``, ``cells``,
+``grids``, ``plan_grids``, ``incidents``) are GeoPackage feature tables that QGIS opens; the other
+tables (plans, assignments, edits, workers, settings, tokens, audit log) are registered as
+GeoPackage attribute tables in the same file. A ``postgresql://`` URL opens the server form
+(:class:`geo.storage.postgis.PostGISStore`): the same tables, layers and guarantees in PostgreSQL
+with PostGIS, for many districts and many writers.
 
 Examples
 --------
@@ -27,9 +28,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
@@ -197,21 +198,22 @@ def now_iso() -> str:
 
 
 def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
-    """Open the project file at ``url`` (a path, ``sqlite:///...``; ``postgresql://`` later).
+    """Open the project's storage at ``url``: a GeoPackage path (or ``sqlite:///...``), or a
+    PostgreSQL + PostGIS database (``postgresql://...``, ``postgresql+psycopg://...``).
 
     Parameters
     ----------
     url
         Path of the GeoPackage, or a URL. ``None`` means ``./gridmap.gpkg``.
     create
-        Create the file when it does not exist (else :class:`~geo.errors.NotFound`).
+        Create the file when it does not exist (else :class:`~geo.errors.NotFound`). A PostGIS
+        database must exist already; its tables are made on first opening either way.
     """
     text_url = str(url if url is not None else DEFAULT_PATH)
-    if text_url.startswith(("postgresql:", "postgres:")):
-        raise StoreError(
-            "the PostgreSQL + PostGIS backend is not available in this version; use a GeoPackage path",
-            zh="此版本尚不支持 PostgreSQL/PostGIS，请使用 GeoPackage 文件路径",
-        )
+    if text_url.startswith(("postgresql:", "postgresql+", "postgres:")):
+        from geo.storage.postgis import PostGISStore  # psycopg only where a server is used
+
+        return PostGISStore(text_url)
     path = Path(text_url.removeprefix("sqlite:///"))
     if not path.exists() and not create:
         raise NotFound(
@@ -221,22 +223,66 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = Fals
     return GeoPackageStore(path)
 
 
-class Store:
-    """What callers may do with a project file. See :class:`GeoPackageStore`."""
+@runtime_checkable
+class Store(Protocol):
+    """What geo may do with a project's storage, whichever backend holds it.
 
-    def transaction(self, *, wait: bool = True) -> Any:  # pragma: no cover - interface
-        raise NotImplementedError
+    Writes happen inside :meth:`transaction` (all or nothing); reads take an optional ``conn`` to
+    see the caller's uncommitted writes. Layers are GeoDataFrames (index: ``fid``), tables are
+    DataFrames; ``where`` maps a column to a value, None (IS NULL) or a list (IN). Implemented by
+    :class:`GeoPackageStore` and :class:`geo.storage.postgis.PostGISStore`.
+    """
 
-    def read_layer(self, name: str, **kwargs: Any) -> gpd.GeoDataFrame:  # pragma: no cover
-        raise NotImplementedError
+    url: str
+    engine: sa.Engine
 
+    def transaction(self, *, wait: bool = True) -> AbstractContextManager[Connection]: ...
+    def reading(self, conn: Connection | None = None) -> AbstractContextManager[Connection]: ...
+    def layers(self) -> list[str]: ...
+    def has_layer(self, name: str, conn: Connection | None = None) -> bool: ...
+    def layer_crs(self, name: str, conn: Connection | None = None) -> pyproj.CRS: ...
+    def layer_extent(
+        self, name: str, conn: Connection | None = None
+    ) -> tuple[float, float, float, float] | None: ...
+    def count(
+        self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
+    ) -> int: ...
     def write_layer(
-        self, conn: Connection, name: str, frame: gpd.GeoDataFrame, **kwargs: Any
-    ) -> None:  # pragma: no cover
-        raise NotImplementedError
+        self,
+        conn: Connection,
+        name: str,
+        frame: gpd.GeoDataFrame,
+        *,
+        mode: str = "replace",
+        description: str = "",
+    ) -> None: ...
+    def read_layer(
+        self,
+        name: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        columns: list[str] | None = None,
+        conn: Connection | None = None,
+    ) -> gpd.GeoDataFrame: ...
+    def delete_rows(self, conn: Connection, name: str, where: Mapping[str, Any]) -> int: ...
+    def update_rows(
+        self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
+    ) -> int: ...
+    def drop_layer(self, conn: Connection, name: str) -> None: ...
+    def read_table(
+        self,
+        table: sa.Table | str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> pd.DataFrame: ...
+    def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any: ...
+    def all_settings(self) -> dict[str, Any]: ...
+    def set_setting(self, conn: Connection, key: str, value: Any) -> None: ...
+    def log(self, conn: Connection, action: str, *, actor: str = "", **details: Any) -> None: ...
 
 
-class GeoPackageStore(Store):
+class GeoPackageStore:
     """A district's project file as a GeoPackage (SQLite, WAL mode)."""
 
     def __init__(self, path: Path) -> None:
@@ -566,6 +612,13 @@ def ensure_lookup_indexes(conn: Connection) -> None:
 
 
 def _index_exists(conn: Connection, name: str) -> bool:
+    if conn.dialect.name == "postgresql":
+        return bool(
+            conn.execute(
+                sa.text("SELECT to_regclass(current_schema() || '.' || quote_ident(:n))"),
+                {"n": name},
+            ).scalar()
+        )
     return bool(
         conn.execute(
             sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = :n"),
@@ -585,6 +638,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _table_exists(conn: Connection, name: str) -> bool:
+    if conn.dialect.name == "postgresql":
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_tables "
+                    "WHERE schemaname = current_schema() AND tablename = :n"
+                ),
+                {"n": name},
+            ).scalar()
+        )
     return bool(
         conn.execute(
             sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = :n"),

@@ -1,0 +1,578 @@
+"""The project's storage in PostgreSQL + PostGIS: the server form of :class:`~geo.storage.store.Store`.
+
+A GeoPackage is one district in one file with one writer at a time; a province's streets share
+one service, so they share one database. :class:`PostGISStore` keeps every promise the GeoPackage
+store makes, with the same table and layer names, so that the rest of geo does not know which one
+it holds:
+
+- A layer is a table with ``fid`` (an identity key, 1, 2, ... in the order written), ``geom``
+  declared ``geometry(<Type>, <SRID>)`` with a GiST index, and one column per attribute, typed by
+  its dtype (``bigint``, ``double precision``, ``boolean``, ``timestamptz``, ``text``). What the
+  GeoPackage keeps in ``gpkg_contents`` and ``gpkg_geometry_columns`` (declared type, SRID, the
+  recorded extent, the last change) is the ``gridmap_layers`` table.
+- Layer writes go through ``COPY ... FROM STDIN`` (psycopg's ``cursor.copy``, geometry as hex
+  EWKB), not row-by-row inserts: a million buildings is one stream.
+- Plans, assignments, edits, workers, settings, tokens and the audit log are plain tables made
+  from :data:`geo.storage.store.metadata`; unique keys and lookup indexes as on a GeoPackage.
+- :meth:`PostGISStore.transaction` is one PostgreSQL transaction: a failed write leaves nothing.
+  Writers take one transaction-level advisory lock, as SQLite's ``BEGIN IMMEDIATE`` makes them
+  queue, so the callers' read-check-write steps (plan revisions, issued grid codes) stay correct
+  unchanged; readers never wait (MVCC).
+
+Examples
+--------
+>>> store = open_store("postgresql://gridmap@db.example/suzhou")  # doctest: +SKIP
+>>> store.read_layer("buildings").crs.to_epsg()  # doctest: +SKIP
+4549
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pyproj
+import shapely
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.engine.interfaces import BindTyping
+
+from geo.errors import NotFound, StoreError
+from geo.storage import gpkg
+from geo.storage.store import (
+    GeoPackageStore,
+    _column,
+    _filtered,
+    _plain_rows,
+    _python_values,
+    _restore_types,
+    _table,
+    _table_exists,
+    _uniform_polygons,
+    ensure_lookup_indexes,
+    ensure_unique_keys,
+    metadata,
+    quote,
+    stored_time,
+)
+
+#: the advisory lock every writing transaction holds ("grid")
+WRITE_LOCK = 0x67726964
+
+#: what gpkg_contents + gpkg_geometry_columns record for a GeoPackage layer
+layer_contents = sa.Table(
+    "gridmap_layers",
+    sa.MetaData(),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("geometry_type", sa.Text, nullable=False),  # the GeoPackage name: POLYGON, ...
+    sa.Column("srs_id", sa.Integer, nullable=False),
+    sa.Column("min_x", sa.Float),
+    sa.Column("min_y", sa.Float),
+    sa.Column("max_x", sa.Float),
+    sa.Column("max_y", sa.Float),
+    sa.Column("last_change", sa.Text, nullable=False),
+    # the highest fid written (AUTOINCREMENT's sqlite_sequence): reset by a replace, in the
+    # transaction, where resetting the column's sequence could not be undone by a rollback
+    sa.Column("last_fid", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+_PG_TYPE_OF_DTYPE: dict[str, sa.types.TypeEngine] = {
+    "b": sa.Boolean(),
+    "i": sa.BigInteger(),
+    "u": sa.BigInteger(),
+    "f": sa.Double(),
+    "M": sa.DateTime(timezone=True),
+}
+#: PostgreSQL's type names as the GeoPackage store's _restore_types knows them
+_KIND_OF_PG_TYPE = {
+    "boolean": "BOOLEAN",
+    "bigint": "INTEGER",
+    "integer": "INTEGER",
+    "smallint": "INTEGER",
+    "double precision": "REAL",
+    "real": "REAL",
+    "timestamp with time zone": "DATETIME",
+    "timestamp without time zone": "DATETIME",
+}
+_POSTGIS_TYPE = {
+    "POINT": "Point",
+    "LINESTRING": "LineString",
+    "POLYGON": "Polygon",
+    "MULTIPOINT": "MultiPoint",
+    "MULTILINESTRING": "MultiLineString",
+    "MULTIPOLYGON": "MultiPolygon",
+}
+_DRIVER_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+
+
+class _Geometry(sa.types.UserDefinedType):
+    """A PostGIS geometry column, ``geometry(Polygon,4549)`` or unconstrained."""
+
+    cache_ok = True
+
+    def __init__(self, spec: str | None) -> None:
+        self.spec = spec
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "geometry" if self.spec is None else f"geometry({self.spec})"
+
+
+class _WriterBusy(Exception):
+    """The message callers of ``transaction(wait=False)`` look for, as SQLite words it."""
+
+
+class PostGISStore:
+    """A project's storage in a PostgreSQL database with PostGIS (see the module)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _driver_url(url)
+        # every session in UTC: timestamptz values come back as UTC, as the GeoPackage stores them
+        self.engine = sa.create_engine(
+            self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+        )
+        # no ::VARCHAR / ::INTEGER casts on bound values: psycopg types them itself (a str as
+        # "unknown"), so a stored time compares with a timestamptz column as it does with the
+        # GeoPackage's text, and a 64-bit id is not cut to INTEGER
+        self.engine.dialect.bind_typing = BindTyping.NONE
+        shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        try:
+            with self.transaction() as conn:
+                _require_postgis(conn, shown)
+                metadata.create_all(conn)
+                layer_contents.create(conn, checkfirst=True)
+                ensure_unique_keys(conn)
+                ensure_lookup_indexes(conn)
+        except sa.exc.OperationalError as error:
+            raise StoreError(
+                f"cannot open the PostGIS database {shown}: {str(error.orig).strip()}",
+                zh=f"无法打开 PostGIS 数据库 {shown}",
+            ) from None
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
+        """One PostgreSQL transaction holding the writers' lock: all of it is written, or nothing.
+
+        ``wait=False``: when another writer holds the lock, fail at once with
+        ``OperationalError`` ("database is locked", as SQLite says it) instead of queueing.
+        """
+        with self.engine.begin() as conn:
+            if wait:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            elif not conn.exec_driver_sql(
+                f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK})"
+            ).scalar():
+                raise sa.exc.OperationalError(
+                    "pg_try_advisory_xact_lock", None, _WriterBusy("database is locked")
+                )
+            yield conn
+
+    # the same portable SQLAlchemy code as the GeoPackage store's
+    reading = GeoPackageStore.reading
+    count = GeoPackageStore.count
+    get_setting = GeoPackageStore.get_setting
+    all_settings = GeoPackageStore.all_settings
+    set_setting = GeoPackageStore.set_setting
+    log = GeoPackageStore.log
+
+    # -- layers ---------------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        """The spatial layers in the database."""
+        with self.reading() as conn:
+            rows = conn.exec_driver_sql(
+                'SELECT table_name FROM gridmap_layers ORDER BY table_name COLLATE "C"'
+            )
+            return [row[0] for row in rows]
+
+    def has_layer(self, name: str, conn: Connection | None = None) -> bool:
+        with self.reading(conn) as c:
+            return _layer_row(c, name) is not None
+
+    def layer_crs(self, name: str, conn: Connection | None = None) -> pyproj.CRS:
+        with self.reading(conn) as c:
+            row = _layer_row(c, name)
+        if row is None:
+            raise NotFound(
+                f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
+            )
+        return pyproj.CRS.from_epsg(row.srs_id)
+
+    def layer_extent(
+        self, name: str, conn: Connection | None = None
+    ) -> tuple[float, float, float, float] | None:
+        """The extent recorded for a layer (in its CRS), None when empty or unknown."""
+        with self.reading(conn) as c:
+            row = _layer_row(c, name)
+        if row is None or row.min_x is None:
+            return None
+        return (row.min_x, row.min_y, row.max_x, row.max_y)
+
+    def write_layer(
+        self,
+        conn: Connection,
+        name: str,
+        frame: gpd.GeoDataFrame,
+        *,
+        mode: str = "replace",
+        description: str = "",
+    ) -> None:
+        """Write a GeoDataFrame as a feature layer inside the transaction ``conn`` (by COPY).
+
+        ``mode="replace"`` drops and recreates the layer from the frame's columns;
+        ``mode="append"`` adds rows to an existing layer (created if missing).
+        """
+        if frame.crs is None:
+            raise ValueError(f"layer {name!r}: a GeoDataFrame without CRS cannot be stored")
+        exists = _table_exists(conn, name) and self.has_layer(name, conn)
+        if mode == "append" and exists:
+            stored = self.layer_crs(name, conn)
+            if not stored.equals(frame.crs):
+                frame = frame.to_crs(stored)
+        srid = _ensure_srid(conn, frame.crs)
+        attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        geometries = _uniform_polygons(np.asarray(frame.geometry.values, dtype=object))
+        if mode == "replace" or not exists:
+            _replace_layer(conn, name, attributes, geometries, srid=srid, description=description)
+        else:
+            geometries = _conform_to_layer(conn, name, geometries)
+        last_fid = _copy_rows(conn, name, attributes, geometries, srid)
+        _grow_extent(conn, name, geometries, last_fid)
+
+    def read_layer(
+        self,
+        name: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        columns: list[str] | None = None,
+        conn: Connection | None = None,
+    ) -> gpd.GeoDataFrame:
+        """A feature layer as a GeoDataFrame (index: the layer's ``fid``)."""
+        with self.reading(conn) as c:
+            if not self.has_layer(name, c):
+                raise NotFound(
+                    f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
+                )
+            crs = self.layer_crs(name, c)
+            types = _declared_types(c, name)
+            wanted = [col for col in types if col not in ("fid", "geom")]
+            if columns is not None:
+                unknown = sorted(set(columns) - set(wanted))
+                if unknown:
+                    raise NotFound(f"layer {name!r} has no column {unknown}")
+                wanted = list(columns)
+            fields = [_column("fid"), sa.func.ST_AsBinary(_column("geom"))]
+            fields += [_column(col) for col in wanted]
+            query = _filtered(sa.select(*fields).select_from(_table(name)), where)
+            result = c.execute(query.order_by(_column("fid")))
+            frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
+        geometry = shapely.from_wkb(np.asarray(frame.pop("geom").tolist() or [], dtype=object))
+        frame = _restore_types(frame.set_index("fid"), types)
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+
+    def delete_rows(self, conn: Connection, name: str, where: Mapping[str, Any]) -> int:
+        """Delete the rows of a layer or table matching ``where`` (column = value, or IN a list)."""
+        if not _table_exists(conn, name):
+            return 0
+        deleted = conn.execute(_filtered(sa.delete(_table(name)), where)).rowcount
+        _touch(conn, name)
+        return deleted
+
+    def update_rows(
+        self, conn: Connection, name: str, rows: pd.DataFrame, *, key: list[str]
+    ) -> int:
+        """Set the non-key columns of ``rows`` on the rows of ``name`` matching the ``key`` columns."""
+        values = [c for c in rows.columns if c not in key]
+        assignments_sql = ", ".join(f"{quote(c)} = %s" for c in values)
+        match = " AND ".join(f"{quote(c)} = %s" for c in key)
+        data = [_python_values(rows[c]) for c in [*values, *key]]
+        params = list(zip(*data, strict=True))
+        if not params:
+            return 0
+        conn.exec_driver_sql(f"UPDATE {quote(name)} SET {assignments_sql} WHERE {match}", params)
+        _touch(conn, name)
+        return len(params)
+
+    def drop_layer(self, conn: Connection, name: str) -> None:
+        conn.execute(sa.delete(layer_contents).where(layer_contents.c.table_name == name))
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
+
+    # -- plain tables ---------------------------------------------------------------------------
+    def read_table(
+        self,
+        table: sa.Table | str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> pd.DataFrame:
+        """A non-spatial table as a DataFrame, in key order (SQLite's rowid order there)."""
+        name = table if isinstance(table, str) else table.name
+        with self.reading(conn) as c:
+            query = _filtered(sa.select(sa.text("*")).select_from(_table(name)), where)
+            order = _row_order(c, name)
+            result = c.execute(query.order_by(*map(_column, order)) if order else query)
+            return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
+
+
+def _driver_url(url: str) -> str:
+    """``url`` for SQLAlchemy's psycopg 3 driver (the one whose COPY this module uses)."""
+    for prefix in _DRIVER_PREFIXES:
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    raise StoreError(
+        f"the PostGIS store speaks psycopg 3: give a postgresql:// URL, not {url.split(':')[0]}",
+        zh="PostGIS 存储请使用 postgresql:// 地址",
+    )
+
+
+def _require_postgis(conn: Connection, shown: str) -> None:
+    has = conn.exec_driver_sql("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")
+    if has.scalar():
+        return
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION postgis")
+    except sa.exc.DBAPIError:
+        raise StoreError(
+            f"the database {shown} has no PostGIS and this user may not add it: "
+            "run CREATE EXTENSION postgis as its owner",
+            zh=f"数据库 {shown} 未安装 PostGIS：请由其所有者执行 CREATE EXTENSION postgis",
+        ) from None
+
+
+def _layer_row(conn: Connection, name: str) -> sa.Row | None:
+    return conn.execute(
+        sa.select(layer_contents).where(layer_contents.c.table_name == name)
+    ).first()
+
+
+def _ensure_srid(conn: Connection, crs: pyproj.CRS) -> int:
+    """The EPSG code of ``crs``, added to ``spatial_ref_sys`` where PostGIS lacks it."""
+    authority = crs.to_authority(min_confidence=90)
+    if authority is None or authority[0] != "EPSG":
+        raise ValueError(f"the project file stores EPSG coordinate systems only, not {crs.name!r}")
+    code = int(authority[1])
+    known = conn.execute(
+        sa.text("SELECT count(*) FROM spatial_ref_sys WHERE srid = :c"), {"c": code}
+    ).scalar()
+    if not known:
+        conn.execute(
+            sa.text(
+                "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
+                "VALUES (:c, 'EPSG', :c, :wkt, :proj)"
+            ),
+            {"c": code, "wkt": crs.to_wkt("WKT1_GDAL"), "proj": crs.to_proj4()},
+        )
+    return code
+
+
+def _column_spec(geometries: np.ndarray, srid: int) -> str:
+    """``Polygon,4549`` for a column of polygons; ``Geometry`` where kinds or dimensions mix."""
+    present = geometries[~shapely.is_missing(geometries)]
+    has_z = shapely.has_z(present[~shapely.is_empty(present)])
+    kind = _POSTGIS_TYPE.get(gpkg.geometry_type_name(geometries), "Geometry")
+    if has_z.any() and not has_z.all():
+        return f"Geometry,{srid}"
+    return f"{kind}{'Z' if has_z.any() else ''},{srid}"
+
+
+def _replace_layer(
+    conn: Connection,
+    name: str,
+    attributes: pd.DataFrame,
+    geometries: np.ndarray,
+    *,
+    srid: int,
+    description: str,
+) -> None:
+    """Empty the layer for new rows, with a fresh row in ``gridmap_layers``.
+
+    Where the table already has the frame's columns and types, its rows are deleted: readers
+    keep reading the old rows until the commit (MVCC). Otherwise it is dropped and made again
+    with its GiST index; a DROP locks the table, so readers of that layer wait for the commit.
+    """
+    table = sa.Table(
+        _quoted(name),
+        sa.MetaData(),
+        sa.Column(_quoted("fid"), sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(_quoted("geom"), _Geometry(_column_spec(geometries, srid))),
+        *(sa.Column(_quoted(c), _pg_type(attributes[c])) for c in attributes.columns),
+    )
+    if _column_types(conn, name) == _column_types_of(conn, table):
+        conn.execute(sa.delete(_table(name)))
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
+        conn.execute(sa.schema.CreateTable(table))
+        index = quote(f"{name}_geom_gist")
+        conn.exec_driver_sql(f"CREATE INDEX {index} ON {quote(name)} USING GIST (geom)")
+    conn.execute(sa.delete(layer_contents).where(layer_contents.c.table_name == name))
+    conn.execute(
+        sa.insert(layer_contents).values(
+            table_name=name,
+            description=description,
+            geometry_type=gpkg.geometry_type_name(geometries),
+            srs_id=srid,
+            last_change=_now(),
+        )
+    )
+
+
+def _column_types(conn: Connection, name: str) -> list[tuple[str, str]]:
+    """The table's columns with their declared types, as PostgreSQL names them."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(current_schema() || '.' || quote_ident(:t)) "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ),
+        {"t": name},
+    )
+    return [(column, kind.lower()) for column, kind in rows]
+
+
+def _column_types_of(conn: Connection, table: sa.Table) -> list[tuple[str, str]]:
+    return [(c.name, c.type.compile(dialect=conn.dialect).lower()) for c in table.columns]
+
+
+def _quoted(name: object) -> sa.sql.quoted_name:
+    return sa.sql.quoted_name(str(name), True)
+
+
+def _pg_type(series: pd.Series) -> sa.types.TypeEngine:
+    if isinstance(series.dtype, pd.BooleanDtype):
+        return sa.Boolean()
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return sa.DateTime(timezone=True)
+    return _PG_TYPE_OF_DTYPE.get(series.dtype.kind, sa.Text())
+
+
+def _copy_rows(
+    conn: Connection, name: str, attributes: pd.DataFrame, geometries: np.ndarray, srid: int
+) -> int:
+    """Stream the rows into the layer with COPY (geometry as hex EWKB, which carries the SRID),
+    numbered on from the layer's last fid as AUTOINCREMENT numbers them; the new last fid."""
+    first = _last_fid(conn, name) + 1
+    if not len(geometries):
+        return first - 1
+    ewkb = shapely.to_wkb(shapely.set_srid(geometries, srid), hex=True, include_srid=True)
+    values = [_python_values(attributes[c]) for c in attributes.columns]
+    fids = range(first, first + len(geometries))
+    names = ", ".join(quote(c) for c in ["fid", "geom", *attributes.columns])
+    statement = f"COPY {quote(name)} ({names}) FROM STDIN"
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in zip(fids, ewkb.tolist(), *values, strict=True):
+                copy.write_row(row)
+    except psycopg.Error as error:  # as SQLAlchemy reports it for a statement (IntegrityError...)
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from None
+    last = fids[-1]
+    # rows inserted without a fid (by SQL elsewhere) take the identity's next value: keep it past
+    # every fid written here (never lowered, so a rollback cannot make it hand out a used fid)
+    conn.execute(
+        sa.text(
+            "SELECT setval(s, greatest(:last, coalesce(pg_sequence_last_value(s), 0))) "
+            "FROM (SELECT pg_get_serial_sequence(:q, 'fid')::regclass AS s) AS q"
+        ),
+        {"last": last, "q": quote(name)},
+    )
+    return last
+
+
+def _last_fid(conn: Connection, name: str) -> int:
+    """The highest fid the layer has had since it was (re)made: recorded, or in its rows."""
+    recorded = _layer_row(conn, name).last_fid
+    highest = conn.execute(sa.select(sa.func.max(_column("fid"))).select_from(_table(name)))
+    return max(recorded, highest.scalar() or 0)
+
+
+def _conform_to_layer(conn: Connection, name: str, geometries: np.ndarray) -> np.ndarray:
+    """Appended geometries fit the layer as on a GeoPackage: polygons join a MULTIPOLYGON layer
+    as MultiPolygons; other kinds (or dimensions) widen the column to plain ``geometry``."""
+    declared = _layer_row(conn, name).geometry_type
+    type_ids = shapely.get_type_id(geometries)
+    if declared == "MULTIPOLYGON" and (type_ids == 3).any():
+        geometries = geometries.copy()
+        geometries[type_ids == 3] = [shapely.MultiPolygon([g]) for g in geometries[type_ids == 3]]
+    elif declared == "POLYGON" and (type_ids == 6).any():
+        conn.execute(
+            sa.update(layer_contents)
+            .where(layer_contents.c.table_name == name)
+            .values(geometry_type="MULTIPOLYGON")
+        )
+    _widen_column(conn, name, geometries)
+    return geometries
+
+
+def _widen_column(conn: Connection, name: str, geometries: np.ndarray) -> None:
+    """Make the geometry column plain ``geometry`` where ``geometries`` do not fit its type
+    (a GeoPackage layer takes any kind; the SRID stays recorded in ``gridmap_layers``)."""
+    if shapely.is_missing(geometries).all():
+        return
+    column = conn.execute(
+        sa.text(
+            "SELECT type, coord_dimension FROM geometry_columns WHERE f_table_schema = "
+            "current_schema() AND f_table_name = :t AND f_geometry_column = 'geom'"
+        ),
+        {"t": name},
+    ).first()
+    if column is None or column.type == "GEOMETRY":
+        return
+    wanted = _column_spec(geometries, 0).split(",")[0].upper()
+    held = column.type + ("Z" if column.coord_dimension > 2 else "")
+    if wanted != held:
+        conn.exec_driver_sql(f"ALTER TABLE {quote(name)} ALTER COLUMN geom TYPE geometry")
+
+
+def _grow_extent(conn: Connection, name: str, geometries: np.ndarray, last_fid: int) -> None:
+    """Widen the layer's recorded extent by the rows just written; record the last fid and
+    the change."""
+    present = geometries[~shapely.is_missing(geometries) & ~shapely.is_empty(geometries)]
+    row = _layer_row(conn, name)
+    bounds = (row.min_x, row.min_y, row.max_x, row.max_y)
+    if len(present):
+        minx, miny, maxx, maxy = shapely.total_bounds(present).tolist()
+        if row.min_x is not None:
+            minx, miny = min(minx, row.min_x), min(miny, row.min_y)
+            maxx, maxy = max(maxx, row.max_x), max(maxy, row.max_y)
+        bounds = (minx, miny, maxx, maxy)
+    conn.execute(
+        sa.update(layer_contents)
+        .where(layer_contents.c.table_name == name)
+        .values(dict(zip(("min_x", "min_y", "max_x", "max_y"), bounds, strict=True)))
+        .values(last_change=_now(), last_fid=last_fid)
+    )
+
+
+def _touch(conn: Connection, name: str) -> None:
+    """Mark a layer changed (what a cache keyed on ``last_change`` watches)."""
+    conn.execute(
+        sa.update(layer_contents)
+        .where(layer_contents.c.table_name == name)
+        .values(last_change=_now())
+    )
+
+
+def _now() -> str:
+    return stored_time(pd.Timestamp.now(tz="UTC"))
+
+
+def _declared_types(conn: Connection, name: str) -> dict[str, str]:
+    """The layer's columns in order, each with the type name :func:`_restore_types` reads."""
+    return {
+        column: _KIND_OF_PG_TYPE.get(kind, "GEOMETRY" if kind.startswith("geometry") else "TEXT")
+        for column, kind in _column_types(conn, name)
+    }
+
+
+def _row_order(conn: Connection, name: str) -> list[str]:
+    """The columns that give a table's rows a stable order: its key, or a layer's ``fid``."""
+    known = metadata.tables.get(name)
+    if known is not None:
+        return [column.name for column in known.primary_key.columns]
+    return ["fid"] if "fid" in _declared_types(conn, name) else []
