@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,19 @@ def api_tokens(api_db: Path) -> dict[str, str]:
     from api_support import role_tokens
 
     return role_tokens(api_db)
+
+
+@pytest.fixture(scope="session")
+def postgis_url() -> Iterator[str]:
+    """A throw-away PostgreSQL + PostGIS cluster for the session (tests/pgcluster.py): its URL.
+
+    Fails, never skips, where the server is not installed: a PostGIS test skipped by default
+    would be a defect nobody sees.
+    """
+    import pgcluster
+
+    try:
+        with pgcluster.throwaway_cluster() as url:
+            yield url
+    except pgcluster.ClusterUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
