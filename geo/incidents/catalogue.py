@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -77,6 +79,24 @@ def load_catalogue(path: str | Path | None = None) -> pd.DataFrame:
     '私搭乱建'
     """
     path = Path(path) if path is not None else CATALOGUE_PATH
+    table = _read_table(path)
+    limits = [
+        _checked_limit(record, row, path)
+        for row, record in enumerate(table.itertuples(index=False), start=1)
+    ]
+    values = [value for value, _ in limits]
+    units = [unit for _, unit in limits]
+    duplicated = table.loc[table["code"].duplicated(), "code"]
+    if len(duplicated):
+        raise CatalogueError(f"catalogue {path.name}: duplicate code(s) {', '.join(duplicated)}")
+    table["limit_value"] = values
+    table["limit_unit"] = units
+    table["fallback"] = _fallback_flags(table, path)
+    return table.reset_index(drop=True)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The catalogue CSV as stripped text, with every required and optional column."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -88,28 +108,22 @@ def load_catalogue(path: str | Path | None = None) -> pd.DataFrame:
     for column in OPTIONAL_COLUMNS:
         if column not in table.columns:
             table[column] = ""
-    values, units = [], []
-    for row, record in enumerate(table.itertuples(index=False), start=1):
-        where = f"catalogue {path.name} row {row} ({record.code or 'no code'})"
-        if not re.fullmatch(r"\d{5}", record.code):
-            raise CatalogueError(f"{where}: code must be 5 digits (class + item), e.g. 06001")
-        if record.class_code != record.code[:2]:
-            raise CatalogueError(f"{where}: class_code {record.class_code!r} != {record.code[:2]}")
-        if not record.name_zh:
-            raise CatalogueError(f"{where}: name_zh is empty")
-        try:
-            value, unit = parse_time_limit(record.time_limit)
-        except CatalogueError as exc:
-            raise CatalogueError(f"{where}: {exc.message}", hint=exc.hint) from exc
-        values.append(value)
-        units.append(unit)
-    duplicated = table.loc[table["code"].duplicated(), "code"]
-    if len(duplicated):
-        raise CatalogueError(f"catalogue {path.name}: duplicate code(s) {', '.join(duplicated)}")
-    table["limit_value"] = values
-    table["limit_unit"] = units
-    table["fallback"] = _fallback_flags(table, path)
-    return table.reset_index(drop=True)
+    return table
+
+
+def _checked_limit(record: Any, row: int, path: Path) -> tuple[float, str]:
+    """One catalogue row checked (code, class, name); its time limit as (value, unit)."""
+    where = f"catalogue {path.name} row {row} ({record.code or 'no code'})"
+    if not re.fullmatch(r"\d{5}", record.code):
+        raise CatalogueError(f"{where}: code must be 5 digits (class + item), e.g. 06001")
+    if record.class_code != record.code[:2]:
+        raise CatalogueError(f"{where}: class_code {record.class_code!r} != {record.code[:2]}")
+    if not record.name_zh:
+        raise CatalogueError(f"{where}: name_zh is empty")
+    try:
+        return parse_time_limit(record.time_limit)
+    except CatalogueError as exc:
+        raise CatalogueError(f"{where}: {exc.message}", hint=exc.hint) from exc
 
 
 def _fallback_flags(table: pd.DataFrame, path: Path) -> pd.Series:
@@ -254,41 +268,13 @@ def match_category(
     ['06036', '06001', '10099']
     """
     catalogue = load_catalogue() if catalogue is None else catalogue
-    legacy = load_legacy_map() if legacy is None else legacy
-    codes = set(catalogue["code"])
-    legacy_codes = dict(zip(legacy["legacy_code"], legacy["code"], strict=True))
-    names = _name_index(catalogue, legacy)
-    extra_keys = {normalise_key(k): v for k, v in (extra or {}).items()}
-    unknown_extra = sorted(set(extra_keys.values()) - codes)
-    if unknown_extra:
-        raise CatalogueError(f"category map names codes not in the catalogue: {unknown_extra}")
-    contained = sorted(
-        (k for k in names if re.search(r"[\u4e00-\u9fff]", k)), key=len, reverse=True
+    matcher = _Matcher.build(
+        catalogue, load_legacy_map() if legacy is None else legacy, extra or {}
     )
-    fallback = catalogue.loc[catalogue["fallback"].astype(bool), "code"].iloc[0]
-
-    def one(value: object) -> str | None:
-        text = "" if value is None or value is pd.NA else str(value).strip()
-        if re.fullmatch(r"\d+\.0+", text):
-            text = text.split(".")[0]  # 6001.0: a code a spreadsheet turned into a float
-        key = normalise_key(text)
-        if not key:
-            return None
-        if key in extra_keys:
-            return extra_keys[key]
-        code = _code_candidate(key, codes, legacy_codes)
-        if code is not None:
-            return code
-        if key in names:
-            return names[key]
-        hits = [k for k in contained if k in key]
-        if hits and len({names[k] for k in hits if len(k) == len(hits[0])}) == 1:
-            return names[hits[0]]
-        return None
-
     # Feeds repeat a handful of values: match each distinct value once.
-    distinct = {value: one(value) for value in pd.unique(raw.astype(object))}
+    distinct = {value: matcher.match(value) for value in pd.unique(raw.astype(object))}
     matched = raw.astype(object).map(distinct)
+    fallback = catalogue.loc[catalogue["fallback"].astype(bool), "code"].iloc[0]
     return pd.DataFrame(
         {
             "code": matched.fillna(fallback).astype(str),
@@ -297,3 +283,50 @@ def match_category(
         },
         index=raw.index,
     )
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """What :func:`match_category` matches one value against, in its order."""
+
+    extra_keys: dict[str, str]
+    codes: set[str]
+    legacy_codes: dict[str, str]
+    names: dict[str, str]
+    contained: list[str]
+
+    @classmethod
+    def build(
+        cls, catalogue: pd.DataFrame, legacy: pd.DataFrame, extra: dict[str, str]
+    ) -> _Matcher:
+        codes = set(catalogue["code"])
+        extra_keys = {normalise_key(k): v for k, v in extra.items()}
+        unknown_extra = sorted(set(extra_keys.values()) - codes)
+        if unknown_extra:
+            raise CatalogueError(f"category map names codes not in the catalogue: {unknown_extra}")
+        names = _name_index(catalogue, legacy)
+        contained = sorted(
+            (k for k in names if re.search(r"[\u4e00-\u9fff]", k)), key=len, reverse=True
+        )
+        legacy_codes = dict(zip(legacy["legacy_code"], legacy["code"], strict=True))
+        return cls(extra_keys, codes, legacy_codes, names, contained)
+
+    def match(self, value: object) -> str | None:
+        """The code of one value, None when nothing matches."""
+        text = "" if value is None or value is pd.NA else str(value).strip()
+        if re.fullmatch(r"\d+\.0+", text):
+            text = text.split(".")[0]  # 6001.0: a code a spreadsheet turned into a float
+        key = normalise_key(text)
+        if not key:
+            return None
+        if key in self.extra_keys:
+            return self.extra_keys[key]
+        code = _code_candidate(key, self.codes, self.legacy_codes)
+        if code is not None:
+            return code
+        if key in self.names:
+            return self.names[key]
+        hits = [k for k in self.contained if k in key]
+        if hits and len({self.names[k] for k in hits if len(k) == len(hits[0])}) == 1:
+            return self.names[hits[0]]
+        return None

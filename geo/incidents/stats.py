@@ -9,6 +9,8 @@ time / closed; handling time is registration (立案) to closure (结案) in hou
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -123,19 +125,36 @@ def incident_stats(
     chosen = incidents.loc[_window(incidents, "reported_at", since, until)]
     if until is not None:
         events = events.loc[_window(events, "at", None, until)]
-    now = pd.Timestamp(
-        now if now is not None else until if until is not None else pd.Timestamp.now("UTC")
-    )
-    now = now if now.tzinfo is not None else now.tz_localize("UTC")
     timeline = case_timeline(chosen, events, catalogue=catalogue, calendar=calendar)
     frame = timeline.assign(
         key=key.loc[chosen.index],
         cls="class_" + chosen["category_code"].astype(str).str[:2],
         registered=timeline["registered_at"].notna(),
         closed=timeline["closed_at"].notna(),
-        overdue=is_overdue(timeline, now=now),
+        overdue=is_overdue(timeline, now=_as_of(now, until)),
     )
     frame["closed_on_time"] = frame["closed"] & (frame["closed_at"] <= frame["deadline"])
+    stats = _group_stats(frame).join(_class_counts(frame))
+    stats = stats.fillna(dict.fromkeys(_CLASS_COLUMNS, 0))
+    stats.index.name = BY_COLUMNS[by]
+    counts = [c for c in stats.columns if "rate" not in c and "hours" not in c]
+    return stats.astype(dict.fromkeys(counts, "int64"))
+
+
+_CLASS_COLUMNS = [f"class_{c}" for c in ("06", "07", "08", "09", "10")]
+
+
+def _as_of(now: Any, until: Any) -> pd.Timestamp:
+    """The moment overdue is judged at: ``now``, else ``until``, else the current time (UTC
+    where naive)."""
+    moment = pd.Timestamp(
+        now if now is not None else until if until is not None else pd.Timestamp.now("UTC")
+    )
+    return moment if moment.tzinfo is not None else moment.tz_localize("UTC")
+
+
+def _group_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts, rates and the median handling time per ``key`` of a case frame."""
     groups = frame.groupby("key", sort=True)
     stats = pd.DataFrame(
         {
@@ -150,13 +169,12 @@ def incident_stats(
     stats.insert(4, "registration_rate", _rate(stats["registered"], stats["reported"]))
     stats.insert(5, "closure_rate", _rate(stats["closed"], stats["registered"]))
     stats.insert(6, "on_time_rate", _rate(stats["closed_on_time"], stats["closed"]))
-    classes = pd.crosstab(frame["key"], frame["cls"]).reindex(
-        columns=[f"class_{c}" for c in ("06", "07", "08", "09", "10")], fill_value=0
-    )
-    stats = stats.join(classes).fillna(dict.fromkeys(classes.columns, 0))
-    stats.index.name = BY_COLUMNS[by]
-    counts = [c for c in stats.columns if "rate" not in c and "hours" not in c]
-    return stats.astype(dict.fromkeys(counts, "int64"))
+    return stats
+
+
+def _class_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cases per ``key`` and category class (06..10, 0 where none)."""
+    return pd.crosstab(frame["key"], frame["cls"]).reindex(columns=_CLASS_COLUMNS, fill_value=0)
 
 
 def _rate(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -168,7 +186,7 @@ def open_counts(cases: pd.DataFrame, grid_codes: pd.Series) -> pd.DataFrame:
     ones among them, as the maps show them.
 
     Open is :func:`~geo.incidents.workflow.is_open`; overdue is the cases' ``overdue`` column
-    (as :func:`geo.incidents.store.list_incidents` computes it), none when there is no such column.
+    (as :func:`geo.incidents.records.list_incidents` computes it), none when there is no such column.
     """
     status = cases["status"] if "status" in cases else pd.Series(None, index=cases.index)
     still_open = is_open(status)
