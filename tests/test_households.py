@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import shapely
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -192,6 +193,8 @@ def test_find_by_id_phone_tail_name_and_address_is_masked_and_audited(imported):
     assert shown["name"] == person["姓名"][0] + "*" * (len(person["姓名"]) - 1)
     assert by_id[0]["phone"] == mask_phone(person["联系电话"])
     assert by_id[0]["building_id"] == person["_expected"]
+    spot = store.read_layer("buildings", where={"building_id": person["_expected"]}).to_crs(4326)
+    assert spot.geometry.iloc[0].contains(shapely.Point(by_id[0]["lon"], by_id[0]["lat"]))
     tail = access.find(
         store, keys, ADMIN, access.Query(id_tail=person["身份证号"][-8:]), purpose="核查"
     )

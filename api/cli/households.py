@@ -21,6 +21,7 @@ from api.cli.common import (
     AuthorOption,
     DbOption,
     JsonOption,
+    input_or_stdin,
     lazy,
     note,
     output_file,
@@ -113,7 +114,12 @@ def households_keygen(
 
 @households_app.command("import")
 def households_import(
-    source: Annotated[Path, typer.Argument(help="住户表 .xlsx 或 CSV（UTF-8/GBK）household list")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="住户表 .xlsx 或 CSV（UTF-8/GBK；- 为标准输入）household list (- for stdin)"
+        ),
+    ],
     db: DbOption = DEFAULT_DB,
     mapping: Annotated[
         str | None, typer.Option(help="列映射 column mapping: name or .json")
@@ -124,9 +130,10 @@ def households_import(
 ) -> None:
     """导入住户 Import households and residents, matched to buildings; unmatched rows kept for review."""
     refuse_project_as_input(db, source)
-    outcome = importing.import_households(
-        store_for(db), source, _keys(key_file), mapping=mapping, actor=author
-    )
+    with input_or_stdin(source) as path:
+        outcome = importing.import_households(
+            store_for(db), path, _keys(key_file), mapping=mapping, actor=author
+        )
     data = vars(outcome)
     rows = [(k, v) for k, v in data.items() if not isinstance(v, dict | list)]
     rows += [(f"matched by {k}", v) for k, v in outcome.matched_by.items()]

@@ -129,8 +129,10 @@ def find(
         found = _candidates(store, conn, keys, query, allowed)
         answers = [_answer(conn, keys, row, people, unmask) for row, people in found[:limit]]
         places = placement(store, conn)
+        spots = _building_points(store, conn, [answer["building_id"] for answer in answers])
         for answer in answers:
             answer.update(_where(places, answer["building_id"]))
+            answer["lon"], answer["lat"] = spots.get(answer["building_id"], (None, None))
             store.log(
                 conn,
                 "personal read",
@@ -148,6 +150,17 @@ def _where(places: pd.DataFrame, building_id: str) -> dict[str, Any]:
         return {"grid_code": None, "community": None, "worker": None}
     row = places.loc[building_id]
     return {"grid_code": row["grid_code"], "community": row["community"], "worker": row["worker"]}
+
+
+def _building_points(
+    store: Store, conn: Connection, building_ids: list[str]
+) -> dict[str, tuple[float, float]]:
+    """A WGS84 point inside each building (where staff find the household on the map)."""
+    if not building_ids:
+        return {}
+    layer = store.read_layer("buildings", where={"building_id": building_ids}, conn=conn)
+    points = layer.set_index("building_id").geometry.representative_point().to_crs(4326)
+    return {key: (round(p.x, 7), round(p.y, 7)) for key, p in points.items()}
 
 
 def _household_rows(
