@@ -10,9 +10,9 @@ read SQLite.
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
+
+from geo.exchange.mbtiles import mbtiles_tile
 
 from .prepare import MapInputError
 
@@ -78,12 +78,7 @@ def read_tile(source: str, z: int, x: int, y: int) -> tuple[bytes, str] | None:
     """
     path = Path(source).expanduser()
     if path.suffix.lower() == ".mbtiles":
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            row = db.execute(
-                "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
-                (z, x, (1 << z) - 1 - y),
-            ).fetchone()
-        data = bytes(row[0]) if row else None
+        data = mbtiles_tile(path, z, x, y)
     else:
         found = next(
             (

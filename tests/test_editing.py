@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app
+from api.errors import status_of
 from geo.errors import Conflict, InputError, NotFound
 from geo.plans import editing
 from geo.plans import store as plans
@@ -74,7 +75,7 @@ def test_a_published_plan_is_never_edited(draft):
     plan = stored(store, published)
     with pytest.raises(editing.NotDraft, match="copy") as raised:
         editing.apply_edit(store, published, "lock", {"grid": plan.grids.index[0]}, revision=0)
-    assert raised.value.status == 409
+    assert status_of(raised.value) == 409
 
 
 def test_move_answers_the_touched_grids_and_their_violations(draft):
@@ -118,7 +119,7 @@ def test_moving_across_communities_is_refused_and_changes_nothing(draft):
         editing.apply_edit(
             store, plan_id, "move", {"buildings": [building], "to": elsewhere}, revision=0
         )
-    assert raised.value.status == 422
+    assert status_of(raised.value) == 422
     assert plans.plan_row(store, plan_id)["revision"] == 0
     assert editing.history(store, plan_id).empty
 
@@ -321,7 +322,7 @@ def test_a_stale_revision_is_refused_with_what_changed(draft):
         editing.apply_edit(store, plan_id, "lock", {"grids": [code_b]}, revision=0, author="乙")
     error = raised.value
     assert isinstance(error, Conflict)
-    assert error.status == 409
+    assert status_of(error) == 409
     assert error.revision == 1
     assert [(c["op"], c["author"], c["args"]) for c in error.changes] == [
         ("lock", "甲", {"grids": [code_a]})

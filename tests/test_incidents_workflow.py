@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from api.errors import status_of
 from geo.errors import Conflict, InputError
 from geo.incidents.catalogue import load_catalogue
 from geo.incidents.workflow import (
@@ -87,7 +88,7 @@ def test_illegal_transitions_list_the_allowed_steps(current, target, allowed):
         transition(current, target)
     assert f"allowed next: {allowed}" in str(info.value)
     assert isinstance(info.value, Conflict)
-    assert info.value.status == 409
+    assert status_of(info.value) == 409
 
 
 def test_every_pair_is_either_allowed_or_refused():

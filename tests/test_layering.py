@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,60 @@ def test_errors_say_what_went_wrong_and_leave_statuses_and_exit_codes_to_their_c
         assert all(
             not issubclass(later, kind) for i, kind in enumerate(kinds) for later in kinds[i + 1 :]
         )
+
+
+#: SQL written out as text: a statement's keywords in their order (the store writes SQL, not
+#: api/ or maps/)
+SQL_TEXT = re.compile(
+    r"\bSELECT\b[\s\S]+\bFROM\b|\bINSERT\s+(OR\s+\w+\s+)?INTO\b|\bUPDATE\b[\s\S]+\bSET\b"
+    r"|\bDELETE\s+FROM\b|\bPRAGMA\s+\w+|\bCREATE\s+(TABLE|INDEX)\b"
+)
+#: what api/ and maps/ never import: a database driver or the GeoPackage codec
+STORAGE_MODULES = {"sqlalchemy", "sqlite3", "psycopg", "geo.storage.gpkg"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (full dotted names, ``from`` imports with their names, and the
+    modules the CLI binds with ``lazy("...")``), wherever in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "lazy"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.add(str(node.args[0].value))
+    return names
+
+
+def _under(name: str, modules: set[str]) -> bool:
+    return any(name == module or name.startswith(module + ".") for module in modules)
+
+
+@pytest.mark.parametrize("package", ["api", "maps"])
+def test_api_and_maps_never_see_a_database_driver_a_file_format_or_sql(package):
+    forbidden = STORAGE_MODULES | ({"geo.storage"} if package == "maps" else set())
+    files = sorted((ROOT / package).rglob("*.py"))
+    imports = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imported_modules(path) if _under(name, forbidden)
+        )
+        for path in files
+    }
+    assert not {name: bad for name, bad in imports.items() if bad}
+    sql = {
+        f"{path.relative_to(ROOT)}:{node.lineno}": node.value[:80]
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and SQL_TEXT.search(node.value)
+    }
+    assert not sql, "SQL belongs behind the store (geo/)"
+    assert len(files) > 10

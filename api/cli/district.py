@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -288,24 +286,12 @@ def backup_command(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """备份项目文件 Copy the project file consistently, even while the server writes to it."""
+    from geo.usecases.backup import backup_project
+
     store_for(db)  # a missing or foreign file is refused here
     with output_file(output, db=db) as scratch:
         backup_project(Path(str(db).removeprefix("sqlite:///")), scratch)
     console.print(say(f"已备份到 {output}", f"backed up to {output}"))
-
-
-def backup_project(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` with SQLite's online backup API.
-
-    A plain file copy misses the writes still in the write-ahead log (``-wal``) and may catch a
-    page half-written; the backup API reads one consistent snapshot, WAL included, while other
-    connections go on reading and writing.
-    """
-    with (
-        closing(sqlite3.connect(source, timeout=30)) as src,
-        closing(sqlite3.connect(target)) as dst,
-    ):
-        src.backup(dst)
 
 
 @settings_app.command("set")

@@ -24,16 +24,13 @@ from api.cli.common import (
     store_for,
 )
 from api.cli.grids import plan_app
-from geo.errors import NotFound
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from geo.plans import editing
     from geo.plans import store as plans
     from geo.storage.store import Store
 else:  # imported by the commands that use them (issue #16: start-up)
-    sa, editing, plans = lazy("sqlalchemy"), lazy("geo.plans.editing"), lazy("geo.plans.store")
+    editing, plans = lazy("geo.plans.editing"), lazy("geo.plans.store")
 
 PlanOption = Annotated[
     int | None,
@@ -70,19 +67,10 @@ def register(app: typer.Typer) -> None:
 
 
 def newest_draft(store: Store) -> int:
-    """The id of the newest draft plan."""
-    from geo.storage.store import plans as plans_table
+    """The id of the newest draft plan (:func:`geo.usecases.drafts.newest_draft`)."""
+    from geo.usecases.drafts import newest_draft as newest
 
-    with store.reading() as conn:
-        plan_id = conn.execute(
-            sa.select(sa.func.max(plans_table.c.plan_id)).where(plans_table.c.status == "draft")
-        ).scalar()
-    if plan_id is None:
-        raise NotFound(
-            "no draft plan; copy one first: gridmap plan copy <plan id>",
-            zh="没有草稿方案，请先复制：gridmap plan copy <方案编号>",
-        )
-    return int(plan_id)
+    return newest(store)
 
 
 def _edit(
