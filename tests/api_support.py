@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from api.auth import ROLES, create_token
+from geo.people import roster as rosters
 from geo.people.workers import read_roster
-from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
 from geo.usecases.partition import partition_project
@@ -51,8 +51,8 @@ def _build(path: Path, source: Path, community_field: str | None) -> None:
     ]
     roster_csv = path.with_suffix(".roster.csv")
     pd.DataFrame(rows).to_csv(roster_csv, index=False)
-    plans.import_roster(store, read_roster(roster_csv, communities=communities))
-    plans.fill_workers(store, author="tests")
+    rosters.import_roster(store, read_roster(roster_csv, communities=communities))
+    rosters.fill_workers(store, author="tests")
     store.engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -17,6 +17,7 @@ from api.models import LocateResult
 from api.settings import Settings
 from geo.incidents.workflow import allowed_next
 from geo.locate.engine import GridIndex
+from geo.people import roster as rosters
 from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
@@ -409,7 +410,7 @@ def test_incident_batches_are_bounded_and_checked(client, api_tokens):
 def test_workers_phones_only_for_staff(client, api_tokens, store):
     viewer = client.get("/workers", headers=as_(api_tokens, "viewer")).json()
     staff = client.get("/workers", headers=as_(api_tokens, "staff")).json()
-    assert len(viewer) == len(staff) == len(plans.roster(store))
+    assert len(viewer) == len(staff) == len(rosters.roster(store))
     assert all(w["phone"] is None for w in viewer)
     assert all(w["phone"].startswith("138") for w in staff)
     grids = publishing.published_grids(store)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from api.errors import status_of
 from geo.errors import Conflict, InputError, NotFound
+from geo.people import roster as rosters
 from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import open_store
@@ -245,7 +246,7 @@ def test_assign_worker_clears_the_no_worker_violation(draft):
             "community": [COMMUNITY, "同德广场"],
         }
     )
-    plans.import_roster(store, roster)
+    rosters.import_roster(store, roster)
     result = editing.apply_edit(
         store, plan_id, "assign_worker", {"grid": code, "worker_id": "W01"}, revision=0
     )

@@ -16,6 +16,7 @@ from api.cli import app
 from geo.errors import InputError
 from geo.incidents import feeds as incident_feeds
 from geo.incidents import records as incident_records
+from geo.people import roster as rosters
 from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
@@ -146,8 +147,8 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
             "community": sorted(grids["community"].unique()),
         }
     )
-    plans.import_roster(store, roster)
-    plans.fill_workers(store)
+    rosters.import_roster(store, roster)
+    rosters.fill_workers(store)
     frame, path = suzhou_cases(suzhou_project, tmp_path)
     mapping = incident_feeds.mapping_from_options(
         None,

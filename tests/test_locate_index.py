@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from geo.locate.engine import GridIndex
 from geo.locate.kept import build_index
+from geo.people import roster as rosters
 from geo.people.workers import read_roster
 from geo.plans import editing
 from geo.plans import publish as publishing
@@ -118,8 +119,8 @@ def test_a_worker_given_after_publishing_is_located_without_rebuilding(kunming_p
             "社区": communities,
         }
     ).to_csv(roster, index=False)
-    plans.import_roster(store, read_roster(roster, communities=communities))
-    plans.fill_workers(store, author="test")
+    rosters.import_roster(store, read_roster(roster, communities=communities))
+    rosters.fill_workers(store, author="test")
     kept, fresh = plans.grid_index(store), fresh_index(store)
     assert kept_rows(store) == [before]  # the polygons did not change: nothing rebuilt
     assert set(kept.workers) - {None}, "the roster gave the grids workers"

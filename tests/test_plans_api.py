@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
+from geo.people import roster as rosters
 from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import open_store
@@ -168,7 +169,7 @@ def test_undo_redo_publish_with_a_reason_and_diff(service):
 def test_the_editor_page_needs_a_planner_and_escapes_data(service):
     client, planner, viewer, store = service
     hostile = "</script><script>window.__pwned=1</script>"
-    plans.import_roster(
+    rosters.import_roster(
         store,
         pd.DataFrame(
             {"worker_id": ["W1"], "name": [hostile], "phone": [None], "community": [COMMUNITY]}

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from geo.people import roster as rosters
 from geo.plans import store as plans
 from geo.storage.store import open_store
 
@@ -99,7 +100,7 @@ def test_signboards_are_one_page_per_grid_with_the_worker_and_the_phone_only_whe
     store = open_store(district)
     plan = plans.load_plan(store)
     grids = plan.grids[plan.grids["community"] == "北泰花园"]
-    roster = plans.roster(store).set_index("worker_id")
+    roster = rosters.roster(store).set_index("worker_id")
     store.engine.dispose()
     out = tmp_path / "signs.pdf"
     result = run("print", str(out), "--db", str(district), "--community", "北泰花园", "--signboard")

@@ -21,6 +21,7 @@ from api.settings import Settings
 from geo.incidents import feeds as incident_feeds
 from geo.incidents import records as incident_records
 from geo.incidents.cases import CaseImport
+from geo.people import roster as rosters
 from geo.plans import editing
 from geo.plans import publish as publishing
 from geo.plans import store as plans
@@ -144,7 +145,7 @@ def test_the_cli_publishes_only_the_revision_given(staffed):
 def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     store = open_store(staffed)
     draft = editing.copy_plan(store, plans.published_plan_id(store))
-    team = plans.roster(store)
+    team = rosters.roster(store)
     gone = team[team["community"] == COMMUNITY]["worker_id"].tolist()
     points = store.read_layer("buildings").to_crs(4326)
     inside = points[points["community"] == COMMUNITY].geometry.representative_point()
@@ -156,7 +157,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     for step in ("registered", "dispatched", "handled", "verified", "closed"):
         incident_cases.update_incident(store, "12345:R2", status=step)
     assert incident_records.get_incident(store, "12345:R1")["worker_id"] in gone
-    change = plans.import_roster(store, team[~team["worker_id"].isin(gone)], replace=True)
+    change = rosters.import_roster(store, team[~team["worker_id"].isin(gone)], replace=True)
     assert change.removed == sorted(gone)
     published = publishing.published_grids(store)
     ours = published["community"] == COMMUNITY
@@ -181,7 +182,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
 
 def test_the_cli_roster_import_lists_the_grids_left_without_a_worker(staffed, tmp_path):
     store = open_store(staffed)
-    team = plans.roster(store)
+    team = rosters.roster(store)
     kept = team[team["community"] != COMMUNITY]
     roster = tmp_path / "roster.csv"
     kept.rename(
@@ -201,14 +202,14 @@ def test_a_removed_worker_does_not_come_back_with_redo(staffed):
     draft = editing.copy_plan(store, plans.published_plan_id(store))
     plan = plans.load_plan(store, draft)
     grid = plan.grids.index[plan.grids["community"] == COMMUNITY][0]
-    team = plans.roster(store)
+    team = rosters.roster(store)
     held = plan.grids.at[grid, "worker_id"]
     other = team[(team["community"] == COMMUNITY) & (team["worker_id"] != held)]["worker_id"]
     editing.apply_edit(
         store, draft, "assign_worker", {"grid": grid, "worker_id": other.iloc[0]}, revision=0
     )
     editing.undo(store, draft, revision=1)
-    plans.import_roster(store, team[team["worker_id"] != other.iloc[0]], replace=True)
+    rosters.import_roster(store, team[team["worker_id"] != other.iloc[0]], replace=True)
     redone = editing.redo(store, draft, revision=2)
     assert redone.touched.loc[grid, "worker_id"] is None
     assert "no_worker" in set(redone.violations["rule"])

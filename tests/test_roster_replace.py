@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from geo.people import roster as rosters
 from geo.plans import publish as publishing
-from geo.plans import store as plans
 from geo.storage.store import open_store
 
 gridmap = cli_in_english
@@ -25,7 +25,7 @@ gridmap = cli_in_english
 
 def one_row_roster(store, path):
     """The roster as a district office once sent it: one worker of the first compound."""
-    first = plans.roster(store).iloc[[0]]
+    first = rosters.roster(store).iloc[[0]]
     first.rename(
         columns={"worker_id": "工号", "name": "姓名", "phone": "手机", "community": "社区"}
     ).to_csv(path, index=False)
@@ -66,7 +66,7 @@ def test_a_one_row_roster_is_refused_with_the_difference_and_changes_nothing(sta
 
 def test_a_roster_that_only_adds_workers_needs_no_replace(staffed, tmp_path):
     store = open_store(staffed)
-    team = plans.roster(store)
+    team = rosters.roster(store)
     extra = team.iloc[[0]].assign(worker_id="W999", name="新来的", phone=None)
     path = tmp_path / "roster.csv"
     pd.concat([team, extra]).rename(
@@ -79,7 +79,7 @@ def test_a_roster_that_only_adds_workers_needs_no_replace(staffed, tmp_path):
 
 def test_the_api_answers_a_shrinking_roster_with_409_and_the_difference(staffed):
     store = open_store(staffed)
-    team = plans.roster(store)
+    team = rosters.roster(store)
     gone = team["worker_id"].iloc[1:].tolist()
     first = team.iloc[0]
     body = f"工号,姓名,手机,社区\n{first.worker_id},{first['name']},,{first.community}\n"

@@ -31,6 +31,7 @@ from api.app import create_app
 from api.cli import app as cli_app
 from api.settings import Settings
 from geo.incidents import records as incident_records
+from geo.people import roster as rosters
 from geo.people.workers import read_roster
 from geo.plans import editing
 from geo.plans import store as plans
@@ -84,8 +85,8 @@ def _roster(store, folder: Path) -> None:
     ]
     path = folder / "roster.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    plans.import_roster(store, read_roster(path, communities=communities), author="tests")
-    plans.fill_workers(store, author="tests")
+    rosters.import_roster(store, read_roster(path, communities=communities), author="tests")
+    rosters.fill_workers(store, author="tests")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def expected(corpus: dict) -> dict[str, set[str]]:
     """The hostile strings each kind of field holds in the store."""
     store = open_store(corpus["db"])
     buildings = store.read_layer("buildings")
-    team = plans.roster(store)
+    team = rosters.roster(store)
     cases = incident_records.list_incidents(store)
     return {
         "community": set(buildings["community"]),
@@ -366,7 +367,7 @@ def test_chromium_shows_the_text_and_runs_none_of_it(corpus):
             assert opened.page.evaluate(PWNED)
             assert opened.dialogs == []
             assert opened.errors == []
-    team = plans.roster(open_store(corpus["db"]))
+    team = rosters.roster(open_store(corpus["db"]))
     for worker in team.itertuples():
         assert f"{worker.name} ({worker.worker_id})" in shown  # the worker picker of each grid
     ids = open_store(corpus["db"]).read_layer("buildings")["building_id"]

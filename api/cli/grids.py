@@ -31,6 +31,7 @@ from geo.defaults import MAX_GRID_SIZE
 if TYPE_CHECKING:
     import pandas as pd
 
+    from geo.people import roster as rosters
     from geo.plans import publish as publishing
     from geo.plans import store as plans
     from geo.usecases import district as project
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, plans, project = lazy("pandas"), lazy("geo.plans.store"), lazy("geo.usecases.district")
     partitioning = lazy("geo.usecases.partition")
+    rosters = lazy("geo.people.roster")
     publishing = lazy("geo.plans.publish")
 
 workers_app = typer.Typer(
@@ -202,7 +204,7 @@ def _import_roster(
     store = store_for(db)
     communities = store.read_layer("communities", columns=["community"])["community"]
     roster = read_roster(roster_csv, communities=communities)
-    change = plans.import_roster(store, roster, author=author, replace=replace)
+    change = rosters.import_roster(store, roster, author=author, replace=replace)
     missing = change.without_worker
     if as_json:
         print_json(
@@ -244,7 +246,7 @@ def workers_assign(
 ) -> None:
     """为空缺网格指定网格员 Give every grid without a worker one from its community, fairly."""
     store = store_for(db)
-    assigned, missing = plans.fill_workers(store, plan, author=author)
+    assigned, missing = rosters.fill_workers(store, plan, author=author)
     if as_json:
         print_json({"assigned": assigned, "without_worker": _reasons(missing).to_dict("records")})
         return
@@ -289,7 +291,7 @@ def workers_list(
     from geo.jsonvalue import json_records
 
     store = store_for(db)
-    team = plans.roster(store)
+    team = rosters.roster(store)
     grids = publishing.published_grids(store)
     team["grids"] = team["worker_id"].map(grids["worker_id"].value_counts()).fillna(0).astype(int)
     if not include_contacts:

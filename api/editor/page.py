@@ -17,9 +17,9 @@ import pandas as pd
 
 from api.mapping import project_map, resolve_basemap
 from api.static import ASSETS_URL
+from geo.people import roster as rosters
 from geo.plans import editing
 from geo.plans import publish as publishing
-from geo.plans import store as plans
 from geo.storage.store import Store
 from maps.basemaps import display_crs
 from maps.escape import json_for_html
@@ -163,7 +163,7 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
     display = display_crs(basemap)
     plan = editing.plan_state(store, plan_id)
     grids = plan.grids
-    team = plans.roster(store)
+    team = rosters.roster(store)
     return {
         "plan_id": plan.plan_id,
         "revision": plan.revision,

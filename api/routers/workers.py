@@ -11,8 +11,8 @@ from api.deps import Admin, BodyDep, StateDep, Viewer
 from api.models import Model, Worker, WorkerAssignment, plain, records
 from api.routers._frames import problem_responses
 from geo.errors import InputError, NotFound
+from geo.people import roster as rosters
 from geo.people.workers import parse_roster
-from geo.plans import store as plans
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
@@ -73,7 +73,7 @@ def put_workers(
         )
     communities = state.layer("communities")["community"]
     roster = parse_roster(body, communities=communities)
-    change = plans.import_roster(state.store, roster, author=principal.name, replace=replace)
+    change = rosters.import_roster(state.store, roster, author=principal.name, replace=replace)
     return RosterReplaced(
         workers=[Worker(**{k: plain(v) for k, v in row.items()}) for row in records(roster)],
         removed=change.removed,
@@ -89,7 +89,7 @@ def put_workers(
     summary="Give every grid without a worker one from its community",
 )
 def assign_workers(state: StateDep, principal: Admin) -> WorkerAssignment:
-    assigned, missing = plans.fill_workers(state.store, author=principal.name)
+    assigned, missing = rosters.fill_workers(state.store, author=principal.name)
     return WorkerAssignment(
         assigned=assigned, without_worker=records(missing.reset_index(names="grid_code"))
     )

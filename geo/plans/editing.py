@@ -69,6 +69,7 @@ from geo.errors import Conflict, InputError, NotFound
 from geo.grids import boundaries, codes, partition
 from geo.grids.adjacency import building_adjacency
 from geo.jsonvalue import json_records, json_value
+from geo.people import roster as rosters
 from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store, audit_log, edits, now_iso
@@ -603,7 +604,7 @@ def _assign_worker(
     grid = _grid(plan, args.get("grid"))
     worker = args.get("worker_id")
     if worker is not None:
-        team = plans.roster(store, conn=conn).set_index("worker_id")
+        team = rosters.roster(store, conn=conn).set_index("worker_id")
         worker = str(worker)
         if worker not in team.index:
             raise NotFound(f"no worker {worker!r} on the roster", zh=f"花名册中没有网格员 {worker}")
@@ -882,7 +883,7 @@ def _grid_rows(
     if only_facts:
         rows.append(plan.grids.loc[only_facts].drop(columns=["worker_id", "worker", "locked"]))
     frame = gpd.GeoDataFrame(pd.concat(rows), crs=plan.grids.crs)
-    names = plans.worker_names(store, conn=conn)
+    names = rosters.worker_names(store, conn=conn)
     worker_id, locked = _workers_and_locks(plan, frame.index, grids_patch)
     # a worker who left the roster since the step was recorded does not come back with undo/redo
     on_roster = [w if w is not None and w in names.index else None for w in worker_id]

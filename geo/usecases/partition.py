@@ -25,6 +25,7 @@ import pandas as pd
 from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.people.roster import roster, worker_names
 from geo.plans.publish import publish_in_transaction
 from geo.plans.store import (
     District,
@@ -38,9 +39,7 @@ from geo.plans.store import (
     load_plan,
     members_by_label,
     published_plan_id,
-    roster,
     save_plan,
-    worker_names,
 )
 from geo.storage.store import Store
 from geo.usecases.district import PLACEHOLDER_NOTE, get_settings
