@@ -86,6 +86,11 @@ def _checked_rows(rows: pd.DataFrame) -> pd.DataFrame:
     bad_id = (rows["id_number"] != "") & ~rows["id_number"].map(valid_id)
     bad_type = (rows["household_type"] != "") & ~rows["household_type"].isin(hh.HOUSEHOLD_TYPES)
     problem = pd.Series("", index=rows.index, dtype=object)
+    place = rows["building_id"]
+    for column in ("community", "building_no", "unit", "room", "lon", "lat"):
+        place = place + "\x1f" + rows[column]
+    places = place.groupby(rows["key"]).transform("nunique")
+    problem[places > 1] = "the household's rows name different places"
     problem[bad_type] = "unknown household type: " + rows.loc[bad_type, "household_type"]
     problem[bad_id] = "ID number fails the GB 11643 check digit, line " + rows.loc[
         bad_id, "line"
