@@ -13,6 +13,7 @@ from geo.errors import Conflict
 from geo.grids import boundaries, codes
 from geo.plans import publish as publishing
 from geo.plans import store as plans
+from geo.plans.diff import diff_plans
 from geo.storage.store import open_store
 from geo.usecases.partition import PartitionOptions, partition_project
 
@@ -222,7 +223,7 @@ def test_plan_diff_lists_moves(kunming_project):
     store = open_store(kunming_project)
     first = plans.load_plan(store)
     second_id = partition_project(store, options=PartitionOptions(seed=3), publish=False).plan_id
-    diff = plans.diff_plans(first, plans.load_plan(store, second_id))
+    diff = diff_plans(first, plans.load_plan(store, second_id))
     moved = pd.DataFrame(diff["buildings_moved"])
     assert set(diff) >= {"grids_added", "grids_removed", "grids_changed"}
     if not moved.empty:

@@ -26,11 +26,13 @@ from api.cli.common import (
 from api.cli.grids import plan_app
 
 if TYPE_CHECKING:
+    from geo.plans import diff as diffs
     from geo.plans import editing
     from geo.plans import store as plans
     from geo.storage.store import Store
 else:  # imported by the commands that use them (issue #16: start-up)
     editing, plans = lazy("geo.plans.editing"), lazy("geo.plans.store")
+    diffs = lazy("geo.plans.diff")
 
 PlanOption = Annotated[
     int | None,
@@ -135,7 +137,7 @@ def plan_diff(
 ) -> None:
     """比较两个方案 List the buildings that changed grid and the grids added, removed, changed."""
     store = store_for(db)
-    changes = plans.diff_plans(editing.plan_state(store, before), editing.plan_state(store, after))
+    changes = diffs.diff_plans(editing.plan_state(store, before), editing.plan_state(store, after))
     console.print(
         say(
             f"{len(changes['buildings_moved'])} 栋楼换了网格；新增 {len(changes['grids_added'])}、"

@@ -22,6 +22,7 @@ from geo.jsonvalue import json_records, json_value
 from geo.plans import editing
 from geo.plans import publish as publishing
 from geo.plans import store as plans
+from geo.plans.diff import diff_plans
 from geo.storage.store import Store
 
 router = APIRouter(tags=["plans"])
@@ -111,7 +112,7 @@ def plan_diff(
     against: Against = None,
 ) -> dict[str, Any]:
     """What changed from plan ``against`` (default: the parent) to this plan."""
-    changes = plans.diff_plans(
+    changes = diff_plans(
         editing.plan_state(store, _against(store, plan_id, against)),
         editing.plan_state(store, plan_id),
     )
