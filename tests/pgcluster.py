@@ -4,7 +4,8 @@ The tests run the PostGIS store against a real server: :func:`throwaway_cluster`
 ``initdb`` into a temporary directory, starts it with ``pg_ctl`` on a Unix socket only (a free
 port number names the socket; nothing listens on TCP), creates a database with ``CREATE
 EXTENSION postgis`` and yields its URL; on leaving, it stops the server and deletes the directory.
-One cluster serves a whole test session (about two seconds to start); each test that wants an
+A session killed before its clean-up leaves its cluster running; the next session stops and
+deletes it (a cluster whose owning process is gone). One cluster serves a whole test session (about two seconds to start); each test that wants an
 empty database of its own copies the template with :func:`fresh_database` (milliseconds).
 
 ``initdb`` refuses to run as root, so as root the server runs as the ``postgres`` system user
@@ -31,6 +32,7 @@ INSTALL_HINT = (
 #: the database every test copies (it holds the postgis extension)
 TEMPLATE = "gridmap_template"
 _TUNING = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=''"
+_PREFIX = "gridmap-pg-"
 _copies = itertools.count(1)
 
 
@@ -62,8 +64,10 @@ def throwaway_cluster() -> Iterator[str]:
         When the server binaries or PostGIS are missing (the message says what to install).
     """
     bin_dir = binaries()
-    base = Path(tempfile.mkdtemp(prefix="gridmap-pg-"))
     as_root = os.geteuid() == 0
+    _remove_abandoned(bin_dir, as_root)
+    base = Path(tempfile.mkdtemp(prefix=_PREFIX))
+    (base / "owner.pid").write_text(str(os.getpid()))
     if as_root:
         shutil.chown(base, user="postgres", group="postgres")
     data, sockets, port = base / "data", base, _free_port()
@@ -94,6 +98,23 @@ def fresh_database(url: str) -> str:
         conn.autocommit = True
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
     return f"postgresql+psycopg://postgres@/{name}?host={host}&port={port}"
+
+
+def _remove_abandoned(bin_dir: Path, as_root: bool) -> None:
+    """Stop and delete the clusters of test sessions that died without cleaning up (killed)."""
+    for owner in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*/owner.pid"):
+        try:
+            os.kill(int(owner.read_text()), 0)
+            continue  # its session is still running
+        except (ProcessLookupError, ValueError):
+            pass
+        except PermissionError:
+            continue
+        if (owner.parent / "data" / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError):
+                _run(as_root, bin_dir / "pg_ctl", "-D", str(owner.parent / "data"),
+                     "-m", "immediate", "stop")  # fmt: skip
+        shutil.rmtree(owner.parent, ignore_errors=True)
 
 
 def _create_template(host: Path, port: int) -> None:

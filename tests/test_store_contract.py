@@ -22,7 +22,9 @@ from geo.errors import NotFound
 from geo.storage.store import (
     Store,
     audit_log,
+    edits,
     ensure_unique_keys,
+    locate_indexes,
     open_store,
     plans,
     tokens,
@@ -123,13 +125,24 @@ def test_points_empty_and_missing_geometry_text_and_times_round_trip(store):
 
 
 def test_both_backends_return_the_same_frame_for_the_same_write(request, tmp_path, suzhou):
-    frames = {}
+    frames, tables = {}, {}
     for backend in BACKENDS:
         opened = new_store(backend, request, tmp_path)
         write(opened, "buildings", suzhou.iloc[:500])
         write(opened, "incidents", mixed_points())
+        with opened.transaction() as conn:
+            conn.execute(plans.insert().values(status="draft", created_at="now", name="碧溪"))
+            conn.execute(edits.insert().values(plan_id=1, revision=1, op="move", args="{}", at="t"))
+            conn.execute(
+                locate_indexes.insert().values(
+                    plan_id=1, revision=1, plan_created_at="c", built_at="b", index_data=b"\0\1"
+                )
+            )
         frames[backend] = [opened.read_layer("buildings"), opened.read_layer("incidents")]
+        tables[backend] = [opened.read_table(t) for t in (plans, edits, locate_indexes)]
         opened.engine.dispose()
+    for gpkg_table, pg_table in zip(*tables.values(), strict=True):
+        pd.testing.assert_frame_equal(gpkg_table, pg_table)
     for gpkg_frame, pg_frame in zip(*frames.values(), strict=True):
         pd.testing.assert_frame_equal(
             pd.DataFrame(gpkg_frame.drop(columns="geometry")),

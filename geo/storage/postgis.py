@@ -316,7 +316,10 @@ class PostGISStore:
             query = _filtered(sa.select(sa.text("*")).select_from(_table(name)), where)
             order = _row_order(c, name)
             result = c.execute(query.order_by(*map(_column, order)) if order else query)
-            return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
+            frame = pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
+        # a BOOLEAN reads back as SQLite gives it (0/1), so callers see one table either way
+        flags = frame.select_dtypes("bool").columns
+        return frame.astype(dict.fromkeys(flags, "int64")) if len(flags) else frame
 
 
 def _driver_url(url: str) -> str:
