@@ -26,7 +26,7 @@ from api.settings import Settings
 from geo.crs import from_wgs84
 from geo.errors import Conflict, InputError
 from geo.incidents.feeds import FeedError, IncidentMapping
-from geo.plans import store as plans
+from geo.locate.kept import grid_index
 from geo.storage.store import open_store
 from geo.usecases import incidents as incident_cases
 
@@ -43,7 +43,7 @@ def building_points(db: Path, n: int = CASES) -> pd.DataFrame:
     store = open_store(db)
     buildings = store.read_layer("buildings").sample(n, random_state=14)
     inside = buildings.representative_point()
-    grids = plans.grid_index(store).locate(inside.x.to_numpy(), inside.y.to_numpy())
+    grids = grid_index(store).locate(inside.x.to_numpy(), inside.y.to_numpy())
     wgs = inside.to_crs(4326)
     return pd.DataFrame(
         {"lon": wgs.x.to_numpy(), "lat": wgs.y.to_numpy(), "grid": grids["grid_code"].to_numpy()}

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from geo.locate.engine import GridIndex
-from geo.locate.kept import build_index
+from geo.locate.kept import build_index, grid_index
 from geo.people import roster as rosters
 from geo.people.workers import read_roster
 from geo.plans import editing
@@ -38,7 +38,7 @@ def kept_rows(store: Store) -> list[tuple]:
 
 
 def fresh_index(store: Store, plan_id: int | None = None) -> GridIndex:
-    """The index as ``plans.grid_index`` built it before anything was kept."""
+    """The index as ``grid_index`` built it before anything was kept."""
     plan = plans.load_plan(store, plan_id)
     buildings = store.read_layer("buildings", columns=["building_id", "community"])
     grids = plan.grids.reset_index(names="grid_code")
@@ -59,19 +59,19 @@ def test_a_published_plan_keeps_its_polygons_and_the_first_batch_its_cell_tables
     draft = editing.copy_plan(store, plans.published_plan_id(store))
     publishing.publish_plan(store, draft, revision=0, override_reason="测试")
     assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, False)]
-    plans.grid_index(store, cells=True)
+    grid_index(store, cells=True)
     assert [(row[0], row[3]) for row in kept_rows(store)] == [(draft, True)]
 
 
 def test_the_kept_index_answers_exactly_like_a_fresh_one_on_suzhou(suzhou_project):
     store = open_store(suzhou_project)
     fresh = fresh_index(store)
-    plans.grid_index(store, cells=True)  # the first batch: cell tables built and kept
-    kept = plans.grid_index(store, cells=True)  # loaded, nothing built
+    grid_index(store, cells=True)  # the first batch: cell tables built and kept
+    kept = grid_index(store, cells=True)  # loaded, nothing built
     assert kept.has_cells
     x, y = random_points(fresh, 300_000, seed=16)
     pd.testing.assert_frame_equal(kept.locate(x, y), fresh.locate(x, y))
-    small = plans.grid_index(store)  # without cell tables: the STRtree path
+    small = grid_index(store)  # without cell tables: the STRtree path
     assert not small.has_cells
     pd.testing.assert_frame_equal(
         small.locate(x[:5000], y[:5000]), fresh.locate(x[:5000], y[:5000])
@@ -88,7 +88,7 @@ def test_an_edited_and_republished_plan_is_located_in_its_new_grids(kunming_proj
     editing.apply_edit(store, draft, "merge", {"grids": [a, b]}, revision=0)
     publishing.publish_plan(store, draft, revision=1, override_reason="测试")
     assert [row[:2] for row in kept_rows(store)] == [(draft, 1)]
-    kept, fresh = plans.grid_index(store, cells=True), fresh_index(store)
+    kept, fresh = grid_index(store, cells=True), fresh_index(store)
     x, y = random_points(fresh, 50_000, seed=3)
     pd.testing.assert_frame_equal(kept.locate(x, y), fresh.locate(x, y))
     assert a not in set(kept.grid_codes) or b not in set(kept.grid_codes)
@@ -98,7 +98,7 @@ def test_a_row_kept_for_another_revision_is_not_used_but_rebuilt(kunming_project
     store = open_store(kunming_project)
     with store.transaction() as conn:
         conn.execute(sa.update(locate_indexes).values(revision=99))
-    index = plans.grid_index(store)
+    index = grid_index(store)
     pd.testing.assert_frame_equal(
         index.locate(*random_points(index, 2000, seed=5)),
         fresh_index(store).locate(*random_points(index, 2000, seed=5)),
@@ -121,7 +121,7 @@ def test_a_worker_given_after_publishing_is_located_without_rebuilding(kunming_p
     ).to_csv(roster, index=False)
     rosters.import_roster(store, read_roster(roster, communities=communities))
     rosters.fill_workers(store, author="test")
-    kept, fresh = plans.grid_index(store), fresh_index(store)
+    kept, fresh = grid_index(store), fresh_index(store)
     assert kept_rows(store) == [before]  # the polygons did not change: nothing rebuilt
     assert set(kept.workers) - {None}, "the roster gave the grids workers"
     assert kept.workers.tolist() == fresh.workers.tolist()

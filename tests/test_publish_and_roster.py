@@ -21,6 +21,7 @@ from api.settings import Settings
 from geo.incidents import feeds as incident_feeds
 from geo.incidents import records as incident_records
 from geo.incidents.cases import CaseImport
+from geo.locate.kept import grid_index
 from geo.people import roster as rosters
 from geo.plans import editing
 from geo.plans import publish as publishing
@@ -176,7 +177,7 @@ def test_a_removed_worker_is_removed_from_every_grid_and_open_case(staffed):
     )  # closed: who handled it
     metric = store.read_layer("buildings")
     points = metric[metric["community"] == COMMUNITY].representative_point()
-    located = plans.grid_index(store).locate(points.x.to_numpy(), points.y.to_numpy())
+    located = grid_index(store).locate(points.x.to_numpy(), points.y.to_numpy())
     assert located["worker"].isna().all()
 
 

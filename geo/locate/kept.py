@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from geo.errors import NotFound
 from geo.locate.engine import GridIndex
 from geo.storage.store import Store, locate_indexes, now_iso
 from geo.storage.store import plans as plans_table
@@ -53,20 +54,29 @@ def grid_index(store: Store, plan_id: int | None = None, *, cells: bool = False)
         No such plan, or nothing is published.
     """
     key = _plan_key(store, plan_id)
-    index = _kept(store, key, cells=cells) if key is not None else None
+    if key is None:
+        raise _no_plan(plan_id)
+    index = _kept(store, key, cells=cells)
     if index is None:
-        from geo.plans import (
-            store as plans,  # heavy (the partition engine): only when nothing is kept
-        )
-
-        plan = plans.load_plan(store, plan_id)  # raises NotFound with the reason
-        index = build_index(store, plan.plan_id)
-        if key is not None and key.published:
+        index = build_index(store, key.plan_id)
+        if key.published:
             _keep(store, key, index, cells=cells)
         return index
     if cells and not index.has_cells:
         _keep(store, key, index, cells=True)
     return index
+
+
+def _no_plan(plan_id: int | None) -> NotFound:
+    """What :func:`geo.plans.store.load_plan` says when there is no such plan."""
+    if plan_id is None:
+        return NotFound(
+            "no published plan yet; run 'gridmap partition' first",
+            zh="尚无已发布的网格方案，请先运行 gridmap partition",
+        )
+    return NotFound(
+        f"no plan {plan_id}; 'gridmap plan list' shows the plans", zh=f"没有方案 {plan_id}"
+    )
 
 
 def build_index(store: Store, plan_id: int, *, conn: Connection | None = None) -> GridIndex:

@@ -33,8 +33,6 @@ from sqlalchemy import Connection
 
 from geo.errors import NotFound
 from geo.grids import boundaries, codes, partition
-from geo.locate import kept as locate_index
-from geo.locate.engine import GridIndex
 from geo.people.workers import assign_workers
 from geo.storage.store import Store, assignments, grid_codes, now_iso, plans
 
@@ -362,12 +360,3 @@ def record_codes(
 def issued_codes(store: Store, *, conn: Connection | None = None) -> set[str]:
     with store.reading(conn) as c:
         return set(c.execute(sa.select(grid_codes.c.grid_code)).scalars())
-
-
-# -- locate ----------------------------------------------------------------------------------------------
-
-
-def grid_index(store: Store, plan_id: int | None = None, *, cells: bool = False) -> GridIndex:
-    """A :class:`~geo.locate.engine.GridIndex` over a plan's buildings and grids (published by default),
-    loaded from the project file where it is kept (:mod:`geo.locate.kept`)."""
-    return locate_index.grid_index(store, plan_id, cells=cells)
