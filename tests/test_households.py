@@ -395,6 +395,23 @@ def test_the_command_line_imports_finds_in_scope_and_exports_aggregates_only(
     assert person["身份证号"] not in mine.stdout
     assert person["姓名"] not in mine.stdout
     assert json.loads(runner.invoke(app, [*args, "--worker", other], env=env).stdout) == []
+    shown = runner.invoke(
+        app,
+        [
+            "households",
+            "find",
+            "--db",
+            str(db),
+            "--household",
+            person["户编号"],
+            "--purpose",
+            "走访",
+        ],
+        env=env,
+    )
+    assert shown.exit_code == 0, shown.output
+    assert mask_id(person["身份证号"]) in shown.stdout
+    assert person["身份证号"] not in shown.stdout
     counts_only = runner.invoke(app, [*args, "--role", "planner"], env=env)
     assert counts_only.exit_code == 5
 

@@ -24,6 +24,7 @@ from api.cli.common import (
     input_or_stdin,
     lazy,
     note,
+    out,
     output_file,
     refuse_project_as_input,
     report,
@@ -193,6 +194,22 @@ def households_find(
         ([answer[c] for c in columns] for answer in found),
     )
     report(shown, found, as_json=as_json)
+    if len(found) == 1 and not as_json:  # one household: its residents and visits as well
+        people = ("name", "id_number", "phone", "relation", "tags")
+        out.print(
+            rows_table(
+                say("成员", "Residents"),
+                people,
+                ([m[c] for c in people] for m in found[0]["residents"]),
+            )
+        )
+        seen = ("visited_on", "cadre", "asked", "done", "follow_up")
+        if found[0]["visits"]:
+            out.print(
+                rows_table(
+                    say("走访", "Visits"), seen, ([v[c] for c in seen] for v in found[0]["visits"])
+                )
+            )
 
 
 @households_app.command("due")

@@ -122,6 +122,10 @@ def find(
         )
     if query.is_empty():
         raise InputError("give a name, phone, ID number or its last digits, or an address")
+    if query.id_tail and len(normalise_id(query.id_tail)) < 4:
+        raise InputError(
+            "give at least the last 4 characters of an ID number", zh="身份证号至少给出后 4 位"
+        )
     with store.transaction() as conn:
         hh.ensure_tables(store, conn)
         hh.checked_keyring(store, keys, conn)
@@ -190,10 +194,14 @@ def _candidates(
             by_home.setdefault(person["household_id"], []).append(_opened(keys, person))
     found = []
     for row in homes:
-        members = by_home.get(row["household_id"], [])
+        members = sorted(by_home.get(row["household_id"], []), key=_not_head)
         if _matches(members, query):
             found.append((row, members))
     return found
+
+
+def _not_head(member: dict[str, Any]) -> bool:
+    return member["relation"] not in hh.HEAD
 
 
 def _exact_ids(conn: Connection, keys: Keyring, query: Query) -> list[str] | None:
