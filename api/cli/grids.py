@@ -100,33 +100,51 @@ def partition_command(
 ) -> None:
     """划分网格 Group each community's buildings into grids of 4 to 5 (a new plan version)."""
     store = store_for(db)
+    options = partitioning.PartitionOptions(
+        min_size=min_size,
+        max_size=max_size,
+        max_households=max_households,
+        communities=community,
+        seed=seed,
+    )
     with progress_bar() as update:
         outcome = partitioning.partition_project(
-            store,
-            options=partitioning.PartitionOptions(
-                min_size=min_size,
-                max_size=max_size,
-                max_households=max_households,
-                communities=community,
-                seed=seed,
-            ),
-            author=author,
-            publish=publish,
-            progress=update,
+            store, options=options, author=author, publish=publish, progress=update
         )
     if outcome.division_code_is_default:
-        console.print(
+        _warn_placeholder_code()
+    _report_partition(outcome, as_json=as_json)
+    flagged = outcome.summary.get("flagged_communities", [])
+    if flagged and not as_json:
+        _show_flagged(flagged)
+    if not outcome.published:
+        note(
             say(
-                f"注意：未设置区划代码，网格编码暂用占位符 {project.DEFAULT_DIVISION_CODE}；"
-                "请运行 gridmap settings set division_code <9位代码>，再运行 gridmap plan recode",
-                f"Note: division_code is not set; the codes carry the placeholder "
-                f"{project.DEFAULT_DIVISION_CODE}. Set yours: gridmap settings set division_code "
-                "<9 digits>, then gridmap plan recode",
-            ),
-            style="yellow",
-            markup=False,
+                f"发布：gridmap plan publish {outcome.plan_id}",
+                f"publish: gridmap plan publish {outcome.plan_id}",
+            )
         )
+
+
+def _warn_placeholder_code() -> None:
+    """The codes carry the placeholder division code: how to set the project's own."""
+    console.print(
+        say(
+            f"注意：未设置区划代码，网格编码暂用占位符 {project.DEFAULT_DIVISION_CODE}；"
+            "请运行 gridmap settings set division_code <9位代码>，再运行 gridmap plan recode",
+            f"Note: division_code is not set; the codes carry the placeholder "
+            f"{project.DEFAULT_DIVISION_CODE}. Set yours: gridmap settings set division_code "
+            "<9 digits>, then gridmap plan recode",
+        ),
+        style="yellow",
+        markup=False,
+    )
+
+
+def _report_partition(outcome: partitioning.PartitionOutcome, *, as_json: bool) -> None:
+    """The new plan's figures: a table, or JSON with --json."""
     s = outcome.summary
+    status = say("已发布", "published") if outcome.published else say("草稿", "draft")
     report(
         table(
             say(f"网格方案 {outcome.plan_id}", f"Plan {outcome.plan_id}"),
@@ -138,32 +156,24 @@ def partition_command(
                 (say("平均直径", "mean diameter"), f"{s['mean_diameter_m']:.0f} m"),
                 (say("P95 直径", "p95 diameter"), f"{s['p95_diameter_m']:.0f} m"),
                 (say("最大直径", "max diameter"), f"{s['max_diameter_m']:.0f} m"),
-                (
-                    say("状态", "status"),
-                    say("已发布", "published") if outcome.published else say("草稿", "draft"),
-                ),
+                (say("状态", "status"), status),
             ],
         ),
         {"plan_id": outcome.plan_id, "published": outcome.published, **s},
         as_json=as_json,
     )
-    flagged = s.get("flagged_communities", [])
-    if flagged and not as_json:
-        reason = "reason_zh" if say("zh", "en") == "zh" else "reason"
-        out.print(
-            rows_table(
-                say("需要关注的社区", "Flagged communities"),
-                [say("社区", "community"), say("原因", "reason")],
-                ((item["community"], item[reason]) for item in flagged),
-            )
+
+
+def _show_flagged(flagged: list[dict]) -> None:
+    """The communities the summary flags, with the reason in the user's language."""
+    reason = "reason_zh" if say("zh", "en") == "zh" else "reason"
+    out.print(
+        rows_table(
+            say("需要关注的社区", "Flagged communities"),
+            [say("社区", "community"), say("原因", "reason")],
+            ((item["community"], item[reason]) for item in flagged),
         )
-    if not outcome.published:
-        note(
-            say(
-                f"发布：gridmap plan publish {outcome.plan_id}",
-                f"publish: gridmap plan publish {outcome.plan_id}",
-            )
-        )
+    )
 
 
 @workers_app.command("import")
