@@ -78,12 +78,6 @@ def get_settings(store: Store) -> dict[str, Any]:
     return {**DEFAULT_SETTINGS, **store.all_settings()}
 
 
-def division_code(store: Store) -> tuple[str, bool]:
-    """The 9-digit division code, and whether it is the default (the caller warns)."""
-    code = store.get_setting("division_code")
-    return (code, False) if code else (DEFAULT_DIVISION_CODE, True)
-
-
 def set_setting(store: Store, key: str, value: str) -> None:
     """Check and store one setting."""
     parsed: Any
