@@ -44,3 +44,20 @@ def test_a_worker_not_in_the_roster_is_refused_with_exit_code_2(api_db):
     assert refused.exit_code == 2
     listed = CliRunner().invoke(app, ["token", "list", "--db", str(api_db), "--json"])
     assert "无此人" not in {row["name"] for row in json.loads(listed.stdout)}
+
+
+def test_tokens_and_the_service_fingerprint_work_on_postgis_as_on_a_geopackage(postgis_url):
+    import pgcluster
+
+    from api.auth import revoke_token
+    from geo.usecases import service
+
+    store = open_store(pgcluster.fresh_database(postgis_url))
+    token = create_token(store, "服务", "admin")
+    assert (verify_token(store, token).role, verify_token(store, token).worker) == ("admin", None)
+    before = service.fingerprint(store)
+    assert before["plan"] == ()
+    assert before["grid_workers"] == ()
+    assert service.ChangeWatch(store).changed()  # no commit counter: the fingerprint decides
+    revoke_token(store, "服务")
+    assert service.fingerprint(store) == before  # tokens are not part of what caches hold
