@@ -246,6 +246,15 @@ def test_staff_read_their_own_grids_only_and_planners_see_counts(imported):
         visits.assign(store, theirs, [home["户编号"].iloc[0]], "干部甲")
     with pytest.raises(NotFound):
         access.purge(store, theirs, home["户编号"].iloc[0], reason="test")
+    with pytest.raises(NotFound):
+        visits.record_visit(
+            store, keys, theirs, home["户编号"].iloc[0], cadre="x", visited_on=dt.date.today()
+        )
+    visits.assign(store, ADMIN, [home["户编号"].iloc[0]], "干部丁")
+    assert "干部丁" in set(visits.due(store, mine)["cadre"])
+    assert "干部丁" not in set(visits.due(store, theirs)["cadre"])
+    with pytest.raises(Forbidden):
+        access.review_list(store, theirs)
     for role in ("planner", "viewer"):
         with pytest.raises(Forbidden):
             access.find(store, keys, access.Viewer(role, "p"), query, purpose="x")
