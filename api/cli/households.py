@@ -195,21 +195,18 @@ def households_find(
     )
     report(shown, found, as_json=as_json)
     if len(found) == 1 and not as_json:  # one household: its residents and visits as well
-        people = ("name", "id_number", "phone", "relation", "tags")
-        out.print(
-            rows_table(
-                say("成员", "Residents"),
-                people,
-                ([m[c] for c in people] for m in found[0]["residents"]),
-            )
-        )
+        _show_one(found[0])
+
+
+def _show_one(answer: dict) -> None:
+    """One household's residents (masked as found) and visits, under its summary row."""
+    people = ("name", "id_number", "phone", "relation", "tags")
+    residents = ([m[c] for c in people] for m in answer["residents"])
+    out.print(rows_table(say("成员", "Residents"), people, residents))
+    if answer["visits"]:
         seen = ("visited_on", "cadre", "asked", "done", "follow_up")
-        if found[0]["visits"]:
-            out.print(
-                rows_table(
-                    say("走访", "Visits"), seen, ([v[c] for c in seen] for v in found[0]["visits"])
-                )
-            )
+        rows = ([v[c] for c in seen] for v in answer["visits"])
+        out.print(rows_table(say("走访", "Visits"), seen, rows))
 
 
 @households_app.command("due")
