@@ -113,3 +113,21 @@ def test_tags_and_the_saved_mapping_are_shipped_data():
     assert "身份证号" in mapping["id_number"]
     with pytest.raises(InputError, match="no household mapping"):
         load_mapping("../secrets")
+
+
+def test_keygen_writes_a_private_key_file_once(tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from geo.people.privacy import load_keyring
+
+    key_file = tmp_path / "household.key"
+    env = {"GRIDMAP_LANG": "en"}
+    args = ["households", "keygen", str(key_file), "--db", str(tmp_path / "p.gpkg")]
+    made = CliRunner().invoke(app, args, env=env)
+    assert made.exit_code == 0, made.output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(load_keyring(key_file).check_value()) == 16
+    again = CliRunner().invoke(app, args, env=env)
+    assert again.exit_code == 4  # a new key would orphan the records sealed with the old one
+    assert "exists" in again.output
