@@ -41,6 +41,7 @@ from geo.errors import (
     StoreError,
     Unauthorized,
 )
+from geo.usecases.projectfiles import project_files, remove_project_files
 
 if TYPE_CHECKING:
     from geo.storage.store import Store
@@ -113,15 +114,8 @@ def new_project_file(db: Path) -> Iterator[Store]:
     except BaseException:
         if created:
             store.engine.dispose()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            remove_project_files(db)
         raise
-
-
-def project_files(db: Path | str | None) -> list[Path]:
-    """The project file and the -wal/-shm files SQLite keeps beside it."""
-    project_file = Path(str(db or DEFAULT_PATH).removeprefix("sqlite:///"))
-    return [Path(f"{project_file}{suffix}") for suffix in ("", "-wal", "-shm")]
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -25,6 +25,7 @@ from api.cli.common import (
     table,
 )
 from geo.errors import Conflict, InputError
+from geo.usecases.projectfiles import remove_project_files
 
 if TYPE_CHECKING:
     import folium
@@ -348,6 +349,5 @@ def _clear_demo_folder(db: Path, inputs: Path) -> None:
             zh=f"{inputs} 已存在且不是演示数据，请换一个 --out 目录",
         )
     if is_demo or ours:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        remove_project_files(db)
         shutil.rmtree(inputs, ignore_errors=True)
