@@ -31,6 +31,8 @@ True
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 import pandas as pd
@@ -92,6 +94,72 @@ _THREADED_FROM = 200
 _MAX_PAIR = 62
 
 
+class _Points(NamedTuple):
+    """The buildings: centroids and households (zeros without them)."""
+
+    xy: np.ndarray
+    households: np.ndarray
+
+
+class _Rules(NamedTuple):
+    """How splits are judged: the households cap (``inf``: none) and the measure."""
+
+    cap: float
+    by_diameter: bool
+
+
+class _Grids(NamedTuple):
+    """The grids being regrouped, kept up to date in place by every re-split.
+
+    ``grid`` is each building's grid (``-1``: locked), ``bounds`` each grid's size range,
+    ``table``/``count`` each grid's members (``-1`` padding), ``whole`` whether it is one piece.
+    """
+
+    grid: np.ndarray
+    bounds: np.ndarray
+    table: np.ndarray
+    count: np.ndarray
+    whole: np.ndarray
+
+
+class _Links(NamedTuple):
+    """The building adjacency (CSR) and ``slot``, each building's place in the pair being split
+    (``-1`` outside it; shared by the threads, whose units never touch)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    slot: np.ndarray
+
+
+class _Marks(NamedTuple):
+    """Per grid bookkeeping of the work queue (grids of different threads never meet).
+
+    ``seen``: the grid whose partners are being listed; ``queued``: on the queue;
+    ``changed_at``/``settled_at``: clock of the last change, and of the last look at all the
+    grid's partners.
+    """
+
+    seen: np.ndarray
+    queued: np.ndarray
+    changed_at: np.ndarray
+    settled_at: np.ndarray
+
+
+class _Work(NamedTuple):
+    """Scratch arrays of one search thread, reused for every pair."""
+
+    nodes: np.ndarray  # the pair's buildings
+    nbr: np.ndarray  # their neighbour bits
+    rel: np.ndarray  # x, y, households relative to the pair
+    tot: np.ndarray  # totals: n, x, y, squares, households
+    masks: np.ndarray  # split masks
+    scores: np.ndarray  # split scores
+    spread: np.ndarray  # spread of the splits measured by diameter
+    pair_bits: np.ndarray  # node pairs as bits
+    pair_length2: np.ndarray  # squared pair lengths
+    top: np.ndarray  # lowest splits
+
+
 # --------------------------------------------------------------------------- small graphs
 
 
@@ -129,6 +197,12 @@ def _pieces(mask: np.int64, nbr: np.ndarray, m: int) -> int:
     return count
 
 
+@numba.njit(cache=True, inline="always")
+def _both_pieces(mask: np.int64, full: np.int64, nbr: np.ndarray, m: int) -> int:
+    """Connected pieces of both sides of the split ``mask`` of the nodes ``full``."""
+    return _pieces(mask, nbr, m) + _pieces(full ^ mask, nbr, m)
+
+
 @numba.njit(cache=True)
 def _node_bits(nodes, m, slot, indptr, indices, nbr) -> None:
     """Neighbour bits of ``nodes[:m]`` among themselves (``slot`` is -1 outside, left so)."""
@@ -144,6 +218,12 @@ def _node_bits(nodes, m, slot, indptr, indices, nbr) -> None:
         nbr[i] = bits
     for i in range(m):
         slot[nodes[i]] = -1
+
+
+@numba.njit(cache=True, inline="always")
+def _link(m: int, links: _Links, work: _Work) -> None:
+    """Neighbour bits of the pair's ``m`` buildings (:func:`_node_bits`)."""
+    _node_bits(work.nodes, m, links.slot, links.indptr, links.indices, work.nbr)
 
 
 @numba.njit(cache=True, inline="always")
@@ -174,8 +254,10 @@ def _score(mask, m, px, py, ph, tot, cap) -> float:
 
 
 @numba.njit(cache=True)
-def _touching(a, table, count, grid, bounds, indptr, indices, seen, out) -> int:
+def _touching(a: int, grids: _Grids, links: _Links, seen: np.ndarray, out: np.ndarray) -> int:
     """Grids with ``a``'s size bounds that touch ``a``, in the order met, into ``out``."""
+    table, count, grid, bounds = grids.table, grids.count, grids.grid, grids.bounds
+    indptr, indices = links.indptr, links.indices
     k = 0
     for s in range(count[a]):
         u = table[a, s]
@@ -196,41 +278,62 @@ def _touching(a, table, count, grid, bounds, indptr, indices, seen, out) -> int:
 
 
 @numba.njit(cache=True)
-def _scored_splits(m, lo, hi, px, py, ph, tot, cap, masks, scores) -> int:
-    """Every split with node 0 on the first side and both sides in ``lo..hi``; returns the count.
+def _scored_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
+    """Every split with node 0 on the first side and both sides in ``lo..hi`` into
+    ``work.masks``/``work.scores``; returns the count.
 
-    For each allowed size the first sides are walked in revolving-door order: each one differs
-    from the one before by one node in and one node out, so each costs a few additions.
+    Pairs up to ``_MAX_EXHAUSTIVE`` are enumerated whole (:func:`_door_walk`); larger ones try
+    the current split's (``work.masks[0]``) single moves and two-node swaps.
     """
+    if m > _MAX_EXHAUSTIVE:
+        return _move_splits(m, lo, hi, cap, work)
     found = 0
-    if m <= _MAX_EXHAUSTIVE:
-        # spread of both sides = total square sum - |sum S|^2 / n_S - |sum C|^2 / n_C
-        with_cap = cap < np.inf
-        for n in range(max(lo, m - hi), min(hi, m - lo) + 1):
-            start, stop = _DOOR_AT[m, n], _DOOR_AT[m, n + 1]
-            mask = _DOOR_MASK[start]
-            sx, sy, sh = 0.0, 0.0, 0.0
-            for i in range(m):
-                if (mask >> i) & 1:
-                    sx += px[i]
-                    sy += py[i]
-                    sh += ph[i]
-            for k in range(start, stop):
-                if k > start:
-                    i, o = _DOOR_IN[k], _DOOR_OUT[k]
-                    sx += px[i] - px[o]
-                    sy += py[i] - py[o]
-                    sh += ph[i] - ph[o]
-                cx, cy = tot[1] - sx, tot[2] - sy
-                s = tot[3] - (sx * sx + sy * sy) / n - (cx * cx + cy * cy) / (m - n)
-                if with_cap:
-                    s += EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
-                masks[found] = _DOOR_MASK[k]
-                scores[found] = s
-                found += 1
-        return found
-    # large pairs: the current split's single moves and two-node swaps
-    current = masks[0]
+    for n in range(max(lo, m - hi), min(hi, m - lo) + 1):
+        found = _door_walk(m, n, cap, work, found)
+    return found
+
+
+@numba.njit(cache=True)
+def _door_walk(m: int, n: int, cap: float, work: _Work, found: int) -> int:
+    """The splits with ``n`` nodes on the first side, appended at ``found``; returns the count.
+
+    The first sides are walked in revolving-door order: each one differs from the one before by
+    one node in and one node out, so each costs a few additions. The spread of both sides is the
+    total square sum - |sum S|^2 / n_S - |sum C|^2 / n_C.
+    """
+    px, py, ph, tot = work.rel[0], work.rel[1], work.rel[2], work.tot
+    with_cap = cap < np.inf
+    start, stop = _DOOR_AT[m, n], _DOOR_AT[m, n + 1]
+    mask = _DOOR_MASK[start]
+    sx, sy, sh = 0.0, 0.0, 0.0
+    for i in range(m):
+        if (mask >> i) & 1:
+            sx += px[i]
+            sy += py[i]
+            sh += ph[i]
+    for k in range(start, stop):
+        if k > start:
+            i, o = _DOOR_IN[k], _DOOR_OUT[k]
+            sx += px[i] - px[o]
+            sy += py[i] - py[o]
+            sh += ph[i] - ph[o]
+        cx, cy = tot[1] - sx, tot[2] - sy
+        s = tot[3] - (sx * sx + sy * sy) / n - (cx * cx + cy * cy) / (m - n)
+        if with_cap:
+            s += EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
+        work.masks[found] = _DOOR_MASK[k]
+        work.scores[found] = s
+        found += 1
+    return found
+
+
+@numba.njit(cache=True)
+def _move_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
+    """The current split's (``work.masks[0]``) single moves and two-node swaps of sizes
+    ``lo..hi``, node 0 on the first side; returns the count."""
+    px, py, ph = work.rel[0], work.rel[1], work.rel[2]
+    found = 0
+    current = work.masks[0]
     for i in range(m):
         for j in range(i, m):
             mask = current ^ (np.int64(1) << i)
@@ -242,8 +345,8 @@ def _scored_splits(m, lo, hi, px, py, ph, tot, cap, masks, scores) -> int:
             for k in range(m):
                 size += (mask >> k) & 1
             if lo <= size <= hi and lo <= m - size <= hi:
-                masks[found] = mask
-                scores[found] = _score(mask, m, px, py, ph, tot, cap)
+                work.masks[found] = mask
+                work.scores[found] = _score(mask, m, px, py, ph, work.tot, cap)
                 found += 1
     return found
 
@@ -285,6 +388,15 @@ def _diameter_score(mask, spread_score, m, full, ph, cap, pair_bits, pair_length
     return excess + np.sqrt(first) + np.sqrt(second) + _SPREAD_TIE * spread
 
 
+@numba.njit(cache=True, inline="always")
+def _diameter_of(mask: np.int64, spread_score: float, m: int, cap: float, work: _Work) -> float:
+    """:func:`_diameter_score` of the split ``mask`` of the pair in ``work``."""
+    full = (np.int64(1) << m) - 1
+    return _diameter_score(
+        mask, spread_score, m, full, work.rel[2], cap, work.pair_bits, work.pair_length2
+    )
+
+
 @numba.njit(cache=True)
 def _lowest(scores, found, top) -> int:
     """Positions of the ``len(top)`` lowest of ``scores[:found]`` into ``top``; returns how many."""
@@ -306,42 +418,36 @@ def _lowest(scores, found, top) -> int:
 
 
 @numba.njit(cache=True)
-def _work_buffers(room: int):
-    """Scratch arrays of one search thread, reused for every pair."""
+def _work_buffers(width: int) -> _Work:
+    """Scratch arrays of one search thread, for grids of up to ``width`` buildings."""
+    biggest = min(2 * width, _MAX_PAIR)
+    room = (1 << (biggest - 1)) if biggest <= _MAX_EXHAUSTIVE else biggest * biggest + 1
     pairs = _MAX_PAIR * (_MAX_PAIR - 1) // 2
-    return (
-        np.empty(_MAX_PAIR, dtype=np.int64),  # nodes
-        np.empty(_MAX_PAIR, dtype=np.int64),  # neighbour bits
-        np.empty((3, _MAX_PAIR)),  # x, y, households relative to the pair
-        np.empty(5),  # totals: n, x, y, squares, households
-        np.empty(room, dtype=np.int64),  # split masks
-        np.empty(room),  # split scores
-        np.empty(room),  # spread of the splits measured by diameter
-        np.empty(pairs, dtype=np.int64),  # node pairs as bits
-        np.empty(pairs),  # squared pair lengths
-        np.empty(_DIAMETER_CANDIDATES, dtype=np.int64),  # lowest splits
+    return _Work(
+        np.empty(_MAX_PAIR, dtype=np.int64),
+        np.empty(_MAX_PAIR, dtype=np.int64),
+        np.empty((3, _MAX_PAIR)),
+        np.empty(5),
+        np.empty(room, dtype=np.int64),
+        np.empty(room),
+        np.empty(room),
+        np.empty(pairs, dtype=np.int64),
+        np.empty(pairs),
+        np.empty(_DIAMETER_CANDIDATES, dtype=np.int64),
     )
 
 
 @numba.njit(cache=True)
-def _resplit(
-    a, b, table, count, whole, xy, hh, cap, lo, hi, indptr, indices, slot, work, by_diameter
-):
-    """Re-split grids ``a`` and ``b`` in place when a better split exists; returns whether.
-
-    ``whole`` says which grids are in one piece; it is kept up to date, and while both grids are
-    whole their buildings' links are only looked up when a split scores better.
-    """
-    nodes, nbr, rel, tot, buf_m, buf_s, spread, pair_bits, pair_length2, top = work
-    px, py, ph = rel[0], rel[1], rel[2]
-    na, nb = count[a], count[b]
+def _load_pair(a: int, b: int, points: _Points, grids: _Grids, work: _Work) -> int:
+    """The buildings of ``a`` then ``b`` into ``work``, with their coordinates relative to the
+    pair's mean (keeps the sums precise) and the totals; returns their count."""
+    nodes, tot = work.nodes, work.tot
+    px, py, ph = work.rel[0], work.rel[1], work.rel[2]
+    xy, hh = points.xy, points.households
+    na, nb = grids.count[a], grids.count[b]
     m = na + nb
-    nodes[:na] = table[a, :na]
-    nodes[na:m] = table[b, :nb]
-    linked = not (whole[a] and whole[b])
-    if linked:
-        _node_bits(nodes, m, slot, indptr, indices, nbr)
-    # coordinates relative to the pair's mean keep the sums precise
+    nodes[:na] = grids.table[a, :na]
+    nodes[na:m] = grids.table[b, :nb]
     mx, my = 0.0, 0.0
     for i in range(m):
         mx += xy[nodes[i], 0]
@@ -358,59 +464,76 @@ def _resplit(
         tot[2] += py[i]
         tot[3] += px[i] * px[i] + py[i] * py[i]
         tot[4] += ph[i]
-    full = (np.int64(1) << m) - 1
-    current = (np.int64(1) << na) - 1
-    now = _score(current, m, px, py, ph, tot, cap)
-    pieces_now = _pieces(current, nbr, m) + _pieces(full ^ current, nbr, m) if linked else 2
-    buf_m[0] = current
-    found = _scored_splits(m, lo, hi, px, py, ph, tot, cap, buf_m, buf_s)
-    if by_diameter:
-        _pair_table(m, px, py, pair_bits, pair_length2)
-        now = _diameter_score(current, now, m, full, ph, cap, pair_bits, pair_length2)
-        if pieces_now == 2:
-            # of a whole pair only the splits lowest in spread are measured (the rest rarely win)
-            picked = _lowest(buf_s, found, top)
-            for t in range(picked):
-                spread[t] = buf_s[top[t]]
-            buf_s[:found] = np.inf
-            for t in range(picked):
-                k = top[t]
-                buf_s[k] = _diameter_score(
-                    buf_m[k], spread[t], m, full, ph, cap, pair_bits, pair_length2
-                )
-        else:
-            for k in range(found):
-                buf_s[k] = _diameter_score(
-                    buf_m[k], buf_s[k], m, full, ph, cap, pair_bits, pair_length2
-                )
-    tol = 1e-9 * (1.0 + abs(now))
-    best, best_pieces, best_score = np.int64(-1), pieces_now, now - tol
-    if pieces_now == 2:
-        # both grids whole: the lowest-scoring split that keeps both whole, if below the current;
-        # few splits ever score below it, so they are simply taken lowest first
-        while True:
-            pick = -1
-            for k in range(found):
-                if buf_s[k] < best_score and (pick < 0 or buf_s[k] < buf_s[pick]):
-                    pick = k
-            if pick < 0:
-                break
-            if not linked:
-                _node_bits(nodes, m, slot, indptr, indices, nbr)
-                linked = True
-            mask = buf_m[pick]
-            if _pieces(mask, nbr, m) + _pieces(full ^ mask, nbr, m) == 2:
-                best = mask
-                break
-            buf_s[pick] = np.inf
-    else:
+    return m
+
+
+@numba.njit(cache=True)
+def _by_diameter(
+    m: int, current: np.int64, now: float, found: int, whole_pair: bool, cap: float, work: _Work
+) -> float:
+    """Re-score the split ``current`` (``now``, returned) and the ``found`` splits by diameter.
+
+    Of a whole pair only the splits lowest in spread are measured (the rest rarely win; the
+    others score ``inf``).
+    """
+    scores = work.scores
+    _pair_table(m, work.rel[0], work.rel[1], work.pair_bits, work.pair_length2)
+    now = _diameter_of(current, now, m, cap, work)
+    if not whole_pair:
         for k in range(found):
-            mask = buf_m[k]
-            p = _pieces(mask, nbr, m) + _pieces(full ^ mask, nbr, m)
-            if p < best_pieces or (p == best_pieces and buf_s[k] < best_score):
-                best, best_pieces, best_score = mask, p, buf_s[k]
-    if best < 0:
-        return False
+            scores[k] = _diameter_of(work.masks[k], scores[k], m, cap, work)
+        return now
+    picked = _lowest(scores, found, work.top)
+    for t in range(picked):
+        work.spread[t] = scores[work.top[t]]
+    scores[:found] = np.inf
+    for t in range(picked):
+        k = work.top[t]
+        scores[k] = _diameter_of(work.masks[k], work.spread[t], m, cap, work)
+    return now
+
+
+@numba.njit(cache=True)
+def _best_whole(m: int, found: int, below: float, linked: bool, links: _Links, work: _Work):
+    """Of a pair of whole grids: the lowest-scoring split below ``below`` that keeps both whole
+    (``-1``: none). Few splits ever score below it, so they are simply taken lowest first, and
+    the links are only looked up then."""
+    full = (np.int64(1) << m) - 1
+    scores = work.scores
+    while True:
+        pick = -1
+        for k in range(found):
+            if scores[k] < below and (pick < 0 or scores[k] < scores[pick]):
+                pick = k
+        if pick < 0:
+            return np.int64(-1)
+        if not linked:
+            _link(m, links, work)
+            linked = True
+        mask = work.masks[pick]
+        if _both_pieces(mask, full, work.nbr, m) == 2:
+            return mask
+        scores[pick] = np.inf
+
+
+@numba.njit(cache=True)
+def _best_broken(m: int, found: int, pieces_now: int, below: float, work: _Work):
+    """Of a pair in more than two pieces: the split in the fewest pieces, then lowest-scoring,
+    that beats the current one (``pieces_now`` pieces, scoring ``below``); ``-1``: none."""
+    full = (np.int64(1) << m) - 1
+    best, best_pieces, best_score = np.int64(-1), pieces_now, below
+    for k in range(found):
+        mask = work.masks[k]
+        p = _both_pieces(mask, full, work.nbr, m)
+        if p < best_pieces or (p == best_pieces and work.scores[k] < best_score):
+            best, best_pieces, best_score = mask, p, work.scores[k]
+    return best
+
+
+@numba.njit(cache=True)
+def _apply_split(a: int, b: int, best: np.int64, m: int, grids: _Grids, work: _Work) -> None:
+    """Grids ``a`` (the nodes in ``best``) and ``b`` (the others) take their new members."""
+    table, nodes = grids.table, work.nodes
     ka, kb = 0, 0
     for i in range(m):
         if (best >> i) & 1:
@@ -421,77 +544,102 @@ def _resplit(
             kb += 1
     table[a, ka:] = -1
     table[b, kb:] = -1
-    count[a], count[b] = ka, kb
-    whole[a] = _pieces(best, nbr, m) == 1
-    whole[b] = _pieces(full ^ best, nbr, m) == 1
+    grids.count[a], grids.count[b] = ka, kb
+    full = (np.int64(1) << m) - 1
+    grids.whole[a] = _pieces(best, work.nbr, m) == 1
+    grids.whole[b] = _pieces(full ^ best, work.nbr, m) == 1
+
+
+@numba.njit(cache=True)
+def _resplit(a, b, points: _Points, rules: _Rules, grids: _Grids, links: _Links, work: _Work):
+    """Re-split grids ``a`` and ``b`` in place when a better split exists; returns whether.
+
+    ``grids.whole`` says which grids are in one piece; it is kept up to date, and while both
+    grids are whole their buildings' links are only looked up when a split scores better.
+    """
+    m = _load_pair(a, b, points, grids, work)
+    linked = not (grids.whole[a] and grids.whole[b])
+    if linked:
+        _link(m, links, work)
+    full = (np.int64(1) << m) - 1
+    current = (np.int64(1) << grids.count[a]) - 1
+    pieces_now = _both_pieces(current, full, work.nbr, m) if linked else 2
+    px, py, ph = work.rel[0], work.rel[1], work.rel[2]
+    now = _score(current, m, px, py, ph, work.tot, rules.cap)
+    work.masks[0] = current
+    found = _scored_splits(m, grids.bounds[a, 0], grids.bounds[a, 1], rules.cap, work)
+    if rules.by_diameter:
+        now = _by_diameter(m, current, now, found, pieces_now == 2, rules.cap, work)
+    below = now - 1e-9 * (1.0 + abs(now))
+    if pieces_now == 2:
+        best = _best_whole(m, found, below, linked, links, work)
+    else:
+        best = _best_broken(m, found, pieces_now, below, work)
+    if best < 0:
+        return False
+    _apply_split(a, b, best, m, grids, work)
     return True
 
 
 # --------------------------------------------------------------------------- the search
 
 
+@numba.njit(cache=True)
+def _stale_partners(a: int, clock: int, grids: _Grids, links: _Links, marks: _Marks, out):
+    """The partners of ``a`` that need a new look into ``out``; returns how many, and marks
+    ``a`` settled at ``clock``.
+
+    A pair needs no new look when its partner was last checked against all its neighbours after
+    both grids last changed.
+    """
+    k = 0
+    for t in range(_touching(a, grids, links, marks.seen, out)):
+        b = out[t]
+        fits = grids.count[a] + grids.count[b] <= _MAX_PAIR
+        if fits and marks.settled_at[b] < max(marks.changed_at[a], marks.changed_at[b]):
+            out[k] = b
+            k += 1
+    marks.settled_at[a] = clock
+    return k
+
+
+@numba.njit(cache=True)
+def _requeue(pair, clock: int, grids: _Grids, marks: _Marks, queue, head: int, size: int) -> int:
+    """After a move: both grids of ``pair`` changed at ``clock``, their buildings are relabelled
+    and they go back on the queue (a ring from ``head``); returns the queue's new size."""
+    for g in pair:
+        marks.changed_at[g] = clock
+        for s in range(grids.count[g]):
+            grids.grid[grids.table[g, s]] = g
+        if not marks.queued[g]:
+            marks.queued[g] = True
+            queue[(head + size) % len(queue)] = g
+            size += 1
+    return size
+
+
 @numba.njit(cache=True, nogil=True)
-def _regroup_group(
-    grids, xy, households, cap, grid, bounds, indptr, indices, by_diameter, table, count, shared
-) -> int:
-    """The work queue over ``grids`` (whole units: their neighbours are among them)."""
-    slot, seen, queued, changed_at, settled_at, whole = shared
-    width = table.shape[1]
-    biggest = min(2 * width, _MAX_PAIR)
-    room = (1 << (biggest - 1)) if biggest <= _MAX_EXHAUSTIVE else biggest * biggest + 1
-    work = _work_buffers(room)
-    queue = np.empty(len(grids) + 1, dtype=np.int64)
-    queue[: len(grids)] = grids
-    head, size = 0, len(grids)
-    partners = np.empty(len(grids), dtype=np.int64)
-    # the clock ticks once per visit; a pair needs no new look when its partner was last checked
-    # against all its neighbours after both grids last changed
-    clock = 0
+def _regroup_group(order, points: _Points, rules: _Rules, grids: _Grids, links: _Links, marks):
+    """The work queue over the grids ``order`` (whole units: their neighbours are among them)."""
+    work = _work_buffers(grids.table.shape[1])
+    queue = np.empty(len(order) + 1, dtype=np.int64)
+    queue[: len(order)] = order
+    head, size = 0, len(order)
+    partners = np.empty(len(order), dtype=np.int64)
+    clock = 0  # ticks once per visit
     moves = 0
     while size:
         a = queue[head]
         head = (head + 1) % len(queue)
         size -= 1
-        queued[a] = False
+        marks.queued[a] = False
         clock += 1
-        k = 0
-        for t in range(_touching(a, table, count, grid, bounds, indptr, indices, seen, partners)):
+        for t in range(_stale_partners(a, clock, grids, links, marks, partners)):
             b = partners[t]
-            fits = count[a] + count[b] <= _MAX_PAIR
-            if fits and settled_at[b] < max(changed_at[a], changed_at[b]):
-                partners[k] = b
-                k += 1
-        settled_at[a] = clock
-        for t in range(k):
-            b = partners[t]
-            lo, hi = bounds[a, 0], bounds[a, 1]
-            if _resplit(
-                a,
-                b,
-                table,
-                count,
-                whole,
-                xy,
-                households,
-                cap,
-                lo,
-                hi,
-                indptr,
-                indices,
-                slot,
-                work,
-                by_diameter,
-            ):
+            if _resplit(a, b, points, rules, grids, links, work):
                 moves += 1
-                settled_at[a] = -1
-                for g in (a, b):
-                    changed_at[g] = clock
-                    for s in range(count[g]):
-                        grid[table[g, s]] = g
-                    if not queued[g]:
-                        queued[g] = True
-                        queue[(head + size) % len(queue)] = g
-                        size += 1
+                marks.settled_at[a] = -1
+                size = _requeue((a, b), clock, grids, marks, queue, head, size)
                 break  # a changed: its partners are collected afresh when it comes up again
     return moves
 
@@ -533,34 +681,37 @@ def regroup_pairs(
     n_grids = len(bounds)
     if n_grids == 0:
         return 0
-    sizes = np.bincount(grid[grid >= 0], minlength=n_grids)
-    width = int(max(bounds[:, 1].max(), sizes.max()))
-    table, count = grid_members(grid, n_grids, width)
-    shared = (
-        np.full(len(grid), -1, dtype=np.int64),  # slot of a building in the pair being split
-        np.full(n_grids, -1, dtype=np.int64),  # seen: the grid whose partners are listed
-        np.ones(n_grids, dtype=np.bool_),  # queued
-        np.zeros(n_grids, dtype=np.int64),  # changed_at
-        np.full(n_grids, -1, dtype=np.int64),  # settled_at
-        grid_pieces(grid, n_grids, np.zeros(len(grid), dtype=np.int64), adjacency)[0] == 1,
-    )
-    inputs = (
+    points = _Points(
         np.ascontiguousarray(xy, dtype=np.float64),
         np.zeros(len(grid)) if households is None else households.astype(np.float64),
-        np.inf if cap is None else float(cap),
-        grid,
-        bounds.astype(np.int64),
+    )
+    rules = _Rules(np.inf if cap is None else float(cap), by_diameter)
+    links = _Links(
         adjacency.indptr.astype(np.int64),
         adjacency.indices.astype(np.int64),
-        by_diameter,
-        table,
-        count,
-        shared,
+        np.full(len(grid), -1, dtype=np.int64),
     )
+    marks = _Marks(
+        np.full(n_grids, -1, dtype=np.int64),
+        np.ones(n_grids, dtype=np.bool_),
+        np.zeros(n_grids, dtype=np.int64),
+        np.full(n_grids, -1, dtype=np.int64),
+    )
+    inputs = (points, rules, _grid_state(grid, bounds, adjacency), links, marks)
     groups = _work_groups(unit, cores() if n_grids >= _THREADED_FROM else 1)
     if len(groups) == 1:
         return int(_regroup_group(groups[0], *inputs))
-    return sum(worker_pool().map(lambda grids: int(_regroup_group(grids, *inputs)), groups))
+    return sum(worker_pool().map(lambda order: int(_regroup_group(order, *inputs)), groups))
+
+
+def _grid_state(grid: np.ndarray, bounds: np.ndarray, adjacency: sparse.csr_array) -> _Grids:
+    """The member table of the grids in ``grid`` (``-1``: locked), and which are whole."""
+    n_grids = len(bounds)
+    sizes = np.bincount(grid[grid >= 0], minlength=n_grids)
+    width = int(max(bounds[:, 1].max(), sizes.max()))
+    table, count = grid_members(grid, n_grids, width)
+    pieces = grid_pieces(grid, n_grids, np.zeros(len(grid), dtype=np.int64), adjacency)[0]
+    return _Grids(grid, bounds.astype(np.int64), table, count, pieces == 1)
 
 
 def _work_groups(unit: np.ndarray, n_groups: int) -> list[np.ndarray]:
