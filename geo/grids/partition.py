@@ -463,16 +463,38 @@ def grid_report(
     xy = centroid_coordinates(buildings) if centroids is None else centroids
     if adjacency is None:
         adjacency = building_adjacency(buildings, min_size=min_size, centroids=xy)
+    rules = (min_size, max_size, max_households)
+    facts = _grid_facts(buildings, labels, adjacency, rules)
+    return _report_frame(facts, xy, rules)
+
+
+@dataclass(frozen=True)
+class _GridFacts:
+    """Per building its grid's code; per grid what :func:`grid_report` reports."""
+
+    codes: np.ndarray
+    keys: np.ndarray
+    community: np.ndarray
+    size: np.ndarray
+    community_buildings: np.ndarray
+    households: np.ndarray | None
+    pieces: np.ndarray
+    forced: np.ndarray
+    status: np.ndarray
+
+
+def _grid_facts(
+    buildings: gpd.GeoDataFrame,
+    labels: pd.Series,
+    adjacency: sparse.sparray,
+    rules: tuple[int, int, int | None],
+) -> _GridFacts:
+    """Size, households, pieces and status of every grid of ``labels``."""
+    min_size, max_size, max_households = rules
     codes, keys = pd.factorize(labels.astype(str), sort=True)
     comm_code, comm_names = pd.factorize(buildings["community"].astype(str), sort=True)
     n_grids = len(keys)
-    lowest = np.full(n_grids, len(comm_names), dtype=np.int64)
-    highest = np.full(n_grids, -1, dtype=np.int64)
-    np.minimum.at(lowest, codes, comm_code)
-    np.maximum.at(highest, codes, comm_code)
-    if (lowest != highest).any():
-        bad = keys[np.flatnonzero(lowest != highest)[0]]
-        raise PartitionInputError(f"grid {bad!r} spans more than one community")
+    comm_of_grid = _community_of_grids(codes, keys, comm_code, len(comm_names))
     size = np.bincount(codes, minlength=n_grids)
     pieces, community_pieces = grid_pieces(
         codes, n_grids, community_components(adjacency, comm_code), adjacency
@@ -486,34 +508,65 @@ def grid_report(
     )
     ok, *flags = _STATUSES
     status = np.select([size < min_size, size > max_size, pieces > 1, over_cap], flags, default=ok)
-    facts = {
-        "community": np.asarray(comm_names, dtype=object)[lowest],
-        "n_buildings": size,
-        "community_buildings": np.bincount(comm_code)[lowest],
-        "households": grid_households if grid_households is not None else np.zeros(n_grids),
-        "pieces": pieces,
-        "forced": community_pieces > 1,
-        "status": status,
+    return _GridFacts(
+        codes=codes,
+        keys=np.asarray(keys, dtype=object),
+        community=np.asarray(comm_names, dtype=object)[comm_of_grid],
+        size=size,
+        community_buildings=np.bincount(comm_code)[comm_of_grid],
+        households=grid_households,
+        pieces=pieces,
+        forced=community_pieces > 1,
+        status=status,
+    )
+
+
+def _community_of_grids(
+    codes: np.ndarray, keys: pd.Index, comm_code: np.ndarray, n_communities: int
+) -> np.ndarray:
+    """The community code of every grid; a grid spanning two communities raises."""
+    n_grids = len(keys)
+    lowest = np.full(n_grids, n_communities, dtype=np.int64)
+    highest = np.full(n_grids, -1, dtype=np.int64)
+    np.minimum.at(lowest, codes, comm_code)
+    np.maximum.at(highest, codes, comm_code)
+    if (lowest != highest).any():
+        bad = keys[np.flatnonzero(lowest != highest)[0]]
+        raise PartitionInputError(f"grid {bad!r} spans more than one community")
+    return lowest
+
+
+def _report_frame(
+    facts: _GridFacts, xy: np.ndarray, rules: tuple[int, int, int | None]
+) -> pd.DataFrame:
+    """The grid report's rows, with the reasons of the flagged grids."""
+    n_grids = len(facts.keys)
+    hh = facts.households
+    rows = {
+        "community": facts.community,
+        "n_buildings": facts.size,
+        "community_buildings": facts.community_buildings,
+        "households": hh if hh is not None else np.zeros(n_grids),
+        "pieces": facts.pieces,
+        "forced": facts.forced,
+        "status": facts.status,
     }
     reason, reason_zh = [""] * n_grids, [""] * n_grids
-    for i in np.flatnonzero(status != ok).tolist():  # flagged grids are few
-        row = {name: values[i] for name, values in facts.items()}
-        reason[i], reason_zh[i] = _reasons(row, min_size, max_size, max_households)
+    for i in np.flatnonzero(facts.status != _STATUSES[0]).tolist():  # flagged grids are few
+        row = {name: values[i] for name, values in rows.items()}
+        reason[i], reason_zh[i] = _reasons(row, *rules)
     return pd.DataFrame(
         {
-            "grid_key": np.asarray(keys, dtype=object),
-            "community": facts["community"],
-            "n_buildings": size,
+            "grid_key": facts.keys,
+            "community": facts.community,
+            "n_buildings": facts.size,
             "households": pd.array(
-                grid_households.astype(np.int64)
-                if grid_households is not None
-                else [pd.NA] * n_grids,
-                dtype="Int64",
+                hh.astype(np.int64) if hh is not None else [pd.NA] * n_grids, dtype="Int64"
             ),
-            "diameter_m": _diameters(xy, codes, n_grids).round(1),
-            "contiguous": pieces == 1,
-            "pieces": pieces,
-            "status": status,
+            "diameter_m": _diameters(xy, facts.codes, n_grids).round(1),
+            "contiguous": facts.pieces == 1,
+            "pieces": facts.pieces,
+            "status": facts.status,
             "reason": reason,
             "reason_zh": reason_zh,
         }
@@ -590,7 +643,7 @@ def _locked_labels(buildings: gpd.GeoDataFrame, locked: pd.Series | None) -> pd.
     return out
 
 
-def partition_buildings(
+def partition_buildings(  # noqa: PLR0913, RUF100  (public keyword options, passed by name)
     buildings: gpd.GeoDataFrame,
     *,
     min_size: int = 4,
@@ -608,8 +661,7 @@ def partition_buildings(
     Parameters
     ----------
     buildings : GeoDataFrame
-        Footprints in a metric CRS with a ``community`` column; ``households`` (nullable) is used
-        for the cap when present.
+        Footprints in a metric CRS with ``community``; ``households`` (nullable) feeds the cap.
     min_size, max_size : int
         Allowed grid sizes. A community whose count cannot be split so gets the least-bad grids,
         flagged ``undersized``/``oversized`` with a reason.
@@ -618,23 +670,17 @@ def partition_buildings(
     seed : int
         Rotates the space-filling curve: the same input and seed give the same grids.
     locked : Series, optional
-        Building index -> grid key of grids the planner locked; they are kept exactly and the rest
-        of their community is partitioned around them.
+        Building index -> key of grids the planner locked; kept exactly, the rest of their
+        community is partitioned around them.
     roads : GeoDataFrame, optional
         Road lines (``kind`` column); grids avoid crossing major roads where the block allows.
     adjacency : sparse matrix, optional
         A precomputed :func:`building_adjacency` graph (by position).
     restarts : int, optional
-        Runs with the curve turned differently; each community keeps its best run. One run by
-        default: more lower the mean diameter by about 1-2 % per doubling (see
-        ``docs/benchmarks.md``).
+        Runs with the curve turned differently; each community keeps its best run. One by
+        default: more lower the mean diameter by 1-2 % per doubling (``docs/benchmarks.md``).
     progress : callable, optional
-        Called as ``progress(done, total)`` after each run (the engine works on all communities
-        at once, so progress counts runs, not communities).
-
-    Returns
-    -------
-    PartitionResult
+        Called as ``progress(done, total)`` after each run (runs, not communities).
 
     Examples
     --------
@@ -647,74 +693,89 @@ def partition_buildings(
     """
     _check_options(min_size, max_size, max_households)
     _check_buildings(buildings)
-    tick = progress or (lambda done, total: None)
-    input_index = buildings.index
-    xy = centroid_coordinates(buildings)
-    curve = _hilbert_rank(buildings.geometry, xy, seed)
-    community = pd.factorize(buildings["community"].astype(str), sort=True)[0]
-    # one canonical order (community, curve, position): the grids do not depend on the input's
-    # row order, and buildings near each other on the ground sit near each other in memory
-    order = np.lexsort((xy[:, 1], xy[:, 0], curve, community))
-    buildings, xy, curve, community = (
-        buildings.iloc[order],
-        xy[order],
-        curve[order],
-        community[order],
-    )
-    if adjacency is None:
-        adjacency = building_adjacency(buildings, roads=roads, min_size=min_size, centroids=xy)
-    else:
-        adjacency = sparse.csr_array(adjacency)[order][:, order]
-    locked_keys = _locked_labels(buildings, locked)
+    rules = (min_size, max_size, max_households)
+    canon = _Canonical.of(buildings, seed)
+    graph = canon.adjacency(adjacency, roads=roads, min_size=min_size)
+    locked_keys = _locked_labels(canon.buildings, locked)
     free = locked_keys.isna().to_numpy()
-    grid = _best_grids(
-        buildings,
-        xy,
-        curve,
-        community,
-        free,
-        sparse.csr_array(adjacency),
-        min_size=min_size,
-        max_size=max_size,
-        max_households=max_households,
-        seed=seed,
-        runs=max(1, restarts or 1),
-        tick=tick,
-    )
-    taken = set(locked_keys.dropna().astype(str))
-    names = buildings["community"].astype(str).to_numpy()
-    keys = _grid_keys(grid, names, curve, taken)
-    values = locked_keys.to_numpy(dtype=object, copy=True)
-    values[free] = keys[grid[free]]
-    labels = pd.Series(values, index=buildings.index, name="grid_key").astype(str)
+    engine = _Engine.of(canon, graph, _households(canon.buildings), rules=rules, seed=seed)
+    runs = max(1, restarts or 1)
+    grid = _best_grids(engine, free, canon.curve, runs=runs, tick=progress or _silent)
+    labels = canon.labels(grid, locked_keys, free)
+    return _result(canon, labels, graph, rules, buildings.index)
+
+
+def _result(
+    canon: _Canonical,
+    labels: pd.Series,
+    graph: sparse.csr_array,
+    rules: tuple[int, int, int | None],
+    input_index: pd.Index,
+) -> PartitionResult:
+    """The labels in the input's order, with the grid report and the summary."""
+    min_size, max_size, max_households = rules
     grids = grid_report(
-        buildings,
+        canon.buildings,
         labels,
-        adjacency=adjacency,
+        adjacency=graph,
         min_size=min_size,
         max_size=max_size,
         max_households=max_households,
-        centroids=xy,
+        centroids=canon.xy,
     )
-    return PartitionResult(
-        labels=labels.reindex(input_index),
-        grids=grids,
-        summary=partition_summary(grids, min_size=min_size, max_size=max_size),
-    )
+    summary = partition_summary(grids, min_size=min_size, max_size=max_size)
+    return PartitionResult(labels=labels.reindex(input_index), grids=grids, summary=summary)
+
+
+def _silent(done: int, total: int) -> None:
+    """No progress report."""
+
+
+@dataclass(frozen=True)
+class _Canonical:
+    """The buildings in one canonical order (community, curve, position), with their centroids,
+    curve positions and community codes: the grids do not depend on the input's row order, and
+    buildings near each other on the ground sit near each other in memory."""
+
+    buildings: gpd.GeoDataFrame
+    xy: np.ndarray
+    curve: np.ndarray
+    community: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, buildings: gpd.GeoDataFrame, seed: int) -> _Canonical:
+        xy = centroid_coordinates(buildings)
+        curve = _hilbert_rank(buildings.geometry, xy, seed)
+        community = pd.factorize(buildings["community"].astype(str), sort=True)[0]
+        order = np.lexsort((xy[:, 1], xy[:, 0], curve, community))
+        return cls(buildings.iloc[order], xy[order], curve[order], community[order], order)
+
+    def adjacency(
+        self, given: sparse.sparray | None, *, roads: gpd.GeoDataFrame | None, min_size: int
+    ) -> sparse.csr_array:
+        """``given`` in this order, else the building adjacency built with ``roads``."""
+        if given is None:
+            return building_adjacency(
+                self.buildings, roads=roads, min_size=min_size, centroids=self.xy
+            )
+        return sparse.csr_array(given)[self.order][:, self.order]
+
+    def labels(self, grid: np.ndarray, locked_keys: pd.Series, free: np.ndarray) -> pd.Series:
+        """Grid key of every building: the locked ones' own, new keys for the ``free`` ones."""
+        taken = set(locked_keys.dropna().astype(str))
+        names = self.buildings["community"].astype(str).to_numpy()
+        keys = _grid_keys(grid, names, self.curve, taken)
+        values = locked_keys.to_numpy(dtype=object, copy=True)
+        values[free] = keys[grid[free]]
+        return pd.Series(values, index=self.buildings.index, name="grid_key").astype(str)
 
 
 def _best_grids(
-    buildings: gpd.GeoDataFrame,
-    xy: np.ndarray,
-    curve: np.ndarray,
-    community: np.ndarray,
+    engine: _Engine,
     free: np.ndarray,
-    adjacency: sparse.csr_array,
+    curve: np.ndarray,
     *,
-    min_size: int,
-    max_size: int,
-    max_households: int | None,
-    seed: int,
     runs: int,
     tick: Callable[[int, int], None],
 ) -> np.ndarray:
@@ -723,19 +784,11 @@ def _best_grids(
     Each community keeps its best run. A community left with a grid broken where its own graph
     is whole gets up to ``_MENDING_TURNS`` more runs of its own, with the curve turned again.
     """
-    engine = _Engine(
-        buildings=buildings,
-        # centre each community so the spread sums stay precise in large projected coordinates
-        xy=xy - pd.DataFrame(xy).groupby(community).transform("mean").to_numpy(),
-        community=community,
-        adjacency=adjacency,
-        households=_households(buildings),
-        max_households=max_households,
-        min_size=min_size,
-        max_size=max_size,
-        seed=seed,
+    community = engine.community
+    min_size, max_size = engine.min_size, engine.max_size
+    engine.unit, engine.piece = _units(
+        engine.xy, community, free, engine.adjacency, min_size, max_size
     )
-    engine.unit, engine.piece = _units(engine.xy, community, free, adjacency, min_size, max_size)
     tick(0, runs + 1)
     grid = engine.run(free, curve)
     contested = free if runs > 1 else free & engine.needless_communities(grid)[community]
@@ -771,7 +824,6 @@ def _renumbered(grid: np.ndarray, free: np.ndarray, tick, runs: int) -> np.ndarr
 class _Engine:
     """The inputs shared by every run of steps 2-4 (step 1's units and pieces included)."""
 
-    buildings: gpd.GeoDataFrame
     xy: np.ndarray
     community: np.ndarray
     adjacency: sparse.csr_array
@@ -782,6 +834,31 @@ class _Engine:
     seed: int
     unit: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     piece: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    @classmethod
+    def of(
+        cls,
+        canon: _Canonical,
+        adjacency: sparse.csr_array,
+        households: np.ndarray | None,
+        *,
+        rules: tuple[int, int, int | None],
+        seed: int,
+    ) -> _Engine:
+        """The engine of the buildings in canonical order, each community centred so the
+        spread sums stay precise in large projected coordinates."""
+        xy, community = canon.xy, canon.community
+        min_size, max_size, max_households = rules
+        return cls(
+            xy=xy - pd.DataFrame(xy).groupby(community).transform("mean").to_numpy(),
+            community=community,
+            adjacency=sparse.csr_array(adjacency),
+            households=households,
+            max_households=max_households,
+            min_size=min_size,
+            max_size=max_size,
+            seed=seed,
+        )
 
     def turned_curve(self, active: np.ndarray, turn: int) -> np.ndarray:
         """Curve positions of the ``active`` buildings, the plane turned anew (0 elsewhere)."""
