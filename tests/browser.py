@@ -116,6 +116,18 @@ def open_page(
     page.set_default_timeout(timeout_ms)
     if init_script:
         page.add_init_script(init_script)
+    opened = _watched(page, url)
+    if block_network or route is not None:
+        context.route("**/*", _page_only(url, block_network=block_network, route=route))
+    try:
+        page.goto(url, wait_until=wait_until)
+        yield opened
+    finally:
+        context.close()
+
+
+def _watched(page, url: str) -> OpenedPage:
+    """An OpenedPage that collects the page's errors, console errors, requests and dialogs."""
     opened = OpenedPage(page=page, url=url)
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     page.on(
@@ -131,24 +143,25 @@ def open_page(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    if block_network or route is not None:
+    return opened
 
-        def only_the_page(request_route: Route) -> None:
-            request_url = request_route.request.url
-            if request_url == url or (block_network and request_url.startswith("file:")):
-                # Local files are not the network; the offline test still sees them in requests.
-                request_route.continue_()
-            elif route is not None:
-                route(request_route)
-            else:
-                request_route.abort()
 
-        context.route("**/*", only_the_page)
-    try:
-        page.goto(url, wait_until=wait_until)
-        yield opened
-    finally:
-        context.close()
+def _page_only(
+    url: str, *, block_network: bool, route: Callable[[Route], None] | None
+) -> Callable[[Route], None]:
+    """A route handler that lets the page itself through and hands the rest to ``route``."""
+
+    def only_the_page(request_route: Route) -> None:
+        request_url = request_route.request.url
+        if request_url == url or (block_network and request_url.startswith("file:")):
+            # Local files are not the network; the offline test still sees them in requests.
+            request_route.continue_()
+        elif route is not None:
+            route(request_route)
+        else:
+            request_route.abort()
+
+    return only_the_page
 
 
 def serve_vendored(route: Route) -> bool:

@@ -40,6 +40,66 @@ def _polygons(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return buildings[keep & ~buildings.geometry.is_empty].reset_index(drop=True)
 
 
+def _metric_buildings(
+    buildings: gpd.GeoDataFrame, *, block: float, rng: np.random.Generator
+) -> gpd.GeoDataFrame:
+    """Valid polygons in UTM with ids, households, addresses and (if absent) block communities."""
+    metric = _polygons(buildings).to_crs(buildings.estimate_utm_crs())
+    centres = metric.geometry.centroid
+    if "community" not in metric.columns:
+        ix = np.floor(centres.x / block).astype(int)
+        iy = np.floor(centres.y / block).astype(int)
+        metric["community"] = [
+            f"社区{a % 1000:03d}-{b % 1000:03d}" for a, b in zip(ix, iy, strict=True)
+        ]
+    metric["building_id"] = [f"B{i:06d}" for i in range(len(metric))]
+    metric["households"] = rng.integers(1, 40, len(metric))
+    metric["address"] = [f"{c} {i % 97 + 1}号" for i, c in enumerate(metric["community"])]
+    return metric
+
+
+def _community_grids(
+    metric: gpd.GeoDataFrame,
+    part: gpd.GeoDataFrame,
+    outline,
+    *,
+    code_prefix: str,
+    codes: np.ndarray,
+    grid_size: int,
+    rng: np.random.Generator,
+) -> list[dict]:
+    """One community's grids: runs of ``grid_size`` buildings in reading order, their polygons
+    the union of the buildings' Voronoi cells clipped to the outline; fills ``codes``."""
+    centres = metric.geometry.centroid
+    pts = centres[part.index]
+    order = np.lexsort((pts.x.round(-1).to_numpy(), (-pts.y // 60).to_numpy()))
+    members = part.index.to_numpy()[order]
+    jitter = rng.normal(0, 1e-3, (len(members), 2))
+    xy = np.column_stack([centres[members].x, centres[members].y]) + jitter
+    cells = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=outline, ordered=True)
+    cells = shapely.intersection(shapely.get_parts(cells), outline)
+    rows = []
+    for g, start in enumerate(range(0, len(members), grid_size)):
+        chunk = members[start : start + grid_size]
+        code = f"{code_prefix}{g + 1:03d}"
+        codes[chunk] = code
+        n = len(chunk)
+        rows.append(
+            {
+                "grid_code": code,
+                "community": part["community"].iloc[0],
+                "worker": None if g % 11 == 10 else rng.choice(list(SURNAMES)) + rng.choice(GIVEN),
+                "worker_phone": f"138{rng.integers(0, 10**8):08d}",
+                "n_buildings": n,
+                "households": int(metric.loc[chunk, "households"].sum()),
+                "status": "ok" if n >= 4 else "undersized",
+                "reason": None if n >= 4 else f"只剩 {n} 栋建筑",
+                "geometry": shapely.union_all(cells[start : start + grid_size]),
+            }
+        )
+    return rows
+
+
 def make_layers(
     buildings: gpd.GeoDataFrame,
     *,
@@ -57,56 +117,25 @@ def make_layers(
     ``untrusted`` strings become the first incident descriptions, addresses and names.
     """
     rng = np.random.default_rng(seed)
-    metric = _polygons(buildings).to_crs(buildings.estimate_utm_crs())
+    metric = _metric_buildings(buildings, block=block, rng=rng)
     centres = metric.geometry.centroid
-    if "community" not in metric.columns:
-        ix = np.floor(centres.x / block).astype(int)
-        iy = np.floor(centres.y / block).astype(int)
-        metric["community"] = [
-            f"社区{a % 1000:03d}-{b % 1000:03d}" for a, b in zip(ix, iy, strict=True)
-        ]
-    metric["building_id"] = [f"B{i:06d}" for i in range(len(metric))]
-    metric["households"] = rng.integers(1, 40, len(metric))
-    metric["address"] = [f"{c} {i % 97 + 1}号" for i, c in enumerate(metric["community"])]
-
     grid_rows, community_rows, codes = [], [], np.empty(len(metric), dtype=object)
     for n_community, (name, part) in enumerate(metric.groupby("community", sort=True)):
         outline = shapely.convex_hull(shapely.union_all(part.geometry.values)).buffer(15)
         if "community" not in buildings.columns:
-            x, y = (
-                centres[part.index[0]].x // block * block,
-                centres[part.index[0]].y // block * block,
-            )
+            x = centres[part.index[0]].x // block * block
+            y = centres[part.index[0]].y // block * block
             outline = outline.intersection(shapely.box(x, y, x + block, y + block))
         community_rows.append({"community": name, "geometry": outline})
-        pts = centres[part.index]
-        order = np.lexsort((pts.x.round(-1).to_numpy(), (-pts.y // 60).to_numpy()))
-        members = part.index.to_numpy()[order]
-        jitter = rng.normal(0, 1e-3, (len(members), 2))
-        xy = np.column_stack([centres[members].x, centres[members].y]) + jitter
-        cells = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=outline, ordered=True)
-        cells = shapely.intersection(shapely.get_parts(cells), outline)
-        for g, start in enumerate(range(0, len(members), grid_size)):
-            chunk = members[start : start + grid_size]
-            code = f"530102{n_community:03d}{g + 1:03d}"
-            codes[chunk] = code
-            shape = shapely.union_all(cells[start : start + grid_size])
-            n = len(chunk)
-            grid_rows.append(
-                {
-                    "grid_code": code,
-                    "community": name,
-                    "worker": None
-                    if g % 11 == 10
-                    else rng.choice(list(SURNAMES)) + rng.choice(GIVEN),
-                    "worker_phone": f"138{rng.integers(0, 10**8):08d}",
-                    "n_buildings": n,
-                    "households": int(metric.loc[chunk, "households"].sum()),
-                    "status": "ok" if n >= 4 else "undersized",
-                    "reason": None if n >= 4 else f"只剩 {n} 栋建筑",
-                    "geometry": shape,
-                }
-            )
+        grid_rows += _community_grids(
+            metric,
+            part,
+            outline,
+            code_prefix=f"530102{n_community:03d}",
+            codes=codes,
+            grid_size=grid_size,
+            rng=rng,
+        )
     metric["grid_code"] = codes
     grids = gpd.GeoDataFrame(grid_rows, crs=metric.crs)
     communities = gpd.GeoDataFrame(community_rows, crs=metric.crs)
