@@ -25,6 +25,7 @@ from api.routers import (
     communities,
     grids,
     health,
+    households,
     incidents,
     locate,
     maps,
@@ -38,7 +39,19 @@ from geo.errors import NotFound
 
 log = logging.getLogger("gridmap.api")
 
-ROUTERS = (health, ogc, communities, grids, buildings, workers, locate, incidents, maps, tokens)
+ROUTERS = (
+    health,
+    ogc,
+    communities,
+    grids,
+    buildings,
+    workers,
+    locate,
+    incidents,
+    maps,
+    tokens,
+    households,
+)
 #: routers other work adds; included when their module exists
 OPTIONAL_ROUTERS = ("api.routers.plans",)
 DESCRIPTION = """社区网格化管理 Community grid management: grids, buildings, incidents, locate, maps.
