@@ -112,12 +112,10 @@ def stored_ids(store: Store, ids: pd.Series, *, conn: Connection | None = None) 
     with store.reading(conn) as c:
         if not wanted or not store.has_layer(LAYER, c):
             return found
+        column = sa.column("incident_id")
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = c.exec_driver_sql(
-                f'SELECT incident_id FROM "{LAYER}" WHERE incident_id IN ({marks})', tuple(chunk)
-            )
+            query = sa.select(column).select_from(sa.table(LAYER))
+            rows = c.execute(query.where(column.in_(wanted[start : start + 500])))
             found.update(row[0] for row in rows)
     return found
 
@@ -167,9 +165,9 @@ def _iso_times(values: pd.Series) -> list[str]:
 
 def rewrite(store: Store, conn: Connection, cases: gpd.GeoDataFrame) -> None:
     """Replace stored cases by these rows (same ids; a point moves, so the row is written anew)."""
-    conn.exec_driver_sql(
-        f'DELETE FROM "{LAYER}" WHERE incident_id = ?', [(i,) for i in cases["incident_id"]]
-    )
+    ids = [str(i) for i in cases["incident_id"]]
+    for start in range(0, len(ids), 500):  # bounded IN lists (SQLite's bind-variable limit)
+        store.delete_rows(conn, LAYER, {"incident_id": ids[start : start + 500]})
     frame = gpd.GeoDataFrame(
         cases[list(COLUMNS)].reset_index(drop=True), geometry=list(cases.geometry), crs=4326
     )
@@ -296,7 +294,8 @@ def incident_page(
             query = sa.text(
                 f'SELECT fid FROM "{LAYER}"{clause} ORDER BY fid LIMIT :limit OFFSET :offset'
             )
-            window = {"limit": -1 if limit is None else limit, "offset": offset}  # -1: no limit
+            # no limit: one larger than any layer (SQLite's -1 is an error on PostgreSQL)
+            window = {"limit": 2**62 if limit is None else limit, "offset": offset}
             fids = conn.execute(query, {**params, **window}).scalars()
             cases = _read_rows(store, conn, list(fids))
     cases = cases.copy()
@@ -441,13 +440,10 @@ def _grid_facts(store: Store, codes: list[str]) -> pd.DataFrame:
     columns = list(ASSIGNED)
     rows: list = []
     with store.reading() as conn:
+        fields = [sa.column(c) for c in columns]
         for start in range(0, len(codes), 500):
-            chunk = codes[start : start + 500]
-            rows += conn.exec_driver_sql(
-                f"SELECT {', '.join(columns)} FROM grids "
-                f"WHERE grid_code IN ({', '.join('?' * len(chunk))})",
-                tuple(chunk),
-            ).fetchall()
+            query = sa.select(*fields).select_from(sa.table("grids"))
+            rows += conn.execute(query.where(fields[0].in_(codes[start : start + 500]))).fetchall()
     return pd.DataFrame([tuple(row) for row in rows], columns=columns).set_index("grid_code")
 
 

@@ -68,7 +68,7 @@ def import_roster(
         rows = team.to_dict("records")
         if rows:
             conn.execute(sa.insert(workers), rows)
-        released = sum(_release_workers(conn, layer, team) for layer in _STAFFED_LAYERS)
+        released = sum(_release_workers(store, conn, layer, team) for layer in _STAFFED_LAYERS)
         store.log(
             conn,
             "workers import",
@@ -130,27 +130,30 @@ _STAFFED_LAYERS = {
 }
 
 
-def _release_workers(conn: Connection, layer: str, team: pd.DataFrame) -> int:
+def _release_workers(store: Store, conn: Connection, layer: str, team: pd.DataFrame) -> int:
     """Clear the worker of rows whose worker is off the roster or of another community; refresh
     the names of the others. Returns the rows cleared."""
-    exists = conn.execute(
-        sa.text("SELECT count(*) FROM gpkg_contents WHERE table_name = :t"), {"t": layer}
-    ).scalar()
-    if not exists:
+    if not store.has_layer(layer, conn):
         return 0
     staffed = conn.exec_driver_sql(
         f'SELECT fid, worker_id, community FROM "{layer}" WHERE worker_id IS NOT NULL'
         + _STAFFED_LAYERS[layer]
     ).fetchall()
     community_of = dict(zip(team["worker_id"], team["community"].astype(str), strict=True))
-    gone = [(fid,) for fid, worker, community in staffed if community_of.get(worker) != community]
+    gone = [
+        {"fid": fid} for fid, worker, community in staffed if community_of.get(worker) != community
+    ]
     if gone:
-        conn.exec_driver_sql(
-            f'UPDATE "{layer}" SET worker_id = NULL, worker = NULL WHERE fid = ?', gone
+        conn.execute(
+            sa.text(f'UPDATE "{layer}" SET worker_id = NULL, worker = NULL WHERE fid = :fid'), gone
         )
-    names = list(zip(team["name"], team["worker_id"], strict=True))
+    names = [
+        {"name": n, "worker_id": w} for n, w in zip(team["name"], team["worker_id"], strict=True)
+    ]
     if names:
-        conn.exec_driver_sql(f'UPDATE "{layer}" SET worker = ? WHERE worker_id = ?', names)
+        conn.execute(
+            sa.text(f'UPDATE "{layer}" SET worker = :name WHERE worker_id = :worker_id'), names
+        )
     return len(gone)
 
 

@@ -28,13 +28,9 @@ from geo.storage.store import Store, now_iso, tokens, workers
 PREFIX = "gm_"
 #: what :func:`list_tokens` shows of each token (never the hash)
 LISTED = ["name", "role", "worker", "created_at", "revoked_at"]
-#: the column binding a token to a worker, added to the tokens table of an older project by
-#: :func:`ensure_worker_column` (the schema in geo.storage.store does not declare it yet)
+#: the column binding a token to a worker (older projects gain it on opening:
+#: geo.storage.store.ensure_columns)
 WORKER = "worker"
-#: the tokens table with that column, for the insert that fills it
-_BOUND_TOKENS = sa.table(
-    tokens.name, *(sa.column(c.name) for c in tokens.columns), sa.column(WORKER)
-)
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,10 @@ def create_token(
     name = _checked_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
     with store.transaction() as conn:
-        ensure_worker_column(conn)
         bound = None if worker is None else _worker_id(conn, worker)
         _free_name(conn, name)
         conn.execute(
-            sa.insert(_BOUND_TOKENS).values(
+            sa.insert(tokens).values(
                 name=name, role=role, hash=token_hash(token), created_at=now_iso(), worker=bound
             )
         )
@@ -101,35 +96,18 @@ def revoke_token(store: Store, name: str, *, actor: str = "") -> None:
 
 def list_tokens(store: Store) -> pd.DataFrame:
     """Name, role, bound worker, created and revoked times of every token (never the hashes)."""
-    table = store.read_table(tokens)
-    if WORKER not in table.columns:  # a project whose tokens predate worker bindings
-        table[WORKER] = None
-    return table[LISTED].sort_values("name")
+    return store.read_table(tokens)[LISTED].sort_values("name")
 
 
 def verify_token(store: Store, token: str) -> TokenHolder:
     """The holder of ``token``; :class:`~geo.errors.Unauthorized` when unknown or revoked."""
     with store.reading() as conn:
-        # every column: an older project's tokens table has no worker column
-        row = conn.execute(
-            sa.select(sa.literal_column("*"))
-            .select_from(tokens)
-            .where(tokens.c.hash == token_hash(token))
-        ).first()
+        row = conn.execute(sa.select(tokens).where(tokens.c.hash == token_hash(token))).first()
     if row is None:
         raise Unauthorized("unknown token", zh="令牌无效")
-    found = row._mapping
-    if found["revoked_at"] is not None:
-        raise Unauthorized(f"the token {found['name']!r} was revoked", zh="令牌已被吊销")
-    return TokenHolder(name=found["name"], role=found["role"], worker=found.get(WORKER))
-
-
-def ensure_worker_column(conn: Connection) -> None:
-    """Give the tokens table its nullable ``worker`` column when it has none (idempotent)."""
-    # the columns of an empty answer: portable, where the inspector's catalogue queries are not
-    present = conn.execute(sa.select(sa.literal_column("*")).select_from(tokens).limit(0)).keys()
-    if WORKER not in present:
-        conn.execute(sa.text(f"ALTER TABLE {tokens.name} ADD COLUMN {WORKER} TEXT"))
+    if row.revoked_at is not None:
+        raise Unauthorized(f"the token {row.name!r} was revoked", zh="令牌已被吊销")
+    return TokenHolder(name=row.name, role=row.role, worker=row.worker)
 
 
 def _checked_name(name: str) -> str:

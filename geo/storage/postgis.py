@@ -48,12 +48,14 @@ from geo.storage.store import (
     GeoPackageStore,
     _column,
     _filtered,
+    _layer_changes,
     _plain_rows,
     _python_values,
     _restore_types,
     _table,
     _table_exists,
     _uniform_polygons,
+    ensure_columns,
     ensure_lookup_indexes,
     ensure_unique_keys,
     metadata,
@@ -146,6 +148,7 @@ class PostGISStore:
                 _require_postgis(conn, shown)
                 metadata.create_all(conn)
                 layer_contents.create(conn, checkfirst=True)
+                ensure_columns(conn)
                 ensure_unique_keys(conn)
                 ensure_lookup_indexes(conn)
         except sa.exc.OperationalError as error:
@@ -212,6 +215,17 @@ class PostGISStore:
         if row is None or row.min_x is None:
             return None
         return (row.min_x, row.min_y, row.max_x, row.max_y)
+
+    def layer_changes(
+        self, names: tuple[str, ...], conn: Connection | None = None
+    ) -> tuple[tuple[str, str], ...]:
+        """``(layer, last change)`` of each of ``names`` that exists, by name (``gridmap_layers``)."""
+        return _layer_changes(self, layer_contents, names, conn)
+
+    def columns(self, name: str, conn: Connection | None = None) -> list[str]:
+        """The column names of a layer or table, in order (empty when it does not exist)."""
+        with self.reading(conn) as c:
+            return [column for column, _kind in _column_types(c, name)]
 
     def write_layer(
         self,
@@ -320,6 +334,39 @@ class PostGISStore:
         # a BOOLEAN reads back as SQLite gives it (0/1), so callers see one table either way
         flags = frame.select_dtypes("bool").columns
         return frame.astype(dict.fromkeys(flags, "int64")) if len(flags) else frame
+
+    # -- rows written by plain INSERTs (the lean case intake, geo.incidents.intake) -------------
+    def geometry_values(self, geometries: list[Any], *, srs_id: int) -> list[Any]:
+        """The values a layer's ``geom`` column takes for these shapely geometries (None stays
+        None) in a plain INSERT: hex EWKB, which carries the SRID and PostGIS reads as text."""
+        values = np.asarray(geometries, dtype=object)
+        present = ~shapely.is_missing(values)
+        out: list[Any] = [None] * len(values)
+        if present.any():
+            ewkb = shapely.to_wkb(
+                shapely.set_srid(values[present], srs_id), hex=True, include_srid=True
+            )
+            for at, value in zip(np.flatnonzero(present).tolist(), ewkb.tolist(), strict=True):
+                out[at] = value
+        return out
+
+    def widen_extent(
+        self, conn: Connection, name: str, bounds: tuple[float, float, float, float]
+    ) -> None:
+        """Widen the layer's recorded extent by ``bounds`` (min x, min y, max x, max y) and mark
+        it changed, as an append does, in one statement of the caller's transaction."""
+        extent = layer_contents.c
+        conn.execute(
+            sa.update(layer_contents)
+            .where(extent.table_name == name)
+            .values(
+                min_x=sa.func.least(sa.func.coalesce(extent.min_x, bounds[0]), bounds[0]),
+                min_y=sa.func.least(sa.func.coalesce(extent.min_y, bounds[1]), bounds[1]),
+                max_x=sa.func.greatest(sa.func.coalesce(extent.max_x, bounds[2]), bounds[2]),
+                max_y=sa.func.greatest(sa.func.coalesce(extent.max_y, bounds[3]), bounds[3]),
+                last_change=_now(),
+            )
+        )
 
 
 def _driver_url(url: str) -> str:

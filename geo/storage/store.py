@@ -134,6 +134,8 @@ tokens = sa.Table(
     sa.Column("hash", sa.Text, nullable=False, unique=True),
     sa.Column("created_at", sa.Text, nullable=False),
     sa.Column("revoked_at", sa.Text, nullable=True),
+    # the grid worker (worker_id) a staff token is bound to; added on opening an older project
+    sa.Column("worker", sa.Text, nullable=True),
 )
 
 audit_log = sa.Table(
@@ -244,6 +246,10 @@ class Store(Protocol):
     def layer_extent(
         self, name: str, conn: Connection | None = None
     ) -> tuple[float, float, float, float] | None: ...
+    def layer_changes(
+        self, names: tuple[str, ...], conn: Connection | None = None
+    ) -> tuple[tuple[str, str], ...]: ...
+    def columns(self, name: str, conn: Connection | None = None) -> list[str]: ...
     def count(
         self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
     ) -> int: ...
@@ -280,6 +286,10 @@ class Store(Protocol):
     def all_settings(self) -> dict[str, Any]: ...
     def set_setting(self, conn: Connection, key: str, value: Any) -> None: ...
     def log(self, conn: Connection, action: str, *, actor: str = "", **details: Any) -> None: ...
+    def geometry_values(self, geometries: list[Any], *, srs_id: int) -> list[Any]: ...
+    def widen_extent(
+        self, conn: Connection, name: str, bounds: tuple[float, float, float, float]
+    ) -> None: ...
 
 
 class GeoPackageStore:
@@ -302,6 +312,7 @@ class GeoPackageStore:
                 metadata.create_all(conn)
                 for table in metadata.sorted_tables:
                     gpkg.register_attributes(conn, table.name)
+                ensure_columns(conn)
                 ensure_unique_keys(conn)
                 ensure_lookup_indexes(conn)
             if is_new:
@@ -400,6 +411,19 @@ class GeoPackageStore:
                 {"t": name},
             ).first()
         return None if row is None or row[0] is None else tuple(row)
+
+    def layer_changes(
+        self, names: tuple[str, ...], conn: Connection | None = None
+    ) -> tuple[tuple[str, str], ...]:
+        """``(layer, last change)`` of each of ``names`` that exists, by name: the stamp every
+        write of the layer's rows moves (a cache keyed on it is rebuilt after a change)."""
+        contents = sa.table("gpkg_contents", sa.column("table_name"), sa.column("last_change"))
+        return _layer_changes(self, contents, names, conn)
+
+    def columns(self, name: str, conn: Connection | None = None) -> list[str]:
+        """The column names of a layer or table, in order (empty when it does not exist)."""
+        with self.reading(conn) as c:
+            return list(_declared_types(c, name))
 
     def count(
         self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
@@ -560,6 +584,59 @@ class GeoPackageStore:
                 details=json.dumps(details, ensure_ascii=False, default=str),
             )
         )
+
+    # -- rows written by plain INSERTs (the lean case intake, geo.incidents.intake) -------------
+    def geometry_values(self, geometries: list[Any], *, srs_id: int) -> list[Any]:
+        """The values a layer's ``geom`` column takes for these shapely geometries (None stays
+        None) in a plain INSERT: GeoPackage blobs here."""
+        return gpkg.encode_geometries(geometries, srs_id=srs_id)
+
+    def widen_extent(
+        self, conn: Connection, name: str, bounds: tuple[float, float, float, float]
+    ) -> None:
+        """Widen the layer's recorded extent by ``bounds`` (min x, min y, max x, max y) and mark
+        it changed, as an append does, in one statement of the caller's transaction."""
+        conn.execute(
+            sa.text(
+                "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, :a), :a), "
+                "min_y = min(coalesce(min_y, :b), :b), max_x = max(coalesce(max_x, :c), :c), "
+                "max_y = max(coalesce(max_y, :d), :d), "
+                "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = :t"
+            ),
+            dict(zip("abcd", bounds, strict=True), t=name),
+        )
+
+
+def _layer_changes(
+    store: Store, contents: sa.TableClause, names: tuple[str, ...], conn: Connection | None
+) -> tuple[tuple[str, str], ...]:
+    """The ``last_change`` stamps of ``names`` in a layer registry (gpkg_contents, gridmap_layers)."""
+    with store.reading(conn) as c:
+        rows = c.execute(
+            sa.select(contents.c.table_name, contents.c.last_change)
+            .where(contents.c.table_name.in_(list(names)))
+            .order_by(contents.c.table_name)
+        )
+        return tuple((str(name), str(stamp)) for name, stamp in rows)
+
+
+def ensure_columns(conn: Connection) -> list[str]:
+    """Add to an older project's tables the nullable columns :data:`metadata` has gained since
+    it was made (``tokens.worker``); returns them as ``table.column``. Idempotent."""
+    added = []
+    for table in metadata.sorted_tables:
+        # the columns of an empty answer: the same query on both backends
+        empty = sa.select(sa.literal_column("*")).select_from(table).limit(0)
+        present = set(conn.execute(empty).keys())
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+            )
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def ensure_unique_keys(conn: Connection) -> dict[str, int]:

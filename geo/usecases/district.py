@@ -15,13 +15,15 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pyproj
+import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from geo.buildings import reading as io
 from geo.buildings.communities import CommunityAssignment, assign_communities
 from geo.buildings.reading import ReadOptions
 from geo.errors import Conflict, InputError, NotFound
 from geo.grids import boundaries, codes
-from geo.storage.store import DEFAULT_PATH, Store, assignments, plans
+from geo.storage.store import DEFAULT_PATH, Store, assignments, edits, grid_codes, plans
 
 DEFAULT_DB = DEFAULT_PATH
 #: used, with a warning and a note on the plan, until a project sets its own: never another
@@ -143,7 +145,7 @@ def recode_division(store: Store, *, author: str = "") -> RecodeOutcome:
             zh="尚未设置区划代码；请先运行 gridmap settings set division_code <9位代码>",
         )
     with store.transaction() as conn:
-        issued = [row[0] for row in conn.exec_driver_sql("SELECT grid_code FROM grid_codes")]
+        issued = list(conn.execute(sa.select(grid_codes.c.grid_code)).scalars())
         moving = [code for code in issued if code[:9] != new]
         if not moving:
             return RecodeOutcome(new, [], 0)
@@ -156,15 +158,13 @@ def recode_division(store: Store, *, author: str = "") -> RecodeOutcome:
             )
         previous = sorted({code[:9] for code in moving})
         for table in CODE_TABLES:
-            if _has_column(conn, table, "grid_code"):
-                conn.exec_driver_sql(
-                    f'UPDATE "{table}" SET grid_code = ? || substr(grid_code, 10) '
-                    "WHERE length(grid_code) = 15 AND substr(grid_code, 1, 9) <> ?",
-                    (new, new),
-                )
+            if "grid_code" in store.columns(table, conn):
+                _recode_table(conn, table, new)
         _recode_history(conn, previous, new)
-        conn.exec_driver_sql(
-            "UPDATE plans SET note = replace(note, ?, '')", (f" ({PLACEHOLDER_NOTE})",)
+        conn.execute(
+            sa.update(plans).values(
+                note=sa.func.replace(plans.c.note, f" ({PLACEHOLDER_NOTE})", "")
+            )
         )
         store.log(
             conn, "recode", actor=author, division_code=new, previous=previous, codes=len(moving)
@@ -172,20 +172,27 @@ def recode_division(store: Store, *, author: str = "") -> RecodeOutcome:
     return RecodeOutcome(new, previous, len(moving))
 
 
-def _has_column(conn: Any, table: str, column: str) -> bool:
-    rows = conn.exec_driver_sql(f'PRAGMA table_info("{table}")').fetchall()
-    return any(row[1] == column for row in rows)
+def _recode_table(conn: Connection, table: str, new: str) -> None:
+    """Every 15-digit grid code of ``table`` under the division code ``new``."""
+    code = sa.column("grid_code")
+    conn.execute(
+        sa.update(sa.table(table, code))
+        .where(sa.func.length(code) == 15, sa.func.substr(code, 1, 9) != new)
+        .values(grid_code=sa.literal(new) + sa.func.substr(code, 10))
+    )
 
 
-def _recode_history(conn: Any, previous: list[str], new: str) -> None:
+def _recode_history(conn: Connection, previous: list[str], new: str) -> None:
     """The codes inside the edit history (arguments, undo patches) under the new prefix."""
     pattern = re.compile(rf"(?<!\d)(?:{'|'.join(previous)})(?=\d{{6}}(?!\d))")
-    rows = conn.exec_driver_sql("SELECT edit_id, args, inverse FROM edits").fetchall()
+    rows = conn.execute(sa.select(edits.c.edit_id, edits.c.args, edits.c.inverse)).fetchall()
     for edit_id, args, inverse in rows:
         fresh = (pattern.sub(new, args), pattern.sub(new, inverse))
         if fresh != (args, inverse):
-            conn.exec_driver_sql(
-                "UPDATE edits SET args = ?, inverse = ? WHERE edit_id = ?", (*fresh, edit_id)
+            conn.execute(
+                sa.update(edits)
+                .where(edits.c.edit_id == edit_id)
+                .values(args=fresh[0], inverse=fresh[1])
             )
 
 

@@ -53,18 +53,10 @@ def layer_versions(
 ) -> tuple:
     """``(layer, last change)`` of each of ``names`` that exists, by name.
 
-    Both backends stamp a layer's ``last_change`` whenever its rows are written: GeoPackage in
-    ``gpkg_contents``, the PostGIS store in its ``gridmap_layers`` registry.
+    Both backends stamp a layer's ``last_change`` whenever its rows are written
+    (:meth:`~geo.storage.store.Store.layer_changes`).
     """
-    with store.reading(conn) as c:
-        registry = "gpkg_contents" if c.dialect.name == "sqlite" else "gridmap_layers"
-        contents = sa.table(registry, sa.column("table_name"), sa.column("last_change"))
-        rows = c.execute(
-            sa.select(contents.c.table_name, contents.c.last_change)
-            .where(contents.c.table_name.in_(names))
-            .order_by(contents.c.table_name)
-        )
-        return tuple(tuple(row) for row in rows)
+    return store.layer_changes(names, conn)
 
 
 def _roster_version(store: Store, conn: Connection) -> tuple:
