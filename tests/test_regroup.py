@@ -181,3 +181,15 @@ def test_revolving_door_walks_every_first_side_one_swap_at_a_time():
                 assert regroup._DOOR_MASK[k] == (regroup._DOOR_MASK[k - 1] & ~(1 << went)) | (
                     1 << came
                 )
+
+
+@pytest.mark.parametrize("width", [2, 5, 7, 8, 12, 30])
+def test_the_split_buffers_hold_every_split_of_any_pair_a_thread_meets(width):
+    # with grids of up to 8, pairs of 16 only try moves, but pairs of 9-14 still list all their
+    # splits: sizing the buffers for the largest pair alone once overran them (max_size >= 8)
+    work = regroup._work_buffers(width)
+    biggest = min(2 * width, regroup._MAX_PAIR)
+    for m in range(2, biggest + 1):
+        splits = 1 << (m - 1) if m <= regroup._MAX_EXHAUSTIVE else m * (m + 1) // 2
+        assert len(work.masks) >= splits
+        assert len(work.scores) >= splits

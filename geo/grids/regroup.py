@@ -421,7 +421,11 @@ def _lowest(scores, found, top) -> int:
 def _work_buffers(width: int) -> _Work:
     """Scratch arrays of one search thread, for grids of up to ``width`` buildings."""
     biggest = min(2 * width, _MAX_PAIR)
-    room = (1 << (biggest - 1)) if biggest <= _MAX_EXHAUSTIVE else biggest * biggest + 1
+    # pairs up to _MAX_EXHAUSTIVE list all their splits (at most 2^(m-1)), larger ones their
+    # moves and swaps (at most m^2): room for both, since one thread meets pairs of every size
+    room = 1 << (min(biggest, _MAX_EXHAUSTIVE) - 1)
+    if biggest > _MAX_EXHAUSTIVE:
+        room = max(room, biggest * biggest + 1)
     pairs = _MAX_PAIR * (_MAX_PAIR - 1) // 2
     return _Work(
         np.empty(_MAX_PAIR, dtype=np.int64),
