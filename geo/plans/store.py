@@ -9,6 +9,12 @@ size, households, diameter, status) and a polygon per grid, stored in the projec
 * ``grid_codes``: every code ever issued and the buildings it first named (never reused);
 * ``grids`` (a layer): a copy of the published plan's grids, the layer QGIS and exports read.
 
+This module reads plans and builds and saves their grids. Publishing one is
+:mod:`geo.plans.publish`, comparing two :mod:`geo.plans.diff`, a planner's edits
+:mod:`geo.plans.editing`; the partition that makes a plan is the use case
+:mod:`geo.usecases.partition`, the roster that staffs it :mod:`geo.people.roster`, and the locate
+index kept for the published one :mod:`geo.locate.kept`.
+
 Examples
 --------
 >>> from geo.storage.store import open_store  # doctest: +SKIP
