@@ -37,6 +37,8 @@ PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b
 #: The choropleth's "0": a grey no grid fill uses.
 ZERO_COLOUR = "#e0e0e0"
 CHOROPLETH_STEPS = [0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500]
+#: The occupancy layer's bins: the floating residents' share of a grid's residents, in percent.
+OCCUPANCY_STEPS = [0, 5, 10, 20, 30, 50]
 
 
 @dataclass
@@ -227,6 +229,29 @@ class _Page:
             self.group("before", t["layer_diff_before"])
         if options.choropleth and changed is None:
             self.add_choropleth(options.choropleth)
+        if changed is None:
+            self.add_occupancy()
+
+    def add_occupancy(self) -> None:
+        """以房管人: grids shaded by their floating residents' share (where records exist)."""
+        values = self.data["grids"].get("floating_pct")
+        if values is None or all(v is None for v in values):
+            return
+        scale = cm.linear.Blues_09.scale(-1, len(OCCUPANCY_STEPS) - 1)
+        colors = [scale(i)[:7] for i in range(len(OCCUPANCY_STEPS))]
+        self.data["occupancy"] = {
+            "field": "floating_pct",
+            "bins": OCCUPANCY_STEPS,
+            "colors": colors,
+        }
+        title = self.t["layer_occupancy"]
+        self.group("occupancy", title)
+        rows = [
+            ("gm-swatch", f"background:{c}", _bin_label(OCCUPANCY_STEPS, i) + "%")
+            for i, c in enumerate(colors)
+        ]
+        rows.append(("gm-swatch", "background:transparent", self.t["legend_no_records"]))
+        self.legend.append(("occupancy", title, rows))
 
     def add_choropleth(self, kind: str) -> None:
         if kind not in ("open", "overdue"):
@@ -333,6 +358,7 @@ DEFAULT_SHOW = {
     "incidents": True,
     "heatmap": False,
     "choropleth": False,
+    "occupancy": False,
     "before": True,
     "roads": True,
 }

@@ -187,6 +187,7 @@ def prepare_grids(
         "overdue": overdue_counts,
         "color": colours.tolist(),
     }
+    data.update(_occupancy(grids, n))
     if include_contacts:
         phone = contact_column(grids)
         if phone is not None:
@@ -220,6 +221,32 @@ def prepare_buildings(
             data[column] = _text(buildings[column], n)
     if "households" in buildings.columns:
         data["households"] = _int(buildings["households"], n)
+    data.update(_occupancy(buildings, n))
+    return data
+
+
+#: the occupancy counts (以房管人) a popup shows, where geo gave them: aggregates per grid or
+#: building (geo.people.occupancy), never a record of a household or a person
+OCCUPANCY_COUNTS = (
+    "residents",
+    "rented_units",
+    "floating_residents",
+    "registered",
+    "resident",
+    "floating",
+    "rented",
+    "vacant",
+)
+
+
+def _occupancy(frame: pd.DataFrame, n: int) -> dict[str, Any]:
+    """The occupancy counts of ``frame``'s rows, and the floating share in whole percent."""
+    if "residents" not in frame.columns:
+        return {}
+    data: dict[str, Any] = {c: _int(frame[c], n) for c in OCCUPANCY_COUNTS if c in frame.columns}
+    if "floating_share" in frame.columns:
+        share = pd.to_numeric(frame["floating_share"], errors="coerce") * 100
+        data["floating_pct"] = [None if pd.isna(v) else round(float(v)) for v in share]
     return data
 
 

@@ -49,10 +49,11 @@ ADMIN = access.Viewer("admin", "admin-test")
 
 @pytest.fixture(scope="module")
 def demo_base(tmp_path_factory) -> Path:
-    """The demo district built by ``gridmap demo`` (1,984 named buildings, published, staffed)."""
+    """The demo district built by ``gridmap demo`` (1,984 named buildings, published, staffed),
+    without the demo's own households (these tests import theirs with their key)."""
     out = tmp_path_factory.mktemp("hh-demo")
     done = subprocess.run(
-        [sys.executable, "-m", "api", "demo", "--out", str(out)],
+        [sys.executable, "-m", "api", "demo", "--out", str(out), "--no-households"],
         capture_output=True,
         text=True,
         timeout=600,

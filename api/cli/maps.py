@@ -213,6 +213,9 @@ DEMO_COLUMNS = {
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out", help="输出目录 output folder")] = Path("demo"),
     seed: Annotated[int, typer.Option(min=0, help="随机种子 seed")] = 2026,
+    households: Annotated[
+        bool, typer.Option(help="生成虚构住户（一户一档）synthetic households and residents")
+    ] = True,
 ) -> None:
     """演示：生成碧溪新区示例数据，导入、划分网格、派员、导入事件并出图. Build and map the demo district."""
     from geo.demo import demo_district
@@ -226,6 +229,8 @@ def demo_command(
     with progress_bar() as update:
         facts = _import_demo(store, inputs, district, progress=update)
     facts.update(_demo_cases(store, inputs, district))
+    if households:
+        facts["households"] = _demo_households(store, inputs, out_dir=out_dir, seed=seed)
     maps = _write_demo_maps(store, db=db, out_dir=out_dir)
     _report_demo(facts, db=db, maps=maps)
 
@@ -285,6 +290,18 @@ def _demo_cases(store: Store, inputs: Path, district: DemoDistrict) -> dict[str,
     return {"cases": cases_summary}
 
 
+def _demo_households(store: Store, inputs: Path, *, out_dir: Path, seed: int) -> Any:
+    """Synthetic 一户一档 households, sealed with a demo key beside the project (never in it)."""
+    from geo.usecases.households import seed_demo_households
+
+    return seed_demo_households(
+        store,
+        key_file=out_dir / "demo-household.key",
+        list_file=inputs / "households.csv",
+        seed=seed,
+    )
+
+
 def _write_demo_maps(store: Store, *, db: Path, out_dir: Path) -> tuple[Path, Path]:
     """The district map with tiles and its self-contained offline twin."""
     from maps.project import MapRequest
@@ -313,11 +330,22 @@ def _report_demo(facts: dict[str, Any], *, db: Path, maps: tuple[Path, Path]) ->
             f"{located['added']} ({located['located']})",
         ),
     ]
+    if "households" in facts:
+        done = facts["households"].outcome
+        rows.append(
+            (say("住户（待核对）", "households (to review)"), f"{done.added} ({done.review})")
+        )
     console.print(table(say("碧溪新区演示", "Bixi demo district"), rows))
     map_path, offline_path = maps
     console.print(say("项目文件", "project file") + f": {db.resolve()}", markup=False)
     console.print(say("地图", "map") + f": {map_path.resolve()}", markup=False)
     console.print(say("离线地图", "offline map") + f": {offline_path.resolve()}", markup=False)
+    if "households" in facts:
+        key = facts["households"].key_file.resolve()
+        console.print(
+            say("住户演示密钥", "demo household key") + f": GRIDMAP_HOUSEHOLD_KEY_FILE={key}",
+            markup=False,
+        )
     console.print(
         say("用浏览器打开地图，例如", "open the map in a browser, e.g.") + f": xdg-open {map_path}",
         markup=False,
@@ -331,6 +359,7 @@ DEMO_INPUTS = {
     "roads.geojson",
     "workers.csv",
     "incidents.csv",
+    "households.csv",
 }
 
 

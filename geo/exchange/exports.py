@@ -28,6 +28,7 @@ from geo.errors import InputError
 from geo.exchange.csvsafe import csv_safe_frame
 from geo.exchange.xlsx import write_xlsx
 from geo.incidents.workflow import OPEN_STATUSES
+from geo.people import occupancy
 from geo.people.workers import public_worker_columns
 from geo.plans.publish import published_grids
 from geo.storage.store import Store
@@ -45,6 +46,19 @@ LEDGER_HEADERS = {
     "n_buildings": "楼栋数",
     "households": "户数",
     "open_cases": "在办案件",
+}
+#: The ledger's occupancy columns (以房管人), where the project keeps household records.
+OCCUPANCY_HEADERS = {
+    "registered": "户籍户",
+    "resident": "常住户",
+    "floating": "流动户",
+    "vacant": "空置户",
+    "residents": "居住人口",
+    "rented_units": "出租户",
+    "floating_residents": "流动人口",
+    "floating_share": "流动人口占比",
+    "contact_households": "联系户",
+    "visits_30d": "近30天走访",
 }
 
 
@@ -186,16 +200,27 @@ def local_times(values: pd.Series) -> pd.Series:
 
 
 def grid_ledger(store: Store) -> pd.DataFrame:
-    """网格台账: the published grids with community, worker, buildings, households and open cases."""
+    """网格台账: the published grids with community, worker, buildings, households and open cases.
+
+    Where the project keeps household records (一户一档), a grid's households are counted from
+    them on the buildings that have records, and the occupancy columns follow (以房管人: by
+    type, residents, rented units, floating residents and share, contact households, visits):
+    counts only, never a person.
+    """
     grids = pd.DataFrame(published_grids(store))
     if "grid_code" not in grids.columns:
         grids = grids.reset_index(names="grid_code")
     grids["open_cases"] = grids["grid_code"].map(_open_cases(store)).fillna(0).astype(int)
-    ledger = grids[[c for c in LEDGER_HEADERS if c in grids.columns]].copy()
+    headers = dict(LEDGER_HEADERS)
+    if occupancy.has_records(store):
+        buildings = occupancy.building_facts(store, read_buildings_with_grids(store))
+        grids = occupancy.grid_facts(grids, buildings, store)
+        headers |= OCCUPANCY_HEADERS
+    ledger = grids[[c for c in headers if c in grids.columns]].copy()
     for column in ("n_buildings", "households"):
         if column in ledger:
             ledger[column] = pd.to_numeric(ledger[column], errors="coerce").astype("Int64")
-    return ledger.sort_values("grid_code").rename(columns=LEDGER_HEADERS).reset_index(drop=True)
+    return ledger.sort_values("grid_code").rename(columns=headers).reset_index(drop=True)
 
 
 def _open_cases(store: Store) -> pd.Series:

@@ -38,9 +38,13 @@ COLUMNS = (
     "visits_30d",
 )
 
+RECORD_COLUMNS = ("household_id", "building_id", "household_type", "size", "tags")
+
 
 def _records(store: Store) -> pd.DataFrame:
-    hh.ensure_tables(store)
+    """One row per household (no personal field); none, and no table created, without records."""
+    if not has_records(store):
+        return pd.DataFrame(columns=[*RECORD_COLUMNS, "contact", "visits"])
     table = hh.households.c
     with store.reading() as conn:
         rows = conn.execute(
@@ -55,9 +59,7 @@ def _records(store: Store) -> pd.DataFrame:
             .group_by(hh.household_visits.c.household_id)
         ).all()
         cadres = {r[0] for r in conn.execute(sa.select(hh.household_cadres.c.household_id))}
-    frame = pd.DataFrame(
-        rows, columns=["household_id", "building_id", "household_type", "size", "tags"]
-    )
+    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     contact_tags = set(hh.household_tags().query("contact_household")["tag"])
     frame["contact"] = frame["household_id"].isin(cadres) | frame["tags"].map(
         lambda text: bool(contact_tags & set(str(text).split("|")))
@@ -111,3 +113,61 @@ def building_households(store: Store, counts: pd.Series) -> pd.Series:
     """The buildings' household counts, the records' count where a building has records."""
     recorded = building_occupancy(store)["households"]
     return recorded.reindex(counts.index).fillna(counts).astype("Int64")
+
+
+# -- the facts maps and the ledger show ------------------------------------------------------------
+
+#: a building's facts from its records, shown where the bare imported count was
+BUILDING_FACTS = ("households", "residents", "rented_units", "floating_residents")
+
+
+def has_records(store: Store) -> bool:
+    """Whether the project holds household records (read without creating any table)."""
+    try:
+        with store.reading() as conn:
+            return (
+                conn.execute(sa.select(hh.households.c.household_id).limit(1)).first() is not None
+            )
+    except sa.exc.DBAPIError:  # no household table yet
+        return False
+
+
+def building_facts(store: Store, buildings: pd.DataFrame) -> pd.DataFrame:
+    """``buildings`` (``building_id``, ``households``) with the records' facts where a building
+    has records: ``households`` replaced by the records' count, ``residents``, ``rented_units``
+    and ``floating_residents`` added (missing where a building has none). Counts only."""
+    out = buildings.copy()
+    facts = building_occupancy(store)
+    if facts.empty:
+        return out
+    found = out["building_id"].map(facts["households"])
+    bare = out["households"] if "households" in out.columns else pd.Series(pd.NA, index=out.index)
+    out["households"] = found.fillna(pd.to_numeric(bare, errors="coerce")).astype("Int64")
+    for column in BUILDING_FACTS[1:]:
+        out[column] = out["building_id"].map(facts[column]).astype("Int64")
+    return out
+
+
+def grid_facts(grids: pd.DataFrame, buildings: pd.DataFrame, store: Store) -> pd.DataFrame:
+    """``grids`` (``grid_code``) with the :data:`COLUMNS` of the records on their buildings
+    (``buildings``: ``building_id``, ``grid_code`` in the plan shown, ``households`` as
+    :func:`building_facts` gives them): a grid's ``households`` becomes the sum of its buildings'
+    where any of them has records; grids without records keep their columns, the others NA."""
+    out = grids.copy()
+    frame = _records(store)
+    codes = buildings.set_index("building_id")["grid_code"]
+    frame["grid_code"] = frame["building_id"].map(codes)
+    frame = frame.dropna(subset=["grid_code"])
+    if frame.empty:
+        return out
+    counts = _aggregate(frame, "grid_code").drop(columns="households")
+    covered = out["grid_code"].isin(counts.index)
+    summed = pd.to_numeric(buildings["households"], errors="coerce").groupby(buildings["grid_code"])
+    recounted = out["grid_code"].map(summed.sum())
+    old = out["households"] if "households" in out.columns else pd.Series(pd.NA, index=out.index)
+    out["households"] = recounted.where(covered, pd.to_numeric(old, errors="coerce"))
+    out["households"] = out["households"].astype("Int64")
+    for column in counts.columns:
+        values = out["grid_code"].map(counts[column])
+        out[column] = values if column == "floating_share" else values.astype("Int64")
+    return out

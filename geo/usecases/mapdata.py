@@ -1,7 +1,8 @@
 """What a map of the project shows, read from the store in one place, so maps/ only draws frames.
 
 :func:`read_map_data` gathers a plan's grids (with their worker's phone), buildings (with grid
-codes), communities, roads, cases and the settings a map's title and basemap use;
+codes), communities, roads, cases and the settings a map's title and basemap use, and where the
+project keeps household records (一户一档) the occupancy counts of grids and buildings;
 :func:`read_diff_data` the two plans of a change map. :mod:`maps.project` renders a
 :class:`MapData` and never sees the store (``tests/test_layering.py``).
 """
@@ -16,6 +17,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.incidents.records import incidents_for_map
+from geo.people import occupancy
 from geo.people import roster as rosters
 from geo.plans import store as plans
 from geo.plans.diff import diff_plans
@@ -65,9 +67,14 @@ def read_map_data(
     incidents = None
     if with_incidents:
         incidents = incidents_for_map(store, since=since, until=until, with_text=with_case_text)
+    grids, buildings = _with_occupancy(
+        store,
+        _grids_with_phones(store, plan.grids.reset_index(names="grid_code")),
+        district.read_buildings_with_grids(store, plan_id=plan.plan_id),
+    )
     return MapData(
-        grids=_grids_with_phones(store, plan.grids.reset_index(names="grid_code")),
-        buildings=district.read_buildings_with_grids(store, plan_id=plan.plan_id),
+        grids=grids,
+        buildings=buildings,
         communities=store.read_layer("communities"),
         plan_id=plan.plan_id,
         incidents=incidents,
@@ -95,6 +102,18 @@ def read_diff_data(store: Store, before: int, after: int) -> DiffData:
         buildings=district.read_buildings_with_grids(store, plan_id=after),
         communities=store.read_layer("communities"),
     )
+
+
+def _with_occupancy(
+    store: Store, grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """以房管人 where the project has household records: the buildings' facts (households,
+    residents, rented units, floating residents) in place of the bare count, and the grids'
+    occupancy columns. Counts only: no name, ID number or phone is read."""
+    if not occupancy.has_records(store):
+        return grids, buildings
+    buildings = occupancy.building_facts(store, buildings)
+    return occupancy.grid_facts(grids, buildings, store), buildings
 
 
 def _grids_with_phones(store: Store, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

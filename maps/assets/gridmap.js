@@ -372,6 +372,11 @@
       [t.worker_phone, d.phone ? d.phone[i] : null],
       [t.n_buildings, d.n_buildings[i]],
       [t.households, d.households[i]],
+      [t.by_type, byType(t, d, i)],
+      [t.residents, column(d, "residents", i)],
+      [t.rented_units, column(d, "rented_units", i)],
+      [t.floating_residents, column(d, "floating_residents", i)],
+      [t.floating_share, percent(column(d, "floating_pct", i))],
       [t.open_incidents, d.open[i]],
       [t.overdue_incidents, d.overdue[i], d.overdue[i] > 0 ? "gm-bad" : null],
       [t.status, d.status[i] === "ok" || !present(d.status[i]) ? null : t["status_" + d.status[i]] || d.status[i]],
@@ -389,6 +394,9 @@
       [t.community, props.community],
       [t.grid, props.grid_code],
       [t.households, props.households],
+      [t.residents, props.residents],
+      [t.rented_units, props.rented_units],
+      [t.floating_residents, props.floating_residents],
     ]);
   };
 
@@ -444,6 +452,7 @@
     this.stats.grids = store.n;
     if (this.groups.labels) this.setupLabels();
     if (this.groups.choropleth) this.drawChoropleth(store, popup, anchor);
+    if (this.groups.occupancy) this.drawOccupancy(store, popup, anchor);
   };
 
   // A 15-digit code is too long to read between neighbouring grids: below zoom 18 the label is
@@ -511,13 +520,51 @@
     this.stats.choropleth = store.n;
   };
 
+  // 以房管人: grids shaded by the floating residents' share; grids without records stay clear.
+  GridMap.prototype.drawOccupancy = function (store, popup, anchor) {
+    var d = this.data.grids, spec = this.data.occupancy, styles = {}, keys = new Array(store.n);
+    spec.colors.forEach(function (color, b) {
+      styles[b] = { fill: color, fillOpacity: 0.75, color: "#555", weight: 0.6 };
+    });
+    styles.none = { fill: "#ffffff", fillOpacity: 0, color: "#999", weight: 0.4 };
+    for (var i = 0; i < store.n; i++) {
+      var value = d[spec.field][i], bin = "none";
+      if (present(value)) for (var b = 0; b < spec.bins.length; b++) if (value >= spec.bins[b]) bin = b;
+      keys[i] = bin;
+    }
+    this.occupancySet = new PolygonSet(store, function (k) {
+      return keys[k];
+    }, styles, popup, anchor, "gm-grids");
+    this.groups.occupancy.addLayer(this.occupancySet);
+    this.stats.occupancy = store.n;
+  };
+
+  // "户籍 3 · 流动 1": the households by type of a grid, where its buildings have records.
+  function byType(t, d, i) {
+    var parts = ["registered", "resident", "floating", "rented", "vacant"].filter(function (k) {
+      return d[k] && d[k][i];
+    }).map(function (k) {
+      return t["type_" + k] + " " + d[k][i];
+    });
+    return parts.length ? parts.join(" · ") : null;
+  }
+
+  function percent(value) {
+    return present(value) ? value + "%" : null;
+  }
+
+  function column(d, name, i) {
+    return d[name] ? d[name][i] : null;
+  }
+
   GridMap.prototype.buildingStyle = function () {
     return { renderer: this.renderer, color: "#5d4037", weight: 0.6, fillColor: "#a1887f", fillOpacity: 0.55 };
   };
 
   GridMap.prototype.buildingProps = function (k) {
     var d = this.data.buildings, props = {};
-    ["building_id", "community", "households", "grid_code", "name", "address"].forEach(function (col) {
+    var columns = ["building_id", "community", "households", "grid_code", "name", "address"];
+    columns.concat(["residents", "rented_units", "floating_residents"]).forEach(function (col) {
       props[col] = d[col] ? d[col][k] : null;
     });
     return props;
@@ -834,7 +881,7 @@
 
   // The topmost visible polygon set with a feature at latlng: {set, i} or null.
   GridMap.prototype.hitAny = function (latlng) {
-    var sets = [this.buildingSet, this.choroplethSet, this.gridSet];
+    var sets = [this.buildingSet, this.choroplethSet, this.occupancySet, this.gridSet];
     for (var k = 0; k < sets.length; k++) {
       var set = sets[k];
       if (!set || !set._map) continue;
