@@ -8,6 +8,7 @@ column of the stored row, its geometry blob, its creation event and the answered
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -330,3 +331,106 @@ def test_a_post_that_would_wait_for_another_writer_says_so_instead_and_stores_no
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     other.engine.dispose()
     store.engine.dispose()
+
+
+# -- the lean path on PostGIS (issue #18): the row a GeoPackage's feed path stores -------------
+
+
+@pytest.fixture(scope="module")
+def pg_seeded(seeded, postgis_url) -> str:
+    """The seeded project copied into a PostGIS database (a template: each test copies it)."""
+    import pgcluster
+    from pg_copy import copy_project
+
+    url = pgcluster.fresh_database(postgis_url)
+    source = open_store(seeded)
+    copy_project(source, url).engine.dispose()
+    source.engine.dispose()
+    return url
+
+
+def _database_copy(template_url: str) -> str:
+    """A new database copied from the one at ``template_url`` (no one may be connected to it)."""
+    import pgcluster
+    import psycopg
+
+    host, port = pgcluster._host_port(template_url)
+    template = template_url.split("?")[0].rsplit("/", 1)[1]
+    name = f"{template}_{next(_COPIES)}"
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres") as conn:
+        conn.autocommit = True
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return template_url.replace(f"/{template}?", f"/{name}?")
+
+
+_COPIES = itertools.count(1)
+
+
+def _portable(store, incident_id: str) -> tuple[dict, list[tuple]]:
+    """The stored case and its events read through the store, comparable across backends."""
+    frame = store.read_layer(incident_records.LAYER, where={"incident_id": incident_id})
+    assert len(frame) == 1
+    row = frame.iloc[0].to_dict()
+    geometry = row.pop("geometry")
+    row["geometry"] = None if geometry is None else geometry.wkt
+    assert row.pop("imported_at") is not None
+    row = {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
+    events = store.read_table("incident_events", where={"incident_id": incident_id})
+    return row, [tuple(e) for e in events.drop(columns="event_id").itertuples(index=False)]
+
+
+def _lean_on_postgis_feed_on_geopackage(
+    seeded: Path, pg_seeded: str, tmp_path: Path, case: dict, **options
+) -> tuple:
+    how = {
+        "mapping": IncidentMapping(**{**POSTED.to_dict(), "crs": options.get("crs", "wgs84")}),
+        "source": "12345",
+        "author": "tester",
+        "allow_unlocated": options.get("allow_unlocated", False),
+    }
+    gpkg_store = open_store(_copy(seeded, tmp_path / "feed.gpkg"))
+    index = locate_index.grid_index(gpkg_store)
+    incident_id = f"12345:{str(case['id']).strip()}"
+    feed = incident_cases.import_records(
+        gpkg_store, records_from_objects([dict(case)]), CaseImport(**how), index=index
+    )
+    pg_store = open_store(_database_copy(pg_seeded))
+    time = intake.read_time(case["reported_at"], tz=how["mapping"].tz)
+    lean = intake.add_posted_case(pg_store, dict(case), CaseImport(**how), time=time, index=index)
+    results = [
+        (lean, *_portable(pg_store, incident_id)),
+        (feed, *_portable(gpkg_store, incident_id)),
+    ]
+    pg_store.engine.dispose()
+    gpkg_store.engine.dispose()
+    return results
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_case_stored_by_the_lean_path_on_postgis_is_the_row_the_feed_path_stores(
+    name, seeded, pg_seeded, inside, tmp_path
+):
+    case = _row(id=f" {name} ", lon=inside[0], lat=inside[1], **CASES[name])
+    lean, feed = _lean_on_postgis_feed_on_geopackage(seeded, pg_seeded, tmp_path, case)
+    assert lean == feed
+    assert lean[1]["grid_code"]
+    assert lean[1]["worker"]
+
+
+@pytest.mark.parametrize("where", [(None, None), (102.7, 250.0), (2.35, 48.85)])
+def test_an_unlocated_case_on_postgis_is_stored_alike_with_its_reason(
+    where, seeded, pg_seeded, tmp_path
+):
+    case = _row(id="u1", lon=where[0], lat=where[1], reported_at="2026-03-06T08:00:00+08:00")
+    lean, feed = _lean_on_postgis_feed_on_geopackage(
+        seeded, pg_seeded, tmp_path, case, allow_unlocated=True
+    )
+    assert lean == feed
+    assert lean[1]["unlocated_reason"]
+    assert lean[1]["geometry"] is None
+
+
+def test_a_gcj02_case_on_postgis_is_moved_to_wgs84_alike(seeded, pg_seeded, inside, tmp_path):
+    case = _row(id="g1", lon=inside[0] + 0.004, lat=inside[1] - 0.002, reported_at="2026-03-06")
+    lean, feed = _lean_on_postgis_feed_on_geopackage(seeded, pg_seeded, tmp_path, case, crs="gcj02")
+    assert lean == feed

@@ -369,3 +369,22 @@ def test_postgresql_urls_open_the_postgis_store(postgis_url):
     assert isinstance(plain, Store)
     assert plain.url.startswith("postgresql+psycopg://")
     plain.engine.dispose()
+
+
+def test_a_row_inserted_with_geometry_values_reads_back_and_widens_the_extent(store):
+    """The lean case intake (geo.incidents.intake) writes rows by INSERT: the geometry values
+    a store gives read back as the points, and widen_extent grows the recorded extent."""
+    write(store, "points", mixed_points())
+    before = store.layer_extent("points")
+    layer = sa.table("points", sa.column("incident_id"), sa.column("geom"))
+    values = store.geometry_values([shapely.Point(121.5, 30.5), None], srs_id=4326)
+    with store.transaction() as conn:
+        conn.execute(
+            sa.insert(layer),
+            [{"incident_id": "b1", "geom": values[0]}, {"incident_id": "b2", "geom": None}],
+        )
+        store.widen_extent(conn, "points", (121.5, 30.5, 121.5, 30.5))
+    added = store.read_layer("points", where={"incident_id": ["b1", "b2"]})
+    assert added.geometry.iloc[0].equals(shapely.Point(121.5, 30.5))
+    assert added.geometry.iloc[1] is None
+    assert store.layer_extent("points") == (before[0], 30.5, 121.5, before[3])

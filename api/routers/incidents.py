@@ -7,9 +7,9 @@ does; a case is identified by its source and id, and posting it again changes no
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import tempfile
+import weakref
 from pathlib import Path as FilePath
 from typing import Annotated
 
@@ -49,6 +49,7 @@ from api.state import ProjectState
 from geo.errors import InputError
 from geo.incidents import intake
 from geo.incidents import records as incident_records
+from geo.incidents.batcher import CaseWriter
 from geo.incidents.cases import CaseImport
 from geo.incidents.feeds import (
     IncidentMapping,
@@ -57,6 +58,7 @@ from geo.incidents.feeds import (
     records_from_objects,
 )
 from geo.incidents.workflow import IllegalTransition, allowed_next
+from geo.storage.store import Store
 from geo.usecases import incidents as cases
 
 router = APIRouter(tags=["incidents"])
@@ -109,17 +111,24 @@ async def post_incidents(
     return await run_in_threadpool(post)
 
 
-#: how long a single post on the event loop waits, in turns, for another writer before a
-#: worker thread takes it (SQLite's busy handler would sleep in growing steps of up to 100 ms)
-_RETRIES = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
+#: the writer task of each store in this process (group commit, geo.incidents.batcher)
+_WRITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _writer(store: Store) -> CaseWriter:
+    writer = _WRITERS.get(store)
+    if writer is None:
+        writer = _WRITERS[store] = CaseWriter(store)
+    return writer
 
 
 async def _post_one(
     state: ProjectState, batch: IncidentBatch, author: str, allow_unlocated: bool
 ) -> IncidentImport | None:
-    """One case (a hotline pushing calls as they come) stored on the event loop in about 3 ms:
-    in a worker thread it would wait for the GIL at every SQLite call while the loop serves
-    locates. None where the lean path does not apply (the caller takes the feed path)."""
+    """One case (a hotline pushing calls as they come) read and checked on the event loop, then
+    stored by the process's writer task with the cases posted meanwhile (group commit): in a
+    worker thread it would wait for the GIL at every SQLite call while the loop serves locates.
+    None where the lean path does not apply (the caller takes the feed path)."""
     rows = _rows(batch)
     mapping = IncidentMapping(**{**POSTED.to_dict(), "crs": batch.crs})
     time = intake.read_time(rows[0]["reported_at"], tz=mapping.tz)
@@ -138,16 +147,8 @@ async def _post_one(
     )
     if prepared is None:
         return None
-    summary = None
-    for delay in _RETRIES:
-        await asyncio.sleep(delay)
-        try:
-            summary = intake.store_prepared(state.store, prepared, wait=False)
-            break
-        except intake.WriterBusy:
-            continue
-    else:
-        summary = await run_in_threadpool(intake.store_prepared, state.store, prepared)
+    # stored with the other cases waiting, in one transaction, by this process's writer task
+    summary = await _writer(state.store).store_case(prepared)
     return None if summary is None else _answer(summary, read=1)
 
 

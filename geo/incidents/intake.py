@@ -18,14 +18,15 @@ import json
 import math
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from geo.crs import from_wgs84, to_wgs84
@@ -42,8 +43,7 @@ from geo.incidents.feeds import (
 )
 from geo.incidents.workflow import WorkCalendar, _clock_offset, deadline
 from geo.locate.engine import GridIndex
-from geo.storage import gpkg
-from geo.storage.store import Store, incident_events, now_iso, stored_time
+from geo.storage.store import Store, _index_exists, incident_events, now_iso, stored_time
 
 #: the time forms read here, which the feed reader reads to the same moment: ISO 8601 without
 #: an offset (the mapping's zone), with ``Z`` or with a full ``+hh:mm``/``+hhmm`` offset
@@ -51,20 +51,23 @@ _LEAN_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
 _INCIDENTS = sa.table(records.LAYER, sa.column("geom"), *map(sa.column, COLUMNS))
+_GRIDS = sa.table(
+    "grids", *map(sa.column, ("fid", "grid_code", "community", "worker_id", "worker"))
+)
 #: posts in one process queue here for the write lock, woken as soon as it is free: waiting in
 #: SQLite's busy handler instead sleeps in growing steps (up to 100 ms) and made the p99 of ten
 #: concurrent posters 750 ms where their p50 was 50 ms
 _WRITING = threading.Lock()
-#: one statement, compiled once: the case unless its id is stored (the UNIQUE index decides)
-_INSERT = sqlite_insert(_INCIDENTS).on_conflict_do_nothing(index_elements=["incident_id"])
+#: one statement per SQL dialect, compiled once: the cases whose ids are not stored (the UNIQUE
+#: index decides, whoever else writes meanwhile), answering the ids it added
+_INSERTS = {
+    name: insert(_INCIDENTS)
+    .on_conflict_do_nothing(index_elements=["incident_id"])
+    .returning(_INCIDENTS.c.incident_id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 _EVENT = sa.insert(incident_events)
-#: what the lean path needs of the file: the layer, its UNIQUE index, WGS84 (and the grids)
-_LAYOUT = (
-    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'incidents'), "
-    "EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'incidents_incident_id_unique'), "
-    "EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'grids'), "
-    "(SELECT srs_id FROM gpkg_geometry_columns WHERE table_name = 'incidents')"
-)
+_UNIQUE_INDEX = f"{records.LAYER}_incident_id_unique"
 
 
 @dataclass(frozen=True)
@@ -130,21 +133,13 @@ def _names(key: tuple) -> dict[str, tuple[str, str, str]]:
 
 
 def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
-    """:func:`geo.incidents.records.district_bounds` in one query (its box cached per extent)."""
+    """:func:`geo.incidents.records.district_bounds` in two look-ups (its box cached per extent)."""
     with store.reading() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT c.min_x, c.min_y, c.max_x, c.max_y, g.srs_id FROM gpkg_contents c "
-            "JOIN gpkg_geometry_columns g ON g.table_name = c.table_name "
-            "WHERE c.table_name = 'buildings'"
-        ).first()
-    if row is None or row[0] is None:
-        return None
-    return _box(int(row[4]), tuple(row[:4]))
-
-
-@functools.lru_cache(maxsize=16)
-def _box(srs_id: int, extent: tuple[float, ...]) -> tuple[float, float, float, float]:
-    return records.wgs84_box(pyproj.CRS.from_epsg(srs_id).srs, extent)
+        extent = store.layer_extent("buildings", conn)
+        if extent is None:
+            return None
+        srs = store.layer_crs("buildings", conn).srs
+    return records.wgs84_box(srs, tuple(extent))
 
 
 def _text(value: Any) -> str | None:
@@ -214,17 +209,53 @@ class PreparedCase:
 def store_prepared(store: Store, prepared: PreparedCase, *, wait: bool = True) -> dict | None:
     """Store a :class:`PreparedCase` (see :func:`add_posted_case`); without ``wait`` it may be
     tried again after :class:`WriterBusy`."""
-    added = _insert(
-        store,
-        dict(prepared.row),
-        index=prepared.index,
-        author=prepared.author,
-        reported=prepared.reported,
-        wait=wait,
-    )
-    if added is None:
-        return None
-    return {**prepared.summary, "added": added, "updated": 0, "already_present": 1 - added}
+    (outcome,) = store_prepared_cases(store, [prepared], wait=wait)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+#: what storing one case of a group comes to: its summary, None (no lean path here), or the
+#: error that case alone raised (:class:`WriterBusy` where it may be tried again)
+Outcome = dict[str, Any] | None | BaseException
+
+
+def store_prepared_cases(
+    store: Store, cases: Sequence[PreparedCase], *, wait: bool = True
+) -> list[Outcome]:
+    """Store many posted cases in one transaction (group commit), each answered as
+    :func:`store_prepared` answers it alone: a case whose id is stored already, or comes earlier
+    in ``cases``, is ``already_present``. Where the group's transaction fails, every case is
+    tried alone, so a failing case answers its own error and the others are stored.
+
+    Raises
+    ------
+    WriterBusy
+        Without ``wait``, when another writer holds the store (nothing was written).
+    """
+    if not cases:
+        return []
+    if not _WRITING.acquire(blocking=wait):
+        raise WriterBusy
+    try:
+        try:
+            return _transaction(store, cases, wait=wait)
+        except WriterBusy:
+            raise
+        except Exception:
+            if len(cases) == 1:
+                raise
+        return [_alone(store, case, wait=wait) for case in cases]
+    finally:
+        _WRITING.release()
+
+
+def _alone(store: Store, case: PreparedCase, *, wait: bool) -> Outcome:
+    """One case of a failed group in a transaction of its own: its answer or its error."""
+    try:
+        return _transaction(store, [case], wait=wait)[0]
+    except Exception as error:  # handed to that case's caller, which raises it
+        return error
 
 
 def prepare_posted_case(
@@ -307,102 +338,120 @@ def _stored(moment: pd.Timestamp | None) -> str | None:
     return None if moment is None or pd.isna(moment) else stored_time(moment)
 
 
-def _insert(
-    store: Store,
-    row: dict[str, Any],
-    *,
-    index: GridIndex,
-    author: str,
-    reported: pd.Timestamp | None,
-    wait: bool,
-) -> int | None:
-    """Insert the case unless its id is stored (the UNIQUE index decides), with its creation
-    event and log line, in one transaction; 1 added, 0 already there, None: no lean path here.
-    Without ``wait``, :class:`WriterBusy` when another writer holds the file."""
-    if not _WRITING.acquire(blocking=wait):
-        raise WriterBusy
+def _transaction(store: Store, cases: Sequence[PreparedCase], *, wait: bool) -> list[Outcome]:
+    """The cases' rows, creation events and log lines in one transaction; their answers."""
     try:
         with store.transaction(wait=wait) as conn:
-            return _write(store, conn, row, index=index, author=author, reported=reported)
+            added = _write(store, conn, cases)
     except sa.exc.OperationalError as error:
         if wait or "locked" not in str(error.orig):
             raise
         raise WriterBusy from None
-    finally:
-        _WRITING.release()
+    if added is None:
+        return [None] * len(cases)
+    return [
+        {**case.summary, "added": new, "updated": 0, "already_present": 1 - new}
+        for case, new in zip(cases, added, strict=True)
+    ]
 
 
 class WriterBusy(Exception):
     """Another writer holds the project file (raised only to callers that would not wait)."""
 
 
-def _write(
-    store: Store,
-    conn: sa.Connection,
-    row: dict[str, Any],
-    *,
-    index: GridIndex,
-    author: str,
-    reported: pd.Timestamp | None,
-) -> int | None:
-    """:func:`_insert`'s transaction."""
-    layer, unique, grids, srs = conn.exec_driver_sql(_LAYOUT).one()
-    if not (layer and unique) or srs != 4326:
+def _write(store: Store, conn: sa.Connection, cases: Sequence[PreparedCase]) -> list[int] | None:
+    """:func:`_transaction`'s statements: 1 for each case added, 0 for one already there (or
+    earlier in ``cases``); None where the lean path does not apply to this store."""
+    has_grids = _lean_layout(store, conn)
+    if has_grids is None:
         return None
-    row.update(_grid_of(conn, row, index) if grids else _NO_GRID)
-    point = shapely.Point(row["lon"], row["lat"]) if row["located"] else None
-    row["geom"] = gpkg.encode_geometries([point], srs_id=4326)[0]
-    if conn.execute(_INSERT, row).rowcount != 1:
-        return 0
-    at = now_iso() if reported is None else pd.Timestamp(reported).isoformat()
-    conn.execute(
-        _EVENT,
+    rows = [{**case.row, **_NO_GRID} for case in cases]
+    if has_grids:
+        _assign(conn, rows, [case.index for case in cases])
+    points = [shapely.Point(r["lon"], r["lat"]) if r["located"] else None for r in rows]
+    for row, geom in zip(rows, store.geometry_values(points, srs_id=4326), strict=True):
+        row["geom"] = geom
+    first = {}
+    for at, row in enumerate(rows):
+        first.setdefault(row["incident_id"], at)
+    inserted = set(
+        conn.execute(_INSERTS[conn.dialect.name], [rows[at] for at in first.values()]).scalars()
+    )
+    added = [
+        int(first[r["incident_id"]] == at and r["incident_id"] in inserted)
+        for at, r in enumerate(rows)
+    ]
+    if inserted:
+        _record_added(
+            store, conn, [(c, r) for c, r, new in zip(cases, rows, added, strict=True) if new]
+        )
+    return added
+
+
+def _lean_layout(store: Store, conn: sa.Connection) -> bool | None:
+    """Whether the store has the ``grids`` layer, None where the lean path cannot write: no
+    ``incidents`` layer yet, no UNIQUE index on its ids, or a layer not in WGS84."""
+    if not store.has_layer(records.LAYER, conn) or not _index_exists(conn, _UNIQUE_INDEX):
+        return None
+    if store.layer_crs(records.LAYER, conn).to_epsg() != 4326:
+        return None
+    return store.has_layer("grids", conn)
+
+
+def _record_added(
+    store: Store, conn: sa.Connection, added: list[tuple[PreparedCase, dict[str, Any]]]
+) -> None:
+    """The added cases' creation events, one log line per author, the layer's extent grown."""
+    events = [
         {
             "incident_id": row["incident_id"],
             "from_status": None,
             "to_status": "reported",
-            "actor": author,
-            "at": at,
+            "actor": case.author,
+            "at": now_iso() if case.reported is None else pd.Timestamp(case.reported).isoformat(),
             "note": "imported",
-        },
-    )
-    store.log(conn, "incidents import", actor=author, added=1)
-    if point is not None:
-        _grow_extent(conn, row["lon"], row["lat"])
-    return 1
+        }
+        for case, row in added
+    ]
+    conn.execute(_EVENT, events)
+    authors: dict[str, int] = {}
+    for case, _ in added:
+        authors[case.author] = authors.get(case.author, 0) + 1
+    for author, count in authors.items():
+        store.log(conn, "incidents import", actor=author, added=count)
+    located = [(row["lon"], row["lat"]) for _, row in added if row["located"]]
+    if located:
+        lons, lats = zip(*located, strict=True)
+        store.widen_extent(conn, records.LAYER, (min(lons), min(lats), max(lons), max(lats)))
 
 
 _NO_GRID = {"grid_code": None, "community": None, "worker_id": None, "worker": None}
 
 
-def _grid_of(conn: sa.Connection, row: dict[str, Any], index: GridIndex) -> dict[str, Any]:
-    """The grid the locate index puts the case in, with that grid's community and worker from
-    the ``grids`` layer (as the feed path's assignment reads them)."""
-    if not row["located"] or row["fallback_point"]:
-        return _NO_GRID
-    x, y = from_wgs84(np.array([row["lon"]]), np.array([row["lat"]]), crs=index.crs)
-    found = grids_at(index, x, y)[0]
-    if found < 0:
-        return _NO_GRID
-    code = str(index.grid_codes[found])
-    facts = conn.exec_driver_sql(
-        "SELECT community, worker_id, worker FROM grids WHERE grid_code = ? LIMIT 1", (code,)
-    ).first()
-    community, worker_id, worker = facts if facts is not None else (None, None, None)
-    return {"grid_code": code, "community": community, "worker_id": worker_id, "worker": worker}
-
-
-def _grow_extent(conn: sa.Connection, lon: float, lat: float) -> None:
-    """Widen the layer's recorded extent by the point (as a feed append does)."""
-    conn.execute(
-        sa.text(
-            "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, :x), :x), "
-            "min_y = min(coalesce(min_y, :y), :y), max_x = max(coalesce(max_x, :x), :x), "
-            "max_y = max(coalesce(max_y, :y), :y), "
-            "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = :t"
-        ),
-        {"x": lon, "y": lat, "t": records.LAYER},
+def _assign(conn: sa.Connection, rows: list[dict[str, Any]], indexes: list[GridIndex]) -> None:
+    """Give each located row the grid its locate index puts it in, with that grid's community
+    and worker from the ``grids`` layer (as the feed path's assignment reads them)."""
+    codes: dict[int, str] = {}
+    for at, (row, index) in enumerate(zip(rows, indexes, strict=True)):
+        if not row["located"] or row["fallback_point"]:
+            continue
+        x, y = from_wgs84(np.array([row["lon"]]), np.array([row["lat"]]), crs=index.crs)
+        found = grids_at(index, x, y)[0]
+        if found >= 0:
+            codes[at] = str(index.grid_codes[found])
+    if not codes:
+        return
+    facts: dict[str, tuple] = {}
+    query = (
+        sa.select(_GRIDS.c.grid_code, _GRIDS.c.community, _GRIDS.c.worker_id, _GRIDS.c.worker)
+        .where(_GRIDS.c.grid_code.in_(sorted(set(codes.values()))))
+        .order_by(_GRIDS.c.fid)
     )
+    for code, *grid in conn.execute(query):
+        facts.setdefault(code, tuple(grid))
+    for at, code in codes.items():
+        community, worker_id, worker = facts.get(code, (None, None, None))
+        rows[at].update(grid_code=code, community=community, worker_id=worker_id, worker=worker)
 
 
 #: the calendar deadlines are counted in (:func:`geo.incidents.workflow.deadline`'s default)
