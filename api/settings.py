@@ -8,9 +8,10 @@ True
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,7 +20,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
 
-    db: Path = Field(Path("gridmap.gpkg"), description="the project file (GeoPackage)")
+    db: str = Field(
+        "gridmap.gpkg",
+        description="the project: a GeoPackage file, or a PostGIS database (postgresql://...)",
+    )
     public_maps: bool = Field(
         False, description="serve /maps/* without a token (read-only, never with contacts)"
     )
@@ -43,3 +47,9 @@ class Settings(BaseSettings):
         description="after the project file changed, wait at most this long before re-reading "
         "the published plan for locate and OGC (0: at once)",
     )
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _path_or_url(cls, value: Any) -> Any:
+        # a URL stays text: as a Path, postgresql://host/db would lose a slash
+        return os.fspath(value) if isinstance(value, os.PathLike) else value

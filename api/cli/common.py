@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from geo.storage.store import Store
 
 #: ``--db``'s default, from a module that imports nothing heavy
-DEFAULT_DB = DEFAULT_PATH
+DEFAULT_DB = str(DEFAULT_PATH)
 
 
 def lazy(name: str) -> Any:
@@ -73,10 +73,14 @@ console = Console(
 # tables keep their columns when piped (a log, CI) instead of folding to 80 characters
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
 
+# text, not a Path: a Path would make postgresql://host/db postgresql:/host/db
 DbOption = Annotated[
-    Path,
+    str,
     typer.Option(
-        "--db", envvar="GRIDMAP_DB", help="项目文件 project file (GeoPackage)", show_default=True
+        "--db",
+        envvar="GRIDMAP_DB",
+        help="项目文件 project: a GeoPackage file, or PostGIS postgresql://user@host/db",
+        show_default=True,
     ),
 ]
 
@@ -96,18 +100,19 @@ def say(zh: str, en: str) -> str:
     return en if language() == "en" else zh
 
 
-def store_for(db: Path, *, create: bool = False) -> Store:
+def store_for(db: Path | str, *, create: bool = False) -> Store:
     from geo.storage.store import open_store
 
     return open_store(db or DEFAULT_PATH, create=create)
 
 
 @contextmanager
-def new_project_file(db: Path) -> Iterator[Store]:
-    """The project file at ``db``, created if missing, and removed again if the command fails."""
+def new_project_file(db: Path | str) -> Iterator[Store]:
+    """The project file at ``db``, created if missing, and removed again if the command fails
+    (a PostGIS database must exist; a failed command's transaction leaves it as it was)."""
     from geo.storage.store import open_store
 
-    created = not Path(db).exists()
+    created = bool(project_files(db)) and not Path(db).exists()
     store = open_store(db, create=True)
     try:
         yield store

@@ -23,6 +23,7 @@ from api.cli.common import (
     print_json,
     progress_bar,
     refuse_project_as_input,
+    report,
     say,
     store_for,
     table,
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
     app.command("ledger")(ledger_command)
     app.command("backup")(backup_command)
+    app.command("copy")(copy_command)
     app.add_typer(settings_app, name="settings")
     plan_app.command("recode")(recode_command)
 
@@ -285,13 +287,42 @@ def backup_command(
     output: Annotated[Path, typer.Argument(help="备份文件 backup file (.gpkg)")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """备份项目文件 Copy the project file consistently, even while the server writes to it."""
+    """备份项目文件 Copy the project file consistently, even while the server writes to it
+    (from PostGIS: into a new GeoPackage, as gridmap copy does)."""
     from geo.usecases.backup import backup_project
+    from geo.usecases.projectfiles import project_files
+    from geo.usecases.transfer import copy_project
 
-    store_for(db)  # a missing or foreign file is refused here
+    store = store_for(db)  # a missing or foreign file is refused here
     with output_file(output, db=db) as scratch:
-        backup_project(Path(str(db).removeprefix("sqlite:///")), scratch)
+        if project_files(db):
+            backup_project(Path(str(db).removeprefix("sqlite:///")), scratch)
+        else:  # a PostGIS database: one snapshot of it as a GeoPackage
+            backup = store_for(scratch, create=True)
+            copy_project(store, backup)
+            backup.engine.dispose()  # the last connection folds the write-ahead log in
     console.print(say(f"已备份到 {output}", f"backed up to {output}"))
+
+
+def copy_command(
+    source: Annotated[str, typer.Argument(help="源项目 from: a .gpkg or postgresql://...")],
+    target: Annotated[
+        str, typer.Argument(help="目标（空）to (empty): a .gpkg or postgresql://...")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """复制项目 Copy a project between a GeoPackage and PostGIS, every layer and table (plans,
+    edit history, grid codes, workers, cases, tokens, audit log) as it is; the target must be
+    empty (a new .gpkg is made)."""
+    from geo.usecases.transfer import copy_project
+
+    from_store = store_for(source)  # the same project as target: refused, it is not empty
+    with new_project_file(target) as to_store:
+        outcome = copy_project(from_store, to_store)
+    to_store.engine.dispose()
+    rows = [(name, count) for name, count in {**outcome.layers, **outcome.tables}.items()]
+    shown = table(say(f"已复制到 {target}", f"copied to {target}"), rows)
+    report(shown, {"layers": outcome.layers, "tables": outcome.tables}, as_json=as_json)
 
 
 @settings_app.command("set")

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import StateDep
 from api.models import Health, Model
+from geo.usecases.projectfiles import project_label
 
 router = APIRouter(tags=["health"])
 _bearer = HTTPBearer(auto_error=False, description="optional: a token shows the project's facts")
@@ -45,7 +46,7 @@ def health(
     plan = state.fingerprint()["plan"]
     return Health(
         status="ok",
-        project=state.settings.db.name,
+        project=project_label(state.settings.db),
         buildings=store.count("buildings"),
         communities=store.count("communities"),
         grids=store.count("grids"),

@@ -235,11 +235,13 @@ class PostGISStore:
         *,
         mode: str = "replace",
         description: str = "",
+        keep_fids: bool = False,
     ) -> None:
         """Write a GeoDataFrame as a feature layer inside the transaction ``conn`` (by COPY).
 
         ``mode="replace"`` drops and recreates the layer from the frame's columns;
         ``mode="append"`` adds rows to an existing layer (created if missing).
+        ``keep_fids``: the rows keep the frame's index as their ``fid`` (a copied project).
         """
         if frame.crs is None:
             raise ValueError(f"layer {name!r}: a GeoDataFrame without CRS cannot be stored")
@@ -255,7 +257,8 @@ class PostGISStore:
             _replace_layer(conn, name, attributes, geometries, srid=srid, description=description)
         else:
             geometries = _conform_to_layer(conn, name, geometries)
-        last_fid = _copy_rows(conn, name, attributes, geometries, srid)
+        fids = frame.index.to_numpy().tolist() if keep_fids else None
+        last_fid = _copy_rows(conn, name, attributes, geometries, srid, fids=fids)
         _grow_extent(conn, name, geometries, last_fid)
 
     def read_layer(
@@ -317,6 +320,22 @@ class PostGISStore:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
 
     # -- plain tables ---------------------------------------------------------------------------
+    def insert_rows(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``table`` as given, keys included (a copied project); the key's
+        sequence moves past them, so later inserts number on after them as in SQLite."""
+        if not rows:
+            return
+        conn.execute(sa.insert(table), rows)
+        key = table.autoincrement_column
+        if key is not None:
+            conn.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence(:t, :c), "
+                    f"(SELECT max({quote(key.name)}) FROM {quote(table.name)}))"
+                ),
+                {"t": quote(table.name), "c": key.name},
+            )
+
     def read_table(
         self,
         table: sa.Table | str,
@@ -502,16 +521,24 @@ def _pg_type(series: pd.Series) -> sa.types.TypeEngine:
 
 
 def _copy_rows(
-    conn: Connection, name: str, attributes: pd.DataFrame, geometries: np.ndarray, srid: int
+    conn: Connection,
+    name: str,
+    attributes: pd.DataFrame,
+    geometries: np.ndarray,
+    srid: int,
+    *,
+    fids: list[int] | None = None,
 ) -> int:
     """Stream the rows into the layer with COPY (geometry as hex EWKB, which carries the SRID),
-    numbered on from the layer's last fid as AUTOINCREMENT numbers them; the new last fid."""
+    numbered on from the layer's last fid as AUTOINCREMENT numbers them (or ``fids`` when
+    given); the new last fid."""
     first = _last_fid(conn, name) + 1
     if not len(geometries):
         return first - 1
+    if fids is None:
+        fids = list(range(first, first + len(geometries)))
     ewkb = shapely.to_wkb(shapely.set_srid(geometries, srid), hex=True, include_srid=True)
     values = [_python_values(attributes[c]) for c in attributes.columns]
-    fids = range(first, first + len(geometries))
     names = ", ".join(quote(c) for c in ["fid", "geom", *attributes.columns])
     statement = f"COPY {quote(name)} ({names}) FROM STDIN"
     raw = conn.connection.driver_connection
@@ -521,7 +548,7 @@ def _copy_rows(
                 copy.write_row(row)
     except psycopg.Error as error:  # as SQLAlchemy reports it for a statement (IntegrityError...)
         raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from None
-    last = fids[-1]
+    last = max(first - 1, *fids)
     # rows inserted without a fid (by SQL elsewhere) take the identity's next value: keep it past
     # every fid written here (never lowered, so a rollback cannot make it hand out a used fid)
     conn.execute(

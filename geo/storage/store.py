@@ -261,6 +261,7 @@ class Store(Protocol):
         *,
         mode: str = "replace",
         description: str = "",
+        keep_fids: bool = False,
     ) -> None: ...
     def read_layer(
         self,
@@ -282,6 +283,9 @@ class Store(Protocol):
         where: Mapping[str, Any] | None = None,
         conn: Connection | None = None,
     ) -> pd.DataFrame: ...
+    def insert_rows(
+        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> None: ...
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any: ...
     def all_settings(self) -> dict[str, Any]: ...
     def set_setting(self, conn: Connection, key: str, value: Any) -> None: ...
@@ -443,11 +447,14 @@ class GeoPackageStore:
         *,
         mode: str = "replace",
         description: str = "",
+        keep_fids: bool = False,
     ) -> None:
         """Write a GeoDataFrame as a feature layer inside the transaction ``conn``.
 
         ``mode="replace"`` drops and recreates the layer from the frame's columns;
         ``mode="append"`` adds rows to an existing layer (created if missing).
+        ``keep_fids``: the rows keep the frame's index as their ``fid`` (a copied project),
+        instead of being numbered on from the layer's last one.
         """
         if frame.crs is None:
             raise ValueError(f"layer {name!r}: a GeoDataFrame without CRS cannot be stored")
@@ -472,6 +479,8 @@ class GeoPackageStore:
             )
         else:
             geometries = _conform_to_layer(conn, name, geometries)
+        if keep_fids:
+            attributes.insert(0, "fid", frame.index.to_numpy())
         self._insert_rows(conn, name, attributes, gpkg.encode_geometries(geometries, srs_id=srs_id))
         _grow_extent(conn, name, geometries)
 
@@ -557,6 +566,12 @@ class GeoPackageStore:
             query = _filtered(sa.select(sa.text("*")).select_from(_table(name)), where)
             result = c.execute(query)
             return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
+
+    def insert_rows(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``table`` as given, keys included (a copied project); later
+        inserts number on after them."""
+        if rows:
+            conn.execute(sa.insert(table), rows)
 
     # -- settings -------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any:

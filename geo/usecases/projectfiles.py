@@ -30,3 +30,12 @@ def remove_project_files(db: Path | str | os.PathLike[str]) -> None:
     """Delete the project file at ``db`` with its -wal/-shm (a project a failed command made)."""
     for path in project_files(db):
         path.unlink(missing_ok=True)
+
+
+def project_label(db: Path | str | os.PathLike[str] | None) -> str:
+    """What to call the project in an answer: the file's name, or a server's database name
+    (never its user, password or host)."""
+    text = str(db or DEFAULT_PATH)
+    if text.startswith(_SERVER_SCHEMES):
+        return text.rsplit("/", 1)[-1].split("?", 1)[0]
+    return Path(text.removeprefix("sqlite:///")).name
