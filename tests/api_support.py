@@ -26,6 +26,7 @@ from geo.people import roster as rosters
 from geo.people.workers import read_roster
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases import staffing
 from geo.usecases.partition import partition_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def _build(path: Path, source: Path, community_field: str | None) -> None:
     roster_csv = path.with_suffix(".roster.csv")
     pd.DataFrame(rows).to_csv(roster_csv, index=False)
     rosters.import_roster(store, read_roster(roster_csv, communities=communities))
-    rosters.fill_workers(store, author="tests")
+    staffing.fill_workers(store, author="tests")
     store.engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

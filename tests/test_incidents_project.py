@@ -21,6 +21,7 @@ from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import incidents as incident_cases
+from geo.usecases import staffing
 from geo.usecases.partition import PartitionOptions, partition_project
 
 runner = CliRunner()
@@ -148,7 +149,7 @@ def test_suzhou_cases_land_on_the_grid_and_worker_they_lie_in(suzhou_project, tm
         }
     )
     rosters.import_roster(store, roster)
-    rosters.fill_workers(store)
+    staffing.fill_workers(store)
     frame, path = suzhou_cases(suzhou_project, tmp_path)
     mapping = incident_feeds.mapping_from_options(
         None,

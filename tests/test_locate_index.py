@@ -21,6 +21,7 @@ from geo.plans import editing
 from geo.plans import publish as publishing
 from geo.plans import store as plans
 from geo.storage.store import Store, locate_indexes, open_store
+from geo.usecases import staffing
 
 COMMUNITY = "北泰花园"
 
@@ -120,7 +121,7 @@ def test_a_worker_given_after_publishing_is_located_without_rebuilding(kunming_p
         }
     ).to_csv(roster, index=False)
     rosters.import_roster(store, read_roster(roster, communities=communities))
-    rosters.fill_workers(store, author="test")
+    staffing.fill_workers(store, author="test")
     kept, fresh = grid_index(store), fresh_index(store)
     assert kept_rows(store) == [before]  # the polygons did not change: nothing rebuilt
     assert set(kept.workers) - {None}, "the roster gave the grids workers"

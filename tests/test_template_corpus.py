@@ -37,6 +37,7 @@ from geo.plans import editing
 from geo.plans import store as plans
 from geo.storage.store import open_store
 from geo.usecases import district as project
+from geo.usecases import staffing
 from geo.usecases.partition import partition_project
 
 POPEN = "{{ this.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}"
@@ -86,7 +87,7 @@ def _roster(store, folder: Path) -> None:
     path = folder / "roster.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     rosters.import_roster(store, read_roster(path, communities=communities), author="tests")
-    rosters.fill_workers(store, author="tests")
+    staffing.fill_workers(store, author="tests")
 
 
 @pytest.fixture(scope="module")

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from geo.plans import store as plans
     from geo.usecases import district as project
     from geo.usecases import partition as partitioning
+    from geo.usecases import staffing
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, plans, project = lazy("pandas"), lazy("geo.plans.store"), lazy("geo.usecases.district")
     partitioning = lazy("geo.usecases.partition")
     rosters = lazy("geo.people.roster")
+    staffing = lazy("geo.usecases.staffing")
     publishing = lazy("geo.plans.publish")
 
 workers_app = typer.Typer(
@@ -256,7 +258,7 @@ def workers_assign(
 ) -> None:
     """为空缺网格指定网格员 Give every grid without a worker one from its community, fairly."""
     store = store_for(db)
-    assigned, missing = rosters.fill_workers(store, plan, author=author)
+    assigned, missing = staffing.fill_workers(store, plan, author=author)
     if as_json:
         print_json({"assigned": assigned, "without_worker": _reasons(missing).to_dict("records")})
         return

@@ -13,6 +13,7 @@ from api.routers._frames import problem_responses
 from geo.errors import InputError, NotFound
 from geo.people import roster as rosters
 from geo.people.workers import parse_roster
+from geo.usecases import staffing
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
@@ -89,7 +90,7 @@ def put_workers(
     summary="Give every grid without a worker one from its community",
 )
 def assign_workers(state: StateDep, principal: Admin) -> WorkerAssignment:
-    assigned, missing = rosters.fill_workers(state.store, author=principal.name)
+    assigned, missing = staffing.fill_workers(state.store, author=principal.name)
     return WorkerAssignment(
         assigned=assigned, without_worker=records(missing.reset_index(names="grid_code"))
     )

@@ -4,7 +4,7 @@ A roster is checked by :func:`geo.people.workers.read_roster`; :func:`import_ros
 ``workers`` table with it in one transaction, refusing (:class:`RosterShrinks`) a roster that
 would remove workers or leave published grids without one unless the caller confirms, and takes a
 worker who left off every plan's grids, the published ``grids`` layer and the open cases.
-:func:`fill_workers` gives every grid without a worker one from its community.
+Giving grids their workers is :func:`geo.usecases.staffing.fill_workers`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from sqlalchemy import Connection
 
 from geo.errors import Conflict
 from geo.incidents.workflow import OPEN_STATUSES
-from geo.people.workers import assign_workers, unassigned_grids
-from geo.plans.store import load_plan
+from geo.people.workers import unassigned_grids
 from geo.storage.store import Store, workers
 
 
@@ -167,35 +166,3 @@ def _published_without_worker(store: Store, conn: Connection, team: pd.DataFrame
     ).set_index("grid_code")
     missing = unassigned_grids(grids, grids["worker_id"], team)
     return missing.reset_index(names="grid_code")[columns]
-
-
-def fill_workers(
-    store: Store, plan_id: int | None = None, *, author: str = ""
-) -> tuple[int, pd.DataFrame]:
-    """Give every grid without a worker one from its community, fairly; report the rest.
-
-    Returns the number of grids newly assigned and the grids still without a worker (with the
-    reason). Workers who left the roster or moved community lose their grids first.
-    """
-    plan = load_plan(store, plan_id)
-    team = roster(store)
-    current = plan.grids["worker_id"].dropna()
-    chosen = assign_workers(plan.grids.assign(grid_code=plan.grids.index), team, current=current)
-    changed = chosen[chosen.ne(plan.grids["worker_id"].reindex(chosen.index)) & chosen.notna()]
-    lost = plan.grids.index[plan.grids["worker_id"].notna() & chosen.isna()]
-    names = worker_names(store)
-    update = pd.DataFrame(
-        {
-            "worker_id": pd.concat([changed, pd.Series(None, index=lost, dtype=object)]),
-        }
-    )
-    update["worker"] = update["worker_id"].map(names)
-    update["grid_code"] = update.index
-    update["plan_id"] = plan.plan_id
-    with store.transaction() as conn:
-        store.update_rows(conn, "plan_grids", update, key=["plan_id", "grid_code"])
-        if plan.status == "published" and store.has_layer("grids", conn):
-            store.update_rows(conn, "grids", update, key=["plan_id", "grid_code"])
-        store.log(conn, "workers assign", actor=author, plan_id=plan.plan_id, assigned=len(changed))
-    missing = unassigned_grids(plan.grids, chosen, team)
-    return len(changed), missing
