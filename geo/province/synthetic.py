@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,17 @@ def street_code(index: int) -> tuple[str, str]:
     return county, f"{county}{100 + index // len(COUNTIES):03d}"
 
 
-def write_province(folder: str | Path, *, streets: int = 508, seed: int = 0) -> ProvinceSlice:
-    """Write ``streets`` synthetic streets as GeoParquet under ``folder``; see the module."""
+def write_province(
+    folder: str | Path,
+    *,
+    streets: int = 508,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ProvinceSlice:
+    """Write ``streets`` synthetic streets as GeoParquet under ``folder``; see the module.
+
+    ``progress`` is called as ``progress("generate", done, streets)`` after each street.
+    """
     if streets < 1 or streets > len(COUNTIES) * 899:
         raise ValueError(f"streets must be 1..{len(COUNTIES) * 899}, not {streets}")
     root = Path(folder)
@@ -60,6 +70,8 @@ def write_province(folder: str | Path, *, streets: int = 508, seed: int = 0) -> 
         path, count = write_street(root, index, seed=seed)
         paths.append(path)
         total += count
+        if progress is not None:
+            progress("generate", index + 1, streets)
     return ProvinceSlice(paths=paths, buildings=total)
 
 

@@ -1,0 +1,209 @@
+"""One street, start to finish, as a pure function: the unit of work a Dask worker runs.
+
+A province is some 1,300 streets (街道) and each is independent: its buildings, communities,
+cells, grids and codes (the street's 9-digit division code heads them) need nothing from another
+street. :func:`process_street` reads one street's GeoParquet file, and runs the steps of
+``gridmap import`` and ``gridmap partition`` on it (the same functions: reading, communities,
+cells, community table, adjacency, partition, grid facts, codes, polygons) and returns frames;
+it touches no store, so a worker on any machine can run it and the client writes the result.
+Its peak memory is one street's, whatever the size of the province.
+
+Examples
+--------
+>>> from geo.province.pipeline import StreetOptions, process_street  # doctest: +SKIP
+>>> done = process_street("province/320505/320505100.parquet", StreetOptions())  # doctest: +SKIP
+>>> done.grids[["grid_code", "n_buildings"]].head()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyproj
+
+from geo.buildings.communities import assign_communities
+from geo.buildings.reading import ReadOptions, read_buildings, read_lines
+from geo.grids import partition
+from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.grids.codes import validate_division_code
+from geo.plans.store import GRID_COLUMNS, District, Inherited, coded_grids, grid_facts
+
+# the import's own steps (cells, community table, warnings), so that a street is cut exactly as
+# `gridmap import` cuts a district; private there because no other caller needed them yet
+from geo.usecases.district import _district_layers
+
+#: the CRS of the synthetic province (CGCS2000 3-degree Gauss-Kruger, CM 120 E)
+PROVINCE_CRS = "EPSG:4549"
+ROADS_SUFFIX = ".roads"
+
+
+@dataclass(frozen=True)
+class StreetOptions:
+    """How every street is read and partitioned (the same for all streets of a run)."""
+
+    read: ReadOptions = field(
+        default_factory=lambda: ReadOptions(
+            id_field="building_id",
+            community_field="community",
+            households_field="households",
+            working_crs=pyproj.CRS.from_user_input(PROVINCE_CRS),
+        )
+    )
+    min_size: int = 4
+    max_size: int = 5
+    max_households: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class StreetResult:
+    """A finished street: its layers as frames, ready for the store, and what it cost."""
+
+    street_code: str
+    buildings: gpd.GeoDataFrame  # the import's columns, ``community`` filled, ``grid_code``
+    communities: gpd.GeoDataFrame  # community, number, n_buildings, households, outline
+    cells: gpd.GeoDataFrame  # building_id, community, cell
+    grids: gpd.GeoDataFrame  # GRID_COLUMNS, polygon
+    roads: gpd.GeoDataFrame | None
+    warnings: list[tuple[str, str]]
+    seconds: float
+    peak_mb: float  # the worker process's peak resident memory so far (ru_maxrss)
+
+
+def street_files(folder: str | Path) -> list[Path]:
+    """The buildings file of every street under ``folder`` (``<county>/<street>.parquet``)."""
+    root = Path(folder)
+    found = sorted(root.rglob("*.parquet"))
+    return [path for path in found if not path.stem.endswith(ROADS_SUFFIX)]
+
+
+def roads_file(path: Path) -> Path | None:
+    """The street's roads file beside its buildings file, when there is one."""
+    roads = path.with_name(path.stem + ROADS_SUFFIX + path.suffix)
+    return roads if roads.exists() else None
+
+
+def process_street(path: str | Path, options: StreetOptions | None = None) -> StreetResult:
+    """Import and partition one street's file; the street code is the file's name (9 digits).
+
+    Returns the street's buildings (with ``grid_code``), communities, cells, roads and coded
+    grids: exactly what ``gridmap import`` then ``gridmap partition`` store for that street
+    alone with its division code set.
+    """
+    path = Path(path)
+    options = options or StreetOptions()
+    code = validate_division_code(path.stem)
+    started = time.perf_counter()
+    district, layers = _imported(path, code, options)
+    labels, facts = _partitioned(district, layers.roads, options)
+    by_building, grids = coded_grids(
+        district,
+        labels,
+        facts,
+        inherited=Inherited(),
+        roster=pd.DataFrame(),
+        names=pd.Series(dtype=object),
+    )
+    buildings = layers.buildings.copy()
+    buildings["grid_code"] = by_building.reindex(district.buildings.index).to_numpy()
+    return StreetResult(
+        street_code=code,
+        buildings=buildings,
+        communities=layers.communities,
+        cells=layers.cells,
+        grids=_grid_layer(grids),
+        roads=layers.roads,
+        warnings=layers.warnings,
+        seconds=time.perf_counter() - started,
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+def gdal_readable(path: Path, folder: Path) -> Path:
+    """``path`` itself, or for GeoParquet a FlatGeobuf copy in ``folder``.
+
+    The import reads through GDAL (:func:`~geo.buildings.reading.read_buildings`: its checks,
+    id repair and field guessing), and GDAL's Parquet driver needs libduckdb, which pyogrio's
+    wheels here lack; geopandas reads GeoParquet through pyarrow. One street is small (about
+    2,000 buildings): the copy costs some 50 ms and keeps the import's own reading path.
+    """
+    if path.suffix.lower() != ".parquet":
+        return path
+    copy = folder / (path.stem + ".fgb")
+    gpd.read_parquet(path).to_file(copy, driver="FlatGeobuf")
+    return copy
+
+
+def _imported(path: Path, code: str, options: StreetOptions):
+    """The import's steps on one street: read, communities, cells, community table."""
+    roads_path = roads_file(path)
+    with tempfile.TemporaryDirectory(prefix="gridmap-street-") as folder:
+        source = gdal_readable(path, Path(folder))
+        buildings, _report = read_buildings(source, options.read)
+        roads = (
+            read_lines(gdal_readable(roads_path, Path(folder)), crs=buildings.crs)
+            if roads_path
+            else None
+        )
+    found = assign_communities(buildings, roads=roads)
+    buildings["community"] = found.community
+    layers = _district_layers(buildings, found, roads=roads, step=lambda *_: None)
+    indexed = layers.buildings.set_index("building_id", drop=False)
+    indexed.index.name = None
+    numbers = layers.communities.set_index("community")["number"].astype(int)
+    district = District(
+        buildings=indexed,
+        cells=gpd.GeoSeries(layers.cells.geometry.values, index=indexed.index, crs=indexed.crs),
+        community_numbers={str(k): int(v) for k, v in numbers.items()},
+        division_code=code,
+        division_code_is_default=False,
+    )
+    return district, layers
+
+
+def _partitioned(
+    district: District, roads: gpd.GeoDataFrame | None, options: StreetOptions
+) -> tuple[pd.Series, pd.DataFrame]:
+    """The partition's steps on one street (``gridmap partition`` of a whole district)."""
+    buildings = district.buildings
+    centroids = centroid_coordinates(buildings)
+    adjacency = building_adjacency(
+        buildings, min_size=options.min_size, roads=roads, centroids=centroids
+    )
+    result = partition.partition_buildings(
+        buildings,
+        min_size=options.min_size,
+        max_size=options.max_size,
+        max_households=options.max_households,
+        seed=options.seed,
+        adjacency=adjacency,
+    )
+    labels = result.labels.astype(str)
+    facts = grid_facts(
+        district,
+        labels,
+        min_size=options.min_size,
+        max_size=options.max_size,
+        max_households=options.max_households,
+        adjacency=adjacency,
+        centroids=centroids,
+    )
+    return labels, facts
+
+
+def _grid_layer(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The coded grids as the ``grids`` layer holds them: GRID_COLUMNS and the polygon."""
+    frame = grids.reset_index(drop=True)
+    for column in GRID_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    frame["locked"] = frame["locked"].astype("boolean")
+    frame["contiguous"] = frame["contiguous"].astype("boolean")
+    frame["households"] = pd.array(frame["households"], dtype="Int64")
+    return frame[[*GRID_COLUMNS, "geometry"]]

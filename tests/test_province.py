@@ -1,0 +1,187 @@
+"""Province runs on Dask (issue #19): a cluster gives exactly what one process gives.
+
+Four synthetic streets (about 7,900 buildings) go through the import and partition steps in this
+process (the reference), on a local cluster of two worker processes, through a run interrupted
+after two streets and resumed, and with a worker task that raises once. One street is also
+checked against ``gridmap import`` + ``gridmap partition`` on a project of its own, so the
+province path is the district's path, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cloudpickle
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo.province import pipeline, run, synthetic
+from geo.province.cluster import connect
+from geo.storage.store import open_store
+from geo.usecases.district import import_buildings, set_setting
+from geo.usecases.partition import partition_project
+
+ROOT = Path(__file__).resolve().parents[1]
+STREETS = 4
+
+# the flaky task below is shipped to the workers by value: they cannot import this test module
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("province")
+    synthetic.write_province(folder, streets=STREETS, seed=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(province, tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """The streets run one after the other in this process."""
+    store = open_store(tmp_path_factory.mktemp("one") / "one.gpkg", create=True)
+    summary = run.import_province(store, province)
+    assert len(summary.written) == STREETS
+    return run.read_province(store)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with connect(workers=2) as dask_client:
+        yield dask_client
+
+
+def assert_same_province(found: dict, expected: dict) -> None:
+    """Every layer equal, row for row, but the streets' timings."""
+    assert set(found) == set(expected)
+    for name, frame in expected.items():
+        if name == run.STREETS:
+            frame = frame[["street_code", "buildings", "grids", "geometry"]]
+            found[name] = found[name][frame.columns]
+        pd.testing.assert_frame_equal(found[name], frame, check_like=False)
+
+
+def test_a_cluster_run_gives_exactly_the_one_process_run(province, reference, client, tmp_path):
+    store = open_store(tmp_path / "cluster.gpkg", create=True)
+    summary = run.import_province(store, province, client=client)
+    assert sorted(summary.written) == sorted(reference[run.STREETS]["street_code"])
+    assert summary.failed == {}
+    assert 0 < summary.peak_mb < 2048
+    found = run.read_province(store)
+    assert_same_province(found, reference)
+    grids = found["grids"]
+    assert grids["grid_code"].is_unique
+    assert (grids["grid_code"].str[:9] == grids["street_code"]).all()
+    assert set(found["buildings"]["grid_code"]) == set(grids["grid_code"])
+
+
+def test_a_street_is_what_gridmap_import_and_partition_make(province, tmp_path):
+    path = pipeline.street_files(province)[1]
+    done = pipeline.process_street(path)
+    store = open_store(tmp_path / "street.gpkg", create=True)
+    source = pipeline.gdal_readable(path, tmp_path)
+    roads = pipeline.gdal_readable(pipeline.roads_file(path), tmp_path)
+    import_buildings(store, source, options=pipeline.StreetOptions().read, roads_path=roads)
+    set_setting(store, "division_code", path.stem)
+    outcome = partition_project(store)
+    grids = store.read_layer("grids").sort_values("grid_code").reset_index(drop=True)
+    mine = done.grids.sort_values("grid_code").reset_index(drop=True)
+    assert outcome.grids["grid_code"].str.startswith(path.stem).all()
+    pd.testing.assert_frame_equal(
+        plain(mine.drop(columns="geometry")), plain(grids[mine.columns.drop("geometry")])
+    )
+    assert same_coordinates(mine.geometry, grids.geometry)
+    assert same_coordinates(done.cells.geometry, store.read_layer("cells").geometry)
+
+
+def same_coordinates(left: gpd.GeoSeries, right: gpd.GeoSeries) -> bool:
+    """The same vertices, shape by shape (the store keeps a one-part polygon as MultiPolygon)."""
+    counts = shapely.get_num_coordinates(left.values), shapely.get_num_coordinates(right.values)
+    return np.array_equal(*counts) and np.array_equal(
+        shapely.get_coordinates(left.values), shapely.get_coordinates(right.values)
+    )
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values only: the store reads a missing worker back as None, the frame holds NaN."""
+    values = pd.DataFrame(frame).astype(object)
+    return values.where(values.notna(), None)
+
+
+class Interrupted(Exception):
+    """The client stopping after some streets (as a kill would, between transactions)."""
+
+
+def test_an_interrupted_run_resumes_without_redoing_or_duplicating(
+    province, reference, client, tmp_path
+):
+    store = open_store(tmp_path / "resumed.gpkg", create=True)
+
+    def stop_after_two(stage: str, done: int, total: int) -> None:
+        if done == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run.import_province(store, province, client=client, progress=stop_after_two)
+    first = set(run.read_province(store)[run.STREETS]["street_code"])
+    assert len(first) == 2
+    with pytest.raises(Exception, match="--resume"):
+        run.import_province(store, province, client=client)
+    summary = run.import_province(store, province, client=client, resume=True)
+    assert summary.skipped == 2
+    assert first.isdisjoint(summary.written)
+    assert len(summary.written) == STREETS - 2
+    assert_same_province(run.read_province(store), reference)
+    again = run.import_province(store, province, client=client, resume=True)
+    assert (again.skipped, again.written) == (STREETS, [])
+
+
+def fails_once(path: Path, options: pipeline.StreetOptions, *, marks: Path):
+    """The street task, raising the first time it meets each street (a mark file remembers)."""
+    mark = marks / Path(path).stem
+    if not mark.exists():
+        mark.write_text(str(os.getpid()))
+        raise RuntimeError(f"worker lost street {Path(path).stem}")
+    return pipeline.process_street(path, options)
+
+
+def test_a_worker_that_raises_once_is_retried(province, reference, client, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def task(path, options):
+        return fails_once(path, options, marks=marks)
+
+    store = open_store(tmp_path / "retried.gpkg", create=True)
+    summary = run.import_province(store, province, client=client, task=task)
+    assert summary.failed == {}
+    assert len(list(marks.iterdir())) == STREETS  # every street failed once, then went through
+    assert_same_province(run.read_province(store), reference)
+
+
+def test_the_command_line_runs_a_province_with_progress(province, reference, tmp_path):
+    db = tmp_path / "cli.gpkg"
+    command = [sys.executable, "-m", "api", "province", "import", str(province)]
+    done = subprocess.run(
+        [*command, "--db", str(db), "--workers", "2", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "GRIDMAP_LANG": "en", "GRIDMAP_PROGRESS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "streets" in done.stderr
+    assert f"{STREETS}/{STREETS}" in done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["written"] == STREETS
+    assert facts["buildings"] == len(reference["buildings"])
+    found = run.read_province(open_store(db))
+    assert_same_province(found, reference)
+    assert isinstance(found["grids"], gpd.GeoDataFrame)
