@@ -142,7 +142,8 @@ def building_facts(store: Store, buildings: pd.DataFrame) -> pd.DataFrame:
         return out
     found = out["building_id"].map(facts["households"])
     bare = out["households"] if "households" in out.columns else pd.Series(pd.NA, index=out.index)
-    out["households"] = found.fillna(pd.to_numeric(bare, errors="coerce")).astype("Int64")
+    bare = pd.to_numeric(bare, errors="coerce").astype("float64")
+    out["households"] = found.astype("float64").fillna(bare).round().astype("Int64")
     for column in BUILDING_FACTS[1:]:
         out[column] = out["building_id"].map(facts[column]).astype("Int64")
     return out
