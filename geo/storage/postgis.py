@@ -28,7 +28,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -320,14 +320,18 @@ class PostGISStore:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
 
     # -- plain tables ---------------------------------------------------------------------------
-    def insert_rows(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` into ``table`` as given, keys included (a copied project); the key's
-        sequence moves past them, so later inserts number on after them as in SQLite."""
-        if not rows:
+    def insert_rows(self, conn: Connection, table: sa.Table, rows: pd.DataFrame) -> None:
+        """Insert ``rows`` (columns named as the table's) into ``table`` by COPY, keys included
+        where given; the key's sequence moves past them, so later inserts number on after them
+        as in SQLite."""
+        if rows.empty:
             return
-        conn.execute(sa.insert(table), rows)
+        names = ", ".join(quote(c) for c in rows.columns)
+        statement = f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        values = [_python_values(rows[c]) for c in rows.columns]
+        _copy(conn, statement, zip(*values, strict=True))
         key = table.autoincrement_column
-        if key is not None:
+        if key is not None and key.name in rows.columns:
             conn.execute(
                 sa.text(
                     "SELECT setval(pg_get_serial_sequence(:t, :c), "
@@ -541,13 +545,7 @@ def _copy_rows(
     values = [_python_values(attributes[c]) for c in attributes.columns]
     names = ", ".join(quote(c) for c in ["fid", "geom", *attributes.columns])
     statement = f"COPY {quote(name)} ({names}) FROM STDIN"
-    raw = conn.connection.driver_connection
-    try:
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in zip(fids, ewkb.tolist(), *values, strict=True):
-                copy.write_row(row)
-    except psycopg.Error as error:  # as SQLAlchemy reports it for a statement (IntegrityError...)
-        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from None
+    _copy(conn, statement, zip(fids, ewkb.tolist(), *values, strict=True))
     last = max(first - 1, *fids)
     # rows inserted without a fid (by SQL elsewhere) take the identity's next value: keep it past
     # every fid written here (never lowered, so a rollback cannot make it hand out a used fid)
@@ -559,6 +557,17 @@ def _copy_rows(
         {"last": last, "q": quote(name)},
     )
     return last
+
+
+def _copy(conn: Connection, statement: str, rows: Iterable[tuple]) -> None:
+    """``COPY ... FROM STDIN`` of ``rows`` on the transaction's connection."""
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:  # as SQLAlchemy reports it for a statement (IntegrityError...)
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from None
 
 
 def _last_fid(conn: Connection, name: str) -> int:

@@ -283,9 +283,7 @@ class Store(Protocol):
         where: Mapping[str, Any] | None = None,
         conn: Connection | None = None,
     ) -> pd.DataFrame: ...
-    def insert_rows(
-        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> None: ...
+    def insert_rows(self, conn: Connection, table: sa.Table, rows: pd.DataFrame) -> None: ...
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any: ...
     def all_settings(self) -> dict[str, Any]: ...
     def set_setting(self, conn: Connection, key: str, value: Any) -> None: ...
@@ -567,11 +565,19 @@ class GeoPackageStore:
             result = c.execute(query)
             return pd.DataFrame(_plain_rows(result), columns=list(result.keys()))
 
-    def insert_rows(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` into ``table`` as given, keys included (a copied project); later
-        inserts number on after them."""
-        if rows:
-            conn.execute(sa.insert(table), rows)
+    def insert_rows(self, conn: Connection, table: sa.Table, rows: pd.DataFrame) -> None:
+        """Insert ``rows`` (columns named as the table's) into ``table`` as given, keys included
+        where given; later inserts number on after them. One prepared statement over plain
+        tuples (SQLAlchemy's executemany of dicts: 0.2 s per 36,000 rows)."""
+        if rows.empty:
+            return
+        names = ", ".join(quote(c) for c in rows.columns)
+        marks = ", ".join("?" for _ in rows.columns)
+        values = [_python_values(rows[c]) for c in rows.columns]
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})",
+            list(zip(*values, strict=True)),
+        )
 
     # -- settings -------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any:

@@ -90,26 +90,27 @@ def _copy_table(
         return 0
     if not target.columns(table.name, conn):
         table.create(conn)
-    frame = source.read_table(table, conn=read)
-    rows = _records(table, frame)
+    rows = _typed(table, source.read_table(table, conn=read))
     target.insert_rows(conn, table, rows)
     return len(rows)
 
 
-def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
-    """The rows as the target's driver takes them: None for missing values, integers and flags
-    as Python ints and bools (a nullable integer column reads back as floats), bytes as bytes."""
-    columns = [c for c in table.columns if c.name in frame.columns]
-    converters = [(c.name, _converter(c.type)) for c in columns]
-    values = frame[[c.name for c in columns]].astype(object)
-    values = values.where(values.notna(), None)
-    return [
-        {
-            name: None if v is None else convert(v)
-            for (name, convert), v in zip(converters, row, strict=True)
-        }
-        for row in values.itertuples(index=False, name=None)
-    ]
+def _typed(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the target's driver takes them (object columns): None for missing values,
+    integers and flags as Python ints and bools (a nullable integer column reads back as
+    floats, a flag as 0/1), bytes as bytes."""
+    typed = pd.DataFrame(index=frame.index)
+    for column in (c for c in table.columns if c.name in frame.columns):
+        convert = _converter(column.type)
+        values = frame[column.name].astype(object)
+        typed[column.name] = pd.Series(
+            [None if _missing(v) else convert(v) for v in values], index=frame.index, dtype=object
+        )
+    return typed
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str | bytes) and bool(pd.isna(value)))
 
 
 def _converter(kind: sa.types.TypeEngine) -> Callable[[Any], Any]:
