@@ -134,6 +134,7 @@ class PostGISStore:
 
     def __init__(self, url: str) -> None:
         self.url = _driver_url(url)
+        self.identity = self.url
         # every session in UTC: timestamptz values come back as UTC, as the GeoPackage stores them
         self.engine = sa.create_engine(
             self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}

@@ -236,6 +236,9 @@ class Store(Protocol):
     """
 
     url: str
+    #: what names this project uniquely within a process (the resolved file, the server URL):
+    #: the key of in-process caches, which a relative path would not make unique
+    identity: str
     engine: sa.Engine
 
     def transaction(self, *, wait: bool = True) -> AbstractContextManager[Connection]: ...
@@ -300,6 +303,7 @@ class GeoPackageStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
+        self.identity = str(self.path.resolve())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         is_new = not self.path.exists()
         self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
