@@ -20,6 +20,7 @@ from geo.errors import InputError
 from geo.grids import boundaries
 from geo.grids.adjacency import touching_pairs
 from geo.incidents.stats import open_counts
+from geo.people.counts import COLUMNS as OCCUPANCY_COLUMNS
 from geo.people.workers import contact_column
 
 from .encode import encode_lines, encode_points, encode_polygons
@@ -225,18 +226,9 @@ def prepare_buildings(
     return data
 
 
-#: the occupancy counts (以房管人) a popup shows, where geo gave them: aggregates per grid or
-#: building (geo.people.occupancy), never a record of a household or a person
-OCCUPANCY_COUNTS = (
-    "residents",
-    "rented_units",
-    "floating_residents",
-    "registered",
-    "resident",
-    "floating",
-    "rented",
-    "vacant",
-)
+#: the occupancy counts (以房管人) a popup shows: geo's aggregates per grid or building
+#: (geo.people.occupancy decides them), never a record of a household or a person
+OCCUPANCY_COUNTS = tuple(c for c in OCCUPANCY_COLUMNS if c not in ("households", "floating_share"))
 
 
 def _occupancy(frame: pd.DataFrame, n: int) -> dict[str, Any]:

@@ -182,6 +182,6 @@ def _shown(value: str, text: bytes) -> bool:
 
 def test_the_occupancy_counts_do_arrive(rendered):
     before, after, _, _ = rendered
-    for text in (b'"floating_pct":[', b'"occupancy":{', "流动人口占比".encode()):
+    for text in (b'"floating_pct":[', b'"occupancy":{', "近30天走访".encode()):
         assert text not in before
         assert text in after

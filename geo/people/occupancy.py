@@ -17,26 +17,8 @@ import sqlalchemy as sa
 
 from geo.people import households as hh
 from geo.people.access import placement
+from geo.people.counts import COLUMNS, TYPE_COLUMNS
 from geo.storage.store import Store
-
-TYPE_COLUMNS = {
-    "户籍": "registered",
-    "常住": "resident",
-    "流动": "floating",
-    "出租": "rented",
-    "空置": "vacant",
-}
-#: the columns of :func:`building_occupancy` and :func:`grid_occupancy` (after the key)
-COLUMNS = (
-    "households",
-    *TYPE_COLUMNS.values(),
-    "residents",
-    "rented_units",
-    "floating_residents",
-    "floating_share",
-    "contact_households",
-    "visits_30d",
-)
 
 RECORD_COLUMNS = ("household_id", "building_id", "household_type", "size", "tags")
 
