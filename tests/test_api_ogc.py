@@ -17,8 +17,8 @@ from api_support import bearer, uvicorn_server
 
 from geo.incidents import records as incident_records
 from geo.plans import publish as publishing
+from geo.plans import store as plans
 from geo.storage.store import open_store
-from geo.usecases import district as project
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def read_gdal(server, token, layer):
 def test_gdal_reads_exactly_the_store(server, api_tokens, api_db, with_incidents, layer, key):
     store = open_store(api_db)
     if layer == "buildings":
-        expected = project.read_buildings_with_grids(store)
+        expected = plans.read_buildings_with_grids(store)
     elif layer == "grids":
         expected = publishing.published_grids(store)
     elif layer == "incidents":

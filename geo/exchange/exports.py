@@ -31,8 +31,8 @@ from geo.incidents.workflow import OPEN_STATUSES
 from geo.people import occupancy
 from geo.people.workers import public_worker_columns
 from geo.plans.publish import published_grids
+from geo.plans.store import read_buildings_with_grids
 from geo.storage.store import Store
-from geo.usecases.district import EXPORT_DRIVERS, EXPORTABLE_LAYERS, read_buildings_with_grids
 
 #: The users' clock: times in exports are shown in it, with the offset written out.
 LOCAL_TIME_ZONE = "Asia/Shanghai"
@@ -60,6 +60,16 @@ OCCUPANCY_HEADERS = {
     "contact_households": "联系户",
     "visits_30d": "近30天走访",
 }
+
+EXPORT_DRIVERS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".fgb": "FlatGeobuf",
+    ".csv": "CSV",
+}
+EXPORTABLE_LAYERS = ("buildings", "communities", "grids", "incidents")
 
 
 @dataclass

@@ -366,3 +366,17 @@ def record_codes(
 def issued_codes(store: Store, *, conn: Connection | None = None) -> set[str]:
     with store.reading(conn) as c:
         return set(c.execute(sa.select(grid_codes.c.grid_code)).scalars())
+
+
+def read_buildings_with_grids(store: Store, *, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """The buildings layer with each building's ``grid_code`` in the published (or given) plan."""
+    buildings = store.read_layer("buildings")
+    if plan_id is None:
+        plan_id = store.get_setting("published_plan")
+    if plan_id is None:
+        buildings["grid_code"] = pd.Series(pd.NA, index=buildings.index, dtype="string")
+        return buildings
+    table = store.read_table(assignments, where={"plan_id": plan_id})
+    codes = table.set_index("building_id")["grid_code"]
+    buildings["grid_code"] = buildings["building_id"].map(codes).astype("string")
+    return buildings

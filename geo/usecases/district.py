@@ -39,17 +39,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_households": None,
 }
 
-OSM_ATTRIBUTION = io.OSM_ATTRIBUTION  # kept with OSM data unless the import gives another credit
-EXPORT_DRIVERS = {
-    ".geojson": "GeoJSON",
-    ".json": "GeoJSON",
-    ".gpkg": "GPKG",
-    ".shp": "ESRI Shapefile",
-    ".fgb": "FlatGeobuf",
-    ".csv": "CSV",
-}
-EXPORTABLE_LAYERS = ("buildings", "communities", "grids", "incidents")
 Progress = Callable[[str, int, int], None]
+
+OSM_ATTRIBUTION = io.OSM_ATTRIBUTION  # kept with OSM data unless the import gives another credit
 
 
 @dataclass
@@ -392,17 +384,3 @@ def _clear_district(store: Store, conn: Any) -> None:
             store.drop_layer(conn, layer)
     conn.execute(assignments.delete())
     conn.execute(plans.delete())
-
-
-def read_buildings_with_grids(store: Store, *, plan_id: int | None = None) -> gpd.GeoDataFrame:
-    """The buildings layer with each building's ``grid_code`` in the published (or given) plan."""
-    buildings = store.read_layer("buildings")
-    if plan_id is None:
-        plan_id = store.get_setting("published_plan")
-    if plan_id is None:
-        buildings["grid_code"] = pd.Series(pd.NA, index=buildings.index, dtype="string")
-        return buildings
-    table = store.read_table(assignments, where={"plan_id": plan_id})
-    codes = table.set_index("building_id")["grid_code"]
-    buildings["grid_code"] = buildings["building_id"].map(codes).astype("string")
-    return buildings

@@ -22,7 +22,6 @@ from geo.people import roster as rosters
 from geo.plans import store as plans
 from geo.plans.diff import diff_plans
 from geo.storage.store import Store
-from geo.usecases import district
 
 #: the settings a map reads (title, credit, basemap)
 MAP_SETTINGS = ("district_name", "division_code", "attribution", "tianditu_key", "basemap_tiles")
@@ -70,7 +69,7 @@ def read_map_data(
     grids, buildings = _with_occupancy(
         store,
         _grids_with_phones(store, plan.grids.reset_index(names="grid_code")),
-        district.read_buildings_with_grids(store, plan_id=plan.plan_id),
+        plans.read_buildings_with_grids(store, plan_id=plan.plan_id),
     )
     return MapData(
         grids=grids,
@@ -99,7 +98,7 @@ def read_diff_data(store: Store, before: int, after: int) -> DiffData:
         before=old.grids.reset_index(names="grid_code"),
         after=new.grids.reset_index(names="grid_code"),
         changed=sorted(changed),
-        buildings=district.read_buildings_with_grids(store, plan_id=after),
+        buildings=plans.read_buildings_with_grids(store, plan_id=after),
         communities=store.read_layer("communities"),
     )
 

@@ -29,8 +29,8 @@ from sqlalchemy import Connection
 
 from geo.people import roster as team
 from geo.plans import publish
+from geo.plans import store as plan_store
 from geo.storage.store import GeoPackageStore, Store, incident_events, plans, workers
-from geo.usecases import district
 
 #: the layers a cache of the published plan depends on
 LAYERS = ("buildings", "communities", "grids")
@@ -105,7 +105,7 @@ def layer_in_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
     """``grids``, ``buildings`` (with their grid codes) or ``communities`` of the published plan
     in WGS84, with the spatial index built (before requests share the frame)."""
     if name == "buildings":
-        frame = district.read_buildings_with_grids(store)
+        frame = plan_store.read_buildings_with_grids(store)
     elif name == "grids":
         frame = publish.published_grids(store).drop(columns=["plan_id"], errors="ignore")
     else:
