@@ -168,3 +168,42 @@ def test_api_and_maps_never_see_a_database_driver_a_file_format_or_sql(package):
     }
     assert not sql, "SQL belongs behind the store (geo/)"
     assert len(files) > 10
+
+
+#: geo's rooms and the rooms each may not import (README, Development). Algorithms (grids,
+#: buildings) are functions on frames and never open the store; the store knows tables, not the
+#: domain; use cases (usecases/, province/) are the top of geo, so nothing below imports them.
+ROOMS_BELOW = {
+    "grids": {"buildings", "exchange", "incidents", "locate", "people", "plans", "storage"},
+    "buildings": {"exchange", "grids", "incidents", "locate", "people", "plans", "storage"},
+    "storage": {"buildings", "exchange", "grids", "incidents", "locate", "people", "plans"},
+    "locate": {"incidents", "people", "plans"},
+    "incidents": {"people", "plans"},
+    "people": {"plans"},
+    "plans": set(),
+    "exchange": set(),
+}
+USE_CASE_ROOMS = {"usecases", "province"}
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS_BELOW))
+def test_each_room_of_geo_imports_only_the_rooms_below_it(room):
+    forbidden = {f"geo.{name}" for name in ROOMS_BELOW[room] | USE_CASE_ROOMS}
+    files = sorted((ROOT / "geo" / room).rglob("*.py"))
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imported_modules(path) if _under(name, forbidden)
+        )
+        for path in files
+    }
+    assert not {name: bad for name, bad in offenders.items() if bad}
+    assert len(files) > 1
+
+
+def test_every_room_of_geo_is_listed_and_its_init_imports_nothing():
+    # a room's __init__ is its docstring only: `gridmap --help` must not import a room's modules
+    rooms = {path.parent.name for path in (ROOT / "geo").glob("*/__init__.py")}
+    assert rooms == set(ROOMS_BELOW) | USE_CASE_ROOMS
+    for room in rooms:
+        tree = ast.parse((ROOT / "geo" / room / "__init__.py").read_text(encoding="utf-8"))
+        assert not [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
