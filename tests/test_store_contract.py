@@ -388,3 +388,47 @@ def test_a_row_inserted_with_geometry_values_reads_back_and_widens_the_extent(st
     assert added.geometry.iloc[0].equals(shapely.Point(121.5, 30.5))
     assert added.geometry.iloc[1] is None
     assert store.layer_extent("points") == (before[0], 30.5, 121.5, before[3])
+
+
+def test_layer_changes_move_with_a_write_and_columns_name_a_table(store):
+    with store.transaction() as conn:
+        store.write_layer(conn, "incidents", mixed_points())
+    before = store.layer_changes(("incidents", "no_such_layer"))
+    assert [name for name, _ in before] == ["incidents"]
+    import time
+
+    time.sleep(0.01)  # the stamps count milliseconds
+    with store.transaction() as conn:
+        store.write_layer(conn, "incidents", mixed_points().iloc[:1], mode="append")
+    assert store.layer_changes(("incidents",)) != before
+    assert store.columns("incidents") == ["fid", "geom", *mixed_points().columns[:-1]]
+    assert store.columns("no_such_table") == []
+    assert "worker" in store.columns("tokens")  # declared by the schema, not added later
+
+
+def test_rows_inserted_with_their_keys_keep_them_and_later_rows_number_on(store):
+    rows = pd.DataFrame(
+        {
+            "plan_id": [3, 7],
+            "status": ["archived", "draft"],
+            "created_at": ["2026-01-01T00:00:00+00:00"] * 2,
+            "max_households": pd.Series([None, 12], dtype=object),
+        }
+    )
+    with store.transaction() as conn:
+        store.insert_rows(conn, plans, rows)
+        added = conn.execute(
+            sa.insert(plans).values(status="draft", created_at="2026-01-02T00:00:00+00:00")
+        ).inserted_primary_key[0]
+    assert added == 8
+    table = store.read_table(plans)
+    assert table["plan_id"].tolist() == [3, 7, 8]
+    assert table["max_households"].isna().tolist() == [True, False, True]
+
+
+def test_a_layer_written_with_its_fids_keeps_them_and_appends_number_on(store):
+    frame = mixed_points().set_axis(pd.Index([3, 7, 9, 12], name="fid"))
+    with store.transaction() as conn:
+        store.write_layer(conn, "incidents", frame, keep_fids=True)
+        store.write_layer(conn, "incidents", mixed_points().iloc[:1], mode="append")
+    assert store.read_layer("incidents").index.tolist() == [3, 7, 9, 12, 13]
