@@ -9,10 +9,15 @@ and around the district.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import httpx
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
-from api_support import bearer
+from api_support import bearer, uvicorn_server
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -86,3 +91,64 @@ def test_a_case_posted_after_a_publish_is_not_assigned_by_the_previous_plans_ind
         assert state.case_index() is None  # cases are assigned from the project file then
     finally:
         state.close()
+
+
+def _concurrent_posts(base: str, token: str, cases: list[dict]) -> list[httpx.Response]:
+    """Every case posted at once, each by a client of its own (one connection per post)."""
+
+    async def post_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(cases))
+        async with httpx.AsyncClient(
+            base_url=base, headers=bearer(token), limits=limits, timeout=60
+        ) as client:
+            return await asyncio.gather(*(client.post("/incidents", json=c) for c in cases))
+
+    return asyncio.run(post_all())
+
+
+@pytest.mark.parametrize("backend", ["geopackage"])
+def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_right(
+    backend, api_db, request
+):
+    """Posts arriving together are stored by the server's writer task in shared transactions
+    (group commit): every case once, with one creation event, every answer right, a case posted
+    by several clients at once added by one of them and reported as present to the others."""
+    source = open_store(api_db)
+    lon, lat = sample_points(source)
+    if backend == "postgis":
+        import pgcluster
+        from pg_copy import copy_project
+
+        store = copy_project(
+            source, pgcluster.fresh_database(request.getfixturevalue("postgis_url"))
+        )
+    else:
+        store = source
+    token = create_token(store, f"group-{backend}", "staff")
+    unique = [
+        {"source": "group", "id": f"G{i}", "category": "暴露垃圾", "lon": x, "lat": y}
+        for i, (x, y) in enumerate(zip(lon[:60].tolist(), lat[:60].tolist(), strict=True))
+    ]
+    cases = unique + [dict(unique[i % 5], description=f"again {i}") for i in range(40)]
+    with uvicorn_server(api_db if backend == "geopackage" else store.url) as base:
+        # the first case makes the incidents layer (the feed path); the burst takes the lean one
+        (first,) = _concurrent_posts(base, token, [dict(unique[0], id="first")])
+        assert first.json()["added"] == 1
+        answers = _concurrent_posts(base, token, cases)
+    assert [a.status_code for a in answers] == [200] * len(cases), answers[0].text
+    added: dict[str, int] = {}
+    for case, answer in zip(cases, answers, strict=True):
+        body = answer.json()
+        assert body["added"] + body["already_present"] == 1
+        added[case["id"]] = added.get(case["id"], 0) + body["added"]
+    assert added == dict.fromkeys([c["id"] for c in unique], 1)
+    stored = store.read_layer("incidents", where={"source": "group"})
+    assert sorted(stored["incident_id"]) == sorted(f"group:{i}" for i in ["first", *added])
+    events = store.read_table("incident_events")
+    assert events["incident_id"].str.startswith("group:").sum() == len(unique) + 1
+    log = store.read_table(
+        "audit_log", where={"action": "incidents import", "actor": f"group-{backend}"}
+    )
+    assert sum(json.loads(d)["added"] for d in log["details"]) == len(unique) + 1
+    assert len(log) < len(unique), "posts arriving together shared transactions"
+    store.engine.dispose()

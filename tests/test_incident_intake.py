@@ -8,6 +8,7 @@ column of the stored row, its geometry blob, its creation event and the answered
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sqlite3
 from pathlib import Path
@@ -434,3 +435,65 @@ def test_a_gcj02_case_on_postgis_is_moved_to_wgs84_alike(seeded, pg_seeded, insi
     case = _row(id="g1", lon=inside[0] + 0.004, lat=inside[1] - 0.002, reported_at="2026-03-06")
     lean, feed = _lean_on_postgis_feed_on_geopackage(seeded, pg_seeded, tmp_path, case, crs="gcj02")
     assert lean == feed
+
+
+# -- group commit: many posted cases in one transaction ----------------------------------------
+
+
+@pytest.fixture(params=["geopackage", "postgis"])
+def group_store(request, seeded, tmp_path):
+    """A fresh copy of the seeded project on each backend."""
+    if request.param == "geopackage":
+        store = open_store(_copy(seeded, tmp_path / "group.gpkg"))
+    else:
+        store = open_store(_database_copy(request.getfixturevalue("pg_seeded")))
+    yield store
+    store.engine.dispose()
+
+
+def _prepared(store, index, case_id: str, point: tuple[float, float]):
+    case = _row(id=case_id, lon=point[0], lat=point[1], reported_at="2026-03-06T08:00:00Z")
+    return intake.prepare_posted_case(
+        store,
+        case,
+        CaseImport(mapping=POSTED, source="12345", author="tester"),
+        time=intake.read_time(case["reported_at"]),
+        index=index,
+    )
+
+
+def test_a_group_stores_each_case_once_and_answers_each_as_alone(group_store, inside):
+    store = group_store
+    index = locate_index.grid_index(store)
+    stored = _prepared(store, index, "old", inside)
+    assert intake.store_prepared(store, stored)["added"] == 1
+    ids = ["a", "b", "a", "old", "c", "b"]
+    group = [_prepared(store, index, i, inside) for i in ids]
+    answers = intake.store_prepared_cases(store, group)
+    assert [(a["added"], a["already_present"]) for a in answers] == [
+        (1, 0), (1, 0), (0, 1), (0, 1), (1, 0), (0, 1)
+    ]  # fmt: skip
+    assert all(a["read"] == 1 and a["located"] == 1 for a in answers)
+    events = store.read_table("incident_events")
+    cases = store.read_layer(incident_records.LAYER)
+    for case_id in ("a", "b", "c", "old"):
+        assert (cases["incident_id"] == f"12345:{case_id}").sum() == 1
+        assert (events["incident_id"] == f"12345:{case_id}").sum() == 1
+    assert cases.set_index("incident_id").loc["12345:c", "grid_code"]
+
+
+def test_a_case_the_database_refuses_answers_its_own_error_and_the_others_are_stored(
+    group_store, inside
+):
+    store = group_store
+    index = locate_index.grid_index(store)
+    group = [_prepared(store, index, i, inside) for i in ("x1", "x2", "x3")]
+    # a value no driver can store, in the second case's row
+    group[1] = dataclasses.replace(group[1], row={**group[1].row, "description": object()})
+    answers = intake.store_prepared_cases(store, group)
+    assert isinstance(answers[1], Exception)
+    assert [answers[0]["added"], answers[2]["added"]] == [1, 1]
+    stored = incident_records.stored_ids(store, pd.Series(["12345:x1", "12345:x2", "12345:x3"]))
+    assert stored == {"12345:x1", "12345:x3"}
+    with pytest.raises(type(answers[1])):
+        intake.store_prepared(store, group[1])

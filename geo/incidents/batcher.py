@@ -10,15 +10,18 @@ store_prepared_cases`), answering each post when that transaction commits. The i
 the database: the UNIQUE index on ``incident_id`` and ``ON CONFLICT DO NOTHING`` store a case once
 however many posts, batches or processes carry it, and a case that fails answers its own error.
 
-The writer runs on the event loop (a transaction of many cases takes a few ms; in a worker thread
-each SQLite call would wait for the GIL while the loop serves locates). When another process
-holds the write lock it tries again after short sleeps, gathering the cases that arrive
-meanwhile, and after those waits in a worker thread instead.
+The transaction runs in the writer's own thread, so the event loop goes on reading and checking
+the posts that arrive meanwhile: they make the next batch. (Stored one by one on the event loop,
+as before, a post blocked the loop for its whole transaction and nothing could queue behind it;
+in pool threads, one per post, each SQLite call waited for the GIL.) When another process holds
+the write lock the thread tries again after short sleeps rather than in the store's busy handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from geo.incidents.intake import (
@@ -29,7 +32,7 @@ from geo.incidents.intake import (
 )
 from geo.storage.store import Store
 
-#: how long the writer waits, in turns, for another process's writer before a thread waits
+#: the writer's short sleeps (s) while another process writes, before it waits in the store
 _RETRIES = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
 _Waiting = tuple[PreparedCase, asyncio.Future]
 
@@ -55,6 +58,11 @@ class CaseWriter:
     linger: float = 0.0
     _queue: asyncio.Queue[_Waiting] | None = field(default=None, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="gridmap-cases"),
+        init=False,
+        repr=False,
+    )
 
     async def store_case(self, case: PreparedCase) -> Outcome:
         """Store ``case`` with the others waiting; its answer when their transaction commits
@@ -77,34 +85,36 @@ class CaseWriter:
         return self._queue
 
     async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
             await asyncio.sleep(self.linger)
             _take_waiting(queue, batch, self.max_batch)
+            cases = [case for case, _ in batch]
             try:
-                await self._store(queue, batch)
+                outcomes = await loop.run_in_executor(self._thread, _store, self.store, cases)
             except Exception as error:  # every post of the batch hears of it; the task lives on
-                _answer(batch, [error] * len(batch))
-
-    async def _store(self, queue: asyncio.Queue[_Waiting], batch: list[_Waiting]) -> None:
-        """Store ``batch`` (and the cases that join it while the write lock is held elsewhere)."""
-        while batch:
-            outcomes = None
-            for delay in _RETRIES:
-                await asyncio.sleep(delay)
-                _take_waiting(queue, batch, self.max_batch)
-                try:
-                    outcomes = store_prepared_cases(self.store, [c for c, _ in batch], wait=False)
-                    break
-                except WriterBusy:
-                    continue
-            if outcomes is None:
-                cases = [c for c, _ in batch]
-                outcomes = await asyncio.to_thread(store_prepared_cases, self.store, cases)
-            # a case of a failed group that met another writer when tried alone: again
-            again = [w for w, o in zip(batch, outcomes, strict=True) if isinstance(o, WriterBusy)]
+                outcomes = [error] * len(batch)
             _answer(batch, outcomes)
-            batch = again
+
+
+def _store(store: Store, cases: list[PreparedCase]) -> list[Outcome]:
+    """Store ``cases`` in one transaction, in the writer's thread: without waiting in the
+    store's busy handler (SQLite's sleeps in steps of up to 100 ms) while another process
+    writes, for a few short tries; then waiting."""
+    for delay in _RETRIES:
+        time.sleep(delay)
+        try:
+            outcomes = store_prepared_cases(store, cases, wait=False)
+        except WriterBusy:
+            continue
+        busy = [at for at, outcome in enumerate(outcomes) if isinstance(outcome, WriterBusy)]
+        if busy:  # cases of a failed group that met another writer when tried alone
+            again = store_prepared_cases(store, [cases[at] for at in busy])
+            for at, outcome in zip(busy, again, strict=True):
+                outcomes[at] = outcome
+        return outcomes
+    return store_prepared_cases(store, cases)
 
 
 def _take_waiting(queue: asyncio.Queue[_Waiting], batch: list[_Waiting], most: int) -> None:
@@ -114,6 +124,5 @@ def _take_waiting(queue: asyncio.Queue[_Waiting], batch: list[_Waiting], most: i
 
 def _answer(batch: list[_Waiting], outcomes: list[Outcome]) -> None:
     for (_, answer), outcome in zip(batch, outcomes, strict=True):
-        if answer.done() or isinstance(outcome, WriterBusy):
-            continue  # its post went away (the case is stored all the same), or it is tried again
-        answer.set_result(outcome)  # an error is raised by store_case, in the post's own task
+        if not answer.done():  # else its post went away (the case is stored all the same)
+            answer.set_result(outcome)  # an error is raised by store_case, in the post's task
