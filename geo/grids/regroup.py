@@ -253,7 +253,7 @@ def _score(mask, m, px, py, ph, tot, cap) -> float:
     return s + EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _touching(a: int, grids: _Grids, links: _Links, seen: np.ndarray, out: np.ndarray) -> int:
     """Grids with ``a``'s size bounds that touch ``a``, in the order met, into ``out``."""
     table, count, grid, bounds = grids.table, grids.count, grids.grid, grids.bounds
@@ -277,63 +277,64 @@ def _touching(a: int, grids: _Grids, links: _Links, seen: np.ndarray, out: np.nd
 # --------------------------------------------------------------------------- one pair
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _scored_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
     """Every split with node 0 on the first side and both sides in ``lo..hi`` into
     ``work.masks``/``work.scores``; returns the count.
 
-    Pairs up to ``_MAX_EXHAUSTIVE`` are enumerated whole (:func:`_door_walk`); larger ones try
+    Pairs up to ``_MAX_EXHAUSTIVE`` are enumerated whole (:func:`_door_splits`); larger ones try
     the current split's (``work.masks[0]``) single moves and two-node swaps.
     """
     if m > _MAX_EXHAUSTIVE:
         return _move_splits(m, lo, hi, cap, work)
-    found = 0
-    for n in range(max(lo, m - hi), min(hi, m - lo) + 1):
-        found = _door_walk(m, n, cap, work, found)
-    return found
+    return _door_splits(m, lo, hi, cap, work)
 
 
-@numba.njit(cache=True)
-def _door_walk(m: int, n: int, cap: float, work: _Work, found: int) -> int:
-    """The splits with ``n`` nodes on the first side, appended at ``found``; returns the count.
+@numba.njit(cache=True, inline="always")
+def _door_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
+    """Every split of sizes ``lo..hi``, node 0 on the first side; returns the count.
 
-    The first sides are walked in revolving-door order: each one differs from the one before by
-    one node in and one node out, so each costs a few additions. The spread of both sides is the
-    total square sum - |sum S|^2 / n_S - |sum C|^2 / n_C.
+    For each size the first sides are walked in revolving-door order: each one differs from the
+    one before by one node in and one node out, so each costs a few additions. The spread of
+    both sides is the total square sum - |sum S|^2 / n_S - |sum C|^2 / n_C.
     """
     px, py, ph, tot = work.rel[0], work.rel[1], work.rel[2], work.tot
+    masks, scores = work.masks, work.scores
     with_cap = cap < np.inf
-    start, stop = _DOOR_AT[m, n], _DOOR_AT[m, n + 1]
-    mask = _DOOR_MASK[start]
-    sx, sy, sh = 0.0, 0.0, 0.0
-    for i in range(m):
-        if (mask >> i) & 1:
-            sx += px[i]
-            sy += py[i]
-            sh += ph[i]
-    for k in range(start, stop):
-        if k > start:
-            i, o = _DOOR_IN[k], _DOOR_OUT[k]
-            sx += px[i] - px[o]
-            sy += py[i] - py[o]
-            sh += ph[i] - ph[o]
-        cx, cy = tot[1] - sx, tot[2] - sy
-        s = tot[3] - (sx * sx + sy * sy) / n - (cx * cx + cy * cy) / (m - n)
-        if with_cap:
-            s += EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
-        work.masks[found] = _DOOR_MASK[k]
-        work.scores[found] = s
-        found += 1
+    found = 0
+    for n in range(max(lo, m - hi), min(hi, m - lo) + 1):
+        start, stop = _DOOR_AT[m, n], _DOOR_AT[m, n + 1]
+        mask = _DOOR_MASK[start]
+        sx, sy, sh = 0.0, 0.0, 0.0
+        for i in range(m):
+            if (mask >> i) & 1:
+                sx += px[i]
+                sy += py[i]
+                sh += ph[i]
+        for k in range(start, stop):
+            if k > start:
+                i, o = _DOOR_IN[k], _DOOR_OUT[k]
+                sx += px[i] - px[o]
+                sy += py[i] - py[o]
+                sh += ph[i] - ph[o]
+            cx, cy = tot[1] - sx, tot[2] - sy
+            s = tot[3] - (sx * sx + sy * sy) / n - (cx * cx + cy * cy) / (m - n)
+            if with_cap:
+                s += EXCESS_WEIGHT * (_over(sh, cap) + _over(tot[4] - sh, cap))
+            masks[found] = _DOOR_MASK[k]
+            scores[found] = s
+            found += 1
     return found
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _move_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
     """The current split's (``work.masks[0]``) single moves and two-node swaps of sizes
     ``lo..hi``, node 0 on the first side; returns the count."""
-    px, py, ph = work.rel[0], work.rel[1], work.rel[2]
+    px, py, ph, tot = work.rel[0], work.rel[1], work.rel[2], work.tot
+    masks, scores = work.masks, work.scores
     found = 0
-    current = work.masks[0]
+    current = masks[0]
     for i in range(m):
         for j in range(i, m):
             mask = current ^ (np.int64(1) << i)
@@ -345,8 +346,8 @@ def _move_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
             for k in range(m):
                 size += (mask >> k) & 1
             if lo <= size <= hi and lo <= m - size <= hi:
-                work.masks[found] = mask
-                work.scores[found] = _score(mask, m, px, py, ph, work.tot, cap)
+                masks[found] = mask
+                scores[found] = _score(mask, m, px, py, ph, tot, cap)
                 found += 1
     return found
 
@@ -386,15 +387,6 @@ def _diameter_score(mask, spread_score, m, full, ph, cap, pair_bits, pair_length
             second = max(second, pair_length2[k])
     spread = spread_score - excess
     return excess + np.sqrt(first) + np.sqrt(second) + _SPREAD_TIE * spread
-
-
-@numba.njit(cache=True, inline="always")
-def _diameter_of(mask: np.int64, spread_score: float, m: int, cap: float, work: _Work) -> float:
-    """:func:`_diameter_score` of the split ``mask`` of the pair in ``work``."""
-    full = (np.int64(1) << m) - 1
-    return _diameter_score(
-        mask, spread_score, m, full, work.rel[2], cap, work.pair_bits, work.pair_length2
-    )
 
 
 @numba.njit(cache=True)
@@ -441,17 +433,16 @@ def _work_buffers(width: int) -> _Work:
     )
 
 
-@numba.njit(cache=True)
-def _load_pair(a: int, b: int, points: _Points, grids: _Grids, work: _Work) -> int:
+@numba.njit(cache=True, inline="always")
+def _load_pair(a: int, b: int, xy, hh, table, count, work: _Work) -> int:
     """The buildings of ``a`` then ``b`` into ``work``, with their coordinates relative to the
     pair's mean (keeps the sums precise) and the totals; returns their count."""
     nodes, tot = work.nodes, work.tot
     px, py, ph = work.rel[0], work.rel[1], work.rel[2]
-    xy, hh = points.xy, points.households
-    na, nb = grids.count[a], grids.count[b]
+    na, nb = count[a], count[b]
     m = na + nb
-    nodes[:na] = grids.table[a, :na]
-    nodes[na:m] = grids.table[b, :nb]
+    nodes[:na] = table[a, :na]
+    nodes[na:m] = table[b, :nb]
     mx, my = 0.0, 0.0
     for i in range(m):
         mx += xy[nodes[i], 0]
@@ -471,7 +462,7 @@ def _load_pair(a: int, b: int, points: _Points, grids: _Grids, work: _Work) -> i
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _by_diameter(
     m: int, current: np.int64, now: float, found: int, whole_pair: bool, cap: float, work: _Work
 ) -> float:
@@ -480,30 +471,32 @@ def _by_diameter(
     Of a whole pair only the splits lowest in spread are measured (the rest rarely win; the
     others score ``inf``).
     """
-    scores = work.scores
-    _pair_table(m, work.rel[0], work.rel[1], work.pair_bits, work.pair_length2)
-    now = _diameter_of(current, now, m, cap, work)
+    masks, scores, spread, top = work.masks, work.scores, work.spread, work.top
+    ph, bits, length2 = work.rel[2], work.pair_bits, work.pair_length2
+    full = (np.int64(1) << m) - 1
+    _pair_table(m, work.rel[0], work.rel[1], bits, length2)
+    now = _diameter_score(current, now, m, full, ph, cap, bits, length2)
     if not whole_pair:
         for k in range(found):
-            scores[k] = _diameter_of(work.masks[k], scores[k], m, cap, work)
+            scores[k] = _diameter_score(masks[k], scores[k], m, full, ph, cap, bits, length2)
         return now
-    picked = _lowest(scores, found, work.top)
+    picked = _lowest(scores, found, top)
     for t in range(picked):
-        work.spread[t] = scores[work.top[t]]
+        spread[t] = scores[top[t]]
     scores[:found] = np.inf
     for t in range(picked):
-        k = work.top[t]
-        scores[k] = _diameter_of(work.masks[k], work.spread[t], m, cap, work)
+        k = top[t]
+        scores[k] = _diameter_score(masks[k], spread[t], m, full, ph, cap, bits, length2)
     return now
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _best_whole(m: int, found: int, below: float, linked: bool, links: _Links, work: _Work):
     """Of a pair of whole grids: the lowest-scoring split below ``below`` that keeps both whole
     (``-1``: none). Few splits ever score below it, so they are simply taken lowest first, and
     the links are only looked up then."""
     full = (np.int64(1) << m) - 1
-    scores = work.scores
+    masks, scores, nbr = work.masks, work.scores, work.nbr
     while True:
         pick = -1
         for k in range(found):
@@ -514,30 +507,31 @@ def _best_whole(m: int, found: int, below: float, linked: bool, links: _Links, w
         if not linked:
             _link(m, links, work)
             linked = True
-        mask = work.masks[pick]
-        if _both_pieces(mask, full, work.nbr, m) == 2:
+        mask = masks[pick]
+        if _both_pieces(mask, full, nbr, m) == 2:
             return mask
         scores[pick] = np.inf
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _best_broken(m: int, found: int, pieces_now: int, below: float, work: _Work):
     """Of a pair in more than two pieces: the split in the fewest pieces, then lowest-scoring,
     that beats the current one (``pieces_now`` pieces, scoring ``below``); ``-1``: none."""
     full = (np.int64(1) << m) - 1
+    masks, scores, nbr = work.masks, work.scores, work.nbr
     best, best_pieces, best_score = np.int64(-1), pieces_now, below
     for k in range(found):
-        mask = work.masks[k]
-        p = _both_pieces(mask, full, work.nbr, m)
-        if p < best_pieces or (p == best_pieces and work.scores[k] < best_score):
-            best, best_pieces, best_score = mask, p, work.scores[k]
+        mask = masks[k]
+        p = _both_pieces(mask, full, nbr, m)
+        if p < best_pieces or (p == best_pieces and scores[k] < best_score):
+            best, best_pieces, best_score = mask, p, scores[k]
     return best
 
 
-@numba.njit(cache=True)
-def _apply_split(a: int, b: int, best: np.int64, m: int, grids: _Grids, work: _Work) -> None:
+@numba.njit(cache=True, inline="always")
+def _apply_split(a: int, b: int, best: np.int64, m: int, table, count, whole, work: _Work) -> None:
     """Grids ``a`` (the nodes in ``best``) and ``b`` (the others) take their new members."""
-    table, nodes = grids.table, work.nodes
+    nodes = work.nodes
     ka, kb = 0, 0
     for i in range(m):
         if (best >> i) & 1:
@@ -548,32 +542,33 @@ def _apply_split(a: int, b: int, best: np.int64, m: int, grids: _Grids, work: _W
             kb += 1
     table[a, ka:] = -1
     table[b, kb:] = -1
-    grids.count[a], grids.count[b] = ka, kb
+    count[a], count[b] = ka, kb
     full = (np.int64(1) << m) - 1
-    grids.whole[a] = _pieces(best, work.nbr, m) == 1
-    grids.whole[b] = _pieces(full ^ best, work.nbr, m) == 1
+    whole[a] = _pieces(best, work.nbr, m) == 1
+    whole[b] = _pieces(full ^ best, work.nbr, m) == 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _resplit(a, b, points: _Points, rules: _Rules, grids: _Grids, links: _Links, work: _Work):
     """Re-split grids ``a`` and ``b`` in place when a better split exists; returns whether.
 
     ``grids.whole`` says which grids are in one piece; it is kept up to date, and while both
     grids are whole their buildings' links are only looked up when a split scores better.
     """
-    m = _load_pair(a, b, points, grids, work)
-    linked = not (grids.whole[a] and grids.whole[b])
+    table, count, whole, cap = grids.table, grids.count, grids.whole, rules.cap
+    m = _load_pair(a, b, points.xy, points.households, table, count, work)
+    linked = not (whole[a] and whole[b])
     if linked:
         _link(m, links, work)
     full = (np.int64(1) << m) - 1
-    current = (np.int64(1) << grids.count[a]) - 1
+    current = (np.int64(1) << count[a]) - 1
     pieces_now = _both_pieces(current, full, work.nbr, m) if linked else 2
     px, py, ph = work.rel[0], work.rel[1], work.rel[2]
-    now = _score(current, m, px, py, ph, work.tot, rules.cap)
+    now = _score(current, m, px, py, ph, work.tot, cap)
     work.masks[0] = current
-    found = _scored_splits(m, grids.bounds[a, 0], grids.bounds[a, 1], rules.cap, work)
+    found = _scored_splits(m, grids.bounds[a, 0], grids.bounds[a, 1], cap, work)
     if rules.by_diameter:
-        now = _by_diameter(m, current, now, found, pieces_now == 2, rules.cap, work)
+        now = _by_diameter(m, current, now, found, pieces_now == 2, cap, work)
     below = now - 1e-9 * (1.0 + abs(now))
     if pieces_now == 2:
         best = _best_whole(m, found, below, linked, links, work)
@@ -581,14 +576,14 @@ def _resplit(a, b, points: _Points, rules: _Rules, grids: _Grids, links: _Links,
         best = _best_broken(m, found, pieces_now, below, work)
     if best < 0:
         return False
-    _apply_split(a, b, best, m, grids, work)
+    _apply_split(a, b, best, m, table, count, whole, work)
     return True
 
 
 # --------------------------------------------------------------------------- the search
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _stale_partners(a: int, clock: int, grids: _Grids, links: _Links, marks: _Marks, out):
     """The partners of ``a`` that need a new look into ``out``; returns how many, and marks
     ``a`` settled at ``clock``.
@@ -596,18 +591,19 @@ def _stale_partners(a: int, clock: int, grids: _Grids, links: _Links, marks: _Ma
     A pair needs no new look when its partner was last checked against all its neighbours after
     both grids last changed.
     """
+    count, settled_at, changed_at = grids.count, marks.settled_at, marks.changed_at
     k = 0
     for t in range(_touching(a, grids, links, marks.seen, out)):
         b = out[t]
-        fits = grids.count[a] + grids.count[b] <= _MAX_PAIR
-        if fits and marks.settled_at[b] < max(marks.changed_at[a], marks.changed_at[b]):
+        fits = count[a] + count[b] <= _MAX_PAIR
+        if fits and settled_at[b] < max(changed_at[a], changed_at[b]):
             out[k] = b
             k += 1
-    marks.settled_at[a] = clock
+    settled_at[a] = clock
     return k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _requeue(pair, clock: int, grids: _Grids, marks: _Marks, queue, head: int, size: int) -> int:
     """After a move: both grids of ``pair`` changed at ``clock``, their buildings are relabelled
     and they go back on the queue (a ring from ``head``); returns the queue's new size."""
