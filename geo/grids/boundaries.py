@@ -133,53 +133,95 @@ def building_cells(
     _check_metric(buildings)
     if buildings.empty:
         return gpd.GeoSeries([], index=buildings.index, crs=buildings.crs)
+    options = _CellOptions(communities, roads, buffer_m, segment_m, progress)
     absent = shapely.is_missing(buildings.geometry.values) | shapely.is_empty(
         buildings.geometry.values
     )
     if absent.any():
-        # A building without a footprint has no point to hold: it gets an empty cell.
-        cells = building_cells(
-            buildings[~absent],
-            communities=communities,
-            roads=roads,
-            buffer_m=buffer_m,
-            segment_m=segment_m,
-            progress=progress,
-        )
-        result = np.full(len(buildings), shapely.Polygon(), dtype=object)
-        result[~absent] = np.asarray(cells.array, dtype=object)
-        return gpd.GeoSeries(result, index=buildings.index, crs=buildings.crs)
+        return _with_empty_cells(buildings, absent, options)
+    return _cells(buildings, options)
+
+
+@dataclass(frozen=True)
+class _CellOptions:
+    """The options of :func:`building_cells`."""
+
+    communities: gpd.GeoDataFrame | None
+    roads: gpd.GeoDataFrame | gpd.GeoSeries | None
+    buffer_m: float
+    segment_m: float
+    progress: Callable[[int, int], None] | None
+
+
+def _with_empty_cells(
+    buildings: gpd.GeoDataFrame, absent: np.ndarray, options: _CellOptions
+) -> gpd.GeoSeries:
+    """The cells of the buildings with a footprint; a building without one has no point to
+    hold: it gets an empty cell."""
+    cells = building_cells(
+        buildings[~absent],
+        communities=options.communities,
+        roads=options.roads,
+        buffer_m=options.buffer_m,
+        segment_m=options.segment_m,
+        progress=options.progress,
+    )
+    result = np.full(len(buildings), shapely.Polygon(), dtype=object)
+    result[~absent] = np.asarray(cells.array, dtype=object)
+    return gpd.GeoSeries(result, index=buildings.index, crs=buildings.crs)
+
+
+def _cells(buildings: gpd.GeoDataFrame, options: _CellOptions) -> gpd.GeoSeries:
+    """:func:`building_cells` of buildings that all have a footprint."""
     footprints = _footprints(buildings.geometry.values)
     points = _anchors(footprints)
     community = _community_of(buildings)
     limits = community_limits(
-        buildings, communities=communities, buffer_m=buffer_m, segment_m=segment_m
+        buildings,
+        communities=options.communities,
+        buffer_m=options.buffer_m,
+        segment_m=options.segment_m,
     )
+    roads = options.roads
     road_lines = None if roads is None else gpd.GeoSeries(_lines(roads, buildings.crs))
     if roads is not None:
         import momepy  # noqa: F401  (imported once here, not by the worker threads)
-
-    def one(name: str, limit: shapely.Geometry) -> _Pieces:
-        members = np.flatnonzero(community == name)
-        return _tessellate_community(
-            footprints, members, limit, name, road_lines, segment_m, points
-        )
-
-    def each_community() -> Iterator[_Pieces]:
-        # GEOS releases the GIL: communities are tessellated on every core, yielded in order.
-        tasks = worker_pool().map(one, limits.index, limits.values)
-        for done, pieces in enumerate(tasks, start=1):
-            yield pieces
-            if progress is not None:
-                progress(done, len(limits))
-
-    pieces = _Pieces.concat(each_community()).exploded()
+    tessellation = _Tessellation(footprints, points, community, road_lines, options.segment_m)
+    pieces = _Pieces.concat(tessellation.each_community(limits, options.progress)).exploded()
     pieces = _anchor_every_building(pieces, footprints, points, community)
     cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
     cells, rebuilt = valid_coverage(cells, points, community)
     result = gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
     result.attrs["rebuilt"] = rebuilt
     return result
+
+
+@dataclass(frozen=True)
+class _Tessellation:
+    """What every community's tessellation shares: the footprints, their anchor points, the
+    community of each building, the road lines and the sampling step."""
+
+    footprints: np.ndarray
+    points: np.ndarray
+    community: np.ndarray
+    road_lines: gpd.GeoSeries | None
+    segment_m: float
+
+    def one(self, name: str, limit: shapely.Geometry) -> _Pieces:
+        members = np.flatnonzero(self.community == name)
+        return _tessellate_community(
+            self.footprints, members, limit, name, self.road_lines, self.segment_m, self.points
+        )
+
+    def each_community(
+        self, limits: gpd.GeoSeries, progress: Callable[[int, int], None] | None
+    ) -> Iterator[_Pieces]:
+        """GEOS releases the GIL: communities are tessellated on every core, yielded in order."""
+        tasks = worker_pool().map(self.one, limits.index, limits.values)
+        for done, pieces in enumerate(tasks, start=1):
+            yield pieces
+            if progress is not None:
+                progress(done, len(limits))
 
 
 def community_limits(
