@@ -240,35 +240,51 @@ def assign_grid_codes(
     division = validate_division_code(division_code)
     previous = {frozenset(k): str(v) for k, v in (previous or {}).items()}
     used = set(map(str, used or ())) | set(previous.values())
-    missing = sorted(set(grids["community"].astype(str)) - set(map(str, community_numbers)))
-    if missing:
-        raise InputError(f"communities without a number: {', '.join(missing)}")
-    absent = [key for key in grids.index if key not in members]
-    if absent:
-        raise InputError(f"grids without a member list: {', '.join(map(str, absent[:5]))}")
-    sets = {key: frozenset(members[key]) for key in grids.index}
+    sets = _member_sets(grids, members, community_numbers)
     codes: dict[object, str] = {}
     for name, frame in grids.groupby(grids["community"].astype(str), sort=True):
         prefix = f"{division}{int(community_numbers[name]):03d}"
         kept = _kept_codes(frame.index, sets, previous, prefix, match)
         codes.update(kept)
-        new = frame.index[~frame.index.isin(list(kept))]
-        if len(new) == 0:
-            continue
-        height = float(np.median(np.diff(shapely.bounds(frame.geometry.values)[:, [1, 3]], axis=1)))
-        order = reading_order(frame.geometry.loc[new], row_height=height).sort_values().index
-        taken = {int(code[12:]) for code in used | set(kept.values()) if code.startswith(prefix)}
-        numbers = [n for n in range(1, MAX_NUMBER + 1) if n not in taken][: len(order)]
-        if len(numbers) < len(order):
-            raise InputError(
-                f"community {name} would need more than {MAX_NUMBER} grid numbers "
-                f"({len(taken)} issued, {len(order)} new); split the community or use another street code",
-                zh=f"社区 {name} 的网格编号将超过 {MAX_NUMBER} 个；请拆分社区或使用其他街道代码",
-            )
-        codes.update(zip(order, (f"{prefix}{n:03d}" for n in numbers), strict=True))
+        codes.update(_new_codes(name, frame, kept, prefix, used))
     return pd.Series(
         [codes[key] for key in grids.index], index=grids.index, dtype=object, name="grid_code"
     )
+
+
+def _member_sets(
+    grids: gpd.GeoDataFrame, members: Mapping[object, frozenset], numbers: Mapping[str, int]
+) -> dict[object, frozenset]:
+    """Each grid's building ids; a community without a number or a grid without members
+    raises."""
+    missing = sorted(set(grids["community"].astype(str)) - set(map(str, numbers)))
+    if missing:
+        raise InputError(f"communities without a number: {', '.join(missing)}")
+    absent = [key for key in grids.index if key not in members]
+    if absent:
+        raise InputError(f"grids without a member list: {', '.join(map(str, absent[:5]))}")
+    return {key: frozenset(members[key]) for key in grids.index}
+
+
+def _new_codes(
+    name: str, frame: gpd.GeoDataFrame, kept: Mapping[object, str], prefix: str, used: set[str]
+) -> dict[object, str]:
+    """Grid key -> a fresh code, in reading order, for the grids of community ``name`` (in
+    ``frame``) that keep no parent code: the lowest numbers never issued under ``prefix``."""
+    new = frame.index[~frame.index.isin(list(kept))]
+    if len(new) == 0:
+        return {}
+    height = float(np.median(np.diff(shapely.bounds(frame.geometry.values)[:, [1, 3]], axis=1)))
+    order = reading_order(frame.geometry.loc[new], row_height=height).sort_values().index
+    taken = {int(code[12:]) for code in used | set(kept.values()) if code.startswith(prefix)}
+    numbers = [n for n in range(1, MAX_NUMBER + 1) if n not in taken][: len(order)]
+    if len(numbers) < len(order):
+        raise InputError(
+            f"community {name} would need more than {MAX_NUMBER} grid numbers "
+            f"({len(taken)} issued, {len(order)} new); split the community or use another street code",
+            zh=f"社区 {name} 的网格编号将超过 {MAX_NUMBER} 个；请拆分社区或使用其他街道代码",
+        )
+    return dict(zip(order, (f"{prefix}{n:03d}" for n in numbers), strict=True))
 
 
 def _kept_codes(
