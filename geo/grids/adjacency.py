@@ -253,16 +253,25 @@ def building_adjacency(
     edges = _raw_edges(xy, community)
     edges = edges[_trim(xy, community, edges, k=k, alpha=alpha, beta=beta, max_edge_m=max_edge_m)]
     if roads is not None and len(edges):
-        crossing = _road_crossings(xy, edges, _major_roads(roads, buildings.crs))
-        if crossing.any():
-            kept = edges[~crossing]
-            _, comp = csgraph.connected_components(_to_csr(n, kept, np.ones(len(kept))))
-            size = np.bincount(comp)
-            small = size[comp] < min_size
-            restore = crossing & (small[edges[:, 0]] | small[edges[:, 1]])
-            edges = edges[~crossing | restore]
+        edges = _off_major_roads(xy, edges, _major_roads(roads, buildings.crs), min_size)
     length = np.hypot(*(xy[edges[:, 0]] - xy[edges[:, 1]]).T)
     return _to_csr(n, edges, length)
+
+
+def _off_major_roads(
+    xy: np.ndarray, edges: np.ndarray, roads: gpd.GeoSeries, min_size: int
+) -> np.ndarray:
+    """``edges`` without those crossing ``roads``, unless that cuts off a piece of fewer than
+    ``min_size`` buildings."""
+    crossing = _road_crossings(xy, edges, roads)
+    if not crossing.any():
+        return edges
+    kept = edges[~crossing]
+    _, comp = csgraph.connected_components(_to_csr(len(xy), kept, np.ones(len(kept))))
+    size = np.bincount(comp)
+    small = size[comp] < min_size
+    restore = crossing & (small[edges[:, 0]] | small[edges[:, 1]])
+    return edges[~crossing | restore]
 
 
 def edge_list(adjacency: sparse.sparray | sparse.spmatrix) -> np.ndarray:
