@@ -59,27 +59,7 @@ def assign_communities(
 ) -> CommunityAssignment:
     """Fill in each building's community; see the module docstring for the order of fallbacks."""
     if communities is not None:
-        name_column = _name_column(communities, communities_field)
-        outlines = gpd.GeoDataFrame(
-            {"community": communities[name_column].astype(str).str.strip()},
-            geometry=communities.geometry.values,
-            crs=communities.crs,
-        ).dissolve("community", as_index=False)
-        labels, outside = largest_overlap(buildings, outlines, "community")
-        warnings = [
-            (
-                "communities taken from the polygons of --communities (the one holding most of each building)",
-                "社区取自 --communities 的边界（按建筑面积占比最大者）",
-            )
-        ]
-        if outside:
-            warnings.append(
-                (
-                    f"{outside} buildings lie outside every community polygon: given the nearest community",
-                    f"{outside} 栋建筑不在任何社区边界内，已划入最近的社区",
-                )
-            )
-        return CommunityAssignment(labels, outlines, "polygons", warnings)
+        return _from_polygons(buildings, communities, communities_field)
     known = buildings["community"].notna()
     if known.all():
         return CommunityAssignment(buildings["community"].astype(str), None, "field", [])
@@ -90,24 +70,7 @@ def assign_communities(
             zh=f"{int((~known).sum())} 栋建筑没有社区信息，请补全或使用 --communities",
         )
     if roads is not None:
-        blocks = street_blocks(roads, buildings)
-        labels, outside = largest_overlap(buildings, blocks, "community")
-        warnings = [
-            (
-                "no community field or polygons: communities are the street blocks cut by the major "
-                f"and minor roads of --roads ({blocks['community'].nunique()} blocks hold buildings)",
-                f"无社区字段或边界：按 --roads 的主次干道切分街区作为社区（共 {blocks['community'].nunique()} 个街区有建筑）",
-            )
-        ]
-        if outside:
-            warnings.append(
-                (
-                    f"{outside} buildings outside every block: given the nearest block",
-                    f"{outside} 栋建筑不在任何街区内，已划入最近的街区",
-                )
-            )
-        used = blocks[blocks["community"].isin(labels.unique())]
-        return CommunityAssignment(labels, used.reset_index(drop=True), "blocks", warnings)
+        return _from_blocks(buildings, roads)
     labels = clusters_as_communities(buildings)
     warning = (
         "no community field, --communities or --roads: each connected cluster of buildings became "
@@ -116,6 +79,55 @@ def assign_communities(
         "命名为 片区NNN）；请用 --communities 提供真实社区边界",
     )
     return CommunityAssignment(labels, None, "clusters", [warning])
+
+
+def _from_polygons(
+    buildings: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, field: str | None
+) -> CommunityAssignment:
+    """Each building's community is the polygon holding most of it (the nearest outside all)."""
+    name_column = _name_column(communities, field)
+    outlines = gpd.GeoDataFrame(
+        {"community": communities[name_column].astype(str).str.strip()},
+        geometry=communities.geometry.values,
+        crs=communities.crs,
+    ).dissolve("community", as_index=False)
+    labels, outside = largest_overlap(buildings, outlines, "community")
+    warnings = [
+        (
+            "communities taken from the polygons of --communities (the one holding most of each building)",
+            "社区取自 --communities 的边界（按建筑面积占比最大者）",
+        )
+    ]
+    if outside:
+        warnings.append(
+            (
+                f"{outside} buildings lie outside every community polygon: given the nearest community",
+                f"{outside} 栋建筑不在任何社区边界内，已划入最近的社区",
+            )
+        )
+    return CommunityAssignment(labels, outlines, "polygons", warnings)
+
+
+def _from_blocks(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame) -> CommunityAssignment:
+    """Each building's community is the street block holding most of it."""
+    blocks = street_blocks(roads, buildings)
+    labels, outside = largest_overlap(buildings, blocks, "community")
+    warnings = [
+        (
+            "no community field or polygons: communities are the street blocks cut by the major "
+            f"and minor roads of --roads ({blocks['community'].nunique()} blocks hold buildings)",
+            f"无社区字段或边界：按 --roads 的主次干道切分街区作为社区（共 {blocks['community'].nunique()} 个街区有建筑）",
+        )
+    ]
+    if outside:
+        warnings.append(
+            (
+                f"{outside} buildings outside every block: given the nearest block",
+                f"{outside} 栋建筑不在任何街区内，已划入最近的街区",
+            )
+        )
+    used = blocks[blocks["community"].isin(labels.unique())]
+    return CommunityAssignment(labels, used.reset_index(drop=True), "blocks", warnings)
 
 
 def largest_overlap(
