@@ -432,3 +432,17 @@ def test_a_layer_written_with_its_fids_keeps_them_and_appends_number_on(store):
         store.write_layer(conn, "incidents", frame, keep_fids=True)
         store.write_layer(conn, "incidents", mixed_points().iloc[:1], mode="append")
     assert store.read_layer("incidents").index.tolist() == [3, 7, 9, 12, 13]
+
+
+def test_the_commit_watch_moves_with_a_write_and_not_with_a_read(store):
+    watch = store.commit_watch()
+    try:
+        before = watch()
+        assert watch() == before
+        store.read_table(plans)
+        assert watch() == before
+        with store.transaction() as conn:
+            store.set_setting(conn, "district_name", "碧溪")
+        assert watch() != before
+    finally:
+        watch.close()

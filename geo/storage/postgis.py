@@ -320,6 +320,10 @@ class PostGISStore:
         conn.execute(sa.delete(layer_contents).where(layer_contents.c.table_name == name))
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
 
+    def commit_watch(self) -> _Snapshot:
+        """What tells a long-running reader that someone committed: the server's snapshot."""
+        return _Snapshot(self.engine)
+
     # -- plain tables ---------------------------------------------------------------------------
     def insert_rows(self, conn: Connection, table: sa.Table, rows: pd.DataFrame) -> None:
         """Insert ``rows`` (columns named as the table's) into ``table`` by COPY, keys included
@@ -391,6 +395,22 @@ class PostGISStore:
                 last_change=_now(),
             )
         )
+
+
+class _Snapshot:
+    """The server's current snapshot (``xmin:xmax:in-progress ids``) on a connection of the
+    watch's own: every write takes a transaction id, so a write committed since the last look
+    moved ``xmax`` or left the in-progress list; reads take none. Writes to other databases of
+    the cluster move it too (a "maybe", which the caller's fingerprint settles)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def __call__(self) -> object:
+        return self._conn.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _driver_url(url: str) -> str:

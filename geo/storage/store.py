@@ -287,6 +287,7 @@ class Store(Protocol):
         conn: Connection | None = None,
     ) -> pd.DataFrame: ...
     def insert_rows(self, conn: Connection, table: sa.Table, rows: pd.DataFrame) -> None: ...
+    def commit_watch(self) -> CommitWatch: ...
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any: ...
     def all_settings(self) -> dict[str, Any]: ...
     def set_setting(self, conn: Connection, key: str, value: Any) -> None: ...
@@ -295,6 +296,34 @@ class Store(Protocol):
     def widen_extent(
         self, conn: Connection, name: str, bounds: tuple[float, float, float, float]
     ) -> None: ...
+
+
+class CommitWatch(Protocol):
+    """A value that changes whenever a transaction commits a write to the project (called from
+    any thread, one call at a time); :meth:`close` gives its connection back."""
+
+    def __call__(self) -> object: ...
+    def close(self) -> None: ...
+
+
+class _DataVersion:
+    """SQLite's ``PRAGMA data_version`` on a connection of the watch's own: it changes with every
+    commit made by any *other* connection, in microseconds."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=sa.pool.StaticPool,
+        )
+        self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def __call__(self) -> object:
+        return self._conn.exec_driver_sql("PRAGMA data_version").scalar()
+
+    def close(self) -> None:
+        self._conn.close()
+        self._engine.dispose()
 
 
 class GeoPackageStore:
@@ -582,6 +611,10 @@ class GeoPackageStore:
             f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})",
             list(zip(*values, strict=True)),
         )
+
+    def commit_watch(self) -> CommitWatch:
+        """What tells a long-running reader that someone committed (``PRAGMA data_version``)."""
+        return _DataVersion(self.url)
 
     # -- settings -------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None, conn: Connection | None = None) -> Any:

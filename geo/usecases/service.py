@@ -5,8 +5,8 @@ WGS84, map pages) and must never serve them stale (a revoked token, a newly publ
 store-level notions make that cheap and leave api/ without SQL or a file format:
 
 - :class:`ChangeWatch` tells, in microseconds, whether anyone committed since the last look
-  (a GeoPackage's ``PRAGMA data_version`` on a connection of its own; a backend without such a
-  counter says "maybe" and the fingerprint decides);
+  (:meth:`geo.storage.store.Store.commit_watch`: a GeoPackage's ``PRAGMA data_version``, the
+  PostGIS server's snapshot);
 - :func:`fingerprint` reads the revision counters each cache depends on (the published plan and
   its revision, when each layer last changed, the roster, the case events, the grids' workers),
   through SQLAlchemy, so one comparison of tuples says whether a cache is still good.
@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 from geo.people import roster as team
 from geo.plans import publish
 from geo.plans import store as plan_store
-from geo.storage.store import GeoPackageStore, Store, incident_events, plans, workers
+from geo.storage.store import Store, incident_events, plans, workers
 
 #: the layers a cache of the published plan depends on
 LAYERS = ("buildings", "communities", "grids")
@@ -121,39 +121,27 @@ def roster(store: Store) -> pd.DataFrame:
 
 
 class ChangeWatch:
-    """Whether another connection committed to the project since the last look.
+    """Whether anyone committed to the project since the last look, in microseconds.
 
-    A GeoPackage counts commits in ``PRAGMA data_version``, which changes only for commits made
-    by *other* connections: the watch keeps one connection of its own for asking. Other
-    backends have no such counter: :meth:`changed` is always true there, and the caller reads
-    the :func:`fingerprint` (a few small queries) to know.
+    The store's :meth:`~geo.storage.store.Store.commit_watch` says it: a GeoPackage's
+    ``PRAGMA data_version`` on a connection of the watch's own, the server's snapshot on
+    PostGIS. A change means "maybe": the caller reads the :func:`fingerprint` to know.
     """
 
     def __init__(self, store: Store) -> None:
         self._lock = threading.Lock()
-        self._version: int | None = None
-        self._engine: sa.Engine | None = None
-        self._conn: Connection | None = None
-        if isinstance(store, GeoPackageStore):
-            self._engine = sa.create_engine(
-                store.url,
-                connect_args={"timeout": 30, "check_same_thread": False},
-                poolclass=sa.pool.StaticPool,
-            )
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._version: object = None
+        self._first = True
+        self._watch = store.commit_watch()
 
     def changed(self) -> bool:
         """True when something was committed since the previous call (and on the first)."""
-        if self._conn is None:
-            return True
         with self._lock:
-            version = self._conn.exec_driver_sql("PRAGMA data_version").scalar()
-        if version == self._version:
+            version = self._watch()
+        if version == self._version and not self._first:
             return False
-        self._version = version
+        self._version, self._first = version, False
         return True
 
     def close(self) -> None:
-        if self._conn is not None and self._engine is not None:
-            self._conn.close()
-            self._engine.dispose()
+        self._watch.close()
