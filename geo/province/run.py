@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ class ProvinceSummary:
     grids: int = 0
     flagged: int = 0
     seconds: float = 0.0  # the streets' own time, summed over workers
+    cpu_seconds: float = 0.0  # their CPU time, summed
+    write_seconds: float = 0.0  # the client's time writing streets into the store
     peak_mb: float = 0.0  # the highest worker peak reported
     failed: dict[str, str] = field(default_factory=dict)  # street -> error
 
@@ -111,7 +114,9 @@ def import_province(
             continue
         if outcome.street_code in finished:  # never twice, whatever the scheduler does
             continue
+        started = time.perf_counter()
         _write_street(store, outcome)
+        summary.write_seconds += time.perf_counter() - started
         finished.add(outcome.street_code)
         _count(summary, outcome)
         step("streets", summary.skipped + len(summary.written), len(paths))
@@ -218,6 +223,7 @@ def _street_row(result: StreetResult) -> gpd.GeoDataFrame:
         "grids": [len(result.grids)],
         "flagged": [flagged],
         "seconds": [round(result.seconds, 3)],
+        "cpu_seconds": [round(result.cpu_seconds, 3)],
         "peak_mb": [round(result.peak_mb, 1)],
         "finished_at": [now_iso()],
     }
@@ -231,6 +237,7 @@ def _count(summary: ProvinceSummary, result: StreetResult) -> None:
     summary.grids += len(result.grids)
     summary.flagged += int((result.grids["status"] != "ok").sum())
     summary.seconds += result.seconds
+    summary.cpu_seconds += result.cpu_seconds
     summary.peak_mb = max(summary.peak_mb, result.peak_mb)
 
 
