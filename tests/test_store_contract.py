@@ -404,6 +404,11 @@ def test_layer_changes_move_with_a_write_and_columns_name_a_table(store):
     assert store.columns("incidents") == ["fid", "geom", *mixed_points().columns[:-1]]
     assert store.columns("no_such_table") == []
     assert "worker" in store.columns("tokens")  # declared by the schema, not added later
+    assert store.layer_description("incidents") == ""
+    with store.transaction() as conn:
+        store.write_layer(conn, "cases", mixed_points(), description="12345 的案件")
+    assert store.layer_description("cases") == "12345 的案件"
+    assert store.layer_description("no_such_layer") == ""
 
 
 def test_rows_inserted_with_their_keys_keep_them_and_later_rows_number_on(store):

@@ -228,6 +228,12 @@ class PostGISStore:
         with self.reading(conn) as c:
             return [column for column, _kind in _column_types(c, name)]
 
+    def layer_description(self, name: str, conn: Connection | None = None) -> str:
+        """What the layer was described as when written ("" when none or no layer)."""
+        with self.reading(conn) as c:
+            row = _layer_row(c, name)
+        return "" if row is None else row.description
+
     def write_layer(
         self,
         conn: Connection,

@@ -253,6 +253,7 @@ class Store(Protocol):
         self, names: tuple[str, ...], conn: Connection | None = None
     ) -> tuple[tuple[str, str], ...]: ...
     def columns(self, name: str, conn: Connection | None = None) -> list[str]: ...
+    def layer_description(self, name: str, conn: Connection | None = None) -> str: ...
     def count(
         self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None
     ) -> int: ...
@@ -459,6 +460,13 @@ class GeoPackageStore:
         """The column names of a layer or table, in order (empty when it does not exist)."""
         with self.reading(conn) as c:
             return list(_declared_types(c, name))
+
+    def layer_description(self, name: str, conn: Connection | None = None) -> str:
+        """What the layer was described as when written ("" when none or no layer)."""
+        contents = sa.table("gpkg_contents", sa.column("table_name"), sa.column("description"))
+        query = sa.select(contents.c.description).where(contents.c.table_name == name)
+        with self.reading(conn) as c:
+            return c.execute(query).scalar() or ""
 
     def count(
         self, name: str, where: Mapping[str, Any] | None = None, conn: Connection | None = None

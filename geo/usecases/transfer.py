@@ -54,7 +54,8 @@ def copy_project(source: Store, target: Store) -> CopyOutcome:
     with source.reading() as read, target.transaction() as conn:
         for name in source.layers():
             frame = source.read_layer(name, conn=read)
-            target.write_layer(conn, name, frame, keep_fids=True)
+            description = source.layer_description(name, read)
+            target.write_layer(conn, name, frame, description=description, keep_fids=True)
             layers[name] = len(frame)
         ensure_unique_keys(conn)
         ensure_lookup_indexes(conn)
