@@ -203,7 +203,7 @@ def _both_pieces(mask: np.int64, full: np.int64, nbr: np.ndarray, m: int) -> int
     return _pieces(mask, nbr, m) + _pieces(full ^ mask, nbr, m)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _node_bits(nodes, m, slot, indptr, indices, nbr) -> None:
     """Neighbour bits of ``nodes[:m]`` among themselves (``slot`` is -1 outside, left so)."""
     for i in range(m):
@@ -238,7 +238,7 @@ def _over(households: float, cap: float) -> float:
     return households - cap if households > cap else 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _score(mask, m, px, py, ph, tot, cap) -> float:
     """Spread of both sides of ``mask`` plus the weighted households above the cap."""
     n = sx = sy = sq = sh = 0.0
@@ -352,7 +352,7 @@ def _move_splits(m: int, lo: int, hi: int, cap: float, work: _Work) -> int:
     return found
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pair_table(m, px, py, bits, length2) -> None:
     """Every node pair as a two-bit mask, and its squared length (into ``bits``, ``length2``)."""
     k = 0
@@ -363,7 +363,7 @@ def _pair_table(m, px, py, bits, length2) -> None:
             k += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _diameter_score(mask, spread_score, m, full, ph, cap, pair_bits, pair_length2) -> float:
     """Households above the cap, then the sum of the two sides' diameters, then the spread.
 
@@ -389,7 +389,7 @@ def _diameter_score(mask, spread_score, m, full, ph, cap, pair_bits, pair_length
     return excess + np.sqrt(first) + np.sqrt(second) + _SPREAD_TIE * spread
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _lowest(scores, found, top) -> int:
     """Positions of the ``len(top)`` lowest of ``scores[:found]`` into ``top``; returns how many."""
     k = len(top)
