@@ -208,3 +208,26 @@ def test_an_admin_purges_a_household_everywhere(setting):
         f"/households/{target}", params={"purpose": "x"}, headers=bearer(tokens["admin"])
     )
     assert gone.status_code == 404
+
+
+def test_a_served_map_follows_the_household_records(setting):
+    client, tokens, _, mine, _, _ = setting
+    headers = bearer(tokens["admin"])
+
+    def residents() -> int:
+        page = client.get("/maps/district.html", headers=headers).text
+        start = page.index('"residents":[', page.index('"grids":{')) + len('"residents":')
+        return sum(int(v) for v in json.loads(page[start : page.index("]", start) + 1]) if v)
+
+    before = residents()
+    sizes = {
+        key: client.get(f"/households/{key}", params={"purpose": "核查"}, headers=headers).json()[
+            "size"
+        ]
+        for key in mine[1:6]
+    }
+    target, size = max(sizes.items(), key=lambda item: item[1])
+    assert size > 0
+    gone = client.delete(f"/households/{target}", params={"reason": "迁出"}, headers=headers)
+    assert gone.status_code == 200
+    assert residents() == before - size

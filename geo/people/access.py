@@ -393,6 +393,7 @@ def purge(store: Store, viewer: Viewer, household_id: str, *, reason: str) -> di
             t.name: conn.execute(sa.delete(t).where(t.c.household_id == household_id)).rowcount
             for t in tables
         }
+        hh.touch(store, conn)
         store.log(
             conn,
             "household purged",

@@ -109,6 +109,8 @@ household_visits = sa.Table(
 
 HOUSEHOLD_TYPES = ("户籍", "常住", "流动", "出租", "空置")
 KEY_CHECK_SETTING = "household_key_check"
+#: counts every change to the records, so caches of what depends on them (served maps) rebuild
+REVISION_SETTING = "households_revision"
 MAPPINGS = "household_mappings"
 DEFAULT_MAPPING = "bixi"
 #: the standard columns a household list is read into (each from the mapping's headers)
@@ -156,6 +158,16 @@ def checked_keyring(store: Store, keys: Keyring, conn: Connection) -> Keyring:
             zh="住户密钥与本项目加密记录时所用的密钥不同",
         )
     return keys
+
+
+def touch(store: Store, conn: Connection) -> None:
+    """Count one change to the household records (in the writer's transaction)."""
+    store.set_setting(conn, REVISION_SETTING, int(store.get_setting(REVISION_SETTING, 0, conn)) + 1)
+
+
+def revision(store: Store, conn: Connection | None = None) -> int:
+    """How many times the household records changed (0: never); read without any table."""
+    return int(store.get_setting(REVISION_SETTING, 0, conn))
 
 
 # -- reference data ------------------------------------------------------------------------------

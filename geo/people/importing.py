@@ -64,6 +64,7 @@ def import_households(
         hh.checked_keyring(store, keys, conn)
         _write(store, conn, rows, placed, keys, outcome, source=Path(path).name, actor=actor)
         outcome.unknown_tags = sorted(_all_tags(rows) - known)
+        hh.touch(store, conn)
         store.log(
             conn,
             "households imported",

@@ -76,6 +76,7 @@ def assign(store: Store, viewer: Viewer, household_ids: list[str], cadre: str) -
         holds = conn.execute(
             sa.select(sa.func.count()).select_from(table).where(table.c.cadre == cadre)
         ).scalar_one()
+        hh.touch(store, conn)
         store.log(
             conn,
             "contact households assigned",
@@ -124,6 +125,7 @@ def record_visit(
                 **sealed,
             )
         ).inserted_primary_key[0]
+        hh.touch(store, conn)
         store.log(
             conn,
             "household visited",

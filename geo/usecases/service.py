@@ -8,7 +8,8 @@ store-level notions make that cheap and leave api/ without SQL or a file format:
   (:meth:`geo.storage.store.Store.commit_watch`: a GeoPackage's ``PRAGMA data_version``, the
   PostGIS server's snapshot);
 - :func:`fingerprint` reads the revision counters each cache depends on (the published plan and
-  its revision, when each layer last changed, the roster, the case events, the grids' workers),
+  its revision, when each layer last changed, the roster, the case events, the grids' workers,
+  how often the household records changed),
   through SQLAlchemy, so one comparison of tuples says whether a cache is still good.
 
 Examples
@@ -27,6 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from geo.people import households
 from geo.people import roster as team
 from geo.plans import publish
 from geo.plans import store as plan_store
@@ -81,6 +83,11 @@ def _layers_version(store: Store, conn: Connection) -> tuple:
     return layer_versions(store, LAYERS, conn)
 
 
+def _households_version(store: Store, conn: Connection) -> tuple:
+    """How often the household records changed: the maps' occupancy counts follow them."""
+    return (households.revision(store, conn),)
+
+
 #: each part of the fingerprint and how it is read
 PARTS: dict[str, Callable[[Store, Connection], tuple]] = {
     "plan": published_plan,
@@ -88,6 +95,7 @@ PARTS: dict[str, Callable[[Store, Connection], tuple]] = {
     "workers": _roster_version,
     "incidents": _case_events_version,
     "grid_workers": _grid_workers_version,
+    "households": _households_version,
 }
 #: what a cache of the published plan depends on (a new case must not rebuild the locate index)
 PLAN = ("plan", "layers", "grid_workers")
