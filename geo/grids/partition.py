@@ -643,7 +643,7 @@ def _locked_labels(buildings: gpd.GeoDataFrame, locked: pd.Series | None) -> pd.
     return out
 
 
-def partition_buildings(  # noqa: PLR0913, RUF100  (public keyword options, passed by name)
+def partition_buildings(  # noqa: PLR0913 (keyword-only options of the public engine, as sjoin has)
     buildings: gpd.GeoDataFrame,
     *,
     min_size: int = 4,
