@@ -231,3 +231,25 @@ def test_a_served_map_follows_the_household_records(setting):
     gone = client.delete(f"/households/{target}", params={"reason": "迁出"}, headers=headers)
     assert gone.status_code == 200
     assert residents() == before - size
+
+
+def test_the_footprints_a_large_district_s_map_loads_carry_the_records_counts(setting):
+    client, tokens, _, _, _, db = setting
+    store = open_store(db)
+    homes = store.read_table(hh.households)
+    store.engine.dispose()
+    per_building = homes.groupby("building_id").agg(
+        households=("household_id", "size"), residents=("size", "sum")
+    )
+    answer = client.get(
+        "/maps/buildings.geojson",
+        params={"bbox": "-180,-90,180,90", "limit": 100_000},
+        headers=bearer(tokens["viewer"]),
+    )
+    assert answer.status_code == 200
+    shown = {f["properties"]["building_id"]: f["properties"] for f in answer.json()["features"]}
+    for building, row in per_building.iterrows():
+        assert shown[building]["households"] == row["households"]
+        assert shown[building]["residents"] == row["residents"]
+    without = next(p for key, p in shown.items() if key not in per_building.index)
+    assert without["residents"] is None

@@ -32,6 +32,8 @@ from api.routers._frames import in_bbox, problem_responses
 from api.state import ProjectState
 from api.static import ASSETS_URL
 from geo.errors import Forbidden, InputError, NotFound
+from geo.people import occupancy
+from geo.people.occupancy import BUILDING_FACTS
 from maps.project import MapRequest
 from maps.render import render_html
 from maps.tiles import is_url, read_tile
@@ -39,7 +41,15 @@ from maps.tiles import is_url, read_tile
 router = APIRouter(prefix="/maps", tags=["maps"])
 FEATURES_URL = "/maps/buildings.geojson"
 #: what a map shows of a building (as embedded by maps.prepare); source fields stay out
-BUILDING_COLUMNS = ("building_id", "community", "households", "grid_code", "name", "address")
+BUILDING_COLUMNS = (
+    "building_id",
+    "community",
+    "households",
+    "grid_code",
+    "name",
+    "address",
+    *BUILDING_FACTS[1:],  # residents, rented units, floating residents: counts (一户一档)
+)
 ERRORS = {200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 422)}
 GEOJSON_ERRORS = {200: {"content": {"application/geo+json": {}}}, **problem_responses(401, 422)}
 Basemap = Annotated[
@@ -180,6 +190,12 @@ def buildings_in_view(state: StateDep, _: MapReader, bbox: BBoxDep, page: PageDe
         )
     frame = state.layer("buildings")
     frame = frame.iloc[in_bbox(frame, bbox)[: page.limit]]
+    facts = state.cached(
+        "occupancy:buildings",
+        lambda: occupancy.building_occupancy(state.store),
+        depends=("households",),
+    )
+    frame = occupancy.with_building_facts(frame, facts)
     return Response(_feature_collection(frame), media_type="application/geo+json")
 
 

@@ -118,10 +118,14 @@ def building_facts(store: Store, buildings: pd.DataFrame) -> pd.DataFrame:
     """``buildings`` (``building_id``, ``households``) with the records' facts where a building
     has records: ``households`` replaced by the records' count, ``residents``, ``rented_units``
     and ``floating_residents`` added (missing where a building has none). Counts only."""
-    out = buildings.copy()
-    facts = building_occupancy(store)
+    return with_building_facts(buildings, building_occupancy(store))
+
+
+def with_building_facts(buildings: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`building_facts` from :func:`building_occupancy`'s ``facts`` (kept by a cache)."""
     if facts.empty:
-        return out
+        return buildings
+    out = buildings.copy()
     found = out["building_id"].map(facts["households"])
     bare = out["households"] if "households" in out.columns else pd.Series(pd.NA, index=out.index)
     bare = pd.to_numeric(bare, errors="coerce").astype("float64")
