@@ -18,6 +18,7 @@ import json
 import math
 import re
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -243,6 +244,7 @@ def store_prepared_cases(
         except WriterBusy:
             raise
         except Exception:
+            _FIT.discard(store)
             if len(cases) == 1:
                 raise
         return [_alone(store, case, wait=wait) for case in cases]
@@ -339,16 +341,18 @@ def _stored(moment: pd.Timestamp | None) -> str | None:
 
 
 def _transaction(store: Store, cases: Sequence[PreparedCase], *, wait: bool) -> list[Outcome]:
-    """The cases' rows, creation events and log lines in one transaction; their answers."""
+    """The cases' rows (assigned before, as the feed path assigns its cases before its
+    transaction), then their creation events and log lines in one transaction; their answers."""
+    rows = _rows(store, cases)
+    if rows is None:
+        return [None] * len(cases)
     try:
         with store.transaction(wait=wait) as conn:
-            added = _write(store, conn, cases)
+            added = _write(store, conn, cases, rows)
     except sa.exc.OperationalError as error:
         if wait or "locked" not in str(error.orig):
             raise
         raise WriterBusy from None
-    if added is None:
-        return [None] * len(cases)
     return [
         {**case.summary, "added": new, "updated": 0, "already_present": 1 - new}
         for case, new in zip(cases, added, strict=True)
@@ -359,19 +363,28 @@ class WriterBusy(Exception):
     """Another writer holds the project file (raised only to callers that would not wait)."""
 
 
-def _write(store: Store, conn: sa.Connection, cases: Sequence[PreparedCase]) -> list[int] | None:
-    """:func:`_transaction`'s statements: 1 for each case added, 0 for one already there (or
-    earlier in ``cases``); None where the lean path does not apply to this store."""
-    has_grids = _lean_layout(store, conn)
-    if has_grids is None:
-        return None
-    rows = [{**case.row, **_NO_GRID} for case in cases]
-    if has_grids:
-        _assign(conn, rows, [case.index for case in cases])
+def _rows(store: Store, cases: Sequence[PreparedCase]) -> list[dict[str, Any]] | None:
+    """The cases' layer rows: assigned to grids, geometry encoded for the store; None where the
+    lean path does not apply to this store."""
+    with store.reading() as conn:
+        has_grids = _lean_layout(store, conn)
+        if has_grids is None:
+            return None
+        rows = [{**case.row, **_NO_GRID} for case in cases]
+        if has_grids:
+            _assign(conn, rows, [case.index for case in cases])
     points = [shapely.Point(r["lon"], r["lat"]) if r["located"] else None for r in rows]
     for row, geom in zip(rows, store.geometry_values(points, srs_id=4326), strict=True):
         row["geom"] = geom
-    first = {}
+    return rows
+
+
+def _write(
+    store: Store, conn: sa.Connection, cases: Sequence[PreparedCase], rows: list[dict[str, Any]]
+) -> list[int]:
+    """:func:`_transaction`'s statements: 1 for each case added, 0 for one already there (or
+    earlier in ``cases``)."""
+    first: dict[str, int] = {}
     for at, row in enumerate(rows):
         first.setdefault(row["incident_id"], at)
     inserted = set(
@@ -388,14 +401,24 @@ def _write(store: Store, conn: sa.Connection, cases: Sequence[PreparedCase]) -> 
     return added
 
 
+#: stores whose layout the lean path has found fit (with grids): checked once, not per batch;
+#: forgotten when a group fails, so the cases tried alone check it again
+_FIT: weakref.WeakSet = weakref.WeakSet()
+
+
 def _lean_layout(store: Store, conn: sa.Connection) -> bool | None:
     """Whether the store has the ``grids`` layer, None where the lean path cannot write: no
     ``incidents`` layer yet, no UNIQUE index on its ids, or a layer not in WGS84."""
+    if store in _FIT:
+        return True
     if not store.has_layer(records.LAYER, conn) or not _index_exists(conn, _UNIQUE_INDEX):
         return None
     if store.layer_crs(records.LAYER, conn).to_epsg() != 4326:
         return None
-    return store.has_layer("grids", conn)
+    has_grids = store.has_layer("grids", conn)
+    if has_grids:
+        _FIT.add(store)
+    return has_grids
 
 
 def _record_added(
