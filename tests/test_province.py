@@ -165,6 +165,28 @@ def test_a_worker_that_raises_once_is_retried(province, reference, client, tmp_p
     assert_same_province(run.read_province(store), reference)
 
 
+def dies_once(path: Path, options: pipeline.StreetOptions, *, marks: Path, victim: str):
+    """The street task; the worker process running ``victim`` first dies outright."""
+    mark = marks / victim
+    if Path(path).stem == victim and not mark.exists():
+        mark.write_text(str(os.getpid()))
+        os._exit(1)  # no exception, no goodbye: the nanny sees its worker gone
+    return pipeline.process_street(path, options)
+
+
+def test_a_dead_workers_street_is_run_again_elsewhere(province, reference, client, tmp_path):
+    victim = pipeline.street_files(province)[0].stem
+
+    def task(path, options):
+        return dies_once(path, options, marks=tmp_path, victim=victim)
+
+    store = open_store(tmp_path / "survived.gpkg", create=True)
+    summary = run.import_province(store, province, client=client, task=task)
+    assert summary.failed == {}
+    assert (tmp_path / victim).exists()
+    assert_same_province(run.read_province(store), reference)
+
+
 def test_the_command_line_runs_a_province_with_progress(province, reference, tmp_path):
     db = tmp_path / "cli.gpkg"
     command = [sys.executable, "-m", "api", "province", "import", str(province)]
@@ -185,3 +207,25 @@ def test_the_command_line_runs_a_province_with_progress(province, reference, tmp
     found = run.read_province(open_store(db))
     assert_same_province(found, reference)
     assert isinstance(found["grids"], gpd.GeoDataFrame)
+
+
+def test_a_cluster_run_lands_in_postgis_as_in_a_geopackage(
+    province, reference, client, postgis_url
+):
+    import pgcluster
+
+    store = open_store(pgcluster.fresh_database(postgis_url))
+    summary = run.import_province(store, province, client=client)
+    assert len(summary.written) == STREETS
+    found = run.read_province(store)
+    for name, frame in reference.items():
+        columns = [
+            c
+            for c in frame.columns
+            if c not in ("seconds", "cpu_seconds", "peak_mb", "finished_at")
+        ]
+        pd.testing.assert_frame_equal(
+            plain(found[name][columns].drop(columns="geometry")),
+            plain(frame[columns].drop(columns="geometry")),
+        )
+        assert same_coordinates(found[name].geometry, frame.geometry)

@@ -36,7 +36,7 @@ from geo.plans.store import GRID_COLUMNS, District, Inherited, coded_grids, grid
 
 # the import's own steps (cells, community table, warnings), so that a street is cut exactly as
 # `gridmap import` cuts a district; private there because no other caller needed them yet
-from geo.usecases.district import _district_layers
+from geo.usecases.district import _district_layers, _DistrictLayers
 
 #: the CRS of the synthetic province (CGCS2000 3-degree Gauss-Kruger, CM 120 E)
 PROVINCE_CRS = "EPSG:4549"
@@ -142,7 +142,7 @@ def gdal_readable(path: Path, folder: Path) -> Path:
     return copy
 
 
-def _imported(path: Path, code: str, options: StreetOptions):
+def _imported(path: Path, code: str, options: StreetOptions) -> tuple[District, _DistrictLayers]:
     """The import's steps on one street: read, communities, cells, community table."""
     roads_path = roads_file(path)
     with tempfile.TemporaryDirectory(prefix="gridmap-street-") as folder:

@@ -21,7 +21,9 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,6 +110,20 @@ def import_province(
     results = (
         _run_here(todo, options, task) if client is None else _run_on(client, todo, options, task)
     )
+    with closing(results):  # on an interruption too: the cluster's tasks are cancelled now
+        _store_results(store, results, summary, finished=finished, step=step)
+    return summary
+
+
+def _store_results(
+    store: Store,
+    results: Generator[Outcome, None, None],
+    summary: ProvinceSummary,
+    *,
+    finished: set[str],
+    step: Progress,
+) -> None:
+    """Write each street as it comes (never one twice), counting it; failures are noted."""
     for street, outcome in results:
         if isinstance(outcome, BaseException):
             summary.failed[street] = f"{type(outcome).__name__}: {outcome}"
@@ -119,8 +135,7 @@ def import_province(
         summary.write_seconds += time.perf_counter() - started
         finished.add(outcome.street_code)
         _count(summary, outcome)
-        step("streets", summary.skipped + len(summary.written), len(paths))
-    return summary
+        step("streets", summary.skipped + len(summary.written), summary.streets)
 
 
 def _finished(store: Store, *, resume: bool) -> set[str]:
@@ -148,7 +163,9 @@ def _finished(store: Store, *, resume: bool) -> set[str]:
 Outcome = tuple[str, StreetResult | BaseException]
 
 
-def _run_here(paths: Sequence[Path], options: StreetOptions, task: Task) -> Iterator[Outcome]:
+def _run_here(
+    paths: Sequence[Path], options: StreetOptions, task: Task
+) -> Generator[Outcome, None, None]:
     """Each street in this process, in order: the one-process reference."""
     for path in paths:
         yield path.stem, task(path, options)
@@ -156,13 +173,14 @@ def _run_here(paths: Sequence[Path], options: StreetOptions, task: Task) -> Iter
 
 def _run_on(
     client: Client, paths: Sequence[Path], options: StreetOptions, task: Task
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """Each street as a Dask task, yielded as it finishes (an error after the retries too)."""
     from dask.distributed import as_completed
 
     if not paths:
         return
-    street_of = {f"street-{path.stem}": path.stem for path in paths}
+    run = uuid.uuid4().hex[:8]  # a stopped run's tasks never meet the next run's
+    street_of = {f"street-{path.stem}-{run}": path.stem for path in paths}
     futures = client.map(
         task,
         paths,
