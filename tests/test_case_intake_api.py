@@ -106,6 +106,9 @@ def _concurrent_posts(base: str, token: str, cases: list[dict]) -> list[httpx.Re
     return asyncio.run(post_all())
 
 
+# "postgis" joins when the service starts on PostGIS (its start-up warms the editor through
+# geo.plans.editing, which still reads gpkg_contents); the store half is tested on both backends
+# in tests/test_incident_intake.py
 @pytest.mark.parametrize("backend", ["geopackage"])
 def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_right(
     backend, api_db, request
