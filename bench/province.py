@@ -127,7 +127,8 @@ def report(scaling: dict[int, dict], full: dict | None) -> str:
     for name, run in runs:
         lines.append(
             f"| {name} | {run['streets']} | {run['buildings']:,} | {run['wall']:.1f} | "
-            f"{run['cluster_start']:.1f} | {run['street_cpu']:.1f} | {run['write_seconds']:.1f} | "
+            f"{_seconds(run['cluster_start'])} | {run['street_cpu']:.1f} | "
+            f"{run['write_seconds']:.1f} | "
             f"{run['peak_mb']:.0f} | {run['load'][0]:.1f} -> {run['load'][1]:.1f} |"
         )
     lines += [
@@ -139,9 +140,14 @@ def report(scaling: dict[int, dict], full: dict | None) -> str:
     if full is not None:
         lines += ["", "Projection for 30,000,000 buildings (from the full run):", ""]
         lines += projection(full, efficiency=1.0)  # CPU s per street already include contention
-        lines += [full["note"]] if full.get("note") else []
+        lines += ["", full["note"]] if full.get("note") else []
         lines += ["", *ASSUMPTIONS]
     return "\n".join([*lines, "", *DESIGN])
+
+
+def _seconds(value: float | None) -> str:
+    """A time in the table; ``-`` where a resumed run has none of its own."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 ASSUMPTIONS = (
