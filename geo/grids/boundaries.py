@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ import shapely
 from shapely.errors import GEOSException
 
 from geo.errors import InputError, InternalError
-from geo.threads import worker_pool
+from geo.threads import cores, worker_pool
 
 # Gaps narrower than this (m) are floating-point slivers between momepy's clipped cells.
 SLIVER_M = 0.01
@@ -176,6 +177,124 @@ def _cells(buildings: gpd.GeoDataFrame, options: _CellOptions) -> gpd.GeoSeries:
     footprints = _footprints(buildings.geometry.values)
     points = _anchors(footprints)
     community = _community_of(buildings)
+    if options.communities is None and options.roads is None:
+        pieces = _district_pieces(footprints, points, community, options)
+    else:
+        pieces = _community_pieces(buildings, footprints, points, community, options)
+    cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
+    cells, rebuilt = valid_coverage(cells, points, community)
+    result = gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
+    result.attrs["rebuilt"] = rebuilt
+    return result
+
+
+def _district_pieces(
+    footprints: np.ndarray, points: np.ndarray, community: np.ndarray, options: _CellOptions
+) -> _Pieces:
+    """The cells of buffer-limited communities, from one Voronoi diagram of the whole district.
+
+    Every community is limited by the buffer around all buildings split by proximity, so the
+    cells of one diagram clipped to that buffer are both the limits and the cells: their shared
+    edges, within and between communities, are identical by construction and need no cleaning
+    (a community's limit is the union of its cells). Only when GEOS's diagram is not exact
+    (degenerate sites) are the pieces repaired and cleaned as the per-community path does.
+    """
+    pieces = _district_tessellation(footprints, points, community, options)
+    if options.progress is not None:
+        names = len(np.unique(community))
+        options.progress(names, names)
+    # Near-degenerate sites can leave a cell GEOS had to repair, whose edges no longer match.
+    if len(_unanchored(pieces, points)) == 0 and shapely.coverage_is_valid(pieces.geometry):
+        return pieces
+    return _anchor_every_building(pieces, footprints, points, community)
+
+
+def _district_tessellation(
+    footprints: np.ndarray, points: np.ndarray, community: np.ndarray, options: _CellOptions
+) -> _Pieces:
+    """The pieces of one morphological tessellation of all buildings, inside their buffer."""
+    reach = worker_pool().submit(_reach, footprints, options.buffer_m)
+    sites, owner = _boundary_samples(footprints, options.segment_m, anchors=points)
+    # The diagram only needs the buffer's envelope, so the buffer's union runs beside it.
+    frame = shapely.box(
+        *(shapely.total_bounds(footprints) + options.buffer_m * np.r_[-1, -1, 1, 1])
+    )
+    try:
+        cells = _grouped_union(_site_cells(sites, frame), owner, len(footprints))
+        reach = reach.result()
+    except GEOSException:
+        reach = reach.result()
+        # Degenerate sites (every sample collinear or coincident): fall back to points.
+        voronoi = _point_voronoi(gpd.GeoSeries(footprints), reach)
+        owner = voronoi.index.to_numpy()
+        return _Pieces(voronoi.geometry.values, owner, community[owner]).exploded()
+    cells = _inside(cells, reach)
+    owner = np.flatnonzero(~shapely.is_empty(cells))
+    pieces = _Pieces(cells[owner], owner, community[owner])
+    gap = shapely.area(reach) - shapely.area(pieces.geometry).sum()
+    if gap >= SLIVER_M**2:
+        # A slice GEOS's diagram left uncovered goes to the cells around it (owner -1).
+        rest = shapely.difference(reach, shapely.union_all(pieces.geometry))
+        pieces = _Pieces.concat([pieces, _orphans_by_community(rest, pieces)])
+    return pieces.exploded()
+
+
+def _orphans_by_community(rest: shapely.Geometry, pieces: _Pieces) -> _Pieces:
+    """The parts of ``rest`` (owner -1), each in the community of the piece it borders most."""
+    parts = shapely.get_parts(rest)
+    parts = parts[np.isin(shapely.get_type_id(parts), [3, 6]) & (shapely.area(parts) > 0)]
+    names = np.empty(len(parts), dtype=object)
+    tree = shapely.STRtree(pieces.geometry)
+    for number, part in enumerate(parts):
+        near = tree.query(part, predicate="intersects")
+        if len(near) == 0:
+            near = tree.query_nearest(part)
+        shared = shapely.length(
+            shapely.intersection(shapely.boundary(part), shapely.boundary(pieces.geometry[near]))
+        )
+        names[number] = pieces.community[near[int(np.argmax(shared))]]
+    return _Pieces(parts, np.full(len(parts), -1), names)
+
+
+def _reach(footprints: np.ndarray, buffer_m: float) -> shapely.Geometry:
+    """The buffer around all footprints, holes filled (a park ringed by buildings is theirs)."""
+    return _filled(shapely.union_all(shapely.buffer(footprints, buffer_m)))
+
+
+def _inside(cells: np.ndarray, limit: shapely.Geometry) -> np.ndarray:
+    """``cells`` made valid and clipped to ``limit`` where they cross it."""
+    broken = ~shapely.is_valid(cells)
+    cells[broken] = [_polygonal(cell) for cell in cells[broken]]
+    shapely.prepare(limit)
+    crossing = ~shapely.contains_properly(limit, cells)
+    cells[crossing] = _chunked(lambda part: shapely.intersection(part, limit), cells[crossing])
+    return cells
+
+
+def _chunked(func: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -> np.ndarray:
+    """``func(values)`` for a vectorised GEOS call (which releases the GIL) on every core.
+
+    The array is cut into one slice per core; on a worker thread (a community's tessellation)
+    it runs in place, since pool tasks never wait on other tasks.
+    """
+    if (
+        len(values) < 1000
+        or cores() == 1
+        or threading.current_thread().name.startswith("gridmap-worker")
+    ):
+        return func(values)
+    slices = np.array_split(values, cores())
+    return np.concatenate(list(worker_pool().map(func, slices)))
+
+
+def _community_pieces(
+    buildings: gpd.GeoDataFrame,
+    footprints: np.ndarray,
+    points: np.ndarray,
+    community: np.ndarray,
+    options: _CellOptions,
+) -> _Pieces:
+    """The cells of each community inside its limit (polygon or buffer), cleaned together."""
     limits = community_limits(
         buildings,
         communities=options.communities,
@@ -188,12 +307,7 @@ def _cells(buildings: gpd.GeoDataFrame, options: _CellOptions) -> gpd.GeoSeries:
         import momepy  # noqa: F401  (imported once here, not by the worker threads)
     tessellation = _Tessellation(footprints, points, community, road_lines, options.segment_m)
     pieces = _Pieces.concat(tessellation.each_community(limits, options.progress)).exploded()
-    pieces = _anchor_every_building(pieces, footprints, points, community)
-    cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
-    cells, rebuilt = valid_coverage(cells, points, community)
-    result = gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
-    result.attrs["rebuilt"] = rebuilt
-    return result
+    return _anchor_every_building(pieces, footprints, points, community)
 
 
 @dataclass(frozen=True)
@@ -413,12 +527,7 @@ def _morphological(
     """
     try:
         sites, owner = _boundary_samples(frame.values, segment_m, anchors=anchors)
-        cells = _grouped_union(_site_cells(sites, limit), owner, len(frame))
-        broken = ~shapely.is_valid(cells)
-        cells[broken] = [_polygonal(cell) for cell in cells[broken]]
-        shapely.prepare(limit)
-        crossing = ~shapely.contains_properly(limit, cells)
-        cells[crossing] = shapely.intersection(cells[crossing], limit)
+        cells = _inside(_grouped_union(_site_cells(sites, limit), owner, len(frame)), limit)
     except GEOSException:
         # Degenerate sites (every sample collinear or coincident): fall back to points.
         return _point_voronoi(frame, limit)
@@ -429,38 +538,55 @@ def _morphological(
 def _boundary_samples(
     footprints: np.ndarray, segment_m: float, *, anchors: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct points every ``segment_m`` along the shrunk footprints, and their footprint.
+    """Distinct points (x, y rows) every ``segment_m`` along the shrunk footprints, and their
+    footprint.
 
     A footprint too thin to shrink is sampled as it is; a point two footprints share (touching
     or overlapping buildings) goes to the first; ``anchors`` come first of all.
     """
-    shrunk = shapely.buffer(footprints, -SHRINK_M, cap_style="flat", join_style="mitre")
+    shrunk = _chunked(
+        lambda part: shapely.segmentize(
+            shapely.buffer(part, -SHRINK_M, cap_style="flat", join_style="mitre"), segment_m
+        ),
+        footprints,
+    )
     thin = shapely.is_empty(shrunk) | shapely.is_missing(shrunk)
-    shrunk[thin] = footprints[thin]
-    xy, owner = shapely.get_coordinates(shapely.segmentize(shrunk, segment_m), return_index=True)
+    shrunk[thin] = shapely.segmentize(footprints[thin], segment_m)
+    xy, owner = shapely.get_coordinates(shrunk, return_index=True)
     if anchors is not None:
         xy = np.concatenate([shapely.get_coordinates(anchors), xy])
         owner = np.concatenate([np.arange(len(anchors)), owner])
-    xy, first = np.unique(xy, axis=0, return_index=True)
-    return shapely.points(xy), owner[first]
+    # Rows (x, y) as complex numbers sort as the rows do, and np.unique runs 1-D: 5x faster.
+    xy, first = np.unique(xy[:, 0] + 1j * xy[:, 1], return_index=True)
+    return np.column_stack([xy.real, xy.imag]), owner[first]
 
 
 def _site_cells(sites: np.ndarray, limit: shapely.Geometry) -> np.ndarray:
-    """The Voronoi cell of each site (all distinct), aligned to ``sites``, covering ``limit``."""
+    """The Voronoi cell of each site (distinct x, y rows), aligned to ``sites``, covering
+    ``limit``."""
     if len(sites) < 3:
         raise GEOSException("too few sites for a Voronoi diagram")
-    diagram = shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=limit, ordered=True)
+    diagram = shapely.voronoi_polygons(_multipoint(sites), extend_to=limit, ordered=True)
     cells = shapely.get_parts(diagram)
     # GEOS can return a self-touching cell for near-collinear sites (libgeos/geos#1062).
-    broken = ~shapely.is_valid(cells)
+    broken = ~_chunked(shapely.is_valid, cells)
     cells[broken] = [_polygonal(cell) for cell in cells[broken]]
     if len(cells) == len(sites):
         return cells
     # GEOS's ordered output can miss a near-degenerate site's cell: match cells spatially.
     aligned = np.full(len(sites), None, dtype=object)
-    site, cell = shapely.STRtree(cells).query(sites, predicate="intersects")
+    site, cell = shapely.STRtree(cells).query(shapely.points(sites), predicate="intersects")
     aligned[site] = cells[cell]
     return aligned
+
+
+def _multipoint(xy: np.ndarray) -> shapely.Geometry:
+    """One MultiPoint of the (x, y) rows, through WKB: no Python object per point (3x faster)."""
+    record = np.zeros(len(xy), dtype=[("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    record["order"], record["type"] = 1, 1  # little-endian Point
+    record["x"], record["y"] = xy[:, 0], xy[:, 1]
+    header = np.array([1], "u1").tobytes() + np.array([4, len(xy)], "<u4").tobytes()
+    return shapely.from_wkb(header + record.tobytes())
 
 
 def _grouped_union(parts: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
@@ -477,9 +603,9 @@ def _grouped_union(parts: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     table = np.full((n, rank.max() + 1 if len(rank) else 1), None, dtype=object)
     table[sorted_group, rank] = parts[order]
     try:
-        return shapely.coverage_union_all(table, axis=1)
+        return _chunked(lambda rows: shapely.coverage_union_all(rows, axis=1), table)
     except GEOSException:
-        return shapely.union_all(table, axis=1)
+        return _chunked(lambda rows: shapely.union_all(rows, axis=1), table)
 
 
 def _enclosed(
