@@ -13,6 +13,10 @@ Guarantees of :func:`building_cells`, which the rest of the module relies on:
 * within a community the cells cover the community's limit (its polygon, or a buffer around its
   buildings) without gaps, and never reach into another community's limit.
 
+Without community polygons and roads (an import from footprints alone), every cell comes from one
+Voronoi diagram of the whole district and each community's limit is the union of its cells: the
+edges between communities then match by construction and need no cleaning.
+
 Examples
 --------
 >>> import geopandas as gpd, shapely
@@ -350,17 +354,19 @@ def community_limits(
     A community with a polygon in ``communities`` gets that polygon (where polygons overlap, the
     first in name order keeps the overlap). The others get the buffer of ``buffer_m`` around their
     buildings, split between neighbouring communities along a coarse tessellation of all buildings
-    and kept out of the given polygons.
+    and kept out of the given polygons. Without ``communities`` at all, the buffer is split along
+    the cells :func:`building_cells` makes (the same diagram).
     """
+    if communities is None:
+        return _district_limits(buildings, buffer_m, segment_m)
     community = _community_of(buildings)
     names = sorted(set(community))
     limits: dict[str, shapely.Geometry] = {}
     taken = shapely.Polygon()
-    if communities is not None:
-        polygons = _community_polygons(communities, buildings.crs)
-        for name in sorted(polygons.index):
-            limits[name] = shapely.difference(polygons[name], taken)
-            taken = shapely.union(taken, limits[name])
+    polygons = _community_polygons(communities, buildings.crs)
+    for name in sorted(polygons.index):
+        limits[name] = shapely.difference(polygons[name], taken)
+        taken = shapely.union(taken, limits[name])
     open_names = [name for name in names if name not in limits]
     if open_names:
         mask = np.isin(community, open_names)
@@ -370,6 +376,24 @@ def community_limits(
         for name in open_names:
             limits[name] = shapely.difference(territory[name], taken)
     limits = {name: geometry for name, geometry in limits.items() if not geometry.is_empty}
+    return gpd.GeoSeries(limits, crs=buildings.crs, name="geometry").rename_axis("community")
+
+
+def _district_limits(
+    buildings: gpd.GeoDataFrame, buffer_m: float, segment_m: float
+) -> gpd.GeoSeries:
+    """Each community's limit without polygons: the union of its cells in the district's diagram."""
+    geometry = buildings.geometry.values
+    solid = ~(shapely.is_missing(geometry) | shapely.is_empty(geometry))
+    footprints = _footprints(geometry[solid])
+    community = _community_of(buildings)[solid]
+    if len(footprints) == 0:
+        return gpd.GeoSeries([], crs=buildings.crs, name="geometry").rename_axis("community")
+    options = _CellOptions(None, None, buffer_m, segment_m, None)
+    pieces = _district_pieces(footprints, _anchors(footprints), community, options)
+    limits = {
+        name: _union(pieces.geometry[pieces.community == name]) for name in np.unique(community)
+    }
     return gpd.GeoSeries(limits, crs=buildings.crs, name="geometry").rename_axis("community")
 
 
