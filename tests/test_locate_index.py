@@ -9,12 +9,15 @@ from: an edited and republished plan, or a worker given after publishing, shows 
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
+import shapely
 import sqlalchemy as sa
 
 from geo.locate.engine import GridIndex
-from geo.locate.kept import build_index, grid_index
+from geo.locate.kept import _unpack, build_index, grid_index
 from geo.people import roster as rosters
 from geo.people.workers import read_roster
 from geo.plans import editing
@@ -135,3 +138,39 @@ def test_build_index_is_what_the_published_plan_held_before_any_was_kept(kunming
     built, fresh = build_index(store, plans.published_plan_id(store)), fresh_index(store)
     x, y = random_points(fresh, 2000, seed=11)
     pd.testing.assert_frame_equal(built.locate(x, y), fresh.locate(x, y))
+
+
+def test_the_index_a_partition_keeps_from_its_frames_is_the_one_its_layers_give(suzhou_project):
+    """The partition keeps the index of the frames it has just written (not read back): the
+    same ids, extents and polygons as an index built from the layers (a grid may be a Polygon
+    where the layer holds it as a one-part MultiPolygon), hence the same cell tables."""
+    store = open_store(suzhou_project)
+    kept = grid_index(store)
+    built = build_index(store, plans.published_plan_id(store))
+    assert kept.building_ids.tolist() == built.building_ids.tolist()
+    assert kept.grid_codes.tolist() == built.grid_codes.tolist()
+    assert kept.bounds_wgs84 == built.bounds_wgs84
+    assert kept.buildings.extent == built.buildings.extent
+    assert shapely.equals_exact(kept.buildings.geoms, built.buildings.geoms, tolerance=0).all()
+    assert shapely.equals(kept.grids.geoms, built.grids.geoms).all()
+    assert kept.cells_to_bytes() == built.cells_to_bytes()
+
+
+def test_a_row_kept_by_an_earlier_version_in_zlib_is_still_read(kunming_project):
+    store = open_store(kunming_project)
+    grid_index(store, cells=True)  # polygons and cell tables kept
+    with store.transaction() as conn:
+        data, cells = conn.execute(
+            sa.select(locate_indexes.c.index_data, locate_indexes.c.cells)
+        ).one()
+        conn.execute(
+            sa.update(locate_indexes).values(
+                index_data=zlib.compress(_unpack(data), 1), cells=zlib.compress(_unpack(cells), 1)
+            )
+        )
+    before = kept_rows(store)
+    index = grid_index(store, cells=True)
+    assert index.has_cells
+    assert kept_rows(store) == before  # read as it was, nothing rebuilt
+    x, y = random_points(index, 30_000, seed=12)
+    pd.testing.assert_frame_equal(index.locate(x, y), fresh_index(store).locate(x, y))

@@ -605,6 +605,16 @@ def _shared_extent(
     )
 
 
+def _bounds_wgs84(grids: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
+    """``grids.to_crs(4326).total_bounds``, from the vertices alone: the same transformer on the
+    same coordinates (what geopandas does), without rebuilding every polygon in degrees (that
+    took two thirds of the time: 0.2 s for 8,000 grids)."""
+    xy = shapely.get_coordinates(np.asarray(grids.geometry.array, dtype=object))
+    transformer = pyproj.Transformer.from_crs(grids.crs, _WGS84, always_xy=True)
+    lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+    return (np.nanmin(lon), np.nanmin(lat), np.nanmax(lon), np.nanmax(lat))
+
+
 @dataclass(eq=False)
 class GridIndex:
     """Buildings and grids of one plan, ready to locate points.
@@ -675,7 +685,7 @@ class GridIndex:
         buildings = buildings.sort_values("building_id", key=lambda s: s.astype(str))
         grids = grids.sort_values("grid_code", key=lambda s: s.astype(str))
         workers = grids["worker"] if "worker" in grids.columns else pd.Series(None, grids.index)
-        west, south, east, north = grids.to_crs(_WGS84).total_bounds
+        west, south, east, north = _bounds_wgs84(grids)
         extent = _shared_extent(buildings, grids)
         return cls(
             crs=buildings.crs,
@@ -1079,10 +1089,10 @@ def _open_csv(path: str | Path, lon_col: str, lat_col: str):
 
     encoding = _encoding(path)
 
-    def open_with(columns: dict):
+    def open_with(columns: dict, block_size: int = 16 << 20):
         return arrow_csv.open_csv(
             str(path),
-            read_options=arrow_csv.ReadOptions(block_size=16 << 20, encoding=encoding),
+            read_options=arrow_csv.ReadOptions(block_size=block_size, encoding=encoding),
             parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
             convert_options=arrow_csv.ConvertOptions(
                 column_types=columns, strings_can_be_null=False, quoted_strings_can_be_null=False
@@ -1090,7 +1100,7 @@ def _open_csv(path: str | Path, lon_col: str, lat_col: str):
         )
 
     try:
-        names = open_with({}).schema.names
+        names = _column_names(open_with)
         reader = open_with(dict.fromkeys(names, pa.string()))
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         raise _unreadable(path, error) from None
@@ -1101,6 +1111,18 @@ def _open_csv(path: str | Path, lon_col: str, lat_col: str):
             hint=f"its columns are {', '.join(names)}",
         )
     return reader
+
+
+def _column_names(open_with: Callable) -> list[str]:
+    """The CSV's column names, from a reader over its first megabyte (guessing the types of a
+    16 MB first block only to learn the names took 0.2 s of CPU); from the full block when the
+    header does not fit in a megabyte, or the small block cannot be read."""
+    import pyarrow as pa
+
+    try:
+        return open_with({}, 1 << 20).schema.names
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return open_with({}).schema.names
 
 
 def _batches(reader, path: str | Path):

@@ -118,8 +118,16 @@ class StalePlan(Conflict):
 
 
 def publish_in_transaction(
-    store: Store, conn: Connection, plan_id: int, *, author: str, override_reason: str | None
+    store: Store,
+    conn: Connection,
+    plan_id: int,
+    *,
+    author: str,
+    override_reason: str | None,
+    index: locate_index.GridIndex | None = None,
 ) -> None:
+    """Publish the plan in ``conn``'s transaction; ``index``: its locate index when the caller
+    built it from the frames it has just written (the partition), else built from the layers."""
     conn.execute(sa.update(plans).where(plans.c.status == "published").values(status="archived"))
     conn.execute(
         sa.update(plans)
@@ -127,7 +135,7 @@ def publish_in_transaction(
         .values(status="published", published_at=now_iso(), override_reason=override_reason)
     )
     write_published_grids(store, conn, plan_id)
-    locate_index.keep_index(store, conn, plan_id)  # what locate loads instead of rebuilding
+    locate_index.keep_index(store, conn, plan_id, index=index)  # what locate loads
     store.set_setting(conn, "published_plan", plan_id)
     reassign_open_cases(store, conn, actor=author)
     store.log(conn, "publish", actor=author, plan_id=plan_id, override_reason=override_reason)

@@ -25,6 +25,8 @@ import pandas as pd
 from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.locate.engine import GridIndex
+from geo.locate.kept import frames_index
 from geo.people.roster import roster, worker_names
 from geo.plans.publish import publish_in_transaction
 from geo.plans.store import (
@@ -105,8 +107,10 @@ def partition_project(
     step("boundaries", 1, 1)
     published = bool(publish if publish is not None else scope.parent is None)
     header = _header(scope, sizes, author=author, note=note)
+    # Published: its locate index from the frames at hand, not from the layers just written.
+    index = frames_index(scope.district.buildings, grids) if published else None
     plan_id = _save(
-        store, by_building, grids, header, seed=options.seed, chosen=scope.chosen, publish=published
+        store, by_building, grids, header, seed=options.seed, chosen=scope.chosen, index=index
     )
     return PartitionOutcome(
         plan_id=plan_id,
@@ -269,9 +273,10 @@ def _save(
     *,
     seed: int,
     chosen: list[str] | None,
-    publish: bool,
+    index: GridIndex | None,
 ) -> int:
-    """Save the plan, log the partition and publish the plan if asked: one transaction."""
+    """Save the plan, log the partition and publish the plan when given its locate ``index``
+    (None: a draft): one transaction."""
     flagged = int((grids["status"] != "ok").sum())
     with store.transaction() as conn:
         plan_id = save_plan(store, conn, labels=by_building, grids=grids, header=header)
@@ -284,14 +289,14 @@ def _save(
             communities=chosen,
             flagged=flagged,
         )
-        if publish:
+        if index is not None:
             reason = (
                 f"automatic partition: {flagged} grids flagged with their reasons"
                 if flagged
                 else None
             )
             publish_in_transaction(
-                store, conn, plan_id, author=header.author, override_reason=reason
+                store, conn, plan_id, author=header.author, override_reason=reason, index=index
             )
     return plan_id
 
