@@ -169,7 +169,7 @@ def report(command, runs, wall, cpu, peer, n_grids, load) -> str:
             "publishing keeps the locate index of the frames the partition holds instead of "
             "reading back the two layers it has just written (0.25 s), the index's WGS84 box "
             "comes from its vertices (the same transformer on the same coordinates, without "
-            "rebuilding 8,000 polygons in degrees: 0.2 s), and kept indexes are packed with zstd "
+            "rebuilding 8,000 polygons in degrees: 0.15 s), and kept indexes are packed with zstd "
             "instead of zlib (0.15 s). Left as they are, in files other helpers own: start-up, "
             "reading the buildings and cells (0.5 s), the partition itself (0.5 s), the grid "
             "polygons (one GEOS coverage union per grid, 0.4 s), writing the plan (0.5 s) and "

@@ -1115,7 +1115,7 @@ def _open_csv(path: str | Path, lon_col: str, lat_col: str):
 
 def _column_names(open_with: Callable) -> list[str]:
     """The CSV's column names, from a reader over its first megabyte (guessing the types of a
-    16 MB first block only to learn the names took 0.2 s of CPU); from the full block when the
+    16 MB first block only to learn the names took 0.04 s of CPU); from the full block when the
     header does not fit in a megabyte, or the small block cannot be read."""
     import pyarrow as pa
 
