@@ -201,14 +201,9 @@ def _recall(cache: OrderedDict, key: tuple) -> Any:
 
 
 def _district_key(store: Store, conn: Connection) -> tuple:
-    # GeoPackage stamps last_change on a layer whenever its rows are written
-    stamps = conn.execute(
-        sa.text(
-            "SELECT table_name, last_change FROM gpkg_contents "
-            "WHERE table_name IN ('buildings', 'cells', 'communities') ORDER BY table_name"
-        )
-    ).fetchall()
-    return (str(store.path.resolve()), tuple(map(tuple, stamps)))
+    # both backends stamp a layer's last change whenever its rows are written
+    stamps = store.layer_changes(("buildings", "cells", "communities"), conn)
+    return (store.identity, stamps)
 
 
 def _context(store: Store, conn: Connection) -> _Context:
@@ -271,7 +266,7 @@ def _compile(ctx: _Context) -> None:
 def _state_key(store: Store, conn: Connection, plan_id: int, revision: int) -> tuple:
     # writes outside the editor (worker assignment, publishing) log to the audit log
     marker = conn.execute(sa.select(sa.func.max(audit_log.c.entry_id))).scalar()
-    return (str(store.path.resolve()), int(plan_id), int(revision), marker)
+    return (store.identity, int(plan_id), int(revision), marker)
 
 
 def plan_state(store: Store, plan_id: int, *, conn: Connection | None = None) -> plans.Plan:
