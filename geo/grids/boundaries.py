@@ -181,12 +181,20 @@ def _cells(buildings: gpd.GeoDataFrame, options: _CellOptions) -> gpd.GeoSeries:
     footprints = _footprints(buildings.geometry.values)
     points = _anchors(footprints)
     community = _community_of(buildings)
+    pieces = None
     if options.communities is None and options.roads is None:
         pieces = _district_pieces(footprints, points, community, options)
-    else:
+    exact = pieces is not None
+    if pieces is None:
         pieces = _community_pieces(buildings, footprints, points, community, options)
-    cells = _fill_holes(_merge_orphans(pieces, points, len(buildings)))
-    cells, rebuilt = valid_coverage(cells, points, community)
+    merged = _merge_orphans(pieces, points, len(buildings))
+    cells = _fill_holes(merged)
+    if exact and cells is merged:
+        # Pieces checked to be a valid coverage, each building's point in its own piece; unions
+        # of neighbouring pieces of a coverage are one too, and no hole was filled.
+        rebuilt = []
+    else:
+        cells, rebuilt = valid_coverage(cells, points, community)
     result = gpd.GeoSeries(cells, index=buildings.index, crs=buildings.crs)
     result.attrs["rebuilt"] = rebuilt
     return result
@@ -194,23 +202,26 @@ def _cells(buildings: gpd.GeoDataFrame, options: _CellOptions) -> gpd.GeoSeries:
 
 def _district_pieces(
     footprints: np.ndarray, points: np.ndarray, community: np.ndarray, options: _CellOptions
-) -> _Pieces:
+) -> _Pieces | None:
     """The cells of buffer-limited communities, from one Voronoi diagram of the whole district.
 
     Every community is limited by the buffer around all buildings split by proximity, so the
     cells of one diagram clipped to that buffer are both the limits and the cells: their shared
     edges, within and between communities, are identical by construction and need no cleaning
     (a community's limit is the union of its cells). Only when GEOS's diagram is not exact
-    (degenerate sites) are the pieces repaired and cleaned as the per-community path does.
+    (degenerate sites) is None returned: the caller then tessellates community by community.
     """
-    pieces = _district_tessellation(footprints, points, community, options)
+    try:
+        pieces = _district_tessellation(footprints, points, community, options)
+    except GEOSException:
+        return None  # GEOS's overlay tripped over the diagram: each community on its own
+    # Near-degenerate sites can leave a cell GEOS had to repair, whose edges no longer match.
+    if len(_unanchored(pieces, points)) or not shapely.coverage_is_valid(pieces.geometry):
+        return None
     if options.progress is not None:
         names = len(np.unique(community))
         options.progress(names, names)
-    # Near-degenerate sites can leave a cell GEOS had to repair, whose edges no longer match.
-    if len(_unanchored(pieces, points)) == 0 and shapely.coverage_is_valid(pieces.geometry):
-        return pieces
-    return _anchor_every_building(pieces, footprints, points, community)
+    return pieces
 
 
 def _district_tessellation(
@@ -299,12 +310,7 @@ def _community_pieces(
     options: _CellOptions,
 ) -> _Pieces:
     """The cells of each community inside its limit (polygon or buffer), cleaned together."""
-    limits = community_limits(
-        buildings,
-        communities=options.communities,
-        buffer_m=options.buffer_m,
-        segment_m=options.segment_m,
-    )
+    limits = _split_limits(buildings, options.communities, options.buffer_m, options.segment_m)
     roads = options.roads
     road_lines = None if roads is None else gpd.GeoSeries(_lines(roads, buildings.crs))
     if roads is not None:
@@ -358,15 +364,28 @@ def community_limits(
     the cells :func:`building_cells` makes (the same diagram).
     """
     if communities is None:
-        return _district_limits(buildings, buffer_m, segment_m)
+        limits = _district_limits(buildings, buffer_m, segment_m)
+        if limits is not None:
+            return limits
+    return _split_limits(buildings, communities, buffer_m, segment_m)
+
+
+def _split_limits(
+    buildings: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame | None,
+    buffer_m: float,
+    segment_m: float,
+) -> gpd.GeoSeries:
+    """:func:`community_limits` from the polygons, and the buffer split by a coarse diagram."""
     community = _community_of(buildings)
     names = sorted(set(community))
     limits: dict[str, shapely.Geometry] = {}
     taken = shapely.Polygon()
-    polygons = _community_polygons(communities, buildings.crs)
-    for name in sorted(polygons.index):
-        limits[name] = shapely.difference(polygons[name], taken)
-        taken = shapely.union(taken, limits[name])
+    if communities is not None:
+        polygons = _community_polygons(communities, buildings.crs)
+        for name in sorted(polygons.index):
+            limits[name] = shapely.difference(polygons[name], taken)
+            taken = shapely.union(taken, limits[name])
     open_names = [name for name in names if name not in limits]
     if open_names:
         mask = np.isin(community, open_names)
@@ -381,8 +400,9 @@ def community_limits(
 
 def _district_limits(
     buildings: gpd.GeoDataFrame, buffer_m: float, segment_m: float
-) -> gpd.GeoSeries:
-    """Each community's limit without polygons: the union of its cells in the district's diagram."""
+) -> gpd.GeoSeries | None:
+    """Each community's limit without polygons: the union of its cells in the district's diagram
+    (None when that diagram is not exact)."""
     geometry = buildings.geometry.values
     solid = ~(shapely.is_missing(geometry) | shapely.is_empty(geometry))
     footprints = _footprints(geometry[solid])
@@ -391,6 +411,8 @@ def _district_limits(
         return gpd.GeoSeries([], crs=buildings.crs, name="geometry").rename_axis("community")
     options = _CellOptions(None, None, buffer_m, segment_m, None)
     pieces = _district_pieces(footprints, _anchors(footprints), community, options)
+    if pieces is None:
+        return None
     limits = {
         name: _union(pieces.geometry[pieces.community == name]) for name in np.unique(community)
     }
