@@ -3,6 +3,8 @@
 The routes are read from the app itself, so a route added later is checked too. A route's role
 is the :class:`api.deps.RoleGuard` among its dependencies; routes guarded another way (the plan
 editor's pages) are held to the same ladder: one lowest role, refused below it, allowed above.
+Household records (一户一档) are the exception: they are read by scope, not rank, so a planner,
+a viewer and a staff token bound to no worker never get one, while an admin does.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import ROLES
 from api.deps import RoleGuard
+from api.routers.households import household_viewer
 from api.settings import Settings
 
 OPEN_ROUTES = {"/health"}
+#: the "role" of a route that answers with personal household records
+PERSONAL = "personal records"
 
 
 def _app(db):
@@ -33,6 +38,12 @@ def _guards(dependant) -> list[RoleGuard]:
     for sub in dependant.dependencies:
         found += _guards(sub)
     return found
+
+
+def _calls(dependant) -> set:
+    return {d.call for d in dependant.dependencies} | {
+        call for sub in dependant.dependencies for call in _calls(sub)
+    }
 
 
 def _routes():
@@ -50,6 +61,8 @@ def _routes():
                 continue
             guards = _guards(route.dependant)
             role = guards[0].role if guards else None
+            if household_viewer in _calls(route.dependant):
+                role = PERSONAL
             for method in sorted(route.methods):
                 routes.append(pytest.param(method, route.path, role, id=f"{method} {route.path}"))
     return routes
@@ -92,6 +105,11 @@ def test_role_ladder(client, api_tokens, method, path, role):
     assert anonymous.headers["content-type"].startswith("application/problem+json")
     answers = {r: _call(client, method, path, bearer(api_tokens[r])).status_code for r in ROLES}
     assert all(code < 500 for code in answers.values()), answers
+    if role == PERSONAL:  # by scope: the test's staff token is bound to no worker
+        assert answers["viewer"] == 403, answers
+        assert not [r for r in ("staff", "planner") if 200 <= answers[r] < 300], answers
+        assert answers["admin"] not in (401, 403), answers
+        return
     allowed = [r for r in ROLES if answers[r] not in (401, 403)]
     assert allowed, f"no role may call {method} {path}: {answers}"
     lowest = ROLES.index(allowed[0])
