@@ -102,7 +102,7 @@ def main() -> None:
     text = (
         f"Command: `.venv/bin/python bench/boundaries.py --copies {' '.join(map(str, args.copies))}`"
         " (Suzhou footprints, and side-by-side copies; communities are 500 m squares, either as"
-        " polygons or as buffer limits; wall times, 2 cores shared, load average"
+        " polygons or as buffer limits; wall / CPU seconds, CPU of all threads; 2 cores shared, load average"
         f" {load:.1f} before and {os.getloadavg()[0]:.1f} after). `valid`: the cells form one valid"
         " coverage and hold every building's point.\n\n" + "\n".join(lines)
     )
