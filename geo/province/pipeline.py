@@ -34,9 +34,9 @@ from geo.grids.adjacency import building_adjacency, centroid_coordinates
 from geo.grids.codes import validate_division_code
 from geo.plans.store import GRID_COLUMNS, District, Inherited, coded_grids, grid_facts
 
-# the import's own steps (cells, community table, warnings), so that a street is cut exactly as
-# `gridmap import` cuts a district; private there because no other caller needed them yet
-from geo.usecases.district import _district_layers, _DistrictLayers
+# the import's own steps (cells, community table, warnings): a street is cut as `gridmap import`
+# cuts a district
+from geo.usecases.district import DistrictLayers, district_layers
 
 #: the CRS of the synthetic province (CGCS2000 3-degree Gauss-Kruger, CM 120 E)
 PROVINCE_CRS = "EPSG:4549"
@@ -142,7 +142,7 @@ def gdal_readable(path: Path, folder: Path) -> Path:
     return copy
 
 
-def _imported(path: Path, code: str, options: StreetOptions) -> tuple[District, _DistrictLayers]:
+def _imported(path: Path, code: str, options: StreetOptions) -> tuple[District, DistrictLayers]:
     """The import's steps on one street: read, communities, cells, community table."""
     roads_path = roads_file(path)
     with tempfile.TemporaryDirectory(prefix="gridmap-street-") as folder:
@@ -155,7 +155,7 @@ def _imported(path: Path, code: str, options: StreetOptions) -> tuple[District, 
         )
     found = assign_communities(buildings, roads=roads)
     buildings["community"] = found.community
-    layers = _district_layers(buildings, found, roads=roads, step=lambda *_: None)
+    layers = district_layers(buildings, found, roads=roads, step=lambda *_: None)
     indexed = layers.buildings.set_index("building_id", drop=False)
     indexed.index.name = None
     numbers = layers.communities.set_index("community")["number"].astype(int)

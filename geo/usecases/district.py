@@ -230,7 +230,7 @@ def import_buildings(
     )
     buildings["community"] = found.community
     step("communities", 1, 1)
-    district = _district_layers(buildings, found, roads=roads, step=step)
+    district = district_layers(buildings, found, roads=roads, step=step)
     step("write", 0, 1)
     with store.transaction() as conn:
         if replace:
@@ -249,7 +249,7 @@ def import_buildings(
 
 
 @dataclass
-class _DistrictLayers:
+class DistrictLayers:
     """What an import writes: the layers and the warnings met building them."""
 
     buildings: gpd.GeoDataFrame
@@ -269,13 +269,13 @@ def _refuse_existing(store: Store, *, replace: bool) -> None:
         )
 
 
-def _district_layers(
+def district_layers(
     buildings: gpd.GeoDataFrame,
     found: CommunityAssignment,
     *,
     roads: gpd.GeoDataFrame | None,
     step: Progress,
-) -> _DistrictLayers:
+) -> DistrictLayers:
     """The buildings' cells and the community table, from the communities ``found``."""
     cells = boundaries.building_cells(
         buildings,
@@ -303,12 +303,12 @@ def _district_layers(
         geometry=cells.values,
         crs=buildings.crs,
     )
-    return _DistrictLayers(
+    return DistrictLayers(
         buildings, _community_table(buildings, outlines), cell_frame, roads, warnings
     )
 
 
-def _write_district(store: Store, conn: Any, district: _DistrictLayers) -> None:
+def _write_district(store: Store, conn: Any, district: DistrictLayers) -> None:
     """Write the district's layers (a previous import's roads go when this one has none)."""
     store.write_layer(
         conn,
