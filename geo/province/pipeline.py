@@ -74,7 +74,7 @@ class StreetResult:
     warnings: list[tuple[str, str]]
     seconds: float  # wall
     cpu_seconds: float  # this process's CPU time on the street (steadier on a shared machine)
-    peak_mb: float  # the worker process's peak resident memory so far (ru_maxrss)
+    peak_mb: float  # the worker process's peak resident memory so far (see _peak_mb)
 
 
 def street_files(folder: str | Path) -> list[Path]:
@@ -123,8 +123,21 @@ def process_street(path: str | Path, options: StreetOptions | None = None) -> St
         warnings=layers.warnings,
         seconds=time.perf_counter() - started,
         cpu_seconds=time.process_time() - cpu,
-        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_mb=_peak_mb(),
     )
+
+
+def _peak_mb() -> float:
+    """This process's own peak resident memory in MB: Linux's VmHWM, which starts afresh in a
+    new program. ``ru_maxrss`` does not: it keeps the peak of the process that started this one
+    across fork and exec, so a worker spawned by a large client would report the client's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def gdal_readable(path: Path, folder: Path) -> Path:
