@@ -58,6 +58,7 @@ from geo.storage.store import (
     ensure_columns,
     ensure_lookup_indexes,
     ensure_unique_keys,
+    layer_rows,
     metadata,
     quote,
     stored_time,
@@ -278,23 +279,11 @@ class PostGISStore:
     ) -> gpd.GeoDataFrame:
         """A feature layer as a GeoDataFrame (index: the layer's ``fid``)."""
         with self.reading(conn) as c:
-            if not self.has_layer(name, c):
-                raise NotFound(
-                    f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
-                )
-            crs = self.layer_crs(name, c)
             types = _declared_types(c, name)
-            wanted = [col for col in types if col not in ("fid", "geom")]
-            if columns is not None:
-                unknown = sorted(set(columns) - set(wanted))
-                if unknown:
-                    raise NotFound(f"layer {name!r} has no column {unknown}")
-                wanted = list(columns)
-            fields = [_column("fid"), sa.func.ST_AsBinary(_column("geom"))]
-            fields += [_column(col) for col in wanted]
-            query = _filtered(sa.select(*fields).select_from(_table(name)), where)
-            result = c.execute(query.order_by(_column("fid")))
-            frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
+            geometry = sa.func.ST_AsBinary(_column("geom"))
+            frame, crs = layer_rows(
+                self, c, name, types, geometry=geometry, where=where, columns=columns
+            )
         geometry = shapely.from_wkb(np.asarray(frame.pop("geom").tolist() or [], dtype=object))
         frame = _restore_types(frame.set_index("fid"), types)
         return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)

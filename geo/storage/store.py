@@ -546,22 +546,10 @@ class GeoPackageStore:
     ) -> gpd.GeoDataFrame:
         """A feature layer as a GeoDataFrame (index: the layer's ``fid``)."""
         with self.reading(conn) as c:
-            if not self.has_layer(name, c):
-                raise NotFound(
-                    f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}"
-                )
-            crs = self.layer_crs(name, c)
             types = _declared_types(c, name)
-            wanted = [col for col in types if col not in ("fid", "geom")]
-            if columns is not None:
-                unknown = sorted(set(columns) - set(wanted))
-                if unknown:
-                    raise NotFound(f"layer {name!r} has no column {unknown}")
-                wanted = list(columns)
-            fields = [_column(col) for col in ["fid", "geom", *wanted]]
-            query = _filtered(sa.select(*fields).select_from(_table(name)), where)
-            result = c.execute(query.order_by(_column("fid")))
-            frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
+            frame, crs = layer_rows(
+                self, c, name, types, geometry=_column("geom"), where=where, columns=columns
+            )
         geometry = gpkg.decode_geometries(frame.pop("geom").tolist())
         frame = _restore_types(frame.set_index("fid"), types)
         return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
@@ -797,6 +785,33 @@ def _table_exists(conn: Connection, name: str) -> bool:
             {"n": name},
         ).scalar()
     )
+
+
+def layer_rows(
+    store: Store,
+    conn: Connection,
+    name: str,
+    types: Mapping[str, str],
+    *,
+    geometry: sa.ColumnElement,
+    where: Mapping[str, Any] | None,
+    columns: list[str] | None,
+) -> tuple[pd.DataFrame, pyproj.CRS]:
+    """A layer's rows as ``fid``, ``geom`` (as the backend's ``geometry`` expression selects it)
+    and the wanted columns, in ``fid`` order, with the layer's CRS: the one read both stores do."""
+    if not store.has_layer(name, conn):
+        raise NotFound(f"the project file has no layer {name!r}", zh=f"项目文件中没有图层 {name}")
+    wanted = [col for col in types if col not in ("fid", "geom")]
+    if columns is not None:
+        unknown = sorted(set(columns) - set(wanted))
+        if unknown:
+            raise NotFound(f"layer {name!r} has no column {unknown}")
+        wanted = list(columns)
+    fields = [_column("fid"), geometry, *(_column(col) for col in wanted)]
+    query = _filtered(sa.select(*fields).select_from(_table(name)), where)
+    result = conn.execute(query.order_by(_column("fid")))
+    frame = pd.DataFrame(_plain_rows(result), columns=["fid", "geom", *wanted])
+    return frame, store.layer_crs(name, conn)
 
 
 def _declared_types(conn: Connection, name: str) -> dict[str, str]:
