@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import BBoxDep, PageDep, StateDep, Viewer
 from api.models import Building, Buildings, records
-from api.routers._frames import in_bbox, problem_responses
+from api.routers._frames import in_bbox, problem_responses, served_layer
 from geo.errors import NotFound
 from geo.locate.engine import find_by_address
 
@@ -39,7 +39,7 @@ def list_buildings(
         str | None, Query(max_length=200, description="find by name or address (fuzzy)")
     ] = None,
 ) -> Buildings:
-    buildings = state.layer("buildings")
+    buildings = served_layer(state, "buildings")
     chosen = buildings.iloc[in_bbox(buildings, bbox)]
     if community is not None:
         chosen = chosen[chosen["community"] == community]
@@ -58,7 +58,7 @@ def list_buildings(
 
 @router.get("/{building_id}", response_model=Building, responses=ERRORS, summary="One building")
 def get_building(state: StateDep, _: Viewer, building_id: str = Path(max_length=100)) -> Building:
-    buildings = state.layer("buildings")
+    buildings = served_layer(state, "buildings")
     found = buildings[buildings["building_id"] == building_id]
     if found.empty:
         raise NotFound(f"no building {building_id!r}", zh=f"没有建筑 {building_id}")

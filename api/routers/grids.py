@@ -18,7 +18,7 @@ from api.models import (
     plain,
     records,
 )
-from api.routers._frames import in_bbox, problem_responses, with_contacts
+from api.routers._frames import in_bbox, problem_responses, served_layer, with_contacts
 from api.routers.buildings import building_records
 from geo.errors import InputError, NotFound
 from geo.usecases.partition import PartitionOptions, partition_project
@@ -40,7 +40,7 @@ def list_grids(
         GridStatus | None, Query(description="the stored status: ok, undersized, oversized ...")
     ] = None,
 ) -> Grids:
-    grids = state.layer("grids")
+    grids = served_layer(state, "grids")
     chosen = grids.iloc[in_bbox(grids, bbox)]
     wanted = (("community", community), ("worker_id", worker), ("status", status and status.value))
     for column, value in wanted:
@@ -59,12 +59,12 @@ def list_grids(
 def get_grid(
     state: StateDep, principal: Viewer, grid_code: str = Path(max_length=40)
 ) -> GridDetail:
-    grids = state.layer("grids")
+    grids = served_layer(state, "grids")
     found = grids[grids["grid_code"] == grid_code]
     if found.empty:
         raise NotFound(f"no grid {grid_code!r} in the published plan", zh=f"没有网格 {grid_code}")
     row = records(with_contacts(found, state, principal))[0]
-    buildings = state.layer("buildings")
+    buildings = served_layer(state, "buildings")
     members = buildings[buildings["grid_code"] == grid_code]
     return GridDetail(**row, buildings=[Building(**b) for b in building_records(members)])
 

@@ -3,7 +3,10 @@
 Collections ``grids``, ``buildings`` and ``communities`` of the published plan (viewer), and
 ``incidents`` (staff), in WGS84 (CRS84) from the metric project layers. Items pages have
 ``bbox``, ``limit`` (at most the ``max_page`` setting), ``offset``, ``next``/``prev`` links and
-``numberMatched``/``numberReturned``; phone numbers only for staff and above.
+``numberMatched``/``numberReturned``; phone numbers only for staff and above. Where the project
+holds household records, buildings and grids carry their counts (以房管人: ``households``
+recounted, ``residents``, ``rented_units``, ``floating_residents``, the grids' ``floating_share``
+...), never a personal field (:func:`api.routers._frames.served_layer`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from api.models import (
     SpatialExtent,
     plain,
 )
-from api.routers._frames import in_bbox, problem_responses, with_contacts
+from api.routers._frames import in_bbox, problem_responses, served_layer, with_contacts
 from api.state import ProjectState
 from geo.errors import Forbidden, NotFound
 from geo.incidents import records as incident_records
@@ -108,7 +111,7 @@ def _info(collection_id: str, principal: Principal) -> CollectionInfo:
 def _frame(
     state: ProjectState, info: CollectionInfo, principal: Principal, bbox=None
 ) -> gpd.GeoDataFrame:
-    frame = state.layer(info.id)
+    frame = served_layer(state, info.id)
     if bbox is not None:
         frame = frame.iloc[in_bbox(frame, bbox)]
     if info.id == "grids":

@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo.people import households
+from geo.people import households, occupancy
 from geo.people import roster as team
 from geo.plans import publish
 from geo.plans import store as plan_store
@@ -121,6 +121,58 @@ def layer_in_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
     frame = frame.to_crs(4326).reset_index(drop=True)
     frame.sindex  # noqa: B018 - build the spatial index once
     return frame
+
+
+#: the layers whose served rows carry the household records' facts (以房管人)
+OCCUPIED = ("buildings", "grids")
+
+
+def with_occupancy(
+    store: Store,
+    name: str,
+    frame: gpd.GeoDataFrame,
+    *,
+    buildings: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """``frame`` (``buildings`` or ``grids`` as :func:`layer_in_wgs84` gives it) as a service
+    serves it: with the household records' facts where the project holds records.
+
+    Buildings get :func:`geo.people.occupancy.building_facts` (``households`` recounted,
+    ``residents``, ``rented_units``, ``floating_residents``), grids
+    :func:`geo.people.occupancy.grid_facts` of ``buildings`` (the buildings as served). Counts
+    only: no name, ID number or phone is read. The layer frame stays as it is (the locate index
+    and the other routers share it, and must not wait for the household join): without records
+    ``frame`` itself comes back, else a copy with its spatial index built.
+
+    Parameters
+    ----------
+    store
+        The project.
+    name
+        ``"buildings"`` or ``"grids"`` (:data:`OCCUPIED`).
+    frame
+        The layer in WGS84, from :func:`layer_in_wgs84`.
+    buildings
+        For ``grids``: the buildings as served (``building_id``, ``grid_code``, ``households``),
+        this function's answer for ``buildings``.
+
+    Raises
+    ------
+    ValueError
+        Another layer, or grids without ``buildings``.
+    """
+    if name not in OCCUPIED:
+        raise ValueError(f"no household facts for the layer {name!r}; only {OCCUPIED}")
+    if name == "grids" and buildings is None:
+        raise ValueError("the grids' facts are summed over the served buildings: pass buildings")
+    if not occupancy.has_records(store):
+        return frame
+    if name == "buildings":
+        served = occupancy.building_facts(store, frame)
+    else:
+        served = occupancy.grid_facts(frame, buildings, store)
+    served.sindex  # noqa: B018 - built once, before requests share the frame
+    return served
 
 
 def roster(store: Store) -> pd.DataFrame:
