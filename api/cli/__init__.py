@@ -11,12 +11,16 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from api.cli import cases, district, editing, grids, households, maps, province, service
-from api.cli.common import console, error_line, exit_code, out, say
+from api.cli.common import add_division_option, console, error_line, exit_code, out, say
 from geo.errors import GridmapError
 
 
 class GridmapGroup(TyperGroup):
     """Turns errors into one line and an exit code, for every command: never a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_division_option(self)
 
     def invoke(self, ctx: Context) -> Any:
         try:

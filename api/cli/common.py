@@ -85,6 +85,58 @@ DbOption = Annotated[
 ]
 
 
+_division: dict[str, str | None] = {"code": None}
+
+
+def _remember_division(value: str | None) -> None:
+    _division["code"] = value.strip() if value and value.strip() else None
+
+
+def _division_template(
+    division: Annotated[
+        str | None,
+        typer.Option(
+            "--division",
+            envvar="GRIDMAP_DIVISION",
+            callback=_remember_division,
+            expose_value=False,
+            help="区划代码 division: the street (9 digits, e.g. 320581104) in a PostGIS database "
+            "of many streets; county/city codes where a command rolls up",
+        ),
+    ] = None,
+) -> None:
+    """Never run: typer turns its one parameter into the ``--division`` option (see below)."""
+
+
+def add_division_option(command: Any) -> None:
+    """Give every command that takes ``--db`` the option ``--division`` too, which goes with it
+    (the street of the database), without a parameter in each command's signature: the value
+    is kept for :func:`store_for` and :func:`current_division`."""
+    if hasattr(command, "commands"):
+        for child in command.commands.values():
+            add_division_option(child)
+        return
+    names = {param.name for param in command.params}
+    if "db" in names and "division" not in names:
+        command.params.append(_DIVISION_PARAM())
+
+
+def _DIVISION_PARAM() -> Any:  # noqa: N802  (a factory of a click parameter, built once)
+    if "param" not in _DIVISION_CACHE:
+        template = typer.Typer()
+        template.command()(_division_template)
+        _DIVISION_CACHE["param"] = typer.main.get_command(template).params[0]
+    return _DIVISION_CACHE["param"]
+
+
+_DIVISION_CACHE: dict[str, Any] = {}
+
+
+def current_division() -> str | None:
+    """The ``--division`` (or ``GRIDMAP_DIVISION``) of the command being run, as given."""
+    return _division["code"]
+
+
 AuthorOption = Annotated[
     str, typer.Option("--author", envvar="GRIDMAP_USER", help="操作人 who does this")
 ]
@@ -103,24 +155,36 @@ def say(zh: str, en: str) -> str:
 def store_for(db: Path | str, *, create: bool = False) -> Store:
     from geo.storage.store import open_store
 
-    return open_store(db or DEFAULT_PATH, create=create)
+    return open_store(db or DEFAULT_PATH, create=create, division=current_division())
+
+
+def is_server(db: Path | str) -> bool:
+    """Whether ``db`` names a PostGIS database rather than a GeoPackage file."""
+    return str(db).startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
 @contextmanager
-def new_project_file(db: Path | str) -> Iterator[Store]:
+def new_project_file(db: Path | str, *, division: str | None = "") -> Iterator[Store]:
     """The project file at ``db``, created if missing, and removed again if the command fails
-    (a PostGIS database must exist; a failed command's transaction leaves it as it was)."""
-    from geo.storage.store import open_store
+    (a PostGIS database must exist; a failed command's transaction leaves it as it was).
+    ``division``: the street, by default the command's ``--division``."""
+    from geo.divisions import parse_street
+    from geo.storage.store import adopt_division, open_store
 
     created = bool(project_files(db)) and not Path(db).exists()
-    store = open_store(db, create=True)
+    street = current_division() if division == "" else division
+    store = open_store(db, create=True, division=street)
     try:
         yield store
     except BaseException:
         if created:
             store.engine.dispose()
             remove_project_files(db)
+        elif getattr(store, "created_division", False):  # a street added for this command
+            store.drop_division()
         raise
+    if street:  # a project made for a street carries its code (grid codes start with it)
+        adopt_division(store, parse_street(street).code)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -13,6 +13,7 @@ from api.cli.common import (
     DbOption,
     JsonOption,
     console,
+    is_server,
     is_stdio,
     lazy,
     new_project_file,
@@ -309,15 +310,27 @@ def copy_command(
     target: Annotated[
         str, typer.Argument(help="目标（空）to (empty): a .gpkg or postgresql://...")
     ],
+    division: Annotated[
+        str | None,
+        typer.Option(
+            "--division",
+            help="街道代码 the street (9 digits) on the PostGIS side(s); a GeoPackage is one street",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """复制项目 Copy a project between a GeoPackage and PostGIS, every layer and table (plans,
     edit history, grid codes, workers, cases, tokens, audit log) as it is; the target must be
     empty (a new .gpkg is made)."""
+    from geo.divisions import parse_street
+    from geo.storage.store import check_division, open_store
     from geo.usecases.transfer import copy_project
 
-    from_store = store_for(source)  # the same project as target: refused, it is not empty
-    with new_project_file(target) as to_store:
+    # the same project as target: refused, it is not empty
+    from_store = open_store(source, division=division if is_server(source) else None)
+    if division:  # a street's project goes into that street only
+        check_division(from_store, parse_street(division).code)
+    with new_project_file(target, division=division if is_server(target) else None) as to_store:
         outcome = copy_project(from_store, to_store)
     to_store.engine.dispose()
     rows = [(name, count) for name, count in {**outcome.layers, **outcome.tables}.items()]

@@ -37,19 +37,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.divisions import PLACEHOLDER_DIVISION_CODE, PROVINCES
 from geo.errors import InputError
 
-#: GB/T 2260 province-level prefixes (two digits).
-PROVINCES = frozenset(
-    {*map(str, range(11, 16)), *map(str, range(21, 24)), *map(str, range(31, 38))}
-    | {*map(str, range(41, 47)), *map(str, range(50, 55)), *map(str, range(61, 66))}
-    | {"71", "81", "82"}
-)
 MAX_NUMBER = 999
-#: The division code of a project that has set none. No county has it, so a grid code made from
-#: it (000000000001003) can never pass for a real place's; ``gridmap plan recode`` renumbers
-#: such grids once the real code is set.
-PLACEHOLDER_DIVISION_CODE = "000000000"
 
 
 def validate_division_code(text: str | int) -> str:

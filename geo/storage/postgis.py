@@ -85,6 +85,16 @@ layer_contents = sa.Table(
     sa.Column("last_fid", sa.BigInteger, nullable=False, server_default="0"),
 )
 
+#: the streets a database holds, one schema each (``street_320581104``), in the public schema
+divisions = sa.Table(
+    "gridmap_divisions",
+    sa.MetaData(schema="public"),
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("schema_name", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+)
+
 _PG_TYPE_OF_DTYPE: dict[str, sa.types.TypeEngine] = {
     "b": sa.Boolean(),
     "i": sa.BigInteger(),
@@ -133,12 +143,21 @@ class _WriterBusy(Exception):
 class PostGISStore:
     """A project's storage in a PostgreSQL database with PostGIS (see the module)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, division: str | None = None, create: bool = False) -> None:
         self.url = _driver_url(url)
-        self.identity = self.url
+        self.division = division
+        #: whether opening added the street (a failed first import takes it away again)
+        self.created_division = False
+        self.schema = schema_of(division)
+        self.identity = self.url if division is None else f"{self.url}#{division}"
+        # the street's writers queue on the street's lock: other streets write at the same time
+        self._lock_key = f"{WRITE_LOCK}, {int(division or 0)}"
+        options = "-c timezone=UTC" + (
+            "" if division is None else f" -c search_path={self.schema},public"
+        )
         # every session in UTC: timestamptz values come back as UTC, as the GeoPackage stores them
         self.engine = sa.create_engine(
-            self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+            self.url, pool_pre_ping=True, connect_args={"options": options}
         )
         # no ::VARCHAR / ::INTEGER casts on bound values: psycopg types them itself (a str as
         # "unknown"), so a stored time compares with a timestamptz column as it does with the
@@ -148,16 +167,26 @@ class PostGISStore:
         try:
             with self.transaction() as conn:
                 _require_postgis(conn, shown)
+                if division is not None:
+                    self.created_division = _open_division(
+                        conn, division, create=create, shown=shown
+                    )
+                    # the street's own tables, even where the public schema holds a project too
+                    conn.execution_options(schema_translate_map={None: self.schema})
                 metadata.create_all(conn)
                 layer_contents.create(conn, checkfirst=True)
                 ensure_columns(conn)
                 ensure_unique_keys(conn)
                 ensure_lookup_indexes(conn)
         except sa.exc.OperationalError as error:
+            self.engine.dispose()
             raise StoreError(
                 f"cannot open the PostGIS database {shown}: {str(error.orig).strip()}",
                 zh=f"无法打开 PostGIS 数据库 {shown}",
             ) from None
+        except NotFound:
+            self.engine.dispose()
+            raise
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -169,14 +198,23 @@ class PostGISStore:
         """
         with self.engine.begin() as conn:
             if wait:
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self._lock_key})")
             elif not conn.exec_driver_sql(
-                f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK})"
+                f"SELECT pg_try_advisory_xact_lock({self._lock_key})"
             ).scalar():
                 raise sa.exc.OperationalError(
                     "pg_try_advisory_xact_lock", None, _WriterBusy("database is locked")
                 )
             yield conn
+
+    def drop_division(self) -> None:
+        """Remove the street this store holds: its schema, every table in it, its registration."""
+        if self.division is None:
+            raise StoreError("only a street's store can be dropped, not the database's own")
+        with self.transaction() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            conn.execute(divisions.delete().where(divisions.c.code == self.division))
+        self.engine.dispose()
 
     # the same portable SQLAlchemy code as the GeoPackage store's
     reading = GeoPackageStore.reading
@@ -406,6 +444,55 @@ class _Snapshot:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def schema_of(division: str | None) -> str:
+    """The schema holding a street's tables; the database's own (public) without a division."""
+    if division is None:
+        return "public"
+    if not (division.isdigit() and len(division) == 9):  # the caller parsed it; SQL needs it so
+        raise StoreError(f"a street's schema needs its 9-digit code, not {division[:40]!r}")
+    return f"street_{division}"
+
+
+def registered_divisions(url: str, *, under: str | None = None) -> pd.DataFrame:
+    """The streets a PostGIS database holds (code, name, schema_name, created_at), by code;
+    ``under``: only the streets whose code starts with it."""
+    engine = sa.create_engine(_driver_url(url))
+    try:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql("SELECT to_regclass('public.gridmap_divisions')").scalar():
+                return pd.DataFrame(columns=[c.name for c in divisions.c])
+            query = sa.select(divisions).order_by(divisions.c.code)
+            if under:
+                query = query.where(divisions.c.code.startswith(under, autoescape=True))
+            return pd.DataFrame(
+                conn.execute(query).mappings().all(), columns=[c.name for c in divisions.c]
+            )
+    except sa.exc.OperationalError as error:
+        raise StoreError(f"cannot open the PostGIS database: {str(error.orig).strip()}") from None
+    finally:
+        engine.dispose()
+
+
+def _open_division(conn: Connection, division: str, *, create: bool, shown: str) -> bool:
+    """Check that the street is in the database, or (``create``) add its schema and register it
+    (True: it was added)."""
+    divisions.create(conn, checkfirst=True)
+    known = conn.execute(sa.select(divisions.c.code).where(divisions.c.code == division)).first()
+    if known is not None:
+        return False
+    if not create:
+        raise NotFound(
+            f"the database {shown} holds no street {division}; import it first with "
+            f"'gridmap import ... --division {division}'",
+            zh=f"数据库中没有街道 {division}：请先用 gridmap import ... --division {division} 导入",
+        )
+    conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema_of(division)}")
+    conn.execute(
+        divisions.insert().values(code=division, schema_name=schema_of(division), created_at=_now())
+    )
+    return True
 
 
 def _driver_url(url: str) -> str:

@@ -42,7 +42,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from geo.defaults import DEFAULT_PATH
-from geo.errors import NotFound, StoreError
+from geo.divisions import PLACEHOLDER_DIVISION_CODE, parse_street
+from geo.errors import InputError, NotFound, StoreError
 from geo.storage import gpkg
 
 metadata = sa.MetaData()
@@ -199,7 +200,12 @@ def now_iso() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
 
 
-def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
+def open_store(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = False,
+    division: str | None = None,
+) -> Store:
     """Open the project's storage at ``url``: a GeoPackage path (or ``sqlite:///...``), or a
     PostgreSQL + PostGIS database (``postgresql://...``, ``postgresql+psycopg://...``).
 
@@ -210,19 +216,50 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = Fals
     create
         Create the file when it does not exist (else :class:`~geo.errors.NotFound`). A PostGIS
         database must exist already; its tables are made on first opening either way.
+    division
+        The street (9-digit code) the project is. A PostGIS database holds many streets, one
+        schema each: this picks (or, with ``create``, adds) one. A GeoPackage is one street: its
+        ``division_code`` must be this one where set (:func:`adopt_division` sets it).
     """
+    street = None if division is None else parse_street(division).code
     text_url = str(url if url is not None else DEFAULT_PATH)
     if text_url.startswith(("postgresql:", "postgresql+", "postgres:")):
         from geo.storage.postgis import PostGISStore  # psycopg only where a server is used
 
-        return PostGISStore(text_url)
-    path = Path(text_url.removeprefix("sqlite:///"))
-    if not path.exists() and not create:
-        raise NotFound(
-            f"no project file at {path}; run 'gridmap import' or 'gridmap demo' first, or give --db",
-            zh=f"找不到项目文件 {path}：请先运行 gridmap import 或 gridmap demo，或用 --db 指定",
+        store: Store = PostGISStore(text_url, division=street, create=create)
+    else:
+        path = Path(text_url.removeprefix("sqlite:///"))
+        if not path.exists() and not create:
+            raise NotFound(
+                f"no project file at {path}; run 'gridmap import' or 'gridmap demo' first, "
+                "or give --db",
+                zh=f"找不到项目文件 {path}：请先运行 gridmap import 或 gridmap demo，或用 --db 指定",
+            )
+        store = GeoPackageStore(path)
+    if street is not None:
+        check_division(store, street)
+    return store
+
+
+def check_division(store: Store, street: str, conn: Connection | None = None) -> bool:
+    """Whether the project has the division code ``street`` already (False: it has none yet);
+    a project of another street is refused (:class:`~geo.errors.InputError`)."""
+    current = store.get_setting("division_code", conn=conn)
+    if current in (None, "", PLACEHOLDER_DIVISION_CODE):
+        return False
+    if current != street:
+        raise InputError(
+            f"this project is street {current}, not {street}; give its own --db or --division",
+            zh=f"该项目属于街道 {current}，不是 {street}",
         )
-    return GeoPackageStore(path)
+    return True
+
+
+def adopt_division(store: Store, street: str) -> None:
+    """Give a project without a division code the street's (after an import or a copy into it)."""
+    with store.transaction() as conn:
+        if not check_division(store, street, conn):
+            store.set_setting(conn, "division_code", street)
 
 
 @runtime_checkable
