@@ -192,6 +192,8 @@ UNIQUE_KEYS: dict[str, str] = {"incidents": "incident_id"}
 #: Not the category: a class (06..10) holds a fifth of the cases, where a scan is cheaper.
 LOOKUP_INDEXES: dict[str, tuple[str, ...]] = {
     "incidents": ("grid_code", "community", "worker_id", "status", "reported_at"),
+    # a batch of posted cases reads its grids' community and worker by code (intake._assign)
+    "grids": ("grid_code",),
 }
 
 
