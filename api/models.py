@@ -141,7 +141,27 @@ class Community(Model):
     grids: int = Field(0, description="grids of the published plan")
 
 
-class Grid(Model):
+class Occupancy(Model):
+    """以房管人: counts from the household records, present where a project has records (never
+    a personal field)."""
+
+    residents: int | None = None
+    rented_units: int | None = Field(None, description="units let (出租)")
+    floating_residents: int | None = Field(None, description="residents of floating households")
+
+
+class GridOccupancy(Occupancy):
+    registered: int | None = Field(None, description="households 户籍")
+    resident: int | None = Field(None, description="households 常住")
+    floating: int | None = Field(None, description="households 流动")
+    rented: int | None = Field(None, description="households 出租")
+    vacant: int | None = Field(None, description="households 空置")
+    floating_share: float | None = Field(None, description="floating residents / residents")
+    contact_households: int | None = Field(None, description="联系户")
+    visits_30d: int | None = Field(None, description="cadres' visits in the last 30 days")
+
+
+class _GridFields(Model):
     grid_code: str = Field(description="15-digit grid code (网格编码)")
     community: str | None = None
     worker_id: str | None = None
@@ -158,7 +178,7 @@ class Grid(Model):
     reason_zh: str | None = None
 
 
-class Building(Model):
+class _BuildingFields(Model):
     building_id: str
     grid_code: str | None = None
     community: str | None = None
@@ -167,6 +187,14 @@ class Building(Model):
     address: str | None = None
     lon: float | None = Field(None, description="a point inside the footprint (WGS84)")
     lat: float | None = None
+
+
+class Grid(GridOccupancy, _GridFields):  # its own fields first, then the occupancy counts
+    pass
+
+
+class Building(Occupancy, _BuildingFields):
+    pass
 
 
 class GridDetail(Grid):

@@ -158,12 +158,14 @@ def test_the_json_routes_serve_the_same_counts(service, imported):
     building = expected.index[0]
     one = client.get(f"/buildings/{building}", headers=bearer(tokens["viewer"])).json()
     assert one["households"] == expected.loc[building, "households"]
+    assert one["residents"] == expected.loc[building, "residents"]
     ogc, _ = _items(client, tokens["viewer"], "grids")
     listed = client.get("/grids", params={"limit": 10_000}, headers=bearer(tokens["staff"]))
     assert listed.status_code == 200
-    assert {g["grid_code"]: g["households"] for g in listed.json()["items"]} == {
-        code: p["households"] for code, p in ogc.items()
-    }
+    for column in ("households", "residents", "floating_residents", "visits_30d"):
+        assert {g["grid_code"]: g[column] for g in listed.json()["items"]} == {
+            code: p[column] for code, p in ogc.items()
+        }, column
     detail = client.get(f"/grids/{one['grid_code']}", headers=bearer(tokens["staff"]))
     members = {b["building_id"]: b["households"] for b in detail.json()["buildings"]}
     assert members[building] == one["households"]

@@ -12,10 +12,19 @@ from api.models import Building, Buildings, records
 from api.routers._frames import in_bbox, problem_responses, served_layer
 from geo.errors import NotFound
 from geo.locate.engine import find_by_address
+from geo.people.occupancy import BUILDING_FACTS
 
 router = APIRouter(prefix="/buildings", tags=["buildings"])
 ERRORS = problem_responses(401, 403, 404, 422)
-COLUMNS = ["building_id", "grid_code", "community", "households", "name", "address"]
+COLUMNS = [
+    "building_id",
+    "grid_code",
+    "community",
+    "households",
+    "name",
+    "address",
+    *BUILDING_FACTS[1:],  # residents, rented units, floating residents: where records exist
+]
 
 
 def building_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
