@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo.errors import Conflict
 from geo.province import pipeline, run, synthetic
 from geo.province.cluster import connect
 from geo.storage.store import open_store
@@ -229,3 +230,55 @@ def test_a_cluster_run_lands_in_postgis_as_in_a_geopackage(
             plain(frame[columns].drop(columns="geometry")),
         )
         assert same_coordinates(found[name].geometry, frame.geometry)
+
+
+def test_with_divisions_the_workers_write_each_street_as_its_own_project(
+    province, reference, client, postgis_url
+):
+    import pgcluster
+
+    from geo.province import streets
+    from geo.storage.postgis import registered_divisions
+
+    url = pgcluster.fresh_database(postgis_url)
+    summary = streets.import_streets(url, province, client=client)
+    assert len(summary.written) == STREETS
+    assert summary.buildings == len(reference["buildings"])
+    codes = sorted(path.stem for path in pipeline.street_files(province))
+    assert registered_divisions(url)["code"].tolist() == codes
+    for code in codes:  # each street: what the one-process province run made of it
+        store = open_store(url, division=code)
+        assert store.get_setting("division_code") == code
+        grids = store.read_layer("grids").sort_values("grid_code").reset_index(drop=True)
+        mine = reference["grids"].query("street_code == @code").reset_index(drop=True)
+        columns = ["grid_code", "community", "n_buildings", "households", "status"]
+        pd.testing.assert_frame_equal(plain(grids[columns]), plain(mine[columns]))
+        assert same_coordinates(grids.geometry, mine.geometry)
+        assert store.count("plans", {"status": "published"}) == 1
+    # a second run is refused; --resume finds every street done and writes nothing again
+    with pytest.raises(Conflict, match="--resume"):
+        streets.import_streets(url, province, client=client)
+    again = streets.import_streets(url, province, client=client, resume=True)
+    assert (again.skipped, again.written) == (STREETS, [])
+    assert open_store(url, division=codes[0]).count("plans") == 1
+
+
+def test_a_street_left_half_done_is_imported_again_over_itself(province, postgis_url, tmp_path):
+    import pgcluster
+
+    from geo.province import streets
+
+    url = pgcluster.fresh_database(postgis_url)
+    path = pipeline.street_files(province)[0]
+    half = open_store(url, division=path.stem, create=True)  # imported, never partitioned
+    import_buildings(
+        half,
+        pipeline.gdal_readable(path, tmp_path),
+        options=pipeline.StreetOptions().read,
+    )
+    done = streets.street_into_database(path, pipeline.StreetOptions(), url=url)
+    assert not done.skipped
+    store = open_store(url, division=path.stem)
+    assert store.count("buildings") == done.buildings
+    assert store.count("plans", {"status": "published"}) == 1
+    assert streets.street_into_database(path, pipeline.StreetOptions(), url=url).skipped

@@ -3,7 +3,8 @@
 ``gridmap province import SRC --db STORE --workers N`` (local processes) or ``--cluster
 tcp://scheduler:8786`` (an existing cluster) runs every street of SRC through the import and
 partition steps and writes each finished street into STORE; ``--resume`` goes on with a run that
-stopped. ``gridmap province generate OUT --streets N`` writes a synthetic slice to try it on.
+stopped. With ``--divisions`` and a PostGIS STORE each street becomes its own project (division)
+in the database, written by the worker that made it. ``gridmap province generate OUT --streets N`` writes a synthetic slice to try it on.
 Dask and geopandas are imported by the commands, never at start-up (tests/test_startup.py).
 """
 
@@ -19,6 +20,7 @@ from api.cli.common import (
     DbOption,
     JsonOption,
     console,
+    is_server,
     lazy,
     note,
     out,
@@ -31,11 +33,12 @@ from api.cli.common import (
 from geo.errors import InputError
 
 if TYPE_CHECKING:
-    from geo.province import cluster, pipeline, run, synthetic
+    from geo.province import cluster, pipeline, run, streets, synthetic
 else:  # imported by the commands that use them (issue #16: start-up)
     cluster = lazy("geo.province.cluster")
     pipeline = lazy("geo.province.pipeline")
     run = lazy("geo.province.run")
+    streets = lazy("geo.province.streets")
     synthetic = lazy("geo.province.synthetic")
 
 province_app = typer.Typer(
@@ -68,6 +71,14 @@ def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per
     min_size: Annotated[int, typer.Option(help="网格最少建筑数 fewest buildings per grid")] = 4,
     max_size: Annotated[int, typer.Option(help="网格最多建筑数 most buildings per grid")] = 5,
     seed: Annotated[int, typer.Option(help="随机种子 seed: same seed, same grids")] = 0,
+    divisions: Annotated[
+        bool,
+        typer.Option(
+            "--divisions",
+            help="每个街道为独立区划 each street its own project (--division) in the PostGIS "
+            "--db, written by the workers",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """按街道导入并划分全省 Import and partition every street of a province into --db."""
@@ -78,11 +89,21 @@ def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per
 
         workers = cores()
     options = pipeline.StreetOptions(min_size=min_size, max_size=max_size, seed=seed)
-    store = store_for(db, create=True)
-    with cluster.connect(cluster=cluster_url, workers=workers) as client, progress_bar() as bar:
-        summary = run.import_province(
-            store, source, client=client, options=options, resume=resume, progress=bar
+    if divisions and not is_server(db):
+        raise InputError(
+            "--divisions needs a PostGIS --db (postgresql://...): a GeoPackage is one street",
+            zh="--divisions 需要 PostGIS 数据库（postgresql://...）：一个 GeoPackage 只是一个街道",
         )
+    store = None if divisions else store_for(db, create=True)
+    with cluster.connect(cluster=cluster_url, workers=workers) as client, progress_bar() as bar:
+        if store is None:
+            summary = streets.import_streets(
+                str(db), source, client=client, options=options, resume=resume, progress=bar
+            )
+        else:
+            summary = run.import_province(
+                store, source, client=client, options=options, resume=resume, progress=bar
+            )
     _print_summary(summary, as_json=as_json)
     if summary.failed:
         raise typer.Exit(1)
