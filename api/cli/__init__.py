@@ -10,7 +10,7 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from api.cli import cases, district, editing, grids, households, maps, province, service
+from api.cli import cases, district, divisions, editing, grids, households, maps, province, service
 from api.cli.common import add_division_option, console, error_line, exit_code, out, say
 from geo.errors import GridmapError
 
@@ -69,7 +69,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},  # every sub-command inherits it
 )
-for module in (district, grids, editing, cases, households, maps, service, province):
+for module in (district, grids, editing, cases, households, maps, service, province, divisions):
     module.register(app)
 
 

@@ -13,6 +13,7 @@ from api.cli.common import (
     AuthorOption,
     DbOption,
     JsonOption,
+    current_division,
     input_or_stdin,
     is_stdio,
     lazy,
@@ -33,15 +34,17 @@ from geo.reference import shipped_mapping_names
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.table import Table
 
     from geo.incidents import feeds, records
     from geo.storage.store import Store
     from geo.usecases import district as project
+    from geo.usecases import divisions as regions
     from geo.usecases import incidents as cases
 else:  # imported by the commands that use them (issue #16: start-up)
     pd, project = lazy("pandas"), lazy("geo.usecases.district")
     cases, records = lazy("geo.usecases.incidents"), lazy("geo.incidents.records")
-    feeds = lazy("geo.incidents.feeds")
+    feeds, regions = lazy("geo.incidents.feeds"), lazy("geo.usecases.divisions")
 
 incidents_app = typer.Typer(
     help="事件 incidents: import feeds, workflow, statistics", no_args_is_help=True
@@ -49,6 +52,8 @@ incidents_app = typer.Typer(
 categories_app = typer.Typer(help="事件分类 the category catalogue", no_args_is_help=True)
 incidents_app.add_typer(categories_app, name="categories")
 
+#: the levels ``incidents stats --by`` rolls a database's streets up to (geo.usecases.divisions)
+ROLLUP_LEVELS = ("street", "county", "city", "province")
 CrsOption = Annotated[str, typer.Option("--crs", help="wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:n")]
 
 
@@ -395,7 +400,13 @@ def incidents_list(
 @incidents_app.command("stats")
 def incidents_stats(
     db: DbOption = DEFAULT_DB,
-    by: Annotated[str, typer.Option(help="grid | community | worker")] = "grid",
+    by: Annotated[
+        str,
+        typer.Option(
+            help="grid | community | worker; street | county | city | province: 汇总各街道 "
+            "roll the streets of --division up (PostGIS)"
+        ),
+    ] = "grid",
     since: Annotated[str | None, typer.Option(help="起 e.g. 2026-08-01")] = None,
     until: Annotated[str | None, typer.Option(help="止 e.g. 2026-11-01")] = None,
     output_format: Annotated[
@@ -412,44 +423,58 @@ def incidents_stats(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """事件统计 Statistics per grid, community or worker (--format xlsx: a workbook with Chinese
-    headers)."""
+    """事件统计 Statistics per grid, community or worker, or per street, county or city of the
+    database's streets under --division (--format xlsx: a workbook with Chinese headers)."""
     from geo.jsonvalue import json_records
 
-    store = store_for(db)
-    stats = cases.incident_statistics(
-        store, by=by, since=_time(since, "--since"), until=_time(until, "--until")
-    )
+    window = {"since": _time(since, "--since"), "until": _time(until, "--until")}
+    if by in ROLLUP_LEVELS:
+        rollup = regions.division_rollup(str(db), by=by, under=current_division(), **window)
+        stats = pd.DataFrame(rollup.drop(columns=rollup.geometry.name))
+    elif by in ("grid", "community", "worker"):
+        stats = cases.incident_statistics(store_for(db), by=by, **window)
+    else:
+        raise InputError(
+            f"--by must be grid, community, worker, street, county, city or province, not {by!r}",
+            zh="--by 只能是 grid、community、worker、street、county、city 或 province",
+        )
     output_format = "json" if as_json else output_format
     if output_format in ("csv", "xlsx"):
         _write_stats(stats, output_format, output, db=db, excel=excel)
     elif output_format == "json":
         print_json(json_records(stats.reset_index()))
     elif output_format == "table":
-        shown = [
-            "reported",
-            "registered",
-            "closed",
-            "overdue",
-            "registration_rate",
-            "closure_rate",
-            "on_time_rate",
-            "median_handling_hours",
-        ]
-        report(
-            rows_table(
-                say("事件统计", "Incident statistics"),
-                [by, *(Column(column, justify="right") for column in shown)],
-                ((key, *(_cell(row[c], c) for c in shown)) for key, row in stats.iterrows()),
-            ),
-            None,
-            as_json=False,
-        )
+        report(_stats_table(stats, by), None, as_json=False)
     else:
         raise InputError(
             f"--format must be table, csv, json or xlsx, not {output_format!r}",
             zh="--format 只能是 table、csv、json 或 xlsx",
         )
+
+
+def _stats_table(stats: pd.DataFrame, by: str) -> Table:
+    """The statistics as a table: the usual columns, and a rollup's name, streets, open cases."""
+    shown = [
+        "reported",
+        "registered",
+        "closed",
+        "overdue",
+        "registration_rate",
+        "closure_rate",
+        "on_time_rate",
+        "median_handling_hours",
+    ]
+    if by in ROLLUP_LEVELS:
+        shown = ["streets", "reported", "open", *shown[1:-1]]
+    named = ["name"] if "name" in stats.columns else []
+    return rows_table(
+        say("事件统计", "Incident statistics"),
+        [by, *named, *(Column(column, justify="right") for column in shown)],
+        (
+            (key, *(row[c] for c in named), *(_cell(row[c], c) for c in shown))
+            for key, row in stats.iterrows()
+        ),
+    )
 
 
 def _write_stats(

@@ -15,6 +15,7 @@ from api.cli.common import (
     DEFAULT_DB,
     DbOption,
     console,
+    current_division,
     is_stdio,
     lazy,
     output_file,
@@ -36,11 +37,13 @@ if TYPE_CHECKING:
     from geo.plans import store as plans
     from geo.storage.store import Store
     from geo.usecases import district as project
+    from geo.usecases import divisions as regions
     from geo.usecases import incidents as cases
     from geo.usecases import partition as partitioning
+    from maps.project import MapRequest
 else:  # imported by the commands that use them (issue #16: start-up)
     plans, project = lazy("geo.plans.store"), lazy("geo.usecases.district")
-    cases = lazy("geo.usecases.incidents")
+    cases, regions = lazy("geo.usecases.incidents"), lazy("geo.usecases.divisions")
     partitioning = lazy("geo.usecases.partition")
     rosters = lazy("geo.people.roster")
     mapping = lazy("api.mapping")
@@ -78,10 +81,30 @@ def map_command(
         int | None, typer.Option(help="与此方案对比 highlight changes against this plan")
     ] = None,
 ) -> None:
-    """生成网格地图 Write an HTML map of the district, a community or a grid."""
+    """生成网格地图 Write an HTML map of the district, a community or a grid; with a county or
+    city --division, a map of its streets, each opening into its own map (written beside it in
+    OUTPUT_files/)."""
     from maps.project import MapRequest
 
     _check_map_options(output, basemap=basemap, lang=lang)
+    if _is_above_street(current_division()):
+        if community or grid or plan is not None or diff_against is not None:
+            raise InputError(
+                "a county or city map shows its streets: --community, --grid, --plan and "
+                "--diff-against go with one street's --division",
+                zh="县、市级地图显示各街道：--community、--grid、--plan、--diff-against 需指定单个街道",
+            )
+        request = MapRequest(
+            since=_time(since, "--since"),
+            until=_time(until, "--until"),
+            basemap=basemap,
+            lang=lang,
+            offline=offline,
+            include_contacts=include_contacts,
+            tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
+        )
+        _division_maps(output, db=db, under=str(current_division()), request=request)
+        return
     store = store_for(db)
     if diff_against is not None:
         m = _diff_map(store, diff_against, plan, lang=lang, offline=offline, basemap=basemap)
@@ -100,6 +123,73 @@ def map_command(
         )
         m = mapping.project_map(store, request)
     _write_map(m, output, db=db, offline=offline)
+
+
+def _is_above_street(division: str | None) -> bool:
+    """Whether ``--division`` names a province, city or county (a map of streets)."""
+    from geo.divisions import parse_division
+
+    return division is not None and parse_division(division).level in (
+        "province",
+        "city",
+        "county",
+    )
+
+
+def _division_maps(output: Path, *, db: str, under: str, request: MapRequest) -> None:
+    """The streets under ``under`` on one page, each street's own map written beside it in
+    ``<output stem>_files/<code>.html`` and linked from its outline."""
+    from geo.divisions import parse_division
+    from maps.divisions import division_map
+
+    if is_stdio(output):
+        raise InputError(
+            "a county or city map links to its streets' maps written beside it: give an .html "
+            "file, not -",
+            zh="县、市级地图链接到其旁的各街道地图：请给出 .html 文件，不能用 -",
+        )
+    streets = regions.division_rollup(
+        str(db), by="street", under=under, since=request.since, until=request.until
+    )
+    links = _street_maps(output, streets.index.tolist(), db=db, request=request)
+    code = parse_division(under).code
+    name = regions.division_names(str(db)).get(code, "")
+    m = division_map(
+        streets,
+        links=links,
+        lang=request.lang,
+        basemap="none" if request.offline else request.basemap,
+        tianditu_key=request.tianditu_key,
+        title=(f"{name} {code}".strip(),),
+    )
+    _write_map(m, output, db=db, offline=request.offline)
+
+
+def _street_maps(
+    output: Path, codes: list[str], *, db: str, request: MapRequest
+) -> dict[str, str | None]:
+    """Each street's own map in ``<output stem>_files/``: its link relative to ``output``
+    (None for a street without a published plan, which has no map yet)."""
+    from geo.errors import NotFound
+    from geo.storage.store import open_store
+    from maps.render import save_map
+
+    folder = output.with_name(f"{output.stem}_files")
+    folder.mkdir(exist_ok=True)
+    links: dict[str, str | None] = {}
+    for code in codes:
+        store = open_store(db, division=code)
+        try:
+            m = mapping.project_map(store, request)
+        except NotFound:
+            links[code] = None
+            continue
+        finally:
+            store.engine.dispose()
+        with output_file(folder / f"{code}.html", db=db) as scratch:
+            save_map(m, scratch, offline=request.offline)
+        links[code] = f"{folder.name}/{code}.html"
+    return links
 
 
 def _check_map_options(output: Path, *, basemap: str, lang: str) -> None:

@@ -94,6 +94,15 @@ divisions = sa.Table(
     sa.Column("schema_name", sa.Text, nullable=False, unique=True),
     sa.Column("created_at", sa.Text, nullable=False),
 )
+#: names of divisions of any level (province, city, county, street ...), by their short code: a
+#: county holds no schema, so its name cannot live in ``gridmap_divisions``
+division_names = sa.Table(
+    "gridmap_division_names",
+    sa.MetaData(schema="public"),
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+)
 
 _PG_TYPE_OF_DTYPE: dict[str, sa.types.TypeEngine] = {
     "b": sa.Boolean(),
@@ -469,6 +478,46 @@ def registered_divisions(url: str, *, under: str | None = None) -> pd.DataFrame:
             return pd.DataFrame(
                 conn.execute(query).mappings().all(), columns=[c.name for c in divisions.c]
             )
+    except sa.exc.OperationalError as error:
+        raise StoreError(f"cannot open the PostGIS database: {str(error.orig).strip()}") from None
+    finally:
+        engine.dispose()
+
+
+def stored_division_names(url: str) -> dict[str, str]:
+    """The names given to divisions in a PostGIS database (code -> name), none when never named."""
+    engine = sa.create_engine(_driver_url(url))
+    try:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql(
+                "SELECT to_regclass('public.gridmap_division_names')"
+            ).scalar():
+                return {}
+            rows = conn.execute(sa.select(division_names.c.code, division_names.c.name))
+            return {str(row.code): str(row.name) for row in rows}
+    except sa.exc.OperationalError as error:
+        raise StoreError(f"cannot open the PostGIS database: {str(error.orig).strip()}") from None
+    finally:
+        engine.dispose()
+
+
+def name_division(url: str, code: str, name: str) -> None:
+    """Give the division ``code`` (any level, parsed by the caller) the name ``name`` in one
+    transaction; a registered street's row in ``gridmap_divisions`` carries it too."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    engine = sa.create_engine(_driver_url(url))
+    try:
+        with engine.begin() as conn:
+            division_names.create(conn, checkfirst=True)
+            row = {"code": code, "name": name, "updated_at": _now()}
+            conn.execute(
+                insert(division_names)
+                .values(row)
+                .on_conflict_do_update(index_elements=["code"], set_=row)
+            )
+            if conn.exec_driver_sql("SELECT to_regclass('public.gridmap_divisions')").scalar():
+                conn.execute(divisions.update().where(divisions.c.code == code).values(name=name))
     except sa.exc.OperationalError as error:
         raise StoreError(f"cannot open the PostGIS database: {str(error.orig).strip()}") from None
     finally:
