@@ -29,7 +29,7 @@ from api.cli.common import (
     store_for,
     table,
 )
-from api.cli.grids import plan_app
+from api.cli.grids import ClusterOption, WorkersOption, cluster_mapper, plan_app
 from geo.errors import InputError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
     plan_app.command("recode")(recode_command)
 
 
+# over 60 lines: a typer command, whose signature is its options
 def import_command(
     buildings: Annotated[
         Path,
@@ -98,6 +99,8 @@ def import_command(
             help="替换项目中已有的建筑（删除其方案）replace the district's buildings and plans"
         ),
     ] = False,
+    workers: WorkersOption = None,
+    cluster_url: ClusterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """导入建筑轮廓 Import building footprints into the project file."""
@@ -110,7 +113,11 @@ def import_command(
         households_field=households_field,
         attribution=attribution,
     )
-    with new_project_file(db) as store, progress_bar() as update:
+    with (
+        cluster_mapper(cluster_url, workers) as mapper,  # a cluster that fails leaves no file
+        new_project_file(db) as store,
+        progress_bar() as update,
+    ):
         summary = project.import_buildings(
             store,
             buildings,
@@ -120,6 +127,7 @@ def import_command(
             roads_path=roads,
             replace=replace,
             progress=update,
+            mapper=mapper,
         )
     _print_import(summary, as_json=as_json)
 

@@ -1,7 +1,13 @@
-"""``gridmap partition``, ``gridmap workers ...`` and ``gridmap plan ...``: the grids and their people."""
+"""``gridmap partition``, ``gridmap workers ...`` and ``gridmap plan ...``: the grids and their people.
+
+``--workers N`` / ``--cluster tcp://host:8786`` (here and on ``gridmap import``) run the
+communities' work on a Dask cluster (:mod:`geo.province.cluster`, the province commands' own);
+without them Dask is never imported.
+"""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     from geo.people import roster as rosters
     from geo.plans import publish as publishing
     from geo.plans import store as plans
+    from geo.province import cluster
     from geo.usecases import district as project
     from geo.usecases import partition as partitioning
     from geo.usecases import staffing
@@ -43,6 +50,7 @@ else:  # imported by the commands that use them (issue #16: start-up)
     rosters = lazy("geo.people.roster")
     staffing = lazy("geo.usecases.staffing")
     publishing = lazy("geo.plans.publish")
+    cluster = lazy("geo.province.cluster")
 
 workers_app = typer.Typer(
     help="网格员 grid workers: import a roster, assign grids", no_args_is_help=True
@@ -51,6 +59,25 @@ plan_app = typer.Typer(
     help="网格方案 plan versions: list, show, copy, publish, diff, and edits (move, swap, merge, split, lock, undo, redo)",
     no_args_is_help=True,
 )
+
+
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="本机 Dask 工作进程数 run the communities on N local Dask processes"),
+]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option("--cluster", help="已有 Dask 集群 run them on a Dask cluster, tcp://host:8786"),
+]
+
+
+def cluster_mapper(
+    cluster_url: str | None, workers: int | None
+) -> AbstractContextManager[cluster.Mapper | None]:
+    """The mapper of ``--cluster`` / ``--workers`` (None and no Dask import without them)."""
+    if cluster_url is None and workers is None:
+        return nullcontext(None)
+    return cluster.mapping(cluster=cluster_url, workers=workers)
 
 
 PLAN_COLUMNS = (
@@ -98,6 +125,8 @@ def partition_command(
         typer.Option("--publish/--draft", help="发布或仅保存草稿 publish, or keep a draft"),
     ] = None,
     author: AuthorOption = "",
+    workers: WorkersOption = None,
+    cluster_url: ClusterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """划分网格 Group each community's buildings into grids of 4 to 5 (a new plan version)."""
@@ -109,9 +138,9 @@ def partition_command(
         communities=community,
         seed=seed,
     )
-    with progress_bar() as update:
+    with cluster_mapper(cluster_url, workers) as mapper, progress_bar() as update:
         outcome = partitioning.partition_project(
-            store, options=options, author=author, publish=publish, progress=update
+            store, options=options, author=author, publish=publish, progress=update, mapper=mapper
         )
     if outcome.division_code_is_default:
         _warn_placeholder_code()

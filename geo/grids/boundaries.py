@@ -98,6 +98,7 @@ def building_cells(
     buffer_m: float = 50.0,
     segment_m: float = 2.0,
     progress: Callable[[int, int], None] | None = None,
+    mapper: Callable[..., Iterable[_Pieces]] | None = None,
 ) -> gpd.GeoSeries:
     """One tessellation cell per building, tiling each community without gaps or overlaps.
 
@@ -118,6 +119,10 @@ def building_cells(
         Spacing (m) of the footprint points momepy tessellates around; smaller is finer and slower.
     progress : callable, optional
         Called as ``progress(done, total)`` after each community (the long part of an import).
+    mapper : callable, optional
+        ``mapper(func, *iterables)``, a ``map`` in order, that runs the communities'
+        tessellations (where each community is tessellated on its own: polygons or roads); a Dask
+        client's map on a cluster. Default: this process's worker threads. Same cells either way.
 
     Returns
     -------
@@ -138,7 +143,7 @@ def building_cells(
     _check_metric(buildings)
     if buildings.empty:
         return gpd.GeoSeries([], index=buildings.index, crs=buildings.crs)
-    options = _CellOptions(communities, roads, buffer_m, segment_m, progress)
+    options = _CellOptions(communities, roads, buffer_m, segment_m, progress, mapper)
     absent = shapely.is_missing(buildings.geometry.values) | shapely.is_empty(
         buildings.geometry.values
     )
@@ -156,6 +161,7 @@ class _CellOptions:
     buffer_m: float
     segment_m: float
     progress: Callable[[int, int], None] | None
+    mapper: Callable[..., Iterable[_Pieces]] | None = None
 
 
 def _with_empty_cells(
@@ -170,6 +176,7 @@ def _with_empty_cells(
         buffer_m=options.buffer_m,
         segment_m=options.segment_m,
         progress=options.progress,
+        mapper=options.mapper,
     )
     result = np.full(len(buildings), shapely.Polygon(), dtype=object)
     result[~absent] = np.asarray(cells.array, dtype=object)
@@ -316,7 +323,8 @@ def _community_pieces(
     if roads is not None:
         import momepy  # noqa: F401  (imported once here, not by the worker threads)
     tessellation = _Tessellation(footprints, points, community, road_lines, options.segment_m)
-    pieces = _Pieces.concat(tessellation.each_community(limits, options.progress)).exploded()
+    each = tessellation.each_community(limits, options.progress, mapper=options.mapper)
+    pieces = _Pieces.concat(each).exploded()
     return _anchor_every_building(pieces, footprints, points, community)
 
 
@@ -338,10 +346,15 @@ class _Tessellation:
         )
 
     def each_community(
-        self, limits: gpd.GeoSeries, progress: Callable[[int, int], None] | None
+        self,
+        limits: gpd.GeoSeries,
+        progress: Callable[[int, int], None] | None,
+        *,
+        mapper: Callable[..., Iterable[_Pieces]] | None = None,
     ) -> Iterator[_Pieces]:
-        """GEOS releases the GIL: communities are tessellated on every core, yielded in order."""
-        tasks = worker_pool().map(self.one, limits.index, limits.values)
+        """GEOS releases the GIL: communities are tessellated on every core (or by ``mapper``,
+        on a cluster), yielded in order."""
+        tasks = (mapper or worker_pool().map)(self.one, limits.index, limits.values)
         for done, pieces in enumerate(tasks, start=1):
             yield pieces
             if progress is not None:

@@ -224,14 +224,18 @@ def coded_grids(
     inherited: Inherited,
     roster: pd.DataFrame,
     names: pd.Series,
+    polygons: gpd.GeoDataFrame | None = None,
 ) -> tuple[pd.Series, gpd.GeoDataFrame]:
     """Polygons, stable codes and workers for a labelling by key; returns codes per building too.
 
-    ``roster`` is the workers table and ``names`` their names by worker id.
+    ``roster`` is the workers table and ``names`` their names by worker id. ``polygons``, when
+    given, are the labelling's :func:`~geo.grids.boundaries.grid_polygons` made elsewhere (by
+    community, on a cluster: ``gridmap partition --workers``).
     """
-    polygons = boundaries.grid_polygons(
-        district.cells, labels, community=district.buildings["community"]
-    )
+    if polygons is None:
+        polygons = boundaries.grid_polygons(
+            district.cells, labels, community=district.buildings["community"]
+        )
     members = {key: frozenset(ids) for key, ids in members_by_label(labels).items()}
     grid_code = codes.assign_grid_codes(
         polygons,

@@ -2,6 +2,11 @@
 
 These are what ``gridmap import`` / ``gridmap export`` and the API call; each write is one
 transaction of the :class:`~geo.storage.store.Store`.
+
+The import's long steps are each community's: its cells (where communities are tessellated one by
+one) and its outline. A *mapper* (``gridmap import --workers N``, a Dask client's map) runs them on
+a cluster; :func:`map_communities` is the one path both take, so a cluster gives exactly the
+layers of one process.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
 import sqlalchemy as sa
@@ -40,6 +46,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 Progress = Callable[[str, int, int], None]
+#: ``mapper(func, *iterables) -> list``: a ``map`` whose results come in order; a Dask client's
+#: map and gather on a cluster (:func:`geo.province.cluster.mapping`)
+Mapper = Callable[..., list]
 
 OSM_ATTRIBUTION = io.OSM_ATTRIBUTION  # kept with OSM data unless the import gives another credit
 
@@ -188,7 +197,7 @@ def _recode_history(conn: Connection, previous: list[str], new: str) -> None:
             )
 
 
-def import_buildings(
+def import_buildings(  # noqa: PLR0913 (keyword-only options of the import, as sjoin has)
     store: Store,
     path: str | Path,
     *,
@@ -198,6 +207,7 @@ def import_buildings(
     roads_path: str | Path | None = None,
     replace: bool = False,
     progress: Progress | None = None,
+    mapper: Mapper | None = None,
 ) -> ImportSummary:
     """Read, check and store a district's footprints, communities and cells in one transaction.
 
@@ -213,8 +223,9 @@ def import_buildings(
         Roads, to cut street blocks where there are neither community fields nor polygons.
     replace
         Start the district over when the project already holds buildings (refused otherwise).
-    progress
-        Called with (step, done, total) as the import goes.
+    progress, mapper
+        Called with (step, done, total) as the import goes; the communities' cells and outlines
+        run by ``mapper`` (a cluster's map, see :func:`map_communities`) when it is given.
     """
     step = progress or (lambda *_: None)
     _refuse_existing(store, replace=replace)
@@ -230,7 +241,7 @@ def import_buildings(
     )
     buildings["community"] = found.community
     step("communities", 1, 1)
-    district = district_layers(buildings, found, roads=roads, step=step)
+    district = district_layers(buildings, found, roads=roads, step=step, mapper=mapper)
     step("write", 0, 1)
     with store.transaction() as conn:
         if replace:
@@ -275,13 +286,16 @@ def district_layers(
     *,
     roads: gpd.GeoDataFrame | None,
     step: Progress,
+    mapper: Mapper | None = None,
 ) -> DistrictLayers:
-    """The buildings' cells and the community table, from the communities ``found``."""
+    """The buildings' cells and the community table, from the communities ``found``; the
+    communities' own work runs through ``mapper`` when given (see :func:`map_communities`)."""
     cells = boundaries.building_cells(
         buildings,
         communities=found.outlines,
         roads=roads,
         progress=lambda done, total: step("cells", done, total),
+        mapper=mapper,
     )
     warnings = list(found.warnings)
     if cells.attrs.get("rebuilt"):
@@ -293,11 +307,12 @@ def district_layers(
                 f"{names} 的建筑单元边界不完全重合，已按节点化边界重建",
             )
         )
-    outlines = (
-        found.outlines
-        if found.outlines is not None
-        else boundaries.community_outlines(buildings, cells)
-    )
+    outlines = found.outlines
+    if outlines is None:
+        parts = map_communities(
+            boundaries.community_outlines, buildings["community"], buildings, cells, mapper=mapper
+        )
+        outlines = pd.concat(parts, ignore_index=True)
     cell_frame = gpd.GeoDataFrame(
         {"building_id": buildings["building_id"], "community": buildings["community"]},
         geometry=cells.values,
@@ -306,6 +321,35 @@ def district_layers(
     return DistrictLayers(
         buildings, _community_table(buildings, outlines), cell_frame, roads, warnings
     )
+
+
+def map_communities(
+    func: Callable[..., Any],
+    community: pd.Series,
+    *frames: pd.DataFrame | pd.Series,
+    mapper: Mapper | None,
+) -> list:
+    """``func(*parts)`` on the rows of ``frames`` (aligned to ``community``), by community.
+
+    Without ``mapper`` (one process), a single call on all the rows: the step as it always ran.
+    With one, the communities in the order they first appear are cut into consecutive batches
+    (``mapper.batches`` of them when the mapper says, else one per community) of about as many
+    rows each, every community's rows in their order: results concatenated in batch order are
+    the one call's, for steps (unions of cells) that see nothing beyond a community.
+    """
+    if mapper is None or community.empty:
+        return [func(*frames)]
+    key = community.astype(object).where(community.notna(), "")
+    codes = pd.factorize(key, sort=False)[0]
+    order = np.argsort(codes, kind="stable")  # rows by community, first seen first
+    ends = np.flatnonzero(np.diff(codes[order])) + 1  # where each community's rows end
+    batches = getattr(mapper, "batches", None)
+    if batches is not None:  # the first community end at or after each even share of rows
+        shares = np.linspace(0, len(order), batches + 1)[1:-1]
+        picked = np.unique(np.searchsorted(ends, shares))
+        ends = ends[picked[picked < len(ends)]]
+    groups = np.split(order, ends)
+    return mapper(func, *[[frame.iloc[rows] for rows in groups] for frame in frames])
 
 
 def _write_district(store: Store, conn: Any, district: DistrictLayers) -> None:

@@ -7,6 +7,12 @@ coded (a grid with the same buildings keeps its code, a code is never issued twi
 and the plan is saved, and published when asked or when it is the district's first, in one
 transaction.
 
+With a *mapper* (``gridmap partition --workers N``: a Dask client's map) the grids' polygons, the
+unions of each community's cells, are made community by community on a cluster, through the
+import's :func:`~geo.usecases.district.map_communities`: the same polygons as in one process. The
+engine itself runs in this process: its space-filling curve and the turned curves of its mending
+runs span the whole district, so communities partitioned apart would get other grids.
+
 Examples
 --------
 >>> from geo.storage.store import open_store  # doctest: +SKIP
@@ -25,6 +31,7 @@ import pandas as pd
 from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
+from geo.grids.boundaries import grid_polygons
 from geo.locate.engine import GridIndex
 from geo.locate.kept import frames_index
 from geo.people.roster import roster, worker_names
@@ -44,7 +51,7 @@ from geo.plans.store import (
     save_plan,
 )
 from geo.storage.store import Store
-from geo.usecases.district import PLACEHOLDER_NOTE, get_settings
+from geo.usecases.district import PLACEHOLDER_NOTE, Mapper, get_settings, map_communities
 
 Progress = Callable[[str, int, int], None]
 
@@ -84,13 +91,15 @@ def partition_project(
     note: str = "",
     publish: bool | None = None,
     progress: Progress | None = None,
+    mapper: Mapper | None = None,
 ) -> PartitionOutcome:
     """Partition the project's buildings into a new plan.
 
     Without ``options.communities`` the whole district is partitioned; with them, the published
     plan is copied and only those communities are partitioned again. Locked grids of the parent
     plan are kept either way. The plan is published when ``publish`` is True, or when it is None
-    and no plan has been published yet (the first partition of a district).
+    and no plan has been published yet (the first partition of a district). ``mapper`` makes
+    the grids' polygons community by community (a cluster's map); None: in this process.
 
     Raises
     ------
@@ -103,7 +112,7 @@ def partition_project(
     scope = _scope(store, options.communities)
     labels, facts = _partition(store, scope, sizes, seed=options.seed, step=step)
     step("boundaries", 0, 1)
-    by_building, grids = _coded(store, scope, labels, facts)
+    by_building, grids = _coded(store, scope, labels, facts, mapper=mapper)
     step("boundaries", 1, 1)
     published = bool(publish if publish is not None else scope.parent is None)
     header = _header(scope, sizes, author=author, note=note)
@@ -232,7 +241,7 @@ def _locked_buildings(scope: _Scope) -> pd.Series | None:
 
 
 def _coded(
-    store: Store, scope: _Scope, labels: pd.Series, facts: pd.DataFrame
+    store: Store, scope: _Scope, labels: pd.Series, facts: pd.DataFrame, *, mapper: Mapper | None
 ) -> tuple[pd.Series, gpd.GeoDataFrame]:
     """Codes, polygons and workers of the new grids: a grid with its parent's buildings keeps
     its code and worker, a code is never issued twice, the parent's locked grids stay locked."""
@@ -249,7 +258,26 @@ def _coded(
         inherited=inherited,
         roster=roster(store),
         names=worker_names(store),
+        polygons=_polygons(scope.district, labels, mapper=mapper),
     )
+
+
+def _polygons(district: District, labels: pd.Series, *, mapper: Mapper | None) -> gpd.GeoDataFrame:
+    """The grids' polygons, made by community, in the order of one call (first-seen grid)."""
+    cells = district.cells
+    labels = labels.reindex(cells.index)
+    community = district.buildings["community"].reindex(cells.index)
+    parts = map_communities(_community_polygons, community, cells, labels, community, mapper=mapper)
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts).loc[pd.unique(labels.dropna())]
+
+
+def _community_polygons(
+    cells: gpd.GeoSeries, labels: pd.Series, community: pd.Series
+) -> gpd.GeoDataFrame:
+    """:func:`~geo.grids.boundaries.grid_polygons` of some communities (a task on a cluster)."""
+    return grid_polygons(cells, labels, community=community)
 
 
 def _header(scope: _Scope, sizes: _Sizes, *, author: str, note: str) -> PlanHeader:
