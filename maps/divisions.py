@@ -194,15 +194,19 @@ def _add_division(
 
 
 class _Bindings(MacroElement):
-    """The outline's tooltip and popup, bound by Leaflet itself: folium's Popup builds its
+    """The outline's label and popup, bound by Leaflet itself: folium's Popup builds its
     content with jQuery, which a page of Leaflet alone does not load. Both texts are JSON-escaped
-    HTML strings."""
+    HTML strings. A tap on the label opens the popup too (a phone has no hover, and the label is
+    what one sees of a street)."""
 
     _template = Template(
         "{% macro script(this, kwargs) %}"
-        "{{ this._parent.get_name() }}.bindTooltip({{ this.tooltip }}, {permanent: true, "
+        "{% set layer = this._parent.get_name() %}"
+        "{{ layer }}.bindTooltip({{ this.tooltip }}, {permanent: true, interactive: true, "
         "direction: 'center', className: 'gm-division-label'});"
-        "{{ this._parent.get_name() }}.bindPopup({{ this.popup }}, {maxWidth: 300});"
+        "{{ layer }}.bindPopup({{ this.popup }}, {maxWidth: 300});"
+        "{{ layer }}.getTooltip().on('click', function () {"
+        " {{ layer }}.openPopup({{ layer }}.getTooltip().getLatLng()); });"
         "{% endmacro %}"
     )
 

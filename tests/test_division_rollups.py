@@ -2,8 +2,8 @@
 city`` rolls the streets of one PostGIS database up, ``gridmap map --division COUNTY`` draws each
 street with its figures and opens into its grid map, ``gridmap divisions`` names and lists them.
 
-Three streets in two counties of Kunming (530102: A and B, 530103: C), each Kunming's 140
-footprints partitioned, with a different set of cases, some registered, dispatched or rejected.
+Three streets in two counties of Kunming (530102: A and B, 530103: C): A the western half of
+Kunming's 140 footprints, B the eastern half, C all of them; each partitioned, with a different set of cases, some registered, dispatched or rejected.
 A street's row must be what that street's own ``gridmap incidents stats --division`` says."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ runner = CliRunner()
 A, B, C = "530102001", "530102002", "530103001"
 #: cases per street: (how many, every how-many-th is registered)
 CASES = {A: (12, 3), B: (7, 2), C: (5, 5)}
+#: each street's buildings (filled by the fixture)
+BUILDINGS: dict[str, int] = {}
 COUNTS = ["reported", "registered", "closed", "closed_on_time", "overdue"]
 
 
@@ -37,7 +39,7 @@ def _import_cases(url: str, street: str, tmp: Path) -> None:
     store.engine.dispose()
     kinds = ["暴露垃圾", "占道经营", "井盖破损"]
     lines = ["id,lon,lat,type,time"] + [
-        f"{street}-{i},{points.iloc[i * 7].x:.6f},{points.iloc[i * 7].y:.6f},"
+        f"{street}-{i},{points.iloc[i * 5].x:.6f},{points.iloc[i * 5].y:.6f},"
         f"{kinds[i % 3]},2026-{8 + i % 2:02d}-{1 + i:02d} 09:00"
         for i in range(count)
     ]
@@ -63,6 +65,20 @@ def _import_cases(url: str, street: str, tmp: Path) -> None:
             assert moved.exit_code == 0, moved.output
 
 
+def _halves(source: Path, tmp: Path) -> dict[str, Path]:
+    """Each street's footprints: A the western half, B the eastern half, C all of them."""
+    import geopandas as gpd
+
+    buildings = gpd.read_file(source)
+    x = buildings.geometry.representative_point().x
+    west = x <= x.median()
+    files = {A: tmp / "west.geojson", B: tmp / "east.geojson"}
+    buildings.loc[west].to_file(files[A], driver="GeoJSON")
+    buildings.loc[~west].to_file(files[B], driver="GeoJSON")
+    BUILDINGS.update({A: int(west.sum()), B: int((~west).sum()), C: len(buildings)})
+    return files | {C: source}
+
+
 @pytest.fixture(scope="module")
 def province(postgis_url, shared_data, tmp_path_factory):
     """One database holding streets A, B (county 530102) and C (county 530103)."""
@@ -70,10 +86,10 @@ def province(postgis_url, shared_data, tmp_path_factory):
 
     url = pgcluster.fresh_database(postgis_url)
     tmp = tmp_path_factory.mktemp("feeds")
-    source = shared_data / "kunming_buildings.geojson"
+    sources = _halves(shared_data / "kunming_buildings.geojson", tmp)
     for street in (A, B, C):
         for step in (
-            ("import", source, "--community-field", "community"),
+            ("import", sources[street], "--community-field", "community"),
             ("partition",),
         ):
             done = gridmap(*step, "--db", url, "--division", street)
@@ -100,7 +116,7 @@ def test_stats_by_street_are_each_streets_own_stats(province):
             assert row[column] == sum(grid[column] for grid in own), (street, column)
         assert row["reported"] == count
         assert row["registration_rate"] == pytest.approx(row["registered"] / row["reported"])
-        assert row["buildings"] == 140
+        assert row["buildings"] == BUILDINGS[street]
         assert row["grids"] == open_store(province, division=street).count("grids")
     # cases moved on: some registered, some rejected (neither open nor closed... rejected is final)
     assert rows[A]["registered"] > 0
@@ -159,13 +175,13 @@ def test_divisions_are_named_and_listed_with_their_counts(province):
         "level": "county",
         "name": "五华区",
         "streets": 2,
-        "buildings": 280,
+        "buildings": BUILDINGS[A] + BUILDINGS[B],
         "grids": by_code[A]["grids"] + by_code[B]["grids"],
     }
     assert by_code[A]["name"] == "华山街道"
     assert by_code[A]["streets"] == 1
     assert by_code["53"]["streets"] == 3
-    assert by_code["53"]["buildings"] == 420
+    assert by_code["53"]["buildings"] == 140 * 2
     under = json.loads(
         gridmap("divisions", "list", "--db", province, "--division", "530103", "--json").stdout
     )
@@ -196,6 +212,11 @@ def _county_map(province: str, folder: Path) -> tuple[Path, str]:
     return out, out.read_text(encoding="utf-8")
 
 
+def _popups(page: str) -> list[str]:
+    """The HTML of each outline's popup (bound as a JSON string)."""
+    return [json.loads(text) for text in re.findall(r'\.bindPopup\(("(?:[^"\\]|\\.)*")', page)]
+
+
 def test_the_county_map_shows_its_streets_and_links_to_their_maps(province, tmp_path):
     _out, page = _county_map(province, tmp_path)
     streets = {row["code"]: row for row in _stats(province, "--by", "street")}
@@ -206,10 +227,10 @@ def test_the_county_map_shows_its_streets_and_links_to_their_maps(province, tmp_
         own = (tmp_path / link).read_text(encoding="utf-8")
         assert street in own  # the street's grid map, with its grid codes
         # its figures in its popup: buildings and cases as the rollup counts them
-        popup = re.search(rf"<b>[^<]*{street}</b><table>(.*?)</table>", page)
-        assert popup, street
-        cells = dict(re.findall(r"<td>([^<]+)</td><td>([^<]+)</td>", popup.group(1)))
-        assert cells["建筑"] == "140"
+        (popup,) = [html for html in _popups(page) if f"{street}</b>" in html]
+        assert f'href="{link}"' in popup
+        cells = dict(re.findall(r"<td>([^<]+)</td><td>([^<]+)</td>", popup))
+        assert int(cells["建筑"]) == BUILDINGS[street]
         assert int(cells["事件"]) == streets[street]["reported"]
         assert int(cells["在办事件"]) == streets[street]["open"]
         assert int(cells["超期事件"]) == streets[street]["overdue"]
@@ -231,7 +252,7 @@ def test_the_county_map_opens_offline_at_desktop_and_phone_size(province, tmp_pa
                 assert opened.network_requests() == []
                 page.locator(".gm-divisions a").first.wait_for()
                 page.screenshot(path=str(Path("/tmp/team") / name))
-                page.locator("path.leaflet-interactive").first.click(force=True)
+                page.locator(".gm-division-label").first.click()
                 page.locator(".leaflet-popup-content a").wait_for()
                 href = page.locator(".leaflet-popup-content a").get_attribute("href")
                 assert href in (f"county_files/{A}.html", f"county_files/{B}.html")
