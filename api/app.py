@@ -34,7 +34,7 @@ from api.routers import (
     workers,
 )
 from api.settings import Settings
-from api.state import ProjectState
+from api.state import DivisionStates, ProjectState
 from geo.errors import NotFound
 
 log = logging.getLogger("gridmap.api")
@@ -156,9 +156,15 @@ class Hardening:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gridmap service for the project file in ``settings.db`` (from the env when None)."""
+    """The gridmap service for the project file in ``settings.db`` (from the env when None).
+
+    A PostGIS database of many streets is served whole when ``settings.division`` is None: the
+    database's own project as before, and each street under ``/divisions/{code}/``
+    (:mod:`api.routers.divisions`); with ``settings.division``, that one street alone.
+    """
     settings = settings or Settings()
     state = ProjectState(settings)
+    streets = _streets_of(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -176,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
+        if streets is not None:
+            streets.close()
         state.close()
 
     app = FastAPI(
@@ -199,10 +207,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
             continue
         app.include_router(module.router)
+    if streets is not None:
+        from api.routers import divisions
+
+        app.state.divisions = streets
+        app.include_router(divisions.router)
+        app.add_middleware(divisions.DivisionScope, streets=streets)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Hardening)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _streets_of(state: ProjectState) -> DivisionStates | None:
+    """The streets of a PostGIS database served whole (no ``division`` set); else None."""
+    if state.division is not None or not state.settings.db.startswith(
+        ("postgresql:", "postgresql+", "postgres:")
+    ):
+        return None
+    return DivisionStates(state)
 
 
 def _build_routes(app: FastAPI) -> None:

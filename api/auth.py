@@ -46,12 +46,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name and role (``public`` for the public map mode), and the
-    grid worker (``worker_id``) the token is bound to, if any."""
+    """Who is calling: the token's name and role (``public`` for the public map mode), the
+    grid worker (``worker_id``) the token is bound to, if any, and the division a token of the
+    database's own project is scoped to (a county's, a province's; None for a project's own)."""
 
     name: str
     role: str
     worker: str | None = None
+    division: str | None = None
 
     def can(self, role: str) -> bool:
         return outranks(self.role, role)
@@ -60,4 +62,6 @@ class Principal:
 def verify_token(store: Store, token: str) -> Principal:
     """The caller behind ``token``; :class:`~geo.errors.Unauthorized` when unknown or revoked."""
     holder = tokens.verify_token(store, token)
-    return Principal(name=holder.name, role=holder.role, worker=holder.worker)
+    return Principal(
+        name=holder.name, role=holder.role, worker=holder.worker, division=holder.division
+    )

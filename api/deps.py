@@ -28,16 +28,26 @@ _bearer = HTTPBearer(auto_error=False, description="a token from 'gridmap token 
 PUBLIC = Principal(name="public", role="viewer")
 
 
+#: the request scope's key for the street a ``/divisions/{code}/...`` request is about: the
+#: division middleware (:mod:`api.routers.divisions`) puts the street's state there
+DIVISION_STATE = "gridmap.division"
+
+
+def project_of(request: Request) -> ProjectState:
+    """The project a request is about: its street's under ``/divisions/{code}/``, else the app's."""
+    return request.scope.get(DIVISION_STATE) or request.app.state.project
+
+
 async def get_state(request: Request) -> ProjectState:
-    return request.app.state.project
+    return project_of(request)
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.project.settings
+    return project_of(request).settings
 
 
 async def get_store(request: Request) -> Store:
-    return request.app.state.project.store
+    return project_of(request).store
 
 
 StateDep = Annotated[ProjectState, Depends(get_state)]
@@ -60,7 +70,7 @@ class RoleGuard:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        state: ProjectState = request.app.state.project
+        state = project_of(request)
         if credentials is None:
             if self.public and state.settings.public_maps:
                 return PUBLIC
@@ -127,7 +137,7 @@ async def page(
     ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> Page:
-    settings: Settings = request.app.state.project.settings
+    settings = project_of(request).settings
     return Page(limit=min(limit or settings.default_page, settings.max_page), offset=offset)
 
 
@@ -207,7 +217,7 @@ TimeRangeDep = Annotated[TimeRange, Depends(time_range)]
 
 async def bounded_body(request: Request) -> bytes:
     """The request body, refused with 413 above ``max_body_bytes`` (before reading it all)."""
-    limit = request.app.state.project.settings.max_body_bytes
+    limit = project_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(

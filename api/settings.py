@@ -24,6 +24,17 @@ class Settings(BaseSettings):
         "gridmap.gpkg",
         description="the project: a GeoPackage file, or a PostGIS database (postgresql://...)",
     )
+    division: str | None = Field(
+        None,
+        description="the street (9-digit code) of a PostGIS database of many streets to serve "
+        "alone; without it such a database's streets are served under /divisions/{code}/",
+    )
+    division_cache: int = Field(
+        32,
+        ge=1,
+        description="streets whose caches (and database connections) stay open at once when "
+        "serving /divisions/{code}/; the longest unused closes first",
+    )
     public_maps: bool = Field(
         False, description="serve /maps/* without a token (read-only, never with contacts)"
     )
@@ -47,6 +58,11 @@ class Settings(BaseSettings):
         description="after the project file changed, wait at most this long before re-reading "
         "the published plan for locate and OGC (0: at once)",
     )
+
+    @field_validator("division", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("db", mode="before")
     @classmethod

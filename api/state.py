@@ -6,6 +6,12 @@ The project tells, in microseconds, whether anyone committed since the last look
 (:class:`geo.usecases.service.ChangeWatch`); only then is the project's *fingerprint* (published
 plan, its revision, the layers' last change, workers; :func:`geo.usecases.service.fingerprint`)
 read again, and a cache rebuilt when it differs. Each uvicorn worker process holds its own copy.
+
+A PostGIS database of many streets (issue #18) is served as many projects: the database's own
+(public schema) at ``/``, and each street at ``/divisions/{code}/`` with a state of its own,
+opened on its first request and closed again when :class:`DivisionStates` keeps too many. A
+street's state knows its own tokens and asks the database's own project for the tokens scoped
+to a division above it (a county's viewer): the token's role then holds in every street under it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,15 +30,17 @@ import shapely
 
 from api.auth import Principal, verify_token
 from api.settings import Settings
-from geo.errors import GridmapError, NotFound
+from geo.divisions import covers
+from geo.errors import GridmapError, NotFound, Unauthorized
 from geo.locate import kept as locate_index
 from geo.locate.engine import GridIndex
+from geo.people import tokens
 from geo.plans import editing
 from geo.storage.store import Store, open_store
 from geo.usecases import service
 from geo.usecases.service import EVERYTHING, PLAN
 
-__all__ = ["EVERYTHING", "MAX_CACHED", "PLAN", "Locator", "ProjectState"]
+__all__ = ["EVERYTHING", "MAX_CACHED", "PLAN", "DivisionStates", "Locator", "ProjectState"]
 #: entries kept (layers, the locate index, map pages); the oldest built goes first
 MAX_CACHED = 48
 log = logging.getLogger("gridmap.api")
@@ -46,11 +55,29 @@ class Locator:
 
 
 class ProjectState:
-    """The service's view of one project (one per app)."""
+    """The service's view of one project: the app's own, or one street of a database of many.
 
-    def __init__(self, settings: Settings) -> None:
+    Parameters
+    ----------
+    settings
+        The service's settings; ``settings.division`` is the street when ``division`` is not given.
+    division
+        The street (9-digit code) of the PostGIS database ``settings.db`` this state serves.
+    above
+        The database's own project, which holds the tokens scoped to divisions above streets.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        division: str | None = None,
+        above: ProjectState | None = None,
+    ) -> None:
         self.settings = settings
-        self.store: Store = open_store(settings.db)
+        self.division = division or settings.division
+        self.above = above
+        self.store: Store = open_store(settings.db, division=self.division)
         self._watch = service.ChangeWatch(self.store)
         self._build_lock = threading.Lock()
         self._checked_at = 0.0
@@ -115,6 +142,29 @@ class ProjectState:
 
     # -- tokens ------------------------------------------------------------------------------------
     def principal(self, token: str) -> Principal:
+        """The caller behind ``token``: a token of this project, or (a street's) a token of the
+        database's own project whose division covers the street; else
+        :class:`~geo.errors.Unauthorized`. A token scoped to a division is refused by the
+        database's own project: it reads and writes its streets, not that project."""
+        try:
+            found = self._verified(token)
+        except Unauthorized as own:
+            if self.above is None or self.division is None:
+                raise
+            try:
+                found = self.above._verified(token)
+            except Unauthorized:
+                raise own from None
+            if found.division is None:
+                raise own from None
+        if found.division is not None and not (
+            self.division is not None and covers(found.division, self.division)
+        ):
+            raise Unauthorized("unknown token", zh="令牌无效")
+        return found
+
+    def _verified(self, token: str) -> Principal:
+        """The holder of a token of this project's own table (cached until the next commit)."""
         self.fingerprint()  # clears the token cache when the file changed (a revoke)
         found = self._tokens.get(token)
         if found is None:
@@ -190,3 +240,81 @@ def _warm_display(store: Store) -> None:
 
     if store.has_layer("buildings"):
         to_display(gpd.GeoSeries([shapely.Point(0.0, 0.0)], crs=store.layer_crs("buildings")))
+
+
+class DivisionStates:
+    """The streets of a PostGIS database of many, each served with a :class:`ProjectState` of
+    its own: opened on the street's first request, the least recently used closed beyond
+    ``settings.division_cache`` (each holds database connections; a province has hundreds).
+
+    The registered streets are read from ``public.gridmap_divisions`` and read again when a
+    code is not among them (at most once a second): a street imported while the service runs is
+    served without a restart.
+    """
+
+    #: seconds between two readings of the registrations caused by unknown codes
+    REREAD_SECONDS = 1.0
+
+    def __init__(self, root: ProjectState) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._states: OrderedDict[str, ProjectState] = OrderedDict()
+        self._names: dict[str, str] = {}
+        self._read_at: float | None = None
+
+    def registered(self) -> dict[str, str]:
+        """Code -> name of every street the database holds, by code (as last read)."""
+        if self._read_at is None:
+            self._read()
+        return self._names
+
+    def is_registered(self, code: str) -> bool:
+        """Whether ``code`` is a street of the database (read again if not, once a second)."""
+        if code in self.registered():
+            return True
+        if self._read_at is None or time.monotonic() - self._read_at >= self.REREAD_SECONDS:
+            self._read()
+        return code in self._names
+
+    def state(self, code: str) -> ProjectState:
+        """The state of the registered street ``code``, opened on first use."""
+        with self._lock:
+            found = self._states.get(code)
+            if found is not None:
+                self._states.move_to_end(code)
+                return found
+            found = ProjectState(self.root.settings, division=code, above=self.root)
+            self._states[code] = found
+            while len(self._states) > self.root.settings.division_cache:
+                # a request still holding it fails once, like one during a restart
+                self._states.popitem(last=False)[1].close()
+            return found
+
+    def covered(self, token: str) -> list[str]:
+        """The streets ``token`` reads: those under a scoped token's division, or the one street
+        whose own table holds it; :class:`~geo.errors.Unauthorized` when no street's does."""
+        try:
+            found = self.root._verified(token)
+        except Unauthorized:
+            return self._own_streets(token)
+        scope = found.division
+        return [code for code in self.registered() if scope is not None and covers(scope, code)]
+
+    def close(self) -> None:
+        with self._lock:
+            while self._states:
+                self._states.popitem()[1].close()
+
+    def _read(self) -> None:
+        from geo.storage.postgis import registered_divisions
+
+        listed = registered_divisions(self.root.settings.db)
+        self._names = dict(zip(listed["code"].astype(str), listed["name"].fillna(""), strict=True))
+        self._read_at = time.monotonic()
+
+    def _own_streets(self, token: str) -> list[str]:
+        """The streets whose own tokens table holds ``token`` unrevoked."""
+        found = tokens.streets_holding(self.root.store, token, self.registered())
+        if not found:
+            raise Unauthorized("unknown token", zh="令牌无效")
+        return found

@@ -12,6 +12,8 @@ from api.cli.common import (
     DbOption,
     JsonOption,
     console,
+    current_division,
+    is_server,
     lazy,
     out,
     report,
@@ -23,6 +25,7 @@ from api.roles import ROLE_HELP, ROLES
 
 if TYPE_CHECKING:
     from api import auth
+    from geo.storage.store import Store
 else:  # the project file's token table: imported by the commands that use it
     auth = lazy("api.auth")
 
@@ -52,6 +55,16 @@ def serve_command(
 
     store_for(db)  # a missing or foreign file is reported here, not by every worker
     os.environ["GRIDMAP_DB"] = str(db)
+    if current_division():  # one street of a database of many; without it, every street
+        os.environ["GRIDMAP_DIVISION"] = current_division() or ""
+    elif is_server(db):
+        console.print(
+            say(
+                f"各街道：http://{host}:{port}/divisions/<街道代码>/ （列表：/divisions）",
+                f"streets: http://{host}:{port}/divisions/<code>/ (list: /divisions)",
+            ),
+            markup=False,
+        )
     if public_maps:
         os.environ["GRIDMAP_PUBLIC_MAPS"] = "1"
     console.print(
@@ -81,9 +94,14 @@ def token_create(
         typer.Option(help="绑定网格员（工号或姓名）bind the token to a grid worker (id or name)"),
     ] = None,
 ) -> None:
-    """创建令牌 Create a token; it is printed once and only its hash is kept."""
+    """创建令牌 Create a token; it is printed once and only its hash is kept.
+
+    With ``--division`` of a county, city or province (PostGIS), the token reads (its role)
+    every street under it; it is kept by the database's own project.
+    """
+    store, scope = _token_store(db)
     token = auth.create_token(
-        store_for(db), name, role, worker=worker, actor=os.environ.get("GRIDMAP_USER", "")
+        store, name, role, worker=worker, division=scope, actor=os.environ.get("GRIDMAP_USER", "")
     )
     console.print(
         say(
@@ -101,7 +119,7 @@ def token_revoke(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """吊销令牌 Revoke a token (it stops working at once)."""
-    auth.revoke_token(store_for(db), name, actor=os.environ.get("GRIDMAP_USER", ""))
+    auth.revoke_token(_token_store(db)[0], name, actor=os.environ.get("GRIDMAP_USER", ""))
     console.print(say(f"令牌 {name} 已吊销", f"token {name} revoked"), markup=False)
 
 
@@ -110,8 +128,12 @@ def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出令牌 List tokens (names and roles; never the tokens)."""
     from geo.jsonvalue import json_records
 
-    columns = ("name", "role", "worker", "created_at", "revoked_at")
-    records = json_records(auth.list_tokens(store_for(db))[list(columns)])
+    columns = ("name", "role", "worker", "division", "created_at", "revoked_at")
+    store, scope = _token_store(db)
+    listed = auth.list_tokens(store)
+    if scope is not None:  # a county's: the tokens scoped to it
+        listed = listed[listed["division"] == scope]
+    records = json_records(listed[list(columns)])
     report(
         rows_table(
             say("访问令牌", "Tokens"),
@@ -121,3 +143,23 @@ def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         records,
         as_json=as_json,
     )
+
+
+def _token_store(db: str) -> tuple[Store, str | None]:
+    """Where the tokens of ``--division`` are kept: a street's in its project (``store_for``);
+    a county's, city's or province's in the database's own project, with the division's code."""
+    from geo.divisions import parse_division
+    from geo.errors import InputError
+    from geo.storage.store import open_store
+
+    given = current_division()
+    if given is None or parse_division(given).level in ("street", "community"):
+        return store_for(db), None
+    scope = parse_division(given).code
+    if not is_server(db):
+        raise InputError(
+            f"a token for {scope} (above a street) is kept by a PostGIS database of many "
+            "streets; a GeoPackage is one street",
+            zh=f"区划 {scope} 的令牌只能保存在多街道的 PostGIS 数据库中；GeoPackage 只有一个街道",
+        )
+    return open_store(db), scope

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
-from api.deps import BodyDep, Staff, StateDep, check_batch
+from api.deps import BodyDep, Staff, StateDep, check_batch, project_of
 from api.models import LocateBatch, LocateBatchResult, LocateResult, PointIn, plain
 from api.routers._frames import problem_responses
 from geo.errors import InputError
@@ -53,7 +53,7 @@ async def locate_point(
 ) -> JSONResponse:
     # the hot path: the answer is plain JSON built here, without FastAPI validating the
     # response model again (the model documents it; the tests hold the two to each other)
-    locator = request.app.state.project.locator()
+    locator = project_of(request).locator()
     found = locator.index.locate_lonlat_point(lon, lat, crs=crs, max_distance_km=MAX_DISTANCE_KM)
     body = {k: plain(v) for k, v in found.items()}
     body.update(reason="", id=None, plan_id=locator.plan_id)

@@ -5,6 +5,11 @@ does not give access. Roles are ordered (:mod:`geo.people.roles`). A token may a
 one grid worker (``worker``, their ``worker_id``), so that staff can be kept to their own grids;
 tokens made before the binding existed hold none and work as before.
 
+A database of many streets (issue #18) keeps each street's tokens in the street's own project;
+a token for a division above a street (a county's viewer, a province's admin) is a token of the
+database's own project with a ``division``: the code of the subtree it reads and writes
+(:func:`geo.divisions.covers`). Such a token is never bound to a worker: workers are a street's.
+
 Examples
 --------
 >>> len(token_hash("gm_x"))
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +33,7 @@ from geo.storage.store import Store, now_iso, tokens, workers
 
 PREFIX = "gm_"
 #: what :func:`list_tokens` shows of each token (never the hash)
-LISTED = ["name", "role", "worker", "created_at", "revoked_at"]
+LISTED = ["name", "role", "worker", "division", "created_at", "revoked_at"]
 #: the column binding a token to a worker (older projects gain it on opening:
 #: geo.storage.store.ensure_columns)
 WORKER = "worker"
@@ -35,11 +41,13 @@ WORKER = "worker"
 
 @dataclass(frozen=True)
 class TokenHolder:
-    """Who a token belongs to: its name, its role, and the worker it is bound to, if any."""
+    """Who a token belongs to: its name, its role, the worker it is bound to, if any, and the
+    division it is scoped to (None: the project's own token)."""
 
     name: str
     role: str
     worker: str | None = None
+    division: str | None = None
 
 
 def token_hash(token: str) -> str:
@@ -58,25 +66,46 @@ def check_role(role: str) -> str:
 
 
 def create_token(
-    store: Store, name: str, role: str, *, worker: str | None = None, actor: str = ""
+    store: Store,
+    name: str,
+    role: str,
+    *,
+    worker: str | None = None,
+    division: str | None = None,
+    actor: str = "",
 ) -> str:
     """A new token for ``name`` with ``role``; the caller shows it once, it is not kept.
 
     ``worker``: bind the token to the roster's worker with this ``worker_id`` or, when no id
     matches, this name (one worker only); the binding holds their ``worker_id``.
+    ``division``: the code (county, city or province, as parsed by
+    :func:`geo.divisions.parse_division`) of the streets a token of the database's own project
+    reads and writes; never with ``worker``.
     """
     check_role(role)
     name = _checked_name(name)
+    if division is not None and worker is not None:
+        raise InputError(
+            "a token bound to a worker belongs to the worker's street: create it with the "
+            "street's code, without a county or city scope",
+            zh="绑定网格员的令牌属于该网格员所在街道，请用街道代码创建，不能指定县、市范围",
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     with store.transaction() as conn:
         bound = None if worker is None else _worker_id(conn, worker)
         _free_name(conn, name)
         conn.execute(
             sa.insert(tokens).values(
-                name=name, role=role, hash=token_hash(token), created_at=now_iso(), worker=bound
+                name=name,
+                role=role,
+                hash=token_hash(token),
+                created_at=now_iso(),
+                worker=bound,
+                division=division,
             )
         )
         details = {"worker": bound} if bound is not None else {}
+        details |= {"division": division} if division is not None else {}
         store.log(conn, "token create", actor=actor, name=name, role=role, **details)
     return token
 
@@ -95,7 +124,8 @@ def revoke_token(store: Store, name: str, *, actor: str = "") -> None:
 
 
 def list_tokens(store: Store) -> pd.DataFrame:
-    """Name, role, bound worker, created and revoked times of every token (never the hashes)."""
+    """Name, role, bound worker, division, created and revoked times of every token (never the
+    hashes)."""
     return store.read_table(tokens)[LISTED].sort_values("name")
 
 
@@ -107,7 +137,7 @@ def verify_token(store: Store, token: str) -> TokenHolder:
         raise Unauthorized("unknown token", zh="令牌无效")
     if row.revoked_at is not None:
         raise Unauthorized(f"the token {row.name!r} was revoked", zh="令牌已被吊销")
-    return TokenHolder(name=row.name, role=row.role, worker=row.worker)
+    return TokenHolder(name=row.name, role=row.role, worker=row.worker, division=row.division)
 
 
 def _checked_name(name: str) -> str:
@@ -152,3 +182,28 @@ def _worker_id(conn: Connection, worker: str) -> str:
         hint="gridmap workers import",
         zh=f"名册中没有网格员 {worker}（工号或姓名）",
     )
+
+
+def streets_holding(store: Store, token: str, streets: Iterable[str]) -> list[str]:
+    """The streets among ``streets`` whose own tokens table holds ``token`` unrevoked, by code.
+
+    ``store`` is the database's own project of a PostGIS database of many streets (one schema
+    each, :func:`geo.storage.postgis.schema_of`); one query asks every street's table.
+    """
+    from geo.storage.postgis import schema_of
+
+    digest = token_hash(token)
+    asked = [
+        sa.select(sa.literal(code).label("code"))
+        .select_from(_street_tokens(schema_of(code)))
+        .where(sa.column("hash") == digest, sa.column("revoked_at").is_(None))
+        for code in sorted(set(streets))
+    ]
+    if not asked:
+        return []
+    with store.reading() as conn:
+        return sorted(str(row[0]) for row in conn.execute(sa.union_all(*asked)))
+
+
+def _street_tokens(schema: str) -> sa.TableClause:
+    return sa.table("tokens", sa.column("hash"), sa.column("revoked_at"), schema=schema)

@@ -137,6 +137,9 @@ tokens = sa.Table(
     sa.Column("revoked_at", sa.Text, nullable=True),
     # the grid worker (worker_id) a staff token is bound to; added on opening an older project
     sa.Column("worker", sa.Text, nullable=True),
+    # the division (county, city, province code) a token of the database's own project reads
+    # and writes under; NULL for a project's own tokens (a GeoPackage's always)
+    sa.Column("division", sa.Text, nullable=True),
 )
 
 audit_log = sa.Table(
