@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -31,19 +32,8 @@ from .i18n import strings
 from .offline import plugin_css, plugin_js
 from .prepare import MapInputError, to_display
 
-__all__ = ["FIGURES", "division_map"]
+__all__ = ["division_map"]
 
-#: the figures a street's popup lists, in order
-FIGURES = (
-    "buildings",
-    "communities",
-    "grids",
-    "workers",
-    "reported",
-    "open",
-    "overdue",
-    "closed",
-)
 _LABELS = {
     "zh": {
         "buildings": "建筑",
@@ -90,6 +80,7 @@ max-height:30vh;font-size:12px}}
 def division_map(
     divisions: gpd.GeoDataFrame,
     *,
+    figures: Sequence[str],
     links: Mapping[str, str | None] | None = None,
     colour_by: str = "open",
     lang: str = "zh",
@@ -102,8 +93,10 @@ def division_map(
     Parameters
     ----------
     divisions : GeoDataFrame
-        Indexed by division code: ``name`` and the :data:`FIGURES` (missing ones are left out),
-        optionally ``closure_rate``; outlines in any CRS (a row without one is listed only).
+        Indexed by division code: ``name``, the ``figures`` and optionally ``closure_rate``;
+        outlines in any CRS (a row without one is listed only).
+    figures : sequence of str
+        The count columns a popup lists, in order (geo decides which: the caller passes them).
     links : mapping, optional
         Each code's own map, relative to this page (None: it has none yet).
     colour_by : str
@@ -122,7 +115,7 @@ def division_map(
     if colour_by not in divisions.columns:
         raise MapInputError(
             f"the divisions have no column {colour_by!r} to colour by",
-            hint=f"use one of {', '.join(c for c in FIGURES if c in divisions.columns)}",
+            hint=f"use one of {', '.join(c for c in figures if c in divisions.columns)}",
         )
     labels = _LABELS["en" if lang == "en" else "zh"]
     links = dict(links or {})
@@ -135,7 +128,8 @@ def division_map(
         if shape is None or shape.is_empty:
             continue
         colour = colours[int(np.searchsorted(bins, value, side="right")) - 1]
-        _add_division(m, str(code), row, shape, colour, links.get(str(code)), labels, colour_by)
+        look = {"colour": colour, "colour_by": colour_by, "figures": figures}
+        _add_division(m, str(code), row, shape, links.get(str(code)), labels, look)
     m.get_root().header.add_child(folium.Element(_STYLE))
     panel = _panel(divisions, links, labels, colour_by, bins, colours, title)
     m.get_root().html.add_child(folium.Element(panel))
@@ -160,17 +154,17 @@ def _add_division(
     code: str,
     row: Mapping,
     shape: shapely.Geometry,
-    colour: str,
     link: str | None,
     labels: Mapping[str, str],
-    colour_by: str,
+    look: Mapping[str, Any],
 ) -> None:
     """The division's outline with its label (name, code, the coloured figure) and popup."""
     name = str(row.get("name") or "")
     heading = f"{escape_html(name)} {escape_html(code)}".strip()
+    colour, colour_by = look["colour"], look["colour_by"]
     figures = "".join(
-        f"<tr><td>{escape_html(labels[f])}</td><td>{int(row[f])}</td></tr>"
-        for f in FIGURES
+        f"<tr><td>{escape_html(labels.get(f, f))}</td><td>{int(row[f])}</td></tr>"
+        for f in look["figures"]
         if f in row and row[f] == row[f]
     )
     rate = row.get("closure_rate")

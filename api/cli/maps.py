@@ -156,6 +156,7 @@ def _division_maps(output: Path, *, db: str, under: str, request: MapRequest) ->
     name = regions.division_names(str(db)).get(code, "")
     m = division_map(
         streets,
+        figures=regions.MAP_FIGURES,
         links=links,
         lang=request.lang,
         basemap="none" if request.offline else request.basemap,

@@ -48,6 +48,7 @@ from geo.storage.store import Store, open_store
 __all__ = [
     "BY_LEVELS",
     "CASE_COUNTS",
+    "MAP_FIGURES",
     "PROJECT_COUNTS",
     "division_list",
     "division_names",
@@ -63,6 +64,17 @@ BY_LEVELS: tuple[Level, ...] = ("street", "county", "city", "province")
 PROJECT_COUNTS = ("buildings", "communities", "grids", "workers")
 #: the case counts of ``gridmap incidents stats`` (summed over a street's grids), and open ones
 CASE_COUNTS = ("reported", "registered", "closed", "closed_on_time", "overdue", "open")
+#: what a street's popup on a county or city map lists, in order
+MAP_FIGURES = (
+    "buildings",
+    "communities",
+    "grids",
+    "workers",
+    "reported",
+    "open",
+    "overdue",
+    "closed",
+)
 #: each rate of ``gridmap incidents stats`` as (numerator, denominator)
 RATES = {
     "registration_rate": ("registered", "reported"),
