@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     (:mod:`api.routers.divisions`); with ``settings.division``, that one street alone.
     """
     settings = settings or Settings()
-    state = ProjectState(settings)
+    state = _project(settings)
     streets = _streets_of(state)
 
     @asynccontextmanager
@@ -185,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if streets is not None:
             streets.close()
         state.close()
+        if state.above is not None:
+            state.above.close()
 
     app = FastAPI(
         title="gridmap",
@@ -219,13 +221,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _project(settings: Settings) -> ProjectState:
+    """The app's project. A street of a PostGIS database served alone also takes the tokens of
+    the divisions above it (a county's viewer), which the database's own project keeps."""
+    if settings.division is None or not _is_server(settings.db):
+        return ProjectState(settings)
+    own = ProjectState(settings.model_copy(update={"division": None}))
+    return ProjectState(settings, above=own)
+
+
 def _streets_of(state: ProjectState) -> DivisionStates | None:
     """The streets of a PostGIS database served whole (no ``division`` set); else None."""
-    if state.division is not None or not state.settings.db.startswith(
-        ("postgresql:", "postgresql+", "postgres:")
-    ):
+    if state.division is not None or not _is_server(state.settings.db):
         return None
     return DivisionStates(state)
+
+
+def _is_server(db: str) -> bool:
+    return db.startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
 def _build_routes(app: FastAPI) -> None:

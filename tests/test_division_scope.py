@@ -349,3 +349,18 @@ def test_token_commands_keep_a_county_token_in_the_databases_own_project(provinc
         "token", "create", "--db", gpkg, "--division", COUNTY, "--role", "viewer", "--name", "x"
     )
     assert on_file.exit_code == 2, on_file.output
+
+
+def test_a_street_served_alone_takes_its_own_and_its_countys_tokens(province):
+    url, tokens = province
+    with TestClient(create_app(Settings(db=url, division=A))) as alone:
+        for token in (tokens[A]["viewer"], tokens["county"], tokens["province"]):
+            grids = alone.get("/grids", headers=bearer(token))
+            assert grids.status_code == 200, grids.text
+            assert _first(grids.json(), "grid_code").startswith(A)
+        for token in (tokens[B]["admin"], tokens["other county"]):
+            assert alone.get("/grids", headers=bearer(token)).status_code == 401
+        assert (
+            alone.get(f"/divisions/{A}/grids", headers=bearer(tokens[A]["viewer"])).status_code
+            == 404
+        )
