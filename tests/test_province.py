@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.errors import Conflict
+from geo.errors import Conflict, InputError
 from geo.province import pipeline, run, synthetic
 from geo.province.cluster import connect
 from geo.storage.store import open_store
@@ -282,3 +282,64 @@ def test_a_street_left_half_done_is_imported_again_over_itself(province, postgis
     assert store.count("buildings") == done.buildings
     assert store.count("plans", {"status": "published"}) == 1
     assert streets.street_into_database(path, pipeline.StreetOptions(), url=url).skipped
+
+
+@pytest.fixture(scope="module")
+def one_file(province, tmp_path_factory) -> tuple[Path, Path]:
+    """The province as a single GeoPackage of buildings (a ``street_code`` field) and one
+    FlatGeobuf of roads: the GDAL source a province office would hand over."""
+    folder = tmp_path_factory.mktemp("onefile")
+    paths = pipeline.street_files(province)
+    buildings = pd.concat([gpd.read_parquet(path) for path in paths], ignore_index=True)
+    roads = pd.concat(
+        [gpd.read_parquet(pipeline.roads_file(path)) for path in paths], ignore_index=True
+    )
+    buildings.to_file(folder / "province.gpkg", driver="GPKG")
+    roads.to_file(folder / "roads.fgb", driver="FlatGeobuf")
+    return folder / "province.gpkg", folder / "roads.fgb"
+
+
+def test_one_gdal_file_is_read_street_by_street_by_the_workers(
+    province, one_file, client, tmp_path
+):
+    source, roads = one_file
+    found = pipeline.street_files(source, roads=roads)
+    assert [street.stem for street in found] == [p.stem for p in pipeline.street_files(province)]
+    assert len(found) == STREETS
+    chosen = found[:2]  # two streets keep the test short; the reading is the same for all
+    here = open_store(tmp_path / "here.gpkg", create=True)
+    there = open_store(tmp_path / "there.gpkg", create=True)
+    run.import_province(here, chosen)
+    summary = run.import_province(there, chosen, client=client)
+    assert len(summary.written) == 2
+    assert_same_province(run.read_province(there), run.read_province(here))
+    buildings = run.read_province(here)["buildings"]
+    assert set(buildings["street_code"]) == {street.stem for street in chosen}
+    assert len(buildings) == len(
+        gpd.read_file(source, where=f"street_code IN ('{chosen[0].stem}', '{chosen[1].stem}')")
+    )
+
+
+def test_a_file_without_the_street_field_or_with_bad_codes_gets_one_line(one_file, tmp_path):
+    source, _ = one_file
+    with pytest.raises(InputError, match="no field 'street'"):
+        pipeline.street_files(source, street_field="street")
+    with pytest.raises(InputError, match="not a field name"):
+        pipeline.street_files(source, street_field='x" OR 1=1 --')
+    frame = gpd.read_file(source, max_features=3)
+    frame["street_code"] = ["320505100", "DROP TABLE", "320505100"]
+    hostile = tmp_path / "hostile.gpkg"
+    frame.to_file(hostile, driver="GPKG")
+    with pytest.raises(InputError, match="must be 9 digits"):
+        pipeline.street_files(hostile)
+
+
+def test_divisions_need_a_postgis_database(province, tmp_path):
+    from api_support import cli_in_english
+
+    done = cli_in_english(
+        "province", "import", province, "--db", tmp_path / "p.gpkg", "--divisions", "--workers", 1
+    )
+    assert done.exit_code == 2
+    assert "--divisions needs a PostGIS --db" in done.output
+    assert not (tmp_path / "p.gpkg").exists()

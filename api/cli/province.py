@@ -55,8 +55,18 @@ def register(app: typer.Typer) -> None:
 def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per option)
     source: Annotated[
         Path,
-        typer.Argument(help="街道文件目录 folder of <county>/<street>.parquet (+ .roads.parquet)"),
+        typer.Argument(
+            help="街道文件目录 folder of <county>/<street>.parquet (+ .roads.parquet), or one "
+            "file of the whole province (GeoPackage, FlatGeobuf ...) with --street-field"
+        ),
     ],
+    street_field: Annotated[
+        str, typer.Option(help="单一文件中的街道代码字段 the field of each building's street")
+    ] = "street_code",
+    roads: Annotated[
+        Path | None,
+        typer.Option(help="全省道路（单一文件时）the province's roads, with a single file"),
+    ] = None,
     db: DbOption = DEFAULT_DB,
     workers: Annotated[
         int | None, typer.Option(help="本机工作进程数 local worker processes (default: cores)")
@@ -82,8 +92,8 @@ def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per
     as_json: JsonOption = False,
 ) -> None:
     """按街道导入并划分全省 Import and partition every street of a province into --db."""
-    if not source.is_dir():
-        raise InputError(f"{source} is not a folder of street files", zh=f"{source} 不是目录")
+    if not source.exists():
+        raise InputError(f"{source} does not exist", zh=f"{source} 不存在")
     if cluster_url is None and workers is None:
         from geo.threads import cores
 
@@ -94,15 +104,26 @@ def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per
             "--divisions needs a PostGIS --db (postgresql://...): a GeoPackage is one street",
             zh="--divisions 需要 PostGIS 数据库（postgresql://...）：一个 GeoPackage 只是一个街道",
         )
+    found = pipeline.street_files(source, street_field=street_field, roads=roads)
     store = None if divisions else store_for(db, create=True)
     with cluster.connect(cluster=cluster_url, workers=workers) as client, progress_bar() as bar:
         if store is None:
             summary = streets.import_streets(
-                str(db), source, client=client, options=options, resume=resume, progress=bar
+                str(db),
+                found,
+                client=client,
+                options=options,
+                resume=resume,
+                progress=bar,
             )
         else:
             summary = run.import_province(
-                store, source, client=client, options=options, resume=resume, progress=bar
+                store,
+                found,
+                client=client,
+                options=options,
+                resume=resume,
+                progress=bar,
             )
     _print_summary(summary, as_json=as_json)
     if summary.failed:

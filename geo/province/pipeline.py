@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 import resource
 import tempfile
 import time
@@ -25,10 +26,12 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 import pyproj
 
 from geo.buildings.communities import assign_communities
 from geo.buildings.reading import ReadOptions, read_buildings, read_lines
+from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
 from geo.grids.codes import validate_division_code
@@ -77,11 +80,89 @@ class StreetResult:
     peak_mb: float  # the worker process's peak resident memory so far (see _peak_mb)
 
 
-def street_files(folder: str | Path) -> list[Path]:
-    """The buildings file of every street under ``folder`` (``<county>/<street>.parquet``)."""
+@dataclass(frozen=True)
+class StreetSlice:
+    """One street's rows of a single GDAL source that holds many (a province GeoPackage,
+    FlatGeobuf, Shapefile ...): the rows whose ``field`` is ``code``. A worker reads only them
+    (an attribute filter GDAL streams), so no process holds the whole source."""
+
+    source: Path
+    layer: str
+    field: str
+    code: str
+    roads: Path | None = None  # the province's roads: each street reads those in its bounds
+
+    @property
+    def stem(self) -> str:
+        """The street's code, as a street file's name gives it."""
+        return self.code
+
+
+Street = Path | StreetSlice
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def street_files(
+    folder: str | Path, *, street_field: str = "street_code", roads: Path | None = None
+) -> list[Street]:
+    """Every street of a province source: under a folder, the buildings file of each street
+    (``<county>/<street>.parquet``); in a single GDAL file, one :class:`StreetSlice` per value
+    of ``street_field`` (9-digit street codes, checked), with the province's ``roads`` file."""
     root = Path(folder)
+    if root.is_file():
+        return _slices(root, street_field, roads)
     found = sorted(root.rglob("*.parquet"))
     return [path for path in found if not path.stem.endswith(ROADS_SUFFIX)]
+
+
+def _slices(source: Path, field: str, roads: Path | None) -> list[Street]:
+    """The streets of one file, from its distinct ``field`` values (one column is read)."""
+    if not _FIELD.match(field):
+        raise InputError(f"--street-field {field[:70]!r} is not a field name", zh="街道字段名无效")
+    layer = str(pyogrio.list_layers(source)[0][0])
+    if field not in pyogrio.read_info(source, layer=layer)["fields"]:
+        raise InputError(
+            f"{source.name} has no field {field!r} naming each building's street (9 digits)",
+            zh=f"{source.name} 没有字段 {field}（各建筑所属街道的 9 位代码）",
+        )
+    values = pyogrio.read_dataframe(source, read_geometry=False, sql=_distinct(field, layer))[field]
+    codes = sorted({str(value).strip() for value in values.dropna()})
+    for code in codes:
+        validate_division_code(code)  # data is never code: only digits reach a filter
+    return [
+        StreetSlice(source=source, layer=layer, field=field, code=code, roads=roads)
+        for code in codes
+    ]
+
+
+def _distinct(field: str, layer: str) -> str:
+    quoted_layer = '"' + layer.replace('"', '""') + '"'
+    return f'SELECT DISTINCT "{field}" FROM {quoted_layer}'
+
+
+def street_inputs(street: Street, folder: Path) -> tuple[Path, Path | None]:
+    """The street's buildings and roads as files GDAL reads, made in ``folder`` where needed."""
+    if isinstance(street, StreetSlice):
+        where = f"\"{street.field}\" = '{street.code}'"  # both checked: a name, 9 digits
+        frame = pyogrio.read_dataframe(street.source, layer=street.layer, where=where)
+        copy = folder / f"{street.code}.fgb"
+        pyogrio.write_dataframe(frame, copy, driver="FlatGeobuf")
+        return copy, _roads_near(street.roads, frame, folder / f"{street.code}.roads.fgb")
+    roads = roads_file(street)
+    return gdal_readable(street, folder), None if roads is None else gdal_readable(roads, folder)
+
+
+def _roads_near(roads: Path | None, buildings: gpd.GeoDataFrame, copy: Path) -> Path | None:
+    """The roads of a province file that cross the street's bounds, as a file of their own."""
+    if roads is None or buildings.empty:
+        return None
+    crs = pyogrio.read_info(roads)["crs"]
+    box = buildings.to_crs(crs).total_bounds if crs and buildings.crs else buildings.total_bounds
+    near = pyogrio.read_dataframe(roads, bbox=tuple(box))
+    if near.empty:
+        return None
+    pyogrio.write_dataframe(near, copy, driver="FlatGeobuf")
+    return copy
 
 
 def roads_file(path: Path) -> Path | None:
@@ -90,18 +171,20 @@ def roads_file(path: Path) -> Path | None:
     return roads if roads.exists() else None
 
 
-def process_street(path: str | Path, options: StreetOptions | None = None) -> StreetResult:
+def process_street(
+    path: str | Path | StreetSlice, options: StreetOptions | None = None
+) -> StreetResult:
     """Import and partition one street's file; the street code is the file's name (9 digits).
 
     Returns the street's buildings (with ``grid_code``), communities, cells, roads and coded
     grids: exactly what ``gridmap import`` then ``gridmap partition`` store for that street
     alone with its division code set.
     """
-    path = Path(path)
+    street = path if isinstance(path, StreetSlice) else Path(path)
     options = options or StreetOptions()
-    code = validate_division_code(path.stem)
+    code = validate_division_code(street.stem)
     started, cpu = time.perf_counter(), time.process_time()
-    district, layers = _imported(path, code, options)
+    district, layers = _imported(street, code, options)
     labels, facts = _partitioned(district, layers.roads, options)
     by_building, grids = coded_grids(
         district,
@@ -155,17 +238,12 @@ def gdal_readable(path: Path, folder: Path) -> Path:
     return copy
 
 
-def _imported(path: Path, code: str, options: StreetOptions) -> tuple[District, DistrictLayers]:
+def _imported(street: Street, code: str, options: StreetOptions) -> tuple[District, DistrictLayers]:
     """The import's steps on one street: read, communities, cells, community table."""
-    roads_path = roads_file(path)
     with tempfile.TemporaryDirectory(prefix="gridmap-street-") as folder:
-        source = gdal_readable(path, Path(folder))
+        source, roads_path = street_inputs(street, Path(folder))
         buildings, _report = read_buildings(source, options.read)
-        roads = (
-            read_lines(gdal_readable(roads_path, Path(folder)), crs=buildings.crs)
-            if roads_path
-            else None
-        )
+        roads = read_lines(roads_path, crs=buildings.crs) if roads_path else None
     found = assign_communities(buildings, roads=roads)
     buildings["community"] = found.community
     layers = district_layers(buildings, found, roads=roads, step=lambda *_: None)

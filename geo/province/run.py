@@ -32,7 +32,13 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.errors import Conflict, InputError
-from geo.province.pipeline import StreetOptions, StreetResult, process_street, street_files
+from geo.province.pipeline import (
+    Street,
+    StreetOptions,
+    StreetResult,
+    process_street,
+    street_files,
+)
 from geo.storage.store import Store, now_iso
 
 if TYPE_CHECKING:
@@ -66,7 +72,7 @@ class ProvinceSummary:
 
 def import_province(
     store: Store,
-    source: str | Path,
+    source: str | Path | Sequence[Street],
     *,
     client: Client | None = None,
     options: StreetOptions | None = None,
@@ -82,7 +88,8 @@ def import_province(
         The province's store (GeoPackage or PostGIS), written by this process only.
     source
         A folder of street files, ``<county>/<street>.parquet`` (street = 9-digit code) with
-        ``<street>.roads.parquet`` beside; see :mod:`geo.province.synthetic`.
+        ``<street>.roads.parquet`` beside (see :mod:`geo.province.synthetic`); or the streets
+        :func:`~geo.province.pipeline.street_files` found (slices of one GDAL file, too).
     client
         A Dask client (:func:`geo.province.cluster.connect`); None runs the streets here.
     options
@@ -97,7 +104,7 @@ def import_province(
     """
     options = options or StreetOptions()
     step = progress or (lambda *_: None)
-    paths = street_files(source)
+    paths = street_files(source) if isinstance(source, str | Path) else list(source)
     if not paths:
         raise InputError(
             f"no street files (<county>/<street>.parquet) under {source}",
@@ -164,7 +171,7 @@ Outcome = tuple[str, StreetResult | BaseException]
 
 
 def _run_here(
-    paths: Sequence[Path], options: StreetOptions, task: Task
+    paths: Sequence[Street], options: StreetOptions, task: Task
 ) -> Generator[Outcome, None, None]:
     """Each street in this process, in order: the one-process reference."""
     for path in paths:
@@ -172,7 +179,7 @@ def _run_here(
 
 
 def _run_on(
-    client: Client, paths: Sequence[Path], options: StreetOptions, task: Task
+    client: Client, paths: Sequence[Street], options: StreetOptions, task: Task
 ) -> Generator[Outcome, None, None]:
     """Each street as a Dask task, yielded as it finishes (an error after the retries too)."""
     from dask.distributed import as_completed

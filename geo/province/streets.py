@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +34,14 @@ from typing import TYPE_CHECKING
 from geo.errors import Conflict, InputError
 from geo.grids.codes import validate_division_code
 from geo.plans.store import published_plan_id
-from geo.province.pipeline import StreetOptions, _peak_mb, gdal_readable, roads_file, street_files
+from geo.province.pipeline import (
+    Street,
+    StreetOptions,
+    StreetSlice,
+    _peak_mb,
+    street_files,
+    street_inputs,
+)
 from geo.province.run import Progress, ProvinceSummary, _run_here, _run_on
 from geo.storage.postgis import registered_divisions
 from geo.storage.store import Store, adopt_division, open_store
@@ -60,7 +68,7 @@ class StreetDone:
 
 def import_streets(
     url: str,
-    source: str | Path,
+    source: str | Path | Sequence[Street],
     *,
     client: Client | None = None,
     options: StreetOptions | None = None,
@@ -75,7 +83,7 @@ def import_streets(
     """
     options = options or StreetOptions()
     step = progress or (lambda *_: None)
-    paths = street_files(source)
+    paths = street_files(source) if isinstance(source, str | Path) else list(source)
     if not paths:
         raise InputError(
             f"no street files (<county>/<street>.parquet) under {source}",
@@ -94,10 +102,12 @@ def import_streets(
     return summary
 
 
-def street_into_database(path: str | Path, options: StreetOptions, *, url: str) -> StreetDone:
+def street_into_database(
+    path: str | Path | StreetSlice, options: StreetOptions, *, url: str
+) -> StreetDone:
     """One street's file into its division of ``url``: import, partition, publish (a worker's
     task; the street code is the file's name)."""
-    path = Path(path)
+    path = path if isinstance(path, StreetSlice) else Path(path)
     code = validate_division_code(path.stem)
     started, cpu = time.perf_counter(), time.process_time()
     store = open_store(url, division=code, create=True)
@@ -119,18 +129,12 @@ def street_into_database(path: str | Path, options: StreetOptions, *, url: str) 
     )
 
 
-def _import_and_partition(store: Store, path: Path, code: str, options: StreetOptions):
+def _import_and_partition(store: Store, path: Street, code: str, options: StreetOptions):
     """``gridmap import --replace`` then ``gridmap partition`` of one street; its grids."""
     adopt_division(store, code)  # the grid codes start with the street's code
     with tempfile.TemporaryDirectory(prefix="gridmap-street-") as folder:
-        roads = roads_file(path)
-        import_buildings(
-            store,
-            gdal_readable(path, Path(folder)),
-            options=options.read,
-            roads_path=None if roads is None else gdal_readable(roads, Path(folder)),
-            replace=True,
-        )
+        buildings, roads = street_inputs(path, Path(folder))
+        import_buildings(store, buildings, options=options.read, roads_path=roads, replace=True)
     outcome = partition_project(
         store,
         options=PartitionOptions(
