@@ -101,9 +101,8 @@ def division_map(
         Each code's own map, relative to this page (None: it has none yet).
     colour_by : str
         The count column the fill shows (``open``, ``overdue``, ``reported`` ...).
-    lang : {"zh", "en"}
-    basemap : str
-        As :func:`maps.basemaps.add_basemap` (``"none"`` for a page that opens offline).
+    lang, basemap : str
+        ``zh`` | ``en``; as :func:`maps.basemaps.add_basemap` (``"none"`` opens offline).
     title : sequence of str
         Lines above the list of divisions.
 

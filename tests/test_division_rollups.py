@@ -260,3 +260,41 @@ def test_the_county_map_opens_offline_at_desktop_and_phone_size(province, tmp_pa
             tmp_path / f"county_files/{A}.html", block_network=True, browser=browser
         ) as street:
             assert street.errors == []
+
+
+def test_a_geopackage_is_one_street_rolled_up_as_itself(kunming_project, tmp_path):
+    """A GeoPackage is one street: --by street gives it, a county or city its single row."""
+    unnamed = gridmap("incidents", "stats", "--db", kunming_project, "--by", "county")
+    assert unnamed.exit_code == 2
+    assert "gridmap settings set division_code" in unnamed.output
+    assert len(unnamed.output.strip().splitlines()) == 1
+    done = gridmap("settings", "set", "division_code", A, "--db", kunming_project)
+    assert done.exit_code == 0, done.output
+    BUILDINGS.setdefault(A, 140)
+    _import_cases(str(kunming_project), A, tmp_path)
+    own = _stats(str(kunming_project))
+    (street,) = _stats(str(kunming_project), "--by", "street")
+    (county,) = _stats(str(kunming_project), "--by", "county")
+    assert street["code"] == A
+    assert county["code"] == "530102"
+    assert county["streets"] == 1
+    for column in COUNTS:
+        assert street[column] == county[column] == sum(grid[column] for grid in own)
+    elsewhere = gridmap(
+        "incidents", "stats", "--db", kunming_project, "--by", "city", "--division", "3205"
+    )
+    assert elsewhere.exit_code == 3
+    # its own street's name is its district_name; other divisions are named in a database
+    assert gridmap("divisions", "name", A, "华山街道", "--db", kunming_project).exit_code == 0
+    refused = gridmap("divisions", "name", "530102", "五华区", "--db", kunming_project)
+    assert refused.exit_code == 2
+    listed = json.loads(gridmap("divisions", "list", "--db", kunming_project, "--json").stdout)
+    assert [row["code"] for row in listed] == ["53", "5301", "530102", A]
+    assert listed[-1]["name"] == "华山街道"
+    assert listed[-1]["buildings"] == 140
+    out = tmp_path / "county.html"
+    drawn = gridmap("map", out, "--db", kunming_project, "--division", "530102", "--offline")
+    assert drawn.exit_code == 0, drawn.output
+    assert (tmp_path / "county_files" / f"{A}.html").is_file()
+    (popup,) = _popups(out.read_text(encoding="utf-8"))
+    assert f"华山街道 {A}</b>" in popup

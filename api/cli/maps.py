@@ -87,26 +87,9 @@ def map_command(
     from maps.project import MapRequest
 
     _check_map_options(output, basemap=basemap, lang=lang)
-    if _is_above_street(current_division()):
-        if community or grid or plan is not None or diff_against is not None:
-            raise InputError(
-                "a county or city map shows its streets: --community, --grid, --plan and "
-                "--diff-against go with one street's --division",
-                zh="县、市级地图显示各街道：--community、--grid、--plan、--diff-against 需指定单个街道",
-            )
-        request = MapRequest(
-            since=_time(since, "--since"),
-            until=_time(until, "--until"),
-            basemap=basemap,
-            lang=lang,
-            offline=offline,
-            include_contacts=include_contacts,
-            tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
-        )
-        _division_maps(output, db=db, under=str(current_division()), request=request)
-        return
-    store = store_for(db)
-    if diff_against is not None:
+    # a county or city --division: a map of its streets, no one project's store
+    store = None if _is_above_street(current_division()) else store_for(db)
+    if store is not None and diff_against is not None:
         m = _diff_map(store, diff_against, plan, lang=lang, offline=offline, basemap=basemap)
     else:
         request = MapRequest(
@@ -121,6 +104,9 @@ def map_command(
             plan_id=plan,
             tianditu_key=os.environ.get("GRIDMAP_TIANDITU_KEY"),
         )
+        if store is None:
+            _division_maps(output, db=db, request=request, diff_against=diff_against)
+            return
         m = mapping.project_map(store, request)
     _write_map(m, output, db=db, offline=offline)
 
@@ -136,12 +122,19 @@ def _is_above_street(division: str | None) -> bool:
     )
 
 
-def _division_maps(output: Path, *, db: str, under: str, request: MapRequest) -> None:
-    """The streets under ``under`` on one page, each street's own map written beside it in
-    ``<output stem>_files/<code>.html`` and linked from its outline."""
+def _division_maps(output: Path, *, db: str, request: MapRequest, diff_against: int | None) -> None:
+    """The streets under the county or city ``--division`` on one page, each street's own map
+    written beside it in ``<output stem>_files/<code>.html`` and linked from its outline."""
     from geo.divisions import parse_division
     from maps.divisions import division_map
 
+    under = str(current_division())
+    if request.community or request.grid or request.plan_id is not None or diff_against:
+        raise InputError(
+            "a county or city map shows its streets: --community, --grid, --plan and "
+            "--diff-against go with one street's --division",
+            zh="县、市级地图显示各街道：--community、--grid、--plan、--diff-against 需指定单个街道",
+        )
     if is_stdio(output):
         raise InputError(
             "a county or city map links to its streets' maps written beside it: give an .html "
