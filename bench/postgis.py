@@ -19,9 +19,10 @@ The served projects hold the buildings layer only (no import's cells, no partiti
 buildings through ``gridmap import`` and ``gridmap partition`` take far longer than this run, see
 the province section): the collection then serves the footprints with an empty ``grid_code``.
 
-Run: ``.venv/bin/python bench/postgis.py`` (``--buildings 1000000 --source /tmp/prov/p508
---seconds 15 --workers 2``; ``--source`` is generated with ``gridmap province generate`` when it
-holds too few buildings). Writes the ``postgis`` section of docs/benchmarks.md.
+Run: ``.venv/bin/python bench/postgis.py`` (``--buildings 1000000 --runs 2 --source
+/tmp/prov/p508 --seconds 15 --workers 2``; ``--source`` is generated as ``gridmap province
+generate`` does when it holds too few buildings). Writes the ``postgis`` section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--boxes", type=int, default=500, help="distinct bbox pages")
+    parser.add_argument("--runs", type=int, default=2, help="loads on each backend")
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--keep", type=Path, help="keep the GeoPackage in this folder")
     return parser.parse_args()
@@ -309,16 +311,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gridmap-bench-postgis-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        gpkg = folder / "county.gpkg"
-        gpkg.unlink(missing_ok=True)
-        with pgcluster.throwaway_cluster() as url:
-            server = postmaster_pid(url)
-            loads = [
-                load_buildings(open_store(url), frame, backend="PostGIS", server=server),
-                load_buildings(
-                    open_store(gpkg, create=True), frame, backend="GeoPackage", server=None
-                ),
-            ]
+        with pgcluster.throwaway_cluster() as cluster:
+            loads, url, gpkg = load_runs(frame, cluster, folder, runs=args.runs)
             del frame
             load_after = os.getloadavg()
             served = [serve_and_measure(args, url, "PostGIS", boxes, folder)]
@@ -329,9 +323,26 @@ def main() -> None:
     write_section("postgis", text)
 
 
+def load_runs(
+    frame: gpd.GeoDataFrame, cluster: str, folder: Path, *, runs: int
+) -> tuple[list[Load], str, Path]:
+    """``runs`` loads on each backend, alternated (PostGIS first), each into a new database or
+    file; the loads and the last database and file (the ones served)."""
+    server, loads = postmaster_pid(cluster), []
+    for run in range(runs):
+        url = pgcluster.fresh_database(cluster)
+        loads.append(load_buildings(open_store(url), frame, backend="PostGIS", server=server))
+        gpkg = folder / f"county-{run + 1}.gpkg"
+        gpkg.unlink(missing_ok=True)
+        store = open_store(gpkg, create=True)
+        loads.append(load_buildings(store, frame, backend="GeoPackage", server=None))
+    return loads, url, gpkg
+
+
 def report(args, loads: list[Load], served: list[Served], *, read_seconds, loads_avg) -> str:
     """The section: command, machine, the two tables, the targets and what was served."""
-    options = {"buildings": args.buildings, "seconds": f"{args.seconds:g}", "workers": args.workers}
+    options = {"buildings": args.buildings, "runs": args.runs, "seconds": f"{args.seconds:g}"}
+    options |= {"workers": args.workers} if args.workers != 2 else {}
     command = "python bench/postgis.py" + "".join(f" --{k} {v}" for k, v in options.items())
     start, after_load, end = (f"{a[0]:.1f} {a[1]:.1f} {a[2]:.1f}" for a in loads_avg)
     lines = [
@@ -343,7 +354,7 @@ def report(args, loads: list[Load], served: list[Served], *, read_seconds, loads
         "",
         *_serve_table(args, served),
         "",
-        NOTES,
+        NOTES.format(buildings=loads[0].rows),
         "",
         *_verdicts(loads, served),
     ]
@@ -351,7 +362,7 @@ def report(args, loads: list[Load], served: list[Served], *, read_seconds, loads
 
 
 NOTES = (
-    "What was served: a project holding the buildings layer alone, the first 1,000,000 "
+    "What was served: a project holding the buildings layer alone, the first {buildings:,} "
     "buildings of the synthetic province slice (`gridmap province generate`, 8 counties' "
     "streets side by side, EPSG:4549) written as above, the PostGIS one in the database's own "
     "(public) schema; no cells, plan or grids (`gridmap import` + `gridmap partition` of a "
@@ -372,7 +383,8 @@ NOTES = (
 def _load_table(loads: list[Load], read_seconds: float) -> list[str]:
     rows = [
         f"**(a) Loading {loads[0].rows:,} buildings** (the slice read from GeoParquet in "
-        f"{read_seconds:.1f} s, not counted), one transaction each, PostGIS first:",
+        f"{read_seconds:.1f} s, not counted), one transaction each into a new database or file, "
+        "the backends alternated, PostGIS first:",
         "",
         "| backend | rows | wall s | CPU s (this process) | CPU s (database server) | rows/s |",
         "|---|---:|---:|---:|---:|---:|",
@@ -417,12 +429,12 @@ def _serve_table(args, served: list[Served]) -> list[str]:
 
 
 def _verdicts(loads: list[Load], served: list[Served]) -> list[str]:
-    postgis = next(load for load in loads if load.backend == "PostGIS")
+    postgis = max((load for load in loads if load.backend == "PostGIS"), key=lambda x: x.wall)
     said = "met" if postgis.wall < LOAD_SECONDS else "not met"
     lines = [
         f"Targets (issue #18): (a) 1,000,000 buildings into PostGIS under {LOAD_SECONDS:.0f} s: "
         f"{said if postgis.rows >= 1_000_000 else 'not measured'} ({postgis.rows:,} buildings, "
-        f"{postgis.wall:.1f} s wall, {postgis.cpu + (postgis.server_cpu or 0):.1f} s "
+        f"slowest run {postgis.wall:.1f} s wall, {postgis.cpu + (postgis.server_cpu or 0):.1f} s "
         "CPU of client and server)."
     ]
     for one in served:
