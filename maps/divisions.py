@@ -145,7 +145,23 @@ def _blank_map(basemap: str, *, lang: str, tianditu_key: str | None) -> folium.M
     m.default_js = plugin_js("leaflet")
     m.default_css = plugin_css("leaflet")
     add_basemap(m, basemap, strings(lang), tianditu_key=tianditu_key)
+    _Credit(strings(lang)["osm_credit_html"]).add_to(m)  # the outlines come from the footprints
     return m
+
+
+class _Credit(MacroElement):
+    """The building data's credit in Leaflet's attribution box, as the grid maps give it."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.credit }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, credit: str) -> None:
+        super().__init__()
+        self._name = "DivisionCredit"
+        self.credit = json_for_html(credit)
 
 
 def _add_division(

@@ -298,3 +298,28 @@ def test_a_geopackage_is_one_street_rolled_up_as_itself(kunming_project, tmp_pat
     assert (tmp_path / "county_files" / f"{A}.html").is_file()
     (popup,) = _popups(out.read_text(encoding="utf-8"))
     assert f"华山街道 {A}</b>" in popup
+
+
+def test_a_street_without_a_map_or_with_a_hostile_name_is_drawn_as_text():
+    """maps/divisions.py alone: no link where a street has no published plan; names are text."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from maps.divisions import division_map
+    from maps.render import render_html
+
+    hostile = '<script>alert(1)</script>"街道'
+    frame = gpd.GeoDataFrame(
+        {"name": [hostile, "乙"], "reported": [3, 0], "open": [2, 0]},
+        index=[A, B],
+        geometry=[box(102.70, 25.06, 102.71, 25.07), None],
+        crs=4326,
+    )
+    m = division_map(frame, figures=["reported", "open"], links={A: None, B: "x/b.html"})
+    page = render_html(m, offline=True)
+    assert "<script>alert(1)" not in page
+    (popup,) = _popups(page)  # B has no outline: listed beside the map only
+    assert "href" not in popup
+    assert "尚无已发布的网格方案" in popup
+    assert "&lt;script&gt;" in popup
+    assert 'href="x/b.html"' in page

@@ -309,7 +309,11 @@ def _streets(db: str, *, under: str | None) -> Iterator[tuple[str, Store]]:
             yield code, open_store(db, division=code)
         return
     store = open_store(db)
-    code = _own_street(store)
+    try:
+        code = _own_street(store)
+    except InputError:
+        _close(store)
+        raise
     if covers(under, code):
         yield code, store
     else:
