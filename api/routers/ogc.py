@@ -239,21 +239,44 @@ def collection(
 
 
 def _features(frame: gpd.GeoDataFrame, info: CollectionInfo) -> list[str]:
-    """Each row as GeoJSON Feature text (geometry by shapely, properties plain JSON)."""
+    """Each row as GeoJSON Feature text: the geometries by shapely and the properties by
+    pandas' JSON writer, each vectorised (a page of 1,000 buildings took 25 ms row by row)."""
+    if not len(frame):
+        return []
     geometries = shapely.to_geojson(frame.geometry.array, indent=None)
-    columns = [c for c in frame.columns if c != frame.geometry.name]
-    out = []
-    for geometry, row in zip(
-        geometries, frame[columns].itertuples(index=False, name=None), strict=True
-    ):
-        properties = {c: plain(v) for c, v in zip(columns, row, strict=True)}
-        identifier = json.dumps(str(properties[info.key]))
-        shape = geometry if geometry is not None else "null"
-        values = json.dumps(properties, ensure_ascii=False, default=str)
-        out.append(
-            f'{{"type":"Feature","id":{identifier},"geometry":{shape},"properties":{values}}}'
-        )
-    return out
+    table = pd.DataFrame(frame, copy=False)  # plain pandas: a GeoDataFrame's [] costs more
+    columns = [c for c in table.columns if c != frame.geometry.name]
+    properties = _json_lines(_plain_columns(table[columns]))
+    identifiers = [json.dumps(key, ensure_ascii=False) for key in table[info.key].astype(str)]
+    return [
+        f'{{"type":"Feature","id":{identifier},"geometry":{shape or "null"},"properties":{values}}}'
+        for identifier, shape, values in zip(identifiers, geometries, properties, strict=True)
+    ]
+
+
+def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns JSON cannot take as they are (times, Python objects) as :func:`plain` values;
+    numbers, booleans and text stay for the writer (a missing value becomes null)."""
+    loose = [c for c in frame.columns if _loose(frame[c])]
+    if not loose:
+        return frame
+    return frame.assign(**{c: frame[c].map(plain).astype(object) for c in loose})
+
+
+def _loose(column: pd.Series) -> bool:
+    """Times, and Python objects other than text (text and None the writer takes)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or column.dtype.kind in "Mm":
+        return True
+    return column.dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) not in (
+        "string",
+        "empty",
+    )
+
+
+def _json_lines(data: pd.DataFrame) -> list[str]:
+    """One JSON value per row (JSON escapes a newline inside text, so the lines are the rows)."""
+    text = data.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+    return text.rstrip("\n").split("\n")
 
 
 def _page_link(url: URL, offset: int, limit: int, rel: str, title: str) -> Link:
