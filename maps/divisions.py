@@ -72,7 +72,7 @@ box-shadow:0 1px 4px rgba(0,0,0,.3);font:13px/1.5 sans-serif}
 .gm-division-label{background:rgba(255,255,255,.85);font-weight:bold;text-align:center}
 .gm-swatch{display:inline-block;width:14px;height:10px;margin-right:4px;border:1px solid #999}
 .gm-popup td{padding:0 6px 0 0}.gm-popup td+td{text-align:right}
-@media (max-width:600px){.gm-divisions{top:auto;bottom:16px;right:8px;left:8px;max-width:none;
+@media (max-width:600px){.gm-divisions{top:auto;bottom:48px;right:8px;left:8px;max-width:none;
 max-height:30vh;font-size:12px}}
 </style>"""
 
