@@ -1,10 +1,10 @@
-"""Group commit for posted cases: one writer task per process stores the waiting cases together.
+"""Group commit for posted cases: one writer per process stores the waiting cases together.
 
 Why: a case stored alone costs a whole write transaction (the write lock, the layout checks, a
 commit), and the store lets one writer in at a time, so posts that arrive together queue behind
 each other's commits: about 100 cases/s beside the locate load, with a p99 of half a second.
 Here a post hands its prepared case (:func:`geo.incidents.intake.prepare_posted_case`) to
-:class:`CaseWriter` and awaits its answer; the writer task takes every case waiting (up to
+:class:`CaseWriter` and awaits its answer; the writer takes every case waiting (up to
 ``max_batch``) and stores them in one transaction (:func:`geo.incidents.intake.
 store_prepared_cases`), answering each post when that transaction commits. The invariants stay in
 the database: the UNIQUE index on ``incident_id`` and ``ON CONFLICT DO NOTHING`` store a case once
@@ -17,6 +17,13 @@ write, but each SQLite call of the thread waits for the GIL while the loop is bu
 2-core machine, under other load, 52-307 cases/s against 115-175 on the loop (10 posting
 clients, 2 workers). When another process holds the write lock, the writer tries again after
 short sleeps, then waits in its thread rather than in the store's busy handler.
+
+Beside the locate load every turn of the event loop is long (each of the 20 or so locates
+waiting is answered in it: 8-16 ms), and a post waits a whole turn for each time it gives way.
+So the first case of a batch starts a writer task, whose first step runs in the next turn and
+writes at once: the post's answer takes two turns (the write, then the post's own reply), where
+a standing writer task that woke from its queue, gave way once to let cases join and once more
+before its first try took four.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ _Waiting = tuple[PreparedCase, asyncio.Future]
 
 @dataclass
 class CaseWriter:
-    """The writer task of one store in one process (see the module).
+    """The writer of one store in one process (see the module).
 
     Parameters
     ----------
@@ -50,9 +57,9 @@ class CaseWriter:
     max_batch
         The most cases one transaction stores.
     linger
-        Seconds the writer waits after the first case of a batch for others to join it (0: one
-        turn of the event loop, so the posts already received join; under load, the cases that
-        arrive while a batch is written make the next one).
+        Seconds the writer waits after the first case of a batch for others to join it (0: the
+        posts read in the same turn of the event loop join; under load, the cases that arrive
+        while a batch is written make the next one).
     in_thread
         Write in the writer's thread instead of on the event loop (see the module).
     """
@@ -61,7 +68,7 @@ class CaseWriter:
     max_batch: int = 200
     linger: float = 0.0
     in_thread: bool = False
-    _queue: asyncio.Queue[_Waiting] | None = field(default=None, init=False, repr=False)
+    _waiting: list[_Waiting] = field(default_factory=list, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
     _thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="gridmap-cases"),
@@ -73,43 +80,50 @@ class CaseWriter:
         """Store ``case`` with the others waiting; its answer when their transaction commits
         (the summary, or None where the lean path does not apply). Its own error is raised."""
         loop = asyncio.get_running_loop()
-        queue = self._running_queue(loop)
         answer: asyncio.Future = loop.create_future()
-        queue.put_nowait((case, answer))
+        self._waiting_on(loop).append((case, answer))
         outcome = await answer
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def _running_queue(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Waiting]:
-        """The queue of the writer task on ``loop``, started where there is none (a new loop:
-        a test client's, or a server restarted in the same process)."""
-        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run(self._queue), name="gridmap case writer")
-        return self._queue
+    def _waiting_on(self, loop: asyncio.AbstractEventLoop) -> list[_Waiting]:
+        """The cases waiting for the writer task on ``loop``, that task started where none
+        runs (its first step comes in the next turn of the loop). Another loop (a test
+        client's, or a server restarted in the same process) gets a list of its own: a task
+        still running on the old loop keeps the old one."""
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:
+            if task is not None and not task.done():
+                self._waiting = []
+            self._task = loop.create_task(self._drain(self._waiting), name="gridmap case writer")
+        return self._waiting
 
-    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
+    async def _drain(self, waiting: list[_Waiting]) -> None:
+        """Store the ``waiting`` cases, a batch at a time, until none waits (the task then
+        ends: the next case starts another)."""
+        if self.linger > 0:
             await asyncio.sleep(self.linger)
-            _take_waiting(queue, batch, self.max_batch)
+        while waiting:
+            batch = waiting[: self.max_batch]
+            del waiting[: self.max_batch]
             cases = [case for case, _ in batch]
             try:
                 if self.in_thread:
+                    loop = asyncio.get_running_loop()
                     outcomes = await loop.run_in_executor(self._thread, _store, self.store, cases)
                 else:
                     outcomes = await self._store_on_loop(cases)
-            except Exception as error:  # every post of the batch hears of it; the task lives on
+            except Exception as error:  # every post of the batch hears of it
                 outcomes = [error] * len(batch)
             _answer(batch, outcomes)
 
     async def _store_on_loop(self, cases: list[PreparedCase]) -> list[Outcome]:
-        """Store ``cases`` on the event loop, trying again after short sleeps while another
-        process writes; then waiting in the writer's thread."""
+        """Store ``cases`` on the event loop at once, trying again after short sleeps while
+        another process writes; then waiting in the writer's thread."""
         for delay in _RETRIES:
-            await asyncio.sleep(delay)
+            if delay:
+                await asyncio.sleep(delay)
             try:
                 outcomes = store_prepared_cases(self.store, cases, wait=False)
             except WriterBusy:

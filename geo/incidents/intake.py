@@ -8,6 +8,13 @@ transaction) and stores exactly the row the feed path stores for the same case
 (tests/test_incident_intake.py compares every column). Where it cannot promise that (no
 published index, a case without its own id, a time in another form than ISO 8601, a project
 without the incidents layer yet) it answers None and the caller takes the feed path.
+
+What does not change from case to case is read once per batch of cases (group commit,
+:mod:`geo.incidents.batcher`), inside its transaction: the catalogue setting and the district's
+box (:class:`Lookups`; a case posted meanwhile is read against the last batch's and read again
+by its own batch where they changed), and the grids' community and worker, by the ``grids``
+layer's index on grid_code (one query for the batch; the points are placed by the plan's
+cached locate index, the rule ``/locate`` answers by).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from geo.crs import from_wgs84, to_wgs84
+from geo.errors import InputError
 from geo.incidents import records
 from geo.incidents.assign import grids_at
 from geo.incidents.cases import COLUMNS, CaseImport, refuse_unplaceable
@@ -44,7 +52,14 @@ from geo.incidents.feeds import (
 )
 from geo.incidents.workflow import WorkCalendar, _clock_offset, deadline
 from geo.locate.engine import GridIndex
-from geo.storage.store import Store, _index_exists, incident_events, now_iso, stored_time
+from geo.storage.store import (
+    Store,
+    _index_exists,
+    ensure_lookup_indexes,
+    incident_events,
+    now_iso,
+    stored_time,
+)
 
 #: the time forms read here, which the feed reader reads to the same moment: ISO 8601 without
 #: an offset (the mapping's zone), with ``Z`` or with a full ``+hh:mm``/``+hhmm`` offset
@@ -133,14 +148,43 @@ def _names(key: tuple) -> dict[str, tuple[str, str, str]]:
     }
 
 
-def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
-    """:func:`geo.incidents.records.district_bounds` in two look-ups (its box cached per extent)."""
-    with store.reading() as conn:
-        extent = store.layer_extent("buildings", conn)
+def district_bounds(
+    store: Store, conn: sa.Connection | None = None
+) -> tuple[float, float, float, float] | None:
+    """:func:`geo.incidents.records.district_bounds` in two look-ups (its box cached per
+    extent), inside ``conn`` when given."""
+    with store.reading(conn) as c:
+        extent = store.layer_extent("buildings", c)
         if extent is None:
             return None
-        srs = store.layer_crs("buildings", conn).srs
+        srs = store.layer_crs("buildings", c).srs
     return records.wgs84_box(srs, tuple(extent))
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What a posted case is read against, from the project: the setting naming its own
+    catalogue CSV (None: the national one) and the district's WGS84 box (None: no buildings)."""
+
+    catalogue: str | None
+    bounds: tuple[float, float, float, float] | None
+
+
+def read_lookups(store: Store, conn: sa.Connection | None = None) -> Lookups:
+    """The project's :class:`Lookups`, read in one connection (``conn`` when given)."""
+    with store.reading(conn) as c:
+        own = store.get_setting(records.CATALOGUE_SETTING, conn=c)
+        return Lookups(catalogue=own, bounds=district_bounds(store, c))
+
+
+#: the :class:`Lookups` each store's last batch read inside its transaction: cases posted
+#: meanwhile are read against them, and their batch reads them again (see _checked_again)
+_LOOKUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fresh_lookups(store: Store) -> Lookups:
+    lookups = _LOOKUPS[store] = read_lookups(store)
+    return lookups
 
 
 def _text(value: Any) -> str | None:
@@ -205,6 +249,10 @@ class PreparedCase:
     index: GridIndex
     author: str
     reported: pd.Timestamp | None
+    #: what it was read against (None: not checked again when stored)
+    lookups: Lookups | None = None
+    #: the posted values, its import and its time: to read it again against newer lookups
+    inputs: tuple[dict[str, Any], CaseImport, CaseTime] | None = None
 
 
 def store_prepared(store: Store, prepared: PreparedCase, *, wait: bool = True) -> dict | None:
@@ -269,19 +317,40 @@ def prepare_posted_case(
     index: GridIndex | None,
 ) -> PreparedCase | None:
     """The first half of :func:`add_posted_case`: the case read, checked (refusals raised here)
-    and its row made; None where the lean path does not apply."""
+    and its row made; None where the lean path does not apply.
+
+    It is read against the lookups the store's last batch read (:data:`_LOOKUPS`; read here
+    the first time), not three queries per case: its batch reads them again inside its
+    transaction and reads the case again where they changed. A refusal is not taken on their
+    word: the case is read again against lookups read now before it is refused.
+    """
     mapping = how.mapping
     source_id = str(case.get(mapping.id_col or "")).strip() if mapping.id_col else ""
     if index is None or not source_id or case.get(mapping.id_col) is None:
         return None
-    key = records.catalogue_key(store)
+    known = _LOOKUPS.get(store)
+    try:
+        return _prepare(case, how, time=time, index=index, lookups=known or _fresh_lookups(store))
+    except InputError:
+        if known is None:
+            raise
+    return _prepare(case, how, time=time, index=index, lookups=_fresh_lookups(store))
+
+
+def _prepare(
+    case: dict[str, Any], how: CaseImport, *, time: CaseTime, index: GridIndex, lookups: Lookups
+) -> PreparedCase:
+    """:func:`prepare_posted_case` against ``lookups``."""
+    mapping = how.mapping
+    source_id = str(case.get(mapping.id_col)).strip()
+    key = records.catalogue_key_of(lookups.catalogue)
     raw_category = _value(case, mapping.category_col)
     code, known = _category(key, raw_category, tuple(sorted(mapping.category_map.items())))
     lon, lat, reason = _place(
         case.get(mapping.lon_col) if mapping.lon_col else None,
         case.get(mapping.lat_col) if mapping.lat_col else None,
         crs=mapping.crs,
-        bounds=district_bounds(store),
+        bounds=lookups.bounds,
     )
     summary = _summary(reason=reason, known=known, time=time, mapping=mapping)
     if not how.allow_unlocated:
@@ -310,7 +379,9 @@ def prepare_posted_case(
         "fallback_point": False,
         "imported_at": now_iso(),
     }
-    return PreparedCase(row, summary, index, how.author, time.moment)
+    return PreparedCase(
+        row, summary, index, how.author, time.moment, lookups=lookups, inputs=(case, how, time)
+    )
 
 
 def _value(case: dict[str, Any], column: str | None) -> str | None:
@@ -341,38 +412,68 @@ def _stored(moment: pd.Timestamp | None) -> str | None:
 
 
 def _transaction(store: Store, cases: Sequence[PreparedCase], *, wait: bool) -> list[Outcome]:
-    """The cases' rows (assigned before, as the feed path assigns its cases before its
-    transaction), then their creation events and log lines in one transaction; their answers."""
-    rows = _rows(store, cases)
-    if rows is None:
+    """The cases' answers: each checked again against the project's lookups, then their rows,
+    grids, creation events and log lines written in one transaction."""
+    has_grids = _lean_layout(store)
+    if has_grids is None:
         return [None] * len(cases)
     try:
         with store.transaction(wait=wait) as conn:
-            added = _write(store, conn, cases, rows)
+            return _store_group(store, conn, cases, has_grids=has_grids)
     except sa.exc.OperationalError as error:
         if wait or "locked" not in str(error.orig):
             raise
         raise WriterBusy from None
-    return [
-        {**case.summary, "added": new, "updated": 0, "already_present": 1 - new}
-        for case, new in zip(cases, added, strict=True)
-    ]
+
+
+def _store_group(
+    store: Store, conn: sa.Connection, cases: Sequence[PreparedCase], *, has_grids: bool
+) -> list[Outcome]:
+    """:func:`_transaction`'s work inside ``conn``: a case the lookups read now refuse answers
+    its refusal, the others are stored (placed in their grids first, with the rule the feed
+    path assigns its cases by) and answered."""
+    outcomes: list[Outcome] = [None] * len(cases)
+    ready = _checked_again(store, conn, cases, outcomes)
+    if not ready:
+        return outcomes
+    group = [case for _, case in ready]
+    rows = _rows(store, group)
+    codes = _grid_codes(rows, [case.index for case in group]) if has_grids else {}
+    if codes:
+        _grid_facts(conn, store, rows, codes, group[-1].index)
+    added = _write(store, conn, group, rows)
+    for (at, case), new in zip(ready, added, strict=True):
+        outcomes[at] = {**case.summary, "added": new, "updated": 0, "already_present": 1 - new}
+    return outcomes
+
+
+def _checked_again(
+    store: Store, conn: sa.Connection, cases: Sequence[PreparedCase], outcomes: list[Outcome]
+) -> list[tuple[int, PreparedCase]]:
+    """The project's lookups read inside ``conn`` (kept for the cases posted next); each case
+    read against others (a catalogue loaded, buildings imported since) read again. Returns
+    the cases to store with their positions; a refusal goes to ``outcomes``."""
+    current = _LOOKUPS[store] = read_lookups(store, conn)
+    ready = []
+    for at, case in enumerate(cases):
+        if case.lookups is None or case.lookups == current or case.inputs is None:
+            ready.append((at, case))
+            continue
+        posted, how, time = case.inputs
+        try:
+            ready.append((at, _prepare(posted, how, time=time, index=case.index, lookups=current)))
+        except InputError as error:
+            outcomes[at] = error
+    return ready
 
 
 class WriterBusy(Exception):
     """Another writer holds the project file (raised only to callers that would not wait)."""
 
 
-def _rows(store: Store, cases: Sequence[PreparedCase]) -> list[dict[str, Any]] | None:
-    """The cases' layer rows: assigned to grids, geometry encoded for the store; None where the
-    lean path does not apply to this store."""
-    with store.reading() as conn:
-        has_grids = _lean_layout(store, conn)
-        if has_grids is None:
-            return None
-        rows = [{**case.row, **_NO_GRID} for case in cases]
-        if has_grids:
-            _assign(conn, rows, [case.index for case in cases])
+def _rows(store: Store, cases: Sequence[PreparedCase]) -> list[dict[str, Any]]:
+    """The cases' layer rows, not yet in a grid, geometry encoded for the store."""
+    rows = [{**case.row, **_NO_GRID} for case in cases]
     points = [shapely.Point(r["lon"], r["lat"]) if r["located"] else None for r in rows]
     for row, geom in zip(rows, store.geometry_values(points, srs_id=4326), strict=True):
         row["geom"] = geom
@@ -406,16 +507,17 @@ def _write(
 _FIT: weakref.WeakSet = weakref.WeakSet()
 
 
-def _lean_layout(store: Store, conn: sa.Connection) -> bool | None:
+def _lean_layout(store: Store) -> bool | None:
     """Whether the store has the ``grids`` layer, None where the lean path cannot write: no
     ``incidents`` layer yet, no UNIQUE index on its ids, or a layer not in WGS84."""
     if store in _FIT:
         return True
-    if not store.has_layer(records.LAYER, conn) or not _index_exists(conn, _UNIQUE_INDEX):
-        return None
-    if store.layer_crs(records.LAYER, conn).to_epsg() != 4326:
-        return None
-    has_grids = store.has_layer("grids", conn)
+    with store.reading() as conn:
+        if not store.has_layer(records.LAYER, conn) or not _index_exists(conn, _UNIQUE_INDEX):
+            return None
+        if store.layer_crs(records.LAYER, conn).to_epsg() != 4326:
+            return None
+        has_grids = store.has_layer("grids", conn)
     if has_grids:
         _FIT.add(store)
     return has_grids
@@ -451,19 +553,43 @@ def _record_added(
 _NO_GRID = {"grid_code": None, "community": None, "worker_id": None, "worker": None}
 
 
-def _assign(conn: sa.Connection, rows: list[dict[str, Any]], indexes: list[GridIndex]) -> None:
-    """Give each located row the grid its locate index puts it in, with that grid's community
-    and worker from the ``grids`` layer (as the feed path's assignment reads them)."""
-    codes: dict[int, str] = {}
+def _grid_codes(rows: list[dict[str, Any]], indexes: list[GridIndex]) -> dict[int, str]:
+    """The grid code its locate index gives each located row (by position; rows in no grid
+    left out): one look-up per index for all its rows, the rule of :func:`grids_at`."""
+    placed: dict[int, list[int]] = {}  # id of an index -> positions of its rows
     for at, (row, index) in enumerate(zip(rows, indexes, strict=True)):
-        if not row["located"] or row["fallback_point"]:
-            continue
-        x, y = from_wgs84(np.array([row["lon"]]), np.array([row["lat"]]), crs=index.crs)
-        found = grids_at(index, x, y)[0]
-        if found >= 0:
-            codes[at] = str(index.grid_codes[found])
-    if not codes:
-        return
+        if row["located"] and not row["fallback_point"]:
+            placed.setdefault(id(index), []).append(at)
+    codes: dict[int, str] = {}
+    for positions in placed.values():
+        index = indexes[positions[0]]
+        lons = np.array([rows[at]["lon"] for at in positions], dtype=float)
+        lats = np.array([rows[at]["lat"] for at in positions], dtype=float)
+        found = grids_at(index, *from_wgs84(lons, lats, crs=index.crs))
+        for at, grid in zip(positions, found.tolist(), strict=True):
+            if grid >= 0:
+                codes[at] = str(index.grid_codes[grid])
+    return codes
+
+
+#: the locate index of each store for which the lookup indexes were last made sure of: the
+#: ``grids`` layer is written anew when a plan is published, without its index on grid_code
+_INDEXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _grid_facts(
+    conn: sa.Connection,
+    store: Store,
+    rows: list[dict[str, Any]],
+    codes: dict[int, str],
+    index: GridIndex,
+) -> None:
+    """Give the rows at ``codes`` their grid with that grid's community and worker from the
+    ``grids`` layer (its first row of the code, as the feed path's assignment reads them), by
+    the layer's index on grid_code, made inside ``conn`` once per plan's locate index."""
+    if _INDEXED.get(store) is not index:
+        ensure_lookup_indexes(conn)
+        _INDEXED[store] = index
     facts: dict[str, tuple] = {}
     query = (
         sa.select(_GRIDS.c.grid_code, _GRIDS.c.community, _GRIDS.c.worker_id, _GRIDS.c.worker)

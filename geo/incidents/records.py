@@ -73,9 +73,19 @@ def check_case_ids(ids: pd.Series) -> None:
         check_case_id(str(bad.iloc[0]))
 
 
-def catalogue_key(store: Store) -> tuple[str | None, int, int]:
-    """Which catalogue the project uses: its own CSV (path and version) or the national one."""
-    own = store.get_setting("catalogue_csv")
+def catalogue_key(store: Store, conn: Connection | None = None) -> tuple[str | None, int, int]:
+    """Which catalogue the project uses: its own CSV (path and version) or the national one
+    (its setting read inside ``conn`` when given)."""
+    return catalogue_key_of(store.get_setting(CATALOGUE_SETTING, conn=conn))
+
+
+#: the setting naming the project's own catalogue CSV
+CATALOGUE_SETTING = "catalogue_csv"
+
+
+def catalogue_key_of(own: str | None) -> tuple[str | None, int, int]:
+    """:func:`catalogue_key` for the setting's value ``own``: the file's version is looked up
+    each time, so a CSV changed in place is read again."""
     if own:
         path = Path(own)
         if path.exists():
