@@ -254,11 +254,14 @@ class DivisionStates:
 
     #: seconds between two readings of the registrations caused by unknown codes
     REREAD_SECONDS = 1.0
+    #: seconds a street's state stays open after it was let go, for the requests still using it
+    GRACE_SECONDS = 120.0
 
     def __init__(self, root: ProjectState) -> None:
         self.root = root
         self._lock = threading.Lock()
         self._states: OrderedDict[str, ProjectState] = OrderedDict()
+        self._let_go: list[tuple[float, ProjectState]] = []
         self._names: dict[str, str] = {}
         self._read_at: float | None = None
 
@@ -272,8 +275,7 @@ class DivisionStates:
         """Whether ``code`` is a street of the database (read again if not, once a second)."""
         if code in self.registered():
             return True
-        if self._read_at is None or time.monotonic() - self._read_at >= self.REREAD_SECONDS:
-            self._read()
+        self._reread()
         return code in self._names
 
     def state(self, code: str) -> ProjectState:
@@ -285,14 +287,17 @@ class DivisionStates:
                 return found
             found = ProjectState(self.root.settings, division=code, above=self.root)
             self._states[code] = found
+            now = time.monotonic()
             while len(self._states) > self.root.settings.division_cache:
-                # a request still holding it fails once, like one during a restart
-                self._states.popitem(last=False)[1].close()
+                self._let_go.append((now, self._states.popitem(last=False)[1]))
+            while self._let_go and now - self._let_go[0][0] > self.GRACE_SECONDS:
+                self._let_go.pop(0)[1].close()
             return found
 
     def covered(self, token: str) -> list[str]:
         """The streets ``token`` reads: those under a scoped token's division, or the one street
         whose own table holds it; :class:`~geo.errors.Unauthorized` when no street's does."""
+        self._reread()
         try:
             found = self.root._verified(token)
         except Unauthorized:
@@ -304,6 +309,12 @@ class DivisionStates:
         with self._lock:
             while self._states:
                 self._states.popitem()[1].close()
+            while self._let_go:
+                self._let_go.pop()[1].close()
+
+    def _reread(self) -> None:
+        if self._read_at is None or time.monotonic() - self._read_at >= self.REREAD_SECONDS:
+            self._read()
 
     def _read(self) -> None:
         from geo.storage.postgis import registered_divisions

@@ -364,3 +364,21 @@ def test_a_street_served_alone_takes_its_own_and_its_countys_tokens(province):
             alone.get(f"/divisions/{A}/grids", headers=bearer(tokens[A]["viewer"])).status_code
             == 404
         )
+
+
+def test_streets_beyond_the_cache_and_streets_added_later_are_served(province):
+    url, tokens = province
+    admin = bearer(tokens["province"])
+    app = create_app(Settings(db=url, division_cache=1))
+    app.state.divisions.REREAD_SECONDS = 0.0
+    with TestClient(app) as small:
+        for code in (A, B, A, B):  # each opens the street again; the one let go still answers
+            answer = small.get(f"/divisions/{code}/grids", headers=admin)
+            assert answer.status_code == 200, answer.text
+        added = open_store(url, create=True, division="530102003")
+        try:
+            assert small.get("/divisions/530102003/health", headers=admin).status_code == 200
+            listed = small.get("/divisions", headers=admin).json()
+            assert [d["code"] for d in listed] == [A, B, "530102003"]
+        finally:
+            added.drop_division()
