@@ -370,13 +370,14 @@ NOTES = (
     "collection serves each footprint with an empty `grid_code`. The page is the same work on "
     "both backends once a worker holds the layer: the layer is read once per worker process "
     "(the first page above), kept in WGS84 with its STRtree, and each page is a tree query "
-    "(0.4 ms of CPU, measured in-process), the 1,000 rows taken (1.4 ms) and written as "
-    "GeoJSON (`api.routers.ogc._features`, 15 ms: each row's properties walked through "
-    "pandas' Arrow strings, `plain` and `json.dumps`, one row at a time); the backend only "
-    "decides how long the first "
-    "page takes. Wall times are inflated by the machine's load (other helpers' runs, 8-12 "
-    "on 2 cores for most of the day); the server CPU per page is the steadier figure: one page "
-    "costs about 20 ms of a core, so p99 < 50 ms holds only while a core is free for it."
+    "(0.4 ms of CPU, measured in-process at load 6.7), the 1,000 rows taken (0.9 ms) and "
+    "written as GeoJSON (`api.routers.ogc._features`, 7-8 ms: each row's properties walked "
+    "through pandas' Arrow strings, `plain` and `json.dumps`, one row at a time; 15 ms at load "
+    "11: CPU seconds grow with the load on this machine too); the backend only decides how "
+    "long the first page takes. Wall times are inflated by the machine's load (other helpers' "
+    "runs, 6-12 on 2 cores for most of the day): a page costs 10-20 ms of a core, so p99 < "
+    "50 ms holds only while a core is free for it, which one connection at p50 10-36 ms "
+    "shows and the tail does not."
 )
 
 
