@@ -121,17 +121,22 @@ def uvicorn_server(db: Path, *, timeout: float = 240, **env: str) -> Iterator[st
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/health", timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        output.seek(0)
-                        raise RuntimeError(output.read().decode()[-2000:]) from None
-                    time.sleep(0.3)
+            wait_for_health(base, server, output, timeout=timeout)
             yield base
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def wait_for_health(base: str, server: subprocess.Popen, output, *, timeout: float) -> None:
+    """Return once ``base``/health answers; the server's output if it stops or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                output.seek(0)
+                raise RuntimeError(output.read().decode()[-2000:]) from None
+            time.sleep(0.3)
