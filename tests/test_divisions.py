@@ -151,3 +151,14 @@ def test_a_failed_first_import_leaves_no_street_behind(province, tmp_path):
     failed = gridmap("import", broken, "--db", province, "--division", "530102003")
     assert failed.exit_code == 2, failed.output
     assert registered_divisions(province)["code"].tolist() == [A, B]
+
+
+def test_a_streets_division_code_cannot_be_changed_to_another(province):
+    changed = gridmap(
+        "settings", "set", "division_code", "530102009", "--db", province, "--division", A
+    )
+    assert changed.exit_code == 2
+    assert f"stays {A}" in changed.output
+    assert open_store(province, division=A).get_setting("division_code") == A
+    same = gridmap("settings", "set", "division_code", A, "--db", province, "--division", A)
+    assert same.exit_code == 0, same.output

@@ -281,6 +281,9 @@ class Store(Protocol):
     #: what names this project uniquely within a process (the resolved file, the server URL):
     #: the key of in-process caches, which a relative path would not make unique
     identity: str
+    #: the street this store is in a database of many (PostGIS); None: the file or database is
+    #: the project (a GeoPackage is one street, its division_code setting says which)
+    division: str | None
     engine: sa.Engine
 
     def transaction(self, *, wait: bool = True) -> AbstractContextManager[Connection]: ...
@@ -376,6 +379,7 @@ class GeoPackageStore:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.identity = str(self.path.resolve())
+        self.division = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         is_new = not self.path.exists()
         self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})

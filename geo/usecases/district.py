@@ -99,6 +99,13 @@ def set_setting(store: Store, key: str, value: str) -> None:
                 zh=f"{parsed} 是未设置区划代码时的占位符，请给出本地的县级 + 街道代码",
             )
         parsed = codes.validate_division_code(parsed)
+        street = store.division
+        if street is not None and parsed != street:  # a street of a database is its own code
+            raise InputError(
+                f"this project is street {street} of its database; its division code stays "
+                f"{street} (copy it into street {parsed} with gridmap copy --division)",
+                zh=f"该项目是数据库中的街道 {street}，区划代码不能改为 {parsed}",
+            )
     elif key in ("min_size", "max_size", "max_households"):
         if not value.strip().isdigit() or int(value) < 1:
             raise InputError(
