@@ -278,6 +278,10 @@ class DivisionStates:
         self._reread()
         return code in self._names
 
+    def open_state(self, code: str) -> ProjectState | None:
+        """The street's state if it is open (its tokens and caches at hand), else None."""
+        return self._states.get(code)
+
     def state(self, code: str) -> ProjectState:
         """The state of the registered street ``code``, opened on first use."""
         with self._lock:

@@ -24,7 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
-from api.deps import DIVISION_STATE
+from api.auth import Principal
+from api.deps import DIVISION_STATE, VERIFIED
 from api.models import Model
 from api.routers._frames import problem_responses
 from api.state import DivisionStates, ProjectState
@@ -110,10 +111,15 @@ class DivisionScope:
             await self.app(scope, receive, send)
             return
         code, _, rest = path[len(prefix) :].partition("/")
-        state = await anyio.to_thread.run_sync(self._state, code, _token(scope))
-        if state is None:
+        token = _token(scope)
+        if self.streets.open_state(code) is not None:  # a cached lookup, as the guards do
+            found = self._state(code, token)
+        else:  # opening a street's store takes a while: not in the event loop
+            found = await anyio.to_thread.run_sync(self._state, code, token)
+        if found is None:
             await hidden()(scope, receive, send)
             return
+        state, principal = found
         root_path = prefix + code
         inner = {
             **scope,
@@ -121,21 +127,21 @@ class DivisionScope:
             "root_path": root_path,
             "app_root_path": root_path,
             DIVISION_STATE: state,
+            VERIFIED: (token, principal),  # the route's guard need not look it up again
         }
         await self.app(inner, receive, send)
 
-    def _state(self, code: str, token: str | None) -> ProjectState | None:
-        """The street's state if ``token`` reads the street ``code``; else None."""
+    def _state(self, code: str, token: str | None) -> tuple[ProjectState, Principal] | None:
+        """The street's state and the caller if ``token`` reads the street ``code``; else None."""
         if token is None or len(code) != 9 or not code.isdigit():
             return None
         if not self.streets.is_registered(code):
             return None
         try:
             state = self.streets.state(code)
-            state.principal(token)
+            return state, state.principal(token)
         except (Unauthorized, NotFound):  # NotFound: the street was dropped since
             return None
-        return state
 
 
 def _token(scope: Scope) -> str | None:
