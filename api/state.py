@@ -309,6 +309,15 @@ class DivisionStates:
         scope = found.division
         return [code for code in self.registered() if scope is not None and covers(scope, code)]
 
+    def admits(self, code: str, token: str) -> bool:
+        """Whether ``token`` may enter the street ``code``, asked without opening the street:
+        a token of the database's own project scoped above it, or one of its own tokens."""
+        try:
+            found = self.root._verified(token)
+        except Unauthorized:
+            return bool(tokens.streets_holding(self.root.store, token, [code]))
+        return found.division is not None and covers(found.division, code)
+
     def close(self) -> None:
         with self._lock:
             while self._states:

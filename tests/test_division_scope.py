@@ -372,6 +372,10 @@ def test_streets_beyond_the_cache_and_streets_added_later_are_served(province):
     app = create_app(Settings(db=url, division_cache=1))
     app.state.divisions.REREAD_SECONDS = 0.0
     with TestClient(app) as small:
+        # those outside a street never make the service open it
+        for token in (tokens[A]["admin"], tokens["other county"]):
+            assert small.get(f"/divisions/{B}/grids", headers=bearer(token)).status_code == 404
+        assert app.state.divisions.open_state(B) is None
         for code in (A, B, A, B):  # each opens the street again; the one let go still answers
             answer = small.get(f"/divisions/{code}/grids", headers=admin)
             assert answer.status_code == 200, answer.text

@@ -138,6 +138,10 @@ class DivisionScope:
         if not self.streets.is_registered(code):
             return None
         try:
+            # a street is opened for the tokens that may enter it only: nobody outside it
+            # makes the service open its store (or tell by the time taken that it exists)
+            if self.streets.open_state(code) is None and not self.streets.admits(code, token):
+                return None
             state = self.streets.state(code)
             return state, state.principal(token)
         except (Unauthorized, NotFound):  # NotFound: the street was dropped since
