@@ -60,7 +60,9 @@ Send `Authorization: Bearer <token>` (from `gridmap token create --role ROLE --n
 Roles: **viewer** (maps, grids, OGC reads without phone numbers) < **staff** (+ locate,
 incidents, phone numbers) < **planner** (+ imports, partitions, plan edits) < **admin**
 (+ tokens, workers). Errors are `application/problem+json` with `detail` (and `detail_zh`).
-QGIS/GDAL: add `/ogc` as an OGC API – Features (WFS 3) connection.
+QGIS/GDAL: add `/ogc` as an OGC API – Features (WFS 3) connection. A PostGIS database of many
+streets serves each at `/divisions/{code}/` (its OGC API at `/divisions/{code}/ogc`) to the tokens
+of the street and of the county, city or province above it; `GET /divisions` lists them.
 """
 
 

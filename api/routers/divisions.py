@@ -16,6 +16,7 @@ the same 404, byte for byte: a street's existence is itself not told to those ou
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qs
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -155,8 +156,6 @@ def _token(scope: Scope) -> str | None:
             scheme, _, credentials = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
-    from urllib.parse import parse_qs
-
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tokens = query.get("token")
     return tokens[0] if tokens and tokens[0] else None
