@@ -40,6 +40,15 @@ def project_of(request: Request) -> ProjectState:
     return request.scope.get(DIVISION_STATE) or request.app.state.project
 
 
+async def root_path(request: Request) -> str:
+    """Where the request's API is mounted: ``/divisions/{code}`` for a street, else ``""``
+    (pages put it before the API paths their scripts call)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+RootPathDep = Annotated[str, Depends(root_path)]
+
+
 async def get_state(request: Request) -> ProjectState:
     return project_of(request)
 

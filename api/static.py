@@ -9,7 +9,7 @@ packages by ``python maps/assets/vendor.py`` and shipped inside the wheel.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -46,9 +46,11 @@ def install(app: FastAPI) -> None:
     app.mount(ASSETS_URL, VendoredFiles(directory=VENDOR_DIR, check_dir=False), name="vendor")
 
     @app.get(DOCS_URL, include_in_schema=False)
-    def docs() -> HTMLResponse:
+    def docs(request: Request) -> HTMLResponse:
+        # under /divisions/{code}/ the street's own schema, whose servers carry the prefix
+        root = str(request.scope.get("root_path", "")).rstrip("/")
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
             title=f"{app.title} API",
             swagger_js_url=f"{_SWAGGER}/swagger-ui-bundle.js",
             swagger_css_url=f"{_SWAGGER}/swagger-ui.css",

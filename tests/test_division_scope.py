@@ -386,3 +386,32 @@ def test_streets_beyond_the_cache_and_streets_added_later_are_served(province):
             assert [d["code"] for d in listed] == [A, B, "530102003"]
         finally:
             added.drop_division()
+
+
+def test_pages_under_a_street_call_that_streets_api(client, province):
+    _, tokens = province
+    token = tokens[B]["planner"]
+    street = f"/divisions/{B}"
+    shown = client.get(f"{street}/docs", headers=bearer(token))
+    assert shown.status_code == 200
+    assert f"{street}/openapi.json" in shown.text
+    schema = client.get(f"{street}/openapi.json", headers=bearer(token)).json()
+    assert schema["servers"][0]["url"] == street
+    plans = client.get(f"{street}/plans", headers=bearer(token)).json()
+    plan = next(p["plan_id"] for p in plans if p["status"] == "published")
+    page = client.get(f"{street}/plans/{plan}/edit", params={"token": token, "basemap": "none"})
+    assert page.status_code == 200, page.text[:300]
+    assert f'"api": "{street}"' in page.text or f'"api":"{street}"' in page.text
+    alone = client.get(f"/plans/{plan}/edit", params={"token": tokens["province"]})
+    assert alone.status_code == 401  # the database's own project does not take scoped tokens
+
+
+def test_a_large_streets_map_fetches_its_footprints_from_its_own_street(province):
+    url, tokens = province
+    small = create_app(Settings(db=url, max_embedded_buildings=10))
+    with TestClient(small) as client:
+        page = client.get(
+            f"/divisions/{B}/maps/district.html", params={"token": tokens[B]["viewer"]}
+        )
+    assert page.status_code == 200, page.text[:300]
+    assert f"/divisions/{B}/maps/buildings.geojson" in page.text

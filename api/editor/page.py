@@ -158,8 +158,11 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
-def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm") -> dict[str, Any]:
-    """What the editor script starts from (plain JSON)."""
+def editor_config(
+    store: Store, plan_id: int, *, lang: str, basemap: str = "osm", api: str = ""
+) -> dict[str, Any]:
+    """What the editor script starts from (plain JSON); ``api``: where the API the script calls
+    is mounted (a street's ``/divisions/{code}``)."""
     display = display_crs(basemap)
     plan = editing.plan_state(store, plan_id)
     grids = plan.grids
@@ -171,7 +174,7 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
         "lang": lang,
         "display": display,
         "basemap": basemap,
-        "api": "",
+        "api": api,
         "strings": STRINGS[lang],
         "grids": {
             str(code): {
@@ -199,12 +202,14 @@ def editor_config(store: Store, plan_id: int, *, lang: str, basemap: str = "osm"
     }
 
 
-def editor_html(store: Store, plan_id: int, *, lang: str = "zh", basemap: str = "osm") -> str:
+def editor_html(
+    store: Store, plan_id: int, *, lang: str = "zh", basemap: str = "osm", api: str = ""
+) -> str:
     """The editor page for plan ``plan_id`` (``basemap="none"`` gives a fully offline page;
     ``"tiles"`` the project's own tiles, served by ``gridmap serve``)."""
     offline = basemap == "none"
     basemap = resolve_basemap(store, basemap, served=True)
-    config = editor_config(store, plan_id, lang=lang, basemap=basemap)
+    config = editor_config(store, plan_id, lang=lang, basemap=basemap, api=api)
     m = project_map(store, MapRequest(plan_id=plan_id, lang=lang, basemap=basemap, offline=offline))
     page = render_html(m, offline=offline, assets_url=ASSETS_URL)
     css = (HERE / "editor.css").read_text(encoding="utf-8")

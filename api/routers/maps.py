@@ -25,7 +25,7 @@ import shapely
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import BBoxDep, MapReader, PageDep, StateDep, TimeRangeDep
+from api.deps import BBoxDep, MapReader, PageDep, RootPathDep, StateDep, TimeRangeDep
 from api.mapping import project_map
 from api.models import plain
 from api.routers._frames import in_bbox, problem_responses
@@ -101,13 +101,13 @@ def _whole_day(moment: pd.Timestamp | None, *, end: bool) -> pd.Timestamp | None
     return day + pd.Timedelta(days=1) if end and day != local else day
 
 
-def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
+def _page(state: ProjectState, request: MapRequest, root: str) -> HTMLResponse:
     buildings = state.cached("count:buildings", lambda: state.store.count("buildings"))
     if buildings > state.settings.max_embedded_buildings and not request.offline:
         # a city-sized district: the page fetches the footprints in view from the OGC API
         request = replace(
             request,
-            features_url=FEATURES_URL,
+            features_url=root + FEATURES_URL,  # under /divisions/{code}/ too
             max_buildings=state.settings.max_embedded_buildings,
         )
     html = state.cached(
@@ -121,8 +121,8 @@ def _page(state: ProjectState, request: MapRequest) -> HTMLResponse:
 
 
 @router.get("/district.html", response_class=HTMLResponse, responses=ERRORS, summary="District map")
-def district(state: StateDep, request: MapRequestDep) -> HTMLResponse:
-    return _page(state, request)
+def district(state: StateDep, request: MapRequestDep, root: RootPathDep) -> HTMLResponse:
+    return _page(state, request, root)
 
 
 @router.get(
@@ -132,18 +132,21 @@ def district(state: StateDep, request: MapRequestDep) -> HTMLResponse:
     summary="Community map",
 )
 def community(
-    state: StateDep, request: MapRequestDep, community: str = Path(max_length=200)
+    state: StateDep,
+    request: MapRequestDep,
+    root: RootPathDep,
+    community: str = Path(max_length=200),
 ) -> HTMLResponse:
-    return _page(state, replace(request, community=community))
+    return _page(state, replace(request, community=community), root)
 
 
 @router.get(
     "/grids/{grid_code}.html", response_class=HTMLResponse, responses=ERRORS, summary="Grid map"
 )
 def grid(
-    state: StateDep, request: MapRequestDep, grid_code: str = Path(max_length=40)
+    state: StateDep, request: MapRequestDep, root: RootPathDep, grid_code: str = Path(max_length=40)
 ) -> HTMLResponse:
-    return _page(state, replace(request, grid=grid_code))
+    return _page(state, replace(request, grid=grid_code), root)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import PagePlanner, PageViewer, Planner, StoreDep, Viewer
+from api.deps import PagePlanner, PageViewer, Planner, RootPathDep, StoreDep, Viewer
 from api.routers._frames import problem_responses
 from geo.jsonvalue import json_records, json_value
 from geo.plans import editing
@@ -231,13 +231,14 @@ def editor_page(
     plan_id: PlanId,
     store: StoreDep,
     _: PagePlanner,
+    root: RootPathDep,
     lang: PageLang = "zh",
     basemap: PageBasemap = "osm",
 ) -> HTMLResponse:
     """The grid editor: the plan's map, a side panel, edits through this API."""
     from api.editor.page import editor_html  # maps and folium only load for the page
 
-    return HTMLResponse(editor_html(store, plan_id, lang=lang, basemap=basemap))
+    return HTMLResponse(editor_html(store, plan_id, lang=lang, basemap=basemap, api=root))
 
 
 # -- helpers ----------------------------------------------------------------------------------------
