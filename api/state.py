@@ -35,6 +35,7 @@ from geo.errors import GridmapError, NotFound, Unauthorized
 from geo.locate import kept as locate_index
 from geo.locate.engine import GridIndex
 from geo.people import tokens
+from geo.people.tokens import holder_in
 from geo.plans import editing
 from geo.storage.store import Store, open_store
 from geo.usecases import service
@@ -146,22 +147,12 @@ class ProjectState:
         database's own project whose division covers the street; else
         :class:`~geo.errors.Unauthorized`. A token scoped to a division is refused by the
         database's own project: it reads and writes its streets, not that project."""
-        try:
-            found = self._verified(token)
-        except Unauthorized as own:
-            if self.above is None or self.division is None:
-                raise
-            try:
-                found = self.above._verified(token)
-            except Unauthorized:
-                raise own from None
-            if found.division is None:
-                raise own from None
-        if found.division is not None and not (
-            self.division is not None and covers(found.division, self.division)
-        ):
-            raise Unauthorized("unknown token", zh="令牌无效")
-        return found
+        above = self.above
+        return holder_in(
+            self.division,
+            lambda: self._verified(token),
+            None if above is None else lambda: above._verified(token),
+        )
 
     def _verified(self, token: str) -> Principal:
         """The holder of a token of this project's own table (cached until the next commit)."""

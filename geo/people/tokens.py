@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from geo.divisions import covers
 from geo.errors import Conflict, InputError, NotFound, Unauthorized
 from geo.people.roles import ROLES
 from geo.storage.store import Store, now_iso, tokens, workers
@@ -138,6 +140,40 @@ def verify_token(store: Store, token: str) -> TokenHolder:
     if row.revoked_at is not None:
         raise Unauthorized(f"the token {row.name!r} was revoked", zh="令牌已被吊销")
     return TokenHolder(name=row.name, role=row.role, worker=row.worker, division=row.division)
+
+
+Holder = TypeVar("Holder", bound=TokenHolder)
+
+
+def holder_in(
+    division: str | None,
+    own: Callable[[], Holder],
+    above: Callable[[], Holder] | None,
+) -> Holder:
+    """Who a token is in a project: the one rule the API and the CLI apply.
+
+    ``own`` looks the token up in the project's own table, ``above`` (a street of a database of
+    many) in the database's own project. A token of the street's own table is the street's; a
+    token from above counts only with a ``division`` that covers the street; a token scoped to a
+    division is refused by a project that is not a street under it. Raises
+    :class:`~geo.errors.Unauthorized`.
+    """
+    try:
+        found = own()
+    except Unauthorized as refused:
+        if above is None or division is None:
+            raise
+        try:
+            found = above()
+        except Unauthorized:
+            raise refused from None
+        if found.division is None:
+            raise refused from None
+    if found.division is not None and not (
+        division is not None and covers(found.division, division)
+    ):
+        raise Unauthorized("unknown token", zh="令牌无效")
+    return found
 
 
 def _checked_name(name: str) -> str:
