@@ -262,21 +262,30 @@ def intake_verdict(posted: Tally, seconds: float, *, rate: float = 200, what: st
 TARGETS_TEXT = (
     "Targets: GET /locate p99 < 20 ms and >= 1,500 req/s at 50 clients, zero errors. "
     "The load generators share the two cores with the server (and with other work: see the "
-    "load average), so the figures are a floor for a server on its own machine. "
+    "load average), so the figures are a floor for a server on its own machine; the server's "
+    "CPU per request does not depend on that. "
     "Each POST /incidents is one case, read and checked on the event loop (the lean path, "
     "geo.incidents.intake: it stores exactly the row a feed of that case stores, on both "
-    "backends, tests/test_incident_intake.py) and handed to the process's writer task "
+    "backends, tests/test_incident_intake.py) and handed to the process's writer "
     "(geo.incidents.batcher): group commit, every case waiting stored in one transaction, each "
     "post answered when it commits; ids stay idempotent in the database (UNIQUE incident_id, "
-    "INSERT ... ON CONFLICT DO NOTHING). Before group commit (same command, load average 8.5): "
-    "posts in the mix 72 cases/s, p99 1,941 ms; alone 59 cases/s, p99 584 ms. Posts come from "
+    "INSERT ... ON CONFLICT DO NOTHING). Per batch, not per case: the catalogue setting and "
+    "the district's box (read inside the batch's transaction, kept for the next cases), the "
+    "grids' community and worker (one query by the grids layer's index on grid_code). The "
+    "writer starts a batch in the turn of the event loop after the first case (two turns per "
+    "post instead of four) and at most every 10 ms per process. Posts come from "
     "wrk with a Lua script (one case per request, ids unique per run) where wrk exists, else "
     "from httpx async clients; 'stored' counts the cases in the store after the run against "
     "the posts answered 200 (the posts still in flight when wrk stops, one per connection and "
-    "phase, are stored but not counted). What is left: a post costs 3-5 ms of the event loop "
-    "that also serves the locates (reading and checking it, its look-ups of the catalogue "
-    "setting, the district's extent and the published plan; HTTP), and the grids' community "
-    "and worker are found by scanning the grids layer (no index on grid_code), once per batch. "
+    "phase, are stored but not counted). Before (the same command, the code before and after "
+    "alternated, load average 5-7): posts in the mix 75-79 cases/s, p99 496-522 ms; alone "
+    "306-392 cases/s, 1.9-3.5 ms of server CPU per case. What is left, outside the intake: "
+    "every commit makes each uvicorn worker re-read the project's fingerprint on its next "
+    "request (api.state, geo.usecases.service.fingerprint: 2.9 ms, 2.3 ms of it reading "
+    "worker_id from every row of the grids layer) and drop its token cache, about 10 ms of "
+    "server CPU per commit across the two workers (from the CPU per case at 3.7 and 8.9 cases "
+    "a batch), so the CPU per case depends mostly on how many cases share a commit; and each "
+    "post reads the published plan (ProjectState.case_index). "
 )
 
 
@@ -313,30 +322,72 @@ def _use_wrk(args: argparse.Namespace) -> bool:
     return shutil.which("wrk") is not None and not args.httpx
 
 
-def _phases(args: argparse.Namespace, url: str, token: str, points: list, folder: Path) -> dict:
-    """Locates alone, locates with posts, posts alone: wrk where it exists."""
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) so far of process ``pid`` and every process under it (the
+    uvicorn workers), from /proc: the server's own work, whoever else shares the cores."""
+    tick, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, [pid]
+    while todo:
+        process = todo.pop()
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for thread in os.listdir(f"/proc/{process}/task"):
+                children = Path(f"/proc/{process}/task/{thread}/children").read_text()
+                todo += [int(child) for child in children.split()]
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            continue
+    return total
+
+
+def _phases(
+    args: argparse.Namespace, url: str, token: str, points: list, folder: Path, *, server: int
+) -> dict:
+    """Locates alone, locates with posts, posts alone: wrk where it exists. ``cpu``: the
+    server's CPU seconds in each of the three phases (process ``server`` and its workers)."""
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     posters = max(1, min(args.posters, args.clients - 1))
     _, warm = asyncio.run(run_phase(url, token, points[:200], seconds=2, locators=5, posters=1))
+    cpu = [server_cpu(server)]
     if not _use_wrk(args):
         phase = {"url": url, "token": token, "points": points, "seconds": seconds}
         alone, _ = asyncio.run(run_phase(**phase, locators=args.clients, posters=0))
+        cpu.append(server_cpu(server))
         mixed, posted = asyncio.run(
             run_phase(**phase, locators=args.clients - posters, posters=posters)
         )
+        cpu.append(server_cpu(server))
         _, alone_posted = asyncio.run(run_phase(**phase, locators=0, posters=posters))
-        return {"alone": alone, "mixed": mixed, "posted": posted, "alone_posted": alone_posted,
-                "warm": warm}  # fmt: skip
-    run = {"url": url, "token": token, "points": points, "seconds": seconds, "folder": folder}
-    tag = f"{time.time_ns()}"
-    alone = wrk_locate(**run, connections=args.clients)
-    with ThreadPoolExecutor(2) as pool:
-        locating = pool.submit(wrk_locate, **run, connections=args.clients - posters)
-        posting = pool.submit(wrk_post, **run, connections=posters, tag=f"m{tag}")
-        mixed, posted = locating.result(), posting.result()
-    alone_posted = wrk_post(**run, connections=posters, tag=f"a{tag}")
+    else:
+        run = {"url": url, "token": token, "points": points, "seconds": seconds, "folder": folder}
+        tag = f"{time.time_ns()}"
+        alone = wrk_locate(**run, connections=args.clients)
+        cpu.append(server_cpu(server))
+        with ThreadPoolExecutor(2) as pool:
+            locating = pool.submit(wrk_locate, **run, connections=args.clients - posters)
+            posting = pool.submit(wrk_post, **run, connections=posters, tag=f"m{tag}")
+            mixed, posted = locating.result(), posting.result()
+        cpu.append(server_cpu(server))
+        alone_posted = wrk_post(**run, connections=posters, tag=f"a{tag}")
+    cpu.append(server_cpu(server))
+    spent = dict(zip(("alone", "mixed", "alone_posted"), np.diff(cpu).tolist(), strict=True))
     return {"alone": alone, "mixed": mixed, "posted": posted, "alone_posted": alone_posted,
-            "warm": warm}  # fmt: skip
+            "warm": warm, "cpu": spent}  # fmt: skip
+
+
+def _cpu_line(phases: dict) -> str:
+    """The server's CPU seconds per phase, and per request where one kind ran alone."""
+    cpu = phases["cpu"]
+
+    def count(tally: Tally) -> int:
+        return tally.count if tally.count is not None else len(tally.latencies)
+
+    located, posted = max(count(phases["alone"]), 1), max(count(phases["alone_posted"]), 1)
+    return (
+        f"Server CPU (uvicorn, all workers; from /proc): locates alone {cpu['alone']:.1f} s "
+        f"({cpu['alone'] / located * 1000:.2f} ms per locate), the mix {cpu['mixed']:.1f} s, "
+        f"posts alone {cpu['alone_posted']:.1f} s ({cpu['alone_posted'] / posted * 1000:.2f} ms "
+        "per case)."
+    )
 
 
 def _table(args: argparse.Namespace, phases: dict, *, seconds: float, stored: str) -> list[str]:
@@ -354,6 +405,8 @@ def _table(args: argparse.Namespace, phases: dict, *, seconds: float, stored: st
         ),
         "",
         stored,
+        "",
+        _cpu_line(phases),
     ]
 
 
@@ -416,7 +469,9 @@ def _stored(store: Store, phases: dict) -> str:
 def _serve_and_measure(args, db: str, token: str, points: list, folder: Path) -> dict:
     server = start_server(db, args.port, args.workers)
     try:
-        return _phases(args, f"http://127.0.0.1:{args.port}", token, points, folder)
+        return _phases(
+            args, f"http://127.0.0.1:{args.port}", token, points, folder, server=server.pid
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

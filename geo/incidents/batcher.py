@@ -24,11 +24,20 @@ So the first case of a batch starts a writer task, whose first step runs in the 
 writes at once: the post's answer takes two turns (the write, then the post's own reply), where
 a standing writer task that woke from its queue, gave way once to let cases join and once more
 before its first try took four.
+
+A commit costs far more than its transaction (0.5 ms for a few cases): every uvicorn worker
+re-reads the project's fingerprint after any commit (api.state), about 10 ms of CPU per commit
+across the two workers, measured from the CPU per case at 3.7 and 8.9 cases per batch. So the
+writer of a process starts a batch at most every ``spacing`` seconds (10 ms): a post that comes
+after a quiet spell is written at once, while under load the cases of the next 10 ms join one
+transaction. Measured, same machine and load, alternated: 2.7-3.2 ms of server CPU per case
+against 4.1 without, 235 cases/s with a p99 of 59 ms beside the locates against 203 and 162 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,12 +71,16 @@ class CaseWriter:
         while a batch is written make the next one).
     in_thread
         Write in the writer's thread instead of on the event loop (see the module).
+    spacing
+        Seconds at least between the starts of two batches (see the module; 0: none).
     """
 
     store: Store
     max_batch: int = 200
     linger: float = 0.0
     in_thread: bool = False
+    spacing: float = 0.01
+    _last: float = field(default=-math.inf, init=False, repr=False)
     _waiting: list[_Waiting] = field(default_factory=list, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
     _thread: ThreadPoolExecutor = field(
@@ -105,6 +118,7 @@ class CaseWriter:
         if self.linger > 0:
             await asyncio.sleep(self.linger)
         while waiting:
+            await self._spaced()
             batch = waiting[: self.max_batch]
             del waiting[: self.max_batch]
             cases = [case for case, _ in batch]
@@ -117,6 +131,13 @@ class CaseWriter:
             except Exception as error:  # every post of the batch hears of it
                 outcomes = [error] * len(batch)
             _answer(batch, outcomes)
+
+    async def _spaced(self) -> None:
+        """Wait until ``spacing`` seconds have passed since the previous batch started."""
+        wait = self._last + self.spacing - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last = time.monotonic()
 
     async def _store_on_loop(self, cases: list[PreparedCase]) -> list[Outcome]:
         """Store ``cases`` on the event loop at once, trying again after short sleeps while
