@@ -29,6 +29,7 @@ from api.cli.common import (
     store_for,
     table,
 )
+from api.cli.scope import rollup_under
 from geo.errors import InputError
 from geo.reference import shipped_mapping_names
 
@@ -429,7 +430,9 @@ def incidents_stats(
 
     window = {"since": _time(since, "--since"), "until": _time(until, "--until")}
     if by in ROLLUP_LEVELS:
-        rollup = regions.division_rollup(str(db), by=by, under=current_division(), **window)
+        rollup = regions.division_rollup(
+            str(db), by=by, under=rollup_under(db, current_division()), **window
+        )
         stats = pd.DataFrame(rollup.drop(columns=rollup.geometry.name))
     elif by in ("grid", "community", "worker"):
         stats = cases.incident_statistics(store_for(db), by=by, **window)

@@ -153,9 +153,17 @@ def say(zh: str, en: str) -> str:
 
 
 def store_for(db: Path | str, *, create: bool = False) -> Store:
+    """The project the command works on (``--db``, ``--division``), checked against the token
+    it runs with (``GRIDMAP_TOKEN``, :mod:`api.cli.scope`)."""
+    from api.cli.scope import check_new_street, check_store
     from geo.storage.store import open_store
 
-    return open_store(db or DEFAULT_PATH, create=create, division=current_division())
+    street = current_division()
+    if create and street and is_server(db):
+        check_new_street(db, street)
+    store = open_store(db or DEFAULT_PATH, create=create, division=street)
+    check_store(store, db or DEFAULT_PATH)
+    return store
 
 
 def is_server(db: Path | str) -> bool:
@@ -168,13 +176,17 @@ def new_project_file(db: Path | str, *, division: str | None = "") -> Iterator[S
     """The project file at ``db``, created if missing, and removed again if the command fails
     (a PostGIS database must exist; a failed command's transaction leaves it as it was).
     ``division``: the street, by default the command's ``--division``."""
+    from api.cli.scope import check_new_street, check_store
     from geo.divisions import parse_street
     from geo.storage.store import adopt_division, open_store
 
     created = bool(project_files(db)) and not Path(db).exists()
     street = current_division() if division == "" else division
+    if street and is_server(db):
+        check_new_street(db, street)
     store = open_store(db, create=True, division=street)
     try:
+        check_store(store, db)
         yield store
     except BaseException:
         if created:

@@ -23,6 +23,7 @@ from api.cli.common import (
     rows_table,
     say,
 )
+from api.cli.scope import rollup_under
 
 if TYPE_CHECKING:
     from geo.usecases import divisions as regions
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
 def divisions_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """列出区划 Every division holding a street (under --division), with its name, streets,
     buildings and grids."""
-    listed = regions.division_list(str(db), under=current_division())
+    listed = regions.division_list(str(db), under=rollup_under(db, current_division()))
     counts = ["streets", "buildings", "grids"]
     shown = rows_table(
         say(f"区划（{len(listed)} 个）", f"Divisions ({len(listed)})"),

@@ -25,6 +25,7 @@ from api.cli.common import (
     store_for,
     table,
 )
+from api.cli.scope import rollup_under
 from geo.errors import Conflict, InputError
 from geo.usecases.projectfiles import remove_project_files
 
@@ -128,7 +129,7 @@ def _division_maps(output: Path, *, db: str, request: MapRequest, diff_against: 
     from geo.divisions import parse_division
     from maps.divisions import division_map
 
-    under = str(current_division())
+    under = str(rollup_under(db, current_division()))
     if request.community or request.grid or request.plan_id is not None or diff_against:
         raise InputError(
             "a county or city map shows its streets: --community, --grid, --plan and "

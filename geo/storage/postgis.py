@@ -172,7 +172,7 @@ class PostGISStore:
         # "unknown"), so a stored time compares with a timestamptz column as it does with the
         # GeoPackage's text, and a 64-bit id is not cut to INTEGER
         self.engine.dialect.bind_typing = BindTyping.NONE
-        shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        shown = shown_url(self.url)
         try:
             with self.transaction() as conn:
                 _require_postgis(conn, shown)
@@ -524,6 +524,20 @@ def name_division(url: str, code: str, name: str) -> None:
         engine.dispose()
 
 
+def no_such_street(shown: str, division: str) -> NotFound:
+    """The one answer for a street a database does not hold (or a token may not see)."""
+    return NotFound(
+        f"the database {shown} holds no street {division}; import it first with "
+        f"'gridmap import ... --division {division}'",
+        zh=f"数据库中没有街道 {division}：请先用 gridmap import ... --division {division} 导入",
+    )
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: the driver's form, the password hidden."""
+    return sa.engine.make_url(_driver_url(url)).render_as_string(hide_password=True)
+
+
 def _open_division(conn: Connection, division: str, *, create: bool, shown: str) -> bool:
     """Check that the street is in the database, or (``create``) add its schema and register it
     (True: it was added)."""
@@ -532,11 +546,7 @@ def _open_division(conn: Connection, division: str, *, create: bool, shown: str)
     if known is not None:
         return False
     if not create:
-        raise NotFound(
-            f"the database {shown} holds no street {division}; import it first with "
-            f"'gridmap import ... --division {division}'",
-            zh=f"数据库中没有街道 {division}：请先用 gridmap import ... --division {division} 导入",
-        )
+        raise no_such_street(shown, division)
     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema_of(division)}")
     conn.execute(
         divisions.insert().values(code=division, schema_name=schema_of(division), created_at=_now())
