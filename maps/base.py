@@ -97,7 +97,8 @@ def choropleth_colours(n: int) -> list[str]:
     return [ZERO_COLOUR] + [scale(i)[:7] for i in range(1, n)]
 
 
-def _bin_label(bins: list[int], i: int) -> str:
+def bin_label(bins: list[int], i: int) -> str:
+    """The key's text for colour ``i``: ``3–4``, ``≥ 10``."""
     low = bins[i]
     if i + 1 == len(bins):
         return f"≥ {low}"
@@ -105,7 +106,8 @@ def _bin_label(bins: list[int], i: int) -> str:
     return f"{low}" if high == low else f"{low}–{high}"
 
 
-def _bins(values: list[int | None]) -> list[int]:
+def choropleth_bins(values: list[int | None]) -> list[int]:
+    """The lower bounds of the colour classes for counts up to ``max(values)``."""
     top = max([v or 0 for v in values] + [1])
     steps = [s for s in CHOROPLETH_STEPS if s <= top]
     return steps if len(steps) > 1 else [0, 1]
@@ -247,7 +249,7 @@ class _Page:
         title = self.t["layer_occupancy"]
         self.group("occupancy", title)
         rows = [
-            ("gm-swatch", f"background:{c}", _bin_label(OCCUPANCY_STEPS, i) + "%")
+            ("gm-swatch", f"background:{c}", bin_label(OCCUPANCY_STEPS, i) + "%")
             for i, c in enumerate(colors)
         ]
         rows.append(("gm-swatch", "background:transparent", self.t["legend_no_records"]))
@@ -259,12 +261,12 @@ class _Page:
         values = self.data["grids"][kind]
         if all(v is None for v in values):
             return
-        bins = _bins(values)
+        bins = choropleth_bins(values)
         colors = choropleth_colours(len(bins))
         self.data["choropleth"] = {"field": kind, "bins": bins, "colors": colors}
         title = self.t[f"layer_choropleth_{kind}"]
         self.group("choropleth", title)
-        rows = [("gm-swatch", f"background:{c}", _bin_label(bins, i)) for i, c in enumerate(colors)]
+        rows = [("gm-swatch", f"background:{c}", bin_label(bins, i)) for i, c in enumerate(colors)]
         self.legend.append(("choropleth", title, rows))
 
     def add_buildings(self, buildings: gpd.GeoDataFrame) -> None:

@@ -25,7 +25,7 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
-from .base import CHOROPLETH_STEPS, choropleth_colours
+from .base import bin_label, choropleth_bins, choropleth_colours
 from .basemaps import add_basemap, display_crs
 from .escape import escape_html, json_for_html
 from .i18n import strings
@@ -121,7 +121,7 @@ def division_map(
     m = _blank_map(basemap, lang=lang, tianditu_key=tianditu_key)
     shapes = to_display(divisions.geometry, crs=display_crs(basemap))
     values = divisions[colour_by].fillna(0).astype(int).tolist()
-    bins = _bins(values)
+    bins = choropleth_bins(values)
     colours = choropleth_colours(len(bins))
     for (code, row), shape, value in zip(divisions.iterrows(), shapes, values, strict=True):
         if shape is None or shape.is_empty:
@@ -238,7 +238,7 @@ def _panel(
     """The box beside the map: title, the colour key and every division linking to its map."""
     heads = "".join(f"<h4>{escape_html(line)}</h4>" for line in title)
     key = " ".join(
-        f'<span class="gm-swatch" style="background:{c}"></span>{escape_html(_bin_label(bins, i))}'
+        f'<span class="gm-swatch" style="background:{c}"></span>{escape_html(bin_label(bins, i))}'
         for i, c in enumerate(colours)
     )
     items = []
@@ -253,17 +253,3 @@ def _panel(
         f'<div class="gm-divisions">{heads}<div>{escape_html(labels.get(colour_by, colour_by))}: {key}</div>'
         f"<ol>{''.join(items)}</ol></div>"
     )
-
-
-def _bins(values: list[int]) -> list[int]:
-    top = max([*values, 1])
-    steps = [s for s in CHOROPLETH_STEPS if s <= top]
-    return steps if len(steps) > 1 else [0, 1]
-
-
-def _bin_label(bins: list[int], i: int) -> str:
-    low = bins[i]
-    if i + 1 == len(bins):
-        return f"≥ {low}"
-    high = bins[i + 1] - 1
-    return f"{low}" if high == low else f"{low}–{high}"

@@ -21,6 +21,7 @@ import re
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def street_files(
         return _slices(root, street_field, roads)
     found = sorted(root.rglob("*.parquet"))
     return [path for path in found if not path.stem.endswith(ROADS_SUFFIX)]
+
+
+def streets_of(source: str | Path | Sequence[Street]) -> list[Street]:
+    """The streets a run goes through: those under a folder, or the ones given; never none."""
+    streets = street_files(source) if isinstance(source, str | Path) else list(source)
+    if not streets:
+        raise InputError(
+            f"no street files (<county>/<street>.parquet) under {source}",
+            zh=f"{source} 下没有街道文件（<县>/<街道>.parquet）",
+        )
+    return streets
 
 
 def _slices(source: Path, field: str, roads: Path | None) -> list[Street]:

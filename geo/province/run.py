@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import pandas as pd
 
-from geo.errors import Conflict, InputError
+from geo.errors import Conflict
 from geo.province.pipeline import (
     Street,
     StreetOptions,
     StreetResult,
     process_street,
-    street_files,
+    streets_of,
 )
 from geo.storage.store import Store, now_iso
 
@@ -104,12 +104,7 @@ def import_province(
     """
     options = options or StreetOptions()
     step = progress or (lambda *_: None)
-    paths = street_files(source) if isinstance(source, str | Path) else list(source)
-    if not paths:
-        raise InputError(
-            f"no street files (<county>/<street>.parquet) under {source}",
-            zh=f"{source} 下没有街道文件（<县>/<街道>.parquet）",
-        )
+    paths = streets_of(source)
     finished = _finished(store, resume=resume)
     todo = [path for path in paths if path.stem not in finished]
     summary = ProvinceSummary(streets=len(paths), skipped=len(paths) - len(todo))

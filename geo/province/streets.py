@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geo.errors import Conflict, InputError
+from geo.errors import Conflict
 from geo.grids.codes import validate_division_code
 from geo.plans.store import published_plan_id
 from geo.province.pipeline import (
@@ -39,8 +39,8 @@ from geo.province.pipeline import (
     StreetOptions,
     StreetSlice,
     _peak_mb,
-    street_files,
     street_inputs,
+    streets_of,
 )
 from geo.province.run import Progress, ProvinceSummary, _run_here, _run_on
 from geo.storage.postgis import registered_divisions
@@ -83,12 +83,7 @@ def import_streets(
     """
     options = options or StreetOptions()
     step = progress or (lambda *_: None)
-    paths = street_files(source) if isinstance(source, str | Path) else list(source)
-    if not paths:
-        raise InputError(
-            f"no street files (<county>/<street>.parquet) under {source}",
-            zh=f"{source} 下没有街道文件（<县>/<街道>.parquet）",
-        )
+    paths = streets_of(source)
     _refuse_known(url, [path.stem for path in paths], resume=resume)
     task = partial(street_into_database, url=url)
     summary = ProvinceSummary(streets=len(paths))
