@@ -277,9 +277,10 @@ TARGETS_TEXT = (
     "wrk with a Lua script (one case per request, ids unique per run) where wrk exists, else "
     "from httpx async clients; 'stored' counts the cases in the store after the run against "
     "the posts answered 200 (the posts still in flight when wrk stops, one per connection and "
-    "phase, are stored but not counted). Before (the same command, the code before and after "
-    "alternated, load average 5-7): posts in the mix 75-79 cases/s, p99 496-522 ms; alone "
-    "306-392 cases/s, 1.9-3.5 ms of server CPU per case. What is left, outside the intake: "
+    "phase, are stored but not counted). Before (the same command on the same project, the "
+    "code before and after alternated in one hour, four runs, load average 1.5-7): posts in "
+    "the mix 75-102 cases/s, p99 340-522 ms; alone 290-439 cases/s, 1.6-3.5 ms of server CPU "
+    "per case. What is left, outside the intake: "
     "every commit makes each uvicorn worker re-read the project's fingerprint on its next "
     "request (api.state, geo.usecases.service.fingerprint: 2.9 ms, 2.3 ms of it reading "
     "worker_id from every row of the grids layer) and drop its token cache, about 10 ms of "
@@ -453,17 +454,27 @@ def _report(args: argparse.Namespace, runs: dict, *, n_buildings: int, load: tup
     return "\n".join(lines)
 
 
-def _stored(store: Store, phases: dict) -> str:
-    """How many bench cases the store holds, against the posts answered 200."""
+def _bench_cases(store: Store) -> int:
+    """How many cases of the source 'bench' the store holds."""
+    with store.reading() as conn:
+        return conn.execute(
+            sa_text("SELECT count(*) FROM incidents WHERE source = 'bench'")
+        ).scalar()
+
+
+def _stored(store: Store, phases: dict, *, before: int) -> str:
+    """How many bench cases the store gained, against the posts answered 200 (``before``: the
+    bench cases it held before the phases, e.g. the GeoPackage's, copied into PostGIS)."""
     answered = sum(
         (t.count if t.count is not None else len(t.latencies)) - sum(t.errors.values())
         for t in (phases["posted"], phases["alone_posted"], phases["warm"])
     )
-    with store.reading() as conn:
-        held = conn.execute(
-            sa_text("SELECT count(*) FROM incidents WHERE source = 'bench'")
-        ).scalar()
-    return f"Stored: {held:,} bench cases for {answered:,} posts answered 200 (warm-up included)."
+    held = _bench_cases(store) - before
+    earlier = f"; {before:,} held before the run not counted" if before else ""
+    return (
+        f"Stored: {held:,} bench cases for {answered:,} posts answered 200 (warm-up "
+        f"included{earlier})."
+    )
 
 
 def _serve_and_measure(args, db: str, token: str, points: list, folder: Path) -> dict:
@@ -488,6 +499,7 @@ def _on_postgis(args, db: Path, points: list, folder: Path) -> tuple[dict, str]:
         store = copy_project(source, url)
         source.engine.dispose()
         token = create_token(store, f"bench-{os.getpid()}-{time.time_ns()}", "staff")
+        before = _bench_cases(store) if store.has_layer("incidents") else 0
         try:
             phases = _serve_and_measure(args, url, token, points, folder)
         except RuntimeError as error:  # said in the report, not hidden, with what can be measured
@@ -496,7 +508,7 @@ def _on_postgis(args, db: Path, points: list, folder: Path) -> tuple[dict, str]:
             )
             store.engine.dispose()
             return None, said
-        stored = _stored(store, phases)
+        stored = _stored(store, phases, before=before)
         store.engine.dispose()
     return phases, stored
 
@@ -553,8 +565,9 @@ def main() -> None:
         points, n_buildings = _sample_points(store)
         if not args.no_geopackage:
             token = create_token(store, f"bench-{os.getpid()}-{time.time_ns()}", "staff")
+            before = _bench_cases(store) if store.has_layer("incidents") else 0
             phases = _serve_and_measure(args, str(db), token, points, Path(folder))
-            runs["GeoPackage"] = (phases, _stored(store, phases))
+            runs["GeoPackage"] = (phases, _stored(store, phases, before=before))
         store.engine.dispose()
         if args.postgis:
             runs["PostGIS"] = _on_postgis(args, db, points, Path(folder))
