@@ -301,7 +301,7 @@ def test_bad_feeds_are_refused_with_one_line(kunming_project, tmp_path):
     )
     assert missing.exit_code == 3
     assert "no incident" in missing.output
-    wrong = gridmap("incidents", "stats", "--db", kunming_project, "--by", "street")
+    wrong = gridmap("incidents", "stats", "--db", kunming_project, "--by", "household")
     assert wrong.exit_code == 2
     assert "--by" in wrong.output
 
