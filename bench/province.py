@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]  # run as a script as well as with -m
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run as a script as well as with -m
 
 from bench._report import write_section  # noqa: E402
 from geo.province import synthetic  # noqa: E402
@@ -175,6 +175,54 @@ DESIGN = (
 )
 
 
+def divisions_run(source: Path, workers: int) -> dict:
+    """The slice into a throw-away PostGIS database, each street its own project written by
+    the worker that made it (``gridmap province import --divisions``)."""
+    import pgcluster
+
+    from geo.province.streets import import_streets
+
+    load_before = os.getloadavg()[0]
+    with pgcluster.throwaway_cluster() as server:
+        url = pgcluster.fresh_database(server)
+        started = time.perf_counter()
+        with connect(workers=workers) as client:
+            ready = time.perf_counter()
+            summary = import_streets(url, source, client=client)
+        wall = time.perf_counter() - started
+    return {
+        "workers": workers,
+        "streets": len(summary.written),
+        "buildings": summary.buildings,
+        "grids": summary.grids,
+        "failed": len(summary.failed),
+        "wall": wall,
+        "cluster_start": ready - started,
+        "street_cpu": summary.cpu_seconds,
+        "peak_mb": summary.peak_mb,
+        "load": (load_before, os.getloadavg()[0]),
+    }
+
+
+def divisions_report(run: dict) -> str:
+    return "\n".join(
+        [
+            "`python bench/province.py --divisions --streets N`: the slice through `gridmap "
+            "province import --divisions` into a throw-away PostGIS database: each street's "
+            "import, partition and publish run on a Dask worker, which writes the street's own "
+            "schema with COPY (no client write). One run, 2 worker processes, this shared "
+            "2-core machine.",
+            "",
+            "| streets | buildings | grids | failed | wall (s) | cluster start (s) | street CPU (s) "
+            "| peak per worker (MB) | load |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| {run['streets']} | {run['buildings']:,} | {run['grids']:,} | {run['failed']} | "
+            f"{run['wall']:.1f} | {run['cluster_start']:.1f} | {run['street_cpu']:.1f} | "
+            f"{run['peak_mb']:.0f} | {run['load'][0]:.1f} -> {run['load'][1]:.1f} |",
+        ]
+    )
+
+
 def main() -> None:
     """Generate (or reuse) the slice, run the scaling pair and the full run, write the section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -183,7 +231,18 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--no-full", action="store_true", help="only the scaling runs")
     parser.add_argument("--results", type=Path, help="write the section from saved results")
+    parser.add_argument(
+        "--divisions", action="store_true", help="the workers write PostGIS (one schema a street)"
+    )
     args = parser.parse_args()
+    if args.divisions:
+        with tempfile.TemporaryDirectory(prefix="gridmap-province-") as scratch:
+            folder = args.folder or Path(scratch) / "province"
+            paths = ensure_province(folder, args.streets)
+            run = divisions_run(sliced(paths, Path(scratch) / "slice"), 2)
+        print(run)
+        write_section("province_divisions", divisions_report(run))
+        return
     if args.results:  # re-render: {"scaling": {1: ..., 2: ...}, "full": ... | None}
         saved = ast.literal_eval(args.results.read_text())
         write_section("province", report(saved["scaling"], saved["full"]))

@@ -162,3 +162,23 @@ def test_a_streets_division_code_cannot_be_changed_to_another(province):
     assert open_store(province, division=A).get_setting("division_code") == A
     same = gridmap("settings", "set", "division_code", A, "--db", province, "--division", A)
     assert same.exit_code == 0, same.output
+
+
+def test_streets_added_at_once_by_many_processes_all_land(postgis_url):
+    # province workers add their streets at the same moment into a fresh database: the registry
+    # itself is made once, and every street is added once
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pgcluster
+
+    url = pgcluster.fresh_database(postgis_url)
+    codes = [f"53010200{i}" for i in range(1, 9)]
+
+    def add(code: str) -> str:
+        store = open_store(url, division=code, create=True)
+        store.engine.dispose()
+        return code
+
+    with ThreadPoolExecutor(len(codes)) as pool:
+        assert sorted(pool.map(add, codes)) == codes
+    assert registered_divisions(url)["code"].tolist() == codes

@@ -64,8 +64,10 @@ from geo.storage.store import (
     stored_time,
 )
 
-#: the advisory lock every writing transaction holds ("grid")
+#: the advisory lock every writing transaction holds ("grid"), with its street's code (0: the
+#: database's own project); REGISTRY_LOCK in its place guards adding a street
 WRITE_LOCK = 0x67726964
+REGISTRY_LOCK = -1
 
 #: what gpkg_contents + gpkg_geometry_columns record for a GeoPackage layer
 layer_contents = sa.Table(
@@ -540,18 +542,28 @@ def shown_url(url: str) -> str:
 
 def _open_division(conn: Connection, division: str, *, create: bool, shown: str) -> bool:
     """Check that the street is in the database, or (``create``) add its schema and register it
-    (True: it was added)."""
-    divisions.create(conn, checkfirst=True)
-    known = conn.execute(sa.select(divisions.c.code).where(divisions.c.code == division)).first()
-    if known is not None:
+    (True: it was added). Adding takes the registry's lock: workers adding streets at once
+    would otherwise race to create the registry itself."""
+    if _registered(conn, division):
         return False
     if not create:
         raise no_such_street(shown, division)
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, {REGISTRY_LOCK})")
+    divisions.create(conn, checkfirst=True)
+    if _registered(conn, division):  # another process added it while this one waited
+        return False
     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema_of(division)}")
     conn.execute(
         divisions.insert().values(code=division, schema_name=schema_of(division), created_at=_now())
     )
     return True
+
+
+def _registered(conn: Connection, division: str) -> bool:
+    if not conn.exec_driver_sql("SELECT to_regclass('public.gridmap_divisions')").scalar():
+        return False
+    found = conn.execute(sa.select(divisions.c.code).where(divisions.c.code == division))
+    return found.first() is not None
 
 
 def _driver_url(url: str) -> str:
@@ -599,7 +611,7 @@ def _ensure_srid(conn: Connection, crs: pyproj.CRS) -> int:
         conn.execute(
             sa.text(
                 "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
-                "VALUES (:c, 'EPSG', :c, :wkt, :proj)"
+                "VALUES (:c, 'EPSG', :c, :wkt, :proj) ON CONFLICT (srid) DO NOTHING"
             ),
             {"c": code, "wkt": crs.to_wkt("WKT1_GDAL"), "proj": crs.to_proj4()},
         )
