@@ -9,8 +9,8 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -157,16 +157,10 @@ class Hardening:
         await self.app({**scope, "method": "GET"} if head else scope, receive, hardened)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gridmap service for the project file in ``settings.db`` (from the env when None).
-
-    A PostGIS database of many streets is served whole when ``settings.division`` is None: the
-    database's own project as before, and each street under ``/divisions/{code}/``
-    (:mod:`api.routers.divisions`); with ``settings.division``, that one street alone.
-    """
-    settings = settings or Settings()
-    state = _project(settings)
-    streets = _streets_of(state)
+def _lifespan(
+    state: ProjectState, streets: DivisionStates | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What the service does when it starts and stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -190,17 +184,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state.above is not None:
             state.above.close()
 
-    app = FastAPI(
-        title="gridmap",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url=None,  # FastAPI's own docs pages load from a CDN: api.static serves /docs
-        redoc_url=None,
-    )
-    app.state.project = state
-    errors.install(app)
-    static.install(app)
+    return lifespan
+
+
+def _include_routers(app: FastAPI) -> None:
     for module in ROUTERS:
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:
@@ -211,6 +198,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
             continue
         app.include_router(module.router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gridmap service for the project file in ``settings.db`` (from the env when None).
+
+    A PostGIS database of many streets is served whole when ``settings.division`` is None: the
+    database's own project as before, and each street under ``/divisions/{code}/``
+    (:mod:`api.routers.divisions`); with ``settings.division``, that one street alone.
+    """
+    settings = settings or Settings()
+    state = _project(settings)
+    streets = _streets_of(state)
+    app = FastAPI(
+        title="gridmap",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan(state, streets),
+        docs_url=None,  # FastAPI's own docs pages load from a CDN: api.static serves /docs
+        redoc_url=None,
+    )
+    app.state.project = state
+    errors.install(app)
+    static.install(app)
+    _include_routers(app)
     if streets is not None:
         from api.routers import divisions
 

@@ -92,42 +92,33 @@ def import_command(  # noqa: PLR0913, RUF100  (a typer command: one argument per
     as_json: JsonOption = False,
 ) -> None:
     """按街道导入并划分全省 Import and partition every street of a province into --db."""
-    if not source.exists():
-        raise InputError(f"{source} does not exist", zh=f"{source} 不存在")
+    _check_inputs(source, db, divisions=divisions)
     if cluster_url is None and workers is None:
         from geo.threads import cores
 
         workers = cores()
     options = pipeline.StreetOptions(min_size=min_size, max_size=max_size, seed=seed)
+    found = pipeline.street_files(source, street_field=street_field, roads=roads)
+    # --divisions: the workers write each street's own project; else the client writes one store
+    target = str(db) if divisions else store_for(db, create=True)
+    run_streets = streets.import_streets if divisions else run.import_province
+    with cluster.connect(cluster=cluster_url, workers=workers) as client, progress_bar() as bar:
+        summary = run_streets(
+            target, found, client=client, options=options, resume=resume, progress=bar
+        )
+    _print_summary(summary, as_json=as_json)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _check_inputs(source: Path, db: str, *, divisions: bool) -> None:
+    if not source.exists():
+        raise InputError(f"{source} does not exist", zh=f"{source} 不存在")
     if divisions and not is_server(db):
         raise InputError(
             "--divisions needs a PostGIS --db (postgresql://...): a GeoPackage is one street",
             zh="--divisions 需要 PostGIS 数据库（postgresql://...）：一个 GeoPackage 只是一个街道",
         )
-    found = pipeline.street_files(source, street_field=street_field, roads=roads)
-    store = None if divisions else store_for(db, create=True)
-    with cluster.connect(cluster=cluster_url, workers=workers) as client, progress_bar() as bar:
-        if store is None:
-            summary = streets.import_streets(
-                str(db),
-                found,
-                client=client,
-                options=options,
-                resume=resume,
-                progress=bar,
-            )
-        else:
-            summary = run.import_province(
-                store,
-                found,
-                client=client,
-                options=options,
-                resume=resume,
-                progress=bar,
-            )
-    _print_summary(summary, as_json=as_json)
-    if summary.failed:
-        raise typer.Exit(1)
 
 
 def _print_summary(summary: run.ProvinceSummary, *, as_json: bool) -> None:
