@@ -219,6 +219,13 @@ def divisions_report(run: dict) -> str:
             f"| {run['streets']} | {run['buildings']:,} | {run['grids']:,} | {run['failed']} | "
             f"{run['wall']:.1f} | {run['cluster_start']:.1f} | {run['street_cpu']:.1f} | "
             f"{run['peak_mb']:.0f} | {run['load'][0]:.1f} -> {run['load'][1]:.1f} |",
+            "",
+            f"Target (issue #19): 1,000,000 buildings in under 10 minutes, at most 2 GB a worker: "
+            f"{'met' if run['wall'] <= 600 else 'not met'} ({run['wall'] / 60:.1f} min, "
+            f"{run['peak_mb']:.0f} MB). The streets' own CPU, {run['street_cpu']:,.0f} s, needs "
+            f"{run['street_cpu'] / run['workers'] / 60:.1f} min of {run['workers']} cores alone: "
+            "the run is compute-bound (the cells stage and the partition, issue #16), and the "
+            "client writes nothing (each worker writes its street with COPY).",
         ]
     )
 
