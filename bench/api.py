@@ -126,13 +126,14 @@ async def locate_client(client, points, stop, tally: Tally) -> None:
 async def post_client(client, points, stop, tally: Tally, number: int) -> None:
     """One case per POST (the intake row of issue #16: a 12345 system pushing each call)."""
     rng = np.random.default_rng(number)
+    run = time.time_ns()  # ids of their own: the PostGIS copy holds the GeoPackage run's cases
     for k in itertools.count():
         if time.perf_counter() >= stop:
             return
         lon, lat = points[int(rng.integers(len(points)))]
         case = {
             "source": "bench",
-            "id": f"b{number}-{k}",
+            "id": f"b{run}-{number}-{k}",
             "category": "暴露垃圾",
             "reported_at": "2026-01-06T09:00:00+08:00",
             "lon": lon,
