@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -64,3 +66,27 @@ def test_tokens_and_the_service_fingerprint_work_on_postgis_as_on_a_geopackage(p
     assert service.ChangeWatch(store).changed()  # no commit counter: the fingerprint decides
     revoke_token(store, "服务")
     assert service.fingerprint(store) == before  # tokens are not part of what caches hold
+
+
+@pytest.mark.parametrize("backend", ["geopackage", "postgis"])
+def test_the_fingerprint_sees_two_grids_swap_their_workers(kunming_project, postgis_url, backend):
+    # the locate index caches each grid's worker: a swap changes no count, yet must show
+    import pgcluster
+    from pg_copy import copy_project
+
+    from geo.usecases import service
+
+    store = open_store(kunming_project)
+    if backend == "postgis":
+        store = copy_project(store, pgcluster.fresh_database(postgis_url))
+    grids = store.read_layer("grids", columns=["plan_id", "grid_code"]).head(2)
+    staffed = pd.DataFrame(grids[["plan_id", "grid_code"]]).assign(worker_id=["W1", "W2"])
+    with store.transaction() as conn:
+        store.update_rows(conn, "grids", staffed, key=["plan_id", "grid_code"])
+    before = service.fingerprint(store)["grid_workers"]
+    swapped = staffed.assign(worker_id=["W2", "W1"])
+    with store.transaction() as conn:
+        store.update_rows(conn, "grids", swapped, key=["plan_id", "grid_code"])
+    after = service.fingerprint(store)["grid_workers"]
+    assert after != before
+    assert after[0] == before[0]  # as many grids as before
