@@ -68,14 +68,18 @@ def timed_run(source: Path, workers: int, db: Path) -> dict:
     with connect(workers=workers) as client:
         ready = time.perf_counter()
         summary = import_province(open_store(db, create=True), source, client=client)
-    wall = time.perf_counter() - started
+    return _facts(summary, workers, started=started, ready=ready, load_before=load_before)
+
+
+def _facts(summary, workers: int, *, started: float, ready: float, load_before: float) -> dict:
+    """What a run reports: its counts, times and peak memory, and the load around it."""
     return {
         "workers": workers,
         "streets": len(summary.written),
         "buildings": summary.buildings,
         "grids": summary.grids,
         "failed": len(summary.failed),
-        "wall": wall,
+        "wall": time.perf_counter() - started,
         "cluster_start": ready - started,
         "street_seconds": summary.seconds,
         "street_cpu": summary.cpu_seconds,
@@ -189,19 +193,7 @@ def divisions_run(source: Path, workers: int) -> dict:
         with connect(workers=workers) as client:
             ready = time.perf_counter()
             summary = import_streets(url, source, client=client)
-        wall = time.perf_counter() - started
-    return {
-        "workers": workers,
-        "streets": len(summary.written),
-        "buildings": summary.buildings,
-        "grids": summary.grids,
-        "failed": len(summary.failed),
-        "wall": wall,
-        "cluster_start": ready - started,
-        "street_cpu": summary.cpu_seconds,
-        "peak_mb": summary.peak_mb,
-        "load": (load_before, os.getloadavg()[0]),
-    }
+        return _facts(summary, workers, started=started, ready=ready, load_before=load_before)
 
 
 def divisions_report(run: dict) -> str:

@@ -39,6 +39,7 @@ def project(api_db, tmp_path_factory):
 
 
 def _expected_per_building(rows: pd.DataFrame) -> pd.DataFrame:
+    """Counted by hand from the generated list (one row per resident, empty names: vacant)."""
     homes = rows.dropna(subset=["_expected"])
     sizes = homes.groupby("户编号")["姓名"].apply(lambda names: int((names != "").sum()))
     first = homes.drop_duplicates("户编号").set_index("户编号")

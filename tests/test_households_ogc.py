@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from api_support import bearer
 from fastapi.testclient import TestClient
+from test_households_maps import _expected_per_building
 
 from api.app import create_app
 from api.auth import create_token
@@ -72,24 +73,6 @@ def _items(client, token: str, collection: str) -> tuple[dict[str, dict], str]:
     body = answer.json()
     assert body["numberReturned"] == body["numberMatched"]
     return {f["id"]: f["properties"] for f in body["features"]}, answer.text
-
-
-def _expected_per_building(rows: pd.DataFrame) -> pd.DataFrame:
-    """Counted by hand from the generated list (one row per resident, empty names: vacant)."""
-    homes = rows.dropna(subset=["_expected"])
-    sizes = homes.groupby("户编号")["姓名"].apply(lambda names: int((names != "").sum()))
-    first = homes.drop_duplicates("户编号").set_index("户编号")
-    first["size"] = sizes
-    first["floating"] = first["size"].where(first["户类型"] == "流动", 0)
-    grouped = first.groupby("_expected")
-    return pd.DataFrame(
-        {
-            "households": grouped.size(),
-            "residents": grouped["size"].sum(),
-            "rented_units": grouped["户类型"].agg(lambda s: int((s == "出租").sum())),
-            "floating_residents": grouped["floating"].sum(),
-        }
-    )
 
 
 def _personal(rows: pd.DataFrame) -> set[str]:
