@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import os
 import platform
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,17 +91,47 @@ def start_server(db: Path, port: int, workers: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command += ["--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    lines, echo = _echo_stderr(process)
     for _ in range(600):
-        if process.poll() is not None:  # it stopped: its error is on stderr above
-            raise RuntimeError(f"uvicorn exited at start-up (code {process.returncode})")
+        if process.poll() is not None:  # a worker whose start failed stops the parent with 0
+            echo.join(timeout=5)
+            raise RuntimeError(
+                f"uvicorn exited at start-up (code {process.returncode}): {_last_error(lines)}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.1)
     process.terminate()
-    raise RuntimeError("uvicorn did not start")
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # its parent was busy restarting workers that fail
+        process.kill()
+    raise RuntimeError(f"uvicorn did not start: {_last_error(lines)}")
+
+
+def _echo_stderr(process: subprocess.Popen) -> tuple[collections.deque, threading.Thread]:
+    """Pass the server's stderr on as before, keeping its last lines: when it stops during
+    start-up the report says why, not only uvicorn's exit code."""
+    lines: collections.deque = collections.deque(maxlen=60)
+
+    def echo() -> None:
+        for line in process.stderr:
+            sys.stderr.write(line)
+            lines.append(line.rstrip())
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    return lines, thread
+
+
+def _last_error(lines: collections.deque) -> str:
+    """The last exception line of a traceback on stderr (else its last line)."""
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    found = errors[-1] if errors else next((x for x in reversed(lines) if x.strip()), "")
+    return found or "nothing on stderr"
 
 
 async def timed_request(tally: Tally, request) -> None:
