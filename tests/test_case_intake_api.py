@@ -106,10 +106,7 @@ def _concurrent_posts(base: str, token: str, cases: list[dict]) -> list[httpx.Re
     return asyncio.run(post_all())
 
 
-# "postgis" joins when the service starts on PostGIS (its start-up warms the editor through
-# geo.plans.editing, which still reads gpkg_contents); the store half is tested on both backends
-# in tests/test_incident_intake.py
-@pytest.mark.parametrize("backend", ["geopackage"])
+@pytest.mark.parametrize("backend", ["geopackage", "postgis"])
 def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_right(
     backend, api_db, request
 ):
@@ -117,6 +114,7 @@ def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_rig
     (group commit): every case once, with one creation event, every answer right, a case posted
     by several clients at once added by one of them and reported as present to the others."""
     source = open_store(api_db)
+    feed = f"group{backend}"  # the module's project is shared: each run's cases of its own
     lon, lat = sample_points(source)
     if backend == "postgis":
         import pgcluster
@@ -129,7 +127,7 @@ def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_rig
         store = source
     token = create_token(store, f"group-{backend}", "staff")
     unique = [
-        {"source": "group", "id": f"G{i}", "category": "暴露垃圾", "lon": x, "lat": y}
+        {"source": feed, "id": f"G{i}", "category": "暴露垃圾", "lon": x, "lat": y}
         for i, (x, y) in enumerate(zip(lon[:60].tolist(), lat[:60].tolist(), strict=True))
     ]
     cases = unique + [dict(unique[i % 5], description=f"again {i}") for i in range(40)]
@@ -145,10 +143,10 @@ def test_concurrent_posts_through_a_server_are_stored_once_each_and_answered_rig
         assert body["added"] + body["already_present"] == 1
         added[case["id"]] = added.get(case["id"], 0) + body["added"]
     assert added == dict.fromkeys([c["id"] for c in unique], 1)
-    stored = store.read_layer("incidents", where={"source": "group"})
-    assert sorted(stored["incident_id"]) == sorted(f"group:{i}" for i in ["first", *added])
+    stored = store.read_layer("incidents", where={"source": feed})
+    assert sorted(stored["incident_id"]) == sorted(f"{feed}:{i}" for i in ["first", *added])
     events = store.read_table("incident_events")
-    assert events["incident_id"].str.startswith("group:").sum() == len(unique) + 1
+    assert events["incident_id"].str.startswith(f"{feed}:").sum() == len(unique) + 1
     log = store.read_table(
         "audit_log", where={"action": "incidents import", "actor": f"group-{backend}"}
     )
