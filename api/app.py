@@ -35,6 +35,7 @@ from api.routers import (
 )
 from api.settings import Settings
 from api.state import DivisionStates, ProjectState
+from geo.defaults import is_server_url
 from geo.errors import NotFound
 
 log = logging.getLogger("gridmap.api")
@@ -237,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _project(settings: Settings) -> ProjectState:
     """The app's project. A street of a PostGIS database served alone also takes the tokens of
     the divisions above it (a county's viewer), which the database's own project keeps."""
-    if settings.division is None or not _is_server(settings.db):
+    if settings.division is None or not is_server_url(settings.db):
         return ProjectState(settings)
     own = ProjectState(settings.model_copy(update={"division": None}))
     return ProjectState(settings, above=own)
@@ -245,13 +246,9 @@ def _project(settings: Settings) -> ProjectState:
 
 def _streets_of(state: ProjectState) -> DivisionStates | None:
     """The streets of a PostGIS database served whole (no ``division`` set); else None."""
-    if state.division is not None or not _is_server(state.settings.db):
+    if state.division is not None or not is_server_url(state.settings.db):
         return None
     return DivisionStates(state)
-
-
-def _is_server(db: str) -> bool:
-    return db.startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
 def _build_routes(app: FastAPI) -> None:

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
-from geo.defaults import DEFAULT_PATH
+from geo.defaults import DEFAULT_PATH, is_server_url
 from geo.errors import (
     Conflict,
     Forbidden,
@@ -168,7 +168,7 @@ def store_for(db: Path | str, *, create: bool = False) -> Store:
 
 def is_server(db: Path | str) -> bool:
     """Whether ``db`` names a PostGIS database rather than a GeoPackage file."""
-    return str(db).startswith(("postgresql:", "postgresql+", "postgres:"))
+    return is_server_url(db)
 
 
 @contextmanager

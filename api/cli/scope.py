@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from typer._click.globals import get_current_context
 
+from geo.defaults import is_server_url
 from geo.errors import Forbidden, NotFound, Unauthorized
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def rollup_under(db: Path | str, asked: str | None) -> str | None:
     from geo.people.tokens import verify_token
     from geo.storage.store import open_store
 
-    if not str(db).startswith(("postgresql:", "postgresql+", "postgres:")):
+    if not is_server_url(db):
         check_store(open_store(db), db)  # a GeoPackage is one street: its own tokens
         return asked
     try:

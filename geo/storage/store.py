@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from geo.defaults import DEFAULT_PATH
+from geo.defaults import DEFAULT_PATH, is_server_url
 from geo.divisions import PLACEHOLDER_DIVISION_CODE, parse_street
 from geo.errors import InputError, NotFound, StoreError
 from geo.storage import gpkg
@@ -228,7 +228,7 @@ def open_store(
     """
     street = None if division is None else parse_street(division).code
     text_url = str(url if url is not None else DEFAULT_PATH)
-    if text_url.startswith(("postgresql:", "postgresql+", "postgres:")):
+    if is_server_url(text_url):
         from geo.storage.postgis import PostGISStore  # psycopg only where a server is used
 
         store: Store = PostGISStore(text_url, division=street, create=create)

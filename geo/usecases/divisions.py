@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.defaults import is_server_url
 from geo.divisions import (
     LEVELS,
     PLACEHOLDER_DIVISION_CODE,
@@ -189,7 +190,7 @@ def division_names(db: str) -> dict[str, str]:
     """The name of each division known: the shipped ones (``data/division_names.csv``), a
     street's ``district_name`` setting, then the names given with :func:`name_division`."""
     names = _shipped_names()
-    if _is_server(db):
+    if is_server_url(db):
         from geo.storage.postgis import registered_divisions, stored_division_names
 
         registered = registered_divisions(db)
@@ -215,7 +216,7 @@ def name_division(db: str, code: str, name: str) -> str:
         raise InputError(
             "a division's name is 1 to 100 characters", zh="区划名称应为 1 到 100 个字符"
         )
-    if _is_server(db):
+    if is_server_url(db):
         from geo.storage import postgis
 
         postgis.name_division(db, code, name)
@@ -302,7 +303,7 @@ def _merged(outlines: np.ndarray) -> Any:
 
 def _streets(db: str, *, under: str | None) -> Iterator[tuple[str, Store]]:
     """Each street under ``under`` with its store (the caller closes it), in code order."""
-    if _is_server(db):
+    if is_server_url(db):
         from geo.storage.postgis import registered_divisions
 
         for code in registered_divisions(db, under=under)["code"]:
@@ -333,7 +334,7 @@ def _own_street(store: Store) -> str:
 
 
 def _named_in_database(db: str) -> list[str]:
-    if not _is_server(db):
+    if not is_server_url(db):
         return []
     from geo.storage.postgis import stored_division_names
 
@@ -343,10 +344,6 @@ def _named_in_database(db: str) -> list[str]:
 def _shipped_names() -> dict[str, str]:
     with reference_file(NAMES_FILE).open(encoding="utf-8", newline="") as names:
         return {row["code"]: row["name"] for row in csv.DictReader(names)}
-
-
-def _is_server(db: str) -> bool:
-    return str(db).startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
 def _close(store: Store) -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from geo.defaults import DEFAULT_PATH
+from geo.defaults import DEFAULT_PATH, is_server_url
 
 #: what SQLite keeps beside the file in WAL mode
 _SIDE_FILES = ("", "-wal", "-shm")
-_SERVER_SCHEMES = ("postgresql:", "postgresql+", "postgres:")
 
 
 def project_files(db: Path | str | os.PathLike[str] | None) -> list[Path]:
     """The project file and the -wal/-shm files SQLite keeps beside it (none for a server)."""
     text = str(db or DEFAULT_PATH)
-    if text.startswith(_SERVER_SCHEMES):
+    if is_server_url(text):
         return []
     project_file = Path(text.removeprefix("sqlite:///"))
     return [Path(f"{project_file}{suffix}") for suffix in _SIDE_FILES]
@@ -36,6 +35,6 @@ def project_label(db: Path | str | os.PathLike[str] | None) -> str:
     """What to call the project in an answer: the file's name, or a server's database name
     (never its user, password or host)."""
     text = str(db or DEFAULT_PATH)
-    if text.startswith(_SERVER_SCHEMES):
+    if is_server_url(text):
         return text.rsplit("/", 1)[-1].split("?", 1)[0]
     return Path(text.removeprefix("sqlite:///")).name
