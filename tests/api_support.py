@@ -24,7 +24,7 @@ import pandas as pd
 from api.auth import ROLES, create_token
 from geo.people import roster as rosters
 from geo.people.workers import read_roster
-from geo.storage.store import open_store
+from geo.storage.store import Store, open_store
 from geo.usecases import district as project
 from geo.usecases import staffing
 from geo.usecases.partition import partition_project
@@ -34,29 +34,44 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _build(path: Path, source: Path, community_field: str | None) -> None:
     store = open_store(path, create=True)
+    staffed_project(store, source, community_field=community_field, folder=path.parent)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def staffed_project(
+    store: Store,
+    source: Path,
+    *,
+    community_field: str | None,
+    folder: Path,
+    tag: str = "",
+    phone_head: str = "1380000",
+) -> None:
+    """Import, partition and staff ``store``: two workers per community, with phone numbers, so
+    that contacts can be checked (``tag`` goes into their ids and names, ``phone_head`` starts
+    their 11-digit phones: workers of several projects told apart)."""
     project.import_buildings(
         store, source, options=project.ReadOptions(community_field=community_field)
     )
     partition_project(store, author="tests")
-    # two workers per community, with phone numbers, so that contacts can be checked
     communities = store.read_layer("communities", columns=["community"])["community"]
+    digits = 11 - len(phone_head)
     rows = [
         {
-            "工号": f"W{2 * i + k:03d}",
-            "姓名": f"网格员{2 * i + k}",
-            "手机": f"1380000{2 * i + k:04d}",
+            "工号": f"W{tag}{2 * i + k:03d}",
+            "姓名": f"网格员{tag}{'-' if tag else ''}{2 * i + k}",
+            "手机": f"{phone_head}{2 * i + k:0{digits}d}",
             "社区": name,
         }
         for i, name in enumerate(communities)
         for k in range(2)
     ]
-    roster_csv = path.with_suffix(".roster.csv")
+    roster_csv = folder / f"{tag or 'project'}.roster.csv"
     pd.DataFrame(rows).to_csv(roster_csv, index=False)
     rosters.import_roster(store, read_roster(roster_csv, communities=communities))
     staffing.fill_workers(store, author="tests")
     store.engine.dispose()
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def project_copy(

@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 import pytest
-from api_support import bearer, cli_in_english
+from api_support import bearer, cli_in_english, staffed_project
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import create_token
 from api.settings import Settings
-from geo.people import roster as rosters
-from geo.people.workers import read_roster
 from geo.storage.store import adopt_division, open_store
-from geo.usecases import district as project
-from geo.usecases import staffing
-from geo.usecases.partition import partition_project
 
 COUNTY = "530102"
 A, B = "530102001", "530102002"
@@ -39,26 +33,14 @@ def _street(url: str, code: str, source, tmp_path) -> None:
     """Import, partition and staff one street (its workers' names and phones carry its code)."""
     store = open_store(url, create=True, division=code)
     adopt_division(store, code)
-    project.import_buildings(
-        store, source, options=project.ReadOptions(community_field="community")
+    staffed_project(
+        store,
+        source,
+        community_field="community",
+        folder=tmp_path,
+        tag=code,
+        phone_head=f"13{code[-1]}",
     )
-    partition_project(store, author="tests")
-    communities = store.read_layer("communities", columns=["community"])["community"]
-    rows = [
-        {
-            "工号": f"W{code}{2 * i + k:03d}",
-            "姓名": f"网格员{code}-{2 * i + k}",
-            "手机": f"13{code[-1]}{2 * i + k:08d}",
-            "社区": name,
-        }
-        for i, name in enumerate(communities)
-        for k in range(2)
-    ]
-    roster_csv = tmp_path / f"{code}.roster.csv"
-    pd.DataFrame(rows).to_csv(roster_csv, index=False)
-    rosters.import_roster(store, read_roster(roster_csv, communities=communities))
-    staffing.fill_workers(store, author="tests")
-    store.engine.dispose()
 
 
 def _street_tokens(url: str, code: str, worker: str) -> dict[str, str]:
