@@ -13,6 +13,7 @@ Two safety rules live here so that every command keeps them the same way:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import shutil
@@ -118,18 +119,15 @@ def add_division_option(command: Any) -> None:
         return
     names = {param.name for param in command.params}
     if "db" in names and "division" not in names:
-        command.params.append(_DIVISION_PARAM())
+        command.params.append(_division_param())
 
 
-def _DIVISION_PARAM() -> Any:  # noqa: N802  (a factory of a click parameter, built once)
-    if "param" not in _DIVISION_CACHE:
-        template = typer.Typer()
-        template.command()(_division_template)
-        _DIVISION_CACHE["param"] = typer.main.get_command(template).params[0]
-    return _DIVISION_CACHE["param"]
-
-
-_DIVISION_CACHE: dict[str, Any] = {}
+@functools.cache
+def _division_param() -> Any:
+    """The click parameter typer makes of :func:`_division_template` (built once)."""
+    template = typer.Typer()
+    template.command()(_division_template)
+    return typer.main.get_command(template).params[0]
 
 
 def current_division() -> str | None:
