@@ -18,12 +18,15 @@ Examples
 'city'
 >>> parse_division(" 320581104 ").parent
 '320581'
+>>> parse_division("３２０５８１１０４").code  # typed with full-width digits
+'320581104'
 >>> covers("320581", "320581104"), covers("320581104", "320582101")
 (True, False)
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -84,11 +87,11 @@ def parse_division(text: str | int) -> Division:
 
     Raises :class:`~geo.errors.InputError` naming what is wrong.
     """
-    code = str(text).strip()
+    code = unicodedata.normalize("NFKC", str(text)).strip()  # full-width digits as typed
     if len(code) == 6 and code.isdigit():
         code = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
     level = _LEVEL_OF_LENGTH.get(len(code))
-    if level is None or not code.isdigit():
+    if level is None or not (code.isascii() and code.isdigit()):
         raise InputError(
             f"division code {code[:40]!r} must be 2, 4, 6, 9 or 12 digits "
             "(province, city, county, street, community), e.g. 320581104",

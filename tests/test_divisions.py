@@ -52,7 +52,8 @@ def test_division_codes_read_at_every_level_and_cover_by_prefix():
     assert not covers("320582", "320581104")
     assert covers(None, "320581104")
     assert rollup_code("320581104", "county") == "320581"
-    for bad in ("3205811", "990581104", "32058110x", ""):
+    assert parse_division("３２０５８１１０４").code == "320581104"  # full-width, as typed
+    for bad in ("3205811", "990581104", "32058110x", "", "٣٢٠٥٨١١٠٤", "{{ 7*7 }}", "</script>"):
         with pytest.raises(InputError):
             parse_division(bad)
 
