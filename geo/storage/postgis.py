@@ -461,7 +461,9 @@ def schema_of(division: str | None) -> str:
     """The schema holding a street's tables; the database's own (public) without a division."""
     if division is None:
         return "public"
-    if not (division.isascii() and division.isdigit() and len(division) == 9):  # the caller parsed it; SQL needs it so
+    if not (
+        division.isascii() and division.isdigit() and len(division) == 9
+    ):  # the caller parsed it; SQL needs it so
         raise StoreError(f"a street's schema needs its 9-digit code, not {division[:40]!r}")
     return f"street_{division}"
 
