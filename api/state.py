@@ -3,9 +3,10 @@
 A few things are too slow to rebuild per request (the :class:`~geo.locate.engine.GridIndex`, the
 buildings in WGS84) and too important to serve stale (a revoked token, a newly published plan).
 The project tells, in microseconds, whether anyone committed since the last look
-(:class:`geo.usecases.service.ChangeWatch`); only then is the project's *fingerprint* (published
-plan, its revision, the layers' last change, workers; :func:`geo.usecases.service.fingerprint`)
-read again, and a cache rebuilt when it differs. Each uvicorn worker process holds its own copy.
+(:class:`geo.usecases.service.ChangeWatch`); only then are the parts of the project's
+*fingerprint* a request needs (published plan, its revision, the layers' last change, workers,
+tokens; :func:`geo.usecases.service.fingerprint`) read again, and a cache rebuilt when they
+differ. Each uvicorn worker process holds its own copy.
 
 A PostGIS database of many streets (issue #18) is served as many projects: the database's own
 (public schema) at ``/``, and each street at ``/divisions/{code}/`` with a state of its own,
@@ -81,9 +82,10 @@ class ProjectState:
         self.store: Store = open_store(settings.db, division=self.division)
         self._watch = service.ChangeWatch(self.store)
         self._build_lock = threading.Lock()
+        self._fresh_lock = threading.Lock()
         self._checked_at = 0.0
-        self._fingerprint: dict[str, tuple] | None = None
-        self._tokens: dict[str, Principal] = {}
+        self._parts: dict[str, tuple] = {}
+        self._tokens: tuple[tuple | None, dict[str, Principal]] = (None, {})
         self._cache: dict[str, tuple[tuple, Any]] = {}
 
     def close(self) -> None:
@@ -91,16 +93,26 @@ class ProjectState:
         self.store.engine.dispose()
 
     # -- freshness ---------------------------------------------------------------------------------
-    def fingerprint(self) -> dict[str, tuple]:
-        """What the caches depend on; re-read only after another connection committed."""
-        now = time.monotonic()
-        if self._fingerprint is not None and now - self._checked_at < self.settings.refresh_seconds:
-            return self._fingerprint
-        if self._watch.changed() or self._fingerprint is None:
-            self._tokens.clear()  # a revoked token stops working with the next request
-            self._fingerprint = service.fingerprint(self.store)
-        self._checked_at = now
-        return self._fingerprint
+    def fingerprint(
+        self, parts: tuple[str, ...] = EVERYTHING, *, fresh: bool = False
+    ) -> dict[str, tuple]:
+        """The ``parts`` of the project's fingerprint (:data:`geo.usecases.service.PARTS`).
+
+        All are forgotten when another connection committed, and each is read again only when
+        asked for: after a batch of posted cases a locate reads the plan's parts, not the
+        cases'. ``fresh``: look for a commit now, even within ``refresh_seconds`` of the last
+        look (what stores a case must not lag behind a publish).
+        """
+        with self._fresh_lock:
+            now = time.monotonic()
+            if fresh or now - self._checked_at >= self.settings.refresh_seconds:
+                if self._watch.changed():
+                    self._parts = {}
+                self._checked_at = now
+            missing = tuple(part for part in parts if part not in self._parts)
+            if missing:
+                self._parts = {**self._parts, **service.fingerprint(self.store, missing)}
+            return {part: self._parts[part] for part in parts}
 
     def cached(
         self,
@@ -116,7 +128,7 @@ class ProjectState:
         e.g. ``map``) stay cached, the oldest built going first, so that pages clients can ask
         for in many variants never push the locate index or the layers out.
         """
-        current = self.fingerprint()
+        current = self.fingerprint(depends)
         fingerprint = tuple(current[part] for part in depends)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == fingerprint:
@@ -155,19 +167,23 @@ class ProjectState:
         )
 
     def _verified(self, token: str) -> Principal:
-        """The holder of a token of this project's own table (cached until the next commit)."""
-        self.fingerprint()  # clears the token cache when the file changed (a revoke)
-        found = self._tokens.get(token)
+        """The holder of a token of this project's own table (cached until a token is made or
+        revoked)."""
+        version = self.fingerprint(("tokens",))["tokens"]  # a revoke changes it
+        if self._tokens[0] != version:
+            self._tokens = (version, {})
+        known = self._tokens[1]
+        found = known.get(token)
         if found is None:
             found = verify_token(self.store, token)
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[token] = found
+            if len(known) > 10_000:
+                known.clear()
+            known[token] = found
         return found
 
     # -- published data ----------------------------------------------------------------------------
     def published_plan_id(self) -> int:
-        plan = self.fingerprint()["plan"]
+        plan = self.fingerprint(("plan",))["plan"]
         if not plan:
             raise NotFound(
                 "no published plan yet; run 'gridmap partition' first",
@@ -211,7 +227,7 @@ class ProjectState:
             locator = self.locator()
         except NotFound:
             return None
-        now = service.published_plan(self.store)
+        now = self.fingerprint(("plan",), fresh=True)["plan"]
         return locator.index if now and int(now[0]) == locator.plan_id else None
 
     def layer(self, name: str) -> gpd.GeoDataFrame:

@@ -43,7 +43,7 @@ def health(
         return Alive(status="ok")
     state.principal(credentials.credentials)  # an unknown or revoked token answers 401
     store = state.store
-    plan = state.fingerprint()["plan"]
+    plan = state.fingerprint(("plan",))["plan"]
     return Health(
         status="ok",
         project=project_label(state.settings.db),

@@ -18,7 +18,7 @@ from geo.grids import partition
 from geo.incidents.records import reassign_open_cases
 from geo.locate import kept as locate_index
 from geo.plans.store import Plan, load_plan, plan_row
-from geo.storage.store import Store, now_iso, plans
+from geo.storage.store import Store, ensure_lookup_indexes, now_iso, plans
 
 
 def violations(plan: Plan) -> pd.DataFrame:
@@ -147,6 +147,7 @@ def write_published_grids(store: Store, conn: Connection, plan_id: int) -> None:
     store.write_layer(
         conn, "grids", grids.reset_index(drop=True), description="the published grids (网格)"
     )
+    ensure_lookup_indexes(conn)  # the fingerprint reads the grids' workers from one of them
 
 
 def published_grids(store: Store) -> gpd.GeoDataFrame:

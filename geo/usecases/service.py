@@ -9,12 +9,14 @@ store-level notions make that cheap and leave api/ without SQL or a file format:
   PostGIS server's snapshot);
 - :func:`fingerprint` reads the revision counters each cache depends on (the published plan and
   its revision, when each layer last changed, the roster, the case events, the grids' workers,
-  how often the household records changed),
-  through SQLAlchemy, so one comparison of tuples says whether a cache is still good.
+  how often the household records changed, the tokens),
+  through SQLAlchemy, so one comparison of tuples says whether a cache is still good. Each part
+  is a few index reads, never a scan of a growing table: every server worker reads the parts
+  it needs again after each commit, a batch of posted cases included.
 
 Examples
 --------
->>> sorted(PARTS) == sorted(EVERYTHING)
+>>> sorted(PARTS) == sorted([*EVERYTHING, "tokens"])
 True
 """
 
@@ -32,7 +34,7 @@ from geo.people import households, occupancy
 from geo.people import roster as team
 from geo.plans import publish
 from geo.plans import store as plan_store
-from geo.storage.store import Store, incident_events, plans, workers
+from geo.storage.store import Store, incident_events, plans, tokens, workers
 
 #: the layers a cache of the published plan depends on
 LAYERS = ("buildings", "communities", "grids")
@@ -67,18 +69,36 @@ def _roster_version(store: Store, conn: Connection) -> tuple:
 
 
 def _case_events_version(store: Store, conn: Connection) -> tuple:
-    query = sa.select(sa.func.count(), sa.func.max(incident_events.c.event_id))
-    return tuple(conn.execute(query).first() or ())
+    """The newest case event and when the cases layer was last written.
+
+    Events are only ever added (a new case, a step), so their highest id moves with every one;
+    a case rewritten or removed stamps the layer. No ``count()``: on PostGIS it reads the whole
+    table, and every server worker reads this after each batch of posted cases.
+    """
+    newest = conn.execute(sa.select(sa.func.max(incident_events.c.event_id))).scalar()
+    return (newest, *layer_versions(store, ("incidents",), conn))
 
 
 def _grid_workers_version(store: Store, conn: Connection) -> tuple:
-    """The worker of each published grid, in the layer's order (a reassignment changes it)."""
+    """The worker of each published grid, as ``fid:worker`` pairs (a reassignment changes it).
+
+    One string made by the database (group_concat / string_agg), not 2,000 rows to Python, from
+    the grids layer's index on ``worker_id`` (:data:`~geo.storage.store.LOOKUP_INDEXES`), which
+    holds both columns: the rows and their geometries are not read. Pairs, because a swap of
+    two grids' workers leaves the list of workers as it was.
+    """
     if not store.has_layer("grids", conn):
         return ()
-    # one string made by the database (group_concat / string_agg), not 2,000 rows to Python:
-    # after every committed batch of cases each server worker reads the fingerprint again
-    workers_ = sa.func.aggregate_strings(sa.func.coalesce(sa.column("worker_id"), "-"), ",")
-    query = sa.select(sa.func.count(), workers_).select_from(sa.table("grids"))
+    grids = sa.table("grids", sa.column("fid"), sa.column("worker_id"))
+    pair = sa.cast(grids.c.fid, sa.Text) + ":" + sa.func.coalesce(grids.c.worker_id, "-")
+    query = sa.select(sa.func.count(), sa.func.aggregate_strings(pair, ","))
+    return tuple(conn.execute(query).first() or ())
+
+
+def _tokens_version(store: Store, conn: Connection) -> tuple:
+    """Each token's id and revocation: a revoked token stops working with the next request."""
+    row = sa.cast(tokens.c.token_id, sa.Text) + ":" + sa.func.coalesce(tokens.c.revoked_at, "-")
+    query = sa.select(sa.func.count(), sa.func.aggregate_strings(row, ","))
     return tuple(conn.execute(query).first() or ())
 
 
@@ -99,17 +119,19 @@ PARTS: dict[str, Callable[[Store, Connection], tuple]] = {
     "incidents": _case_events_version,
     "grid_workers": _grid_workers_version,
     "households": _households_version,
+    "tokens": _tokens_version,
 }
 #: what a cache of the published plan depends on (a new case must not rebuild the locate index)
 PLAN = ("plan", "layers", "grid_workers")
-EVERYTHING = tuple(PARTS)
+#: what a cache may depend on (a token made or revoked changes no page or layer)
+EVERYTHING = tuple(part for part in PARTS if part != "tokens")
 
 
-def fingerprint(store: Store) -> dict[str, tuple]:
-    """The revision counters of every part of the project a cache may depend on (:data:`PARTS`),
-    read in one snapshot: equal fingerprints, equal data."""
+def fingerprint(store: Store, parts: tuple[str, ...] = EVERYTHING) -> dict[str, tuple]:
+    """The revision counters of ``parts`` of the project (:data:`PARTS`; by default every part a
+    cache may depend on), read in one snapshot: equal fingerprints, equal data."""
     with store.reading() as conn:
-        return {name: read(store, conn) for name, read in PARTS.items()}
+        return {name: PARTS[name](store, conn) for name in parts}
 
 
 def layer_in_wgs84(store: Store, name: str) -> gpd.GeoDataFrame:
