@@ -132,10 +132,23 @@ def _crs_from_code(code: str) -> pyproj.CRS:
     return pyproj.CRS.from_user_input(code)
 
 
-def _transformer(source: pyproj.CRS, target: pyproj.CRS) -> pyproj.Transformer:
-    # Building a Transformer costs milliseconds, and even hashing a CRS writes its WKT (tens of
-    # microseconds): single-point locates key the cache by the CRSs' definition strings.
-    return _transformer_between(source.srs, target.srs)
+def transformer(
+    source: pyproj.CRS | int | str, target: pyproj.CRS | int | str
+) -> pyproj.Transformer:
+    """The always-xy transformer from ``source`` to ``target``, made once per process.
+
+    Making one searches the PROJ database for the operation (30-90 ms for CGCS2000
+    Gauss-Kruger), and each street of a province run needs the same few again; pyproj's
+    transformers are thread-safe. Even hashing a CRS writes its WKT (tens of microseconds):
+    single-point locates key the cache by the CRSs' definition strings.
+    """
+    return _transformer_between(_definition(source), _definition(target))
+
+
+def _definition(crs: pyproj.CRS | int | str) -> str:
+    if isinstance(crs, pyproj.CRS):
+        return crs.srs
+    return f"EPSG:{crs}" if isinstance(crs, int) else str(crs)
 
 
 @functools.lru_cache(maxsize=64)
@@ -177,7 +190,7 @@ def to_wgs84(lon, lat, *, crs: str | int | pyproj.CRS = "wgs84") -> tuple[np.nda
     name = parse_crs_name(crs)
     # Compare names only as strings: CRS == str parses the string into a CRS (slow).
     if isinstance(name, pyproj.CRS):
-        out_x, out_y = _transformer(name, _WGS84).transform(x, y)
+        out_x, out_y = transformer(name, _WGS84).transform(x, y)
         return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
     if name == "gcj02":
         return _gcj_to_wgs(x, y)
@@ -202,7 +215,7 @@ def from_wgs84(lon, lat, *, crs: str | int | pyproj.CRS) -> tuple[np.ndarray, np
     name = parse_crs_name(crs)
     # Compare names only as strings: CRS == str parses the string into a CRS (slow).
     if isinstance(name, pyproj.CRS):
-        out_x, out_y = _transformer(_WGS84, name).transform(x, y)
+        out_x, out_y = transformer(_WGS84, name).transform(x, y)
         return np.asarray(out_x, dtype="float64"), np.asarray(out_y, dtype="float64")
     if name == "gcj02":
         return _wgs_to_gcj(x, y)

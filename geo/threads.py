@@ -16,8 +16,17 @@ from functools import cache
 __all__ = ["cores", "worker_pool"]
 
 
+#: threads this process's pool may run, where it shares its cores with other processes: a Dask
+#: worker of one thread (:mod:`geo.province.cluster`) sets it to 1, so that two workers on two
+#: cores run two threads, not four
+THREADS_VARIABLE = "GRIDMAP_THREADS"
+
+
 def cores() -> int:
-    """CPU cores this process may use."""
+    """CPU cores this process may use (:data:`THREADS_VARIABLE` when set to a positive number)."""
+    given = os.environ.get(THREADS_VARIABLE, "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -82,6 +82,18 @@ def test_a_cluster_run_gives_exactly_the_one_process_run(province, reference, cl
     assert set(found["buildings"]["grid_code"]) == set(grids["grid_code"])
 
 
+def test_each_worker_runs_gridmaps_own_steps_on_one_thread(client, monkeypatch):
+    # a worker process of one thread whose cells stage spread over every core would make two
+    # workers on two cores run four busy threads (and one worker already use both cores)
+    from geo.threads import THREADS_VARIABLE, cores
+
+    assert set(client.run(cores).values()) == {1}
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    assert cores() == 3
+    monkeypatch.setenv(THREADS_VARIABLE, "none")  # not a count: the cores the process may use
+    assert cores() == len(os.sched_getaffinity(0))
+
+
 def test_a_street_is_what_gridmap_import_and_partition_make(province, tmp_path):
     path = pipeline.street_files(province)[1]
     done = pipeline.process_street(path)

@@ -27,7 +27,7 @@ import pyproj
 import shapely
 from shapely.errors import GEOSException
 
-from geo.crs import metric_crs_for, parse_crs_name
+from geo.crs import metric_crs_for, parse_crs_name, transformer
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 #: ids looked for, in order, when no --id-field is given
@@ -310,7 +310,7 @@ def check_coordinates(frame: gpd.GeoDataFrame, *, name: str) -> None:
     area = crs.area_of_use
     if area is None:
         return
-    to_lonlat = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
+    to_lonlat = transformer(crs, 4326)
     lon, lat = to_lonlat.transform(np.array([minx, maxx]), np.array([miny, maxy]))
     margin = 2.0
     inside = (
@@ -628,7 +628,7 @@ def _refuse_duplicate_ids(buildings: pd.DataFrame, name: str, id_column: str | N
 
 def _centre_lonlat(frame: gpd.GeoDataFrame) -> tuple[float, float]:
     minx, miny, maxx, maxy = frame.total_bounds
-    to_lonlat = pyproj.Transformer.from_crs(frame.crs, 4326, always_xy=True)
+    to_lonlat = transformer(frame.crs, 4326)
     lon, lat = to_lonlat.transform((minx + maxx) / 2, (miny + maxy) / 2)
     return float(lon), float(lat)
 

@@ -54,6 +54,7 @@ from geo.crs import (
     from_wgs84,
     parse_crs_name,
     to_wgs84,
+    transformer,
 )
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 from geo.exchange.csvsafe import csv_safe
@@ -610,8 +611,7 @@ def _bounds_wgs84(grids: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
     same coordinates (what geopandas does), without rebuilding every polygon in degrees (that
     took two thirds of the time: 0.2 s for 8,000 grids)."""
     xy = shapely.get_coordinates(np.asarray(grids.geometry.array, dtype=object))
-    transformer = pyproj.Transformer.from_crs(grids.crs, _WGS84, always_xy=True)
-    lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+    lon, lat = transformer(grids.crs, _WGS84).transform(xy[:, 0], xy[:, 1])
     return (np.nanmin(lon), np.nanmin(lat), np.nanmax(lon), np.nanmax(lat))
 
 

@@ -28,14 +28,23 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from geo.errors import InputError
+from geo.threads import THREADS_VARIABLE
 
 if TYPE_CHECKING:
     from dask.distributed import Client
 
 #: each worker's cap; a street needs about 0.7 GB (docs/benchmarks.md)
 MEMORY_LIMIT = "2GB"
-#: libraries that would start a thread per core inside each single-threaded worker
-_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: libraries (and gridmap's own pool, :data:`geo.threads.THREADS_VARIABLE`) that would start a
+#: thread per core inside each single-threaded worker: two workers on two cores would run four
+#: busy threads, and one worker would already use both cores
+_ONE_THREAD = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    THREADS_VARIABLE,
+)
 
 
 @contextmanager
