@@ -30,6 +30,7 @@ from api.cli.common import (
     table,
 )
 from api.cli.grids import ClusterOption, WorkersOption, cluster_mapper, plan_app
+from geo.collect import fewer_collections
 from geo.errors import InputError
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def import_command(
         cluster_mapper(cluster_url, workers) as mapper,  # a cluster that fails leaves no file
         new_project_file(db) as store,
         progress_bar() as update,
+        fewer_collections(),
     ):
         summary = project.import_buildings(
             store,

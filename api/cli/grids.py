@@ -32,6 +32,7 @@ from api.cli.common import (
     store_for,
     table,
 )
+from geo.collect import fewer_collections
 from geo.defaults import MAX_GRID_SIZE
 
 if TYPE_CHECKING:
@@ -138,7 +139,11 @@ def partition_command(
         communities=community,
         seed=seed,
     )
-    with cluster_mapper(cluster_url, workers) as mapper, progress_bar() as update:
+    with (
+        cluster_mapper(cluster_url, workers) as mapper,
+        progress_bar() as update,
+        fewer_collections(),
+    ):
         outcome = partitioning.partition_project(
             store, options=options, author=author, publish=publish, progress=update, mapper=mapper
         )

@@ -32,6 +32,7 @@ import pyproj
 
 from geo.buildings.communities import assign_communities
 from geo.buildings.reading import ReadOptions, read_buildings, read_lines
+from geo.collect import fewer_collections
 from geo.errors import InputError
 from geo.grids import partition
 from geo.grids.adjacency import building_adjacency, centroid_coordinates
@@ -196,18 +197,19 @@ def process_street(
     options = options or StreetOptions()
     code = validate_division_code(street.stem)
     started, cpu = time.perf_counter(), time.process_time()
-    district, layers = _imported(street, code, options)
-    labels, facts = _partitioned(district, layers.roads, options)
-    by_building, grids = coded_grids(
-        district,
-        labels,
-        facts,
-        inherited=Inherited(),
-        roster=pd.DataFrame(),
-        names=pd.Series(dtype=object),
-    )
-    buildings = layers.buildings.copy()
-    buildings["grid_code"] = by_building.reindex(district.buildings.index).to_numpy()
+    with fewer_collections():
+        district, layers = _imported(street, code, options)
+        labels, facts = _partitioned(district, layers.roads, options)
+        by_building, grids = coded_grids(
+            district,
+            labels,
+            facts,
+            inherited=Inherited(),
+            roster=pd.DataFrame(),
+            names=pd.Series(dtype=object),
+        )
+        buildings = layers.buildings.copy()
+        buildings["grid_code"] = by_building.reindex(district.buildings.index).to_numpy()
     return StreetResult(
         street_code=code,
         buildings=buildings,

@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from geo.collect import fewer_collections
 from geo.errors import Conflict
 from geo.grids.codes import validate_division_code
 from geo.plans.store import published_plan_id
@@ -109,7 +110,8 @@ def street_into_database(
     try:
         if _done(store):
             return StreetDone(street_code=code, skipped=True)
-        grids = _import_and_partition(store, path, code, options)
+        with fewer_collections():
+            grids = _import_and_partition(store, path, code, options)
     finally:
         store.engine.dispose()
     return StreetDone(
