@@ -34,7 +34,7 @@ from api.routers import (
     workers,
 )
 from api.settings import Settings
-from api.state import DivisionStates, ProjectState
+from api.state import DivisionStates, ProjectState, one_look_per_request
 from geo.defaults import is_server_url
 from geo.errors import NotFound
 
@@ -126,6 +126,21 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
 }
+
+
+class OneLook:
+    """Each request looks for other connections' commits once per project
+    (:func:`api.state.one_look_per_request`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with one_look_per_request():
+            await self.app(scope, receive, send)
 
 
 class Hardening:
@@ -231,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(divisions.DivisionScope, streets=streets)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Hardening)
+    app.add_middleware(OneLook)  # outermost: the division scope checks tokens too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

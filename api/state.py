@@ -21,7 +21,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +44,36 @@ from geo.storage.store import Store, open_store
 from geo.usecases import service
 from geo.usecases.service import EVERYTHING, PLAN
 
-__all__ = ["EVERYTHING", "MAX_CACHED", "PLAN", "DivisionStates", "Locator", "ProjectState"]
+__all__ = [
+    "EVERYTHING",
+    "MAX_CACHED",
+    "PLAN",
+    "DivisionStates",
+    "Locator",
+    "ProjectState",
+    "one_look_per_request",
+]
 #: entries kept (layers, the locate index, map pages); the oldest built goes first
 MAX_CACHED = 48
 log = logging.getLogger("gridmap.api")
+#: the states that looked for commits during this request (None outside a request)
+_LOOKED: ContextVar[set[ProjectState] | None] = ContextVar("gridmap_looked", default=None)
+
+
+@contextmanager
+def one_look_per_request() -> Iterator[None]:
+    """Within the block (one request), each state looks for other connections' commits once.
+
+    A post asks for the fingerprint four times (its token, the locate index, the published
+    plan twice): on PostGIS each look is a round trip to the server, and while cases arrive
+    every look finds a commit and reads the parts again. The request now sees the project as
+    it was at its first look, the same rule a database snapshot gives one transaction.
+    """
+    token = _LOOKED.set(set())
+    try:
+        yield
+    finally:
+        _LOOKED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -101,14 +129,20 @@ class ProjectState:
         All are forgotten when another connection committed, and each is read again only when
         asked for: after a batch of posted cases a locate reads the plan's parts, not the
         cases'. ``fresh``: look for a commit now, even within ``refresh_seconds`` of the last
-        look (what stores a case must not lag behind a publish).
+        look (what stores a case must not lag behind a publish). Within a request, the first
+        look holds for the rest of it (:func:`one_look_per_request`).
         """
+        looked = _LOOKED.get()
         with self._fresh_lock:
             now = time.monotonic()
-            if fresh or now - self._checked_at >= self.settings.refresh_seconds:
+            if looked is not None and self in looked:
+                pass  # this request has looked already (one_look_per_request)
+            elif fresh or now - self._checked_at >= self.settings.refresh_seconds:
                 if self._watch.changed():
                     self._parts = {}
                 self._checked_at = now
+                if looked is not None:
+                    looked.add(self)
             missing = tuple(part for part in parts if part not in self._parts)
             if missing:
                 self._parts = {**self._parts, **service.fingerprint(self.store, missing)}
