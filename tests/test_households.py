@@ -495,3 +495,49 @@ def test_tables_are_created_through_sqlalchemy_core(tmp_path):
         "household_visits",
     } <= names
     assert not names & set(store.layers())  # no layer: QGIS, OGC and exports never list them
+
+
+def test_under_a_token_the_households_commands_read_as_its_holder(kunming_listing):
+    # issue #18 §4: a staff token bound to a worker reads that worker's grids' households in
+    # the CLI as in the API; it cannot read as someone else, and a viewer's token finds nothing
+    from api.cli import app
+    from geo.people.tokens import create_token
+
+    db, rows, csv = kunming_listing
+    runner = CliRunner()
+    env = {"GRIDMAP_LANG": "en", KEY_ENV: KEY_TEXT}
+    assert (
+        runner.invoke(app, ["households", "import", str(csv), "--db", str(db)], env=env).exit_code
+        == 0
+    )
+    store = open_store(db)
+    places = access.placement(store)
+    person = rows[rows["_expected"].notna() & (rows["身份证号"] != "")].iloc[0]
+    owner = places.loc[person["_expected"], "worker_id"]
+    other = next(w for w in places["worker_id"].dropna().unique() if w != owner)
+    tokens = {
+        "mine": create_token(store, "片区网格员", "staff", worker=owner),
+        "theirs": create_token(store, "别的网格员", "staff", worker=other),
+        "viewer": create_token(store, "只读", "viewer"),
+    }
+    find = ["households", "find", "--db", str(db), "--id", person["身份证号"], "--purpose", "走访"]
+
+    def run(who: str, *extra: str):
+        return runner.invoke(
+            app, [*find, "--json", *extra], env={**env, "GRIDMAP_TOKEN": tokens[who]}
+        )
+
+    mine = run("mine")
+    assert mine.exit_code == 0, mine.output
+    assert [f["household_id"] for f in json.loads(mine.stdout)] == [person["户编号"]]
+    assert person["身份证号"] not in mine.stdout  # masked: --unmask is the admin's
+    assert json.loads(run("theirs").stdout) == []  # another worker's grids
+    widened = run("theirs", "--worker", owner)
+    assert widened.exit_code == 5
+    assert "leave out --worker" in widened.output
+    assert run("mine", "--role", "admin").exit_code == 0  # the default names no one
+    assert run("viewer").exit_code == 5  # households find needs staff, as its API route
+    assert "Traceback" not in widened.output + run("viewer").output
+    logged = store.read_table(audit_log)
+    reads = logged[logged["action"] == "personal read"]
+    assert reads["actor"].str.contains("片区网格员").any()

@@ -3,7 +3,8 @@
 Who is asking decides what is shown: ``--worker NAME`` (or ``GRIDMAP_WORKER``) reads as that
 grid worker, who sees the households of their own grids only; ``--role planner`` or ``viewer``
 sees counts only; without either, the person holding the project file and the household key
-reads as admin. Personal fields are masked unless ``--unmask``, and every household shown is one
+reads as admin. Under ``GRIDMAP_TOKEN`` the token's holder reads, as in the API: its role and the
+grid worker a staff token is bound to (``--worker`` and ``--role`` cannot change them). Personal fields are masked unless ``--unmask``, and every household shown is one
 audit row with the ``--purpose``. The key comes from ``GRIDMAP_HOUSEHOLD_KEY`` or
 ``--key-file`` / ``GRIDMAP_HOUSEHOLD_KEY_FILE`` and is never stored in the project file.
 """
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from geo.people import access, importing, occupancy, privacy, visits
+    from geo.storage.store import Store
 else:  # imported by the commands that use them (start-up: tests/test_startup.py)
     pd = lazy("pandas")
     access, importing = lazy("geo.people.access"), lazy("geo.people.importing")
@@ -78,12 +80,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(households_app, name="households")
 
 
-def _viewer(author: str, worker: str | None, role: str) -> access.Viewer:
-    from geo.errors import InputError
+def _viewer(
+    store: Store, db: Path | str, author: str, worker: str | None, role: str
+) -> access.Viewer:
+    """Who reads: the token's holder under ``GRIDMAP_TOKEN`` (its role and bound worker, as the
+    API reads it; ``--worker`` and ``--role`` cannot change them), else as the options say."""
+    from api.cli.scope import holder
+    from geo.errors import Forbidden, InputError
 
     if role not in ("admin", "staff", "planner", "viewer"):
         raise InputError(f"unknown role {role!r}", zh=f"未知角色 {role}")
-    return access.Viewer("staff" if worker else role, author, worker or None)
+    found = holder(store, db)
+    if found is None:
+        return access.Viewer("staff" if worker else role, author, worker or None)
+    if (worker and worker != found.worker) or role not in ("admin", found.role):
+        raise Forbidden(
+            f"the token {found.name!r} decides who reads (role {found.role}"
+            f"{', worker ' + found.worker if found.worker else ''}): leave out --worker and --role",
+            zh=f"由令牌 {found.name} 决定读取身份，请去掉 --worker 和 --role",
+        )
+    return access.Viewer.of_token(found.role, found.name, found.worker)
 
 
 def _keys(key_file: Path | None) -> privacy.Keyring:
@@ -171,9 +187,10 @@ def households_find(
         address=address,
         household_id=household,
     )
-    viewer = _viewer(author, worker, role)
+    store = store_for(db)
+    viewer = _viewer(store, db, author, worker, role)
     found = access.find(
-        store_for(db), _keys(key_file), viewer, query, purpose=purpose, unmask=unmask, limit=limit
+        store, _keys(key_file), viewer, query, purpose=purpose, unmask=unmask, limit=limit
     )
     columns = (
         "household_id",
@@ -221,7 +238,8 @@ def households_due(
     """待走访 Per cadre, the contact households not visited within --days."""
     from geo.jsonvalue import json_records
 
-    frame = visits.due(store_for(db), _viewer(author, worker, role), days=days)
+    store = store_for(db)
+    frame = visits.due(store, _viewer(store, db, author, worker, role), days=days)
     shown = rows_table(
         say(
             f"{len(frame)} 户超过 {days} 天未走访",
@@ -244,7 +262,9 @@ def households_assign(
     as_json: JsonOption = False,
 ) -> None:
     """指定联系户 Make a cadre answer for households (warns beyond 3 per cadre)."""
-    done = visits.assign(store_for(db), _viewer(author, worker, role), household_ids, cadre)
+    store = store_for(db)
+    viewer = _viewer(store, db, author, worker, role)
+    done = visits.assign(store, viewer, household_ids, cadre)
     if done.warning:
         note(
             say(f"注意：{done.cadre} 已联系 {done.holds} 户，超过 3 户", done.warning),
@@ -280,10 +300,11 @@ def households_visit(
         raise InputError(
             f"--date {date!r} is not YYYY-MM-DD", zh=f"日期 {date} 格式应为 YYYY-MM-DD"
         ) from None
+    store = store_for(db)
     visit_id = visits.record_visit(
-        store_for(db),
+        store,
         _keys(key_file),
-        _viewer(author, worker, role),
+        _viewer(store, db, author, worker, role),
         household_id,
         cadre=cadre,
         visited_on=on,
@@ -303,8 +324,9 @@ def households_purge(
     as_json: JsonOption = False,
 ) -> None:
     """删除住户 Remove a household and its residents everywhere (records, cadre, visits, review)."""
+    store = store_for(db)
     removed = access.purge(
-        store_for(db), _viewer(author, worker, role), household_id, reason=reason
+        store, _viewer(store, db, author, worker, role), household_id, reason=reason
     )
     report(
         table(say(f"已删除 {household_id}", f"purged {household_id}"), list(removed.items())),
@@ -323,7 +345,8 @@ def households_review(
     """待核对 The rows that matched no building, with the reason (no personal field)."""
     from geo.jsonvalue import json_records
 
-    frame = access.review_list(store_for(db), _viewer(author, None, role))
+    store = store_for(db)
+    frame = access.review_list(store, _viewer(store, db, author, None, role))
     columns = ["household_id", "source", "line", "reason", "place"]
     shown = rows_table(
         say(f"{len(frame)} 行待核对", f"{len(frame)} rows to review"),
@@ -354,7 +377,7 @@ def households_export(
     store = store_for(db)
     if include_personal:
         frame = access.personal_export(
-            store, _keys(key_file), _viewer(author, None, role), reason=reason
+            store, _keys(key_file), _viewer(store, db, author, None, role), reason=reason
         )
     elif level in ("grid", "building"):
         found = (

@@ -44,7 +44,19 @@ COMMAND_ROLES: dict[str, str] = {
         "viewer",
     ),
     **dict.fromkeys(
-        ("export", "incidents import", "incidents list", "incidents update", "ledger", "locate"),
+        (
+            "export",
+            "incidents import",
+            "incidents list",
+            "incidents update",
+            "ledger",
+            "locate",
+            # as their API routes: a staff token reads its own grids' households only
+            "households find",
+            "households due",
+            "households assign",
+            "households visit",
+        ),
         "staff",
     ),
     **dict.fromkeys(
@@ -96,6 +108,13 @@ def check_store(store: Store, db: Path | str) -> None:
         return
     holder = _holder(store, db, given)
     _check_role(holder)
+
+
+def holder(store: Store, db: Path | str) -> TokenHolder | None:
+    """Who the command's token is in ``store`` (None without ``GRIDMAP_TOKEN``): what a command
+    that reads as someone (``gridmap households find``) reads as."""
+    given = token()
+    return None if given is None else _holder(store, db, given)
 
 
 def check_new_street(db: Path | str, street: str) -> None:

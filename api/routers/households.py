@@ -53,8 +53,7 @@ async def counts_viewer(principal: Viewer) -> access.Viewer:
 
 
 def _as_viewer(principal: Principal) -> access.Viewer:
-    worker = principal.worker if principal.role == "staff" else None
-    return access.Viewer(principal.role, principal.name, worker)
+    return access.Viewer.of_token(principal.role, principal.name, principal.worker)
 
 
 async def household_keys() -> privacy.Keyring:

@@ -48,6 +48,13 @@ class Viewer:
     def reads_personal(self) -> bool:
         return self.role == "admin" or (self.role == "staff" and bool(self.worker))
 
+    @classmethod
+    def of_token(cls, role: str, name: str, worker: str | None) -> Viewer:
+        """A token's holder as a reader, in the API and the CLI alike: a staff token bound to a
+        grid worker reads as that worker (their grids only); a worker bound to a token of
+        another role does not narrow what it reads."""
+        return cls(role, name, worker if role == "staff" else None)
+
 
 @dataclass(frozen=True)
 class Query:
