@@ -420,6 +420,15 @@ class TokenIn(Model):
 
     name: Text = Field(min_length=1, max_length=100)
     role: Literal["viewer", "staff", "planner", "admin"]
+    worker: Text | None = Field(
+        None, max_length=100, description="bind a staff token to this grid worker (id or name)"
+    )
+    division: str | None = Field(
+        None,
+        max_length=12,
+        description="a county, city or province code: the token's role holds in every street "
+        "under it (PostGIS; made at the service's root by the database's own administrator)",
+    )
 
 
 class TokenCreated(Model):
@@ -431,6 +440,8 @@ class TokenCreated(Model):
 class TokenInfo(Model):
     name: str
     role: str
+    worker: str | None = None
+    division: str | None = None
     created_at: str
     revoked_at: str | None = None
 

@@ -397,3 +397,42 @@ def test_a_large_streets_map_fetches_its_footprints_from_its_own_street(province
         )
     assert page.status_code == 200, page.text[:300]
     assert f"/divisions/{B}/maps/buildings.geojson" in page.text
+
+
+def test_the_databases_administrator_makes_a_county_token_through_the_api(client, province):
+    # issue #18 §4: county tokens were made by the CLI only
+    url, tokens = province
+    root = bearer(create_token(open_store(url), "root admin (api)", "admin"))
+    made = client.post(
+        "/tokens",
+        json={"name": "县级只读 (api)", "role": "viewer", "division": COUNTY},
+        headers=root,
+    )
+    assert made.status_code == 201, made.text
+    county = bearer(made.json()["token"])
+    for code in (A, B):
+        assert client.get(f"/divisions/{code}/grids", headers=county).status_code == 200
+    refused = client.post(f"/divisions/{B}/plans/1/copy", headers=county)  # a viewer writes nothing
+    assert refused.status_code in (403, 404)
+    listed = client.get("/tokens", headers=root).json()
+    assert {"name": "县级只读 (api)", "division": COUNTY} in [
+        {"name": row["name"], "division": row["division"]} for row in listed
+    ]
+    for body, where in (
+        ({"name": "a street's", "role": "viewer", "division": A}, "/tokens"),  # a street's own
+        ({"name": "not a code", "role": "viewer", "division": "53x"}, "/tokens"),
+        (
+            {"name": "under a street", "role": "viewer", "division": COUNTY},
+            f"/divisions/{A}/tokens",
+        ),
+    ):
+        headers = root if where == "/tokens" else bearer(tokens[A]["admin"])
+        answer = client.post(where, json=body, headers=headers)
+        assert answer.status_code == 422, (where, answer.text)
+        assert "Traceback" not in answer.text
+    bound = client.post(
+        f"/divisions/{A}/tokens",
+        json={"name": "A's worker (api)", "role": "staff", "worker": f"W{A}000"},
+        headers=bearer(tokens[A]["admin"]),
+    )
+    assert bound.status_code == 201, bound.text

@@ -148,18 +148,8 @@ def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
 def _token_store(db: str) -> tuple[Store, str | None]:
     """Where the tokens of ``--division`` are kept: a street's in its project (``store_for``);
     a county's, city's or province's in the database's own project, with the division's code."""
-    from geo.divisions import parse_division
-    from geo.errors import InputError
+    from geo.people.tokens import token_scope
     from geo.storage.store import open_store
 
-    given = current_division()
-    if given is None or parse_division(given).level in ("street", "community"):
-        return store_for(db), None
-    scope = parse_division(given).code
-    if not is_server(db):
-        raise InputError(
-            f"a token for {scope} (above a street) is kept by a PostGIS database of many "
-            "streets; a GeoPackage is one street",
-            zh=f"区划 {scope} 的令牌只能保存在多街道的 PostGIS 数据库中；GeoPackage 只有一个街道",
-        )
-    return open_store(db), scope
+    scope = token_scope(current_division(), server=is_server(db))
+    return (store_for(db), None) if scope is None else (open_store(db), scope)

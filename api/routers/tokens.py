@@ -8,6 +8,10 @@ from api.auth import create_token, list_tokens, revoke_token
 from api.deps import Admin, StateDep
 from api.models import TokenCreated, TokenIn, TokenInfo, records
 from api.routers._frames import problem_responses
+from api.state import ProjectState
+from geo.defaults import is_server_url
+from geo.errors import InputError
+from geo.people.tokens import token_scope
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
@@ -26,8 +30,25 @@ def get_tokens(state: StateDep, _: Admin) -> list[TokenInfo]:
     summary="Create a token (shown once)",
 )
 def post_token(state: StateDep, principal: Admin, new: TokenIn) -> TokenCreated:
-    token = create_token(state.store, new.name, new.role, actor=principal.name)
+    scope = _scope(state, new.division)
+    token = create_token(
+        state.store, new.name, new.role, worker=new.worker, division=scope, actor=principal.name
+    )
     return TokenCreated(name=new.name.strip(), role=new.role, token=token)
+
+
+def _scope(state: ProjectState, division: str | None) -> str | None:
+    """The county, city or province a new token reads under; only the database's own project
+    (the service's root) keeps such tokens, and a street's tokens are made in the street."""
+    scope = token_scope(division, server=is_server_url(state.settings.db))
+    if division is not None and (scope is None or state.division is not None):
+        raise InputError(
+            "'division' names a county, city or province, and such tokens are made at the "
+            "service's root (POST /tokens); a street's own tokens under /divisions/{code}/tokens",
+            zh="division 应为县、市或省代码，此类令牌在服务根路径 POST /tokens 创建；"
+            "街道自己的令牌在 /divisions/{代码}/tokens 创建",
+        )
+    return scope
 
 
 @router.delete(

@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geo.divisions import covers
+from geo.divisions import covers, parse_division
 from geo.errors import Conflict, InputError, NotFound, Unauthorized
 from geo.people.roles import ROLES
 from geo.storage.store import Store, now_iso, tokens, workers
@@ -110,6 +110,25 @@ def create_token(
         details |= {"division": division} if division is not None else {}
         store.log(conn, "token create", actor=actor, name=name, role=role, **details)
     return token
+
+
+def token_scope(division: str | None, *, server: bool) -> str | None:
+    """The division a new token is scoped to: the code of a county, city or province (kept by
+    the database's own project), or None for a street's own token (kept by the street's
+    project). Raises :class:`~geo.errors.InputError` for a bad code, or for a scope above a
+    street outside a PostGIS database of many streets (``server`` False)."""
+    if division is None:
+        return None
+    parsed = parse_division(division)
+    if parsed.level in ("street", "community"):
+        return None
+    if not server:
+        raise InputError(
+            f"a token for {parsed.code} (above a street) is kept by a PostGIS database of many "
+            "streets; a GeoPackage is one street",
+            zh=f"区划 {parsed.code} 的令牌只能保存在多街道的 PostGIS 数据库中；GeoPackage 只有一个街道",
+        )
+    return parsed.code
 
 
 def revoke_token(store: Store, name: str, *, actor: str = "") -> None:
