@@ -1056,30 +1056,49 @@ def _chunks(reader, path: str | Path, chunksize: int):
 
 class _LocatedCsv:
     """The output CSV of :func:`locate_csv`, opened with the first chunk's columns, and the
-    row count per status so far."""
+    row count per status so far.
+
+    A chunk is written on a thread of its own while the next one is located (pyarrow's
+    writer formats and writes without the GIL: a fifth of a batch's time overlapped on a
+    second core); chunks go out in order, at most one waits, and a failed write raises at
+    the next chunk or at :meth:`close`.
+    """
 
     def __init__(self, path: str | Path, progress: Callable[[int], None] | None) -> None:
         self.path, self.progress = path, progress
         self.writer = None
         self.counts = dict.fromkeys(STATUSES, 0)
         self.done = 0
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="gridmap-csv")
+        self._pending = None
 
     def write(self, table, located: pd.DataFrame) -> None:
-        """Append one chunk's ``table`` and count its ``located`` statuses."""
+        """Append one chunk's ``table`` (once the one before it is written) and count its
+        ``located`` statuses."""
         from pyarrow import csv as arrow_csv  # only batch locates need pyarrow
 
+        self._wait()
         if self.writer is None:
             self.writer = arrow_csv.CSVWriter(str(self.path), table.schema)
-        self.writer.write_table(table)
+        self._pending = self._thread.submit(self.writer.write_table, table)
         for status, n in located["status"].value_counts().items():
             self.counts[status] += int(n)
         self.done += table.num_rows
         if self.progress is not None:
             self.progress(self.done)
 
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            self._wait()
+        finally:
+            self._thread.shutdown()
+            if self.writer is not None:
+                self.writer.close()
 
 
 def _open_csv(path: str | Path, lon_col: str, lat_col: str):
