@@ -67,17 +67,30 @@ of the street and of the county, city or province above it; `GET /divisions` lis
 """
 
 
-class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with 413, before the route reads them."""
+class _HttpOnly:
+    """A middleware that acts on HTTP requests (:meth:`http`) and passes anything else on."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodyLimit(_HttpOnly):
+    """Refuse request bodies above ``limit`` bytes with 413, before the route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        super().__init__(app)
+        self.limit = limit
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
@@ -128,22 +141,16 @@ SECURITY_HEADERS = {
 }
 
 
-class OneLook:
+class OneLook(_HttpOnly):
     """Each request looks for other connections' commits once per project
     (:func:`api.state.one_look_per_request`)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         with one_look_per_request():
             await self.app(scope, receive, send)
 
 
-class Hardening:
+class Hardening(_HttpOnly):
     """Security headers on every answer, ``Cache-Control: no-store`` unless a route chose a
     policy (answers carry tokens' data and workers' phones: no browser or proxy may keep them),
     and ``HEAD`` answered as ``GET`` without the body (pages are checked with ``curl -I``).
@@ -151,13 +158,7 @@ class Hardening:
     The vendored scripts under ``/static`` choose their own (``api.static``: revalidated by ETag).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"
 
         async def hardened(message: Message) -> None:
