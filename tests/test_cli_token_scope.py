@@ -111,29 +111,10 @@ def test_rollups_cover_only_the_streets_the_token_reaches(province):
 def test_only_a_token_of_the_county_adds_a_street_to_it(province, shared_data):
     url, tokens = province
     source = shared_data / "kunming_buildings.geojson"
-    refused = gridmap(
-        tokens["other planner"],
-        "import",
-        source,
-        "--community-field",
-        "community",
-        "--db",
-        url,
-        "--division",
-        NEW,
-    )
+    add = ("import", source, "--community-field", "community", "--db", url, "--division", NEW)
+    refused = gridmap(tokens["other planner"], *add)
     assert refused.exit_code == 3
     assert NEW not in set(registered_divisions(url)["code"])
-    added = gridmap(
-        tokens["county planner"],
-        "import",
-        source,
-        "--community-field",
-        "community",
-        "--db",
-        url,
-        "--division",
-        NEW,
-    )
+    added = gridmap(tokens["county planner"], *add)
     assert added.exit_code == 0, added.output
     assert NEW in set(registered_divisions(url)["code"])
