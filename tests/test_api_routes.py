@@ -691,3 +691,27 @@ def test_one_case_without_a_batch(client, api_tokens, store):
     assert detail["status"] == "reported"
     assert detail["allowed_next"] == ["registered", "rejected"]
     assert detail["grid_code"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"division": "{{ 7*7 }}"},
+        {"division": "</script>"},
+        {"division": "=cmd|' /C calc'!A0"},
+        {"division": "320581"},  # a county's token: a GeoPackage is one street
+        {"worker": "=cmd|' /C calc'!A0"},
+        {"worker": "{# x #}"},
+    ],
+)
+def test_a_new_tokens_scope_or_worker_that_cannot_be_is_one_clear_422(client, api_tokens, body):
+    answer = client.post(
+        "/tokens",
+        json={"name": "hostile", "role": "staff", **body},
+        headers=as_(api_tokens, "admin"),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "Traceback" not in answer.text
+    listed = client.get("/tokens", headers=as_(api_tokens, "admin")).json()
+    assert "hostile" not in {row["name"] for row in listed}  # nothing half-made
