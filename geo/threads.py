@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
-__all__ = ["cores", "worker_pool"]
+__all__ = ["THREADS_VARIABLE", "cores", "worker_pool"]
 
 
 #: threads this process's pool may run, where it shares its cores with other processes: a Dask

@@ -27,6 +27,7 @@ import pyproj
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from geo.crs import transformer
 from geo.errors import Conflict, InputError, NotFound
 from geo.incidents.assign import assign_to_grids, assign_with_index
 from geo.incidents.cases import ASSIGNED, COLUMNS, utc
@@ -410,10 +411,9 @@ def district_bounds(store: Store) -> tuple[float, float, float, float] | None:
 
 @functools.lru_cache(maxsize=16)
 def wgs84_box(srs: str, extent: tuple[float, ...]) -> tuple[float, float, float, float]:
-    """:func:`district_bounds` for one extent (a Transformer costs 90 ms to make: once)."""
-    minx, miny, maxx, maxy = pyproj.Transformer.from_crs(
-        srs, 4326, always_xy=True
-    ).transform_bounds(*extent)
+    """:func:`district_bounds` for one extent (the transformer is :func:`geo.crs.transformer`'s,
+    made once per process)."""
+    minx, miny, maxx, maxy = transformer(srs, 4326).transform_bounds(*extent)
     return (minx - 0.05, miny - 0.05, maxx + 0.05, maxy + 0.05)
 
 
