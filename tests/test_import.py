@@ -115,12 +115,29 @@ def test_shanghai_with_roads_gets_street_blocks(tmp_path, shared_data):
     assert buildings["address"].notna().sum() == 0 or "address" in buildings
 
 
-def test_communities_file_assigns_by_largest_overlap(tmp_path, kunming_path):
+def _shapefile_without_codepage(source: gpd.GeoDataFrame, folder: Path, encoding: str) -> Path:
+    """``source`` as a Shapefile whose text is in ``encoding`` and that does not say so: no
+    .cpg, and a .dbf language byte of 0 (as many Chinese offices' Shapefiles come)."""
+    folder.mkdir()
+    path = folder / "b.shp"
+    source.to_file(path, encoding=encoding)
+    path.with_suffix(".cpg").unlink()
+    with path.with_suffix(".dbf").open("r+b") as dbf:
+        dbf.seek(29)
+        dbf.write(b"\x00")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "shapefile in GBK without .cpg"])
+def test_communities_file_assigns_by_largest_overlap(tmp_path, kunming_path, fmt):
     footprints = gpd.read_file(kunming_path)
     outlines = footprints.to_crs(3857).dissolve("community").convex_hull.buffer(5).to_crs(4326)
     polygons = gpd.GeoDataFrame({"社区名称": outlines.index}, geometry=outlines.values, crs=4326)
-    polygons_path = tmp_path / "communities.geojson"
-    polygons.to_file(polygons_path)
+    if fmt == "geojson":
+        polygons_path = tmp_path / "communities.geojson"
+        polygons.to_file(polygons_path)
+    else:
+        polygons_path = _shapefile_without_codepage(polygons, tmp_path / "shp", "GBK")
     no_community = tmp_path / "plain.geojson"
     footprints.drop(columns="community").to_file(no_community)
     db = tmp_path / "p.gpkg"
@@ -158,6 +175,45 @@ def test_every_supported_format_imports(tmp_path, kunming_path, fmt):
     result = gridmap("import", path, "--db", db, "--community-field", "community", *extra)
     assert result.exit_code == 0, result.output
     assert len(open_store(db).read_layer("buildings")) == 140
+
+
+@pytest.mark.parametrize(("encoding", "zipped"), [("GBK", False), ("GBK", True), ("UTF-8", False)])
+def test_a_shapefile_that_does_not_say_its_encoding_keeps_its_chinese_names(
+    tmp_path, kunming_path, encoding, zipped
+):
+    source = gpd.read_file(kunming_path)
+    path = _shapefile_without_codepage(source, tmp_path / "shp", encoding)
+    garbled = pyogrio.read_dataframe(path, read_geometry=False)["community"]
+    assert not garbled.isin(source["community"]).any()  # what GDAL alone makes of the file
+    if zipped:
+        archive_path = tmp_path / "b.zip"
+        with zipfile.ZipFile(archive_path, "w") as archive:
+            for part in path.parent.iterdir():
+                archive.write(part, part.name)
+        path = archive_path
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    stored = open_store(db).read_layer("buildings")
+    assert sorted(stored["community"].unique()) == sorted(source["community"].unique())
+    read_as = "UTF-8" if encoding == "UTF-8" else "GB18030"
+    assert f"does not say how its text is encoded (no .cpg file); it was read as {read_as}" in (
+        " ".join(result.output.split())
+    )
+
+
+def test_a_shapefile_that_says_its_encoding_is_read_as_it_says_without_a_note(
+    tmp_path, kunming_path
+):
+    source = gpd.read_file(kunming_path)
+    path = tmp_path / "b.shp"
+    source.to_file(path, encoding="GBK")  # writes b.cpg
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    stored = open_store(db).read_layer("buildings")
+    assert set(stored["community"]) == set(source["community"])
+    assert "encoded" not in result.output
 
 
 OSM_XML = """<?xml version="1.0" encoding="UTF-8"?>

@@ -183,6 +183,7 @@ def _import_json(summary: project.ImportSummary) -> dict[str, object]:
         "communities": summary.communities,
         "communities_from": summary.community_method,
         "source_crs": str(report.source_crs),
+        "text_encoding": report.text_encoding,
         "working_crs": str(summary.working_crs),
         "warnings": [english for english, _ in summary.warnings],
     }

@@ -83,6 +83,9 @@ class ReadReport:
     dropped_ids: list[str] = field(default_factory=list)
     #: the credit line kept with the data (the given one, or OpenStreetMap's for OSM data)
     attribution: str = ""
+    #: the encoding the text was read in where the file does not say it (a Shapefile without
+    #: .cpg, a GeoJSON saved as GBK): "GB18030" or "UTF-8"; empty where the file says it
+    text_encoding: str = ""
 
 
 def read_features(
@@ -207,14 +210,24 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     parsed one by one: repaired where GEOS can (``frame.attrs["fixed"]``, positions), left
     missing where it cannot (``frame.attrs["unreadable"]``).
     """
+    encoding = shapefile_encoding(path)
     try:
-        return pyogrio.read_dataframe(path, layer=layer)
+        frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
     except GEOSException:
-        pass
+        frame = None
     except UnicodeDecodeError:
         # GeoJSON is UTF-8 by definition, but Chinese offices save it as GBK too
-        return pyogrio.read_dataframe(path, layer=layer, encoding="gb18030")
-    attributes = pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+        encoding = "GB18030"
+        frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+    if frame is None:
+        frame = _read_leniently(path, layer, encoding)
+    frame.attrs["text_encoding"] = encoding or ""
+    return frame
+
+
+def _read_leniently(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame:
+    """:func:`_read_frame`'s read when GEOS refuses a geometry: WKB parsed one by one."""
+    attributes = pyogrio.read_dataframe(path, layer=layer, read_geometry=False, encoding=encoding)
     meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
     present = np.array([value is not None for value in wkb], dtype=bool)
     strict = shapely.from_wkb(wkb, on_invalid="ignore")
@@ -224,6 +237,65 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     frame.attrs["fixed"] = np.flatnonzero(broken & ~shapely.is_missing(lenient)).tolist()
     frame.attrs["unreadable"] = np.flatnonzero(broken & shapely.is_missing(lenient)).tolist()
     return frame
+
+
+def shapefile_encoding(path: Path) -> str | None:
+    """The encoding of a Shapefile's text where GDAL would guess it wrong; else None.
+
+    A Shapefile says how its text is encoded in a ``.cpg`` file, or in its ``.dbf``'s language
+    byte. Many made in Chinese offices say neither (or "Windows ANSI"): GDAL then reads GBK
+    text as Latin-1, and every Chinese name comes out garbled without an error. Then the text
+    fields are read as raw bytes and decoded as UTF-8, else as GB18030 (which GBK is part of).
+    """
+    sidecars = _shapefile_sidecars(path)
+    if sidecars is None or ".cpg" in sidecars or sidecars.get(".dbf", b"")[29:30] not in _NO_LDID:
+        return None
+    raw = pyogrio.read_dataframe(
+        path, read_geometry=False, encoding="ISO-8859-1", max_features=_ENCODING_SAMPLE
+    )
+    text = raw.select_dtypes(exclude=["number", "bool", "datetime"])
+    values = (str(v) for column in text for v in pd.unique(text[column].dropna()))
+    data = "".join([*map(str, raw.columns), *values]).encode("latin-1", errors="replace")
+    if data.isascii():
+        return None
+    for encoding in ("UTF-8", "GB18030"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return None
+
+
+#: features whose text decides a Shapefile's encoding (its first ones: reading is not free)
+_ENCODING_SAMPLE = 50_000
+#: a .dbf's language byte where it names no code page (0) or "Windows ANSI" (0x57)
+_NO_LDID = (b"\x00", b"\x57")
+
+
+def _shapefile_sidecars(path: Path) -> dict[str, bytes] | None:
+    """For a Shapefile (``.shp``, or a ``.zip`` holding one): its ``.cpg`` (present or not) and
+    the first 32 bytes of its ``.dbf``, by lower-case suffix; None for any other file."""
+    suffix = path.suffix.lower()
+    if suffix == ".shp":
+        found = {p.suffix.lower(): p for p in path.parent.glob(path.stem + ".*")}
+        if ".dbf" not in found:
+            return {}
+        with found[".dbf"].open("rb") as dbf:
+            return {**dict.fromkeys(found, b""), ".dbf": dbf.read(32)}
+    if suffix != ".zip":
+        return None
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {Path(n).suffix.lower(): n for n in archive.namelist()}
+            if ".shp" not in names or ".dbf" not in names:
+                return None
+            with archive.open(names[".dbf"]) as dbf:
+                return {**dict.fromkeys(names, b""), ".dbf": dbf.read(32)}
+    except (OSError, zipfile.BadZipFile):
+        return None
 
 
 def parse_crs(text: str) -> pyproj.CRS:
@@ -407,9 +479,14 @@ def read_buildings(
 def _read_raw(path: Path, options: ReadOptions) -> tuple[gpd.GeoDataFrame, ReadReport]:
     """The file's features (OSM tags as columns, OSM ids made one) and a report on the source."""
     raw, from_osm = read_features(path, layer=options.layer, crs=options.crs)
+    encoding = raw.attrs.get("text_encoding", "")
     raw = osm_tags(raw)
     report = ReadReport(
-        source=str(path), source_crs=raw.crs.to_string(), read=len(raw), from_osm=from_osm
+        source=str(path),
+        source_crs=raw.crs.to_string(),
+        read=len(raw),
+        from_osm=from_osm,
+        text_encoding=encoding,
     )
     guessed_osm = from_osm or (options.attribution is None and "openstreetmap" in str(path).lower())
     report.attribution = options.attribution or (OSM_ATTRIBUTION if guessed_osm else "")

@@ -262,8 +262,30 @@ def import_buildings(  # noqa: PLR0913 (keyword-only options of the import, as s
         communities=len(district.communities),
         community_method=found.method,
         working_crs=metric.to_string(),
-        warnings=district.warnings,
+        warnings=[*_encoding_warning(path, report), *district.warnings],
     )
+
+
+def _encoding_warning(path: str | Path, report: io.ReadReport) -> list[tuple[str, str]]:
+    """A note where the file did not say how its text is encoded and it was worked out."""
+    encoding, name = report.text_encoding, Path(path).name
+    if not encoding:
+        return []
+    if Path(path).suffix.lower() not in (".shp", ".zip"):
+        return [
+            (
+                f"{name} is not UTF-8 text; it was read as {encoding}",
+                f"{name} 不是 UTF-8 文本，已按 {encoding} 读取",
+            )
+        ]
+    return [
+        (
+            f"{name} does not say how its text is encoded (no .cpg file); it was read as "
+            f"{encoding}. If names look wrong, add a .cpg file holding the right encoding",
+            f"{name} 未注明文本编码（缺少 .cpg 文件），已按 {encoding} 读取；如名称显示异常，"
+            "请添加写有正确编码的 .cpg 文件",
+        )
+    ]
 
 
 @dataclass
