@@ -7,7 +7,8 @@ the project in a throw-away PostGIS cluster (tests/pgcluster.py), side by side. 
 its own processes (``--workers``, default 2 for 2 cores). The load comes from ``wrk`` (Debian
 package ``wrk``; POSTs through a Lua script, one case per request) when installed, else from
 httpx async clients (which cost more CPU than the server and so measure the client).
-Everything runs on the same machine. Writes the ``api`` section of docs/benchmarks.md.
+Everything runs on the same machine. Writes the ``api`` section of docs/benchmarks.md (another
+``--workers N``: the ``api-N-workers`` section).
 
 Targets: GET /locate at 50 clients p99 < 20 ms, >= 1,500 req/s, zero errors (issue 8); POST
 /incidents 200 cases/s with p99 < 100 ms beside the locate load (issue 16); 500 cases/s across
@@ -615,7 +616,8 @@ def main() -> None:
             runs["PostGIS"] = _on_postgis(args, db, points, Path(folder))
     text = _report(args, runs, n_buildings=n_buildings, load=load_before)
     print(text)
-    write_section("api", text)
+    # The default (a worker per core) and other worker counts keep sections of their own.
+    write_section("api" if args.workers == 2 else f"api-{args.workers}-workers", text)
 
 
 if __name__ == "__main__":
