@@ -322,6 +322,61 @@ def metric_crs_for(lon, lat) -> pyproj.CRS:
     return _utm_crs(cx, cy)
 
 
+def crs_hint(minx: float, miny: float, maxx: float, maxy: float) -> tuple[str, str] | None:
+    """What coordinates in this box most likely are, for a file that does not say its CRS (or
+    says a wrong one): a hint naming the ``--crs`` to give, in English and Chinese; None where
+    the box fits none of the systems a Chinese office meets.
+
+    CAD and survey drawings often come without a .prj, in CGCS2000 Gauss-Kruger metres whose
+    easting starts with the zone number (40,512,345 m: 3-degree zone 40), which names the EPSG
+    code; without the zone number only the central meridian is unknown.
+
+    Examples
+    --------
+    >>> crs_hint(40_512_000, 3_504_000, 40_520_000, 3_510_000)[0]
+    'they look like CGCS2000 3-degree Gauss-Kruger zone 40 (120°E): give --crs EPSG:4528'
+    >>> crs_hint(120.7, 31.6, 120.8, 31.7)[0]
+    'they look like longitude/latitude: give --crs EPSG:4326 (WGS84) or EPSG:4490 (CGCS2000)'
+    """
+    if -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90:
+        return (
+            "they look like longitude/latitude: give --crs EPSG:4326 (WGS84) or EPSG:4490 "
+            "(CGCS2000)",
+            "坐标像是经纬度：请用 --crs EPSG:4326（WGS84）或 EPSG:4490（CGCS2000）",
+        )
+    if not (0 < miny <= maxy < 6_500_000):  # northings of China, in metres
+        return None
+    zone = _zone_number(minx, maxx)
+    if zone is not None:
+        width, code, meridian = (
+            (3, 4488 + zone, 3 * zone) if zone >= 25 else (6, 4478 + zone, 6 * zone - 3)
+        )
+        return (
+            f"they look like CGCS2000 {width}-degree Gauss-Kruger zone {zone} ({meridian}°E): "
+            f"give --crs EPSG:{code}",
+            f"坐标像是 CGCS2000 {width}度带高斯-克吕格投影第 {zone} 带（中央经线 {meridian}°E）："
+            f"请用 --crs EPSG:{code}",
+        )
+    if 100_000 <= minx <= maxx <= 900_000:
+        return (
+            "they look like CGCS2000 3-degree Gauss-Kruger metres without a zone number: give "
+            "--crs with your central meridian's code (EPSG:4549 for 120°E, as in Suzhou and "
+            "Changshu; EPSG:4534 to EPSG:4554 for 75°E to 135°E)",
+            "坐标像是不带带号的 CGCS2000 3度带高斯-克吕格投影（米）：请按中央经线用 --crs 指定"
+            "（120°E 如苏州、常熟为 EPSG:4549；75°E 至 135°E 为 EPSG:4534 至 EPSG:4554）",
+        )
+    return None
+
+
+def _zone_number(minx: float, maxx: float) -> int | None:
+    """The Gauss-Kruger zone an easting with its zone number in front names (3-degree zones 25
+    to 45, 6-degree zones 13 to 23, as China uses them); None for any other easting."""
+    zone, west = divmod(minx, 1_000_000)
+    if zone != maxx // 1_000_000 or not (west >= 100_000 and maxx % 1_000_000 <= 900_000):
+        return None
+    return int(zone) if 25 <= zone <= 45 or 13 <= zone <= 23 else None
+
+
 def _utm_crs(lon: float, lat: float) -> pyproj.CRS:
     # pyproj's UTM query on the district's point, which is what GeoDataFrame.estimate_utm_crs()
     # runs (without importing geopandas here, on the start-up path of locate).

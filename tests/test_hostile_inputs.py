@@ -119,7 +119,7 @@ def test_a_gbk_csv_with_a_broken_wkt_row_imports_the_rest_and_counts_it(tmp_path
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        ("no crs", "carries no coordinate system; give it with --crs"),
+        ("no crs", "carries no coordinate system; they look like longitude/latitude: give --crs"),
         ("no wkt column", "needs a WKT column named wkt, geometry or geom"),
         ("not text", "not UTF-8 or GBK text"),
     ],

@@ -304,6 +304,37 @@ def test_invalid_polygons_are_repaired_and_counted(tmp_path, kunming_path):
     assert "dropped: not polygons" in table
 
 
+@pytest.mark.parametrize("fmt", ["shapefile without .prj", "geojson read as degrees"])
+def test_gauss_kruger_metres_that_do_not_say_so_are_named_and_import_with_the_code(
+    tmp_path, kunming_path, fmt
+):
+    source = gpd.read_file(kunming_path)
+    zoned = source.to_crs(4522)  # 3-degree zone 34 (102°E), the zone number before the easting
+    if fmt == "shapefile without .prj":
+        path = tmp_path / "b.shp"
+        zoned.to_file(path)
+        path.with_suffix(".prj").unlink()
+    else:  # as CAD exports write it: no crs member, so GDAL reads longitude/latitude
+        path = tmp_path / "b.geojson"
+        zoned.set_crs(4326, allow_override=True).to_file(path)
+    db = tmp_path / "p.gpkg"
+    refused = gridmap("import", path, "--db", db, "--community-field", "community")
+    errors = [line for line in refused.output.splitlines() if line.startswith("Error:")]
+    assert refused.exit_code != 0
+    assert len(errors) == 1, refused.output
+    assert "Gauss-Kruger zone 34 (102°E): give --crs EPSG:4522" in errors[0]
+    assert not db.exists()
+    result = gridmap(
+        "import", path, "--db", db, "--community-field", "community", "--crs", "EPSG:4522"
+    )
+    assert result.exit_code == 0, result.output
+    stored = open_store(db).read_layer("buildings").set_index("building_id")
+    expected = zoned.set_index(zoned["id"].astype(str)).to_crs(stored.crs)
+    moved = stored.geometry.centroid.distance(expected.geometry.centroid.loc[stored.index])
+    assert len(stored) == len(source)
+    assert moved.max() < 0.01
+
+
 def _bad_inputs(tmp_path: Path, kunming_path: Path) -> dict[str, tuple[list[str], str]]:
     source = gpd.read_file(kunming_path)
     cases: dict[str, tuple[list[str], str]] = {}

@@ -89,7 +89,10 @@ def import_command(
     ] = None,
     crs: Annotated[
         str | None,
-        typer.Option(help="仅用于无坐标系的文件 only for files without a CRS, e.g. EPSG:4326"),
+        typer.Option(
+            help="文件的坐标系（文件未声明或声明有误时）the file's CRS where it says none or a "
+            "wrong one, e.g. EPSG:4528"
+        ),
     ] = None,
     attribution: Annotated[
         str | None, typer.Option(help="数据来源署名 attribution to keep with the data")

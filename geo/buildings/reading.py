@@ -27,7 +27,7 @@ import pyproj
 import shapely
 from shapely.errors import GEOSException
 
-from geo.crs import metric_crs_for, parse_crs_name, transformer
+from geo.crs import crs_hint, metric_crs_for, parse_crs_name, transformer
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
 #: ids looked for, in order, when no --id-field is given
@@ -97,8 +97,10 @@ def read_features(
     """Read a vector file through pyogrio; return the frame and whether it came from OSM.
 
     GeoJSON, Shapefile (also ``.zip``), GeoPackage (``layer``), FlatGeobuf and OSM PBF / XML
-    (buildings from GDAL's ``multipolygons`` layer) are supported. ``crs`` is only for files
-    that carry none; a file with its own CRS and a different ``crs`` is refused.
+    (buildings from GDAL's ``multipolygons`` layer) are supported. ``crs`` is for files
+    that carry none, or one their coordinates cannot be in (a GeoJSON of metres, read as
+    longitude/latitude); a file whose own CRS fits its coordinates and a different ``crs`` is
+    refused.
     """
     path = Path(path)
     if not path.exists():
@@ -142,10 +144,11 @@ def read_features(
 
 
 def _with_crs(frame: gpd.GeoDataFrame, *, path: Path, crs: str | None) -> gpd.GeoDataFrame:
-    """``frame`` with the CRS it declares or ``crs`` (only for a file that declares none)."""
+    """``frame`` with the CRS it declares or ``crs`` (for a file that declares none, or one its
+    coordinates cannot be in)."""
     if crs is not None:
         given = parse_crs(crs)
-        if frame.crs is not None and not frame.crs.equals(given):
+        if frame.crs is not None and not frame.crs.equals(given) and _fits(frame, path.name):
             raise CRSError(
                 f"{path.name} already declares {frame.crs.to_string()}; --crs is only for files "
                 "without a CRS",
@@ -153,12 +156,35 @@ def _with_crs(frame: gpd.GeoDataFrame, *, path: Path, crs: str | None) -> gpd.Ge
             )
         frame = frame.set_crs(given, allow_override=True)
     if frame.crs is None:
+        hint = _hint(frame)
+        if hint is not None:
+            raise CRSError(
+                f"{path.name} carries no coordinate system; {hint[0]}",
+                zh=f"{path.name} 没有坐标系信息；{hint[1]}",
+            )
         raise CRSError(
             f"{path.name} carries no coordinate system; give it with --crs (e.g. --crs EPSG:4326 "
             "for longitude/latitude, --crs EPSG:4549 for CGCS2000 Gauss-Kruger 120E)",
             zh=f"{path.name} 没有坐标系信息，请用 --crs 指定（如 EPSG:4326、EPSG:4549）",
         )
     return frame
+
+
+def _fits(frame: gpd.GeoDataFrame, name: str) -> bool:
+    """Whether the frame's coordinates can be in the CRS it declares. One that cannot (a GeoJSON
+    of Gauss-Kruger metres, which GDAL reads as longitude/latitude, as the format says) gives
+    way to ``--crs``."""
+    try:
+        check_coordinates(frame, name=name)
+    except CoordinateError:
+        return False
+    return True
+
+
+def _hint(frame: gpd.GeoDataFrame) -> tuple[str, str] | None:
+    """:func:`geo.crs.crs_hint` for the frame's footprints (None for no finite coordinates)."""
+    bounds = frame.geometry.total_bounds
+    return crs_hint(*bounds) if np.isfinite(bounds).all() else None
 
 
 def _read_csv(path: Path) -> gpd.GeoDataFrame:
@@ -366,11 +392,14 @@ def check_coordinates(frame: gpd.GeoDataFrame, *, name: str) -> None:
                 zh=f"{name}：经纬度顺序似乎颠倒（y 超出 ±90），应为经度在前、纬度在后",
             )
         if max(abs(minx), abs(maxx)) > 180 or max(abs(miny), abs(maxy)) > 90:
+            hint = crs_hint(minx, miny, maxx, maxy) or (
+                "are they metres in a projected CRS? then give the right --crs",
+                "可能是投影坐标（米），请用 --crs 指定正确坐标系",
+            )
             raise CoordinateError(
                 f"{name}: coordinates {minx:.1f}..{maxx:.1f}, {miny:.1f}..{maxy:.1f} are out of the "
-                f"range of {crs.to_string()} (longitude ±180, latitude ±90); are they metres in a "
-                "projected CRS? then give the right --crs",
-                zh=f"{name}：坐标超出经纬度范围，可能是投影坐标（米），请用 --crs 指定正确坐标系",
+                f"range of {crs.to_string()} (longitude ±180, latitude ±90); {hint[0]}",
+                zh=f"{name}：坐标超出经纬度范围；{hint[1]}",
             )
         if minx >= 15 and maxx <= 56 and miny >= 70 and maxy <= 140:
             raise CoordinateError(
