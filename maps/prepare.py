@@ -187,6 +187,9 @@ def prepare_grids(
         "open": open_counts,
         "overdue": overdue_counts,
         "color": colours.tolist(),
+        # where the map places codes first (the largest grid's): one that would overlap a code
+        # placed before is left out at that zoom
+        "label_order": np.argsort(-metric_geoms.area.to_numpy(), kind="stable").tolist(),
     }
     data.update(_occupancy(grids, n))
     if include_contacts:

@@ -13,8 +13,12 @@ import geopandas as gpd
 import pytest
 from browser import launch, open_page
 from test_maps_layers import make_layers
+from typer.testing import CliRunner
 
 import maps
+from api.cli import app
+from geo.plans import store as plans
+from geo.storage.store import open_store
 from maps.base import PALETTE, choropleth_colours
 
 pytestmark = pytest.mark.browser
@@ -143,3 +147,62 @@ def test_on_a_phone_the_legend_starts_folded_and_opens_with_a_tap(page_path, bro
         page.click(".gm-legend-toggle")
         assert legend.bounding_box()["height"] == folded["height"]
         assert not opened.errors
+
+
+#: the screen boxes of the shown grid codes and community names, in the view
+LABEL_BOXES = """() => {
+  const boxes = (selector) => [...document.querySelectorAll(selector)]
+    .map((n) => n.getBoundingClientRect())
+    .filter((r) => r.right > 0 && r.bottom > 0 && r.left < innerWidth && r.top < innerHeight)
+    .map((r) => [r.left, r.top, r.right, r.bottom]);
+  return [boxes('.gm-label span'), boxes('.gm-community-label span')];
+}"""
+
+
+def _overlap(a: list[float], b: list[float], slack: float = 1.0) -> bool:
+    return (
+        a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
+    )
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_in_a_dense_district_codes_overlap_neither_each_other_nor_the_names(
+    suzhou_project_base, tmp_path, browser, viewport
+):
+    out = tmp_path / "suzhou.html"
+    result = CliRunner().invoke(
+        app, ["map", str(out), "--db", str(suzhou_project_base), "--offline"]
+    )
+    assert result.exit_code == 0, result.output
+    grids = plans.load_plan(open_store(suzhou_project_base)).grids.to_crs(4326)
+    centre = grids.geometry.union_all().centroid
+    with open_page(out, block_network=True, browser=browser, viewport=viewport) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        page.evaluate(f"void {VIEW}.map.setView([{centre.y}, {centre.x}], 16, {{animate: false}})")
+        page.wait_for_function("document.querySelectorAll('.gm-label').length > 20")
+        codes, names = page.evaluate(LABEL_BOXES)
+    assert len(codes) > 20
+    clashes = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1 :] if _overlap(a, b)]
+    clashes += [(a, b) for a in codes for b in names if _overlap(a, b)]
+    assert not clashes, clashes[:3]
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (360, 740)])
+def test_on_a_phone_the_credit_scale_title_and_legend_do_not_cover_each_other(
+    page_path, browser, viewport
+):
+    with open_page(page_path, block_network=True, browser=browser, viewport=viewport) as opened:
+        page = opened.page
+        page.wait_for_function(READY)
+        boxes = page.evaluate(
+            """() => ['.leaflet-control-attribution', '.leaflet-control-scale', '.gm-title',
+                      '.gm-legend'].map((s) => {
+                const r = document.querySelector(s).getBoundingClientRect();
+                return [r.left, r.top, r.right, r.bottom];
+              })"""
+        )
+    credit = boxes[0]
+    assert credit[3] - credit[1] < 20  # one line
+    clashes = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if _overlap(a, b)]
+    assert not clashes, clashes

@@ -84,6 +84,35 @@ def test_an_a3_landscape_district_map_carries_title_codes_scale_north_and_credit
     assert (tmp_path / "page-1.png").stat().st_size > 5_000
 
 
+def word_boxes(path: Path, pattern: str) -> list[tuple[float, float, float, float]]:
+    """The boxes (points) of the PDF's words that match ``pattern``, as poppler lays them out."""
+    html = subprocess.run(
+        ["pdftotext", "-bbox", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    found = re.findall(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+        html,
+    )
+    return [tuple(map(float, f[:4])) for f in found if re.fullmatch(pattern, f[4])]
+
+
+def test_a_dense_district_on_a3_keeps_its_grid_codes_apart(suzhou_project_base, tmp_path):
+    out = tmp_path / "suzhou.pdf"
+    result = run(
+        "print", str(out), "--db", str(suzhou_project_base), "--paper", "A3", "--landscape"
+    )
+    assert result.exit_code == 0, result.output
+    boxes = word_boxes(out, r"\d{3}-\d{3}")
+    assert len(boxes) > 150  # of 1,800 grids: the codes that fit, largest grids first
+    overlapping = [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
+    ]
+    assert not overlapping, overlapping[:3]
+
+
 def test_a_community_prints_to_a4_portrait_png(district, tmp_path):
     out = tmp_path / "community.png"
     result = run("print", str(out), "--db", str(district), "--community", "北泰花园")

@@ -153,11 +153,14 @@
     labelGroup.clearLayers();
     var map = view.map, zoom = map.getZoom(), gm = window.gridmap;
     if (zoom < view.data.options.label_zoom) return;
-    var bounds = map.getBounds(), shown = 0;
-    Object.keys(gridLayer).forEach(function (code) {
-      var at = state.labelAt[code];
-      if (shown >= 600 || !at || !bounds.contains(at)) return;
-      labelGroup.addLayer(gm.labelMarker(map, at, "gm-label", gm.labelText(code, zoom)));
+    // The move target's code first; a code that would overlap one placed is left out (as on the map).
+    var bounds = map.getBounds(), shown = 0, codes = Object.keys(gridLayer);
+    var room = new gm.LabelRoom(map).keepClearOf(view.communityNamesInView());
+    if (state.target && gridLayer[state.target]) codes.unshift(state.target);
+    codes.forEach(function (code) {
+      var at = state.labelAt[code], text = gm.labelText(code, zoom);
+      if (shown >= 600 || !at || !bounds.contains(at) || !room.fits(at, text)) return;
+      labelGroup.addLayer(gm.labelMarker(map, at, "gm-label", text));
       shown++;
     });
   }

@@ -482,25 +482,98 @@
   // The plan editor (api/editor/editor.js) labels its own grids as the map does.
   gm.decodePoints = decodePoints;
   gm.labelText = labelText;
+  gm.LabelRoom = Placed;
   gm.labelMarker = function (map, latlng, cls, text) {
     return textMarker(latlng, cls, text, labelPane(map));
   };
 
+  // Room a label takes on screen (px): the .gm-label font (600 11px, centred on its point) and a
+  // little of its white halo; Chinese characters are a full em wide, digits and letters 0.6 em.
+  function labelBox(point, text) {
+    var width = 4;
+    for (var c = 0; c < text.length; c++) width += text.charCodeAt(c) > 0x2e80 ? 11 : 6.6;
+    return [point.x - width / 2, point.y - 7, point.x + width / 2, point.y + 7];
+  }
+
+  // Room a community's name takes: the .gm-community-label font (700 14px), set above its point
+  // (from 1.4 to 0.4 em above it), so a one-grid community keeps its code under its name.
+  function nameBox(point, text) {
+    var width = 6;
+    for (var c = 0; c < text.length; c++) width += text.charCodeAt(c) > 0x2e80 ? 14 : 8.4;
+    return [point.x - width / 2, point.y - 21, point.x + width / 2, point.y - 7];
+  }
+
+  // The boxes of the labels placed so far, hashed by 64 px cells: take() places a box unless it
+  // overlaps one placed before; fits() takes a grid code's box at a place on the map.
+  function Placed(map) {
+    this.cells = {};
+    this.map = map;
+  }
+  Placed.prototype.fits = function (latlng, text) {
+    return this.take(labelBox(this.map.latLngToContainerPoint(latlng), text));
+  };
+  Placed.prototype.keepClearOf = function (names) {
+    for (var i = 0; i < names.length; i++) {
+      this.take(nameBox(this.map.latLngToContainerPoint(names[i].point), names[i].text));
+    }
+    return this;
+  };
+  Placed.prototype.take = function (box) {
+    var x0 = Math.floor(box[0] / 64), x1 = Math.floor(box[2] / 64);
+    var y0 = Math.floor(box[1] / 64), y1 = Math.floor(box[3] / 64), x, y, k, cell;
+    for (x = x0; x <= x1; x++) {
+      for (y = y0; y <= y1; y++) {
+        cell = this.cells[x + ":" + y] || [];
+        for (k = 0; k < cell.length; k++) {
+          var o = cell[k];
+          if (box[0] < o[2] && o[0] < box[2] && box[1] < o[3] && o[1] < box[3]) return false;
+        }
+      }
+    }
+    for (x = x0; x <= x1; x++) {
+      for (y = y0; y <= y1; y++) (this.cells[x + ":" + y] = this.cells[x + ":" + y] || []).push(box);
+    }
+    return true;
+  };
+
+  // Grid codes, the largest grid's first; a code that would overlap one already placed is left
+  // out at this zoom (its popup and the search still give it), so a dense district or a whole
+  // district on paper reads instead of blurring into a heap of digits. Zooming in brings it back.
   GridMap.prototype.setupLabels = function () {
     var self = this, d = this.data.grids, points = decodePoints(d.label), group = this.groups.labels;
     var minZoom = this.data.options.label_zoom, limit = 600, pane = labelPane(this.map);
+    var order = d.label_order || points.map(function (_, i) {
+      return i;
+    });
     function refresh() {
       group.clearLayers();
       if (self.map.getZoom() < minZoom || !self.map.hasLayer(group)) return;
       var bounds = self.map.getBounds(), shown = 0, zoom = self.map.getZoom();
-      for (var i = 0; i < points.length && shown < limit; i++) {
+      var placed = new Placed(self.map).keepClearOf(self.communityNamesInView());
+      for (var k = 0; k < order.length && shown < limit; k++) {
+        var i = order[k];
         if (!bounds.contains(points[i])) continue;
-        group.addLayer(textMarker(points[i], "gm-label", labelText(d.code[i], zoom), pane));
+        var text = labelText(d.code[i], zoom);
+        if (!placed.fits(points[i], text)) continue;
+        group.addLayer(textMarker(points[i], "gm-label", text, pane));
         shown++;
       }
     }
-    this.map.on("moveend zoomend overlayadd", refresh);
+    this.map.on("moveend zoomend overlayadd overlayremove", refresh);
+    this.refreshLabels = refresh;
     refresh();
+  };
+
+  // The community names the map shows now ({point, text}): none until they are drawn, or while
+  // their layer is off or the view holds too many to read (drawCommunities).
+  GridMap.prototype.communityNamesInView = function () {
+    var names = this.communityNames;
+    if (!names || !this.map.hasLayer(this.groups.communities)) return [];
+    var bounds = this.map.getBounds(), found = [];
+    for (var i = 0; i < names.points.length; i++) {
+      if (bounds.contains(names.points[i])) found.push({ point: names.points[i], text: names.text[i] });
+    }
+    return found.length <= names.most ? found : [];
   };
 
   GridMap.prototype.drawChoropleth = function (store, popup, anchor) {
@@ -705,19 +778,24 @@
     // Each community's name inside its outline (the outlines' layer switches it), as long as
     // the view holds few enough of them to read: a city of small blocks shows them zoomed in.
     var points = decodePoints(d.label), pane = labelPane(this.map), names = L.layerGroup();
-    var map = this.map, group = this.groups.communities, MAX_NAMES = 40;
+    var map = this.map, group = this.groups.communities, MAX_NAMES = 40, named = [], text = [];
     for (var i = 0; i < points.length; i++) {
-      if (present(d.name[i])) names.addLayer(textMarker(points[i], "gm-community-label", d.name[i], pane));
+      if (!present(d.name[i])) continue;
+      names.addLayer(textMarker(points[i], "gm-community-label", d.name[i], pane));
+      named.push(points[i]);
+      text.push(String(d.name[i]));
     }
+    this.communityNames = { points: named, text: text, most: MAX_NAMES };
     function readable() {
       var bounds = map.getBounds(), inView = 0;
-      for (var k = 0; k < points.length; k++) if (bounds.contains(points[k])) inView++;
+      for (var k = 0; k < named.length; k++) if (bounds.contains(named[k])) inView++;
       var show = inView <= MAX_NAMES;
       if (show && !group.hasLayer(names)) group.addLayer(names);
       if (!show && group.hasLayer(names)) group.removeLayer(names);
     }
     map.on("moveend zoomend", readable);
     map.whenReady(readable);
+    if (this.refreshLabels) this.refreshLabels(); // the grid codes make room for the names
   };
 
   // Plan diffs: the changed grids' outlines before the change, dashed.
