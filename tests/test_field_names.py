@@ -59,9 +59,9 @@ def test_fields_clashing_in_case_are_renamed_and_a_quote_in_a_name_stays_a_name(
         env={"GRIDMAP_LANG": "en", "COLUMNS": "300"},
     )
     assert result.exit_code == 0, result.output
-    assert "field NAME renamed NAME_2" in result.output
-    assert "field kind renamed kind_2" in result.output
-    assert "field fid renamed fid_2" in result.output
+    assert "field 'NAME' renamed 'NAME_2'" in result.output
+    assert "field 'kind' renamed 'kind_2'" in result.output
+    assert "field 'fid' renamed 'fid_2'" in result.output
     columns = columns_of(db, "buildings")
     assert INJECTED in columns
     assert "injected" not in columns

@@ -148,9 +148,11 @@ def _print_import(summary: project.ImportSummary, *, as_json: bool) -> None:
     for old, new in report.renamed_fields.items():
         console.print(
             say(
-                f"注意：字段 {old} 已改名为 {new}（项目文件不区分字段名的大小写）",
-                f"Note: field {old} renamed {new} (the project file does not tell "
-                "field names apart by case)",
+                f"注意：字段 {old!r} 已改名为 {new!r}（项目文件不区分字段名的大小写，"
+                "也不能有无名字段或 fid、geom 字段）",
+                f"Note: field {old!r} renamed {new!r} (the project file does not tell "
+                "field names apart by case, and holds no field without a name or called fid "
+                "or geom)",
             ),
             style="yellow",
         )

@@ -25,7 +25,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geo.buildings.reading import pick_field
+from geo.buildings.reading import STANDARD_COLUMNS, community_names, pick_field
 from geo.errors import InputError
 
 ROAD_KINDS_FOR_BLOCKS = (
@@ -78,7 +78,27 @@ def assign_communities(
         f"无社区字段、--communities 或 --roads：每个相连的建筑群作为一个社区（共 {labels.nunique()} 个，"
         "命名为 片区NNN）；请用 --communities 提供真实社区边界",
     )
-    return CommunityAssignment(labels, None, "clusters", [warning])
+    return CommunityAssignment(labels, None, "clusters", [warning, *_field_hint(buildings)])
+
+
+#: source fields (``src_`` kept by the reader) whose name says they hold communities
+COMMUNITY_FIELD_NAMES = ("community", "社区", "社区名称", "所属社区", "sqmc", "shequ")
+
+
+def _field_hint(buildings: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+    """A note naming a field of the file that looks like communities, which was not used."""
+    own = [str(c) for c in buildings.columns if c not in STANDARD_COLUMNS and c != "geometry"]
+    fields = {c.removeprefix("src_").lower(): c.removeprefix("src_") for c in own}
+    found = next((fields[n] for n in COMMUNITY_FIELD_NAMES if n in fields), None)
+    if found is None:
+        return []
+    return [
+        (
+            f"the file has a field {found!r} that looks like communities: give "
+            f"--community-field {found} to use it",
+            f"文件中的字段 {found} 像是社区名称：如需使用请加 --community-field {found}",
+        )
+    ]
 
 
 def _from_polygons(
@@ -86,10 +106,15 @@ def _from_polygons(
 ) -> CommunityAssignment:
     """Each building's community is the polygon holding most of it (the nearest outside all)."""
     name_column = _name_column(communities, field)
+    names = community_names(communities[name_column])
+    if names.isna().any():
+        raise InputError(
+            f"{int(names.isna().sum())} community polygons have no name in {name_column!r}; "
+            "name every community (their buildings would go to a neighbour)",
+            zh=f"{int(names.isna().sum())} 个社区边界在字段 {name_column} 中没有名称；请为每个社区填写名称",
+        )
     outlines = gpd.GeoDataFrame(
-        {"community": communities[name_column].astype(str).str.strip()},
-        geometry=communities.geometry.values,
-        crs=communities.crs,
+        {"community": names}, geometry=communities.geometry.values, crs=communities.crs
     ).dissolve("community", as_index=False)
     labels, outside = largest_overlap(buildings, outlines, "community")
     warnings = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from io import StringIO
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyproj
 import shapely
 from shapely.errors import GEOSException
 
+from geo.buildings import plausible
 from geo.crs import crs_hint, metric_crs_for, parse_crs_name, transformer
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
@@ -83,6 +85,11 @@ class ReadReport:
     dropped_ids: list[str] = field(default_factory=list)
     #: the credit line kept with the data (the given one, or OpenStreetMap's for OSM data)
     attribution: str = ""
+    #: the guessed id field whose values repeat, so that the buildings were numbered instead
+    numbered_instead_of: str = ""
+    #: footprints identical to an earlier one, and ones holding two or more others whole
+    duplicate_ids: list[str] = field(default_factory=list)
+    container_ids: list[str] = field(default_factory=list)
     #: the encoding the text was read in where the file does not say it (a Shapefile without
     #: .cpg, a GeoJSON saved as GBK): "GB18030" or "UTF-8"; empty where the file says it
     text_encoding: str = ""
@@ -111,7 +118,7 @@ def read_features(
     if from_osm and layer is None:
         layer = "multipolygons"
     try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        layers = [str(name) for name, _ in pyogrio.list_layers(gdal_source(path))]
     except pyogrio.errors.DataSourceError as error:
         raise InputError(
             f"{path.name} is not a readable vector file ({_first_line(error)})",
@@ -236,28 +243,40 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     parsed one by one: repaired where GEOS can (``frame.attrs["fixed"]``, positions), left
     missing where it cannot (``frame.attrs["unreadable"]``).
     """
-    encoding = shapefile_encoding(path)
+    encoding, source = shapefile_encoding(path), gdal_source(path)
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+        with np.errstate(invalid="ignore"):  # a NaN coordinate: counted below, not warned
+            frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
     except GEOSException:
         frame = None
     except UnicodeDecodeError:
         # GeoJSON is UTF-8 by definition, but Chinese offices save it as GBK too
         encoding = "GB18030"
-        frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+        frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
     if frame is None:
-        frame = _read_leniently(path, layer, encoding)
+        frame = _read_leniently(source, layer, encoding)
     frame.attrs["text_encoding"] = encoding or ""
     return frame
 
 
-def _read_leniently(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame:
+def gdal_source(path: Path) -> str | Path:
+    """What GDAL opens for ``path``: the path, or the one Shapefile inside a zip's folder (what
+    Windows' "Send to compressed folder" makes, which GDAL does not look into by itself)."""
+    if path.suffix.lower() == ".zip":
+        member = _zipped_shapefile(path)
+        if member is not None and "/" in member:
+            return _vsizip(path, member)
+    return path
+
+
+def _read_leniently(path: str | Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame:
     """:func:`_read_frame`'s read when GEOS refuses a geometry: WKB parsed one by one."""
     attributes = pyogrio.read_dataframe(path, layer=layer, read_geometry=False, encoding=encoding)
     meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
     present = np.array([value is not None for value in wkb], dtype=bool)
-    strict = shapely.from_wkb(wkb, on_invalid="ignore")
-    lenient = shapely.from_wkb(wkb, on_invalid="fix")
+    with np.errstate(invalid="ignore"):  # a NaN coordinate: the feature is counted, not warned
+        strict = shapely.from_wkb(wkb, on_invalid="ignore")
+        lenient = shapely.from_wkb(wkb, on_invalid="fix")
     broken = present & shapely.is_missing(strict)
     frame = gpd.GeoDataFrame(attributes, geometry=lenient, crs=meta["crs"])
     frame.attrs["fixed"] = np.flatnonzero(broken & ~shapely.is_missing(lenient)).tolist()
@@ -266,62 +285,99 @@ def _read_leniently(path: Path, layer: str | None, encoding: str | None) -> gpd.
 
 
 def shapefile_encoding(path: Path) -> str | None:
-    """The encoding of a Shapefile's text where GDAL would guess it wrong; else None.
+    """The encoding of a Shapefile's text where GDAL would read it wrong; else None.
 
     A Shapefile says how its text is encoded in a ``.cpg`` file, or in its ``.dbf``'s language
-    byte. Many made in Chinese offices say neither (or "Windows ANSI"): GDAL then reads GBK
-    text as Latin-1, and every Chinese name comes out garbled without an error. Then the text
-    fields are read as raw bytes and decoded as UTF-8, else as GB18030 (which GBK is part of).
+    byte. Many made in Chinese offices say neither, or say "OEM", "ANSI" or "System" (what
+    ArcGIS guides suggest): GDAL then reads GBK text as Latin-1, and every Chinese name comes out
+    garbled without an error. Then the text is read as raw bytes and decoded as UTF-8, else as
+    GB18030 (which GBK is part of) where that gives Chinese text.
     """
     sidecars = _shapefile_sidecars(path)
-    if sidecars is None or ".cpg" in sidecars or sidecars.get(".dbf", b"")[29:30] not in _NO_LDID:
+    if sidecars is None:
         return None
+    declared = sidecars.get(".cpg")
+    if declared is not None and declared.decode("ascii", "replace").strip().lower() in _TRUSTED:
+        return None
+    if declared is None and sidecars.get(".dbf", b"")[29:30] not in _NO_LDID:
+        return None
+    source = sidecars["source"].decode()
     raw = pyogrio.read_dataframe(
-        path, read_geometry=False, encoding="ISO-8859-1", max_features=_ENCODING_SAMPLE
+        source, read_geometry=False, encoding="ISO-8859-1", max_features=_ENCODING_SAMPLE
     )
     text = raw.select_dtypes(exclude=["number", "bool", "datetime"])
     values = (str(v) for column in text for v in pd.unique(text[column].dropna()))
     data = "".join([*map(str, raw.columns), *values]).encode("latin-1", errors="replace")
-    if data.isascii():
+    return None if data.isascii() else _decoding(data)
+
+
+def _decoding(data: bytes) -> str | None:
+    """UTF-8 where ``data`` decodes as it; else GB18030 where that gives Chinese characters."""
+    try:
+        data.decode("UTF-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "UTF-8"
+    try:
+        text = data.decode("GB18030")
+    except UnicodeDecodeError:
         return None
-    for encoding in ("UTF-8", "GB18030"):
-        try:
-            data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    return None
+    return "GB18030" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else None
 
 
 #: features whose text decides a Shapefile's encoding (its first ones: reading is not free)
 _ENCODING_SAMPLE = 50_000
 #: a .dbf's language byte where it names no code page (0) or "Windows ANSI" (0x57)
 _NO_LDID = (b"\x00", b"\x57")
+#: .cpg contents GDAL reads Chinese text right by (UTF-8 and the Chinese code pages)
+_TRUSTED = {"utf-8", "utf8", "65001", "gbk", "936", "cp936", "gb2312", "gb18030", "54936", "big5"}
 
 
 def _shapefile_sidecars(path: Path) -> dict[str, bytes] | None:
-    """For a Shapefile (``.shp``, or a ``.zip`` holding one): its ``.cpg`` (present or not) and
-    the first 32 bytes of its ``.dbf``, by lower-case suffix; None for any other file."""
+    """For a Shapefile (``.shp``, or a ``.zip`` holding one, in a folder or not): the first bytes
+    of its ``.dbf`` and ``.cpg`` where present, and ``source`` (what GDAL opens); None for any
+    other file. A missing ``.dbf`` gives an empty dict (GDAL reports it)."""
     suffix = path.suffix.lower()
     if suffix == ".shp":
-        found = {p.suffix.lower(): p for p in path.parent.glob(path.stem + ".*")}
+        found = {p.suffix.lower(): p for p in path.parent.glob(glob_escape(path.stem) + ".*")}
         if ".dbf" not in found:
             return {}
-        with found[".dbf"].open("rb") as dbf:
-            return {**dict.fromkeys(found, b""), ".dbf": dbf.read(32)}
+        sidecars = {k: found[k].read_bytes()[:64] for k in (".dbf", ".cpg") if k in found}
+        return {**sidecars, "source": str(path).encode()}
     if suffix != ".zip":
         return None
+    member = _zipped_shapefile(path)
+    if member is None:
+        return None
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        stem, names = member[: -len(".shp")], set(archive.namelist())
+        sidecars = {
+            k: archive.read(stem + ext)[:64]
+            for k in (".dbf", ".cpg")
+            for ext in (k, k.upper())
+            if stem + ext in names
+        }
+    return {**sidecars, "source": _vsizip(path, member).encode()}
+
+
+def _zipped_shapefile(path: Path) -> str | None:
+    """The one Shapefile a zip holds (its member name, in a folder or not); None otherwise."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            names = {Path(n).suffix.lower(): n for n in archive.namelist()}
-            if ".shp" not in names or ".dbf" not in names:
-                return None
-            with archive.open(names[".dbf"]) as dbf:
-                return {**dict.fromkeys(names, b""), ".dbf": dbf.read(32)}
+            shapes = [n for n in archive.namelist() if n.lower().endswith(".shp")]
     except (OSError, zipfile.BadZipFile):
         return None
+    return shapes[0] if len(shapes) == 1 else None
+
+
+def _vsizip(path: Path, member: str) -> str:
+    """GDAL's name for a file inside a zip."""
+    return f"/vsizip/{path.resolve()}/{member}"
 
 
 def parse_crs(text: str) -> pyproj.CRS:
@@ -369,6 +425,7 @@ def polygonal_parts(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, pd.Series
         repaired[i] = shapely.union_all(parts) if parts else None
     polygonal = np.isin(shapely.get_type_id(repaired), [3, 6])
     repaired[~polygonal | empty] = None  # an empty Polygon is still of polygon type
+    repaired = shapely.force_2d(repaired)  # a CAD export's heights: footprints are flat
     index = geometries.index
     return (
         gpd.GeoSeries(repaired, index=index, crs=geometries.crs),
@@ -408,6 +465,7 @@ def check_coordinates(frame: gpd.GeoDataFrame, *, name: str) -> None:
                 zh=f"{name}：经纬度顺序似乎颠倒",
             )
         return
+    _refuse_specks(geometries, crs, name)
     area = crs.area_of_use
     if area is None:
         return
@@ -431,6 +489,23 @@ def check_coordinates(frame: gpd.GeoDataFrame, *, name: str) -> None:
         )
 
 
+def _refuse_specks(geometries: gpd.GeoSeries, crs: pyproj.CRS, name: str) -> None:
+    """Refuse footprints a millimetre across in a metric CRS: degrees declared as metres."""
+    bounds = shapely.bounds(geometries.values)
+    width = float(np.median(np.hypot(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])))
+    if width >= 0.001:
+        return
+    hint = crs_hint(*geometries.total_bounds) or (
+        "give the right --crs",
+        "请用 --crs 指定正确坐标系",
+    )
+    raise CoordinateError(
+        f"{name}: the footprints are {width * 1000:.3g} mm across in {crs.to_string()}, no "
+        f"building is; {hint[0]}",
+        zh=f"{name}：按 {crs.to_string()} 建筑轮廓仅约 {width * 1000:.3g} 毫米宽；{hint[1]}",
+    )
+
+
 def pick_field(
     frame: pd.DataFrame, requested: str | None, guesses: tuple[str, ...], *, what: str
 ) -> str | None:
@@ -445,6 +520,14 @@ def pick_field(
         return requested
     lowered = {c.lower(): c for c in columns}
     return next((lowered[g.lower()] for g in guesses if g.lower() in lowered), None)
+
+
+def community_names(values: pd.Series) -> pd.Series:
+    """Community names as NFKC text, trimmed (missing where blank); whole numbers stored as
+    floats (a code field read from a .dbf) lose their ``.0``."""
+    if values.dtype.kind == "f" and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    return values.astype(object).where(values.notna(), None).map(normalise_text).astype(object)
 
 
 def normalise_text(value: object) -> str | None:
@@ -495,6 +578,10 @@ def read_buildings(
     columns = _source_columns(raw, options)
     frame = _polygonal_features(raw, report, path, id_column=columns["id_column"])
     buildings = _standard_columns(frame, **columns)
+    if options.id_field is None and buildings["building_id"].duplicated().any():
+        # a guessed field (ArcGIS's default Id is 0 everywhere) numbers the buildings instead
+        report.numbered_instead_of = columns["id_column"] or ""
+        buildings["building_id"] = [f"B{i:06d}" for i in range(1, len(buildings) + 1)]
     _refuse_duplicate_ids(buildings, path.name, columns["id_column"])
     buildings, report.renamed_fields = distinct_field_names(buildings)
     working_crs = options.working_crs
@@ -542,7 +629,9 @@ def _polygonal_features(
     raw: gpd.GeoDataFrame, report: ReadReport, path: Path, *, id_column: str | None
 ) -> gpd.GeoDataFrame:
     """The features with polygonal footprints, repaired, counted in ``report``, coordinates checked."""
-    geometry, repaired, empty = polygonal_parts(raw.geometry)
+    raw = _without_non_finite(raw)
+    with np.errstate(all="ignore"):  # repairing absurd coordinates (1e300) overflows: dropped
+        geometry, repaired, empty = polygonal_parts(raw.geometry)
     _tally(report, raw, geometry, repaired=repaired, empty=empty, id_column=id_column)
     keep = ~geometry.isna()
     frame = gpd.GeoDataFrame(raw.drop(columns=raw.geometry.name), geometry=geometry, crs=raw.crs)[
@@ -555,8 +644,48 @@ def _polygonal_features(
             f"{report.dropped_unreadable} unreadable)",
             zh=f"{path.name}：没有可用的建筑轮廓（读取 {report.read} 个要素，均为空或非面要素）",
         )
+    _refuse_strays(frame, path.name, id_column)
     check_coordinates(frame, name=path.name)
+    repeated, containers = plausible.duplicates_and_containers(frame.geometry.values)
+    ids = _feature_ids(frame, id_column)
+    report.duplicate_ids, report.container_ids = ids[repeated].tolist(), ids[containers].tolist()
     return frame
+
+
+def _without_non_finite(raw: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``raw`` with the features holding a NaN or Infinity coordinate emptied and marked
+    unreadable (counted and named with the other dropped features)."""
+    bad = plausible.non_finite(raw.geometry.values)
+    if not bad.any():
+        return raw
+    attrs = dict(raw.attrs)
+    raw = raw.set_geometry(raw.geometry.where(~bad, None))
+    raw.attrs = {
+        **attrs,
+        "unreadable": sorted({*attrs.get("unreadable", []), *np.flatnonzero(bad)}),
+    }
+    return raw
+
+
+def _refuse_strays(frame: gpd.GeoDataFrame, name: str, id_column: str | None) -> None:
+    """Refuse footprints no building can be (:func:`geo.buildings.plausible.strays`), by id."""
+    stray = plausible.strays(frame.geometry.values)
+    if stray.any():
+        ids = ", ".join(_feature_ids(frame, id_column)[stray][:5])
+        raise CoordinateError(
+            f"{name}: {int(stray.sum())} footprints are far wider than the others or far away "
+            f"from them ({ids}): a stray vertex, or coordinates of another system? fix or remove "
+            "them",
+            zh=f"{name}：{int(stray.sum())} 个建筑轮廓远大于其他轮廓或远离其他轮廓（{ids}），"
+            "可能有错误顶点或坐标系不同，请修正或删除",
+        )
+
+
+def _feature_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
+    """Each feature's id as the log names it: its id field's text, else ``#`` and its number."""
+    if id_column:
+        return frame[id_column].map(normalise_text).astype(str).str.removesuffix(".0").to_numpy()
+    return np.array([f"#{i + 1}" for i in frame.index])
 
 
 def _valid_after_projection(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -589,11 +718,7 @@ def _tally(
     report.dropped_unreadable = int(unreadable.sum())
     report.dropped_empty = int(empty_only.sum())
     report.dropped_non_polygon = int((~kept & ~empty.to_numpy() & ~unreadable).sum())
-    ids = (
-        raw[id_column].map(normalise_text).astype(str).str.removesuffix(".0").to_numpy()
-        if id_column
-        else np.array([f"#{i + 1}" for i in range(len(raw))])
-    )
+    ids = _feature_ids(raw.reset_index(drop=True), id_column)
     report.repaired_ids = ids[was_repaired].tolist()
     report.dropped_ids = ids[~kept].tolist()
 
@@ -623,10 +748,15 @@ def _standard_columns(
     standard = pd.DataFrame(index=frame.index)
     standard["building_id"] = ids.astype(str)
     standard["community"] = (
-        source[community_column].map(normalise_text)
+        community_names(source[community_column])
         if community_column
         else pd.Series(None, index=frame.index, dtype=object)
     )
+    if community_column and standard["community"].isna().all():
+        raise InputError(
+            f"the community field {community_column!r} is blank in every feature",
+            zh=f"社区字段 {community_column} 在所有要素中均为空",
+        )
     standard["households"] = (
         _households(source[households_column])
         if households_column
@@ -660,10 +790,11 @@ def distinct_field_names(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dic
     taken = {_sqlite_fold(c) for c in RESERVED_COLUMNS}
     renamed: dict[str, str] = {}
     for name in fields:
-        new, suffix = name, 1
+        base = name if name.strip() else "field"  # a GeoJSON property may have no name at all
+        new, suffix = base, 1
         while _sqlite_fold(new) in taken or (new != name and _sqlite_fold(new) in every):
             suffix += 1
-            new = f"{name}_{suffix}"
+            new = f"{base}_{suffix}"
         taken.add(_sqlite_fold(new))
         if new != name:
             renamed[name] = new
@@ -733,9 +864,11 @@ def _refuse_duplicate_ids(buildings: pd.DataFrame, name: str, id_column: str | N
 
 
 def _centre_lonlat(frame: gpd.GeoDataFrame) -> tuple[float, float]:
-    minx, miny, maxx, maxy = frame.total_bounds
-    to_lonlat = transformer(frame.crs, 4326)
-    lon, lat = to_lonlat.transform((minx + maxx) / 2, (miny + maxy) / 2)
+    """The footprints' middle in WGS84: the median of their boxes' centres (one odd feature
+    cannot move it, as it moves the whole file's box)."""
+    bounds = shapely.bounds(frame.geometry.values)
+    x, y = np.median((bounds[:, :2] + bounds[:, 2:]) / 2, axis=0)
+    lon, lat = transformer(frame.crs, 4326).transform(x, y)
     return float(lon), float(lat)
 
 

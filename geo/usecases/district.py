@@ -262,8 +262,48 @@ def import_buildings(  # noqa: PLR0913 (keyword-only options of the import, as s
         communities=len(district.communities),
         community_method=found.method,
         working_crs=metric.to_string(),
-        warnings=[*_encoding_warning(path, report), *district.warnings],
+        warnings=[
+            *_encoding_warning(path, report),
+            *_footprint_warnings(report),
+            *district.warnings,
+        ],
     )
+
+
+def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
+    """Notes on footprints kept that may not be buildings: repeats and site boundaries."""
+    notes = []
+    if report.numbered_instead_of:
+        field = report.numbered_instead_of
+        notes.append(
+            (
+                f"the ids in {field!r} repeat, so the buildings were numbered B000001, B000002, ... "
+                "instead; give --id-field to use another field",
+                f"字段 {field} 中的编号有重复，建筑已改为按 B000001、B000002……编号；"
+                "如需使用其他字段请加 --id-field",
+            )
+        )
+    if report.duplicate_ids:
+        ids = ", ".join(report.duplicate_ids[:5])
+        notes.append(
+            (
+                f"{len(report.duplicate_ids)} footprints repeat an earlier one exactly ({ids}); "
+                "each is kept as a building of its own: remove the copies if they are one building",
+                f"{len(report.duplicate_ids)} 个建筑轮廓与前面的轮廓完全相同（{ids}），均按单独建筑导入；"
+                "如为同一栋楼请删除重复",
+            )
+        )
+    if report.container_ids:
+        ids = ", ".join(report.container_ids[:5])
+        notes.append(
+            (
+                f"{len(report.container_ids)} footprints hold two or more others whole ({ids}): "
+                "a site or estate boundary rather than a building? remove it if so",
+                f"{len(report.container_ids)} 个轮廓完整包含两个以上其他轮廓（{ids}），"
+                "可能是用地或小区红线而非建筑，如是请删除",
+            )
+        )
+    return notes
 
 
 def _encoding_warning(path: str | Path, report: io.ReadReport) -> list[tuple[str, str]]:
@@ -280,10 +320,11 @@ def _encoding_warning(path: str | Path, report: io.ReadReport) -> list[tuple[str
         ]
     return [
         (
-            f"{name} does not say how its text is encoded (no .cpg file); it was read as "
-            f"{encoding}. If names look wrong, add a .cpg file holding the right encoding",
-            f"{name} 未注明文本编码（缺少 .cpg 文件），已按 {encoding} 读取；如名称显示异常，"
-            "请添加写有正确编码的 .cpg 文件",
+            f"{name} does not say how its text is encoded (its .cpg file is missing or names "
+            f"another encoding); it was read as {encoding}. If names look wrong, put the right "
+            "encoding in its .cpg file",
+            f"{name} 未正确注明文本编码（缺少 .cpg 文件或其编码与内容不符），已按 {encoding} 读取；"
+            "如名称显示异常，请在 .cpg 文件中写明正确编码",
         )
     ]
 
