@@ -203,3 +203,60 @@ def test_cad_heights_are_dropped_and_the_footprints_stored_flat(tmp_path, kunmin
     result = gridmap("import", path, "--db", db, "--community-field", "community")
     assert result.exit_code == 0, result.output
     assert not open_store(db).read_layer("buildings").geometry.has_z.any()
+
+
+def test_community_names_keep_their_written_form_and_variants_join_them_with_a_note(
+    tmp_path, kunming
+):
+    names = kunming["community"].where(kunming["community"] != "金色年华", "金色年华（一期）")
+    first = names[names == "金色年华（一期）"].index[0]
+    names[first] = "金色年华(一期)"  # one building typed with half-width brackets
+    path = tmp_path / "b.geojson"
+    kunming.assign(community=names).to_file(path)
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    stored = set(open_store(db).read_layer("buildings")["community"])
+    assert "金色年华（一期）" in stored
+    assert "金色年华(一期)" not in stored
+    assert "differ only in how their characters are written" in one_line(result.output)
+
+
+def test_households_in_full_width_digits_count_and_a_blank_is_unknown(tmp_path, kunming):
+    households = ["１２", "", " 8 "] * (len(kunming) // 3) + ["3"] * (len(kunming) % 3)
+    path = tmp_path / "b.geojson"
+    kunming.assign(households=households).to_file(path)
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community",
+                     "--households-field", "households")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stored = open_store(db).read_layer("buildings")["households"]
+    assert stored.iloc[0] == 12
+    assert pd.isna(stored.iloc[1])
+    assert stored.iloc[2] == 8
+
+
+def test_a_geopackage_of_other_data_is_not_taken_as_the_project(tmp_path, kunming, kunming_path):
+    db = tmp_path / "mydata.gpkg"
+    kunming.to_file(db, layer="楼栋")
+    before = db.read_bytes()
+    result = gridmap("import", kunming_path, "--db", db, "--community-field", "community")
+    refused(result, "mydata.gpkg is a GeoPackage of other data (layers 楼栋)")
+    assert db.read_bytes() == before
+
+
+def test_a_qgis_geopackage_with_its_styles_table_needs_no_layer(tmp_path, kunming):
+    import sqlite3
+
+    path = tmp_path / "qgis.gpkg"
+    kunming.to_file(path, layer="buildings")
+    with sqlite3.connect(path) as conn:  # the table QGIS saves a layer's style in
+        conn.execute("CREATE TABLE layer_styles (id INTEGER PRIMARY KEY, f_table_name TEXT)")
+        conn.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier) "
+            "VALUES ('layer_styles', 'attributes', 'layer_styles')"
+        )
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    assert len(open_store(db).read_layer("buildings")) == 140

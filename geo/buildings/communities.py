@@ -25,7 +25,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geo.buildings.reading import STANDARD_COLUMNS, community_names, pick_field
+from geo.buildings.reading import STANDARD_COLUMNS, community_names, merged_names, pick_field
 from geo.errors import InputError
 
 ROAD_KINDS_FOR_BLOCKS = (
@@ -121,7 +121,8 @@ def _from_polygons(
         (
             "communities taken from the polygons of --communities (the one holding most of each building)",
             "社区取自 --communities 的边界（按建筑面积占比最大者）",
-        )
+        ),
+        *map(merged_names_note, merged_names(communities[name_column])),
     ]
     if outside:
         warnings.append(
@@ -254,3 +255,13 @@ def _name_column(frame: gpd.GeoDataFrame, requested: str | None) -> str:
             zh="请用 --communities-field 指定社区文件中的社区名称字段",
         )
     return column
+
+
+def merged_names_note(group: list[str]) -> tuple[str, str]:
+    """The note on community names written differently and read as one."""
+    shown = " / ".join(group)
+    return (
+        f"the community names {shown} differ only in how their characters are written; they "
+        "were read as one community (give them different names if they are not)",
+        f"社区名称 {shown} 仅字符写法不同（全角/半角等），已视为同一社区；如不是同一社区请改用不同名称",
+    )

@@ -85,6 +85,8 @@ class ReadReport:
     dropped_ids: list[str] = field(default_factory=list)
     #: the credit line kept with the data (the given one, or OpenStreetMap's for OSM data)
     attribution: str = ""
+    #: community names written differently that were read as one (community_names)
+    merged_communities: list[list[str]] = field(default_factory=list)
     #: the guessed id field whose values repeat, so that the buildings were numbered instead
     numbered_instead_of: str = ""
     #: footprints identical to an earlier one, and ones holding two or more others whole
@@ -118,12 +120,16 @@ def read_features(
     if from_osm and layer is None:
         layer = "multipolygons"
     try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(gdal_source(path))]
+        listed = pyogrio.list_layers(gdal_source(path))
     except pyogrio.errors.DataSourceError as error:
         raise InputError(
             f"{path.name} is not a readable vector file ({_first_line(error)})",
             zh=f"{path.name} 不是可读取的矢量文件",
         ) from None
+    layers = [str(name) for name, _ in listed]
+    shapes = [str(name) for name, kind in listed if kind is not None]
+    if layer is None and len(layers) > 1 and len(shapes) == 1:
+        layer = shapes[0]  # QGIS keeps its styles in a table beside the one layer of shapes
     if layer is not None and layer not in layers:
         raise InputError(
             f"{path.name} has no layer {layer!r}; its layers are: {', '.join(layers)}",
@@ -523,11 +529,34 @@ def pick_field(
 
 
 def community_names(values: pd.Series) -> pd.Series:
-    """Community names as NFKC text, trimmed (missing where blank); whole numbers stored as
-    floats (a code field read from a .dbf) lose their ``.0``."""
+    """Community names as written, trimmed (missing where blank).
+
+    Names that differ only in how their characters are written (full- or half-width, ① or 1,
+    the same as NFKC folds them) are one community, named by its most frequent form: the
+    official name stays as the office writes it (金色年华（一期）), and a stray half-width copy
+    joins it. Whole numbers stored as floats (a code field read from a .dbf) lose their ``.0``.
+    """
     if values.dtype.kind == "f" and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
-    return values.astype(object).where(values.notna(), None).map(normalise_text).astype(object)
+    written = values.astype(object).where(values.notna(), None).map(_trimmed)
+    key = written.map(normalise_text)
+    if key.isna().all():
+        return key.astype(object)
+    form = written.groupby(key).agg(lambda forms: forms.value_counts().index[0])
+    names = key.map(form).astype(object)
+    return names.where(names.notna(), None)
+
+
+def merged_names(values: pd.Series) -> list[list[str]]:
+    """The groups of differently written names :func:`community_names` reads as one."""
+    written = values.astype(object).where(values.notna(), None).map(_trimmed).dropna()
+    forms = written.groupby(written.map(normalise_text)).agg(lambda f: sorted(set(f)))
+    return [group for group in forms if len(group) > 1]
+
+
+def _trimmed(value: object) -> str | None:
+    text = None if value is None or value is pd.NA else str(value).strip()
+    return text or None
 
 
 def normalise_text(value: object) -> str | None:
@@ -578,6 +607,8 @@ def read_buildings(
     columns = _source_columns(raw, options)
     frame = _polygonal_features(raw, report, path, id_column=columns["id_column"])
     buildings = _standard_columns(frame, **columns)
+    if columns["community_column"]:
+        report.merged_communities = merged_names(frame[columns["community_column"]])
     if options.id_field is None and buildings["building_id"].duplicated().any():
         # a guessed field (ArcGIS's default Id is 0 everywhere) numbers the buildings instead
         report.numbered_instead_of = columns["id_column"] or ""
@@ -841,6 +872,8 @@ def _first_column(frame: pd.DataFrame, guesses: tuple[str, ...]) -> str | None:
 
 
 def _households(values: pd.Series) -> pd.Series:
+    if values.dtype.kind not in "biuf":  # text: full-width digits count, a blank is unknown
+        values = values.astype(object).where(values.notna(), None).map(normalise_text)
     numbers = pd.to_numeric(values, errors="coerce")
     bad = values.notna() & (numbers.isna() | (numbers < 0) | (numbers % 1 != 0))
     if bad.any():

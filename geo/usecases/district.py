@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from geo.buildings import reading as io
-from geo.buildings.communities import CommunityAssignment, assign_communities
+from geo.buildings.communities import CommunityAssignment, assign_communities, merged_names_note
 from geo.buildings.reading import ReadOptions
 from geo.errors import Conflict, InputError, NotFound
 from geo.grids import boundaries, codes
@@ -272,7 +272,7 @@ def import_buildings(  # noqa: PLR0913 (keyword-only options of the import, as s
 
 def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
     """Notes on footprints kept that may not be buildings: repeats and site boundaries."""
-    notes = []
+    notes = [merged_names_note(group) for group in report.merged_communities]
     if report.numbered_instead_of:
         field = report.numbered_instead_of
         notes.append(
