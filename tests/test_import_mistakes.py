@@ -260,3 +260,25 @@ def test_a_qgis_geopackage_with_its_styles_table_needs_no_layer(tmp_path, kunmin
     result = gridmap("import", path, "--db", db, "--community-field", "community")
     assert result.exit_code == 0, result.output
     assert len(open_store(db).read_layer("buildings")) == 140
+
+
+def test_a_geojson_s_own_integer_ids_are_the_building_ids(tmp_path, kunming_path):
+    collection = _features(kunming_path)
+    for feature in collection["features"]:
+        feature["id"] = feature["properties"].pop("id")
+    path = tmp_path / "b.geojson"
+    path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    stored = open_store(db).read_layer("buildings")["building_id"]
+    assert set(stored) == {str(f["id"]) for f in collection["features"]}
+
+
+def test_a_layer_dissolved_by_community_is_imported_with_a_note(tmp_path, kunming):
+    path = tmp_path / "b.shp"
+    kunming.dissolve("community", as_index=False).to_file(path)
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db, "--community-field", "community")
+    assert result.exit_code == 0, result.output
+    assert "footprints are made of parts more than 10 m apart" in one_line(result.output)

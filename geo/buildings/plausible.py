@@ -65,3 +65,19 @@ def duplicates_and_containers(geometries: np.ndarray) -> tuple[np.ndarray, np.nd
     keep = outer != inner
     held = np.bincount(outer[keep], minlength=len(geometries))
     return repeated, held >= 2
+
+
+#: parts of one footprint further apart than this (m) are separate buildings, not wings
+APART_M = 10.0
+
+
+def scattered(geometries: np.ndarray) -> np.ndarray:
+    """Which footprints (in metres) are made of parts more than :data:`APART_M` apart: a layer
+    dissolved by community, say, rather than one building each."""
+    result = np.zeros(len(geometries), dtype=bool)
+    multi = np.flatnonzero(shapely.get_num_geometries(geometries) > 1)
+    for position in multi:
+        parts = shapely.get_parts(geometries[position])
+        grown = shapely.get_parts(shapely.union_all(shapely.buffer(parts, APART_M / 2)))
+        result[position] = len(grown) > 1
+    return result

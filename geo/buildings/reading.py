@@ -85,6 +85,8 @@ class ReadReport:
     dropped_ids: list[str] = field(default_factory=list)
     #: the credit line kept with the data (the given one, or OpenStreetMap's for OSM data)
     attribution: str = ""
+    #: footprints made of parts far apart (kept, each as one building)
+    scattered_ids: list[str] = field(default_factory=list)
     #: community names written differently that were read as one (community_names)
     merged_communities: list[list[str]] = field(default_factory=list)
     #: the guessed id field whose values repeat, so that the buildings were numbered instead
@@ -250,18 +252,35 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     missing where it cannot (``frame.attrs["unreadable"]``).
     """
     encoding, source = shapefile_encoding(path), gdal_source(path)
+    geojson = path.suffix.lower() in (".geojson", ".json")
     try:
         with np.errstate(invalid="ignore"):  # a NaN coordinate: counted below, not warned
-            frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
+            frame = pyogrio.read_dataframe(
+                source, layer=layer, encoding=encoding, fid_as_index=geojson
+            )
     except GEOSException:
         frame = None
     except UnicodeDecodeError:
         # GeoJSON is UTF-8 by definition, but Chinese offices save it as GBK too
         encoding = "GB18030"
-        frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
+        frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding, fid_as_index=geojson)
     if frame is None:
         frame = _read_leniently(source, layer, encoding)
+    frame = _with_feature_ids(frame) if geojson else frame
     frame.attrs["text_encoding"] = encoding or ""
+    return frame
+
+
+def _with_feature_ids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A GeoJSON read with its feature numbers as the index, numbered 0, 1, ... again; the
+    features' own integer ``id`` members become an ``id`` field (GDAL takes them as feature
+    numbers, so no field has them; string ids it keeps as a field itself)."""
+    fids = frame.index.to_numpy()
+    attrs = frame.attrs
+    frame = frame.reset_index(drop=True)
+    if "id" not in frame.columns and not (fids == np.arange(len(fids))).all():
+        frame.insert(0, "id", fids)
+    frame.attrs = attrs
     return frame
 
 
@@ -620,7 +639,10 @@ def read_buildings(
         lon, lat = _centre_lonlat(buildings)
         working_crs = metric_crs_for(lon, lat)
     report.kept = len(buildings)
-    return _valid_after_projection(buildings.to_crs(working_crs)), report
+    buildings = _valid_after_projection(buildings.to_crs(working_crs))
+    apart = plausible.scattered(buildings.geometry.values)
+    report.scattered_ids = buildings.loc[apart, "building_id"].tolist()
+    return buildings, report
 
 
 def _read_raw(path: Path, options: ReadOptions) -> tuple[gpd.GeoDataFrame, ReadReport]:

@@ -293,6 +293,16 @@ def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
                 "如为同一栋楼请删除重复",
             )
         )
+    if report.scattered_ids:
+        ids = ", ".join(report.scattered_ids[:5])
+        notes.append(
+            (
+                f"{len(report.scattered_ids)} footprints are made of parts more than 10 m apart "
+                f"({ids}), each kept as one building: a dissolved layer rather than buildings?",
+                f"{len(report.scattered_ids)} 个建筑轮廓由相距 10 米以上的多块组成（{ids}），"
+                "各按一栋建筑导入：是否为合并（融合）后的图层？",
+            )
+        )
     if report.container_ids:
         ids = ", ".join(report.container_ids[:5])
         notes.append(
