@@ -227,3 +227,22 @@ def test_a_roster_comes_from_stdin_and_a_map_goes_to_stdout(tmp_path, api_db):
     assert page.stdout.lstrip().lower().startswith("<!doctype html>")
     assert page.stderr == ""
     assert not Path("-").exists()
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(db, tmp_path):
+    # as `gridmap locate ... --output - | head -1` does: the pipe closes after the first line,
+    # while megabytes of rows are still to come
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n" + "102.72,25.05\n" * 100_000, encoding="utf-8")
+    process = subprocess.Popen(
+        [str(GRIDMAP), "locate", "--input", str(points), "--output", "-", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "GRIDMAP_LANG": "en"},
+    )
+    assert process.stdout.readline().startswith(b'"lon"')
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141  # as a command killed by SIGPIPE ends
+    assert "internal error" not in error
+    assert "Traceback" not in error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +34,9 @@ class GridmapGroup(TyperGroup):
         except KeyboardInterrupt:
             console.print(say("已中断", "interrupted"), style="yellow")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # whoever read the output stopped (gridmap ... | head)
+            _stop_writing()
+            raise typer.Exit(141) from None
         except Exception as error:  # a bug, not the user's fault: say so without a traceback
             if os.environ.get("GRIDMAP_DEBUG"):
                 raise
@@ -103,4 +107,15 @@ def _options(
 
 def main() -> None:
     """Entry point of the ``gridmap`` console script."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        _stop_writing()
+        sys.exit(141)
+
+
+def _stop_writing() -> None:
+    """Point stdout at nothing, so that Python's own flush at exit meets no closed pipe (the
+    way a command killed by SIGPIPE ends: quietly, status 128 + 13)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
