@@ -164,34 +164,6 @@ def store_for(db: Path | str, *, create: bool = False) -> Store:
     return store
 
 
-def refuse_foreign_geopackage(db: Path | str) -> None:
-    """Refuse a GeoPackage of other data as the project file: a command would add gridmap's
-    tables to someone's data (looked at read-only, before anything is written)."""
-    import sqlite3
-    from contextlib import closing
-    from urllib.parse import quote
-
-    path = Path(db)
-    if is_server(db) or not path.is_file():
-        return
-    try:
-        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as c:
-            tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master")}
-            if "settings" in tables or "gpkg_contents" not in tables:
-                return  # a project, or no GeoPackage at all (opening it says so)
-            layers = [row[0] for row in c.execute("SELECT table_name FROM gpkg_contents")]
-    except sqlite3.DatabaseError:
-        return
-    if layers:
-        shown = ", ".join(layers[:5])
-        raise InputError(
-            f"{path.name} is a GeoPackage of other data (layers {shown}), not a gridmap project: "
-            "give a new file with --db",
-            zh=f"{path.name} 是其他数据的 GeoPackage（图层 {shown}），不是 gridmap 项目文件："
-            "请用 --db 指定新文件",
-        )
-
-
 def is_server(db: Path | str) -> bool:
     """Whether ``db`` names a PostGIS database rather than a GeoPackage file."""
     return is_server_url(db)
@@ -204,9 +176,10 @@ def new_project_file(db: Path | str, *, division: str | None = "") -> Iterator[S
     ``division``: the street, by default the command's ``--division``."""
     from api.cli.scope import check_new_street, check_store
     from geo.divisions import parse_street
-    from geo.storage.store import adopt_division, open_store
+    from geo.storage.store import adopt_division, open_store, refuse_foreign_geopackage
 
-    refuse_foreign_geopackage(db)
+    if not is_server(db):
+        refuse_foreign_geopackage(Path(db))
     created = bool(project_files(db)) and not Path(db).exists()
     street = current_division() if division == "" else division
     if street and is_server(db):

@@ -17,12 +17,18 @@ Examples
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pyproj
 import shapely
 from sqlalchemy import Connection, text
+
+from geo.errors import InputError
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10300  # GeoPackage 1.3
@@ -224,3 +230,27 @@ def geometry_type_name(geometries: np.ndarray) -> str:
     if len(kinds) == 1:
         return names.get(kinds.pop(), "GEOMETRY")
     return "GEOMETRY"
+
+
+def refuse_foreign_geopackage(path: Path) -> None:
+    """Refuse a GeoPackage of other data as a project file: a command would add gridmap's tables
+    to someone's data. Looked at read-only, before anything is written; a project, a new file
+    or a file that is no GeoPackage at all (opening it says so) passes."""
+    if not path.is_file():
+        return
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as c:
+            tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master")}
+            if "settings" in tables or "gpkg_contents" not in tables:
+                return
+            layers = [row[0] for row in c.execute("SELECT table_name FROM gpkg_contents")]
+    except sqlite3.DatabaseError:
+        return
+    if layers:
+        shown = ", ".join(layers[:5])
+        raise InputError(
+            f"{path.name} is a GeoPackage of other data (layers {shown}), not a gridmap project: "
+            "give a new file with --db",
+            zh=f"{path.name} 是其他数据的 GeoPackage（图层 {shown}），不是 gridmap 项目文件："
+            "请用 --db 指定新文件",
+        )

@@ -46,6 +46,9 @@ from geo.divisions import PLACEHOLDER_DIVISION_CODE, parse_street
 from geo.errors import InputError, NotFound, StoreError
 from geo.storage import gpkg
 
+#: a GeoPackage of other data is no project file (the rule lives with the format)
+refuse_foreign_geopackage = gpkg.refuse_foreign_geopackage
+
 metadata = sa.MetaData()
 
 plans = sa.Table(
