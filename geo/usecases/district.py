@@ -270,8 +270,33 @@ def import_buildings(  # noqa: PLR0913 (keyword-only options of the import, as s
     )
 
 
+#: notes on footprints kept that may not be buildings: (report field, English, Chinese), each
+#: after the count; {ids} names the first few
+_FOOTPRINT_NOTES = (
+    (
+        "duplicate_ids",
+        "footprints repeat an earlier one exactly ({ids}); each is kept as a building of its "
+        "own: remove the copies if they are one building",
+        "个建筑轮廓与前面的轮廓完全相同（{ids}），均按单独建筑导入；如为同一栋楼请删除重复",
+    ),
+    (
+        "scattered_ids",
+        "footprints are made of parts more than 10 m apart ({ids}), each kept as one building: "
+        "a dissolved layer rather than buildings?",
+        "个建筑轮廓由相距 10 米以上的多块组成（{ids}），各按一栋建筑导入：是否为合并后的图层？",
+    ),
+    (
+        "container_ids",
+        "footprints hold two or more others whole ({ids}): a site or estate boundary rather "
+        "than a building? remove it if so",
+        "个轮廓完整包含两个以上其他轮廓（{ids}），可能是用地或小区红线而非建筑，如是请删除",
+    ),
+)
+
+
 def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
-    """Notes on footprints kept that may not be buildings: repeats and site boundaries."""
+    """Notes on what the reader met and kept: names read as one, ids numbered instead, and
+    footprints that may not be buildings (:data:`_FOOTPRINT_NOTES`)."""
     notes = [merged_names_note(group) for group in report.merged_communities]
     if report.numbered_instead_of:
         field = report.numbered_instead_of
@@ -283,36 +308,16 @@ def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
                 "如需使用其他字段请加 --id-field",
             )
         )
-    if report.duplicate_ids:
-        ids = ", ".join(report.duplicate_ids[:5])
-        notes.append(
-            (
-                f"{len(report.duplicate_ids)} footprints repeat an earlier one exactly ({ids}); "
-                "each is kept as a building of its own: remove the copies if they are one building",
-                f"{len(report.duplicate_ids)} 个建筑轮廓与前面的轮廓完全相同（{ids}），均按单独建筑导入；"
-                "如为同一栋楼请删除重复",
+    for name, english, chinese in _FOOTPRINT_NOTES:
+        ids = getattr(report, name)
+        if ids:
+            shown = ", ".join(ids[:5])
+            notes.append(
+                (
+                    f"{len(ids)} {english.format(ids=shown)}",
+                    f"{len(ids)} {chinese.format(ids=shown)}",
+                )
             )
-        )
-    if report.scattered_ids:
-        ids = ", ".join(report.scattered_ids[:5])
-        notes.append(
-            (
-                f"{len(report.scattered_ids)} footprints are made of parts more than 10 m apart "
-                f"({ids}), each kept as one building: a dissolved layer rather than buildings?",
-                f"{len(report.scattered_ids)} 个建筑轮廓由相距 10 米以上的多块组成（{ids}），"
-                "各按一栋建筑导入：是否为合并（融合）后的图层？",
-            )
-        )
-    if report.container_ids:
-        ids = ", ".join(report.container_ids[:5])
-        notes.append(
-            (
-                f"{len(report.container_ids)} footprints hold two or more others whole ({ids}): "
-                "a site or estate boundary rather than a building? remove it if so",
-                f"{len(report.container_ids)} 个轮廓完整包含两个以上其他轮廓（{ids}），"
-                "可能是用地或小区红线而非建筑，如是请删除",
-            )
-        )
     return notes
 
 
