@@ -813,11 +813,11 @@ def _refuse_duplicate_ids(buildings: pd.DataFrame, name: str, id_column: str | N
 
 
 def _centre_lonlat(frame: gpd.GeoDataFrame) -> tuple[float, float]:
-    """The footprints' middle in WGS84: the median of their boxes' centres (one odd feature
-    cannot move it, as it moves the whole file's box)."""
-    bounds = shapely.bounds(frame.geometry.values)
-    x, y = np.median((bounds[:, :2] + bounds[:, 2:]) / 2, axis=0)
-    lon, lat = transformer(frame.crs, 4326).transform(x, y)
+    """The middle of the footprints' box in WGS84 (a stray footprint that would stretch the box
+    is refused before: :func:`_refuse_strays`)."""
+    minx, miny, maxx, maxy = frame.total_bounds
+    to_lonlat = transformer(frame.crs, 4326)
+    lon, lat = to_lonlat.transform((minx + maxx) / 2, (miny + maxy) / 2)
     return float(lon), float(lat)
 
 
