@@ -282,3 +282,25 @@ def test_a_layer_dissolved_by_community_is_imported_with_a_note(tmp_path, kunmin
     result = gridmap("import", path, "--db", db, "--community-field", "community")
     assert result.exit_code == 0, result.output
     assert "footprints are made of parts more than 10 m apart" in one_line(result.output)
+
+
+def test_a_shapefile_without_its_shx_is_refused_with_the_fix(tmp_path, kunming):
+    path = tmp_path / "b.shp"
+    kunming.to_file(path)
+    path.with_suffix(".shx").unlink()
+    result = gridmap("import", path, "--db", tmp_path / "p.gpkg")
+    refused(result, "comes without b.shx")
+
+
+def test_a_geojson_saved_as_utf16_is_refused_with_the_fix(tmp_path, kunming_path):
+    path = tmp_path / "b.geojson"
+    path.write_text(Path(kunming_path).read_text(encoding="utf-8"), encoding="utf-16")
+    result = gridmap("import", path, "--db", tmp_path / "p.gpkg")
+    refused(result, "is saved as UTF-16; save it as UTF-8")
+
+
+def test_ids_too_long_for_a_number_are_refused_not_rounded(tmp_path, kunming):
+    path = tmp_path / "b.shp"
+    kunming.assign(code=(3205811040010010000 + kunming.index).astype("float64")).to_file(path)
+    result = gridmap("import", path, "--db", tmp_path / "p.gpkg", "--id-field", "code")
+    refused(result, "have more digits than a number read from this file keeps exactly")

@@ -121,6 +121,7 @@ def read_features(
     from_osm = path.suffix.lower() in OSM_SUFFIXES
     if from_osm and layer is None:
         layer = "multipolygons"
+    _refuse_unreadable_parts(path)
     try:
         listed = pyogrio.list_layers(gdal_source(path))
     except pyogrio.errors.DataSourceError as error:
@@ -156,6 +157,30 @@ def read_features(
     frame = _with_crs(frame, path=path, crs=crs)
     from_osm = from_osm or any(str(c).lower().startswith("osm") for c in frame.columns)
     return frame, from_osm
+
+
+def _refuse_unreadable_parts(path: Path) -> None:
+    """Refuse, naming the fix, what GDAL reports in its own terms: a Shapefile without the
+    ``.shx`` that comes with it, a GeoJSON saved as UTF-16 (Windows Notepad's "Unicode")."""
+    suffix = path.suffix.lower()
+    if suffix == ".shp" and not any(
+        path.with_suffix(ext).exists() for ext in (".shx", ".SHX")
+    ):  # fmt: skip
+        raise InputError(
+            f"{path.name} comes without {path.stem}.shx, the index every Shapefile has beside "
+            "its .shp and .dbf: copy it too (or send the Shapefile zipped)",
+            zh=f"{path.name} 缺少同名的 .shx 文件（Shapefile 的索引文件）：请一并拷贝（或打包成 zip）",
+        )
+    if suffix in (".geojson", ".json") and _first_bytes(path, 2) in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(
+            f"{path.name} is saved as UTF-16; save it as UTF-8 (GeoJSON's encoding)",
+            zh=f"{path.name} 是 UTF-16 编码；请另存为 UTF-8（GeoJSON 的编码）",
+        )
+
+
+def _first_bytes(path: Path, n: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(n)
 
 
 def _with_crs(frame: gpd.GeoDataFrame, *, path: Path, crs: str | None) -> gpd.GeoDataFrame:
@@ -691,6 +716,7 @@ def _standard_columns(
                 f"{int(missing.sum())} features have no value in the id field {id_column!r}",
                 zh=f"{int(missing.sum())} 个要素的编号字段 {id_column} 为空",
             )
+        _refuse_rounded_ids(source[id_column], id_column)
         ids = ids.astype(str).str.removesuffix(".0")
     standard = pd.DataFrame(index=frame.index)
     standard["building_id"] = ids.astype(str)
@@ -722,6 +748,18 @@ def _standard_columns(
         geometry=frame.geometry,
         crs=frame.crs,
     ).reset_index(drop=True)
+
+
+def _refuse_rounded_ids(values: pd.Series, column: str) -> None:
+    """Refuse ids read as floating-point numbers too long to be exact (a .dbf's 19-digit
+    numeric field): distinct ids would become one, or come out as 3.2058110400100102e+18."""
+    if values.dtype.kind == "f" and (values.abs() >= 2**53).any():
+        raise InputError(
+            f"the ids in {column!r} have more digits than a number read from this file keeps "
+            "exactly; store them as text in the file, or give another --id-field",
+            zh=f"字段 {column} 中的编号位数过多，按数值读取会失真；请在文件中将其存为文本，"
+            "或用 --id-field 指定其他字段",
+        )
 
 
 def distinct_field_names(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
