@@ -172,11 +172,24 @@ def test_community_codes_read_as_floats_keep_their_digits(tmp_path, kunming):
     assert stored == {str(c) for c in codes}
 
 
-def test_an_unused_community_field_is_named_in_the_note(tmp_path, kunming_path):
+def test_a_field_named_community_is_used_when_every_building_fills_it(tmp_path, kunming_path):
     db = tmp_path / "p.gpkg"
     result = gridmap("import", kunming_path, "--db", db)
     assert result.exit_code == 0, result.output
-    assert "give --community-field community to use it" in one_line(result.output)
+    assert "communities taken from the file's field 'community'" in one_line(result.output)
+    assert open_store(db).read_layer("buildings")["community"].nunique() == 16
+
+
+def test_a_community_field_with_blanks_is_not_guessed_but_named(tmp_path, kunming):
+    path = tmp_path / "b.geojson"
+    kunming.assign(社区=kunming["community"].where(kunming.index % 10 != 0, "")).drop(
+        columns="community"
+    ).to_file(path)
+    db = tmp_path / "p.gpkg"
+    result = gridmap("import", path, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "give --community-field 社区 to use it" in one_line(result.output)
+    assert "片区" in open_store(db).read_layer("buildings")["community"].iloc[0]
 
 
 def test_a_zipped_folder_holding_a_gbk_shapefile_that_says_oem_imports_its_names(tmp_path, kunming):

@@ -25,7 +25,13 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geo.buildings.reading import STANDARD_COLUMNS, community_names, merged_names, pick_field
+from geo.buildings.reading import (
+    COMMUNITY_FIELD_GUESSES,
+    STANDARD_COLUMNS,
+    community_names,
+    merged_names,
+    pick_field,
+)
 from geo.errors import InputError
 
 ROAD_KINDS_FOR_BLOCKS = (
@@ -81,15 +87,11 @@ def assign_communities(
     return CommunityAssignment(labels, None, "clusters", [warning, *_field_hint(buildings)])
 
 
-#: source fields (``src_`` kept by the reader) whose name says they hold communities
-COMMUNITY_FIELD_NAMES = ("community", "社区", "社区名称", "所属社区", "sqmc", "shequ")
-
-
 def _field_hint(buildings: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     """A note naming a field of the file that looks like communities, which was not used."""
     own = [str(c) for c in buildings.columns if c not in STANDARD_COLUMNS and c != "geometry"]
     fields = {c.removeprefix("src_").lower(): c.removeprefix("src_") for c in own}
-    found = next((fields[n] for n in COMMUNITY_FIELD_NAMES if n in fields), None)
+    found = next((fields[n] for n in COMMUNITY_FIELD_GUESSES if n in fields), None)
     if found is None:
         return []
     return [

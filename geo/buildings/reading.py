@@ -44,6 +44,8 @@ ID_FIELD_GUESSES = (
     "建筑编号",
 )
 NAME_FIELD_GUESSES = ("name", "名称", "建筑名称")
+#: fields whose name says they hold each building's community, used when every feature has one
+COMMUNITY_FIELD_GUESSES = ("community", "社区", "社区名称", "所属社区")
 ADDRESS_FIELD_GUESSES = ("address", "addr", "地址", "门牌地址")
 OSM_SUFFIXES = (".osm", ".pbf")
 STREET_FIELD_GUESSES = ("addr_street", "addr:street", "street", "街道名", "路名")
@@ -89,6 +91,8 @@ class ReadReport:
     scattered_ids: list[str] = field(default_factory=list)
     #: community names written differently that were read as one (community_names)
     merged_communities: list[list[str]] = field(default_factory=list)
+    #: the field communities were taken from without --community-field (named like them)
+    community_field_guessed: str | None = None
     #: the guessed id field whose values repeat, so that the buildings were numbered instead
     numbered_instead_of: str = ""
     #: footprints identical to an earlier one, and ones holding two or more others whole
@@ -543,6 +547,8 @@ def read_buildings(
     path = Path(path)
     raw, report = _read_raw(path, options)
     columns = _source_columns(raw, options)
+    if options.community_field is None:
+        columns["community_column"] = report.community_field_guessed = _guessed_community(raw)
     frame = _polygonal_features(raw, report, path, id_column=columns["id_column"])
     buildings = _standard_columns(frame, **columns)
     if columns["community_column"]:
@@ -595,6 +601,15 @@ def _source_columns(raw: gpd.GeoDataFrame, options: ReadOptions) -> dict[str, st
         "name_column": pick_field(raw, None, NAME_FIELD_GUESSES, what="names"),
         "address_column": pick_field(raw, None, ADDRESS_FIELD_GUESSES, what="addresses"),
     }
+
+
+def _guessed_community(raw: gpd.GeoDataFrame) -> str | None:
+    """A field named like communities (:data:`COMMUNITY_FIELD_GUESSES`) where every feature has
+    one; a field with blanks is left for the user to fill and name (the import's note says so)."""
+    column = pick_field(raw, None, COMMUNITY_FIELD_GUESSES, what="communities")
+    if column is None or community_names(raw[column]).isna().any():
+        return None
+    return column
 
 
 def _polygonal_features(

@@ -298,6 +298,15 @@ def _footprint_warnings(report: io.ReadReport) -> list[tuple[str, str]]:
     """Notes on what the reader met and kept: names read as one, ids numbered instead, and
     footprints that may not be buildings (:data:`_FOOTPRINT_NOTES`)."""
     notes = [merged_names_note(group) for group in report.merged_communities]
+    if report.community_field_guessed:
+        field = report.community_field_guessed
+        notes.append(
+            (
+                f"communities taken from the file's field {field!r}, which every building fills "
+                "(give --community-field to use another)",
+                f"社区取自文件中的字段 {field}（每栋建筑均有值；如需其他字段请加 --community-field）",
+            )
+        )
     if report.numbered_instead_of:
         field = report.numbered_instead_of
         notes.append(
