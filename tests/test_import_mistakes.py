@@ -317,3 +317,14 @@ def test_ids_too_long_for_a_number_are_refused_not_rounded(tmp_path, kunming):
     kunming.assign(code=(3205811040010010000 + kunming.index).astype("float64")).to_file(path)
     result = gridmap("import", path, "--db", tmp_path / "p.gpkg", "--id-field", "code")
     refused(result, "have more digits than a number read from this file keeps exactly")
+
+
+def test_an_sqlite_file_that_is_no_geopackage_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "plain.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    before = db.read_bytes()
+    refused(gridmap("partition", "--db", db), "is an SQLite file but not a GeoPackage")
+    assert db.read_bytes() == before

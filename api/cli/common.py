@@ -176,10 +176,8 @@ def new_project_file(db: Path | str, *, division: str | None = "") -> Iterator[S
     ``division``: the street, by default the command's ``--division``."""
     from api.cli.scope import check_new_street, check_store
     from geo.divisions import parse_street
-    from geo.storage.store import adopt_division, open_store, refuse_foreign_geopackage
+    from geo.storage.store import adopt_division, open_store
 
-    if not is_server(db):
-        refuse_foreign_geopackage(Path(db))
     created = bool(project_files(db)) and not Path(db).exists()
     street = current_division() if division == "" else division
     if street and is_server(db):

@@ -28,7 +28,7 @@ import pyproj
 import shapely
 from sqlalchemy import Connection, text
 
-from geo.errors import InputError
+from geo.errors import InputError, StoreError
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10300  # GeoPackage 1.3
@@ -232,20 +232,29 @@ def geometry_type_name(geometries: np.ndarray) -> str:
     return "GEOMETRY"
 
 
-def refuse_foreign_geopackage(path: Path) -> None:
-    """Refuse a GeoPackage of other data as a project file: a command would add gridmap's tables
-    to someone's data. Looked at read-only, before anything is written; a project, a new file
-    or a file that is no GeoPackage at all (opening it says so) passes."""
+def check_project_file(path: Path) -> None:
+    """Refuse an existing file that is no gridmap project, read-only and before anything is
+    written to it: an SQLite file that is no GeoPackage (:class:`StoreError`), or a GeoPackage
+    of other data, which a command would add gridmap's tables to (:class:`InputError`). A
+    project, a new or empty file, or a file that is no SQLite at all (opening it says so) passes.
+    """
     if not path.is_file():
         return
     try:
         with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as c:
             tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master")}
-            if "settings" in tables or "gpkg_contents" not in tables:
-                return
-            layers = [row[0] for row in c.execute("SELECT table_name FROM gpkg_contents")]
+            application_id = c.execute("PRAGMA application_id").fetchone()[0]
+            foreign = "gpkg_contents" in tables and "settings" not in tables
+            layers = (
+                [r[0] for r in c.execute("SELECT table_name FROM gpkg_contents")] if foreign else []
+            )
     except sqlite3.DatabaseError:
         return
+    if tables and application_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is an SQLite file but not a GeoPackage",
+            zh=f"{path} 是 SQLite 文件，但不是 GeoPackage",
+        )
     if layers:
         shown = ", ".join(layers[:5])
         raise InputError(

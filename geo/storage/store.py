@@ -46,9 +46,6 @@ from geo.divisions import PLACEHOLDER_DIVISION_CODE, parse_street
 from geo.errors import InputError, NotFound, StoreError
 from geo.storage import gpkg
 
-#: a GeoPackage of other data is no project file (the rule lives with the format)
-refuse_foreign_geopackage = gpkg.refuse_foreign_geopackage
-
 metadata = sa.MetaData()
 
 plans = sa.Table(
@@ -390,14 +387,13 @@ class GeoPackageStore:
         self.division = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         is_new = not self.path.exists()
+        gpkg.check_project_file(self.path)  # before the first connection changes the file
         self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
         # pysqlite's own transaction handling would start transactions lazily and let DDL
         # auto-commit; take control so that one `with store.transaction()` is one transaction.
         event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             with self.transaction() as conn:
-                if not is_new:
-                    self._check_is_gridmap(conn)
                 gpkg.initialise(conn)
                 metadata.create_all(conn)
                 for table in metadata.sorted_tables:
@@ -415,15 +411,6 @@ class GeoPackageStore:
                 f"{self.path} is not a GeoPackage/SQLite file ({error.orig})",
                 zh=f"{self.path} 不是 GeoPackage/SQLite 文件",
             ) from None
-
-    def _check_is_gridmap(self, conn: Connection) -> None:
-        application_id = conn.exec_driver_sql("PRAGMA application_id").scalar()
-        has_tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-        if has_tables and application_id != gpkg.APPLICATION_ID:
-            raise StoreError(
-                f"{self.path} is an SQLite file but not a GeoPackage",
-                zh=f"{self.path} 是 SQLite 文件，但不是 GeoPackage",
-            )
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
