@@ -670,9 +670,22 @@ def _refuse_strays(frame: gpd.GeoDataFrame, name: str, id_column: str | None) ->
 
 def _feature_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
     """Each feature's id as the log names it: its id field's text, else ``#`` and its number."""
-    if id_column:
-        return frame[id_column].map(normalise_text).astype(str).str.removesuffix(".0").to_numpy()
-    return np.array([f"#{i + 1}" for i in frame.index])
+    numbers = np.array([f"#{i + 1}" for i in frame.index], dtype=object)
+    if not id_column:
+        return numbers
+    ids = _id_texts(frame[id_column])
+    return np.where(ids.isna(), numbers, ids.to_numpy(dtype=object))
+
+
+def _id_texts(values: pd.Series) -> pd.Series:
+    """Ids as the project keeps them: NFKC text, trimmed, a whole number read as a float
+    without its ``.0``; missing where blank."""
+    return values.map(_id_text).astype(object)
+
+
+def _id_text(value: object) -> str | None:
+    text = normalise_text(value)
+    return None if text is None else text.removesuffix(".0")
 
 
 def _valid_after_projection(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -724,7 +737,7 @@ def _standard_columns(
     if id_column is None:
         ids = pd.Series([f"B{i:06d}" for i in range(1, len(frame) + 1)], index=frame.index)
     else:
-        ids = source[id_column].map(normalise_text)
+        ids = _id_texts(source[id_column])
         missing = ids.isna()
         if missing.any():
             raise InputError(
@@ -732,7 +745,6 @@ def _standard_columns(
                 zh=f"{int(missing.sum())} 个要素的编号字段 {id_column} 为空",
             )
         _refuse_rounded_ids(source[id_column], id_column)
-        ids = ids.astype(str).str.removesuffix(".0")
     standard = pd.DataFrame(index=frame.index)
     standard["building_id"] = ids.astype(str)
     standard["community"] = (
