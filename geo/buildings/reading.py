@@ -480,7 +480,7 @@ def community_names(values: pd.Series) -> pd.Series:
     """
     if values.dtype.kind == "f" and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
-    written = values.astype(object).where(values.notna(), None).map(_trimmed)
+    written = _written(values)
     key = written.map(normalise_text)
     if key.isna().all():
         return key.astype(object)
@@ -491,9 +491,14 @@ def community_names(values: pd.Series) -> pd.Series:
 
 def merged_names(values: pd.Series) -> list[list[str]]:
     """The groups of differently written names :func:`community_names` reads as one."""
-    written = values.astype(object).where(values.notna(), None).map(_trimmed).dropna()
+    written = _written(values).dropna()
     forms = written.groupby(written.map(normalise_text)).agg(lambda f: sorted(set(f)))
     return [group for group in forms if len(group) > 1]
+
+
+def _written(values: pd.Series) -> pd.Series:
+    """Each value as written, trimmed; None where missing or blank."""
+    return values.astype(object).where(values.notna(), None).map(_trimmed)
 
 
 def _trimmed(value: object) -> str | None:
@@ -607,7 +612,7 @@ def _guessed_community(raw: gpd.GeoDataFrame) -> str | None:
     """A field named like communities (:data:`COMMUNITY_FIELD_GUESSES`) where every feature has
     one; a field with blanks is left for the user to fill and name (the import's note says so)."""
     column = pick_field(raw, None, COMMUNITY_FIELD_GUESSES, what="communities")
-    if column is None or community_names(raw[column]).isna().any():
+    if column is None or _written(raw[column]).isna().any():
         return None
     return column
 
