@@ -490,16 +490,21 @@
   // Room a label takes on screen (px): the .gm-label font (600 11px, centred on its point) and a
   // little of its white halo; Chinese characters are a full em wide, digits and letters 0.6 em.
   function labelBox(point, text) {
-    var width = 4;
-    for (var c = 0; c < text.length; c++) width += text.charCodeAt(c) > 0x2e80 ? 11 : 6.6;
+    var width = textWidth(text, 11) + 4;
     return [point.x - width / 2, point.y - 7, point.x + width / 2, point.y + 7];
+  }
+
+  // Width (px) of text in a font of `size` px: Chinese characters an em, others 0.6 em.
+  function textWidth(text, size) {
+    var width = 0;
+    for (var c = 0; c < text.length; c++) width += text.charCodeAt(c) > 0x2e80 ? size : 0.6 * size;
+    return width;
   }
 
   // Room a community's name takes: the .gm-community-label font (700 14px), set above its point
   // (from 1.4 to 0.4 em above it), so a one-grid community keeps its code under its name.
   function nameBox(point, text) {
-    var width = 6;
-    for (var c = 0; c < text.length; c++) width += text.charCodeAt(c) > 0x2e80 ? 14 : 8.4;
+    var width = textWidth(text, 14) + 6;
     return [point.x - width / 2, point.y - 21, point.x + width / 2, point.y - 7];
   }
 
