@@ -126,8 +126,9 @@ def read_features(
     if from_osm and layer is None:
         layer = "multipolygons"
     _refuse_unreadable_parts(path)
+    source = gdal_source(path)
     try:
-        listed = pyogrio.list_layers(gdal_source(path))
+        listed = pyogrio.list_layers(source)
     except pyogrio.errors.DataSourceError as error:
         raise InputError(
             f"{path.name} is not a readable vector file ({_first_line(error)})",
@@ -148,7 +149,7 @@ def read_features(
             zh=f"{path.name} 含多个图层（{', '.join(layers)}），请用 --layer 指定",
         )
     try:
-        frame = _read_frame(path, layer)
+        frame = _read_frame(path, layer, source)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
         raise InputError(
             f"cannot read {path.name}: {_first_line(error)}", zh=f"无法读取 {path.name}"
@@ -272,15 +273,16 @@ def _read_csv(path: Path) -> gpd.GeoDataFrame:
     return frame
 
 
-def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
-    """The layer as a GeoDataFrame; a feature whose geometry GEOS refuses never stops the read.
+def _read_frame(path: Path, layer: str | None, source: str | Path) -> gpd.GeoDataFrame:
+    """The layer of ``path`` (GDAL opens ``source``, :func:`gdal_source`) as a GeoDataFrame; a
+    feature whose geometry GEOS refuses never stops the read.
 
     A clipped OSM extract holds closed ways whose nodes lie outside it: GDAL hands over rings of
     two points, and building the whole frame raises. Then the geometries are read as WKB and
     parsed one by one: repaired where GEOS can (``frame.attrs["fixed"]``, positions), left
     missing where it cannot (``frame.attrs["unreadable"]``).
     """
-    encoding, source = shapefile_encoding(path), gdal_source(path)
+    encoding = shapefile_encoding(path)
     geojson = path.suffix.lower() in (".geojson", ".json")
     try:
         with np.errstate(invalid="ignore"):  # a NaN coordinate: counted below, not warned
