@@ -29,6 +29,7 @@ from shapely.errors import GEOSException
 
 from geo.buildings import plausible
 from geo.buildings.sources import gdal_source, shapefile_encoding
+from geo.chinese_text import decoded
 from geo.crs import crs_hint, metric_crs_for, parse_crs_name, transformer
 from geo.errors import CoordinateError, CRSError, InputError, NotFound
 
@@ -238,19 +239,13 @@ def _read_csv(path: Path) -> gpd.GeoDataFrame:
     The geometry column is the first of :data:`WKT_COLUMNS` present (any case). A value GEOS
     cannot parse, even leniently, is left missing and counted (``frame.attrs["unreadable"]``).
     """
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
+    found = decoded(path.read_bytes())
+    if found is None:
         raise InputError(
             f"{path.name}: not UTF-8 or GBK text", zh=f"{path.name}：编码不是 UTF-8 或 GBK"
         )
     try:
-        table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+        table = pd.read_csv(StringIO(found[0]), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
         raise InputError(
             f"{path.name}: not a readable CSV ({_first_line(error)})",

@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pyogrio
 
+from geo.chinese_text import decoded
+
 
 def gdal_source(path: Path) -> str | Path:
     """What GDAL opens for ``path``: the path, or the one Shapefile inside a zip's folder (what
@@ -60,17 +62,14 @@ def shapefile_encoding(path: Path) -> str | None:
 
 
 def _decoding(data: bytes) -> str | None:
-    """UTF-8 where ``data`` decodes as it; else GB18030 where that gives Chinese characters."""
-    try:
-        data.decode("UTF-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        return "UTF-8"
-    try:
-        text = data.decode("GB18030")
-    except UnicodeDecodeError:
+    """UTF-8 where ``data`` decodes as it; else GB18030 where that gives Chinese characters
+    (Latin-1 text of another country can pass as GB18030 too)."""
+    found = decoded(data)
+    if found is None:
         return None
+    text, encoding = found
+    if encoding != "gb18030":
+        return "UTF-8"
     return "GB18030" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else None
 
 

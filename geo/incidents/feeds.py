@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
+from geo.chinese_text import ENCODINGS
 from geo.crs import to_wgs84
 from geo.errors import InputError
 from geo.exchange.xlsx import is_xlsx, read_xlsx
@@ -286,7 +287,7 @@ def read_feed_records(path: str | Path) -> pd.DataFrame:
 
 def _csv_records(path: Path) -> pd.DataFrame:
     """A CSV feed's cells as text, read as UTF-8 (with or without BOM) or else GBK."""
-    for encoding in ("utf-8-sig", "gb18030"):
+    for encoding in ENCODINGS:
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         except UnicodeDecodeError:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geo.chinese_text import decoded
 from geo.errors import InputError
 from geo.exchange.xlsx import is_xlsx, read_xlsx
 
@@ -59,7 +60,6 @@ REQUIRED = ("worker_id", "name", "community")
 #: the project's own ``phone`` and ``worker_phone`` first (the order :func:`contact_column` picks
 #: in), then every header a roster may give a phone under (a layer from elsewhere may keep one).
 CONTACT_COLUMNS = tuple(dict.fromkeys(("worker_phone", "phone", *HEADERS["phone"])))
-ENCODINGS = ("utf-8-sig", "gb18030")
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^(0\d{2,3})?[2-9]\d{6,7}$")
@@ -269,23 +269,20 @@ def contact_column(frame: pd.DataFrame) -> str | None:
 
 
 def _parse_csv(raw: bytes, name: str) -> pd.DataFrame:
-    for encoding in ENCODINGS:
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        try:
-            return pd.read_csv(
-                io.StringIO(text), dtype=str, keep_default_na=False, sep=None, engine="python"
-            )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as error:
-            raise InputError(
-                f"{name}: not a readable CSV ({error})", zh=f"{name}：不是可读取的 CSV 文件"
-            ) from error
-    raise InputError(
-        f"{name}: not UTF-8 or GBK/GB18030 text",
-        zh=f"{name}：文件编码不是 UTF-8 或 GBK",
-    )
+    found = decoded(raw)
+    if found is None:
+        raise InputError(
+            f"{name}: not UTF-8 or GBK/GB18030 text",
+            zh=f"{name}：文件编码不是 UTF-8 或 GBK",
+        )
+    try:
+        return pd.read_csv(
+            io.StringIO(found[0]), dtype=str, keep_default_na=False, sep=None, engine="python"
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as error:
+        raise InputError(
+            f"{name}: not a readable CSV ({error})", zh=f"{name}：不是可读取的 CSV 文件"
+        ) from error
 
 
 def _standard_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
